@@ -1,0 +1,63 @@
+/**
+ * The handle passed to `db.connection(fn)`: one pooled connection held for
+ * the callback's duration.
+ *
+ * @module
+ */
+import type { TransactionOptions } from "./dialect.ts";
+import type { ExecuteResult, Row } from "./driver.ts";
+import { Queryable, type QueryKind } from "./queryable.ts";
+import type { Session } from "./session.ts";
+import type { CompiledQuery } from "./sql.ts";
+import { executeManyAtomically, runTransaction, Transaction } from "./transaction.ts";
+
+/**
+ * One connection held for a `db.connection(fn)` callback. Inside the
+ * callback, `db.*` calls of the same instance run on it too; the handle works
+ * where no async context exists.
+ *
+ * @example
+ * ```ts
+ * import { Database, sql } from "@roost/db";
+ * const db = new Database("sqlite::memory:");
+ * await db.connection(async (conn) => {
+ *   await conn.execute(sql`create temp table scratch (n integer)`);
+ *   await db.execute(sql`insert into scratch values (1)`); // same connection
+ * });
+ * ```
+ */
+export class Connection extends Queryable {
+  readonly #session: Session;
+
+  /** Wraps a held session; created by `db.connection`. */
+  constructor(session: Session) {
+    super(session.rules);
+    this.#session = session;
+  }
+
+  /** Runs `fn` in a transaction on this connection (a savepoint if one is open). */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
+    const tx = await Transaction.open(this.#session, this.#session.current, options, false);
+    return await runTransaction(this.#session, tx, fn);
+  }
+
+  /** Opens a transaction on this connection (a savepoint if one is open) and returns its handle. */
+  async begin(options: TransactionOptions = {}): Promise<Transaction> {
+    return await Transaction.open(this.#session, this.#session.current, options, false);
+  }
+
+  /** @inheritdoc */
+  protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    return this.#session.perform(kind, query);
+  }
+
+  /** @inheritdoc */
+  protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    return executeManyAtomically(this.#session, text, paramSets);
+  }
+
+  /** @inheritdoc */
+  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+    return this.#session.stream(query, batchSize);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * What differs between the SQL dialects Roost speaks: placeholders,
+ * identifier quoting and the statements that open and close transactions.
+ *
+ * @module
+ */
+
+/** The SQL dialects Roost supports. */
+export type DialectName = "postgres" | "mysql" | "sqlite";
+
+/** Transaction isolation levels, as the SQL standard names them. */
+export type IsolationLevel =
+  | "read uncommitted"
+  | "read committed"
+  | "repeatable read"
+  | "serializable";
+
+/** How an outermost transaction starts. Savepoints inherit both settings. */
+export interface TransactionOptions {
+  /**
+   * The isolation level; the server's default when omitted. SQLite always
+   * runs serializable transactions, which satisfies every level.
+   */
+  isolation?: IsolationLevel;
+  /** Reject writes inside the transaction (on SQLite via `PRAGMA query_only`). */
+  readOnly?: boolean;
+}
+
+/** The per-dialect rules the compiler and the transaction code follow. */
+export interface Dialect {
+  /** The dialect's name. */
+  readonly name: DialectName;
+  /** The placeholder of the `index`-th parameter (1-based). */
+  placeholder(index: number): string;
+  /** Quotes one identifier, doubling embedded quote characters. */
+  quoteIdent(name: string): string;
+  /** The statements that open an outermost transaction. */
+  begin(options: TransactionOptions): readonly string[];
+  /** The statements that restore the session after an outermost transaction ends. */
+  afterEnd(options: TransactionOptions): readonly string[];
+  /** Compiled text of plain templates, keyed by the template's strings array. */
+  readonly textCache: WeakMap<readonly string[], string>;
+}
+
+const isolationSql: Record<IsolationLevel, string> = {
+  "read uncommitted": "READ UNCOMMITTED",
+  "read committed": "READ COMMITTED",
+  "repeatable read": "REPEATABLE READ",
+  "serializable": "SERIALIZABLE",
+};
+
+const doubleQuoted = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+const none: readonly string[] = Object.freeze([]);
+
+const postgres: Dialect = {
+  name: "postgres",
+  placeholder: (index) => `$${index}`,
+  quoteIdent: doubleQuoted,
+  begin({ isolation, readOnly }) {
+    let text = "BEGIN";
+    if (isolation) text += ` ISOLATION LEVEL ${isolationSql[isolation]}`;
+    if (readOnly) text += " READ ONLY";
+    return [text];
+  },
+  afterEnd: () => none,
+  textCache: new WeakMap(),
+};
+
+const mysql: Dialect = {
+  name: "mysql",
+  placeholder: () => "?",
+  quoteIdent: (name) => `\`${name.replaceAll("`", "``")}\``,
+  begin({ isolation, readOnly }) {
+    const start = readOnly ? "START TRANSACTION READ ONLY" : "START TRANSACTION";
+    // SET TRANSACTION applies to the next transaction only, so it must come first.
+    return isolation ? [`SET TRANSACTION ISOLATION LEVEL ${isolationSql[isolation]}`, start] : [start];
+  },
+  afterEnd: () => none,
+  textCache: new WeakMap(),
+};
+
+const sqlite: Dialect = {
+  name: "sqlite",
+  placeholder: () => "?",
+  quoteIdent: doubleQuoted,
+  // IMMEDIATE takes the write lock up front: a deferred transaction that reads
+  // and then writes fails with SQLITE_BUSY at once when another connection
+  // writes, without waiting for the busy timeout.
+  begin: ({ readOnly }) => readOnly ? ["BEGIN DEFERRED", "PRAGMA query_only = ON"] : ["BEGIN IMMEDIATE"],
+  afterEnd: ({ readOnly }) => readOnly ? ["PRAGMA query_only = OFF"] : none,
+  textCache: new WeakMap(),
+};
+
+const dialects: Record<DialectName, Dialect> = { postgres, mysql, sqlite };
+
+/** Returns the rules of a dialect. */
+export function dialectOf(name: DialectName): Dialect {
+  return dialects[name];
+}
+
+/** The savepoint name used at a nesting depth (1 = first savepoint). */
+export function savepointName(depth: number): string {
+  return `roost_sp_${depth}`;
+}

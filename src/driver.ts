@@ -1,0 +1,62 @@
+/**
+ * The small interface between Roost's core and a database driver. One file
+ * per driver implements it under `src/drivers/`.
+ *
+ * @module
+ */
+import type { DialectName } from "./dialect.ts";
+import type { DatabaseUrl } from "./url.ts";
+
+/** A result row: column name to value. */
+export type Row = Record<string, unknown>;
+
+/** What `execute` and `executeMany` return. */
+export interface ExecuteResult {
+  /** Rows inserted, updated or deleted. */
+  rowCount: number;
+  /** The id of the last inserted row, where the dialect reports one. */
+  lastInsertId?: number | bigint;
+}
+
+/**
+ * One open connection. The core never calls two methods of a connection at
+ * once: a connection serves one scope or one query at a time, and a stream's
+ * batches are fetched between other calls only when the driver says
+ * {@linkcode Driver.interleavedStreams}.
+ *
+ * Methods throw `QueryError` for errors the connection survives and
+ * `ConnectionError` for errors that leave it unusable (the pool evicts it).
+ */
+export interface DriverConnection {
+  /** Runs a statement; returns counts, not rows. */
+  execute(text: string, params: readonly unknown[]): Promise<ExecuteResult>;
+  /** Runs one statement for many parameter sets, preparing it once. */
+  executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult>;
+  /** Runs a query and returns all its rows. */
+  fetchAll(text: string, params: readonly unknown[]): Promise<Row[]>;
+  /** Runs a query and returns its first row. */
+  fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined>;
+  /** Streams a query's rows in batches; `return()` stops it early and frees its resources. */
+  stream(text: string, params: readonly unknown[], batchSize: number): AsyncIterableIterator<Row[]>;
+  /** Checks that the connection still works (used before reusing a long-idle one). */
+  ping?(): Promise<void>;
+  /** Closes the connection; never throws. */
+  close(): Promise<void>;
+}
+
+/** A database driver: how to open connections for one dialect. */
+export interface Driver {
+  /** The driver's name, as the `driver` option spells it. */
+  readonly name: string;
+  /** The dialect it speaks. */
+  readonly dialect: DialectName;
+  /**
+   * True when a connection may run other statements while one of its streams
+   * is open (SQLite). The pool then lends a streaming connection to queries
+   * that would otherwise wait for it, so a query inside `for await` of
+   * `iterate` cannot deadlock even on a pool of one.
+   */
+  readonly interleavedStreams: boolean;
+  /** Opens a connection. Throws `ConnectionError` when it cannot. */
+  connect(url: DatabaseUrl): Promise<DriverConnection>;
+}

@@ -1,0 +1,335 @@
+/**
+ * The SQLite connection shared by the `node:sqlite` and `bun:sqlite` drivers,
+ * which expose the same synchronous statement API: statements prepared once
+ * and cached per connection, JavaScript values converted to what SQLite
+ * stores, integers returned exactly, errors translated.
+ *
+ * @module
+ */
+import type { DriverConnection, ExecuteResult, Row } from "../driver.ts";
+import { ConnectionError, QueryError } from "../errors.ts";
+import type { DatabaseUrl } from "../url.ts";
+
+/** The statement API both runtimes' SQLite modules offer. */
+export interface SyncStatement {
+  run(...params: unknown[]): { changes: number | bigint; lastInsertRowid: number | bigint };
+  all(...params: unknown[]): unknown[];
+  get(...params: unknown[]): unknown;
+  iterate(...params: unknown[]): Iterator<unknown>;
+  finalize?(): void;
+}
+
+/** The database API both runtimes' SQLite modules offer. */
+export interface SyncDatabase {
+  /** Prepares a statement that reads integers as `bigint`. */
+  prepare(text: string): SyncStatement;
+  exec(text: string): void;
+  close(): void;
+}
+
+/** How a runtime opens its SQLite database. */
+export interface SyncDatabaseOpener {
+  (path: string, options: { readOnly: boolean; create: boolean }): SyncDatabase;
+}
+
+const primaryCodes = [
+  "OK",
+  "ERROR",
+  "INTERNAL",
+  "PERM",
+  "ABORT",
+  "BUSY",
+  "LOCKED",
+  "NOMEM",
+  "READONLY",
+  "INTERRUPT",
+  "IOERR",
+  "CORRUPT",
+  "NOTFOUND",
+  "FULL",
+  "CANTOPEN",
+  "PROTOCOL",
+  "EMPTY",
+  "SCHEMA",
+  "TOOBIG",
+  "CONSTRAINT",
+  "MISMATCH",
+  "MISUSE",
+  "NOLFS",
+  "AUTH",
+  "FORMAT",
+  "RANGE",
+  "NOTADB",
+];
+
+const constraintCodes: Record<number, string> = {
+  275: "CHECK",
+  531: "COMMITHOOK",
+  787: "FOREIGNKEY",
+  1043: "FUNCTION",
+  1299: "NOTNULL",
+  1555: "PRIMARYKEY",
+  1811: "TRIGGER",
+  2067: "UNIQUE",
+  2323: "VTAB",
+  2579: "ROWID",
+  3091: "DATATYPE",
+};
+
+function sqliteCodeName(code: number): string {
+  const extended = constraintCodes[code];
+  if (extended) return `SQLITE_CONSTRAINT_${extended}`;
+  return `SQLITE_${primaryCodes[code & 0xff] ?? String(code)}`;
+}
+
+/** Turns a runtime's SQLite error into a {@linkcode QueryError} with a `SQLITE_*` code. */
+export function sqliteError(error: unknown, text: string): QueryError {
+  if (error instanceof QueryError) return error;
+  const raw = (error ?? {}) as { code?: unknown; errcode?: unknown; errno?: unknown; message?: unknown };
+  const numeric = typeof raw.errcode === "number" ? raw.errcode : typeof raw.errno === "number" ? raw.errno : undefined;
+  const code = typeof raw.code === "string" && raw.code.startsWith("SQLITE_")
+    ? raw.code
+    : numeric !== undefined
+    ? sqliteCodeName(numeric)
+    : typeof raw.code === "string"
+    ? raw.code
+    : undefined;
+  const message = typeof raw.message === "string" ? raw.message : String(error);
+  return new QueryError(message, { cause: error, code, sql: text });
+}
+
+function invalidParameter(index: number, why: string): QueryError {
+  return new QueryError(`parameter ${index + 1} ${why}`, { code: "ROOST_INVALID_PARAMETER" });
+}
+
+/**
+ * Converts one value to what SQLite stores: booleans as 1/0, dates as ISO 8601
+ * text, byte views as blobs, plain objects and arrays as JSON text.
+ */
+function toSqlite(value: unknown, index: number): unknown {
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "bigint":
+      return value;
+    case "boolean":
+      return value ? 1 : 0;
+    case "undefined":
+      throw invalidParameter(index, "is undefined; pass null for SQL NULL");
+    case "object":
+      if (value === null || value instanceof Uint8Array) return value;
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) throw invalidParameter(index, "is an invalid Date");
+        return value.toISOString();
+      }
+      if (value instanceof ArrayBuffer) return new Uint8Array(value);
+      if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+      if (isJsonObject(value)) return JSON.stringify(value);
+      throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which SQLite cannot store`);
+    default:
+      throw invalidParameter(index, `is a ${typeof value}, which SQLite cannot store`);
+  }
+}
+
+function isJsonObject(value: object): boolean {
+  if (Array.isArray(value)) return true;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null || typeof (value as { toJSON?: unknown }).toJSON === "function";
+}
+
+/** Converts parameters for binding; returns the same array when none needs converting. */
+export function sqliteParams(params: readonly unknown[]): readonly unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < params.length; i++) {
+    const value = params[i];
+    const converted = toSqlite(value, i);
+    if (converted !== value) {
+      out ??= params.slice();
+      out[i] = converted;
+    }
+  }
+  return out ?? params;
+}
+
+const minSafe = BigInt(Number.MIN_SAFE_INTEGER);
+const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** An integer as a number when that is exact, else as a bigint. */
+export function exactInteger(value: number | bigint): number | bigint {
+  return typeof value === "bigint" && value >= minSafe && value <= maxSafe ? Number(value) : value;
+}
+
+/** A plain-object copy of a row with integers returned exactly. */
+function toRow(raw: unknown): Row {
+  const source = raw as Record<string, unknown>;
+  const row: Row = {};
+  for (const key in source) {
+    const value = source[key];
+    row[key] = typeof value === "bigint" ? exactInteger(value) : value;
+  }
+  return row;
+}
+
+interface CachedStatement {
+  statement: SyncStatement;
+  /** INSERT/REPLACE: only these report `lastInsertId`. */
+  inserts: boolean;
+}
+
+const statementCacheSize = 256;
+const insertPattern = /^\s*(insert|replace)\b/i;
+
+/** A SQLite connection implementing the driver interface over a synchronous database. */
+export class SqliteConnection implements DriverConnection {
+  readonly #db: SyncDatabase;
+  readonly #statements = new Map<string, CachedStatement>();
+
+  /** Wraps an open database. */
+  constructor(db: SyncDatabase) {
+    this.#db = db;
+  }
+
+  #prepare(text: string): CachedStatement {
+    let cached = this.#statements.get(text);
+    if (cached === undefined) {
+      cached = { statement: this.#db.prepare(text), inserts: insertPattern.test(text) };
+      if (this.#statements.size >= statementCacheSize) {
+        const [oldest, evicted] = this.#statements.entries().next().value!;
+        this.#statements.delete(oldest);
+        evicted.statement.finalize?.();
+      }
+      this.#statements.set(text, cached);
+    }
+    return cached;
+  }
+
+  #run(text: string, params: readonly unknown[]): ExecuteResult {
+    const { statement, inserts } = this.#prepare(text);
+    const { changes, lastInsertRowid } = statement.run(...sqliteParams(params));
+    const rowCount = Number(changes);
+    return inserts && rowCount > 0 ? { rowCount, lastInsertId: exactInteger(lastInsertRowid) } : { rowCount };
+  }
+
+  /** @inheritdoc */
+  execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
+    try {
+      return Promise.resolve(this.#run(text, params));
+    } catch (error) {
+      return Promise.reject(sqliteError(error, text));
+    }
+  }
+
+  /** @inheritdoc */
+  executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    try {
+      const { statement, inserts } = this.#prepare(text);
+      let rowCount = 0;
+      let lastInsertId: number | bigint | undefined;
+      for (const params of paramSets) {
+        const result = statement.run(...sqliteParams(params));
+        rowCount += Number(result.changes);
+        lastInsertId = result.lastInsertRowid;
+      }
+      const result: ExecuteResult = { rowCount };
+      if (inserts && rowCount > 0 && lastInsertId !== undefined) result.lastInsertId = exactInteger(lastInsertId);
+      return Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(sqliteError(error, text));
+    }
+  }
+
+  /** @inheritdoc */
+  fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+    try {
+      const raw = this.#prepare(text).statement.all(...sqliteParams(params));
+      const rows = new Array<Row>(raw.length);
+      for (let i = 0; i < raw.length; i++) rows[i] = toRow(raw[i]);
+      return Promise.resolve(rows);
+    } catch (error) {
+      return Promise.reject(sqliteError(error, text));
+    }
+  }
+
+  /** @inheritdoc */
+  fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
+    try {
+      const raw = this.#prepare(text).statement.get(...sqliteParams(params));
+      return Promise.resolve(raw == null ? undefined : toRow(raw));
+    } catch (error) {
+      return Promise.reject(sqliteError(error, text));
+    }
+  }
+
+  /** @inheritdoc */
+  async *stream(text: string, params: readonly unknown[], batchSize: number): AsyncIterableIterator<Row[]> {
+    // A statement of its own: a cached one could be reset by a query run inside the loop.
+    let statement: SyncStatement;
+    let rows: Iterator<unknown>;
+    try {
+      statement = this.#db.prepare(text);
+      rows = statement.iterate(...sqliteParams(params));
+    } catch (error) {
+      throw sqliteError(error, text);
+    }
+    try {
+      for (;;) {
+        const batch: Row[] = [];
+        try {
+          while (batch.length < batchSize) {
+            const next = rows.next();
+            if (next.done) break;
+            batch.push(toRow(next.value));
+          }
+        } catch (error) {
+          throw sqliteError(error, text);
+        }
+        if (batch.length > 0) yield batch;
+        if (batch.length < batchSize) return;
+      }
+    } finally {
+      rows.return?.();
+      statement.finalize?.();
+    }
+  }
+
+  /** @inheritdoc */
+  close(): Promise<void> {
+    try {
+      for (const { statement } of this.#statements.values()) statement.finalize?.();
+      this.#statements.clear();
+      this.#db.close();
+    } catch {
+      // Closing is best effort: the handle is gone either way.
+    }
+    return Promise.resolve();
+  }
+}
+
+/** Opens a SQLite connection and applies the URL's settings. */
+export function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): SqliteConnection {
+  const mode = (url.options.mode as string | undefined) ?? "rwc";
+  const path = url.database;
+  let db: SyncDatabase;
+  try {
+    db = open(path, { readOnly: mode === "ro", create: mode === "rwc" });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConnectionError(`could not open SQLite database "${path}": ${reason}`, {
+      cause: error,
+      code: sqliteError(error, "").code,
+    });
+  }
+  try {
+    db.exec(`PRAGMA busy_timeout = ${Number(url.options.busy_timeout ?? 5_000)}`);
+    db.exec(`PRAGMA foreign_keys = ${url.options.foreign_keys === false ? "OFF" : "ON"}`);
+    if (!url.inMemory && mode !== "ro") {
+      db.exec(`PRAGMA journal_mode = ${String(url.options.journal_mode ?? "wal").toUpperCase()}`);
+    }
+  } catch (error) {
+    db.close();
+    throw new ConnectionError(`could not set up SQLite database "${path}": ${sqliteError(error, "").message}`, {
+      cause: error,
+    });
+  }
+  return new SqliteConnection(db);
+}

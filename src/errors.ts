@@ -1,0 +1,89 @@
+/**
+ * The typed errors Roost throws. Every error extends {@linkcode RoostError},
+ * carries the underlying driver error as `cause`, and never contains a password
+ * or (unless a debug option asks for them) query parameters.
+ *
+ * @module
+ */
+
+/** Options shared by every Roost error. */
+export interface RoostErrorOptions {
+  /** The error that caused this one, usually the driver's. */
+  cause?: unknown;
+  /** A machine-readable code: SQLSTATE, driver code or a `ROOST_*` code. */
+  code?: string;
+}
+
+/** Base class of every error Roost throws; catch it to catch them all. */
+export class RoostError extends Error {
+  /** A machine-readable code: SQLSTATE, driver code or a `ROOST_*` code. */
+  readonly code?: string;
+
+  /** Creates an error with a message and optional cause and code. */
+  constructor(message: string, options: RoostErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    if (options.code !== undefined) this.code = options.code;
+  }
+}
+
+/**
+ * Invalid configuration: a malformed URL, an unknown or mistyped option.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, Database } from "@roost/db";
+ * try {
+ *   new Database("sqlite::memory:?colour=blue");
+ * } catch (error) {
+ *   console.log(error instanceof ConfigError); // true
+ * }
+ * ```
+ */
+export class ConfigError extends RoostError {}
+
+/** A connection could not be opened, or was lost while in use. */
+export class ConnectionError extends RoostError {}
+
+/** The options of a {@linkcode QueryError}. */
+export interface QueryErrorOptions extends RoostErrorOptions {
+  /** The SQL text that failed (never its parameters). */
+  sql?: string;
+}
+
+/**
+ * The database rejected a query. `code` holds the SQLSTATE (Postgres, MySQL)
+ * or the SQLite result code name such as `SQLITE_CONSTRAINT_UNIQUE`; invalid
+ * input that Roost rejects before the database sees it has a `ROOST_*` code.
+ */
+export class QueryError extends RoostError {
+  /** The SQL text that failed; parameters are never included. */
+  readonly sql?: string;
+
+  /** Creates a query error. */
+  constructor(message: string, options: QueryErrorOptions = {}) {
+    super(message, options);
+    if (options.sql !== undefined) this.sql = options.sql;
+  }
+}
+
+/** No connection became free within the pool's `acquireTimeout`. */
+export class PoolTimeoutError extends RoostError {}
+
+/** A write was attempted where only reads are allowed (a replica scope). */
+export class ReadOnlyError extends RoostError {}
+
+/** A transaction was misused: used after it ended, or ended out of order. */
+export class TransactionError extends RoostError {}
+
+/** A query that had to return a row returned none. */
+export class NoResultError extends RoostError {}
+
+/** A query that had to return one row returned several. */
+export class TooManyResultsError extends RoostError {}
+
+/** A named instance is missing, or a name is already taken. */
+export class RegistryError extends RoostError {}
+
+/** The database (or the scope, or the pool) has been closed. */
+export class ClosedError extends RoostError {}

@@ -1,0 +1,370 @@
+/**
+ * A runtime-agnostic connection pool: limits, FIFO waiters with an acquire
+ * timeout, idle timeout, max lifetime with jitter, validation of long-idle
+ * connections, eviction of broken ones, and a draining close. Its timers
+ * never keep a process alive.
+ *
+ * @module
+ */
+import { ClosedError, PoolTimeoutError } from "./errors.ts";
+import { backgroundTimeout } from "./runtime.ts";
+
+/** Pool limits and timeouts; durations are in milliseconds, and 0 disables a timeout. */
+export interface PoolOptions {
+  /** Connections kept open even when idle (opened by `connect()`, refilled in the background). Default 0. */
+  min?: number;
+  /** Most connections open at once. Default 10 (1 for SQLite `:memory:`). */
+  max?: number;
+  /** How long `acquire` waits for a free connection before a `PoolTimeoutError`. Default 10 000. */
+  acquireTimeout?: number;
+  /** An idle connection above `min` is closed after this long. Default 30 000. */
+  idleTimeout?: number;
+  /**
+   * A connection is retired after this long (up to 5% earlier, so a pool's
+   * connections do not all expire together). Only idle connections are
+   * retired, never one inside a query or transaction. Default 1 800 000.
+   */
+  maxLifetime?: number;
+  /** A connection idle longer than this is checked (`ping`) before it is handed out; 0 checks every time. Default 500. */
+  validateAfter?: number;
+}
+
+/** A pool's counters at one moment. */
+export interface PoolStats {
+  /** Connections open or opening. */
+  size: number;
+  /** Open connections nobody holds. */
+  idle: number;
+  /** Connections held (or being opened) for a caller. */
+  busy: number;
+  /** Callers waiting for a connection. */
+  waiting: number;
+}
+
+/** How the pool opens, checks and closes connections. */
+export interface PoolHooks<C> {
+  /** Opens a connection; throws `ConnectionError` when it cannot. */
+  open(): Promise<C>;
+  /** Closes a connection; must not throw. */
+  close(connection: C): Promise<void>;
+  /**
+   * Checks a long-idle connection before reuse: returns a promise that
+   * rejects when it is dead, or undefined when the connection needs no check.
+   */
+  ping?(connection: C): Promise<void> | undefined;
+}
+
+/** One pooled connection and its bookkeeping. */
+export class PooledConnection<C> {
+  /** The driver's connection. */
+  readonly connection: C;
+  /** When it was opened. */
+  readonly openedAt: number;
+  /** When it retires (Infinity for never). */
+  readonly expiresAt: number;
+  /** When it last became idle. */
+  idleSince: number;
+  /** How many callers hold it (more than one only while it is lent by a stream). */
+  holders = 1;
+  /** Set when an error showed the connection is unusable. */
+  broken = false;
+
+  /** Wraps a freshly opened connection. */
+  constructor(connection: C, now: number, lifetime: number) {
+    this.connection = connection;
+    this.openedAt = now;
+    this.idleSince = now;
+    this.expiresAt = lifetime > 0 ? now + lifetime - Math.random() * lifetime * 0.05 : Infinity;
+  }
+}
+
+interface Waiter<C> {
+  resolve(item: PooledConnection<C>): void;
+  reject(error: unknown): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  settled: boolean;
+}
+
+/** Pool options with every default filled in. */
+export type ResolvedPoolOptions = Required<PoolOptions>;
+
+/** The defaults of {@linkcode PoolOptions}. */
+export const poolDefaults: ResolvedPoolOptions = Object.freeze({
+  min: 0,
+  max: 10,
+  acquireTimeout: 10_000,
+  idleTimeout: 30_000,
+  maxLifetime: 1_800_000,
+  validateAfter: 500,
+});
+
+/** A pool of connections of type `C`. */
+export class Pool<C> {
+  readonly #hooks: PoolHooks<C>;
+  readonly #options: ResolvedPoolOptions;
+  readonly #label: string;
+  readonly #all = new Set<PooledConnection<C>>();
+  readonly #idle: PooledConnection<C>[] = [];
+  readonly #lenders = new Set<PooledConnection<C>>();
+  #waiters: Waiter<C>[] = [];
+  #opening = 0;
+  #reaper: ReturnType<typeof setTimeout> | undefined;
+  #warm = false;
+  #closing: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+
+  /** Creates an empty pool; nothing is opened until the first `acquire` or `warm`. */
+  constructor(hooks: PoolHooks<C>, options: ResolvedPoolOptions, label: string) {
+    this.#hooks = hooks;
+    this.#options = options;
+    this.#label = label;
+  }
+
+  /** True once `close` has been called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** Current counters. */
+  stats(): PoolStats {
+    const size = this.#all.size + this.#opening;
+    const idle = this.#idle.length;
+    return { size, idle, busy: size - idle, waiting: this.#waiters.length };
+  }
+
+  /** Opens connections up to `min` (at least one, to prove the settings work). */
+  async warm(): Promise<void> {
+    this.#warm = true;
+    const item = await this.acquire();
+    this.release(item);
+    const missing = this.#options.min - this.#all.size - this.#opening;
+    await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.#openIdle()));
+  }
+
+  /** Takes a connection, waiting (FIFO) up to `acquireTimeout` when all are busy. */
+  async acquire(): Promise<PooledConnection<C>> {
+    for (;;) {
+      const item = await this.#obtain();
+      if (item.holders > 1 || Date.now() - item.idleSince <= this.#options.validateAfter) return item;
+      const check = this.#hooks.ping?.(item.connection);
+      if (check === undefined) return item;
+      try {
+        await check;
+        return item;
+      } catch {
+        item.holders = 0;
+        this.#destroy(item);
+      }
+    }
+  }
+
+  /**
+   * Marks a held connection as streaming: while it streams, callers that
+   * would otherwise wait may share it (only for drivers whose connections run
+   * statements between a stream's batches).
+   */
+  lend(item: PooledConnection<C>): void {
+    this.#lenders.add(item);
+    this.#dispatch();
+  }
+
+  /** Ends {@linkcode lend}. */
+  unlend(item: PooledConnection<C>): void {
+    this.#lenders.delete(item);
+  }
+
+  /** Gives a connection back; a broken one is closed and replaced on demand. */
+  release(item: PooledConnection<C>, broken = false): void {
+    if (broken) item.broken = true;
+    if (--item.holders > 0) return;
+    if (item.broken || this.closed || Date.now() >= item.expiresAt) {
+      this.#destroy(item);
+      this.#dispatch();
+      return;
+    }
+    item.idleSince = Date.now();
+    const waiter = this.#nextWaiter();
+    if (waiter) {
+      item.holders = 1;
+      waiter.resolve(item);
+      return;
+    }
+    this.#idle.push(item);
+    this.#scheduleReap();
+  }
+
+  /**
+   * Stops handing out connections, fails waiters with `ClosedError`, closes
+   * idle connections, waits up to `timeout` ms for held ones to come back,
+   * then closes whatever is left.
+   */
+  close(timeout = 5_000): Promise<void> {
+    if (this.#closing) return this.#closing;
+    if (this.#reaper !== undefined) clearTimeout(this.#reaper);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    this.#closing = (async () => {
+      for (const waiter of waiters) this.#settle(waiter)?.reject(new ClosedError(`${this.#label} is closed`));
+      for (const item of [...this.#idle]) this.#destroy(item);
+      if (this.#all.size + this.#opening > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((resolve) => {
+          this.#drained = resolve;
+          timer = backgroundTimeout(resolve, timeout);
+        });
+        clearTimeout(timer);
+        for (const item of [...this.#all]) this.#destroy(item);
+      }
+    })();
+    return this.#closing;
+  }
+
+  #obtain(): Promise<PooledConnection<C>> | PooledConnection<C> {
+    if (this.closed) throw new ClosedError(`${this.#label} is closed`);
+    if (this.#waiters.length === 0) {
+      const idle = this.#takeIdle();
+      if (idle) return idle;
+      if (this.#canGrow()) return this.#open();
+      const lender = this.#borrow();
+      if (lender) return lender;
+    }
+    return new Promise<PooledConnection<C>>((resolve, reject) => {
+      const waiter: Waiter<C> = { resolve, reject, timer: undefined, settled: false };
+      const { acquireTimeout } = this.#options;
+      if (acquireTimeout > 0) {
+        const since = Date.now();
+        waiter.timer = backgroundTimeout(() => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          const { size, busy, waiting } = this.stats();
+          this.#settle(waiter)?.reject(
+            new PoolTimeoutError(
+              `no connection became free in ${Date.now() - since} ms (acquireTimeout ${acquireTimeout} ms; ` +
+                `${this.#label}: ${busy} of ${size} busy, max ${this.#options.max}, ${waiting} more waiting)`,
+            ),
+          );
+        }, acquireTimeout);
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #canGrow(): boolean {
+    return this.#all.size + this.#opening < this.#options.max;
+  }
+
+  #takeIdle(): PooledConnection<C> | undefined {
+    const now = Date.now();
+    for (let item = this.#idle.pop(); item; item = this.#idle.pop()) {
+      if (now < item.expiresAt) {
+        item.holders = 1;
+        return item;
+      }
+      this.#destroy(item);
+    }
+    return undefined;
+  }
+
+  #borrow(): PooledConnection<C> | undefined {
+    for (const item of this.#lenders) {
+      item.holders++;
+      return item;
+    }
+    return undefined;
+  }
+
+  async #open(): Promise<PooledConnection<C>> {
+    this.#opening++;
+    let connection: C;
+    try {
+      connection = await this.#hooks.open();
+    } catch (error) {
+      this.#opening--;
+      this.#checkDrained();
+      this.#dispatch();
+      throw error;
+    }
+    this.#opening--;
+    if (this.closed) {
+      await this.#hooks.close(connection);
+      this.#checkDrained();
+      throw new ClosedError(`${this.#label} is closed`);
+    }
+    const item = new PooledConnection(connection, Date.now(), this.#options.maxLifetime);
+    this.#all.add(item);
+    return item;
+  }
+
+  async #openIdle(): Promise<void> {
+    const item = await this.#open();
+    this.release(item);
+  }
+
+  #settle(waiter: Waiter<C>): Waiter<C> | undefined {
+    if (waiter.settled) return undefined;
+    waiter.settled = true;
+    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+    return waiter;
+  }
+
+  #nextWaiter(): Waiter<C> | undefined {
+    for (let waiter = this.#waiters.shift(); waiter; waiter = this.#waiters.shift()) {
+      if (this.#settle(waiter)) return waiter;
+    }
+    return undefined;
+  }
+
+  #dispatch(): void {
+    while (this.#waiters.length > 0 && !this.closed) {
+      const item = this.#takeIdle() ?? this.#borrow();
+      if (item) {
+        const waiter = this.#nextWaiter();
+        if (waiter) waiter.resolve(item);
+        else this.release(item);
+        continue;
+      }
+      if (!this.#canGrow()) return;
+      const waiter = this.#nextWaiter();
+      if (!waiter) return;
+      this.#open().then(waiter.resolve, waiter.reject);
+    }
+  }
+
+  #destroy(item: PooledConnection<C>): void {
+    if (!this.#all.delete(item)) return;
+    const at = this.#idle.indexOf(item);
+    if (at >= 0) this.#idle.splice(at, 1);
+    this.#lenders.delete(item);
+    void this.#hooks.close(item.connection);
+    this.#checkDrained();
+  }
+
+  #checkDrained(): void {
+    if (this.#drained && this.#all.size + this.#opening === 0) this.#drained();
+  }
+
+  #scheduleReap(): void {
+    if (this.#reaper !== undefined || this.closed) return;
+    const { idleTimeout, maxLifetime } = this.#options;
+    const horizon = Math.min(idleTimeout || Infinity, maxLifetime || Infinity);
+    if (horizon === Infinity && !(this.#warm && this.#options.min > 0)) return;
+    const every = Math.max(5, Math.min(1_000, Math.floor(horizon / 2)));
+    this.#reaper = backgroundTimeout(() => {
+      this.#reaper = undefined;
+      this.#reap();
+    }, every);
+  }
+
+  #reap(): void {
+    const now = Date.now();
+    const { idleTimeout, min } = this.#options;
+    for (const item of [...this.#idle]) {
+      const expired = now >= item.expiresAt;
+      const idleTooLong = idleTimeout > 0 && now - item.idleSince >= idleTimeout && this.#all.size > min;
+      if (expired || idleTooLong) this.#destroy(item);
+    }
+    if (this.#warm) {
+      for (let n = min - this.#all.size - this.#opening; n > 0; n--) this.#openIdle().catch(() => {});
+    }
+    if (this.#idle.length > 0 || this.#all.size < min) this.#scheduleReap();
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The query methods shared by a {@linkcode Database}, a connection handle and
+ * a transaction handle, so a function can take any of them.
+ *
+ * @module
+ */
+import type { Dialect, DialectName } from "./dialect.ts";
+import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
+import { ConfigError, QueryError } from "./errors.ts";
+import { compileQuery, type Query } from "./query.ts";
+import type { CompiledQuery } from "./sql.ts";
+
+/** Which result a query method wants: counts, all rows or the first row. */
+export type QueryKind = 0 | 1 | 2;
+/** `execute`: counts. */
+export const EXECUTE: QueryKind = 0;
+/** `fetchAll`: every row. */
+export const FETCH_ALL: QueryKind = 1;
+/** `fetchOne` / `fetchVal`: the first row. */
+export const FETCH_ONE: QueryKind = 2;
+
+/** Runs a compiled query on a driver connection for one kind of result. */
+export function runOn(connection: DriverConnection, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+  switch (kind) {
+    case EXECUTE:
+      return connection.execute(query.text, query.params);
+    case FETCH_ALL:
+      return connection.fetchAll(query.text, query.params);
+    default:
+      return connection.fetchOne(query.text, query.params);
+  }
+}
+
+/** Options of {@linkcode Queryable.iterate}. */
+export interface IterateOptions {
+  /** Rows fetched per round trip (or per synchronous step on SQLite). Default 100. */
+  batchSize?: number;
+}
+
+/** A list of parameter sets for {@linkcode Queryable.executeMany}. */
+export type ParameterSets = Iterable<readonly unknown[]>;
+
+// deno-lint-ignore require-yield
+async function* failing(error: unknown): AsyncIterableIterator<never> {
+  throw error;
+}
+
+function firstValue(row: Row | undefined): unknown {
+  if (row !== undefined) { for (const key in row) return row[key]; }
+  return undefined;
+}
+
+/**
+ * Anything that runs queries: a {@linkcode Database}, a `Connection` handle
+ * or a `Transaction` handle. Accept `Queryable` in your own functions to let
+ * callers pass whichever they hold.
+ *
+ * @example
+ * ```ts
+ * import { type Queryable, sql } from "@roost/db";
+ * async function countUsers(db: Queryable): Promise<number | undefined> {
+ *   return await db.fetchVal<number>(sql`select count(*) from users`);
+ * }
+ * ```
+ */
+export abstract class Queryable {
+  /** The SQL dialect this handle speaks. */
+  readonly dialect: DialectName;
+  /** The dialect's rules, for subclasses. */
+  protected readonly rules: Dialect;
+
+  /** Sets the dialect; subclasses only. */
+  protected constructor(rules: Dialect) {
+    this.rules = rules;
+    this.dialect = rules.name;
+  }
+
+  /** Runs one compiled query where this handle runs queries. */
+  protected abstract perform(kind: QueryKind, query: CompiledQuery): Promise<unknown>;
+  /** Runs one statement for many parameter sets, atomically. */
+  protected abstract performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult>;
+  /** Streams a compiled query's rows. */
+  protected abstract stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row>;
+
+  /**
+   * Runs a statement and returns how many rows it changed and, for an INSERT
+   * where the dialect reports it, the last inserted id.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * await db.execute(sql`create table users (id integer primary key, name text)`);
+   * const { rowCount, lastInsertId } = await db.execute(sql`insert into users (name) values (${"Ada"})`);
+   * ```
+   */
+  async execute(query: Query, params?: readonly unknown[]): Promise<ExecuteResult> {
+    return await this.perform(EXECUTE, compileQuery(query, params, this.rules)) as ExecuteResult;
+  }
+
+  /**
+   * Runs one statement for many parameter sets: prepared once, run in one
+   * transaction when none is open (all rows or none), never a round trip per
+   * row where the driver can batch. In an `sql` template the values only mark
+   * the parameter positions; each set supplies the real values.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * await db.execute(sql`create table users (name text, age integer)`);
+   * await db.executeMany(sql`insert into users (name, age) values (${0}, ${1})`, [["Ada", 36], ["Alan", 41]]);
+   * ```
+   */
+  async executeMany(query: Query, paramSets: ParameterSets): Promise<ExecuteResult> {
+    const compiled = compileQuery(query, undefined, this.rules);
+    const expected = typeof query === "string" ? undefined : compiled.params.length;
+    const sets = Array.isArray(paramSets) ? paramSets as readonly (readonly unknown[])[] : Array.from(paramSets ?? []);
+    for (let i = 0; i < sets.length; i++) {
+      const set = sets[i];
+      if (!Array.isArray(set)) {
+        throw new QueryError(`parameter set ${i + 1} is not an array`, { code: "ROOST_INVALID_PARAMETER" });
+      }
+      if (expected !== undefined && set.length !== expected) {
+        throw new QueryError(
+          `parameter set ${i + 1} has ${set.length} values, but the statement has ${expected} parameters`,
+          { code: "ROOST_INVALID_PARAMETER" },
+        );
+      }
+    }
+    if (sets.length === 0) return { rowCount: 0 };
+    return await this.performMany(compiled.text, sets);
+  }
+
+  /**
+   * Runs a query and returns all its rows as plain objects.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * const rows = await db.fetchAll<{ n: number }>(sql`select 1 as n union all select 2`);
+   * ```
+   */
+  async fetchAll<T = Row>(query: Query, params?: readonly unknown[]): Promise<T[]> {
+    return await this.perform(FETCH_ALL, compileQuery(query, params, this.rules)) as T[];
+  }
+
+  /**
+   * Runs a query and returns its first row, or `undefined` when it has none.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * const row = await db.fetchOne<{ n: number }>(sql`select ${42} as n`);
+   * ```
+   */
+  async fetchOne<T = Row>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
+    return await this.perform(FETCH_ONE, compileQuery(query, params, this.rules)) as T | undefined;
+  }
+
+  /**
+   * Runs a query and returns the first column of its first row, or
+   * `undefined` when it has no row.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * const answer = await db.fetchVal<number>(sql`select ${42}`);
+   * ```
+   */
+  async fetchVal<T = unknown>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
+    return firstValue(await this.perform(FETCH_ONE, compileQuery(query, params, this.rules)) as Row) as T | undefined;
+  }
+
+  /**
+   * Streams a query's rows: they are fetched in batches as the loop asks for
+   * them, never all loaded first. Leaving the loop early frees the
+   * connection. Querying the same database inside the loop is safe.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * for await (const row of db.iterate<{ n: number }>(sql`select 1 as n`)) {
+   *   console.log(row.n);
+   * }
+   * ```
+   */
+  iterate<T = Row>(query: Query, params?: readonly unknown[], options: IterateOptions = {}): AsyncIterableIterator<T> {
+    try {
+      const batchSize = options.batchSize ?? 100;
+      if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError("batchSize must be a positive integer");
+      return this.stream(compileQuery(query, params, this.rules), batchSize) as AsyncIterableIterator<T>;
+    } catch (error) {
+      return failing(error);
+    }
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * Transactions and savepoints. A transaction started inside another becomes
+ * a savepoint whose failure rolls back only itself.
+ *
+ * @module
+ */
+import { savepointName, type TransactionOptions } from "./dialect.ts";
+import type { ExecuteResult, Row } from "./driver.ts";
+import { ConfigError, TransactionError } from "./errors.ts";
+import { Queryable, type QueryKind } from "./queryable.ts";
+import type { Session } from "./session.ts";
+import type { CompiledQuery } from "./sql.ts";
+
+type State = "active" | "committed" | "rolled back";
+
+const isolationLevels = new Set(["read uncommitted", "read committed", "repeatable read", "serializable"]);
+
+/** Validates transaction options; unknown keys and bad values are a {@linkcode ConfigError}. */
+export function checkTransactionOptions(options: TransactionOptions): TransactionOptions {
+  if (typeof options !== "object" || options === null) throw new ConfigError("transaction options must be an object");
+  for (const key of Object.keys(options)) {
+    if (key !== "isolation" && key !== "readOnly") {
+      throw new ConfigError(`unknown transaction option "${key}" (known: isolation, readOnly)`);
+    }
+  }
+  if (options.isolation !== undefined && !isolationLevels.has(options.isolation)) {
+    throw new ConfigError(`isolation must be one of ${[...isolationLevels].join(", ")}`);
+  }
+  if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") {
+    throw new ConfigError("readOnly must be a boolean");
+  }
+  return options;
+}
+
+/**
+ * An open transaction (or savepoint) and the handle to run queries in it.
+ * Get one from `db.transaction(fn)` (committed when `fn` returns, rolled back
+ * when it throws) or from `db.begin()`, which you end yourself; with
+ * `await using`, a transaction disposed uncommitted rolls back.
+ *
+ * @example
+ * ```ts
+ * import { Database, sql } from "@roost/db";
+ * const db = new Database("sqlite::memory:");
+ * await db.execute(sql`create table t (n integer)`);
+ * {
+ *   await using tx = await db.begin();
+ *   await tx.execute(sql`insert into t values (1)`);
+ *   await tx.commit(); // without this line, leaving the block rolls back
+ * }
+ * ```
+ */
+export class Transaction extends Queryable implements AsyncDisposable {
+  readonly #session: Session;
+  readonly #parent: Transaction | undefined;
+  readonly #options: TransactionOptions;
+  readonly #ownsSession: boolean;
+  readonly #savepoint: string | undefined;
+  #state: State = "active";
+  #child: Transaction | undefined;
+
+  private constructor(session: Session, parent: Transaction | undefined, options: TransactionOptions, owns: boolean) {
+    super(session.rules);
+    this.#session = session;
+    this.#parent = parent;
+    this.#options = options;
+    this.#ownsSession = owns;
+    this.#savepoint = parent ? savepointName(parent.#depth + 1) : undefined;
+  }
+
+  get #depth(): number {
+    return this.#parent ? this.#parent.#depth + 1 : 0;
+  }
+
+  /**
+   * Opens a transaction on a session: a savepoint of `parent` when given.
+   * `ownsSession` hands the connection back to the pool when it ends.
+   */
+  static async open(
+    session: Session,
+    parent: Transaction | undefined,
+    options: TransactionOptions,
+    ownsSession: boolean,
+  ): Promise<Transaction> {
+    session.check();
+    checkTransactionOptions(options);
+    if (parent) {
+      parent.#assertActive("open a savepoint in");
+      if (options.isolation !== undefined || options.readOnly !== undefined) {
+        throw new TransactionError("isolation and readOnly apply to the outermost transaction, not to a savepoint");
+      }
+      if (parent.#child) {
+        throw new TransactionError(
+          "this transaction already has an open savepoint: nested transactions of one transaction run one at a time",
+        );
+      }
+      const tx = new Transaction(session, parent, parent.#options, false);
+      parent.#child = tx;
+      try {
+        await session.exec(`SAVEPOINT ${tx.#savepoint}`);
+      } catch (error) {
+        parent.#child = undefined;
+        throw error;
+      }
+      session.current = tx;
+      return tx;
+    }
+    if (session.current) throw new TransactionError("this connection already has an open transaction");
+    const tx = new Transaction(session, undefined, options, ownsSession);
+    session.current = tx;
+    try {
+      for (const text of session.rules.begin(options)) await session.exec(text);
+    } catch (error) {
+      session.current = undefined;
+      if (ownsSession) session.end();
+      throw error;
+    }
+    return tx;
+  }
+
+  /** Rolls back whatever transaction is still open on a session (its outermost level). */
+  static async rollbackOpen(session: Session): Promise<void> {
+    let outermost = session.current;
+    if (outermost === undefined) return;
+    while (outermost.#parent) outermost = outermost.#parent;
+    if (outermost.active) await outermost.rollback().catch(() => session.broken = true);
+  }
+
+  /** True until the transaction is committed or rolled back. */
+  get active(): boolean {
+    return this.#state === "active";
+  }
+
+  /** True for a savepoint (a transaction nested in another). */
+  get nested(): boolean {
+    return this.#parent !== undefined;
+  }
+
+  #assertActive(action: string): void {
+    if (this.#state !== "active") {
+      throw new TransactionError(
+        `cannot ${action} a ${this.nested ? "savepoint" : "transaction"} already ${this.#state}`,
+      );
+    }
+    this.#session.check();
+  }
+
+  /** Commits (a savepoint: releases it into its parent). */
+  async commit(): Promise<void> {
+    this.#assertActive("commit");
+    if (this.#child) throw new TransactionError("a savepoint inside this transaction is still open: end it first");
+    this.#state = "committed";
+    try {
+      await this.#session.exec(this.#savepoint ? `RELEASE SAVEPOINT ${this.#savepoint}` : "COMMIT");
+    } catch (error) {
+      // A failed COMMIT (a deferred constraint, say) can leave the transaction open: end it.
+      this.#state = "rolled back";
+      await this.#undo().catch(() => {});
+      await this.#finish();
+      throw error;
+    }
+    await this.#finish();
+  }
+
+  /** Rolls back (a savepoint: only its own work), including any open savepoint inside it. */
+  async rollback(): Promise<void> {
+    this.#assertActive("roll back");
+    if (this.#child) this.#child.#abandon();
+    this.#child = undefined;
+    this.#state = "rolled back";
+    try {
+      await this.#undo();
+    } finally {
+      await this.#finish();
+    }
+  }
+
+  async #undo(): Promise<void> {
+    try {
+      if (this.#savepoint) {
+        await this.#session.exec(`ROLLBACK TO SAVEPOINT ${this.#savepoint}`);
+        await this.#session.exec(`RELEASE SAVEPOINT ${this.#savepoint}`);
+      } else {
+        await this.#session.exec("ROLLBACK");
+      }
+    } catch (error) {
+      // The connection's transaction state is unknown now: never reuse it.
+      this.#session.broken = true;
+      throw error;
+    }
+  }
+
+  #abandon(): void {
+    this.#state = "rolled back";
+    if (this.#child) this.#child.#abandon();
+    this.#child = undefined;
+  }
+
+  async #finish(): Promise<void> {
+    if (this.#parent) {
+      this.#parent.#child = undefined;
+      this.#session.current = this.#parent;
+      return;
+    }
+    this.#session.current = undefined;
+    for (const text of this.#session.rules.afterEnd(this.#options)) {
+      await this.#session.exec(text).catch(() => this.#session.broken = true);
+    }
+    if (this.#ownsSession) this.#session.end();
+  }
+
+  /**
+   * Runs `fn` in a savepoint: committed (released) when `fn` returns, rolled
+   * back when it throws, leaving this transaction's own work intact.
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
+    return await runTransaction(this.#session, await Transaction.open(this.#session, this, options, false), fn);
+  }
+
+  /** Opens a savepoint and returns its handle; end it with `commit` or `rollback`. */
+  async begin(options: TransactionOptions = {}): Promise<Transaction> {
+    return await Transaction.open(this.#session, this, options, false);
+  }
+
+  /** Rolls back if still active: what `await using` calls when the block ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.active) await this.rollback();
+  }
+
+  /** @inheritdoc */
+  protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    this.#assertActive("query in");
+    return this.#session.perform(kind, query);
+  }
+
+  /** @inheritdoc */
+  protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    this.#assertActive("query in");
+    return this.#session.performMany(text, paramSets);
+  }
+
+  /** @inheritdoc */
+  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+    this.#assertActive("query in");
+    return this.#session.stream(query, batchSize);
+  }
+}
+
+/**
+ * Runs a transaction callback inside the instance's scope: commits when it
+ * returns, rolls back and rethrows when it throws.
+ */
+export async function runTransaction<T>(
+  session: Session,
+  tx: Transaction,
+  fn: (tx: Transaction) => Promise<T> | T,
+): Promise<T> {
+  let result: T;
+  try {
+    result = await session.scope.run({ session, tx }, () => fn(tx));
+  } catch (error) {
+    // The callback's error is what the caller needs; a failed rollback marks the connection broken.
+    if (tx.active) await tx.rollback().catch(() => {});
+    throw error;
+  }
+  if (tx.active) await tx.commit();
+  return result;
+}
+
+/** Runs `executeMany` atomically: inside the open transaction, or in one of its own. */
+export async function executeManyAtomically(
+  session: Session,
+  text: string,
+  paramSets: readonly (readonly unknown[])[],
+): Promise<ExecuteResult> {
+  if (session.current) return await session.performMany(text, paramSets);
+  const tx = await Transaction.open(session, undefined, {}, false);
+  try {
+    const result = await session.performMany(text, paramSets);
+    await tx.commit();
+    return result;
+  } catch (error) {
+    if (tx.active) await tx.rollback().catch(() => {});
+    throw error;
+  }
+}

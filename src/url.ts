@@ -1,0 +1,277 @@
+/**
+ * Database URLs: the scheme picks the dialect, the query string carries typed
+ * options. The password is kept in a private field and never printed.
+ *
+ * @module
+ */
+import type { DialectName } from "./dialect.ts";
+import { ConfigError } from "./errors.ts";
+
+/** A URL query-string option's parsed value. */
+export type UrlOptionValue = string | number | boolean;
+
+type OptionParser = (raw: string, key: string) => UrlOptionValue;
+
+function oneOf(...allowed: string[]): OptionParser {
+  return (raw, key) => {
+    if (!allowed.includes(raw)) throw new ConfigError(`URL option "${key}" must be one of ${allowed.join(", ")}`);
+    return raw;
+  };
+}
+
+const integer: OptionParser = (raw, key) => {
+  if (!/^\d{1,10}$/.test(raw)) throw new ConfigError(`URL option "${key}" must be a non-negative integer`);
+  return Number(raw);
+};
+
+const boolean: OptionParser = (raw, key) => {
+  if (raw === "true" || raw === "on" || raw === "1") return true;
+  if (raw === "false" || raw === "off" || raw === "0") return false;
+  throw new ConfigError(`URL option "${key}" must be true or false`);
+};
+
+const text: OptionParser = (raw) => raw;
+
+/** The query-string options each dialect accepts, with their parsers. */
+const optionParsers: Record<DialectName, Record<string, OptionParser>> = {
+  sqlite: {
+    mode: oneOf("ro", "rw", "rwc"),
+    busy_timeout: integer,
+    journal_mode: oneOf("wal", "delete", "truncate", "persist", "memory", "off"),
+    foreign_keys: boolean,
+  },
+  postgres: {
+    sslmode: oneOf("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    sslrootcert: text,
+    connect_timeout: integer,
+    application_name: text,
+    statement_timeout: integer,
+  },
+  mysql: {
+    sslmode: oneOf("disable", "preferred", "required", "verify_ca", "verify_identity"),
+    sslrootcert: text,
+    connect_timeout: integer,
+    charset: text,
+    statement_timeout: integer,
+  },
+};
+
+const schemes: Record<string, DialectName> = {
+  "postgres:": "postgres",
+  "postgresql:": "postgres",
+  "mysql:": "mysql",
+  "mariadb:": "mysql",
+  "sqlite:": "sqlite",
+};
+
+const defaultPorts: Record<DialectName, number> = { postgres: 5432, mysql: 3306, sqlite: 0 };
+
+/** The parts of a parsed URL, the password excepted. */
+export interface DatabaseUrlParts {
+  /** The dialect the scheme selects. */
+  readonly dialect: DialectName;
+  /** The scheme as written, for messages (`postgresql:`, `mariadb:` …). */
+  readonly scheme: string;
+  /** Server host (empty for SQLite). */
+  readonly host: string;
+  /** Server port (0 for SQLite). */
+  readonly port: number;
+  /** User name (empty when none). */
+  readonly user: string;
+  /** Database name on a server; the file path (or `:memory:`) for SQLite. */
+  readonly database: string;
+  /** The validated query-string options. */
+  readonly options: Readonly<Record<string, UrlOptionValue>>;
+}
+
+const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
+const denoInspect = Symbol.for("Deno.customInspect");
+
+/**
+ * A parsed, validated database URL. `toString()`, `toJSON()` and inspection
+ * show it with the password replaced by `***`.
+ */
+export class DatabaseUrl implements DatabaseUrlParts {
+  /** @inheritdoc */
+  readonly dialect: DialectName;
+  /** @inheritdoc */
+  readonly scheme: string;
+  /** @inheritdoc */
+  readonly host: string;
+  /** @inheritdoc */
+  readonly port: number;
+  /** @inheritdoc */
+  readonly user: string;
+  /** @inheritdoc */
+  readonly database: string;
+  /** @inheritdoc */
+  readonly options: Readonly<Record<string, UrlOptionValue>>;
+  #password: string;
+
+  /** Builds a URL from its parts; use {@linkcode parseDatabaseUrl} to parse one. */
+  constructor(parts: DatabaseUrlParts, password = "") {
+    this.dialect = parts.dialect;
+    this.scheme = parts.scheme;
+    this.host = parts.host;
+    this.port = parts.port;
+    this.user = parts.user;
+    this.database = parts.database;
+    this.options = Object.freeze({ ...parts.options });
+    this.#password = password;
+  }
+
+  /** The password, for drivers only; never printed. */
+  password(): string {
+    return this.#password;
+  }
+
+  /** True for SQLite's `:memory:` database. */
+  get inMemory(): boolean {
+    return this.dialect === "sqlite" && this.database === ":memory:";
+  }
+
+  /** The URL with the password replaced by `***`. */
+  toString(): string {
+    const query = Object.entries(this.options).map(([key, value]) => `${key}=${encodeURIComponent(String(value))}`)
+      .join("&");
+    const suffix = query ? `?${query}` : "";
+    if (this.dialect === "sqlite") return `${this.scheme}${this.database}${suffix}`;
+    const auth = this.user ? `${encodeURIComponent(this.user)}${this.#password ? ":***" : ""}@` : "";
+    const host = this.host.includes(":") ? `[${this.host}]` : this.host;
+    return `${this.scheme}//${auth}${host}:${this.port}/${encodeURIComponent(this.database)}${suffix}`;
+  }
+
+  /** The redacted URL, so `JSON.stringify` never shows the password. */
+  toJSON(): string {
+    return this.toString();
+  }
+
+  /** Node, Bun: inspection shows the redacted URL. */
+  [inspectCustom](): string {
+    return `DatabaseUrl <${this.toString()}>`;
+  }
+
+  /** Deno: inspection shows the redacted URL. */
+  [denoInspect](): string {
+    return `DatabaseUrl <${this.toString()}>`;
+  }
+}
+
+function parseOptions(dialect: DialectName, query: string): Record<string, UrlOptionValue> {
+  const options: Record<string, UrlOptionValue> = {};
+  if (query === "") return options;
+  const parsers = optionParsers[dialect];
+  for (const pair of query.split("&")) {
+    if (pair === "") continue;
+    const eq = pair.indexOf("=");
+    const key = decode(eq < 0 ? pair : pair.slice(0, eq), "option name");
+    const raw = decode(eq < 0 ? "" : pair.slice(eq + 1), `option "${key}"`);
+    const parse = Object.hasOwn(parsers, key) ? parsers[key] : undefined;
+    if (!parse) {
+      throw new ConfigError(
+        `unknown ${dialect} URL option "${key}" (known: ${Object.keys(parsers).join(", ")})`,
+      );
+    }
+    if (Object.hasOwn(options, key)) throw new ConfigError(`URL option "${key}" is given twice`);
+    options[key] = parse(raw, key);
+  }
+  return options;
+}
+
+function decode(value: string, what: string): string {
+  try {
+    return decodeURIComponent(value.replaceAll("+", " "));
+  } catch {
+    throw new ConfigError(`malformed percent-encoding in the URL's ${what}`);
+  }
+}
+
+function splitQuery(rest: string): [string, string] {
+  const at = rest.indexOf("?");
+  return at < 0 ? [rest, ""] : [rest.slice(0, at), rest.slice(at + 1)];
+}
+
+function parseSqlite(scheme: string, rest: string): DatabaseUrl {
+  const [location, query] = splitQuery(rest);
+  let database: string;
+  if (location === ":memory:") {
+    database = ":memory:";
+  } else if (location.startsWith("///")) {
+    database = decode(location.slice(2), "path");
+  } else if (location.startsWith("//")) {
+    throw new ConfigError(
+      "a SQLite URL has no host: use sqlite::memory:, sqlite:relative/path.db or sqlite:///absolute/path.db",
+    );
+  } else {
+    database = decode(location, "path");
+  }
+  if (database === "" || database === "/") {
+    throw new ConfigError("a SQLite URL needs a file path or :memory: (sqlite::memory:, sqlite:path/to/file.db)");
+  }
+  const options = parseOptions("sqlite", query);
+  return new DatabaseUrl({ dialect: "sqlite", scheme, host: "", port: 0, user: "", database, options });
+}
+
+function parseServer(dialect: DialectName, scheme: string, rest: string): DatabaseUrl {
+  if (!rest.startsWith("//")) {
+    throw new ConfigError(`a ${dialect} URL looks like ${scheme}//user:password@host:port/database`);
+  }
+  let parsed: URL;
+  try {
+    // The WHATWG parser splits the authority; its errors quote the input, so they are not kept.
+    parsed = new URL(`roost:${rest}`);
+  } catch {
+    throw new ConfigError(`malformed ${dialect} URL (expected ${scheme}//user:password@host:port/database)`);
+  }
+  let port = defaultPorts[dialect];
+  if (parsed.port !== "") {
+    port = Number(parsed.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError("the URL's port must be 1-65535");
+  }
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1") || "localhost";
+  const path = parsed.pathname.replace(/^\//, "");
+  if (path.includes("/")) throw new ConfigError("the URL's path must be just the database name");
+  const options = parseOptions(dialect, parsed.search.replace(/^\?/, ""));
+  const parts = {
+    dialect,
+    scheme,
+    host,
+    port,
+    user: decode(parsed.username, "user name"),
+    database: decode(path, "database name"),
+    options,
+  };
+  return new DatabaseUrl(parts, decode(parsed.password, "password"));
+}
+
+/**
+ * Parses and validates a database URL.
+ *
+ * Accepted forms: `postgres://user:pass@host:5432/db?sslmode=require`,
+ * `postgresql://…`, `mysql://…`, `mariadb://…`, `sqlite::memory:`,
+ * `sqlite:relative/path.db`, `sqlite:///absolute/path.db`. Unknown or
+ * mistyped options throw {@linkcode ConfigError}; no message ever contains
+ * the password.
+ *
+ * @example
+ * ```ts
+ * import { parseDatabaseUrl } from "@roost/db";
+ * const url = parseDatabaseUrl("postgres://app:secret@localhost/app");
+ * console.log(String(url)); // postgres://app:***@localhost:5432/app
+ * ```
+ */
+export function parseDatabaseUrl(url: string): DatabaseUrl {
+  if (typeof url !== "string") throw new ConfigError("the database URL must be a string");
+  const colon = url.indexOf(":");
+  const scheme = colon < 0 ? "" : url.slice(0, colon + 1).toLowerCase();
+  const dialect = Object.hasOwn(schemes, scheme) ? schemes[scheme] : undefined;
+  if (!dialect) {
+    throw new ConfigError(
+      `unsupported database URL scheme${
+        /^[a-z][a-z0-9+.-]*:$/.test(scheme) ? ` "${scheme}"` : ""
+      } (use postgres:, postgresql:, mysql:, mariadb: or sqlite:)`,
+    );
+  }
+  const rest = url.slice(colon + 1);
+  return dialect === "sqlite" ? parseSqlite(scheme, rest) : parseServer(dialect, scheme, rest);
+}
