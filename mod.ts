@@ -21,7 +21,7 @@ export type { DatabaseOptions } from "./src/options.ts";
 export { Connection } from "./src/connection.ts";
 export { Transaction } from "./src/transaction.ts";
 export { Queryable } from "./src/queryable.ts";
-export type { IterateOptions, ParameterSets } from "./src/queryable.ts";
+export type { IterateOptions, ParameterSets, QueryKind } from "./src/queryable.ts";
 export { compile, Sql, sql } from "./src/sql.ts";
 export type { CompiledQuery, SqlTag } from "./src/sql.ts";
 export type { DrizzleQuery, KyselyCompiledQuery, Query } from "./src/query.ts";

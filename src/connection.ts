@@ -31,7 +31,7 @@ export class Connection extends Queryable {
 
   /** Wraps a held session; created by `db.connection`. */
   constructor(session: Session) {
-    super(session.rules);
+    super(session.rules.name);
     this.#session = session;
   }
 
@@ -46,17 +46,17 @@ export class Connection extends Queryable {
     return await Transaction.open(this.#session, this.#session.current, options, false);
   }
 
-  /** @inheritdoc */
+  /** Runs one compiled query where this handle runs queries. */
   protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     return this.#session.perform(kind, query);
   }
 
-  /** @inheritdoc */
+  /** Runs one statement for many parameter sets, atomically. */
   protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     return executeManyAtomically(this.#session, text, paramSets);
   }
 
-  /** @inheritdoc */
+  /** Streams a compiled query's rows. */
   protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
     return this.#session.stream(query, batchSize);
   }

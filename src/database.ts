@@ -76,7 +76,7 @@ export class Database extends Queryable implements AsyncDisposable {
     const parsed = parseDatabaseUrl(url);
     const resolved = resolveOptions(options, parsed);
     const loadDriver = driverLoader(parsed.dialect, resolved.driver);
-    super(dialectOf(parsed.dialect));
+    super(parsed.dialect);
     this.#url = parsed;
     this.#name = resolved.name;
     this.#loadDriver = loadDriver;
@@ -187,7 +187,12 @@ export class Database extends Queryable implements AsyncDisposable {
   async #session(): Promise<Session> {
     this.#assertOpen();
     const item = await this.#pool.acquire();
-    return new Session(item, this.rules, this.#scope, (session) => this.#pool.release(session.item, session.broken));
+    return new Session(
+      item,
+      dialectOf(this.dialect),
+      this.#scope,
+      (session) => this.#pool.release(session.item, session.broken),
+    );
   }
 
   /**
@@ -233,7 +238,7 @@ export class Database extends Queryable implements AsyncDisposable {
     return await Transaction.open(await this.#session(), undefined, options, true);
   }
 
-  /** @inheritdoc */
+  /** Runs one compiled query where this handle runs queries. */
   protected async perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     const state = this.#scopeState();
     if (state) return await state.session.perform(kind, query);
@@ -250,7 +255,7 @@ export class Database extends Queryable implements AsyncDisposable {
     }
   }
 
-  /** @inheritdoc */
+  /** Runs one statement for many parameter sets, atomically. */
   protected async performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     const state = this.#scopeState();
     if (state) return await executeManyAtomically(state.session, text, paramSets);
@@ -262,7 +267,7 @@ export class Database extends Queryable implements AsyncDisposable {
     }
   }
 
-  /** @inheritdoc */
+  /** Streams a compiled query's rows. */
   protected async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
     const state = this.#scopeState();
     if (state) {

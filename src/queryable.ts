@@ -4,13 +4,13 @@
  *
  * @module
  */
-import type { Dialect, DialectName } from "./dialect.ts";
+import { type Dialect, type DialectName, dialectOf } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { ConfigError, QueryError } from "./errors.ts";
 import { compileQuery, type Query } from "./query.ts";
 import type { CompiledQuery } from "./sql.ts";
 
-/** Which result a query method wants: counts, all rows or the first row. */
+/** Which result a query method wants: counts (`0`), all rows (`1`) or the first row (`2`). */
 export type QueryKind = 0 | 1 | 2;
 /** `execute`: counts. */
 export const EXECUTE: QueryKind = 0;
@@ -66,13 +66,12 @@ function firstValue(row: Row | undefined): unknown {
 export abstract class Queryable {
   /** The SQL dialect this handle speaks. */
   readonly dialect: DialectName;
-  /** The dialect's rules, for subclasses. */
-  protected readonly rules: Dialect;
+  readonly #rules: Dialect;
 
   /** Sets the dialect; subclasses only. */
-  protected constructor(rules: Dialect) {
-    this.rules = rules;
-    this.dialect = rules.name;
+  protected constructor(dialect: DialectName) {
+    this.#rules = dialectOf(dialect);
+    this.dialect = dialect;
   }
 
   /** Runs one compiled query where this handle runs queries. */
@@ -95,7 +94,7 @@ export abstract class Queryable {
    * ```
    */
   async execute(query: Query, params?: readonly unknown[]): Promise<ExecuteResult> {
-    return await this.perform(EXECUTE, compileQuery(query, params, this.rules)) as ExecuteResult;
+    return await this.perform(EXECUTE, compileQuery(query, params, this.#rules)) as ExecuteResult;
   }
 
   /**
@@ -113,7 +112,7 @@ export abstract class Queryable {
    * ```
    */
   async executeMany(query: Query, paramSets: ParameterSets): Promise<ExecuteResult> {
-    const compiled = compileQuery(query, undefined, this.rules);
+    const compiled = compileQuery(query, undefined, this.#rules);
     const expected = typeof query === "string" ? undefined : compiled.params.length;
     const sets = Array.isArray(paramSets) ? paramSets as readonly (readonly unknown[])[] : Array.from(paramSets ?? []);
     for (let i = 0; i < sets.length; i++) {
@@ -143,7 +142,7 @@ export abstract class Queryable {
    * ```
    */
   async fetchAll<T = Row>(query: Query, params?: readonly unknown[]): Promise<T[]> {
-    return await this.perform(FETCH_ALL, compileQuery(query, params, this.rules)) as T[];
+    return await this.perform(FETCH_ALL, compileQuery(query, params, this.#rules)) as T[];
   }
 
   /**
@@ -157,7 +156,7 @@ export abstract class Queryable {
    * ```
    */
   async fetchOne<T = Row>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
-    return await this.perform(FETCH_ONE, compileQuery(query, params, this.rules)) as T | undefined;
+    return await this.perform(FETCH_ONE, compileQuery(query, params, this.#rules)) as T | undefined;
   }
 
   /**
@@ -172,7 +171,7 @@ export abstract class Queryable {
    * ```
    */
   async fetchVal<T = unknown>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
-    return firstValue(await this.perform(FETCH_ONE, compileQuery(query, params, this.rules)) as Row) as T | undefined;
+    return firstValue(await this.perform(FETCH_ONE, compileQuery(query, params, this.#rules)) as Row) as T | undefined;
   }
 
   /**
@@ -193,7 +192,7 @@ export abstract class Queryable {
     try {
       const batchSize = options.batchSize ?? 100;
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError("batchSize must be a positive integer");
-      return this.stream(compileQuery(query, params, this.rules), batchSize) as AsyncIterableIterator<T>;
+      return this.stream(compileQuery(query, params, this.#rules), batchSize) as AsyncIterableIterator<T>;
     } catch (error) {
       return failing(error);
     }

@@ -60,7 +60,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
   #child: Transaction | undefined;
 
   private constructor(session: Session, parent: Transaction | undefined, options: TransactionOptions, owns: boolean) {
-    super(session.rules);
+    super(session.rules.name);
     this.#session = session;
     this.#parent = parent;
     this.#options = options;
@@ -82,29 +82,45 @@ export class Transaction extends Queryable implements AsyncDisposable {
     options: TransactionOptions,
     ownsSession: boolean,
   ): Promise<Transaction> {
-    session.check();
-    checkTransactionOptions(options);
-    if (parent) {
-      parent.#assertActive("open a savepoint in");
-      if (options.isolation !== undefined || options.readOnly !== undefined) {
-        throw new TransactionError("isolation and readOnly apply to the outermost transaction, not to a savepoint");
-      }
-      if (parent.#child) {
-        throw new TransactionError(
-          "this transaction already has an open savepoint: nested transactions of one transaction run one at a time",
-        );
-      }
-      const tx = new Transaction(session, parent, parent.#options, false);
-      parent.#child = tx;
-      try {
-        await session.exec(`SAVEPOINT ${tx.#savepoint}`);
-      } catch (error) {
-        parent.#child = undefined;
-        throw error;
-      }
-      session.current = tx;
-      return tx;
+    try {
+      session.check();
+      checkTransactionOptions(options);
+      return parent
+        ? await Transaction.#openSavepoint(session, parent, options)
+        : await Transaction.#begin(session, options, ownsSession);
+    } catch (error) {
+      if (ownsSession && !session.current) session.end();
+      throw error;
     }
+  }
+
+  static async #openSavepoint(
+    session: Session,
+    parent: Transaction,
+    options: TransactionOptions,
+  ): Promise<Transaction> {
+    parent.#assertActive("open a savepoint in");
+    if (options.isolation !== undefined || options.readOnly !== undefined) {
+      throw new TransactionError("isolation and readOnly apply to the outermost transaction, not to a savepoint");
+    }
+    if (parent.#child) {
+      throw new TransactionError(
+        "this transaction already has an open savepoint: nested transactions of one transaction run one at a time",
+      );
+    }
+    const tx = new Transaction(session, parent, parent.#options, false);
+    parent.#child = tx;
+    try {
+      await session.exec(`SAVEPOINT ${tx.#savepoint}`);
+    } catch (error) {
+      parent.#child = undefined;
+      throw error;
+    }
+    session.current = tx;
+    return tx;
+  }
+
+  static async #begin(session: Session, options: TransactionOptions, ownsSession: boolean): Promise<Transaction> {
     if (session.current) throw new TransactionError("this connection already has an open transaction");
     const tx = new Transaction(session, undefined, options, ownsSession);
     session.current = tx;
@@ -112,7 +128,6 @@ export class Transaction extends Queryable implements AsyncDisposable {
       for (const text of session.rules.begin(options)) await session.exec(text);
     } catch (error) {
       session.current = undefined;
-      if (ownsSession) session.end();
       throw error;
     }
     return tx;
@@ -227,19 +242,19 @@ export class Transaction extends Queryable implements AsyncDisposable {
     if (this.active) await this.rollback();
   }
 
-  /** @inheritdoc */
+  /** Runs one compiled query where this handle runs queries. */
   protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     this.#assertActive("query in");
     return this.#session.perform(kind, query);
   }
 
-  /** @inheritdoc */
+  /** Runs one statement for many parameter sets, atomically. */
   protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     this.#assertActive("query in");
     return this.#session.performMany(text, paramSets);
   }
 
-  /** @inheritdoc */
+  /** Streams a compiled query's rows. */
   protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
     this.#assertActive("query in");
     return this.#session.stream(query, batchSize);

@@ -92,19 +92,19 @@ const denoInspect = Symbol.for("Deno.customInspect");
  * show it with the password replaced by `***`.
  */
 export class DatabaseUrl implements DatabaseUrlParts {
-  /** @inheritdoc */
+  /** The dialect the scheme selects. */
   readonly dialect: DialectName;
-  /** @inheritdoc */
+  /** The scheme as written (`postgresql:`, `mariadb:` …). */
   readonly scheme: string;
-  /** @inheritdoc */
+  /** Server host (empty for SQLite). */
   readonly host: string;
-  /** @inheritdoc */
+  /** Server port (0 for SQLite). */
   readonly port: number;
-  /** @inheritdoc */
+  /** User name (empty when none). */
   readonly user: string;
-  /** @inheritdoc */
+  /** Database name on a server; the file path (or `:memory:`) for SQLite. */
   readonly database: string;
-  /** @inheritdoc */
+  /** The validated query-string options. */
   readonly options: Readonly<Record<string, UrlOptionValue>>;
   #password: string;
 

@@ -13,6 +13,7 @@
  */
 import type { Driver } from "../driver.ts";
 import { ConfigError } from "../errors.ts";
+import { builtinModule } from "../runtime.ts";
 import { openSqlite, type SyncDatabase, type SyncStatement } from "./sqlite.ts";
 
 /** The part of `bun:sqlite` this driver uses, typed here so other runtimes can type-check it. */
@@ -27,13 +28,11 @@ interface BunSqliteModule {
   };
 }
 
-// A computed specifier: only Bun can resolve it, and only Bun loads this file.
-const specifier = ["bun", "sqlite"].join(":");
-let loaded: Promise<BunSqliteModule> | undefined;
-
-function load(): Promise<BunSqliteModule> {
-  if (!("Bun" in globalThis)) return Promise.reject(new ConfigError("the bun-sqlite driver runs only on Bun"));
-  return loaded ??= import(specifier) as Promise<BunSqliteModule>;
+function load(): BunSqliteModule {
+  // Loaded through getBuiltinModule: other runtimes' tools cannot resolve a `bun:` import.
+  const module = builtinModule<BunSqliteModule>("bun:sqlite");
+  if (module === undefined) throw new ConfigError("the bun-sqlite driver runs only on Bun");
+  return module;
 }
 
 /** The `bun:sqlite` driver. */
@@ -41,8 +40,8 @@ export const bunSqlite: Driver = {
   name: "bun-sqlite",
   dialect: "sqlite",
   interleavedStreams: true,
-  async connect(url) {
-    const { Database } = await load();
+  connect(url) {
+    const { Database } = load();
     return openSqlite((path, { readOnly, create }): SyncDatabase => {
       const options = readOnly ? { readonly: true } : { readwrite: true, create };
       return new Database(path, { ...options, safeIntegers: true, strict: true });

@@ -37,5 +37,5 @@ export const nodeSqlite: Driver = {
   name: "node-sqlite",
   dialect: "sqlite",
   interleavedStreams: true,
-  connect: (url) => Promise.resolve().then(() => openSqlite(open, url)),
+  connect: (url) => openSqlite(open, url),
 };

@@ -76,6 +76,14 @@ const constraintCodes: Record<number, string> = {
   3091: "DATATYPE",
 };
 
+/** SQLITE_BUSY and its extended codes: another connection holds a lock. */
+function isBusy(error: unknown): boolean {
+  const raw = error as { code?: unknown; errcode?: unknown; errno?: unknown };
+  const numeric = typeof raw?.errcode === "number" ? raw.errcode : raw?.errno;
+  if (typeof numeric === "number") return (numeric & 0xff) === 5;
+  return typeof raw?.code === "string" && raw.code.startsWith("SQLITE_BUSY");
+}
+
 function sqliteCodeName(code: number): string {
   const extended = constraintCodes[code];
   if (extended) return `SQLITE_CONSTRAINT_${extended}`;
@@ -183,10 +191,12 @@ const insertPattern = /^\s*(insert|replace)\b/i;
 export class SqliteConnection implements DriverConnection {
   readonly #db: SyncDatabase;
   readonly #statements = new Map<string, CachedStatement>();
+  readonly #busyTimeout: number;
 
-  /** Wraps an open database. */
-  constructor(db: SyncDatabase) {
+  /** Wraps an open database; `busyTimeout` bounds the wait for another connection's write lock. */
+  constructor(db: SyncDatabase, busyTimeout: number) {
     this.#db = db;
+    this.#busyTimeout = busyTimeout;
   }
 
   #prepare(text: string): CachedStatement {
@@ -210,57 +220,93 @@ export class SqliteConnection implements DriverConnection {
     return inserts && rowCount > 0 ? { rowCount, lastInsertId: exactInteger(lastInsertRowid) } : { rowCount };
   }
 
-  /** @inheritdoc */
+  /**
+   * SQLite reports SQLITE_BUSY when another connection holds the write lock.
+   * Its own busy handler would sleep the thread, and with it the event loop
+   * that must run the lock holder's COMMIT, so the wait happens here instead:
+   * asynchronously, with backoff, up to `busy_timeout`. A statement that got
+   * SQLITE_BUSY made no change, so running it again is safe.
+   */
+  async #retryWhileBusy<T>(error: unknown, text: string, again: () => T): Promise<T> {
+    let waited = 0;
+    let delay = 1;
+    for (;;) {
+      if (!isBusy(error) || waited >= this.#busyTimeout) throw sqliteError(error, text);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      waited += delay;
+      delay = Math.min(delay * 2, 25);
+      try {
+        return again();
+      } catch (next) {
+        error = next;
+      }
+    }
+  }
+
+  /** Runs a statement, waiting out another connection's write lock. */
   execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
     try {
       return Promise.resolve(this.#run(text, params));
     } catch (error) {
-      return Promise.reject(sqliteError(error, text));
+      return this.#retryWhileBusy(error, text, () => this.#run(text, params));
     }
   }
 
-  /** @inheritdoc */
+  #runMany(text: string, paramSets: readonly (readonly unknown[])[]): ExecuteResult {
+    const { statement, inserts } = this.#prepare(text);
+    let rowCount = 0;
+    let lastInsertId: number | bigint | undefined;
+    for (const params of paramSets) {
+      const result = statement.run(...sqliteParams(params));
+      rowCount += Number(result.changes);
+      lastInsertId = result.lastInsertRowid;
+    }
+    const result: ExecuteResult = { rowCount };
+    if (inserts && rowCount > 0 && lastInsertId !== undefined) result.lastInsertId = exactInteger(lastInsertId);
+    return result;
+  }
+
+  /** Runs one cached statement for every parameter set. */
   executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     try {
-      const { statement, inserts } = this.#prepare(text);
-      let rowCount = 0;
-      let lastInsertId: number | bigint | undefined;
-      for (const params of paramSets) {
-        const result = statement.run(...sqliteParams(params));
-        rowCount += Number(result.changes);
-        lastInsertId = result.lastInsertRowid;
-      }
-      const result: ExecuteResult = { rowCount };
-      if (inserts && rowCount > 0 && lastInsertId !== undefined) result.lastInsertId = exactInteger(lastInsertId);
-      return Promise.resolve(result);
+      return Promise.resolve(this.#runMany(text, paramSets));
     } catch (error) {
+      // Retrying is safe only when no set ran: executeMany always runs inside a transaction.
       return Promise.reject(sqliteError(error, text));
     }
   }
 
-  /** @inheritdoc */
+  #all(text: string, params: readonly unknown[]): Row[] {
+    const raw = this.#prepare(text).statement.all(...sqliteParams(params));
+    const rows = new Array<Row>(raw.length);
+    for (let i = 0; i < raw.length; i++) rows[i] = toRow(raw[i]);
+    return rows;
+  }
+
+  /** Returns every row as a plain object. */
   fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
     try {
-      const raw = this.#prepare(text).statement.all(...sqliteParams(params));
-      const rows = new Array<Row>(raw.length);
-      for (let i = 0; i < raw.length; i++) rows[i] = toRow(raw[i]);
-      return Promise.resolve(rows);
+      return Promise.resolve(this.#all(text, params));
     } catch (error) {
-      return Promise.reject(sqliteError(error, text));
+      return this.#retryWhileBusy(error, text, () => this.#all(text, params));
     }
   }
 
-  /** @inheritdoc */
+  #one(text: string, params: readonly unknown[]): Row | undefined {
+    const raw = this.#prepare(text).statement.get(...sqliteParams(params));
+    return raw == null ? undefined : toRow(raw);
+  }
+
+  /** Returns the first row, or undefined. */
   fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
     try {
-      const raw = this.#prepare(text).statement.get(...sqliteParams(params));
-      return Promise.resolve(raw == null ? undefined : toRow(raw));
+      return Promise.resolve(this.#one(text, params));
     } catch (error) {
-      return Promise.reject(sqliteError(error, text));
+      return this.#retryWhileBusy(error, text, () => this.#one(text, params));
     }
   }
 
-  /** @inheritdoc */
+  /** Steps a statement of its own, `batchSize` rows at a time. */
   async *stream(text: string, params: readonly unknown[], batchSize: number): AsyncIterableIterator<Row[]> {
     // A statement of its own: a cached one could be reset by a query run inside the loop.
     let statement: SyncStatement;
@@ -292,7 +338,7 @@ export class SqliteConnection implements DriverConnection {
     }
   }
 
-  /** @inheritdoc */
+  /** Finalises cached statements and closes the database. */
   close(): Promise<void> {
     try {
       for (const { statement } of this.#statements.values()) statement.finalize?.();
@@ -306,7 +352,7 @@ export class SqliteConnection implements DriverConnection {
 }
 
 /** Opens a SQLite connection and applies the URL's settings. */
-export function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): SqliteConnection {
+export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Promise<SqliteConnection> {
   const mode = (url.options.mode as string | undefined) ?? "rwc";
   const path = url.database;
   let db: SyncDatabase;
@@ -319,17 +365,21 @@ export function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): SqliteCo
       code: sqliteError(error, "").code,
     });
   }
-  try {
-    db.exec(`PRAGMA busy_timeout = ${Number(url.options.busy_timeout ?? 5_000)}`);
-    db.exec(`PRAGMA foreign_keys = ${url.options.foreign_keys === false ? "OFF" : "ON"}`);
-    if (!url.inMemory && mode !== "ro") {
-      db.exec(`PRAGMA journal_mode = ${String(url.options.journal_mode ?? "wal").toUpperCase()}`);
-    }
-  } catch (error) {
-    db.close();
-    throw new ConnectionError(`could not set up SQLite database "${path}": ${sqliteError(error, "").message}`, {
-      cause: error,
-    });
+  const connection = new SqliteConnection(db, Number(url.options.busy_timeout ?? 5_000));
+  const settings = [
+    // Waiting for locks is done asynchronously by SqliteConnection, never by blocking the thread.
+    "PRAGMA busy_timeout = 0",
+    `PRAGMA foreign_keys = ${url.options.foreign_keys === false ? "OFF" : "ON"}`,
+  ];
+  if (!url.inMemory && mode !== "ro") {
+    settings.push(`PRAGMA journal_mode = ${String(url.options.journal_mode ?? "wal").toUpperCase()}`);
   }
-  return new SqliteConnection(db);
+  try {
+    for (const text of settings) await connection.execute(text, []);
+  } catch (error) {
+    await connection.close();
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConnectionError(`could not set up SQLite database "${path}": ${reason}`, { cause: error });
+  }
+  return connection;
 }

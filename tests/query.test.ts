@@ -1,0 +1,162 @@
+/** Every query method, every parameter type, every query shape, on every target. */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { type Database, QueryError, sql } from "../mod.ts";
+import { targets, uniqueTable } from "./support.ts";
+
+for (const target of targets()) {
+  describe(`queries on ${target.label}`, () => {
+    let db: Database;
+    const users = uniqueTable("users");
+
+    before(async () => {
+      db = target.open();
+      await db.execute(sql`create table ${users} (id integer primary key, name text not null unique, age integer)`);
+    });
+    after(async () => {
+      await db.execute(sql`drop table ${users}`);
+      await db.close();
+    });
+
+    test("execute reports the row count and the inserted id", async () => {
+      const inserted = await db.execute(sql`insert into ${users} (name, age) values (${"Ada"}, ${36})`);
+      assert.equal(inserted.rowCount, 1);
+      assert.equal(typeof inserted.lastInsertId, "number");
+      const updated = await db.execute(sql`update ${users} set age = age + 1 where name = ${"Ada"}`);
+      assert.deepEqual(updated, { rowCount: 1 });
+      const deleted = await db.execute(sql`delete from ${users} where name = ${"Ada"}`);
+      assert.equal(deleted.rowCount, 1);
+    });
+
+    test("fetchAll returns plain objects, fetchOne the first row or undefined, fetchVal the first column", async () => {
+      await db.executeMany(sql`insert into ${users} (name, age) values (${""}, ${0})`, [["Bea", 30], ["Cy", 40]]);
+      const rows = await db.fetchAll<{ name: string; age: number }>(
+        sql`select name, age from ${users} where name in (${sql.join(["Bea", "Cy"])}) order by name`,
+      );
+      assert.deepEqual(rows, [{ name: "Bea", age: 30 }, { name: "Cy", age: 40 }]);
+      assert.equal(Object.getPrototypeOf(rows[0]), Object.prototype);
+      assert.deepEqual(await db.fetchOne(sql`select name from ${users} where name = ${"Cy"}`), { name: "Cy" });
+      assert.equal(await db.fetchOne(sql`select name from ${users} where name = ${"nobody"}`), undefined);
+      assert.equal(await db.fetchVal(sql`select age from ${users} where name = ${"Bea"}`), 30);
+      assert.equal(await db.fetchVal(sql`select age from ${users} where name = ${"nobody"}`), undefined);
+      await db.execute(sql`delete from ${users}`);
+    });
+
+    test("executeMany inserts every set in one statement and is all-or-nothing", async () => {
+      const result = await db.executeMany(
+        sql`insert into ${users} (name, age) values (${""}, ${0})`,
+        Array.from({ length: 50 }, (_, i) => [`bulk${i}`, i]),
+      );
+      assert.equal(result.rowCount, 50);
+      assert.equal(await db.fetchVal(sql`select count(*) from ${users}`), 50);
+      // The duplicate in the middle fails the batch: none of its rows stay.
+      await assert.rejects(
+        db.executeMany(sql`insert into ${users} (name, age) values (${""}, ${0})`, [["new1", 1], ["bulk3", 3], [
+          "new2",
+          2,
+        ]]),
+        QueryError,
+      );
+      assert.equal(await db.fetchVal(sql`select count(*) from ${users}`), 50);
+      assert.deepEqual(await db.executeMany(sql`insert into ${users} (name) values (${""})`, []), { rowCount: 0 });
+      await assert.rejects(
+        db.executeMany(sql`insert into ${users} (name, age) values (${""}, ${0})`, [["only one value"]]),
+        (error: QueryError) => error instanceof QueryError && error.code === "ROOST_INVALID_PARAMETER",
+      );
+      await db.execute(sql`delete from ${users}`);
+    });
+
+    test("iterate streams rows before the query has produced them all", async () => {
+      // An endless query: only a stream can return its first rows.
+      const endless = sql`with recursive c(n) as (select 1 union all select n + 1 from c) select n from c`;
+      const seen: number[] = [];
+      for await (const row of db.iterate<{ n: number }>(endless, undefined, { batchSize: 10 })) {
+        seen.push(row.n);
+        if (seen.length === 25) break;
+      }
+      assert.deepEqual(seen, Array.from({ length: 25 }, (_, i) => i + 1));
+      assert.equal(db.stats().primary.busy, 0, "leaving the loop early frees the connection");
+    });
+
+    test("a query inside for await of iterate completes", async () => {
+      await db.executeMany(sql`insert into ${users} (name, age) values (${""}, ${0})`, [["i1", 1], ["i2", 2], [
+        "i3",
+        3,
+      ]]);
+      const names: string[] = [];
+      for await (const row of db.iterate<{ name: string }>(sql`select name from ${users} order by name`)) {
+        await db.execute(sql`update ${users} set age = age * 10 where name = ${row.name}`);
+        names.push(String(await db.fetchVal(sql`select name from ${users} where name = ${row.name}`)));
+      }
+      assert.deepEqual(names, ["i1", "i2", "i3"]);
+      assert.equal(await db.fetchVal(sql`select sum(age) from ${users}`), 60);
+      await db.execute(sql`delete from ${users}`);
+    });
+
+    test("parameters of every JavaScript type are stored and read back", async () => {
+      const values = uniqueTable("values");
+      await db.execute(sql`create table ${values} (k text primary key, v blob)`);
+      const cases: [string, unknown, unknown][] = [
+        ["string", "héllo 'quoted' \"double\" ; -- ", "héllo 'quoted' \"double\" ; -- "],
+        ["empty string", "", ""],
+        ["integer", 42, 42],
+        ["float", 3.25, 3.25],
+        ["negative", -7, -7],
+        ["small bigint", 12n, 12],
+        ["huge bigint", 2n ** 62n + 1n, 2n ** 62n + 1n],
+        ["true", true, 1],
+        ["false", false, 0],
+        ["null", null, null],
+        ["date", new Date("2024-02-29T12:34:56.789Z"), "2024-02-29T12:34:56.789Z"],
+        ["bytes", new Uint8Array([0, 1, 254, 255]), new Uint8Array([0, 1, 254, 255])],
+        ["object", { a: 1, nested: { b: [true, null] } }, '{"a":1,"nested":{"b":[true,null]}}'],
+        ["array", [1, "two", 3], '[1,"two",3]'],
+      ];
+      for (const [key, value] of cases) await db.execute(sql`insert into ${values} (k, v) values (${key}, ${value})`);
+      for (const [key, , expected] of cases) {
+        const stored = await db.fetchVal(sql`select v from ${values} where k = ${key}`);
+        assert.deepEqual(stored, expected, key);
+      }
+      await assert.rejects(
+        db.execute(sql`insert into ${values} (k, v) values (${"undefined"}, ${undefined})`),
+        (error: QueryError) => error instanceof QueryError && error.code === "ROOST_INVALID_PARAMETER",
+      );
+      await assert.rejects(
+        db.execute(sql`insert into ${values} (k, v) values (${"map"}, ${new Map()})`),
+        (error: QueryError) => error instanceof QueryError && error.code === "ROOST_INVALID_PARAMETER",
+      );
+      await db.execute(sql`drop table ${values}`);
+    });
+
+    test("strings with native placeholders, Kysely and Drizzle compiled queries are accepted", async () => {
+      const placeholder = target.dialect === "postgres" ? "$1" : "?";
+      assert.equal(await db.fetchVal(`select ${placeholder} as v`, ["plain"]), "plain");
+      assert.equal(await db.fetchVal({ sql: `select ${placeholder} as v`, parameters: ["kysely"] }), "kysely");
+      assert.equal(await db.fetchVal({ sql: `select ${placeholder} as v`, params: ["drizzle"] }), "drizzle");
+      await assert.rejects(db.fetchVal(sql`select 1`, [1]), QueryError);
+      // @ts-expect-error: not a query
+      await assert.rejects(db.fetchVal(42), QueryError);
+    });
+
+    test("sql.ident quotes identifiers with embedded quotes, sql.unsafe inserts trusted text", async () => {
+      const odd = uniqueTable(`we"ird \`name`);
+      await db.execute(sql`create table ${odd} (${sql.ident('col "x"')} integer)`);
+      await db.execute(sql`insert into ${odd} values (${7})`);
+      const row = await db.fetchOne(sql`select * from ${odd} order by 1 ${sql.unsafe("desc")}`);
+      assert.deepEqual(row, { 'col "x"': 7 });
+      await db.execute(sql`drop table ${odd}`);
+    });
+
+    test("a failing query is a QueryError with the dialect's code and the SQL, without the parameters", async () => {
+      await db.execute(sql`insert into ${users} (name) values (${"dup"})`);
+      const error = await db.execute(sql`insert into ${users} (name) values (${"dup"})`).catch((e) => e);
+      assert.ok(error instanceof QueryError);
+      assert.match(String(error.code), target.dialect === "sqlite" ? /^SQLITE_CONSTRAINT/ : /./);
+      assert.match(String(error.sql), /insert into/);
+      assert.doesNotMatch(error.message, /dup/);
+      const missing = await db.fetchAll(sql`select * from roost_no_such_table`).catch((e) => e);
+      assert.ok(missing instanceof QueryError);
+      await db.execute(sql`delete from ${users}`);
+    });
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * Shared test helpers: the databases every behavioural test runs against,
+ * unique names so runtimes can share a server, and cleanup.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Database, type DatabaseOptions, type DialectName, sql } from "../mod.ts";
+
+/** The runtime running the tests. */
+export const runtime: string = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
+
+/** A database the behavioural suite runs against. */
+export interface Target {
+  /** Shown in test names. */
+  label: string;
+  dialect: DialectName;
+  /** Opens a fresh instance on this target. */
+  open(options?: DatabaseOptions): Database;
+  /** The URL instances open. */
+  url: string;
+}
+
+let counter = 0;
+
+/** A name no other test, runtime or run uses at the same time. */
+export function uniqueName(prefix = "t"): string {
+  counter++;
+  return `${prefix}_${runtime}_${Date.now().toString(36)}_${counter}_${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** A unique quoted table identifier. */
+export function uniqueTable(prefix = "t"): ReturnType<typeof sql.ident> {
+  return sql.ident(uniqueName(prefix));
+}
+
+const scratch = mkdtempSync(join(tmpdir(), "roost-test-"));
+let removeScheduled = false;
+
+/** A path for a SQLite file in a temporary directory removed when the process exits. */
+export function tempDatabasePath(name = uniqueName("db")): string {
+  if (!removeScheduled) {
+    removeScheduled = true;
+    globalThis.addEventListener?.("unload", () => rmSync(scratch, { recursive: true, force: true }));
+    (globalThis as { process?: { on?(event: string, fn: () => void): void } }).process?.on?.(
+      "exit",
+      () => rmSync(scratch, { recursive: true, force: true }),
+    );
+  }
+  return join(scratch, `${name}.db`);
+}
+
+function target(label: string, dialect: DialectName, url: string): Target {
+  return { label, dialect, url, open: (options) => new Database(url, options) };
+}
+
+/** Every database the suite runs against on this machine. */
+export function targets(): Target[] {
+  return [
+    target("sqlite memory", "sqlite", "sqlite::memory:"),
+    target("sqlite file", "sqlite", `sqlite://${tempDatabasePath()}`),
+  ];
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A promise with its resolve function, for ordering concurrent tasks. */
+export function signal(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => resolve = r);
+  return { promise, resolve };
+}
