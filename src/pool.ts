@@ -176,7 +176,11 @@ export class Pool<C> {
   /** Gives a connection back; a broken one is closed and replaced on demand. */
   release(item: PooledConnection<C>, broken = false): void {
     if (broken) item.broken = true;
-    if (--item.holders > 0) return;
+    if (--item.holders > 0) {
+      // A borrower gave back a streaming connection: the next waiter may borrow it.
+      if (this.#lenders.has(item)) this.#dispatch();
+      return;
+    }
     if (item.broken || this.closed || Date.now() >= item.expiresAt) {
       this.#destroy(item);
       this.#dispatch();
@@ -264,8 +268,10 @@ export class Pool<C> {
     return undefined;
   }
 
+  /** A streaming connection nobody else borrows yet: one borrower at a time, so scopes never mix. */
   #borrow(): PooledConnection<C> | undefined {
     for (const item of this.#lenders) {
+      if (item.holders !== 1) continue;
       item.holders++;
       return item;
     }

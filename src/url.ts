@@ -66,32 +66,20 @@ const schemes: Record<string, DialectName> = {
 
 const defaultPorts: Record<DialectName, number> = { postgres: 5432, mysql: 3306, sqlite: 0 };
 
-/** The parts of a parsed URL, the password excepted. */
-export interface DatabaseUrlParts {
-  /** The dialect the scheme selects. */
-  readonly dialect: DialectName;
-  /** The scheme as written, for messages (`postgresql:`, `mariadb:` …). */
-  readonly scheme: string;
-  /** Server host (empty for SQLite). */
-  readonly host: string;
-  /** Server port (0 for SQLite). */
-  readonly port: number;
-  /** User name (empty when none). */
-  readonly user: string;
-  /** Database name on a server; the file path (or `:memory:`) for SQLite. */
-  readonly database: string;
-  /** The validated query-string options. */
-  readonly options: Readonly<Record<string, UrlOptionValue>>;
-}
-
 const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
 const denoInspect = Symbol.for("Deno.customInspect");
+
+/** The parts of a parsed URL, the password excepted. */
+export type DatabaseUrlParts = Pick<
+  DatabaseUrl,
+  "dialect" | "scheme" | "host" | "port" | "user" | "database" | "options"
+>;
 
 /**
  * A parsed, validated database URL. `toString()`, `toJSON()` and inspection
  * show it with the password replaced by `***`.
  */
-export class DatabaseUrl implements DatabaseUrlParts {
+export class DatabaseUrl {
   /** The dialect the scheme selects. */
   readonly dialect: DialectName;
   /** The scheme as written (`postgresql:`, `mariadb:` …). */

@@ -93,6 +93,26 @@ for (const target of targets()) {
       await db.execute(sql`delete from ${users}`);
     });
 
+    test("concurrent transactions and queries inside for await of iterate all complete", async () => {
+      const log = uniqueTable("log");
+      await db.execute(sql`create table ${log} (n integer)`);
+      let rows = 0;
+      for await (const row of db.iterate<{ n: number }>(sql`select 1 as n union all select 2 union all select 3`)) {
+        rows++;
+        await Promise.all([
+          db.transaction(async (tx) => {
+            await tx.execute(sql`insert into ${log} values (${row.n})`);
+          }),
+          db.fetchVal(sql`select count(*) from ${log}`),
+          db.executeMany(sql`insert into ${log} values (${0})`, [[row.n * 10]]),
+        ]);
+      }
+      assert.equal(rows, 3);
+      assert.equal(await db.fetchVal(sql`select count(*) from ${log}`), 6);
+      assert.equal(db.stats().primary.busy, 0);
+      await db.execute(sql`drop table ${log}`);
+    });
+
     test("parameters of every JavaScript type are stored and read back", async () => {
       const values = uniqueTable("values");
       await db.execute(sql`create table ${values} (k text primary key, v blob)`);

@@ -76,12 +76,18 @@ const constraintCodes: Record<number, string> = {
   3091: "DATATYPE",
 };
 
-/** SQLITE_BUSY and its extended codes: another connection holds a lock. */
+const busySnapshot = 517;
+
+/**
+ * SQLITE_BUSY and its extended codes: another connection holds a lock.
+ * SQLITE_BUSY_SNAPSHOT is left out: the transaction's snapshot is stale, and
+ * only a new transaction can succeed.
+ */
 function isBusy(error: unknown): boolean {
   const raw = error as { code?: unknown; errcode?: unknown; errno?: unknown };
   const numeric = typeof raw?.errcode === "number" ? raw.errcode : raw?.errno;
-  if (typeof numeric === "number") return (numeric & 0xff) === 5;
-  return typeof raw?.code === "string" && raw.code.startsWith("SQLITE_BUSY");
+  if (typeof numeric === "number") return (numeric & 0xff) === 5 && numeric !== busySnapshot;
+  return typeof raw?.code === "string" && raw.code.startsWith("SQLITE_BUSY") && raw.code !== "SQLITE_BUSY_SNAPSHOT";
 }
 
 function sqliteCodeName(code: number): string {
