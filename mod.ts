@@ -26,7 +26,7 @@ export { compile, Sql, sql } from "./src/sql.ts";
 export type { CompiledQuery, SqlTag } from "./src/sql.ts";
 export type { DrizzleQuery, KyselyCompiledQuery, Query } from "./src/query.ts";
 export type { DialectName, IsolationLevel, TransactionOptions } from "./src/dialect.ts";
-export type { Driver, DriverConnection, ExecuteResult, Row } from "./src/driver.ts";
+export type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "./src/driver.ts";
 export type { DriverName } from "./src/drivers/mod.ts";
 export type { PoolOptions, PoolStats } from "./src/pool.ts";
 export { DatabaseUrl, parseDatabaseUrl } from "./src/url.ts";

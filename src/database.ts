@@ -282,7 +282,7 @@ export class Database extends Queryable implements AsyncDisposable {
     if (lend) this.#pool.lend(item);
     let broken = false;
     try {
-      for await (const batch of item.connection.stream(query.text, query.params, batchSize)) yield* batch;
+      for await (const batch of item.connection.stream(query.text, query.params, batchSize, "own")) yield* batch;
     } catch (error) {
       broken = error instanceof ConnectionError;
       throw error;

@@ -19,6 +19,15 @@ export interface ExecuteResult {
 }
 
 /**
+ * Where a stream runs: `"own"`, on a connection nothing else uses until it
+ * ends; `"shared"`, on a scope's connection that other queries may use
+ * between batches; `"shared-transaction"`, the same inside an open
+ * transaction. Drivers whose native cursors block their connection use a
+ * cursor the server keeps (DECLARE/FETCH) when the connection is shared.
+ */
+export type StreamPlacement = "own" | "shared" | "shared-transaction";
+
+/**
  * One open connection. The core never calls two methods of a connection at
  * once: a connection serves one scope or one query at a time, and a stream's
  * batches are fetched between other calls only when the driver says
@@ -37,7 +46,12 @@ export interface DriverConnection {
   /** Runs a query and returns its first row. */
   fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined>;
   /** Streams a query's rows in batches; `return()` stops it early and frees its resources. */
-  stream(text: string, params: readonly unknown[], batchSize: number): AsyncIterableIterator<Row[]>;
+  stream(
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]>;
   /** Checks that the connection still works (used before reusing a long-idle one). */
   ping?(): Promise<void>;
   /** Closes the connection; never throws. */

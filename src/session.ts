@@ -92,7 +92,10 @@ export class Session {
   async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
     this.check();
     try {
-      for await (const batch of this.item.connection.stream(query.text, query.params, batchSize)) yield* batch;
+      const placement = this.current ? "shared-transaction" : "shared";
+      for await (const batch of this.item.connection.stream(query.text, query.params, batchSize, placement)) {
+        yield* batch;
+      }
     } catch (error) {
       this.#failed(error);
       throw error;

@@ -97,6 +97,27 @@ for (const target of targets()) {
       assert.equal(db.stats().primary.busy, 0);
     });
 
+    test("iterate inside a scope, with queries on the same connection inside the loop", async () => {
+      const three = sql`select 1 as n union all select 2 union all select 3`;
+      const inTransaction = await db.transaction(async () => {
+        const seen: number[] = [];
+        for await (const row of db.iterate<{ n: number }>(three, undefined, { batchSize: 2 })) {
+          seen.push(Number(await db.fetchVal(sql`select ${row.n} + 10`)));
+        }
+        return seen;
+      });
+      assert.deepEqual(inTransaction, [11, 12, 13]);
+      const inConnection = await db.connection(async (conn) => {
+        const seen: number[] = [];
+        for await (const row of conn.iterate<{ n: number }>(three, undefined, { batchSize: 2 })) {
+          seen.push(Number(await db.fetchVal(sql`select ${row.n} + 20`)));
+        }
+        return seen;
+      });
+      assert.deepEqual(inConnection, [21, 22, 23]);
+      assert.equal(db.stats().primary.busy, 0);
+    });
+
     test("a handle used after its scope ends is a ClosedError", async () => {
       const leaked = await db.connection((conn) => conn);
       await assert.rejects(leaked.fetchVal(sql`select 1`), ClosedError);

@@ -10,7 +10,7 @@ import { ConfigError } from "../errors.ts";
 import { runtime, type RuntimeName } from "../runtime.ts";
 
 /** The drivers Roost ships, by the name the `driver` option takes. */
-export type DriverName = "node-sqlite" | "bun-sqlite";
+export type DriverName = "node-sqlite" | "bun-sqlite" | "postgres-js";
 
 interface DriverEntry {
   dialect: DialectName;
@@ -29,12 +29,18 @@ const drivers: Record<DriverName, DriverEntry> = {
     runtimes: ["bun"],
     load: () => import("./bun_sqlite.ts").then((m) => m.bunSqlite),
   },
+  "postgres-js": {
+    dialect: "postgres",
+    runtimes: ["node", "deno", "bun", "workerd"],
+    load: () => import("./postgres_js.ts").then((m) => m.postgresJs),
+  },
 };
 
 const defaults: Partial<Record<RuntimeName, Partial<Record<DialectName, DriverName>>>> = {
-  node: { sqlite: "node-sqlite" },
-  deno: { sqlite: "node-sqlite" },
-  bun: { sqlite: "bun-sqlite" },
+  node: { sqlite: "node-sqlite", postgres: "postgres-js" },
+  deno: { sqlite: "node-sqlite", postgres: "postgres-js" },
+  bun: { sqlite: "bun-sqlite", postgres: "postgres-js" },
+  workerd: { postgres: "postgres-js" },
 };
 
 /** True when `name` is a driver Roost ships. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { DriverConnection, ExecuteResult, Row } from "../driver.ts";
+import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
 
@@ -313,7 +313,12 @@ export class SqliteConnection implements DriverConnection {
   }
 
   /** Steps a statement of its own, `batchSize` rows at a time. */
-  async *stream(text: string, params: readonly unknown[], batchSize: number): AsyncIterableIterator<Row[]> {
+  async *stream(
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    _placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]> {
     // A statement of its own: a cached one could be reset by a query run inside the loop.
     let statement: SyncStatement;
     let rows: Iterator<unknown>;
