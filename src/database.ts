@@ -85,6 +85,7 @@ export class Database extends Queryable implements AsyncDisposable {
       {
         open: async () => (this.#driver ?? await this.#driverLoaded()).connect(this.#url),
         close: (connection) => connection.close(),
+        broken: (connection) => connection.broken === true,
         ping: (connection) => connection.ping?.(),
       },
       resolved.pool,

@@ -52,6 +52,12 @@ export interface DriverConnection {
     batchSize: number,
     placement: StreamPlacement,
   ): AsyncIterableIterator<Row[]>;
+  /**
+   * True once the connection knows it is unusable (its socket failed while
+   * idle, or a stream was abandoned mid-result): the pool closes it instead
+   * of handing it out again.
+   */
+  readonly broken?: boolean;
   /** Checks that the connection still works (used before reusing a long-idle one). */
   ping?(): Promise<void>;
   /** Closes the connection; never throws. */

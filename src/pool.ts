@@ -47,6 +47,8 @@ export interface PoolHooks<C> {
   open(): Promise<C>;
   /** Closes a connection; must not throw. */
   close(connection: C): Promise<void>;
+  /** True when a connection knows it is unusable, so it is closed instead of reused. */
+  broken?(connection: C): boolean;
   /**
    * Checks a long-idle connection before reuse: returns a promise that
    * rejects when it is dead, or undefined when the connection needs no check.
@@ -181,7 +183,7 @@ export class Pool<C> {
       if (this.#lenders.has(item)) this.#dispatch();
       return;
     }
-    if (item.broken || this.closed || Date.now() >= item.expiresAt) {
+    if (item.broken || this.#hooks.broken?.(item.connection) || this.closed || Date.now() >= item.expiresAt) {
       this.#destroy(item);
       this.#dispatch();
       return;
@@ -259,7 +261,7 @@ export class Pool<C> {
   #takeIdle(): PooledConnection<C> | undefined {
     const now = Date.now();
     for (let item = this.#idle.pop(); item; item = this.#idle.pop()) {
-      if (now < item.expiresAt) {
+      if (now < item.expiresAt && !this.#hooks.broken?.(item.connection)) {
         item.holders = 1;
         return item;
       }

@@ -83,7 +83,7 @@ for (const target of targets()) {
       const scratch = uniqueTable("scratch");
       await db.connection(async (conn) => {
         // A temporary table exists only on the connection that created it.
-        await conn.execute(sql`create temp table ${scratch} (n integer)`);
+        await conn.execute(sql`create temporary table ${scratch} (n integer)`);
         await db.execute(sql`insert into ${scratch} values (1)`);
         await db.connection(async () => {
           assert.equal(await db.fetchVal(sql`select count(*) from ${scratch}`), 1);

@@ -66,6 +66,11 @@ const servers: { label: string; dialect: DialectName; url: string }[] = [
     dialect: "postgres",
     url: env.ROOST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
   },
+  {
+    label: "mysql (mysql2)",
+    dialect: "mysql",
+    url: env.ROOST_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test",
+  },
 ];
 
 async function reachable(url: string, label: string): Promise<boolean> {

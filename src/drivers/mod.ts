@@ -10,7 +10,7 @@ import { ConfigError } from "../errors.ts";
 import { runtime, type RuntimeName } from "../runtime.ts";
 
 /** The drivers Roost ships, by the name the `driver` option takes. */
-export type DriverName = "node-sqlite" | "bun-sqlite" | "postgres-js";
+export type DriverName = "node-sqlite" | "bun-sqlite" | "postgres-js" | "mysql2";
 
 interface DriverEntry {
   dialect: DialectName;
@@ -34,13 +34,18 @@ const drivers: Record<DriverName, DriverEntry> = {
     runtimes: ["node", "deno", "bun", "workerd"],
     load: () => import("./postgres_js.ts").then((m) => m.postgresJs),
   },
+  "mysql2": {
+    dialect: "mysql",
+    runtimes: ["node", "deno", "bun", "workerd"],
+    load: () => import("./mysql2.ts").then((m) => m.mysql2),
+  },
 };
 
 const defaults: Partial<Record<RuntimeName, Partial<Record<DialectName, DriverName>>>> = {
-  node: { sqlite: "node-sqlite", postgres: "postgres-js" },
-  deno: { sqlite: "node-sqlite", postgres: "postgres-js" },
-  bun: { sqlite: "bun-sqlite", postgres: "postgres-js" },
-  workerd: { postgres: "postgres-js" },
+  node: { sqlite: "node-sqlite", postgres: "postgres-js", mysql: "mysql2" },
+  deno: { sqlite: "node-sqlite", postgres: "postgres-js", mysql: "mysql2" },
+  bun: { sqlite: "bun-sqlite", postgres: "postgres-js", mysql: "mysql2" },
+  workerd: { postgres: "postgres-js", mysql: "mysql2" },
 };
 
 /** True when `name` is a driver Roost ships. */

@@ -1,0 +1,328 @@
+/**
+ * The mysql2 driver: MySQL and MariaDB on Deno, Bun, Node and Workers.
+ * Each Roost connection is one mysql2 connection; Roost's pool does the
+ * pooling, so every query gets an acquire timeout (mysql2's own pool has none).
+ *
+ * @example Passing the driver object (for bundlers that drop lazy imports)
+ * ```ts
+ * import { Database } from "@roost/db";
+ * import { mysql2 } from "@roost/db/drivers/mysql2";
+ * const db = new Database("mysql://root@localhost/app", { driver: mysql2 });
+ * ```
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import mysql from "mysql2/promise";
+import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
+import { ConnectionError, QueryError } from "../errors.ts";
+import type { DatabaseUrl } from "../url.ts";
+import { exactInteger } from "./sqlite.ts";
+
+type Connection = mysql.Connection;
+type Field = { name: string; columnType?: number; type?: number; characterSet?: number };
+
+const longlong = 8;
+const binaryCharset = 63;
+const blobTypes = new Set([249, 250, 251, 252, 253, 254]);
+
+/** Errors after which the connection is gone. */
+const fatalCodes = new Set([
+  "PROTOCOL_CONNECTION_LOST",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ER_SERVER_SHUTDOWN",
+  "ER_CONNECTION_KILLED",
+  "ER_CON_COUNT_ERROR",
+  "ER_NET_READ_INTERRUPTED",
+]);
+
+/** MySQL quotes offending values in some messages; they never reach a Roost error. */
+const quotedValue = /((?:Duplicate entry|value:|Incorrect \w+ value:)\s*)'(?:[^'\\]|\\.|'')*'/g;
+
+function sanitized(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const raw = error as Error & { code?: unknown; errno?: unknown; sqlState?: unknown; fatal?: unknown };
+  const copy = new Error(error.message.replace(quotedValue, "$1'…'"));
+  copy.name = error.name;
+  Object.assign(copy, { code: raw.code, errno: raw.errno, sqlState: raw.sqlState, fatal: raw.fatal });
+  copy.stack = error.stack?.replace(quotedValue, "$1'…'");
+  return copy;
+}
+
+function translate(error: unknown, text: string): Error {
+  if (error instanceof QueryError || error instanceof ConnectionError) return error;
+  const raw = error as { code?: unknown; message?: unknown; fatal?: unknown };
+  const code = typeof raw?.code === "string" ? raw.code : undefined;
+  const message = (typeof raw?.message === "string" ? raw.message : String(error)).replace(quotedValue, "$1'…'");
+  const cause = sanitized(error);
+  if (raw?.fatal === true || (code !== undefined && fatalCodes.has(code))) {
+    return new ConnectionError(`mysql connection lost: ${message}`, { cause, code });
+  }
+  return new QueryError(message, { cause, code, sql: text });
+}
+
+function invalidParameter(index: number, why: string): QueryError {
+  return new QueryError(`parameter ${index + 1} ${why}`, { code: "ROOST_INVALID_PARAMETER" });
+}
+
+/** Converts values mysql2 would bind wrongly: byte views to Buffers, objects to JSON, bigints to text. */
+function mysqlParams(params: readonly unknown[]): unknown[] {
+  const out = new Array<unknown>(params.length);
+  for (let i = 0; i < params.length; i++) {
+    const value = params[i];
+    if (value === undefined) throw invalidParameter(i, "is undefined; pass null for SQL NULL");
+    if (typeof value === "bigint") out[i] = value.toString();
+    else if (typeof value === "boolean") out[i] = value ? 1 : 0;
+    else if (typeof value !== "object" || value === null || value instanceof Date || Buffer.isBuffer(value)) {
+      if (typeof value === "function" || typeof value === "symbol") throw invalidParameter(i, `is a ${typeof value}`);
+      out[i] = value;
+    } else if (value instanceof Uint8Array) out[i] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    else if (value instanceof ArrayBuffer) out[i] = Buffer.from(value);
+    else if (Array.isArray(value) || Object.getPrototypeOf(value) === Object.prototype) out[i] = JSON.stringify(value);
+    else throw invalidParameter(i, `is a ${value.constructor?.name ?? "object"}, which MySQL cannot store`);
+  }
+  return out;
+}
+
+/** Which columns need converting: BIGINT (text to exact integer) and binary blobs (Buffer to Uint8Array). */
+function conversions(fields: readonly Field[] | undefined): { integers: string[]; bytes: string[] } | undefined {
+  if (!fields) return undefined;
+  const integers: string[] = [];
+  const bytes: string[] = [];
+  for (const field of fields) {
+    const type = field.columnType ?? field.type;
+    if (type === longlong) integers.push(field.name);
+    else if (type !== undefined && blobTypes.has(type) && field.characterSet === binaryCharset) bytes.push(field.name);
+  }
+  return integers.length + bytes.length > 0 ? { integers, bytes } : undefined;
+}
+
+function convertRows(rows: Row[], fields: readonly Field[] | undefined): Row[] {
+  const plan = conversions(fields);
+  if (plan) { for (const row of rows) convertRow(row, plan); }
+  return rows;
+}
+
+function convertRow(row: Row, plan: { integers: string[]; bytes: string[] }): Row {
+  for (const name of plan.integers) {
+    const value = row[name];
+    if (typeof value === "string") row[name] = exactInteger(BigInt(value));
+  }
+  for (const name of plan.bytes) {
+    const value = row[name];
+    if (value instanceof Uint8Array) row[name] = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  return row;
+}
+
+/** `insert … values (…)` ending the statement: its tuple can repeat for a multi-row insert. */
+const singleTupleInsert = /^(\s*insert\s[\s\S]*?\svalues\s*)(\([^()]*\))\s*;?\s*$/i;
+const maxPlaceholders = 65_535;
+
+class Mysql2Connection implements DriverConnection {
+  readonly #connection: Connection;
+  #lost: Error | undefined;
+
+  constructor(connection: Connection) {
+    this.#connection = connection;
+    // An idle connection's error must never crash the process: remember it, fail the next use.
+    connection.on("error", (error: Error) => this.#lost = error);
+  }
+
+  get broken(): boolean {
+    return this.#lost !== undefined;
+  }
+
+  #check(text: string): void {
+    if (this.#lost) throw translate(Object.assign(this.#lost, { fatal: true }), text);
+  }
+
+  async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
+    this.#check(text);
+    try {
+      const [result] = await this.#connection.execute(text, mysqlParams(params) as never);
+      const header = result as unknown as { affectedRows?: number; insertId?: number | string };
+      const outcome: ExecuteResult = { rowCount: header.affectedRows ?? 0 };
+      if (header.insertId) outcome.lastInsertId = exactInteger(BigInt(header.insertId));
+      return outcome;
+    } catch (error) {
+      throw translate(error, text);
+    }
+  }
+
+  /** A single-tuple INSERT becomes multi-row INSERTs; anything else reuses one prepared statement. */
+  async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    const insert = singleTupleInsert.exec(text);
+    const width = paramSets[0]?.length ?? 0;
+    if (!insert || width === 0) {
+      let rowCount = 0;
+      let lastInsertId: number | bigint | undefined;
+      for (const params of paramSets) {
+        const result = await this.execute(text, params);
+        rowCount += result.rowCount;
+        lastInsertId = result.lastInsertId ?? lastInsertId;
+      }
+      return lastInsertId === undefined ? { rowCount } : { rowCount, lastInsertId };
+    }
+    const [, head, tuple] = insert;
+    const perChunk = Math.max(1, Math.min(1_000, Math.floor(maxPlaceholders / width)));
+    let rowCount = 0;
+    for (let start = 0; start < paramSets.length; start += perChunk) {
+      const chunk = paramSets.slice(start, start + perChunk);
+      const chunkText = head + Array.from({ length: chunk.length }, () => tuple).join(", ");
+      rowCount += (await this.execute(chunkText, chunk.flat())).rowCount;
+    }
+    return { rowCount };
+  }
+
+  async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+    this.#check(text);
+    try {
+      const [rows, fields] = await this.#connection.execute(text, mysqlParams(params) as never);
+      if (!Array.isArray(rows)) return [];
+      return convertRows(rows as Row[], fields as Field[] | undefined);
+    } catch (error) {
+      throw translate(error, text);
+    }
+  }
+
+  async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
+    return (await this.fetchAll(text, params))[0];
+  }
+
+  async *stream(
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]> {
+    this.#check(text);
+    if (placement !== "own") {
+      // MySQL has no cursor that lets other statements run on the connection
+      // meanwhile: on a shared connection the rows are read first, then handed
+      // out in batches, so queries inside the loop cannot deadlock.
+      const rows = await this.fetchAll(text, params);
+      for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+      return;
+    }
+    const core = (this.#connection as unknown as { connection: CoreConnection }).connection;
+    const query = core.query({ sql: text, values: mysqlParams(params) });
+    let fields: Field[] | undefined;
+    query.on("fields", (received: Field[]) => fields = received);
+    const rows = query.stream({ highWaterMark: batchSize }) as AsyncIterable<Row> & { destroy(): void };
+    let finished = false;
+    try {
+      let batch: Row[] = [];
+      let plan: ReturnType<typeof conversions>;
+      for await (const row of rows) {
+        plan ??= conversions(fields);
+        batch.push(plan ? convertRow(row, plan) : row);
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+      finished = true;
+      if (batch.length > 0) yield batch;
+    } catch (error) {
+      throw translate(error, text);
+    } finally {
+      if (!finished) {
+        // The server keeps sending the rest of the result and MySQL cannot
+        // cancel it: the connection is discarded rather than drained.
+        this.#lost ??= new Error("stream abandoned before its end");
+        rows.destroy();
+        this.#connection.destroy();
+      }
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.#check("ping");
+    try {
+      await this.#connection.ping();
+    } catch (error) {
+      throw translate(error, "ping");
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#lost) {
+      this.#connection.destroy();
+      return;
+    }
+    await this.#connection.end().catch(() => this.#connection.destroy());
+  }
+}
+
+interface CoreConnection {
+  query(options: { sql: string; values: unknown[] }): {
+    on(event: "fields", listener: (fields: Field[]) => void): void;
+    stream(options: { highWaterMark: number }): unknown;
+  };
+}
+
+function sslOption(url: DatabaseUrl): mysql.ConnectionOptions["ssl"] {
+  switch (url.options.sslmode) {
+    case undefined:
+    case "disable":
+    case "preferred":
+      return undefined;
+    case "required":
+      return { rejectUnauthorized: false };
+    default:
+      // verify_ca and verify_identity: the chain and the host name are checked
+      // (mysql2 cannot skip the host-name check, so verify_ca is as strict).
+      return { rejectUnauthorized: true };
+  }
+}
+
+/** The mysql2 driver. */
+export const mysql2: Driver = {
+  name: "mysql2",
+  dialect: "mysql",
+  interleavedStreams: false,
+  async connect(url) {
+    const { connect_timeout, charset } = url.options;
+    let connection: Connection;
+    try {
+      connection = await mysql.createConnection({
+        host: url.host,
+        port: url.port,
+        user: url.user || undefined,
+        password: url.password() || undefined,
+        database: url.database || undefined,
+        connectTimeout: connect_timeout === undefined ? 30_000 : Number(connect_timeout) * 1_000,
+        charset: charset === undefined ? "utf8mb4" : String(charset),
+        ssl: sslOption(url),
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        timezone: "Z",
+        dateStrings: false,
+        multipleStatements: false,
+        disableEval: true,
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ConnectionError(`could not connect to mysql at ${url.host}:${url.port}: ${reason}`, {
+        cause: sanitized(error),
+        code: typeof (error as { code?: unknown }).code === "string" ? (error as { code: string }).code : undefined,
+      });
+    }
+    const wrapped = new Mysql2Connection(connection);
+    if (url.options.statement_timeout !== undefined) {
+      // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
+      const ms = Number(url.options.statement_timeout);
+      await wrapped.execute(`SET SESSION max_statement_time = ${ms / 1_000}`, []).catch(() =>
+        wrapped.execute(`SET SESSION max_execution_time = ${ms}`, [])
+      );
+    }
+    return wrapped;
+  },
+};
