@@ -17,7 +17,8 @@ import mysql from "mysql2/promise";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
-import { exactInteger } from "./sqlite.ts";
+import { sanitizedCause } from "./cause.ts";
+import { integerFromText, invalidParameter, isJsonObject } from "./values.ts";
 
 type Connection = mysql.Connection;
 type Field = { name: string; columnType?: number; type?: number; characterSet?: number };
@@ -45,21 +46,14 @@ const fatalCodes = new Set([
 /** MySQL quotes offending values in some messages; they never reach a Roost error. */
 const quotedValue = /((?:Duplicate entry|value:|Incorrect \w+ value:)\s*)'(?:[^'\\]|\\.|'')*'/g;
 
-function sanitized(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-  const raw = error as Error & { code?: unknown; errno?: unknown; sqlState?: unknown; fatal?: unknown };
-  const copy = new Error(error.message.replace(quotedValue, "$1'…'"));
-  copy.name = error.name;
-  Object.assign(copy, { code: raw.code, errno: raw.errno, sqlState: raw.sqlState, fatal: raw.fatal });
-  copy.stack = error.stack?.replace(quotedValue, "$1'…'");
-  return copy;
-}
+const redactValues = (text: string) => text.replace(quotedValue, "$1'…'");
+const sanitized = (error: unknown) => sanitizedCause(error, ["code", "errno", "sqlState", "fatal"], redactValues);
 
 function translate(error: unknown, text: string): Error {
   if (error instanceof QueryError || error instanceof ConnectionError) return error;
   const raw = error as { code?: unknown; message?: unknown; fatal?: unknown };
   const code = typeof raw?.code === "string" ? raw.code : undefined;
-  const message = (typeof raw?.message === "string" ? raw.message : String(error)).replace(quotedValue, "$1'…'");
+  const message = redactValues(typeof raw?.message === "string" ? raw.message : String(error));
   const cause = sanitized(error);
   if (raw?.fatal === true || (code !== undefined && fatalCodes.has(code))) {
     return new ConnectionError(`mysql connection lost: ${message}`, { cause, code });
@@ -67,27 +61,40 @@ function translate(error: unknown, text: string): Error {
   return new QueryError(message, { cause, code, sql: text });
 }
 
-function invalidParameter(index: number, why: string): QueryError {
-  return new QueryError(`parameter ${index + 1} ${why}`, { code: "ROOST_INVALID_PARAMETER" });
+/** One value as mysql2 binds it right: bigints and booleans as numbers/text, byte views as Buffers, objects as JSON. */
+function toMysql(value: unknown, index: number): unknown {
+  switch (typeof value) {
+    case "string":
+    case "number":
+      return value;
+    case "bigint":
+      return value.toString();
+    case "boolean":
+      return value ? 1 : 0;
+    case "undefined":
+      throw invalidParameter(index, "is undefined; pass null for SQL NULL");
+    case "object":
+      if (value === null || value instanceof Date || Buffer.isBuffer(value)) return value;
+      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      if (value instanceof ArrayBuffer) return Buffer.from(value);
+      if (isJsonObject(value)) return JSON.stringify(value);
+      throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which MySQL cannot store`);
+    default:
+      throw invalidParameter(index, `is a ${typeof value}, which MySQL cannot store`);
+  }
 }
 
-/** Converts values mysql2 would bind wrongly: byte views to Buffers, objects to JSON, bigints to text. */
+/** Converts parameters for binding; copies the array only when a value needs converting. */
 function mysqlParams(params: readonly unknown[]): unknown[] {
-  const out = new Array<unknown>(params.length);
+  let out: unknown[] | undefined;
   for (let i = 0; i < params.length; i++) {
-    const value = params[i];
-    if (value === undefined) throw invalidParameter(i, "is undefined; pass null for SQL NULL");
-    if (typeof value === "bigint") out[i] = value.toString();
-    else if (typeof value === "boolean") out[i] = value ? 1 : 0;
-    else if (typeof value !== "object" || value === null || value instanceof Date || Buffer.isBuffer(value)) {
-      if (typeof value === "function" || typeof value === "symbol") throw invalidParameter(i, `is a ${typeof value}`);
-      out[i] = value;
-    } else if (value instanceof Uint8Array) out[i] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    else if (value instanceof ArrayBuffer) out[i] = Buffer.from(value);
-    else if (Array.isArray(value) || Object.getPrototypeOf(value) === Object.prototype) out[i] = JSON.stringify(value);
-    else throw invalidParameter(i, `is a ${value.constructor?.name ?? "object"}, which MySQL cannot store`);
+    const converted = toMysql(params[i], i);
+    if (converted !== params[i]) {
+      out ??= params.slice();
+      out[i] = converted;
+    }
   }
-  return out;
+  return out ?? params as unknown[];
 }
 
 /** Which columns need converting: BIGINT (text to exact integer) and binary blobs (Buffer to Uint8Array). */
@@ -112,7 +119,7 @@ function convertRows(rows: Row[], fields: readonly Field[] | undefined): Row[] {
 function convertRow(row: Row, plan: { integers: string[]; bytes: string[] }): Row {
   for (const name of plan.integers) {
     const value = row[name];
-    if (typeof value === "string") row[name] = exactInteger(BigInt(value));
+    if (typeof value === "string") row[name] = integerFromText(value);
   }
   for (const name of plan.bytes) {
     const value = row[name];
@@ -149,7 +156,7 @@ class Mysql2Connection implements DriverConnection {
       const [result] = await this.#connection.execute(text, mysqlParams(params) as never);
       const header = result as unknown as { affectedRows?: number; insertId?: number | string };
       const outcome: ExecuteResult = { rowCount: header.affectedRows ?? 0 };
-      if (header.insertId) outcome.lastInsertId = exactInteger(BigInt(header.insertId));
+      if (header.insertId) outcome.lastInsertId = integerFromText(String(header.insertId));
       return outcome;
     } catch (error) {
       throw translate(error, text);

@@ -16,6 +16,8 @@ import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
+import { sanitizedCause } from "./cause.ts";
+import { integerFromText } from "./values.ts";
 
 type Client = ReturnType<typeof postgres>;
 type Params = Parameters<Client["unsafe"]>[1];
@@ -25,10 +27,7 @@ const int8 = {
   to: 20,
   from: [20],
   serialize: (value: bigint | number | string) => String(value),
-  parse: (text: string): number | bigint => {
-    const value = Number(text);
-    return Number.isSafeInteger(value) ? value : BigInt(text);
-  },
+  parse: integerFromText,
 };
 
 /** bytea as a plain Uint8Array on every runtime (postgres.js returns a Buffer). */
@@ -77,20 +76,8 @@ const serverFields = [
   "routine",
 ];
 
-/**
- * postgres.js attaches the query's parameters to its errors (and does not
- * let them be deleted): the cause is a copy without them.
- */
-function sanitized(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-  const copy = new Error(error.message);
-  copy.name = error.name;
-  const source = error as unknown as Record<string, unknown>;
-  const target = copy as unknown as Record<string, unknown>;
-  for (const field of serverFields) if (source[field] !== undefined) target[field] = source[field];
-  copy.stack = error.stack;
-  return copy;
-}
+/** postgres.js attaches the query's parameters to its errors (and does not let them be deleted). */
+const sanitized = (error: unknown) => sanitizedCause(error, serverFields);
 
 /** Translates a postgres.js error into a Roost error. */
 function translate(error: unknown, text: string): Error {

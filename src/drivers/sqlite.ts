@@ -9,6 +9,7 @@
 import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
+import { exactInteger, invalidParameter, isJsonObject } from "./values.ts";
 
 /** The statement API both runtimes' SQLite modules offer. */
 export interface SyncStatement {
@@ -112,10 +113,6 @@ export function sqliteError(error: unknown, text: string): QueryError {
   return new QueryError(message, { cause: error, code, sql: text });
 }
 
-function invalidParameter(index: number, why: string): QueryError {
-  return new QueryError(`parameter ${index + 1} ${why}`, { code: "ROOST_INVALID_PARAMETER" });
-}
-
 /**
  * Converts one value to what SQLite stores: booleans as 1/0, dates as ISO 8601
  * text, byte views as blobs, plain objects and arrays as JSON text.
@@ -145,12 +142,6 @@ function toSqlite(value: unknown, index: number): unknown {
   }
 }
 
-function isJsonObject(value: object): boolean {
-  if (Array.isArray(value)) return true;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null || typeof (value as { toJSON?: unknown }).toJSON === "function";
-}
-
 /** Converts parameters for binding; returns the same array when none needs converting. */
 export function sqliteParams(params: readonly unknown[]): readonly unknown[] {
   let out: unknown[] | undefined;
@@ -163,14 +154,6 @@ export function sqliteParams(params: readonly unknown[]): readonly unknown[] {
     }
   }
   return out ?? params;
-}
-
-const minSafe = BigInt(Number.MIN_SAFE_INTEGER);
-const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** An integer as a number when that is exact, else as a bigint. */
-export function exactInteger(value: number | bigint): number | bigint {
-  return typeof value === "bigint" && value >= minSafe && value <= maxSafe ? Number(value) : value;
 }
 
 /** A plain-object copy of a row with integers returned exactly. */
