@@ -5,16 +5,19 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Database, type DatabaseOptions, type DialectName, sql } from "../mod.ts";
+import { ConfigError, Database, type DatabaseOptions, type DialectName, type DriverName, sql } from "../mod.ts";
+import { availableDrivers } from "../src/drivers/mod.ts";
 
 /** The runtime running the tests. */
 export const runtime: string = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
-/** A database the behavioural suite runs against. */
+/** A database the behavioural suite runs against, through one driver. */
 export interface Target {
-  /** Shown in test names. */
+  /** Shown in test names as `[place · driver]`; `tests/run.ts` counts results by it. */
   label: string;
   dialect: DialectName;
+  /** The driver every instance of this target uses. */
+  driver: DriverName;
   /** Opens a fresh instance on this target. */
   open(options?: DatabaseOptions): Database;
   /** The URL instances open. */
@@ -50,8 +53,14 @@ export function tempDatabasePath(name = uniqueName("db")): string {
   return join(scratch, `${name}.db`);
 }
 
-function target(label: string, dialect: DialectName, url: string): Target {
-  return { label, dialect, url, open: (options) => new Database(url, options) };
+function target(place: string, dialect: DialectName, driver: DriverName, url: string): Target {
+  return {
+    label: `[${place} · ${driver}]`,
+    dialect,
+    driver,
+    url,
+    open: (options) => new Database(url, { driver, ...options }),
+  };
 }
 
 const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
@@ -59,46 +68,64 @@ const env = (globalThis as { process?: { env?: Record<string, string | undefined
 /** True in CI, where an unreachable server is a failure, never a skip. */
 export const inCi: boolean = env.CI === "true" || env.CI === "1";
 
-/** The servers the suite expects, from the environment or the local defaults. */
-const servers: { label: string; dialect: DialectName; url: string }[] = [
+/** The places the suite runs: SQLite always, the servers from the environment or the local defaults. */
+const places: { place: string; dialect: DialectName; url: string; server: boolean }[] = [
+  { place: "sqlite memory", dialect: "sqlite", url: "sqlite::memory:", server: false },
+  { place: "sqlite file", dialect: "sqlite", url: `sqlite://${tempDatabasePath()}`, server: false },
   {
-    label: "postgres (postgres-js)",
+    place: "postgres",
     dialect: "postgres",
     url: env.ROOST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+    server: true,
   },
   {
-    label: "mysql (mysql2)",
+    place: "mysql",
     dialect: "mysql",
     url: env.ROOST_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test",
+    server: true,
   },
 ];
 
-async function reachable(url: string, label: string): Promise<boolean> {
-  const db = new Database(url, { pool: { acquireTimeout: 5_000 } });
+const reason = (error: unknown) => error instanceof Error ? error.message : String(error);
+
+/**
+ * Opens one connection through the target's driver. A server that cannot be
+ * reached is skipped locally and fails CI; a driver whose package cannot be
+ * loaded here (the JSR ones, where JSR is unreachable) is skipped everywhere,
+ * with the reason printed.
+ */
+async function usable(candidate: Target, server: boolean): Promise<boolean> {
+  const db = candidate.open({ pool: { acquireTimeout: 5_000 } });
   try {
     await db.connect();
     return true;
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    if (inCi) throw new Error(`${label} is unreachable in CI, where every server must run: ${why}`);
-    console.warn(`SKIPPING ${label}: server unreachable (${why}); start it or set its ROOST_TEST_*_URL`);
+    if (error instanceof ConfigError && error.code === "ROOST_DRIVER_UNAVAILABLE") {
+      console.warn(`SKIPPING ${candidate.label}: ${reason(error)}`);
+      return false;
+    }
+    if (!server) throw error;
+    if (inCi) throw new Error(`${candidate.label} is unreachable in CI, where every server must run: ${reason(error)}`);
+    console.warn(
+      `SKIPPING ${candidate.label}: server unreachable (${reason(error)}); start it or set its ROOST_TEST_*_URL`,
+    );
     return false;
   } finally {
     await db.close();
   }
 }
 
-const reachableServers = (await Promise.all(
-  servers.map(async (server) => (await reachable(server.url, server.label)) ? server : undefined),
-)).filter((server) => server !== undefined);
+const candidates = places.flatMap(({ place, dialect, url, server }) =>
+  availableDrivers(dialect).map((driver) => ({ target: target(place, dialect, driver, url), server }))
+);
 
-/** Every database the suite runs against on this machine. */
+const usableTargets: Target[] = (await Promise.all(
+  candidates.map(async ({ target, server }) => (await usable(target, server)) ? target : undefined),
+)).filter((candidate) => candidate !== undefined);
+
+/** Every database and driver the suite runs against on this machine. */
 export function targets(): Target[] {
-  return [
-    target("sqlite memory", "sqlite", "sqlite::memory:"),
-    target("sqlite file", "sqlite", `sqlite://${tempDatabasePath()}`),
-    ...reachableServers.map((server) => target(server.label, server.dialect, server.url)),
-  ];
+  return usableTargets;
 }
 
 /** Column types that differ between dialects. */

@@ -10,47 +10,78 @@ import { ConfigError } from "../errors.ts";
 import { runtime, type RuntimeName } from "../runtime.ts";
 
 /** The drivers Roost ships, by the name the `driver` option takes. */
-export type DriverName = "node-sqlite" | "bun-sqlite" | "postgres-js" | "mysql2";
+export type DriverName =
+  | "node-sqlite"
+  | "bun-sqlite"
+  | "deno-sqlite"
+  | "postgres-js"
+  | "deno-postgres"
+  | "bun-sql"
+  | "mysql2";
 
 interface DriverEntry {
-  dialect: DialectName;
   runtimes: readonly RuntimeName[];
-  load(): Promise<Driver>;
+  /** A loader per dialect the driver speaks. */
+  dialects: Partial<Record<DialectName, () => Promise<Driver>>>;
 }
 
 const drivers: Record<DriverName, DriverEntry> = {
   "node-sqlite": {
-    dialect: "sqlite",
     runtimes: ["node", "deno"],
-    load: () => import("./node_sqlite.ts").then((m) => m.nodeSqlite),
+    dialects: { sqlite: () => import("./node_sqlite.ts").then((m) => m.nodeSqlite) },
   },
   "bun-sqlite": {
-    dialect: "sqlite",
     runtimes: ["bun"],
-    load: () => import("./bun_sqlite.ts").then((m) => m.bunSqlite),
+    dialects: { sqlite: () => import("./bun_sqlite.ts").then((m) => m.bunSqlite) },
+  },
+  "deno-sqlite": {
+    runtimes: ["deno"],
+    dialects: { sqlite: () => import("./deno_sqlite.ts").then((m) => m.denoSqlite) },
   },
   "postgres-js": {
-    dialect: "postgres",
     runtimes: ["node", "deno", "bun", "workerd"],
-    load: () => import("./postgres_js.ts").then((m) => m.postgresJs),
+    dialects: { postgres: () => import("./postgres_js.ts").then((m) => m.postgresJs) },
+  },
+  "deno-postgres": {
+    runtimes: ["deno"],
+    dialects: { postgres: () => import("./deno_postgres.ts").then((m) => m.denoPostgres) },
+  },
+  "bun-sql": {
+    runtimes: ["bun"],
+    dialects: {
+      postgres: () => import("./bun_sql.ts").then((m) => m.bunSqlPostgres),
+      mysql: () => import("./bun_sql.ts").then((m) => m.bunSqlMysql),
+    },
   },
   "mysql2": {
-    dialect: "mysql",
     runtimes: ["node", "deno", "bun", "workerd"],
-    load: () => import("./mysql2.ts").then((m) => m.mysql2),
+    dialects: { mysql: () => import("./mysql2.ts").then((m) => m.mysql2) },
   },
 };
 
-const defaults: Partial<Record<RuntimeName, Partial<Record<DialectName, DriverName>>>> = {
+/**
+ * The driver each runtime uses when the `driver` option is absent. Each
+ * default passes the whole behavioural suite on its runtime.
+ */
+export const defaultDrivers: Readonly<Record<RuntimeName, Partial<Record<DialectName, DriverName>>>> = {
   node: { sqlite: "node-sqlite", postgres: "postgres-js", mysql: "mysql2" },
   deno: { sqlite: "node-sqlite", postgres: "postgres-js", mysql: "mysql2" },
   bun: { sqlite: "bun-sqlite", postgres: "postgres-js", mysql: "mysql2" },
   workerd: { postgres: "postgres-js", mysql: "mysql2" },
+  unknown: { postgres: "postgres-js", mysql: "mysql2" },
 };
 
 /** True when `name` is a driver Roost ships. */
 export function isDriverName(name: string): name is DriverName {
   return Object.hasOwn(drivers, name);
+}
+
+/** The drivers that speak `dialect` on `on` (the current runtime unless given), the default first. */
+export function availableDrivers(dialect: DialectName, on: RuntimeName = runtime): DriverName[] {
+  const names = (Object.keys(drivers) as DriverName[])
+    .filter((name) => drivers[name].runtimes.includes(on) && drivers[name].dialects[dialect] !== undefined);
+  const preferred = defaultDrivers[on][dialect];
+  return preferred === undefined ? names : [preferred, ...names.filter((name) => name !== preferred)];
 }
 
 /**
@@ -65,7 +96,7 @@ export function driverLoader(dialect: DialectName, option: DriverName | Driver |
     }
     return () => Promise.resolve(option);
   }
-  const name = option ?? defaults[runtime]?.[dialect];
+  const name = option ?? defaultDrivers[runtime][dialect];
   if (name === undefined) {
     throw new ConfigError(`no default ${dialect} driver on ${runtime}: pass the driver option`);
   }
@@ -73,11 +104,14 @@ export function driverLoader(dialect: DialectName, option: DriverName | Driver |
     throw new ConfigError(`unknown driver "${String(name)}" (known: ${Object.keys(drivers).join(", ")})`);
   }
   const entry = drivers[name];
-  if (entry.dialect !== dialect) {
-    throw new ConfigError(`driver "${name}" speaks ${entry.dialect}, but the URL is for ${dialect}`);
+  const load = entry.dialects[dialect];
+  if (load === undefined) {
+    throw new ConfigError(
+      `driver "${name}" speaks ${Object.keys(entry.dialects).join(" and ")}, but the URL is for ${dialect}`,
+    );
   }
   if (!entry.runtimes.includes(runtime)) {
     throw new ConfigError(`driver "${name}" runs on ${entry.runtimes.join(", ")}, not on ${runtime}`);
   }
-  return entry.load;
+  return load;
 }
