@@ -6,7 +6,8 @@
  *   node tests/run.ts --runtime=deno,bun   some of them
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -16,9 +17,15 @@ const bin = (name: string) => {
   return existsSync(local) ? local : name;
 };
 
+const reports = mkdtempSync(join(tmpdir(), "roost-junit-"));
+process.on("exit", () => rmSync(reports, { recursive: true, force: true }));
+const reportPath = (name: string) => join(reports, `${name}.xml`);
+
 interface Runner {
   command: string;
   args: string[];
+  /** How a test's full name (`describe > test`) is read from a JUnit test case. */
+  fullName(name: string, classname: string): string;
   /** Reads the pass/fail/skip counts from the runner's closing lines. */
   counts(output: string): Counts;
 }
@@ -34,7 +41,9 @@ const number = (output: string, pattern: RegExp) => Number(output.match(pattern)
 const runners: Record<string, Runner> = {
   deno: {
     command: bin("deno"),
-    args: ["test", "-A", "tests/"],
+    args: ["test", "-A", `--junit-path=${reportPath("deno")}`, "tests/"],
+    // Deno reports each describe as a case of its own and each test as a step named `describe > test`.
+    fullName: (name) => name.includes(" > ") ? name : "",
     counts: (out) => ({
       // Deno counts each describe as a test and each test inside it as a step;
       // so every test of the suite lives inside a describe.
@@ -45,7 +54,14 @@ const runners: Record<string, Runner> = {
   },
   bun: {
     command: bin("bun"),
-    args: ["--config=bun-compat/bunfig.toml", "test", "tests/"],
+    args: [
+      "--config=bun-compat/bunfig.toml",
+      "test",
+      "--reporter=junit",
+      `--reporter-outfile=${reportPath("bun")}`,
+      "tests/",
+    ],
+    fullName: (name, classname) => `${classname} > ${name}`,
     counts: (out) => ({
       passed: number(out, /^\s*(\d+) pass$/m),
       failed: number(out, /^\s*(\d+) fail$/m),
@@ -54,7 +70,15 @@ const runners: Record<string, Runner> = {
   },
   node: {
     command: bin("node"),
-    args: ["--test", "tests/**/*.test.ts"],
+    args: [
+      "--test",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      "--test-reporter=junit",
+      `--test-reporter-destination=${reportPath("node")}`,
+      "tests/**/*.test.ts",
+    ],
+    fullName: (name, classname) => `${classname} > ${name}`,
     counts: (out) => ({
       passed: number(out, /^ℹ pass (\d+)$/m),
       failed: number(out, /^ℹ fail (\d+)$/m) + number(out, /^ℹ cancelled (\d+)$/m),
@@ -72,7 +96,7 @@ for (const name of chosen) {
   }
 }
 
-function run(name: string, runner: Runner): Promise<{ code: number; counts: Counts }> {
+function run(name: string, runner: Runner): Promise<{ code: number; counts: Counts; output: string }> {
   console.log(`\n=== ${name}: ${[runner.command.replace(root + "/", ""), ...runner.args].join(" ")}\n`);
   return new Promise((resolve) => {
     const child = spawn(runner.command, runner.args, {
@@ -91,14 +115,79 @@ function run(name: string, runner: Runner): Promise<{ code: number; counts: Coun
     });
     child.on("error", (error) => {
       console.error(`${name}: could not start ${runner.command}: ${error.message} (run npm ci first)`);
-      resolve({ code: 127, counts: { passed: 0, failed: 0, skipped: 0 } });
+      resolve({ code: 127, counts: { passed: 0, failed: 0, skipped: 0 }, output });
     });
-    child.on("close", (code) => resolve({ code: code ?? 1, counts: runner.counts(output) }));
+    child.on("close", (code) => resolve({ code: code ?? 1, counts: runner.counts(output), output }));
   });
 }
 
-const results: { name: string; code: number; counts: Counts }[] = [];
-for (const name of chosen) results.push({ name, ...await run(name, runners[name]) });
+const entities: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+const unescapeXml = (text: string) =>
+  text.replace(
+    /&(#x[0-9a-f]+|#\d+|\w+);/gi,
+    (whole, entity: string) =>
+      entity[0] === "#"
+        ? String.fromCodePoint(Number(entity[1] === "x" ? `0${entity.slice(1)}` : entity.slice(1)))
+        : entities[entity] ?? whole,
+  );
+const attribute = (attributes: string, name: string) =>
+  unescapeXml(attributes.match(new RegExp(`\\b${name}="([^"]*)"`))?.[1] ?? "");
+
+/**
+ * Counts a runtime's results per target, read from its JUnit report: the
+ * `[place · driver]` in a test's name, or "core" for tests of no database.
+ */
+function countsByTarget(runner: Runner, report: string): Map<string, Counts> {
+  const byTarget = new Map<string, Counts>();
+  if (!existsSync(report)) return byTarget;
+  const xml = readFileSync(report, "utf8");
+  for (const match of xml.matchAll(/<testcase\b([^>]*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)) {
+    const [, attributes, body = ""] = match;
+    const fullName = runner.fullName(attribute(attributes, "name"), attribute(attributes, "classname"));
+    if (fullName === "") continue;
+    const target = fullName.match(/\[([^\]]+ · [^\]]+)\]/)?.[1] ?? "core";
+    const counts = byTarget.get(target) ?? { passed: 0, failed: 0, skipped: 0 };
+    if (/<(failure|error)\b/.test(body)) counts.failed++;
+    else if (/<skipped\b/.test(body)) counts.skipped++;
+    else counts.passed++;
+    byTarget.set(target, counts);
+  }
+  return byTarget;
+}
+
+/** The targets tests/support.ts left out on this runtime (`SKIPPING [place · driver]: why`), once each. */
+function skippedTargets(output: string): Map<string, string> {
+  const skipped = new Map<string, string>();
+  for (const [, target, why] of output.matchAll(/^SKIPPING \[([^\]]+)\]:? (.*)$/gm)) skipped.set(target, why);
+  return skipped;
+}
+
+interface Result {
+  name: string;
+  code: number;
+  counts: Counts;
+  byTarget: Map<string, Counts>;
+  skipped: Map<string, string>;
+}
+
+const results: Result[] = [];
+for (const name of chosen) {
+  const { code, counts, output } = await run(name, runners[name]);
+  const byTarget = countsByTarget(runners[name], reportPath(name));
+  results.push({ name, code, counts, byTarget, skipped: skippedTargets(output) });
+}
+
+console.log("\n=== per runtime x target (place · driver)");
+for (const { name, byTarget, skipped } of results) {
+  for (const [target, counts] of [...byTarget].sort(([a], [b]) => a.localeCompare(b))) {
+    console.log(
+      `${name.padEnd(5)} ${
+        target.padEnd(32)
+      } ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
+    );
+  }
+  for (const [target, why] of skipped) console.log(`${name.padEnd(5)} ${target.padEnd(32)} not run: ${why}`);
+}
 
 console.log("\n=== summary");
 const total: Counts = { passed: 0, failed: 0, skipped: 0 };

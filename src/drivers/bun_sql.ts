@@ -1,18 +1,398 @@
 /**
- * Placeholder while the driver is written.
+ * The Bun.SQL drivers: PostgreSQL and MySQL/MariaDB through the client built
+ * into Bun (opt-in with `driver: "bun-sql"`). Each Roost connection is one
+ * Bun.SQL client with `max: 1`, so Roost's pool decides when connections
+ * open, retire and time out, exactly as with the other drivers.
+ *
+ * @example Choosing Bun.SQL for Postgres on Bun
+ * ```ts
+ * import { Database } from "@roost/db";
+ * const db = new Database("postgres://app@localhost/app", { driver: "bun-sql" });
+ * ```
+ *
+ * @example Passing the driver object (for bundlers that drop lazy imports)
+ * ```ts
+ * import { Database } from "@roost/db";
+ * import { bunSqlMysql } from "@roost/db/drivers/bun-sql";
+ * const db = new Database("mysql://root@localhost/app", { driver: bunSqlMysql });
+ * ```
  *
  * @module
  */
-import type { Driver } from "../driver.ts";
-import { ConfigError } from "../errors.ts";
+import type { DialectName } from "../dialect.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
+import { ConfigError, ConnectionError, QueryError } from "../errors.ts";
+import type { DatabaseUrl } from "../url.ts";
+import { executeBatched } from "./batch.ts";
+import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
+import { cursorBatches } from "./pg_cursor.ts";
+import { exactInteger, invalidParameter, isJsonObject } from "./values.ts";
 
-/** Not written yet. */
+/** The rows of a Bun.SQL result, with its counters. */
+interface BunSqlResult extends Array<Row> {
+  count: number | null;
+  affectedRows: number | null;
+  lastInsertRowid: number | bigint | null;
+}
+
+/** The part of a Bun.SQL client this driver uses, typed here so other runtimes can type-check it. */
+interface BunSqlClient {
+  unsafe(text: string, params?: unknown[]): Promise<BunSqlResult>;
+  close(options?: { timeout?: number }): Promise<void>;
+}
+
+interface BunSqlOptions {
+  adapter: "postgres" | "mysql";
+  hostname: string;
+  port: number;
+  username?: string;
+  password?: string;
+  database?: string;
+  max: number;
+  idleTimeout: number;
+  maxLifetime: number;
+  connectionTimeout: number;
+  bigint: boolean;
+  prepare: boolean;
+  tls: string | boolean;
+  connection?: Record<string, string | number>;
+  onclose(error: Error | null): void;
+}
+
+type BunSqlConstructor = new (options: BunSqlOptions) => BunSqlClient;
+
+function bunSql(): BunSqlConstructor {
+  const bun = (globalThis as { Bun?: { SQL?: BunSqlConstructor } }).Bun;
+  if (bun?.SQL === undefined) throw new ConfigError("the bun-sql driver runs only on Bun (>= 1.2)");
+  return bun.SQL;
+}
+
+/** Error codes of Bun.SQL's own (not the server's) that mean the connection is gone. */
+const lostConnection =
+  /CONNECTION_CLOSED|CONNECTION_TIMEOUT|IDLE_TIMEOUT|LIFETIME_TIMEOUT|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH/;
+
+/** MySQL server error numbers under the names mysql2 gives them, so `QueryError.code` matches across drivers. */
+const mysqlErrorNames: Record<number, string> = {
+  1040: "ER_CON_COUNT_ERROR",
+  1045: "ER_ACCESS_DENIED_ERROR",
+  1048: "ER_BAD_NULL_ERROR",
+  1049: "ER_BAD_DB_ERROR",
+  1050: "ER_TABLE_EXISTS_ERROR",
+  1053: "ER_SERVER_SHUTDOWN",
+  1054: "ER_BAD_FIELD_ERROR",
+  1062: "ER_DUP_ENTRY",
+  1064: "ER_PARSE_ERROR",
+  1146: "ER_NO_SUCH_TABLE",
+  1205: "ER_LOCK_WAIT_TIMEOUT",
+  1213: "ER_LOCK_DEADLOCK",
+  1264: "ER_WARN_DATA_OUT_OF_RANGE",
+  1317: "ER_QUERY_INTERRUPTED",
+  1365: "ER_DIVISION_BY_ZERO",
+  1406: "ER_DATA_TOO_LONG",
+  1451: "ER_ROW_IS_REFERENCED_2",
+  1452: "ER_NO_REFERENCED_ROW_2",
+  1792: "ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION",
+  1927: "ER_CONNECTION_KILLED",
+  1969: "ER_STATEMENT_TIMEOUT",
+  3024: "ER_QUERY_TIMEOUT",
+};
+
+/** MySQL server errors after which the connection is gone. */
+const fatalMysqlErrors = new Set([1040, 1053, 1927, 2006, 2013]);
+
+interface BunSqlError {
+  code?: unknown;
+  errno?: unknown;
+  sqlState?: unknown;
+  message?: unknown;
+}
+
+/** How one dialect speaks through Bun.SQL: its errors and its values. */
+interface Flavour {
+  dialect: DialectName;
+  /** The Roost error code and whether the connection is gone. */
+  classify(error: BunSqlError): { code: string | undefined; fatal: boolean };
+  fields: readonly string[];
+  redact(text: string): string;
+  /** One parameter as Bun.SQL binds it right. */
+  param(value: unknown, index: number): unknown;
+}
+
+function bunCode(error: BunSqlError): string | undefined {
+  return typeof error.code === "string" ? error.code : undefined;
+}
+
+const postgresFlavour: Flavour = {
+  dialect: "postgres",
+  classify(error) {
+    // Server errors carry their SQLSTATE in `errno`; `code` is Bun's own.
+    const state = typeof error.errno === "string" ? error.errno : undefined;
+    const code = state ?? bunCode(error);
+    return { code, fatal: (state !== undefined && fatalPostgresState(state)) || lostConnection.test(code ?? "") };
+  },
+  fields: [...postgresErrorFields, "errno"],
+  redact: (text) => text,
+  param(value, index) {
+    // Bun.SQL itself encodes objects for json/jsonb and arrays for array columns.
+    if (typeof value === "object" && value !== null && !(value instanceof Date) && !ArrayBuffer.isView(value)) {
+      if (!isJsonObject(value)) {
+        throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which Postgres cannot store`);
+      }
+    }
+    return value;
+  },
+};
+
+const mysqlFlavour: Flavour = {
+  dialect: "mysql",
+  classify(error) {
+    const errno = typeof error.errno === "number" ? error.errno : undefined;
+    const state = typeof error.sqlState === "string" ? error.sqlState : undefined;
+    const code = errno === undefined ? bunCode(error) : mysqlErrorNames[errno] ?? state ?? String(errno);
+    return {
+      code,
+      fatal: (errno !== undefined && fatalMysqlErrors.has(errno)) || lostConnection.test(bunCode(error) ?? ""),
+    };
+  },
+  fields: ["errno", "sqlState"],
+  redact: redactMysqlValues,
+  param(value, index) {
+    if (typeof value === "object" && value !== null && !(value instanceof Date) && !ArrayBuffer.isView(value)) {
+      if (isJsonObject(value)) return JSON.stringify(value);
+      throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which MySQL cannot store`);
+    }
+    return typeof value === "boolean" ? Number(value) : value;
+  },
+};
+
+function translate(flavour: Flavour, error: unknown, text: string): Error {
+  if (error instanceof QueryError || error instanceof ConnectionError || error instanceof ConfigError) return error;
+  const raw = (typeof error === "object" && error !== null ? error : {}) as BunSqlError;
+  const message = flavour.redact(typeof raw.message === "string" ? raw.message : String(error));
+  const cause = sanitizedCause(error, flavour.fields, flavour.redact);
+  const { code, fatal } = flavour.classify(raw);
+  if (fatal) return new ConnectionError(`${flavour.dialect} connection lost: ${message}`, { cause, code });
+  return new QueryError(message, { cause, code, sql: text });
+}
+
+/**
+ * A value as Roost returns it: integers exact (number when safe), byte
+ * buffers as plain Uint8Array, typed numeric arrays as arrays.
+ */
+function plainValue(value: unknown): unknown {
+  if (typeof value === "bigint") return exactInteger(value);
+  if (typeof value !== "object" || value === null || value instanceof Date) return value;
+  if (value instanceof Uint8Array) {
+    return value.constructor === Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  if (Array.isArray(value)) return value.map(plainValue);
+  if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number | bigint>, plainValue);
+  return value;
+}
+
+/** Copies a Bun.SQL row (null prototype, Buffers, bigints) into a plain object of Roost values. */
+function plainRow(row: Row): Row {
+  const out: Row = {};
+  for (const key in row) out[key] = plainValue(row[key]);
+  return out;
+}
+
+class BunSqlConnection implements DriverConnection {
+  readonly #sql: BunSqlClient;
+  readonly #flavour: Flavour;
+  #lost: Error | undefined;
+
+  constructor(sql: BunSqlClient, flavour: Flavour) {
+    this.#sql = sql;
+    this.#flavour = flavour;
+  }
+
+  /**
+   * Called when the socket closes. Bun.SQL would reconnect silently, losing
+   * session state and any open transaction: Roost treats the connection as
+   * broken instead, and the pool replaces it.
+   */
+  lose(error: Error): void {
+    this.#lost ??= error;
+  }
+
+  get broken(): boolean {
+    return this.#lost !== undefined;
+  }
+
+  #params(params: readonly unknown[]): unknown[] {
+    return params.map((value, index) => {
+      if (value === undefined) throw invalidParameter(index, "is undefined; pass null for SQL NULL");
+      return this.#flavour.param(value, index);
+    });
+  }
+
+  async #run(text: string, params: readonly unknown[]): Promise<BunSqlResult> {
+    if (this.#lost) throw translate(this.#flavour, this.#lost, text);
+    const values = this.#params(params);
+    try {
+      return await this.#sql.unsafe(text, values);
+    } catch (error) {
+      throw translate(this.#flavour, this.#lost ?? error, text);
+    }
+  }
+
+  #outcome(result: BunSqlResult): ExecuteResult {
+    const outcome: ExecuteResult = {
+      rowCount: (this.#flavour.dialect === "mysql" ? result.affectedRows : result.count) ?? 0,
+    };
+    if (this.#flavour.dialect === "mysql" && result.lastInsertRowid) {
+      outcome.lastInsertId = exactInteger(result.lastInsertRowid);
+    }
+    return outcome;
+  }
+
+  async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
+    return this.#outcome(await this.#run(text, params));
+  }
+
+  /** Postgres pipelines every set on the connection; MySQL turns a single-row insert into multi-row inserts. */
+  async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    if (this.#flavour.dialect === "mysql") {
+      return executeBatched(text, paramSets, (chunkText, params) => this.execute(chunkText, params));
+    }
+    const settled = await Promise.allSettled(paramSets.map((params) => this.#run(text, params)));
+    let rowCount = 0;
+    for (const outcome of settled) {
+      if (outcome.status === "rejected") throw outcome.reason;
+      rowCount += outcome.value.count ?? 0;
+    }
+    return { rowCount };
+  }
+
+  async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+    return Array.from(await this.#run(text, params), plainRow);
+  }
+
+  async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
+    const rows = await this.#run(text, params);
+    return rows.length > 0 ? plainRow(rows[0]) : undefined;
+  }
+
+  async *stream(
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]> {
+    if (this.#flavour.dialect === "mysql") {
+      // Bun.SQL has no row stream for MySQL: the rows are read first, then
+      // handed out in batches.
+      const rows = await this.fetchAll(text, params);
+      for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+      return;
+    }
+    // Bun.SQL has no cursor API: the server keeps one. On a connection of its
+    // own the cursor lives in a transaction of its own, so rows stream
+    // without Postgres materialising the result first.
+    const mode = placement === "own" ? "own-transaction" : placement === "shared" ? "hold" : "in-transaction";
+    const run = async (statement: string, values: readonly unknown[] = []) =>
+      Array.from(await this.#run(statement, values), plainRow);
+    try {
+      yield* cursorBatches(run, text, params, batchSize, mode);
+    } catch (error) {
+      throw translate(this.#flavour, error, text);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#run("SELECT 1", []);
+  }
+
+  async close(): Promise<void> {
+    await this.#sql.close({ timeout: 0 }).catch(() => {});
+  }
+}
+
+/** Maps the URL's `sslmode` to Bun.SQL's `tls` option, which takes libpq's mode names. */
+function tlsMode(url: DatabaseUrl): string | boolean {
+  const mode = url.options.sslmode;
+  switch (mode) {
+    case undefined:
+    case "disable":
+      return false;
+    case "preferred":
+      return "prefer";
+    case "required":
+      return "require";
+    case "verify_ca":
+      return "verify-ca";
+    case "verify_identity":
+      return "verify-full";
+    default:
+      return String(mode);
+  }
+}
+
+function connector(flavour: Flavour): Driver["connect"] {
+  return async (url) => {
+    const SQL = bunSql();
+    const { connect_timeout, application_name, statement_timeout } = url.options;
+    const connection: Record<string, string | number> = {};
+    if (flavour.dialect === "postgres") {
+      if (application_name !== undefined) connection.application_name = String(application_name);
+      if (statement_timeout !== undefined) connection.statement_timeout = Number(statement_timeout);
+    }
+    // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
+    const opened: { connection?: BunSqlConnection } = {};
+    const sql = new SQL({
+      adapter: flavour.dialect === "postgres" ? "postgres" : "mysql",
+      hostname: url.host,
+      port: url.port,
+      username: url.user || undefined,
+      password: url.password() || undefined,
+      database: url.database || undefined,
+      max: 1,
+      // Roost's pool decides when connections idle out or retire.
+      idleTimeout: 0,
+      maxLifetime: 0,
+      connectionTimeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
+      bigint: true,
+      prepare: true,
+      tls: tlsMode(url),
+      ...(Object.keys(connection).length > 0 ? { connection } : {}),
+      onclose: (error) => opened.connection?.lose(error ?? new Error("connection closed")),
+    });
+    const wrapped = opened.connection = new BunSqlConnection(sql, flavour);
+    try {
+      await wrapped.ping();
+    } catch (error) {
+      await sql.close({ timeout: 0 }).catch(() => {});
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ConnectionError(`could not connect to ${flavour.dialect} at ${url.host}:${url.port}: ${reason}`, {
+        cause: error instanceof Error ? error.cause ?? error : error,
+        code: error instanceof QueryError || error instanceof ConnectionError ? error.code : undefined,
+      });
+    }
+    if (flavour.dialect === "mysql" && statement_timeout !== undefined) {
+      // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
+      const ms = Number(statement_timeout);
+      const session = wrapped;
+      await session.execute(`SET SESSION max_statement_time = ${ms / 1_000}`, []).catch(() =>
+        session.execute(`SET SESSION max_execution_time = ${ms}`, [])
+      );
+    }
+    return wrapped;
+  };
+}
+
+/** Bun.SQL speaking PostgreSQL. */
 export const bunSqlPostgres: Driver = {
   name: "bun-sql",
   dialect: "postgres",
   interleavedStreams: false,
-  connect: () => Promise.reject(new ConfigError("not written yet", { code: "ROOST_DRIVER_UNAVAILABLE" })),
+  connect: connector(postgresFlavour),
 };
 
-/** Not written yet. */
-export const bunSqlMysql: Driver = { ...bunSqlPostgres, dialect: "mysql" };
+/** Bun.SQL speaking MySQL and MariaDB. */
+export const bunSqlMysql: Driver = {
+  name: "bun-sql",
+  dialect: "mysql",
+  interleavedStreams: false,
+  connect: connector(mysqlFlavour),
+};

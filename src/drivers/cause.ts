@@ -21,3 +21,31 @@ export function sanitizedCause(
   copy.stack = error.stack === undefined ? undefined : redact(error.stack);
   return copy;
 }
+
+/** The fields of a Postgres server error worth keeping; not `detail`, where the server quotes values. */
+export const postgresErrorFields: readonly string[] = [
+  "code",
+  "severity",
+  "hint",
+  "position",
+  "where",
+  "schema_name",
+  "table_name",
+  "column_name",
+  "data_type_name",
+  "constraint_name",
+  "routine",
+];
+
+/** SQLSTATEs after which a Postgres connection is unusable: class 08 and the admin shutdowns. */
+export function fatalPostgresState(code: string): boolean {
+  return code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03";
+}
+
+/** MySQL quotes offending values in some messages (`Duplicate entry '…'`). */
+const mysqlQuotedValue = /((?:Duplicate entry|value:|Incorrect \w+ value:)\s*)'(?:[^'\\]|\\.|'')*'/g;
+
+/** A MySQL message with the values it quotes replaced by `'…'`. */
+export function redactMysqlValues(text: string): string {
+  return text.replace(mysqlQuotedValue, "$1'…'");
+}

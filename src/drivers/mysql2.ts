@@ -17,7 +17,8 @@ import mysql from "mysql2/promise";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
-import { sanitizedCause } from "./cause.ts";
+import { executeBatched } from "./batch.ts";
+import { redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { integerFromText, invalidParameter, isJsonObject } from "./values.ts";
 
 type Connection = mysql.Connection;
@@ -43,17 +44,13 @@ const fatalCodes = new Set([
   "ER_NET_READ_INTERRUPTED",
 ]);
 
-/** MySQL quotes offending values in some messages; they never reach a Roost error. */
-const quotedValue = /((?:Duplicate entry|value:|Incorrect \w+ value:)\s*)'(?:[^'\\]|\\.|'')*'/g;
-
-const redactValues = (text: string) => text.replace(quotedValue, "$1'…'");
-const sanitized = (error: unknown) => sanitizedCause(error, ["code", "errno", "sqlState", "fatal"], redactValues);
+const sanitized = (error: unknown) => sanitizedCause(error, ["code", "errno", "sqlState", "fatal"], redactMysqlValues);
 
 function translate(error: unknown, text: string): Error {
   if (error instanceof QueryError || error instanceof ConnectionError) return error;
   const raw = error as { code?: unknown; message?: unknown; fatal?: unknown };
   const code = typeof raw?.code === "string" ? raw.code : undefined;
-  const message = redactValues(typeof raw?.message === "string" ? raw.message : String(error));
+  const message = redactMysqlValues(typeof raw?.message === "string" ? raw.message : String(error));
   const cause = sanitized(error);
   if (raw?.fatal === true || (code !== undefined && fatalCodes.has(code))) {
     return new ConnectionError(`mysql connection lost: ${message}`, { cause, code });
@@ -128,10 +125,6 @@ function convertRow(row: Row, plan: { integers: string[]; bytes: string[] }): Ro
   return row;
 }
 
-/** `insert … values (…)` ending the statement: its tuple can repeat for a multi-row insert. */
-const singleTupleInsert = /^(\s*insert\s[\s\S]*?\svalues\s*)(\([^()]*\))\s*;?\s*$/i;
-const maxPlaceholders = 65_535;
-
 class Mysql2Connection implements DriverConnection {
   readonly #connection: Connection;
   #lost: Error | undefined;
@@ -164,28 +157,8 @@ class Mysql2Connection implements DriverConnection {
   }
 
   /** A single-tuple INSERT becomes multi-row INSERTs; anything else reuses one prepared statement. */
-  async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
-    const insert = singleTupleInsert.exec(text);
-    const width = paramSets[0]?.length ?? 0;
-    if (!insert || width === 0) {
-      let rowCount = 0;
-      let lastInsertId: number | bigint | undefined;
-      for (const params of paramSets) {
-        const result = await this.execute(text, params);
-        rowCount += result.rowCount;
-        lastInsertId = result.lastInsertId ?? lastInsertId;
-      }
-      return lastInsertId === undefined ? { rowCount } : { rowCount, lastInsertId };
-    }
-    const [, head, tuple] = insert;
-    const perChunk = Math.max(1, Math.min(1_000, Math.floor(maxPlaceholders / width)));
-    let rowCount = 0;
-    for (let start = 0; start < paramSets.length; start += perChunk) {
-      const chunk = paramSets.slice(start, start + perChunk);
-      const chunkText = head + Array.from({ length: chunk.length }, () => tuple).join(", ");
-      rowCount += (await this.execute(chunkText, chunk.flat())).rowCount;
-    }
-    return { rowCount };
+  executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    return executeBatched(text, paramSets, (chunkText, params) => this.execute(chunkText, params));
   }
 
   async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {

@@ -16,7 +16,8 @@ import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
-import { sanitizedCause } from "./cause.ts";
+import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
+import { cursorBatches } from "./pg_cursor.ts";
 import { integerFromText } from "./values.ts";
 
 type Client = ReturnType<typeof postgres>;
@@ -42,11 +43,6 @@ const bytea = {
   },
 };
 
-/** SQLSTATEs after which the connection is unusable: class 08 and admin shutdowns. */
-function fatalSqlState(code: string): boolean {
-  return code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03";
-}
-
 const socketErrors = new Set([
   "CONNECTION_CLOSED",
   "CONNECTION_ENDED",
@@ -60,24 +56,8 @@ const socketErrors = new Set([
   "EHOSTUNREACH",
 ]);
 
-/** The server's fields of a postgres.js error, kept as the cause. */
-const serverFields = [
-  "code",
-  "severity",
-  // not "detail": the server quotes values there (`Key (name)=(…) already exists`).
-  "hint",
-  "position",
-  "where",
-  "schema_name",
-  "table_name",
-  "column_name",
-  "data_type_name",
-  "constraint_name",
-  "routine",
-];
-
 /** postgres.js attaches the query's parameters to its errors (and does not let them be deleted). */
-const sanitized = (error: unknown) => sanitizedCause(error, serverFields);
+const sanitized = (error: unknown) => sanitizedCause(error, postgresErrorFields);
 
 /** Translates a postgres.js error into a Roost error. */
 function translate(error: unknown, text: string): Error {
@@ -86,7 +66,7 @@ function translate(error: unknown, text: string): Error {
   const code = typeof raw?.code === "string" ? raw.code : undefined;
   const message = typeof raw?.message === "string" ? raw.message : String(error);
   const cause = sanitized(error);
-  if (code !== undefined && (socketErrors.has(code) || (/^[0-9A-Z]{5}$/.test(code) && fatalSqlState(code)))) {
+  if (code !== undefined && (socketErrors.has(code) || (/^[0-9A-Z]{5}$/.test(code) && fatalPostgresState(code)))) {
     return new ConnectionError(`postgres connection lost: ${message}`, { cause, code });
   }
   if (code === "UNDEFINED_VALUE") {
@@ -116,8 +96,6 @@ function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["s
         : "verify-full";
   }
 }
-
-let cursorCount = 0;
 
 class PostgresJsConnection implements DriverConnection {
   readonly #sql: Client;
@@ -183,23 +161,12 @@ class PostgresJsConnection implements DriverConnection {
     // On a shared connection a native cursor would hold the socket until it
     // ends, so a query inside the loop would wait forever: the server keeps
     // the cursor instead, and each batch is an ordinary FETCH.
-    const name = `roost_cursor_${++cursorCount}`;
-    const hold = placement === "shared" ? " WITH HOLD" : "";
+    const run = (statement: string, values: readonly unknown[] = []) =>
+      this.#sql.unsafe(statement, values as Params).then((rows) => Array.from(rows));
     try {
-      await this.#sql.unsafe(`DECLARE ${name} NO SCROLL CURSOR${hold} FOR ${text}`, params as Params);
+      yield* cursorBatches(run, text, params, batchSize, placement === "shared" ? "hold" : "in-transaction");
     } catch (error) {
       throw translate(error, text);
-    }
-    try {
-      for (;;) {
-        const batch = Array.from(await this.#sql.unsafe(`FETCH ${batchSize} FROM ${name}`));
-        if (batch.length > 0) yield batch;
-        if (batch.length < batchSize) return;
-      }
-    } catch (error) {
-      throw translate(error, text);
-    } finally {
-      await this.#sql.unsafe(`CLOSE ${name}`).catch(() => {});
     }
   }
 
