@@ -6,8 +6,9 @@
  *   node bench/batch_and_stream.ts [sqlite|postgres|mysql ...]
  *   deno run -A bench/batch_and_stream.ts
  *   bun bench/batch_and_stream.ts
+ *   BENCH_DRIVER=bun-sql BENCH_DIALECTS=postgres,mysql bun bench/batch_and_stream.ts
  */
-import { Database, sql } from "../mod.ts";
+import { Database, type DriverName, sql } from "../mod.ts";
 
 const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
 const urls: Record<string, string> = {
@@ -37,7 +38,7 @@ async function peakWhile(work: () => Promise<unknown>): Promise<number> {
 }
 
 for (const dialect of (env.BENCH_DIALECTS?.split(",") ?? Object.keys(urls)) as (keyof typeof urls)[]) {
-  const db = new Database(urls[dialect]);
+  const db = new Database(urls[dialect], env.BENCH_DRIVER ? { driver: env.BENCH_DRIVER as DriverName } : {});
   try {
     await db.connect();
   } catch (error) {
@@ -71,9 +72,9 @@ for (const dialect of (env.BENCH_DIALECTS?.split(",") ?? Object.keys(urls)) as (
     fetched = (await db.fetchAll(millionRows[dialect as keyof typeof millionRows])).length;
   });
   console.log(
-    `${runtime} ${dialect}: executeMany 1,000 rows ${batched.toFixed(1)} ms vs 1,000 execute ${
-      oneByOne.toFixed(1)
-    } ms ` +
+    `${runtime} ${dialect} (${env.BENCH_DRIVER ?? "default driver"}): executeMany 1,000 rows ${
+      batched.toFixed(1)
+    } ms vs 1,000 execute ${oneByOne.toFixed(1)} ms ` +
       `(${(oneByOne / batched).toFixed(1)}x faster; ${count} rows); iterate ${streamed} rows: peak +${
         mib(iteratePeak)
       } RSS vs fetchAll ${fetched} rows: peak +${mib(fetchAllPeak)}`,
