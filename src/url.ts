@@ -39,6 +39,7 @@ const optionParsers: Record<DialectName, Record<string, OptionParser>> = {
     busy_timeout: integer,
     journal_mode: oneOf("wal", "delete", "truncate", "persist", "memory", "off"),
     foreign_keys: boolean,
+    worker: boolean,
   },
   postgres: {
     sslmode: oneOf("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),

@@ -69,9 +69,16 @@ const env = (globalThis as { process?: { env?: Record<string, string | undefined
 export const inCi: boolean = env.CI === "true" || env.CI === "1";
 
 /** The places the suite runs: SQLite always, the servers from the environment or the local defaults. */
-const places: { place: string; dialect: DialectName; url: string; server: boolean }[] = [
+const places: { place: string; dialect: DialectName; url: string; server: boolean; drivers?: DriverName[] }[] = [
   { place: "sqlite memory", dialect: "sqlite", url: "sqlite::memory:", server: false },
   { place: "sqlite file", dialect: "sqlite", url: `sqlite://${tempDatabasePath()}`, server: false },
+  {
+    place: "sqlite worker",
+    dialect: "sqlite",
+    url: `sqlite://${tempDatabasePath()}?worker=true`,
+    server: false,
+    drivers: ["node-sqlite", "bun-sqlite"], // the drivers that can run in a worker thread
+  },
   {
     place: "postgres",
     dialect: "postgres",
@@ -115,8 +122,9 @@ async function usable(candidate: Target, server: boolean): Promise<boolean> {
   }
 }
 
-const candidates = places.flatMap(({ place, dialect, url, server }) =>
-  availableDrivers(dialect).map((driver) => ({ target: target(place, dialect, driver, url), server }))
+const candidates = places.flatMap(({ place, dialect, url, server, drivers }) =>
+  availableDrivers(dialect).filter((driver) => drivers?.includes(driver) ?? true)
+    .map((driver) => ({ target: target(place, dialect, driver, url), server }))
 );
 
 const usableTargets: Target[] = (await Promise.all(

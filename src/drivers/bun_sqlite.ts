@@ -14,7 +14,7 @@
 import type { Driver } from "../driver.ts";
 import { ConfigError } from "../errors.ts";
 import { builtinModule } from "../runtime.ts";
-import { openSqlite, type SyncDatabase, type SyncStatement } from "./sqlite.ts";
+import { connectSqlite, type SyncDatabase, type SyncStatement } from "./sqlite.ts";
 
 /** The part of `bun:sqlite` this driver uses, typed here so other runtimes can type-check it. */
 interface BunSqliteModule {
@@ -42,7 +42,7 @@ export const bunSqlite: Driver = {
   interleavedStreams: true,
   connect(url) {
     const { Database } = load();
-    return openSqlite((path, { readOnly, create }): SyncDatabase => {
+    return connectSqlite("bun-sqlite", (path, { readOnly, create }): SyncDatabase => {
       const options = readOnly ? { readonly: true } : { readwrite: true, create };
       return new Database(path, { ...options, safeIntegers: true, strict: true });
     }, url);

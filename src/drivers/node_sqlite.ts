@@ -14,7 +14,7 @@
 import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import type { Driver } from "../driver.ts";
-import { openSqlite, type SyncDatabase } from "./sqlite.ts";
+import { connectSqlite, type SyncDatabase } from "./sqlite.ts";
 
 function open(path: string, options: { readOnly: boolean; create: boolean }): SyncDatabase {
   if (!options.create && path !== ":memory:" && !existsSync(path)) {
@@ -37,5 +37,5 @@ export const nodeSqlite: Driver = {
   name: "node-sqlite",
   dialect: "sqlite",
   interleavedStreams: true,
-  connect: (url) => openSqlite(open, url),
+  connect: (url) => connectSqlite("node-sqlite", open, url),
 };

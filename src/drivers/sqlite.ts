@@ -7,7 +7,7 @@
  * @module
  */
 import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConnectionError, QueryError } from "../errors.ts";
+import { ConfigError, ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { exactInteger, invalidParameter, isJsonObject } from "./values.ts";
 
@@ -347,6 +347,10 @@ export class SqliteConnection implements DriverConnection {
 
 /** Opens a SQLite connection and applies the URL's settings. */
 export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Promise<SqliteConnection> {
+  if (url.options.worker === true) {
+    // Drivers that support the option go through connectSqlite, which strips it in the thread.
+    throw new ConfigError("this SQLite driver cannot run its connection in a worker thread (worker=true)");
+  }
   const mode = (url.options.mode as string | undefined) ?? "rwc";
   const path = url.database;
   let db: SyncDatabase;
@@ -376,4 +380,18 @@ export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Pr
     throw new ConnectionError(`could not set up SQLite database "${path}": ${reason}`, { cause: error });
   }
   return connection;
+}
+
+/**
+ * Opens a SQLite connection for `driver`: in a Worker thread when the URL
+ * says `worker=true` (the worker module is loaded only then), else here.
+ */
+export async function connectSqlite(
+  driver: "node-sqlite" | "bun-sqlite",
+  open: SyncDatabaseOpener,
+  url: DatabaseUrl,
+): Promise<DriverConnection> {
+  if (url.options.worker !== true) return await openSqlite(open, url);
+  const { openSqliteWorker } = await import("./sqlite_worker.ts");
+  return await openSqliteWorker(driver, url);
 }
