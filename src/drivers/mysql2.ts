@@ -22,11 +22,13 @@ import { redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { integerFromText, invalidParameter, isJsonObject } from "./values.ts";
 
 type Connection = mysql.Connection;
-type Field = { name: string; columnType?: number; type?: number; characterSet?: number };
+type Field = { name: string; columnType?: number; type?: number; characterSet?: number; columnLength?: number };
 
+const tiny = 1;
 const longlong = 8;
 const binaryCharset = 63;
-const blobTypes = new Set([249, 250, 251, 252, 253, 254]);
+/** BIT, the BLOBs and (VAR)BINARY: bytes when their character set is binary. */
+const byteTypes = new Set([16, 249, 250, 251, 252, 253, 254]);
 
 /** Errors after which the connection is gone. */
 const fatalCodes = new Set([
@@ -71,8 +73,9 @@ function toMysql(value: unknown, index: number): unknown {
     case "undefined":
       throw invalidParameter(index, "is undefined; pass null for SQL NULL");
     case "object":
+      if (value instanceof Date && Number.isNaN(value.getTime())) throw invalidParameter(index, "is an invalid Date");
       if (value === null || value instanceof Date || Buffer.isBuffer(value)) return value;
-      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
       if (value instanceof ArrayBuffer) return Buffer.from(value);
       if (isJsonObject(value)) return JSON.stringify(value);
       throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which MySQL cannot store`);
@@ -94,17 +97,29 @@ function mysqlParams(params: readonly unknown[]): unknown[] {
   return out ?? params as unknown[];
 }
 
-/** Which columns need converting: BIGINT (text to exact integer) and binary blobs (Buffer to Uint8Array). */
-function conversions(fields: readonly Field[] | undefined): { integers: string[]; bytes: string[] } | undefined {
+/** The columns of a result that need converting, by kind. */
+interface Plan {
+  /** BIGINT: its text as an exact integer. */
+  integers: string[];
+  /** Binary columns: Buffer to Uint8Array. */
+  bytes: string[];
+  /** TINYINT(1), which is what BOOLEAN means: 0 and 1 to false and true. */
+  booleans: string[];
+}
+
+/** Which columns need converting; undefined when none does. */
+function conversions(fields: readonly Field[] | undefined): Plan | undefined {
   if (!fields) return undefined;
-  const integers: string[] = [];
-  const bytes: string[] = [];
+  const plan: Plan = { integers: [], bytes: [], booleans: [] };
   for (const field of fields) {
     const type = field.columnType ?? field.type;
-    if (type === longlong) integers.push(field.name);
-    else if (type !== undefined && blobTypes.has(type) && field.characterSet === binaryCharset) bytes.push(field.name);
+    if (type === longlong) plan.integers.push(field.name);
+    else if (type === tiny && field.columnLength === 1) plan.booleans.push(field.name);
+    else if (type !== undefined && byteTypes.has(type) && field.characterSet === binaryCharset) {
+      plan.bytes.push(field.name);
+    }
   }
-  return integers.length + bytes.length > 0 ? { integers, bytes } : undefined;
+  return plan.integers.length + plan.bytes.length + plan.booleans.length > 0 ? plan : undefined;
 }
 
 function convertRows(rows: Row[], fields: readonly Field[] | undefined): Row[] {
@@ -113,7 +128,7 @@ function convertRows(rows: Row[], fields: readonly Field[] | undefined): Row[] {
   return rows;
 }
 
-function convertRow(row: Row, plan: { integers: string[]; bytes: string[] }): Row {
+function convertRow(row: Row, plan: Plan): Row {
   for (const name of plan.integers) {
     const value = row[name];
     if (typeof value === "string") row[name] = integerFromText(value);
@@ -121,6 +136,11 @@ function convertRow(row: Row, plan: { integers: string[]; bytes: string[] }): Ro
   for (const name of plan.bytes) {
     const value = row[name];
     if (value instanceof Uint8Array) row[name] = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  for (const name of plan.booleans) {
+    // Any other value a TINYINT(1) holds stays a number: nothing is folded into `true`.
+    const value = row[name];
+    if (value === 0 || value === 1) row[name] = value === 1;
   }
   return row;
 }
@@ -284,7 +304,8 @@ export const mysql2: Driver = {
         supportBigNumbers: true,
         bigNumberStrings: true,
         timezone: "Z",
-        dateStrings: false,
+        // DATE as its `YYYY-MM-DD` text, which no time zone can shift.
+        dateStrings: ["DATE"],
         multipleStatements: false,
         disableEval: true,
       });
@@ -296,6 +317,14 @@ export const mysql2: Driver = {
       });
     }
     const wrapped = new Mysql2Connection(connection);
+    try {
+      // DATETIME is read as UTC and Dates bind as UTC, so the session is UTC too: TIMESTAMP columns then
+      // store and return the exact instant, and NOW() agrees with the UTC reading.
+      await wrapped.execute("SET time_zone = '+00:00'", []);
+    } catch (error) {
+      await wrapped.close();
+      throw error;
+    }
     if (url.options.statement_timeout !== undefined) {
       // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
       const ms = Number(url.options.statement_timeout);

@@ -18,6 +18,14 @@ import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
+import {
+  parseArray,
+  parseTimestamp,
+  postgresParam,
+  serializeArray,
+  serializeDateTime,
+  serializeJson,
+} from "./pg_values.ts";
 import { integerFromText } from "./values.ts";
 
 type Client = ReturnType<typeof postgres>;
@@ -42,6 +50,38 @@ const bytea = {
     return bytes;
   },
 };
+
+/** timestamp as UTC wall clock and timestamptz as the instant, never in the process's time zone; strings bind as written. */
+const timestamp = { to: 1184, from: [1114, 1184], serialize: serializeDateTime, parse: parseTimestamp };
+
+/** date as its `YYYY-MM-DD` text, which no time zone can shift. */
+const date = { to: 1082, from: [1082], serialize: serializeDateTime, parse: (text: string) => text };
+
+/** json/jsonb parsed; a string binds as JSON text, anything else is serialised. */
+const json = {
+  to: 3802,
+  from: [114, 3802],
+  serialize: serializeJson,
+  parse: (text: string): unknown => JSON.parse(text),
+};
+
+/**
+ * Installs Roost's array parser and serializer for every array type the
+ * server has (postgres.js reads `NULL` elements as the string `"NULL"` or
+ * `NaN`), with each element converted like a value of its own type.
+ */
+async function registerArrayTypes(sql: Client): Promise<void> {
+  const rows = await sql.unsafe<{ oid: number; typarray: number; typdelim: string }[]>(
+    "SELECT oid, typarray, typdelim FROM pg_catalog.pg_type WHERE typarray <> 0",
+  );
+  const { parsers, serializers } = sql.options;
+  for (const { oid, typarray, typdelim } of rows) {
+    const parseElement = parsers[oid];
+    const serializeElement = serializers[oid];
+    parsers[typarray] = (text: string) => parseArray(text, parseElement, typdelim);
+    serializers[typarray] = (value: unknown) => serializeArray(value, serializeElement, typdelim);
+  }
+}
 
 const socketErrors = new Set([
   "CONNECTION_CLOSED",
@@ -104,9 +144,14 @@ class PostgresJsConnection implements DriverConnection {
     this.#sql = sql;
   }
 
+  /** Parameters the Roost way (see `postgresParam`); arrays are typed by the server. */
+  #params(params: readonly unknown[]): Params {
+    return params.map((value, index) => postgresParam(value, index, (array) => this.#sql.typed(array, 0))) as Params;
+  }
+
   async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
     try {
-      const result = await this.#sql.unsafe(text, params as Params, { prepare: true });
+      const result = await this.#sql.unsafe(text, this.#params(params), { prepare: true });
       return { rowCount: result.count ?? 0 };
     } catch (error) {
       throw translate(error, text);
@@ -116,7 +161,7 @@ class PostgresJsConnection implements DriverConnection {
   /** Pipelines every set on the connection: one round trip's latency, not one per row. */
   async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     const settled = await Promise.allSettled(
-      paramSets.map((params) => this.#sql.unsafe(text, params as Params, { prepare: true })),
+      paramSets.map((params) => this.#sql.unsafe(text, this.#params(params), { prepare: true })),
     );
     let rowCount = 0;
     for (const outcome of settled) {
@@ -128,7 +173,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
     try {
-      return Array.from(await this.#sql.unsafe(text, params as Params, { prepare: true }));
+      return Array.from(await this.#sql.unsafe(text, this.#params(params), { prepare: true }));
     } catch (error) {
       throw translate(error, text);
     }
@@ -136,7 +181,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
     try {
-      return (await this.#sql.unsafe(text, params as Params, { prepare: true }))[0];
+      return (await this.#sql.unsafe(text, this.#params(params), { prepare: true }))[0];
     } catch (error) {
       throw translate(error, text);
     }
@@ -150,7 +195,7 @@ class PostgresJsConnection implements DriverConnection {
   ): AsyncIterableIterator<Row[]> {
     if (placement === "own") {
       try {
-        for await (const batch of this.#sql.unsafe(text, params as Params, { prepare: true }).cursor(batchSize)) {
+        for await (const batch of this.#sql.unsafe(text, this.#params(params), { prepare: true }).cursor(batchSize)) {
           yield Array.from(batch);
         }
       } catch (error) {
@@ -162,7 +207,7 @@ class PostgresJsConnection implements DriverConnection {
     // ends, so a query inside the loop would wait forever: the server keeps
     // the cursor instead, and each batch is an ordinary FETCH.
     const run = (statement: string, values: readonly unknown[] = []) =>
-      this.#sql.unsafe(statement, values as Params).then((rows) => Array.from(rows));
+      this.#sql.unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
     try {
       yield* cursorBatches(run, text, params, batchSize, placement === "shared" ? "hold" : "in-transaction");
     } catch (error) {
@@ -189,6 +234,10 @@ export const postgresJs: Driver = {
     const connection: Record<string, string | number> = {};
     if (application_name !== undefined) connection.application_name = String(application_name);
     if (statement_timeout !== undefined) connection.statement_timeout = Number(statement_timeout);
+    // Sessions start in UTC, so wall-clock types and now() agree with how Roost reads them;
+    // ISO dates are the format the parsers read.
+    connection.TimeZone = "UTC";
+    connection.DateStyle = "ISO, MDY";
     const sql = postgres({
       host: url.host,
       port: url.port,
@@ -203,10 +252,12 @@ export const postgresJs: Driver = {
       ssl: sslOption(url),
       connection,
       onnotice: () => {},
-      types: { int8, bytea },
+      types: { int8, bytea, timestamp, date, json },
+      // Roost registers every array type itself, with a parser that reads NULL elements right.
+      fetch_types: false,
     });
     try {
-      await sql.unsafe("SELECT 1");
+      await registerArrayTypes(sql);
     } catch (error) {
       await sql.end({ timeout: 0 }).catch(() => {});
       const reason = error instanceof Error ? error.message : String(error);
