@@ -24,7 +24,7 @@ const drivers = [
 async function firstQuery(db: Database): Promise<{ value?: unknown; error?: unknown; ms: number }> {
   const started = Date.now();
   try {
-    return { value: await db.fetchVal(sql`select ${2n ** 62n + 1n} as v`), ms: Date.now() - started };
+    return { value: await db.fetchVal(sql`select cast(${2n ** 62n + 1n} as bigint) as v`), ms: Date.now() - started };
   } catch (error) {
     return { error, ms: Date.now() - started };
   } finally {

@@ -1,15 +1,637 @@
 /**
- * Placeholder while the driver is written.
+ * The `@db/postgres` driver (JSR, denodrivers/postgres): PostgreSQL on Deno.
+ * Opt-in with `driver: "deno-postgres"`; the default Postgres driver on Deno
+ * stays `postgres-js`. Each Roost connection is one deno-postgres `Client`
+ * (Roost's pool does the pooling) and behaves like the postgres-js driver:
+ * int8 as a number when exact and a bigint otherwise, numeric as a string,
+ * bytea as `Uint8Array`, json parsed, errors as `QueryError` with the
+ * SQLSTATE, and streams through a server-side cursor.
+ *
+ * The package is imported at the first connection (`jsr:@db/postgres@^0.19`),
+ * never at type-check time; when it cannot be loaded, connecting throws a
+ * `ConfigError` with code `ROOST_DRIVER_UNAVAILABLE`. It reads the `PG*`
+ * environment variables, so it needs `--allow-env` besides `--allow-net`.
+ *
+ * @example Passing the driver object
+ * ```ts
+ * import { Database } from "@roost/db";
+ * import { denoPostgres } from "@roost/db/drivers/deno-postgres";
+ * const db = new Database("postgres://app@localhost/app", { driver: denoPostgres });
+ * ```
  *
  * @module
  */
-import type { Driver } from "../driver.ts";
-import { ConfigError } from "../errors.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
+import { ConnectionError, QueryError } from "../errors.ts";
+import { backgroundTimeout } from "../runtime.ts";
+import type { DatabaseUrl } from "../url.ts";
+import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
+import { importJsr } from "./jsr.ts";
+import { cursorBatches } from "./pg_cursor.ts";
+import { parseArray, parseTimestamp, postgresParam, serializeArray } from "./pg_values.ts";
+import { integerFromText } from "./values.ts";
 
-/** Not written yet. */
+/** The package and versions this driver is written against. */
+const specifier = "jsr:@db/postgres@^0.19";
+
+/** A parameter as deno-postgres sends it: text, binary (a Uint8Array, for bytea) or SQL NULL. */
+type EncodedParam = string | Uint8Array | null;
+
+/** The options of deno-postgres's `Client` this driver sets. */
+interface PgClientOptions {
+  hostname: string;
+  port: number;
+  host_type: "tcp";
+  user?: string;
+  password?: string;
+  database?: string;
+  applicationName?: string;
+  /** Server settings sent at startup (`--name=value`). */
+  options?: Record<string, string>;
+  tls: { enabled: boolean; enforce: boolean; caCertificates: string[] };
+  /** `attempts: 0`: connect once, and never reconnect behind Roost's back. */
+  connection: { attempts: number };
+  /** `debug: false`: deno-postgres logs neither queries nor the server's notices. */
+  controls: { debug: boolean; decoders: Record<number, (text: string) => unknown> };
+}
+
+/** What `queryArray` returns: rows as arrays, the command's row count, the columns. */
+interface PgArrayResult {
+  rows: unknown[][];
+  rowCount?: number;
+  readonly rowDescription?: { columns: readonly { name: string }[] };
+}
+
+/** The part of deno-postgres's `Client` this driver uses. */
+interface PgClient {
+  readonly connected: boolean;
+  connect(): Promise<void>;
+  queryArray(query: {
+    text: string;
+    args?: unknown[];
+    encoder?: (value: unknown, index: number) => EncodedParam;
+  }): Promise<PgArrayResult>;
+  end(): Promise<void>;
+}
+
+/** The `@db/postgres` module, typed by the part this driver uses. */
+interface PostgresModule {
+  Client: new (options: PgClientOptions) => PgClient;
+}
+
+/** How one array element's text becomes its value (undefined: the text itself). */
+type ElementDecoder = ((text: string) => unknown) | undefined;
+
+function byteaFromText(text: string): Uint8Array {
+  const bytes = new Uint8Array((text.length - 2) / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(text.slice(2 + 2 * i, 4 + 2 * i), 16);
+  return bytes;
+}
+
+/** Element decoders by type oid, as Roost reads each type (see README, Values). */
+const elementDecoders: Record<number, ElementDecoder> = {
+  16: (text) => text === "t",
+  17: byteaFromText,
+  20: integerFromText,
+  21: Number,
+  23: Number,
+  26: Number,
+  114: JSON.parse,
+  700: Number,
+  701: Number,
+  1082: undefined, // date: its text, which no time zone can shift
+  1114: parseTimestamp,
+  1184: parseTimestamp,
+  3802: JSON.parse,
+};
+
+/** Array type oids and their element types. */
+const arrayTypes: Record<number, number> = {
+  1000: 16,
+  1001: 17,
+  1002: 18,
+  1003: 19,
+  1005: 21,
+  1007: 23,
+  1009: 25,
+  1014: 1042,
+  1015: 1043,
+  1016: 20,
+  1021: 700,
+  1022: 701,
+  1028: 26,
+  1040: 829,
+  1041: 869,
+  651: 650,
+  1115: 1114,
+  1182: 1082,
+  1183: 1083,
+  1185: 1184,
+  1187: 1186,
+  1231: 1700,
+  1270: 1266,
+  199: 114,
+  2951: 2950,
+  3807: 3802,
+};
+
+/**
+ * Result decoding where deno-postgres's own differs from Roost's values: int8
+ * exact (it gives bigints), float8 and oid as numbers (it gives strings),
+ * `date` as text, timestamps independent of the process's time zone
+ * (`infinity` as text), bytea as a plain Uint8Array, and arrays through
+ * Roost's parser (NULL elements as null, quoted "NULL" as the string).
+ */
+const decoders: Record<number, (text: string) => unknown> = {
+  17: byteaFromText,
+  20: integerFromText,
+  26: Number,
+  701: Number,
+  1082: (text) => text,
+  1114: parseTimestamp,
+  1184: parseTimestamp,
+};
+for (const [array, element] of Object.entries(arrayTypes)) {
+  const parseElement = elementDecoders[element];
+  decoders[Number(array)] = (text) => parseArray(text, parseElement);
+}
+
+function hex(bytes: Uint8Array): string {
+  let text = "";
+  for (const byte of bytes) text += byte.toString(16).padStart(2, "0");
+  return text;
+}
+
+/** An array parameter, serialised once the server has said which type its place has. */
+class ArrayParam {
+  readonly value: unknown[];
+  readonly index: number;
+
+  constructor(value: unknown[], index: number) {
+    this.value = value;
+    this.index = index;
+  }
+
+  /** JSON for json/jsonb places, Postgres's array text anywhere else. */
+  encode(type: string | undefined): string {
+    if (type === "json" || type === "jsonb") return JSON.stringify(this.value);
+    return String(serializeArray(this.value, (item: unknown) => {
+      const value = postgresParam(item, this.index, (array) => array);
+      return value instanceof Uint8Array ? `\\x${hex(value)}` : String(value);
+    }));
+  }
+}
+
+/** deno-postgres's encoder, for parameters encoded already. */
+const asEncoded = (value: unknown): EncodedParam => value as EncodedParam;
+
+let probeCount = 0;
+const typeCacheSize = 100;
+
+/** Statements `PREPARE` accepts, so the server can be asked for their parameters' types. */
+const preparable =
+  /^\s*(?:(?:--[^\n]*\n|\/\*[\s\S]*?\*\/)\s*)*(?:select|insert|update|delete|with|values|merge|table)\b/i;
+
+const identifierChar = /[\p{L}\p{N}_$]/u;
+const placeholder = /\$(\d+)/y;
+const dollarTag = /\$([A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/y;
+
+/**
+ * The SQL text with the listed placeholders cast (`$2` becomes `($2::bool)`),
+ * skipping string literals, quoted identifiers, comments and dollar-quoted
+ * bodies. deno-postgres sends every parameter untyped; postgres.js gives
+ * booleans, bigints and bytes their type, and so does this.
+ */
+function castPlaceholders(text: string, casts: ReadonlyMap<number, string>): string {
+  let out = "";
+  let copied = 0;
+  let i = 0;
+  while (i < text.length) {
+    const char = text[i];
+    if (char === "'") {
+      const escapes = /[eE]/.test(text[i - 1] ?? "") && !identifierChar.test(text[i - 2] ?? "");
+      for (i++; i < text.length; i++) {
+        if (escapes && text[i] === "\\") i++;
+        else if (text[i] === "'") {
+          if (text[i + 1] !== "'") break;
+          i++;
+        }
+      }
+      i++;
+    } else if (char === '"') {
+      const end = text.indexOf('"', i + 1);
+      i = end < 0 ? text.length : end + 1;
+    } else if (char === "-" && text[i + 1] === "-") {
+      const end = text.indexOf("\n", i);
+      i = end < 0 ? text.length : end + 1;
+    } else if (char === "/" && text[i + 1] === "*") {
+      let depth = 1;
+      for (i += 2; i < text.length && depth > 0; i++) {
+        if (text[i] === "/" && text[i + 1] === "*") {
+          depth++;
+          i++;
+        } else if (text[i] === "*" && text[i + 1] === "/") {
+          depth--;
+          i++;
+        }
+      }
+    } else if (char === "$" && !identifierChar.test(text[i - 1] ?? "")) {
+      placeholder.lastIndex = i;
+      dollarTag.lastIndex = i;
+      const number = placeholder.exec(text);
+      const tag = number === null ? dollarTag.exec(text) : null;
+      if (number !== null) {
+        const type = casts.get(Number(number[1]));
+        if (type !== undefined) {
+          out += `${text.slice(copied, i)}(${number[0]}::${type})`;
+          copied = i + number[0].length;
+        }
+        i += number[0].length;
+      } else if (tag !== null) {
+        const end = text.indexOf(tag[0], i + tag[0].length);
+        i = end < 0 ? text.length : end + tag[0].length;
+      } else {
+        i++;
+      }
+    } else {
+      i++;
+    }
+  }
+  return out + text.slice(copied);
+}
+
+/** deno-postgres's names for the server's error fields, and postgres.js's names Roost's causes use. */
+const serverFieldNames: Record<string, string> = {
+  code: "code",
+  severity: "severity",
+  hint: "hint",
+  position: "position",
+  where: "where",
+  schema: "schema_name",
+  table: "table_name",
+  column: "column_name",
+  dataType: "data_type_name",
+  constraint: "constraint_name",
+  routine: "routine",
+  // Not `detail` (the server quotes values there) nor `internalQuery` (it may hold interpolated values).
+};
+
+/** The server's error fields when `error` is a deno-postgres `PostgresError`. */
+function serverFields(error: unknown): Record<string, unknown> & { code: string } | undefined {
+  const fields = (error as { fields?: unknown } | undefined)?.fields;
+  if (error instanceof Error && typeof fields === "object" && fields !== null) {
+    const code = (fields as { code?: unknown }).code;
+    if (typeof code === "string") return fields as Record<string, unknown> & { code: string };
+  }
+  return undefined;
+}
+
+/** A server error as Roost's `cause`: message, stack and the fields above, never `detail` or a query. */
+function serverCause(error: Error, fields: Record<string, unknown>): unknown {
+  const flat = new Error(error.message);
+  flat.name = error.name;
+  flat.stack = error.stack;
+  for (const [from, to] of Object.entries(serverFieldNames)) {
+    if (fields[from] !== undefined) (flat as unknown as Record<string, unknown>)[to] = fields[from];
+  }
+  return sanitizedCause(flat, postgresErrorFields);
+}
+
+/** The error's own code (a Deno network error's `ECONNREFUSED`…), when it has one. */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A command's row count; deno-postgres gives NaN for commands that report none (CREATE, BEGIN…). */
+function rowCountOf(result: PgArrayResult): number {
+  return Number.isFinite(result.rowCount) ? result.rowCount! : 0;
+}
+
+/** The rows as plain objects named by the result's columns (a later duplicate name wins). */
+function rowsOf(result: PgArrayResult): Row[] {
+  if (result.rows.length === 0) return [];
+  const columns = result.rowDescription?.columns;
+  if (columns === undefined) {
+    throw new QueryError("deno-postgres returned rows without their column names (unsupported @db/postgres version)");
+  }
+  return result.rows.map((values) => {
+    const row: Row = {};
+    for (let i = 0; i < columns.length; i++) row[columns[i].name] = values[i];
+    return row;
+  });
+}
+
+/** `insert … values (…)` ending the statement: its tuple can repeat for a multi-row insert. */
+const singleTupleInsert = /^(\s*insert\s[\s\S]*?\svalues\s*)\(([^()]*)\)\s*;?\s*$/i;
+/** One tuple element that is only a placeholder, optionally cast: `$2`, `$3::jsonb`. */
+const placeholderElement = /^(\s*)\$(\d+)(\s*(?:::\s*[\w ."[\]]+)?\s*)$/;
+/** The most parameters one Postgres statement takes. */
+const maxParams = 65_535;
+
+/**
+ * The statements that run `text` for every parameter set: a single-row
+ * insert whose tuple holds only placeholders becomes multi-row inserts (one
+ * round trip per 1,000 rows), anything else runs once per set.
+ */
+function* batches(text: string, paramSets: readonly (readonly unknown[])[]): Generator<[string, readonly unknown[]]> {
+  const insert = singleTupleInsert.exec(text);
+  const width = paramSets[0]?.length ?? 0;
+  const elements = insert?.[2].split(",").map((element) => placeholderElement.exec(element));
+  const numbers = new Set(elements?.map((element) => Number(element?.[2])));
+  const rewritable = insert !== null && elements !== undefined && width > 0 && !insert[1].includes("$") &&
+    elements.length === width && elements.every((element) => element !== null) && numbers.size === width &&
+    [...numbers].every((n) => n >= 1 && n <= width) && paramSets.every((set) => set.length === width);
+  if (!rewritable) {
+    for (const params of paramSets) yield [text, params];
+    return;
+  }
+  const perChunk = Math.max(1, Math.min(1_000, Math.floor(maxParams / width)));
+  for (let start = 0; start < paramSets.length; start += perChunk) {
+    const chunk = paramSets.slice(start, start + perChunk);
+    const tuples = chunk.map((_, row) =>
+      `(${elements!.map((element) => `${element![1]}$${Number(element![2]) + row * width}${element![3]}`).join(",")})`
+    );
+    yield [insert![1] + tuples.join(", "), chunk.flat()];
+  }
+}
+
+class DenoPostgresConnection implements DriverConnection {
+  readonly #client: PgClient;
+  /** The server's parameter types per statement text, for array parameters. */
+  readonly #types = new Map<string, readonly string[]>();
+  #lost = false;
+
+  constructor(client: PgClient) {
+    this.#client = client;
+  }
+
+  /** True once the socket failed or the server ended the session; the pool replaces the connection. */
+  get broken(): boolean {
+    return this.#lost || !this.#client.connected;
+  }
+
+  /**
+   * A deno-postgres error as a Roost error. Server errors are `QueryError`s
+   * (`ConnectionError` for class 08 and shutdowns); anything else came from
+   * the socket or the protocol, after which the connection is not trusted.
+   */
+  #translate(error: unknown, text: string): Error {
+    if (error instanceof QueryError) return error;
+    if (error instanceof ConnectionError) {
+      this.#lost = true;
+      return error;
+    }
+    const fields = serverFields(error);
+    if (fields !== undefined) {
+      const cause = serverCause(error as Error, fields);
+      if (!fatalPostgresState(fields.code)) {
+        return new QueryError(messageOf(error), { cause, code: fields.code, sql: text });
+      }
+      this.#lost = true;
+      return new ConnectionError(`postgres connection lost: ${messageOf(error)}`, { cause, code: fields.code });
+    }
+    this.#lost = true;
+    return new ConnectionError(`postgres connection lost: ${messageOf(error)}`, {
+      cause: error,
+      code: errorCode(error),
+    });
+  }
+
+  /** Sends a statement whose parameters are already encoded, without translating its errors. */
+  #send(text: string, args: readonly EncodedParam[]): Promise<PgArrayResult> {
+    if (this.#lost) {
+      return Promise.reject(new ConnectionError("postgres connection lost", { code: "CONNECTION_CLOSED" }));
+    }
+    return this.#client.queryArray({ text, args: args as EncodedParam[], encoder: asEncoded });
+  }
+
+  /**
+   * The server's type names for the parameters of `text` (`integer[]`,
+   * `jsonb`…), asked through `PREPARE` in one round trip and remembered per
+   * text. Undefined for statements `PREPARE` does not take.
+   */
+  async #parameterTypes(text: string): Promise<readonly string[] | undefined> {
+    if (!preparable.test(text)) return undefined;
+    let types = this.#types.get(text);
+    if (types === undefined) {
+      const name = `roost_types_${++probeCount}`;
+      const result = await this.#send(
+        `PREPARE ${name} AS ${text}\n;SELECT parameter_types::text[] FROM pg_catalog.pg_prepared_statements ` +
+          `WHERE name = '${name}';DEALLOCATE ${name}`,
+        [],
+      );
+      types = (result.rows[0]?.[0] ?? []) as string[];
+      if (this.#types.size >= typeCacheSize) this.#types.delete(this.#types.keys().next().value!);
+      this.#types.set(text, types);
+    }
+    return types;
+  }
+
+  /**
+   * The statement and its parameters as deno-postgres sends them (see
+   * `postgresParam` for the rules): booleans, bigints and bytes get their
+   * type by a cast, Dates and strings go as text for the server to type, and
+   * arrays become JSON or Postgres arrays depending on the type the server
+   * gives their place.
+   */
+  async #bind(text: string, params: readonly unknown[]): Promise<[string, EncodedParam[]]> {
+    const casts = new Map<number, string>();
+    let arrays = false;
+    const values = params.map((param, index): EncodedParam | ArrayParam => {
+      const value = postgresParam(param, index, (array) => new ArrayParam(array, index));
+      switch (typeof value) {
+        case "string":
+          return value;
+        case "number":
+          return Object.is(value, -0) ? "0" : String(value);
+        case "boolean":
+          casts.set(index + 1, "bool");
+          return value ? "t" : "f";
+        case "bigint":
+          casts.set(index + 1, "int8");
+          return value.toString();
+        default:
+          if (value instanceof Uint8Array) {
+            casts.set(index + 1, "bytea");
+            return value;
+          }
+          if (value instanceof ArrayParam) {
+            arrays = true;
+            return value;
+          }
+          return value === null ? null : String(value);
+      }
+    });
+    const typed = casts.size === 0 ? text : castPlaceholders(text, casts);
+    const types = arrays ? await this.#parameterTypes(typed) : undefined;
+    return [typed, values.map((value, i) => value instanceof ArrayParam ? value.encode(types?.[i]) : value)];
+  }
+
+  async #query(text: string, params: readonly unknown[]): Promise<PgArrayResult> {
+    try {
+      const [typed, args] = await this.#bind(text, params);
+      return await this.#send(typed, args);
+    } catch (error) {
+      throw this.#translate(error, text);
+    }
+  }
+
+  async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
+    return { rowCount: rowCountOf(await this.#query(text, params)) };
+  }
+
+  /**
+   * deno-postgres sends one statement and waits for its answer before the
+   * next (no pipelining, no named statements), so a single-row insert
+   * becomes multi-row inserts; other statements run once per set.
+   */
+  async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    let rowCount = 0;
+    for (const [statement, params] of batches(text, paramSets)) {
+      rowCount += rowCountOf(await this.#query(statement, params));
+    }
+    return { rowCount };
+  }
+
+  async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+    const result = await this.#query(text, params);
+    try {
+      return rowsOf(result);
+    } catch (error) {
+      throw this.#translate(error, text);
+    }
+  }
+
+  async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
+    return (await this.fetchAll(text, params))[0];
+  }
+
+  /**
+   * deno-postgres reads whole results, so every stream is a server-side
+   * cursor fetched `batchSize` rows at a time: in a transaction of its own on
+   * a connection of its own, `WITH HOLD` on a scope's connection, and plain
+   * inside a transaction.
+   */
+  async *stream(
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]> {
+    const mode = placement === "own" ? "own-transaction" : placement === "shared" ? "hold" : "in-transaction";
+    try {
+      const [typed, args] = await this.#bind(text, params);
+      const run = async (statement: string, values: readonly unknown[] = []) =>
+        rowsOf(await this.#send(statement, values as EncodedParam[]));
+      yield* cursorBatches(run, typed, args, batchSize, mode);
+    } catch (error) {
+      throw this.#translate(error, text);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.execute("SELECT 1", []);
+  }
+
+  async close(): Promise<void> {
+    this.#lost = true;
+    await this.#client.end().catch(() => {});
+  }
+}
+
+/** Reads a file on Deno (the only runtime this driver runs on), typed here so other runtimes can load the module. */
+function readTextFile(path: string): Promise<string> {
+  const deno = (globalThis as { Deno?: { readTextFile(path: string): Promise<string> } }).Deno;
+  return deno === undefined ? Promise.reject(new Error("not on Deno")) : deno.readTextFile(path);
+}
+
+/**
+ * `sslmode` as deno-postgres's TLS options. Deno always verifies the
+ * server's certificate chain and host name, so `require` and `verify-ca`
+ * verify as much as `verify-full`; `sslrootcert` adds a CA certificate.
+ */
+async function tlsOptions(url: DatabaseUrl): Promise<PgClientOptions["tls"]> {
+  const mode = url.options.sslmode;
+  if (mode === undefined || mode === "disable") return { enabled: false, enforce: false, caCertificates: [] };
+  const root = url.options.sslrootcert;
+  const caCertificates = root === undefined ? [] : [await readTextFile(String(root))];
+  return { enabled: true, enforce: mode !== "allow" && mode !== "prefer", caCertificates };
+}
+
+async function clientOptions(url: DatabaseUrl): Promise<PgClientOptions> {
+  const { application_name, statement_timeout } = url.options;
+  const options: PgClientOptions = {
+    hostname: url.host,
+    port: url.port,
+    host_type: "tcp",
+    user: url.user || undefined,
+    password: url.password() || undefined,
+    database: url.database || undefined,
+    tls: await tlsOptions(url),
+    connection: { attempts: 0 },
+    controls: { debug: false, decoders },
+    // Sessions in UTC, as with every Roost Postgres driver (see README, Values).
+    options: { TimeZone: "UTC", DateStyle: "ISO, MDY" },
+  };
+  if (application_name !== undefined) options.applicationName = String(application_name);
+  if (statement_timeout !== undefined) options.options!.statement_timeout = String(statement_timeout);
+  return options;
+}
+
+/** Connects, giving up after `seconds` (0: no limit); a connection that arrives later is closed. */
+async function connectWithin(client: PgClient, seconds: number): Promise<void> {
+  const connecting = client.connect();
+  if (seconds <= 0) return await connecting;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = backgroundTimeout(
+      () => reject(Object.assign(new Error(`timed out after ${seconds} s`), { code: "CONNECT_TIMEOUT" })),
+      seconds * 1000,
+    );
+  });
+  try {
+    await Promise.race([connecting, timeout]);
+  } catch (error) {
+    connecting.then(() => client.end(), () => {}).catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The `@db/postgres` driver. */
 export const denoPostgres: Driver = {
   name: "deno-postgres",
   dialect: "postgres",
   interleavedStreams: false,
-  connect: () => Promise.reject(new ConfigError("not written yet", { code: "ROOST_DRIVER_UNAVAILABLE" })),
+  async connect(url) {
+    const { Client } = await importJsr<PostgresModule>("deno-postgres", specifier);
+    const where = `postgres at ${url.host}:${url.port}`;
+    let client: PgClient;
+    try {
+      client = new Client(await clientOptions(url));
+    } catch (error) {
+      // Invalid settings, a missing user, no --allow-env or an unreadable sslrootcert.
+      throw new ConnectionError(`could not connect to ${where}: ${messageOf(error)}`, {
+        cause: error,
+        code: errorCode(error),
+      });
+    }
+    try {
+      await connectWithin(client, Number(url.options.connect_timeout ?? 30));
+    } catch (error) {
+      await client.end().catch(() => {});
+      const fields = serverFields(error);
+      throw new ConnectionError(`could not connect to ${where}: ${messageOf(error)}`, {
+        cause: fields === undefined ? error : serverCause(error as Error, fields),
+        code: fields?.code ?? errorCode(error),
+      });
+    }
+    return new DenoPostgresConnection(client);
+  },
 };
