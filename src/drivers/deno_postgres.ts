@@ -571,7 +571,8 @@ async function clientOptions(url: DatabaseUrl): Promise<PgClientOptions> {
     host_type: "tcp",
     user: url.user || undefined,
     password: url.password() || undefined,
-    database: url.database || undefined,
+    // As libpq and postgres.js: no database named, the user's.
+    database: url.database || url.user || undefined,
     tls: await tlsOptions(url),
     connection: { attempts: 0 },
     controls: { debug: false, decoders },

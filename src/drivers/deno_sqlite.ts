@@ -148,10 +148,20 @@ function preparable(text: string): string {
   return extra > 0 ? text + " ".repeat(extra) : text;
 }
 
+/**
+ * A column value as the other SQLite drivers return it. Versions without the
+ * `parseJson` option parse what SQLite's JSON functions return: such an
+ * object or array goes back to JSON text (SQLite writes JSON without spaces,
+ * as `JSON.stringify` does).
+ */
+function sqliteValue(value: unknown): unknown {
+  return typeof value === "object" && value !== null && !(value instanceof Uint8Array) ? JSON.stringify(value) : value;
+}
+
 /** A row object from column names and values (a later duplicate name wins, as in the other drivers). */
 function rowObject(names: readonly string[], values: readonly unknown[]): Record<string, unknown> {
   const row: Record<string, unknown> = {};
-  for (let i = 0; i < names.length; i++) row[names[i]] = values[i];
+  for (let i = 0; i < names.length; i++) row[names[i]] = sqliteValue(values[i]);
   return row;
 }
 
@@ -161,10 +171,16 @@ function rowObject(names: readonly string[], values: readonly unknown[]): Record
  */
 const generatedName = /^[^"\\\n\r\u2028\u2029]*$/;
 
-/** Wraps an iterator so its errors get SQLite codes. */
-function guardedIterator(rows: Iterator<unknown>): Iterator<unknown> {
+/** Wraps an `iter()` iterator: errors get SQLite codes, values are read as `sqliteValue` says. */
+function guardedIterator(rows: Iterator<Record<string, unknown>>): Iterator<unknown> {
   return {
-    next: () => guard(() => rows.next()),
+    next: () => {
+      const next = guard(() => rows.next());
+      if (next.done) return next;
+      const row: Record<string, unknown> = {};
+      for (const key in next.value) row[key] = sqliteValue(next.value[key]);
+      return { done: false, value: row };
+    },
     return: (value?: unknown) => rows.return?.(value) ?? { done: true, value },
   };
 }
