@@ -139,9 +139,34 @@ function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["s
 
 class PostgresJsConnection implements DriverConnection {
   readonly #sql: Client;
+  #lost = false;
 
   constructor(sql: Client) {
     this.#sql = sql;
+  }
+
+  /**
+   * Called when the socket closes. postgres.js would reconnect silently at
+   * the next query, so the rest of an open transaction would run in
+   * autocommit on a new backend: Roost treats the connection as broken
+   * instead, and the pool replaces it.
+   */
+  lose(): void {
+    this.#lost = true;
+  }
+
+  get broken(): boolean {
+    return this.#lost;
+  }
+
+  /** The client, unless its connection was lost. */
+  #live(): Client {
+    if (this.#lost) {
+      throw new ConnectionError("postgres connection lost: the server closed the connection", {
+        code: "CONNECTION_CLOSED",
+      });
+    }
+    return this.#sql;
   }
 
   /** Parameters the Roost way (see `postgresParam`); arrays are typed by the server. */
@@ -151,7 +176,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
     try {
-      const result = await this.#sql.unsafe(text, this.#params(params), { prepare: true });
+      const result = await this.#live().unsafe(text, this.#params(params), { prepare: true });
       return { rowCount: result.count ?? 0 };
     } catch (error) {
       throw translate(error, text);
@@ -161,7 +186,7 @@ class PostgresJsConnection implements DriverConnection {
   /** Pipelines every set on the connection: one round trip's latency, not one per row. */
   async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     const settled = await Promise.allSettled(
-      paramSets.map((params) => this.#sql.unsafe(text, this.#params(params), { prepare: true })),
+      paramSets.map((params) => this.#live().unsafe(text, this.#params(params), { prepare: true })),
     );
     let rowCount = 0;
     for (const outcome of settled) {
@@ -173,7 +198,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
     try {
-      return Array.from(await this.#sql.unsafe(text, this.#params(params), { prepare: true }));
+      return Array.from(await this.#live().unsafe(text, this.#params(params), { prepare: true }));
     } catch (error) {
       throw translate(error, text);
     }
@@ -181,7 +206,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
     try {
-      return (await this.#sql.unsafe(text, this.#params(params), { prepare: true }))[0];
+      return (await this.#live().unsafe(text, this.#params(params), { prepare: true }))[0];
     } catch (error) {
       throw translate(error, text);
     }
@@ -195,7 +220,9 @@ class PostgresJsConnection implements DriverConnection {
   ): AsyncIterableIterator<Row[]> {
     if (placement === "own") {
       try {
-        for await (const batch of this.#sql.unsafe(text, this.#params(params), { prepare: true }).cursor(batchSize)) {
+        for await (
+          const batch of this.#live().unsafe(text, this.#params(params), { prepare: true }).cursor(batchSize)
+        ) {
           yield Array.from(batch);
         }
       } catch (error) {
@@ -207,7 +234,7 @@ class PostgresJsConnection implements DriverConnection {
     // ends, so a query inside the loop would wait forever: the server keeps
     // the cursor instead, and each batch is an ordinary FETCH.
     const run = (statement: string, values: readonly unknown[] = []) =>
-      this.#sql.unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
+      this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
     try {
       yield* cursorBatches(run, text, params, batchSize, placement === "shared" ? "hold" : "in-transaction");
     } catch (error) {
@@ -238,6 +265,7 @@ export const postgresJs: Driver = {
     // ISO dates are the format the parsers read.
     connection.TimeZone = "UTC";
     connection.DateStyle = "ISO, MDY";
+    const opened: { connection?: PostgresJsConnection } = {};
     const sql = postgres({
       host: url.host,
       port: url.port,
@@ -255,6 +283,8 @@ export const postgresJs: Driver = {
       types: { int8, bytea, timestamp, date, json },
       // Roost registers every array type itself, with a parser that reads NULL elements right.
       fetch_types: false,
+      // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
+      onclose: () => opened.connection?.lose(),
     });
     try {
       await registerArrayTypes(sql);
@@ -266,6 +296,6 @@ export const postgresJs: Driver = {
         code: typeof (error as { code?: unknown }).code === "string" ? (error as { code: string }).code : undefined,
       });
     }
-    return new PostgresJsConnection(sql);
+    return opened.connection = new PostgresJsConnection(sql);
   },
 };
