@@ -70,6 +70,8 @@ export class PooledConnection<C> {
   holders = 1;
   /** Set when an error showed the connection is unusable. */
   broken = false;
+  /** Set once the connection has been given back (so the next hand-out may need a check). */
+  released = false;
 
   /** Wraps a freshly opened connection. */
   constructor(connection: C, now: number, lifetime: number) {
@@ -147,7 +149,9 @@ export class Pool<C> {
   async acquire(): Promise<PooledConnection<C>> {
     for (;;) {
       const item = await this.#obtain();
-      if (item.holders > 1 || Date.now() - item.idleSince <= this.#options.validateAfter) return item;
+      // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
+      const fresh = !item.released;
+      if (item.holders > 1 || fresh || Date.now() - item.idleSince < this.#options.validateAfter) return item;
       const check = this.#hooks.ping?.(item.connection);
       if (check === undefined) return item;
       try {
@@ -189,6 +193,7 @@ export class Pool<C> {
       return;
     }
     item.idleSince = Date.now();
+    item.released = true;
     const waiter = this.#nextWaiter();
     if (waiter) {
       item.holders = 1;
@@ -366,9 +371,11 @@ export class Pool<C> {
     const now = Date.now();
     const { idleTimeout, min } = this.#options;
     for (const item of [...this.#idle]) {
+      // A connection whose socket died while idle is dropped now, so `min` is refilled without waiting for a caller.
+      const broken = this.#hooks.broken?.(item.connection) === true;
       const expired = now >= item.expiresAt;
       const idleTooLong = idleTimeout > 0 && now - item.idleSince >= idleTimeout && this.#all.size > min;
-      if (expired || idleTooLong) this.#destroy(item);
+      if (broken || expired || idleTooLong) this.#destroy(item);
     }
     if (this.#warm) {
       for (let n = min - this.#all.size - this.#opening; n > 0; n--) this.#openIdle().catch(() => {});
