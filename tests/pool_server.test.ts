@@ -1,105 +1,290 @@
-/** The pool against the real servers: saturation, leaks, killed backends, closing with work in flight. */
+/**
+ * The pool against the real servers: saturation, fairness, leaks, killed
+ * backends, validation, min, idle timeout, max lifetime and closing with work
+ * in flight. Each suite connects to a database of its own, so the server-side
+ * counts see only this suite's connections, whatever else runs on the server.
+ */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { ClosedError, Database, type DatabaseOptions, PoolTimeoutError, QueryError, sql } from "../mod.ts";
-import { signal, sleep, targets, uniqueName } from "./support.ts";
+import { after, afterEach, before, describe, test } from "node:test";
+import {
+  ClosedError,
+  ConnectionError,
+  Database,
+  type DatabaseOptions,
+  PoolTimeoutError,
+  type Queryable,
+  QueryError,
+  sql,
+} from "../mod.ts";
+import { signal, sleep, targets, uniqueName, uniqueTable } from "./support.ts";
+
+/** Polls `check` until it returns true, failing with `what` (and the last value seen) after `ms`. */
+async function eventually<T>(what: string, probe: () => Promise<T> | T, check: (value: T) => boolean, ms = 3_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (check(value)) return value;
+    if (Date.now() > deadline) assert.fail(`${what} within ${ms} ms; last seen: ${JSON.stringify(value)}`);
+    await sleep(20);
+  }
+}
 
 for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
   const postgres = target.dialect === "postgres";
   describe(`pool on ${target.label}`, () => {
     let observer: Database;
-    const tag = uniqueName("app");
-    // Postgres names the connections of each instance, so they can be counted exactly.
-    const url = postgres ? `${target.url}${target.url.includes("?") ? "&" : "?"}application_name=${tag}` : target.url;
-    const open = (options: DatabaseOptions = {}) => new Database(url, options);
-    const serverConnections = async (): Promise<number> =>
-      Number(
+    const database = uniqueName("roost_pool");
+    const url = (() => {
+      const parsed = new URL(target.url);
+      parsed.pathname = `/${database}`;
+      return parsed.toString();
+    })();
+    const instances: Database[] = [];
+    /** Opens an instance on this suite's database; whatever a failed test leaves open is closed at the end. */
+    const open = (options: DatabaseOptions = {}) => {
+      const db = new Database(url, { driver: target.driver, ...options });
+      instances.push(db);
+      return db;
+    };
+
+    /** The ids of the server's connections to this suite's database. */
+    const backends = async (): Promise<number[]> => {
+      const rows = await observer.fetchAll<{ id: number | string }>(
         postgres
-          ? await observer.fetchVal(sql`select count(*) from pg_stat_activity where application_name = ${tag}`)
-          : await observer.fetchVal(
-            sql`select count(*) from information_schema.processlist where user = current_user()`,
-          ),
+          ? sql`select pid as id from pg_stat_activity where datname = ${database} and backend_type = 'client backend'`
+          : sql`select id from information_schema.processlist where db = ${database}`,
       );
-    const backendId = (db: Database) =>
-      db.fetchVal<number>(postgres ? sql`select pg_backend_pid()` : sql`select connection_id()`);
+      return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+    };
+    const serverConnections = async () => (await backends()).length;
+    const serverCountIs = (n: number, what: string, ms?: number) =>
+      eventually(`${what}: ${n} server connections`, serverConnections, (count) => count === n, ms);
+    const backendId = async (q: Queryable) =>
+      Number(await q.fetchVal(postgres ? sql`select pg_backend_pid()` : sql`select connection_id()`));
+    /** Kills a backend from the server side and waits until it is gone. */
+    const kill = async (id: number) => {
+      await observer.execute(
+        postgres ? sql`select pg_terminate_backend(${id}, 5000)` : sql.unsafe(`KILL ${Number(id)}`),
+      );
+      await eventually(`backend ${id} is gone`, backends, (ids) => !ids.includes(id));
+    };
+    /** A query that takes `seconds` and returns 1. */
+    const slowQuery = (seconds: number) =>
+      postgres ? sql`select 1 as done from pg_sleep(${seconds})` : sql`select sleep(${seconds}) + 1 as done`;
 
     before(async () => {
       observer = target.open({ pool: { max: 1 } });
-      await observer.connect();
+      await observer.execute(sql`create database ${sql.ident(database)}`);
     });
-    after(() => observer.close());
+    // A failed test's instances are closed before the next test counts connections.
+    afterEach(async () => {
+      await Promise.all(instances.splice(0).map((db) => db.close({ timeout: 100 })));
+    });
+    after(async () => {
+      await observer.execute(
+        postgres
+          ? sql`drop database if exists ${sql.ident(database)} with (force)`
+          : sql`drop database if exists ${sql.ident(database)}`,
+      );
+      await observer.close();
+    });
 
-    test("saturation: max busy, 20 waiters, each timeout fires within 100 ms of its value", async () => {
+    test("saturation: max busy, 20 waiters, each timeout fires within 100 ms and says how long and how big", async () => {
       const db = open({ pool: { max: 3, acquireTimeout: 300 } });
       const release = signal();
       const holders = [1, 2, 3].map(() => db.connection(() => release.promise));
-      await sleep(50);
-      assert.equal(db.stats().primary.busy, 3);
+      await eventually("three scopes hold connections", () => db.stats().primary.busy, (busy) => busy === 3);
       const started = Date.now();
-      const waits = await Promise.all(
-        Array.from({ length: 20 }, () =>
-          db.fetchVal(sql`select 1`).then(
-            () => ({ ok: true, ms: Date.now() - started, error: undefined }),
-            (error) => ({ ok: false, ms: Date.now() - started, error }),
-          )),
-      );
-      for (const { ok, ms, error } of waits) {
+      const waits = Array.from({ length: 20 }, () =>
+        db.fetchVal(sql`select 1`).then(
+          () => ({ ok: true, ms: Date.now() - started, error: undefined }),
+          (error) => ({ ok: false, ms: Date.now() - started, error }),
+        ));
+      await eventually("20 callers wait", () => db.stats().primary.waiting, (waiting) => waiting === 20);
+      assert.deepEqual(db.stats().primary, { size: 3, idle: 0, busy: 3, waiting: 20 });
+      await serverCountIs(3, "three held");
+      for (const { ok, ms, error } of await Promise.all(waits)) {
         assert.equal(ok, false);
         assert.ok(error instanceof PoolTimeoutError, String(error));
         assert.ok(ms >= 290 && ms < 400, `timed out after ${ms} ms`);
+        const waited = Number(error.message.match(/no connection became free in (\d+) ms/)?.[1]);
+        assert.ok(waited >= 300 && waited < 400, error.message);
+        assert.match(error.message, /acquireTimeout 300 ms/);
+        assert.match(error.message, /3 of 3 busy, max 3/);
       }
+      assert.deepEqual(db.stats().primary, { size: 3, idle: 0, busy: 3, waiting: 0 });
       release.resolve();
       await Promise.all(holders);
+      assert.deepEqual(db.stats().primary, { size: 3, idle: 3, busy: 0, waiting: 0 });
       assert.equal(await db.fetchVal(sql`select 1`), 1, "the pool serves again once connections come back");
       await db.close();
     });
 
-    test("no leak after errors: the server-side connection count returns to its baseline", async () => {
-      const baseline = await serverConnections();
+    test("waiters get connections in the order they asked", async () => {
+      const db = open({ pool: { max: 1, acquireTimeout: 5_000 } });
+      const release = signal();
+      const holder = db.connection(() => release.promise);
+      await eventually("the connection is held", () => db.stats().primary.busy, (busy) => busy === 1);
+      const order: number[] = [];
+      const waiters = [1, 2, 3, 4, 5].map((n) => db.connection(() => order.push(n)));
+      await eventually("5 callers wait", () => db.stats().primary.waiting, (waiting) => waiting === 5);
+      release.resolve();
+      await Promise.all([holder, ...waiters]);
+      assert.deepEqual(order, [1, 2, 3, 4, 5]);
+      await db.close();
+    });
+
+    test("no leak after errors: the server-side connection count returns to zero", async () => {
+      await serverCountIs(0, "the earlier tests' connections are gone");
       const db = open({ pool: { max: 4 } });
-      await Promise.all(
+      const results = await Promise.all(
         Array.from(
           { length: 40 },
           (_, i) =>
             db.fetchVal(i % 2 ? sql`select * from roost_missing_table` : sql`select 1/0`).then(() => "ok", (e) => e),
         ),
-      ).then((results) => {
-        for (const result of results) if (result !== "ok") assert.ok(result instanceof QueryError, String(result));
-      });
+      );
+      for (const result of results) if (result !== "ok") assert.ok(result instanceof QueryError, String(result));
       await assert.rejects(db.transaction(async (tx) => {
         await tx.execute(sql`select 1`);
         throw new Error("abandon");
       }));
-      assert.ok((await serverConnections()) <= baseline + 4);
+      assert.ok((await serverConnections()) <= 4);
       assert.equal(db.stats().primary.busy, 0);
       await db.close();
-      for (let i = 0; i < 20 && (await serverConnections()) > baseline; i++) await sleep(50);
-      assert.equal(await serverConnections(), baseline);
+      await serverCountIs(0, "after close");
     });
 
-    test("a backend killed while idle in the pool is evicted and the next query succeeds", async () => {
-      const db = open({ pool: { max: 1 } });
+    test("a backend killed while idle in the pool is evicted and the next query succeeds on a new one", async () => {
+      const db = open({ pool: { max: 1, validateAfter: 100 } });
       const id = await backendId(db);
-      await observer.execute(postgres ? sql`select pg_terminate_backend(${id})` : sql.unsafe(`KILL ${Number(id)}`));
-      await sleep(200);
+      await kill(id);
+      await sleep(150); // idle longer than validateAfter: the pool checks it before handing it out
       assert.equal(await db.fetchVal(sql`select 1`), 1);
       assert.notEqual(await backendId(db), id, "a new connection replaced the killed one");
+      assert.equal(db.stats().primary.size, 1);
+      await db.close();
+    });
+
+    test("a backend killed inside a transaction fails it with a ConnectionError; none of it commits", async () => {
+      const db = open({ pool: { max: 1 } });
+      const table = uniqueTable("killed");
+      await db.execute(sql`create table ${table} (n integer primary key)`);
+      const outcome = await db.transaction(async (tx) => {
+        await tx.execute(sql`insert into ${table} (n) values (1)`);
+        await kill(await backendId(tx));
+        await sleep(100); // let the client see the socket close: it must not reconnect and carry on outside the transaction
+        await tx.execute(sql`insert into ${table} (n) values (2)`);
+      }).then(() => "committed", (error) => error);
+      assert.ok(outcome instanceof ConnectionError, String(outcome));
+      assert.deepEqual(await db.fetchAll(sql`select n from ${table}`), []);
+      assert.deepEqual(db.stats().primary, { size: 1, idle: 1, busy: 0, waiting: 0 });
+      await db.execute(sql`drop table ${table}`);
+      await db.close();
+    });
+
+    test("validateAfter 0: a dead connection is replaced before it is handed out, even at once", async () => {
+      const db = open({ pool: { max: 1, validateAfter: 0 } });
+      const id = await backendId(db);
+      await kill(id);
+      assert.notEqual(await backendId(db), id, "the query ran, on a new connection");
+      await serverCountIs(1, "the dead connection was not kept");
+      await db.close();
+    });
+
+    test("min: connect() opens min connections, and a killed one is replaced in the background", async () => {
+      const db = open({ pool: { min: 3, max: 5, idleTimeout: 100 } });
+      await db.connect();
+      assert.deepEqual(db.stats().primary, { size: 3, idle: 3, busy: 0, waiting: 0 });
+      const opened = await eventually("three connections", backends, (ids) => ids.length === 3);
+      await kill(opened[0]);
+      const refilled = await eventually(
+        "the pool refills to min",
+        backends,
+        (ids) => ids.length === 3 && !ids.includes(opened[0]),
+      );
+      assert.deepEqual(refilled.filter((id) => opened.includes(id)), opened.slice(1), "the others were kept");
+      assert.deepEqual(db.stats().primary, { size: 3, idle: 3, busy: 0, waiting: 0 });
+      await sleep(250); // well past idleTimeout: connections at min stay
+      assert.deepEqual(await backends(), refilled);
+      await db.close();
+      await serverCountIs(0, "after close");
+    });
+
+    test("idleTimeout closes idle connections above min on the server", async () => {
+      const db = open({ pool: { min: 1, max: 4, idleTimeout: 150 } });
+      await db.connect();
+      const release = signal();
+      const scopes = [1, 2, 3, 4].map(() => db.connection(() => release.promise));
+      await serverCountIs(4, "four scopes at once");
+      release.resolve();
+      await Promise.all(scopes);
+      const idleFrom = Date.now();
+      await serverCountIs(1, "idle connections above min closed");
+      assert.ok(Date.now() - idleFrom >= 140, `closed after only ${Date.now() - idleFrom} ms`);
+      assert.deepEqual(db.stats().primary, { size: 1, idle: 1, busy: 0, waiting: 0 });
+      await db.close();
+    });
+
+    test("maxLifetime retires an idle connection after its lifetime", async () => {
+      const db = open({ pool: { max: 1, maxLifetime: 300 } });
+      const first = await backendId(db);
+      const openedAt = Date.now();
+      await serverCountIs(0, "the expired connection closed");
+      assert.ok(Date.now() - openedAt >= 280, `retired after only ${Date.now() - openedAt} ms`);
+      assert.notEqual(await backendId(db), first);
+      await db.close();
+    });
+
+    test("maxLifetime never retires a connection inside a query, transaction or connection scope", async () => {
+      const db = open({ pool: { max: 1, maxLifetime: 150 } });
+      const inTransaction = await db.transaction(async (tx) => {
+        const ids: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          ids.push(await backendId(tx));
+          await sleep(60);
+        }
+        return ids;
+      });
+      assert.equal(new Set(inTransaction).size, 1, `one backend for the whole transaction: ${inTransaction}`);
+      const inScope = await db.connection(async (conn) => {
+        const id = await backendId(conn);
+        assert.equal(Number(await conn.fetchVal(slowQuery(0.3))), 1, "a query longer than the lifetime completes");
+        return [id, await backendId(conn)];
+      });
+      assert.notEqual(inScope[0], inTransaction[0], "retired once the transaction ended");
+      assert.equal(inScope[0], inScope[1], "one backend for the whole scope");
+      assert.ok(!(await backends()).includes(inScope[0]), "retired once the scope ended");
       await db.close();
     });
 
     test("close() lets queries in flight finish, refuses new ones, and closes every connection", async () => {
-      const baseline = await serverConnections();
       const db = open({ pool: { max: 5 } });
-      const slow = postgres ? sql`select pg_sleep(0.3) is null as done` : sql`select sleep(0.3) = 0 as done`;
-      const inFlight = Array.from({ length: 5 }, () => db.fetchVal(slow));
-      await sleep(50);
+      const inFlight = Array.from({ length: 5 }, () => db.fetchVal(slowQuery(0.3)).then(Number));
+      // Callers still waiting for a connection to open when close() is called get a ClosedError: wait until all run.
+      await serverCountIs(5, "five queries run");
       const closing = db.close({ timeout: 5_000 });
       await assert.rejects(db.fetchVal(sql`select 1`), ClosedError);
-      const results = await Promise.all(inFlight);
+      assert.deepEqual(await Promise.all(inFlight), [1, 1, 1, 1, 1]);
       await closing;
-      assert.equal(results.length, 5);
-      for (let i = 0; i < 20 && (await serverConnections()) > baseline; i++) await sleep(50);
-      assert.equal(await serverConnections(), baseline);
+      await serverCountIs(0, "after close");
+    });
+
+    test("close() waits no longer than its timeout, then closes the connections still busy", async () => {
+      const db = open({ pool: { max: 2 } });
+      const idle = db.fetchVal(sql`select 1`);
+      const slow = db.fetchVal(slowQuery(0.6)).then(() => "finished", (error) => error);
+      await idle;
+      await serverCountIs(2, "the slow query runs");
+      assert.equal(db.stats().primary.busy, 1);
+      const started = Date.now();
+      await db.close({ timeout: 100 });
+      const took = Date.now() - started;
+      assert.ok(took >= 90 && took < 400, `close took ${took} ms`);
+      assert.equal(db.stats().primary.size, 0);
+      const outcome = await slow; // the driver may let it finish or cut it off, but it settles
+      assert.ok(outcome === "finished" || outcome instanceof Error, String(outcome));
+      await serverCountIs(0, "after the forced close", 5_000);
     });
   });
 }
