@@ -22,7 +22,19 @@ export interface Target {
   open(options?: DatabaseOptions): Database;
   /** The URL instances open. */
   url: string;
+  /** Where this driver cannot follow Roost's value rules (each one is listed in README's Values section). */
+  quirks: ReadonlySet<Quirk>;
 }
+
+/**
+ * A documented divergence of one driver. `json-params-by-value`: Bun.SQL
+ * types a json/jsonb parameter by its JavaScript value, so a string is stored
+ * as a JSON string (not parsed as JSON text) and a bare number is refused.
+ */
+export type Quirk = "json-params-by-value";
+
+const quirksOf = (dialect: DialectName, driver: DriverName): Quirk[] =>
+  driver === "bun-sql" && dialect === "postgres" ? ["json-params-by-value"] : [];
 
 let counter = 0;
 
@@ -60,6 +72,7 @@ function target(place: string, dialect: DialectName, driver: DriverName, url: st
     driver,
     url,
     open: (options) => new Database(url, { driver, ...options }),
+    quirks: new Set(quirksOf(dialect, driver)),
   };
 }
 

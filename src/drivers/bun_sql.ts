@@ -26,13 +26,22 @@ import type { DatabaseUrl } from "../url.ts";
 import { executeBatched } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
+import { postgresParam } from "./pg_values.ts";
 import { exactInteger, invalidParameter, isJsonObject } from "./values.ts";
 
 /** The rows of a Bun.SQL result, with its counters. */
 interface BunSqlResult extends Array<Row> {
+  /** Column metadata: the type OID on Postgres, the MySQL type and display length on MySQL. */
+  columns?: readonly BunSqlColumn[];
   count: number | null;
   affectedRows: number | null;
   lastInsertRowid: number | bigint | null;
+}
+
+interface BunSqlColumn {
+  name: string;
+  type: number;
+  length?: number;
 }
 
 /** The part of a Bun.SQL client this driver uses, typed here so other runtimes can type-check it. */
@@ -116,10 +125,75 @@ interface Flavour {
   redact(text: string): string;
   /** One parameter as Bun.SQL binds it right. */
   param(value: unknown, index: number): unknown;
+  /** The columns whose values Bun.SQL reads differently from Roost's rules. */
+  plan(columns: readonly BunSqlColumn[]): ColumnPlan | undefined;
 }
+
+/** Columns to convert, by kind. */
+interface ColumnPlan {
+  /** Dates (Bun.SQL reads a Date at UTC midnight): their `YYYY-MM-DD` text. */
+  dates: string[];
+  /** Arrays of dates: each element's text. */
+  dateArrays: string[];
+  /** Timestamps: `infinity` and `-infinity` as text (Bun.SQL reads them as numbers). */
+  timestamps: string[];
+  /** MySQL TINYINT(1), which is what BOOLEAN means: 0 and 1 as false and true. */
+  booleans: string[];
+}
+
+function planOf(columns: readonly BunSqlColumn[], kind: (column: BunSqlColumn) => keyof ColumnPlan | undefined) {
+  const plan: ColumnPlan = { dates: [], dateArrays: [], timestamps: [], booleans: [] };
+  let any = false;
+  for (const column of columns) {
+    const which = kind(column);
+    if (which !== undefined) {
+      plan[which].push(column.name);
+      any = true;
+    }
+  }
+  return any ? plan : undefined;
+}
+
+/** Postgres's infinite dates and timestamps as the text the other drivers return. */
+function infinityText(value: unknown): unknown {
+  return value === Infinity ? "infinity" : value === -Infinity ? "-infinity" : value;
+}
+
+/** A Date Bun.SQL made of a `date` as its `YYYY-MM-DD` text (anything else as it is). */
+function dateText(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dateText);
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.toISOString().slice(0, 10);
+  return infinityText(value);
+}
+
+const pgDate = 1082;
+const pgDateArray = 1182;
+const pgTimestamps = new Set([1114, 1184]);
+const mysqlTiny = 1;
+const mysqlDate = 10;
 
 function bunCode(error: BunSqlError): string | undefined {
   return typeof error.code === "string" ? error.code : undefined;
+}
+
+/** Refuses arrays holding values no array element can be (Bun.SQL would bind `undefined` as NULL). */
+function checkedArray(index: number) {
+  const check = (array: unknown[]): unknown[] => {
+    for (const item of array) {
+      if (item === undefined) throw invalidParameter(index, "holds an undefined element; pass null for SQL NULL");
+      if (typeof item === "function" || typeof item === "symbol") {
+        throw invalidParameter(index, `holds a ${typeof item}, which no database can store`);
+      }
+      if (Array.isArray(item)) check(item);
+    }
+    return array;
+  };
+  return check;
+}
+
+function plainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 const postgresFlavour: Flavour = {
@@ -131,15 +205,24 @@ const postgresFlavour: Flavour = {
     return { code, fatal: (state !== undefined && fatalPostgresState(state)) || lostConnection.test(code ?? "") };
   },
   fields: [...postgresErrorFields, "errno"],
+  plan: (columns) =>
+    planOf(
+      columns,
+      ({ type }) =>
+        type === pgDate
+          ? "dates"
+          : type === pgDateArray
+          ? "dateArrays"
+          : pgTimestamps.has(type)
+          ? "timestamps"
+          : undefined,
+    ),
   redact: (text) => text,
   param(value, index) {
-    // Bun.SQL itself encodes objects for json/jsonb and arrays for array columns.
-    if (typeof value === "object" && value !== null && !(value instanceof Date) && !ArrayBuffer.isView(value)) {
-      if (!isJsonObject(value)) {
-        throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which Postgres cannot store`);
-      }
-    }
-    return value;
+    // Bun.SQL encodes plain objects as JSON itself (JSON text it would encode
+    // again, as a JSON string) and arrays as Postgres arrays.
+    if (typeof value === "object" && value !== null && plainObject(value)) return value;
+    return postgresParam(value, index, checkedArray(index));
   },
 };
 
@@ -155,12 +238,25 @@ const mysqlFlavour: Flavour = {
     };
   },
   fields: ["errno", "sqlState"],
+  plan: (columns) =>
+    planOf(
+      columns,
+      ({ type, length }) => type === mysqlDate ? "dates" : type === mysqlTiny && length === 1 ? "booleans" : undefined,
+    ),
   redact: redactMysqlValues,
   param(value, index) {
-    if (typeof value === "object" && value !== null && !(value instanceof Date) && !ArrayBuffer.isView(value)) {
+    if (typeof value === "object" && value !== null) {
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) throw invalidParameter(index, "is an invalid Date");
+        return value;
+      }
+      if (value instanceof Uint8Array) return value;
+      if (value instanceof ArrayBuffer) return new Uint8Array(value);
+      if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
       if (isJsonObject(value)) return JSON.stringify(value);
       throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which MySQL cannot store`);
     }
+    if (typeof value === "bigint") return value.toString();
     return typeof value === "boolean" ? Number(value) : value;
   },
 };
@@ -191,9 +287,19 @@ function plainValue(value: unknown): unknown {
 }
 
 /** Copies a Bun.SQL row (null prototype, Buffers, bigints) into a plain object of Roost values. */
-function plainRow(row: Row): Row {
+function plainRow(row: Row, plan: ColumnPlan | undefined): Row {
   const out: Row = {};
   for (const key in row) out[key] = plainValue(row[key]);
+  if (plan !== undefined) {
+    for (const name of plan.dates) out[name] = dateText(out[name]);
+    for (const name of plan.dateArrays) out[name] = dateText(out[name]);
+    for (const name of plan.timestamps) out[name] = infinityText(out[name]);
+    for (const name of plan.booleans) {
+      // Any other value a TINYINT(1) holds stays a number: nothing is folded into `true`.
+      const value = out[name];
+      if (value === 0 || value === 1) out[name] = value === 1;
+    }
+  }
   return out;
 }
 
@@ -223,6 +329,9 @@ class BunSqlConnection implements DriverConnection {
   #params(params: readonly unknown[]): unknown[] {
     return params.map((value, index) => {
       if (value === undefined) throw invalidParameter(index, "is undefined; pass null for SQL NULL");
+      if (typeof value === "function" || typeof value === "symbol") {
+        throw invalidParameter(index, `is a ${typeof value}, which no database can store`);
+      }
       return this.#flavour.param(value, index);
     });
   }
@@ -247,6 +356,15 @@ class BunSqlConnection implements DriverConnection {
     return outcome;
   }
 
+  #plan(result: BunSqlResult): ColumnPlan | undefined {
+    return result.columns === undefined ? undefined : this.#flavour.plan(result.columns);
+  }
+
+  #rows(result: BunSqlResult): Row[] {
+    const plan = this.#plan(result);
+    return Array.from(result, (row) => plainRow(row, plan));
+  }
+
   async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
     return this.#outcome(await this.#run(text, params));
   }
@@ -266,12 +384,12 @@ class BunSqlConnection implements DriverConnection {
   }
 
   async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
-    return Array.from(await this.#run(text, params), plainRow);
+    return this.#rows(await this.#run(text, params));
   }
 
   async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
-    const rows = await this.#run(text, params);
-    return rows.length > 0 ? plainRow(rows[0]) : undefined;
+    const result = await this.#run(text, params);
+    return result.length > 0 ? plainRow(result[0], this.#plan(result)) : undefined;
   }
 
   async *stream(
@@ -292,7 +410,7 @@ class BunSqlConnection implements DriverConnection {
     // without Postgres materialising the result first.
     const mode = placement === "own" ? "own-transaction" : placement === "shared" ? "hold" : "in-transaction";
     const run = async (statement: string, values: readonly unknown[] = []) =>
-      Array.from(await this.#run(statement, values), plainRow);
+      this.#rows(await this.#run(statement, values));
     try {
       yield* cursorBatches(run, text, params, batchSize, mode);
     } catch (error) {
@@ -335,6 +453,9 @@ function connector(flavour: Flavour): Driver["connect"] {
     const { connect_timeout, application_name, statement_timeout } = url.options;
     const connection: Record<string, string | number> = {};
     if (flavour.dialect === "postgres") {
+      // Sessions start in UTC with ISO dates, as with the other Postgres drivers.
+      connection.TimeZone = "UTC";
+      connection.DateStyle = "ISO, MDY";
       if (application_name !== undefined) connection.application_name = String(application_name);
       if (statement_timeout !== undefined) connection.statement_timeout = Number(statement_timeout);
     }
@@ -368,6 +489,15 @@ function connector(flavour: Flavour): Driver["connect"] {
         cause: error instanceof Error ? error.cause ?? error : error,
         code: error instanceof QueryError || error instanceof ConnectionError ? error.code : undefined,
       });
+    }
+    if (flavour.dialect === "mysql") {
+      try {
+        // Dates bind and read as UTC, so the session is UTC too (as with mysql2).
+        await wrapped.execute("SET time_zone = '+00:00'", []);
+      } catch (error) {
+        await wrapped.close();
+        throw error;
+      }
     }
     if (flavour.dialect === "mysql" && statement_timeout !== undefined) {
       // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
