@@ -38,6 +38,11 @@ export interface Dialect {
   begin(options: TransactionOptions): readonly string[];
   /** The statements that restore the session after an outermost transaction ends. */
   afterEnd(options: TransactionOptions): readonly string[];
+  /**
+   * True when the server aborts a transaction at its first failed statement
+   * (Postgres): it then answers COMMIT with a silent rollback.
+   */
+  readonly errorAbortsTransaction: boolean;
   /** Compiled text of plain templates, keyed by the template's strings array. */
   readonly textCache: WeakMap<readonly string[], string>;
 }
@@ -56,6 +61,7 @@ const postgres: Dialect = {
   name: "postgres",
   placeholder: (index) => `$${index}`,
   quoteIdent: doubleQuoted,
+  errorAbortsTransaction: true,
   begin({ isolation, readOnly }) {
     let text = "BEGIN";
     if (isolation) text += ` ISOLATION LEVEL ${isolationSql[isolation]}`;
@@ -70,6 +76,7 @@ const mysql: Dialect = {
   name: "mysql",
   placeholder: () => "?",
   quoteIdent: (name) => `\`${name.replaceAll("`", "``")}\``,
+  errorAbortsTransaction: false,
   begin({ isolation, readOnly }) {
     const start = readOnly ? "START TRANSACTION READ ONLY" : "START TRANSACTION";
     // SET TRANSACTION applies to the next transaction only, so it must come first.
@@ -83,6 +90,7 @@ const sqlite: Dialect = {
   name: "sqlite",
   placeholder: () => "?",
   quoteIdent: doubleQuoted,
+  errorAbortsTransaction: false,
   // IMMEDIATE takes the write lock up front: a deferred transaction that reads
   // and then writes fails with SQLITE_BUSY at once when another connection
   // writes, without waiting for the busy timeout.

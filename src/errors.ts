@@ -73,7 +73,11 @@ export class PoolTimeoutError extends RoostError {}
 /** A write was attempted where only reads are allowed (a replica scope). */
 export class ReadOnlyError extends RoostError {}
 
-/** A transaction was misused: used after it ended, or ended out of order. */
+/**
+ * A transaction was misused (used after it ended, ended out of order) or
+ * could not commit: on Postgres, a transaction in which a statement failed is
+ * rolled back, and its commit throws this error with the failure as `cause`.
+ */
 export class TransactionError extends RoostError {}
 
 /** A query that had to return a row returned none. */

@@ -7,7 +7,7 @@
 import type { ScopeSlot } from "./context.ts";
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
-import { ClosedError, ConnectionError } from "./errors.ts";
+import { ClosedError, ConnectionError, QueryError } from "./errors.ts";
 import type { PooledConnection } from "./pool.ts";
 import { EXECUTE, type QueryKind, runOn } from "./queryable.ts";
 import type { CompiledQuery } from "./sql.ts";
@@ -37,6 +37,12 @@ export class Session {
   broken = false;
   /** Set once the connection went back to the pool. */
   ended = false;
+  /**
+   * On a dialect whose transactions abort at their first failed statement:
+   * that statement's error and the transaction level it failed in, until
+   * that level is rolled back.
+   */
+  aborted: { at: Transaction; error: unknown } | undefined;
   readonly #release: (session: Session) => void;
 
   /** Holds `item` until {@linkcode end}, which hands it to `release`. */
@@ -59,6 +65,10 @@ export class Session {
 
   #failed(error: unknown): void {
     if (error instanceof ConnectionError) this.broken = true;
+    const refusedBeforeServer = error instanceof QueryError && error.code === "ROOST_INVALID_PARAMETER";
+    if (this.current && this.rules.errorAbortsTransaction && !refusedBeforeServer && !this.aborted) {
+      this.aborted = { at: this.current, error };
+    }
   }
 
   /** Runs a query on the held connection. */

@@ -164,6 +164,17 @@ export class Transaction extends Queryable implements AsyncDisposable {
   async commit(): Promise<void> {
     this.#assertActive("commit");
     if (this.#child) throw new TransactionError("a savepoint inside this transaction is still open: end it first");
+    const aborted = this.#session.aborted;
+    if (aborted?.at === this) {
+      // The server would answer COMMIT (or RELEASE) with a rollback, or an error: say so plainly instead.
+      await this.rollback();
+      const level = this.nested ? "savepoint" : "transaction";
+      throw new TransactionError(
+        `the ${level} was rolled back, not committed: a statement in it failed, and ${this.dialect} aborts a ` +
+          `${level} at its first error (to carry on after an error, run the statement in a nested transaction)`,
+        { cause: aborted.error },
+      );
+    }
     this.#state = "committed";
     try {
       await this.#session.exec(this.#savepoint ? `RELEASE SAVEPOINT ${this.#savepoint}` : "COMMIT");
@@ -194,9 +205,12 @@ export class Transaction extends Queryable implements AsyncDisposable {
     try {
       if (this.#savepoint) {
         await this.#session.exec(`ROLLBACK TO SAVEPOINT ${this.#savepoint}`);
+        // Rolled back to before the failure: the enclosing level works again.
+        this.#session.aborted = undefined;
         await this.#session.exec(`RELEASE SAVEPOINT ${this.#savepoint}`);
       } else {
         await this.#session.exec("ROLLBACK");
+        this.#session.aborted = undefined;
       }
     } catch (error) {
       // The connection's transaction state is unknown now: never reuse it.

@@ -385,3 +385,84 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
     });
   });
 }
+
+for (const target of targets()) {
+  const aborts = target.dialect === "postgres";
+  describe(`a failed statement caught inside a transaction on ${target.label}`, () => {
+    let db: Database;
+    const items = uniqueTable("caught");
+    const rows = () =>
+      db.fetchAll<{ n: number }>(sql`select n from ${items} order by n`).then((r) => r.map((x) => x.n));
+    const insert = (n: number) => sql`insert into ${items} (n) values (${n})`;
+
+    before(async () => {
+      db = target.open({ pool: { max: 2 } });
+      await db.execute(sql`create table ${items} (n integer primary key)`);
+    });
+    after(async () => {
+      await db.execute(sql`drop table ${items}`);
+      await db.close();
+    });
+
+    test(
+      aborts
+        ? "the callback returns, but Postgres aborted the transaction: TransactionError, nothing committed"
+        : "the callback returns: the server kept the transaction going, so the other work commits",
+      async () => {
+        await db.execute(sql`delete from ${items}`);
+        const outcome = db.transaction(async (tx) => {
+          await tx.execute(insert(1));
+          await tx.execute(insert(1)).catch(() => {}); // duplicate key, caught
+          return "done";
+        });
+        if (aborts) {
+          const error = await outcome.catch((e) => e);
+          assert.ok(error instanceof TransactionError, String(error));
+          assert.match(error.message, /rolled back, not committed/);
+          assert.ok(error.cause instanceof QueryError);
+          assert.deepEqual(await rows(), []);
+        } else {
+          assert.equal(await outcome, "done");
+          assert.deepEqual(await rows(), [1]);
+        }
+        assert.equal(db.stats().primary.busy, 0);
+      },
+    );
+
+    test("caught inside a savepoint, the failure rolls back only the savepoint; the outer work commits", async () => {
+      await db.execute(sql`delete from ${items}`);
+      await db.transaction(async (tx) => {
+        await tx.execute(insert(1));
+        const inner = tx.transaction(async (sp) => {
+          await sp.execute(insert(2));
+          await sp.execute(insert(1)).catch(() => {}); // duplicate key, caught
+        });
+        if (aborts) await assert.rejects(inner, TransactionError);
+        else await inner;
+        await tx.execute(insert(3));
+      });
+      assert.deepEqual(await rows(), aborts ? [1, 3] : [1, 2, 3]);
+    });
+
+    test("explicit handles: commit after a failed statement says what happened, and the connection is reusable", async () => {
+      await db.execute(sql`delete from ${items}`);
+      const tx = await db.begin();
+      await tx.execute(insert(5));
+      await assert.rejects(tx.execute(sql`select * from ${sql.ident("roost_no_such_table")}`), QueryError);
+      if (aborts) {
+        await assert.rejects(tx.commit(), TransactionError);
+        assert.equal(tx.active, false);
+        assert.deepEqual(await rows(), []);
+      } else {
+        await tx.commit();
+        assert.deepEqual(await rows(), [5]);
+      }
+      // A refused parameter never reaches the server, so it aborts nothing.
+      await db.transaction(async (t) => {
+        await t.execute(insert(6));
+        await assert.rejects(t.execute(sql`select ${undefined}`), QueryError);
+      });
+      assert.ok((await rows()).includes(6));
+    });
+  });
+}
