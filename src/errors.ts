@@ -52,9 +52,11 @@ export interface QueryErrorOptions extends RoostErrorOptions {
 }
 
 /**
- * The database rejected a query. `code` holds the SQLSTATE (Postgres, MySQL)
- * or the SQLite result code name such as `SQLITE_CONSTRAINT_UNIQUE`; invalid
- * input that Roost rejects before the database sees it has a `ROOST_*` code.
+ * The database rejected a query. `code` holds the SQLSTATE on Postgres
+ * (`23505`), the server's error name on MySQL and MariaDB (`ER_DUP_ENTRY`;
+ * the SQLSTATE where a driver knows no name), and the result code name on
+ * SQLite (`SQLITE_CONSTRAINT_UNIQUE`); invalid input that Roost rejects
+ * before the database sees it has a `ROOST_*` code.
  */
 export class QueryError extends RoostError {
   /** The SQL text that failed; parameters are never included. */
