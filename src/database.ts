@@ -16,7 +16,7 @@ import { Queryable, type QueryKind, runOn } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
 import { type ScopeState, Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
-import { executeManyAtomically, runTransaction, Transaction } from "./transaction.ts";
+import { checkTransactionOptions, executeManyAtomically, runTransaction, Transaction } from "./transaction.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 
 /** What `db.stats()` returns. */
@@ -224,6 +224,7 @@ export class Database extends Queryable implements AsyncDisposable {
       const parent = state.tx ?? state.session.current;
       return await runTransaction(state.session, await Transaction.open(state.session, parent, options, false), fn);
     }
+    checkTransactionOptions(options); // before a connection is taken for nothing
     const session = await this.#session();
     return await runTransaction(session, await Transaction.open(session, undefined, options, true), fn);
   }
@@ -236,6 +237,7 @@ export class Database extends Queryable implements AsyncDisposable {
   async begin(options: TransactionOptions = {}): Promise<Transaction> {
     const state = this.#scopeState();
     if (state) return await Transaction.open(state.session, state.tx ?? state.session.current, options, false);
+    checkTransactionOptions(options);
     return await Transaction.open(await this.#session(), undefined, options, true);
   }
 
