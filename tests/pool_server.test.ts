@@ -194,6 +194,36 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
       await db.close();
     });
 
+    test("a backend killed during executeMany: all of it or none of it commits, never a part", async () => {
+      const db = open({ pool: { max: 1 } });
+      const table = uniqueTable("killed_batch");
+      await db.execute(sql`create table ${table} (n integer)`);
+      const id = await backendId(db);
+      const rows = Array.from({ length: 100_000 }, (_, i) => [i]);
+      let settled = false;
+      const outcome = db.executeMany(sql`insert into ${table} (n) values (${0})`, rows).then(() => "ok", (e) => e)
+        .finally(() => settled = true);
+      // Kill it once the server runs the inserts (postgres.js pipelines them; the rest is queued client-side).
+      await eventually("the batch runs on the server", async () =>
+        settled || Number(
+            await observer.fetchVal(
+              postgres
+                ? sql`select count(*) from pg_stat_activity where pid = ${id} and query like 'insert into%'`
+                : sql`select count(*) from information_schema.processlist where id = ${id} and info like 'insert into%'`,
+            ),
+          ) > 0, (running) => running);
+      if (!settled) await kill(id);
+      const result = await outcome;
+      const committed = Number(await db.fetchVal(sql`select count(*) from ${table}`));
+      if (result === "ok") assert.equal(committed, rows.length);
+      else {
+        assert.ok(result instanceof ConnectionError, String(result));
+        assert.equal(committed, 0, "statements queued behind the kill ran outside the batch's transaction");
+      }
+      await db.execute(sql`drop table ${table}`);
+      await db.close();
+    });
+
     test("validateAfter 0: a dead connection is replaced before it is handed out, even at once", async () => {
       const db = open({ pool: { max: 1, validateAfter: 0 } });
       const id = await backendId(db);

@@ -319,7 +319,11 @@ class BunSqlConnection implements DriverConnection {
    * broken instead, and the pool replaces it.
    */
   lose(error: Error): void {
-    this.#lost ??= error;
+    if (this.#lost) return;
+    this.#lost = error;
+    // Statements still queued (a pipelined executeMany) must not run on a new
+    // connection, outside their transaction: closing the client rejects them.
+    this.#sql.close({ timeout: 0 }).catch(() => {});
   }
 
   get broken(): boolean {

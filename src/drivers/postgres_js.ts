@@ -152,7 +152,12 @@ class PostgresJsConnection implements DriverConnection {
    * instead, and the pool replaces it.
    */
   lose(): void {
+    if (this.#lost) return;
     this.#lost = true;
+    // Statements already queued (a pipelined executeMany) would otherwise be
+    // sent on a new connection, outside their transaction: ending the client
+    // rejects them instead.
+    this.#sql.end({ timeout: 0 }).catch(() => {});
   }
 
   get broken(): boolean {
