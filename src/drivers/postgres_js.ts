@@ -154,9 +154,12 @@ class PostgresJsConnection implements DriverConnection {
   lose(): void {
     if (this.#lost) return;
     this.#lost = true;
-    // Statements already queued (a pipelined executeMany) would otherwise be
-    // sent on a new connection, outside their transaction: ending the client
-    // rejects them instead.
+    // postgres.js reconnects at once for statements still queued (a pipelined
+    // executeMany), which would then run outside their transaction. Its next
+    // socket is refused instead, and ending the client rejects what is queued.
+    (this.#sql.options as { socket?: () => never }).socket = () => {
+      throw new Error("connection lost: Roost does not reconnect inside a session");
+    };
     this.#sql.end({ timeout: 0 }).catch(() => {});
   }
 
