@@ -611,7 +611,11 @@ export const denoPostgres: Driver = {
   dialect: "postgres",
   interleavedStreams: false,
   async connect(url) {
-    const { Client } = await importJsr<PostgresModule>("deno-postgres", specifier);
+    const { Client } = await importJsr<PostgresModule>(
+      "deno-postgres",
+      specifier,
+      () => import("jsr:@db/postgres@^0.19"),
+    );
     const where = `postgres at ${url.host}:${url.port}`;
     let client: PgClient;
     try {

@@ -252,7 +252,11 @@ export const denoSqlite: Driver = {
   dialect: "sqlite",
   interleavedStreams: true,
   async connect(url) {
-    const { Database } = await importJsr<JsrSqliteModule>("deno-sqlite", specifier);
+    const { Database } = await importJsr<JsrSqliteModule>(
+      "deno-sqlite",
+      specifier,
+      () => import("jsr:@db/sqlite@^0.13"),
+    );
     return await openSqlite((path, { readOnly, create }) => {
       const db = guard(() => new Database(path, { readonly: readOnly, create, int64: true, parseJson: false }));
       return adapt(db);

@@ -1,9 +1,9 @@
 /**
- * Loading a driver package from JSR at run time, on Deno only. The specifier
- * reaches `import()` through a parameter, so `deno check`, `deno test`,
- * `deno lint` and `deno publish` never try to fetch it; an import that fails
- * or takes too long becomes a `ConfigError` with code
- * `ROOST_DRIVER_UNAVAILABLE`.
+ * Loading a driver package from JSR at run time, on Deno only. Each driver
+ * passes a loader holding the literal `import("jsr:…")`, so Deno's tools see
+ * the dependency (where JSR cannot be reached, `deno check` notes the failed
+ * download and goes on); an import that fails or takes too long becomes a
+ * `ConfigError` with code `ROOST_DRIVER_UNAVAILABLE`.
  *
  * @module
  */
@@ -29,12 +29,12 @@ function reason(error: unknown): string {
 }
 
 /**
- * Imports `specifier` (a `jsr:` package) for the driver named `driver`.
+ * Imports `specifier` (a `jsr:` package) through `load` for the driver named `driver`.
  * Throws `ConfigError` (`ROOST_DRIVER_UNAVAILABLE`) off Deno, when the import
  * fails (JSR unreachable, package or native library not loadable, missing
  * permission) or when it has not finished after 20 seconds.
  */
-export async function importJsr<T>(driver: string, specifier: string): Promise<T> {
+export async function importJsr<T>(driver: string, specifier: string, load: () => Promise<unknown>): Promise<T> {
   if (runtime !== "deno") {
     throw new ConfigError(`the ${driver} driver runs only on Deno (it loads ${specifier})`, {
       code: "ROOST_DRIVER_UNAVAILABLE",
@@ -42,7 +42,7 @@ export async function importJsr<T>(driver: string, specifier: string): Promise<T
   }
   const done = loaded.get(specifier);
   if (done !== undefined) return await done as T;
-  const attempt: Promise<unknown> = import(specifier);
+  const attempt: Promise<unknown> = load();
   // A timed-out import may still fail later: that rejection is not an unhandled one.
   attempt.catch(() => {});
   let timer: ReturnType<typeof setTimeout> | undefined;
