@@ -69,6 +69,38 @@ for (const target of targets()) {
       await db.execute(sql`delete from ${users}`);
     });
 
+    test("executeMany over chunk boundaries keeps every row and value in order; other statements run per set", async () => {
+      const rows = Array.from(
+        { length: 2_345 },
+        (_, i) => [i, `name ${i}`, i % 3 === 0 ? null : BigInt(i) * 2n ** 40n],
+      );
+      const table = uniqueTable("chunks");
+      await db.execute(sql`create table ${table} (k integer, label varchar(20), big bigint)`);
+      try {
+        const result = await db.executeMany(
+          sql`insert into ${table} (k, label, big) values (${0}, ${""}, ${0n})`,
+          rows,
+        );
+        assert.equal(result.rowCount, rows.length);
+        const back = await db.fetchAll<{ k: number; label: string; big: number | bigint | null }>(
+          sql`select k, label, big from ${table} order by k`,
+        );
+        assert.deepEqual(back.map((row) => [row.k, row.label, row.big === null ? null : BigInt(row.big)]), rows);
+        // An UPDATE (no VALUES tuple to repeat) runs once per set and still counts every row.
+        const updated = await db.executeMany(
+          sql`update ${table} set label = ${""} where k = ${0}`,
+          [["first", 0], ["last", rows.length - 1]],
+        );
+        assert.equal(updated.rowCount, 2);
+        assert.deepEqual(
+          await db.fetchAll(sql`select label from ${table} where k in (${0}, ${rows.length - 1}) order by k`),
+          [{ label: "first" }, { label: "last" }],
+        );
+      } finally {
+        await db.execute(sql`drop table ${table}`);
+      }
+    });
+
     test("iterate streams rows before the query has produced them all", async () => {
       // An endless query: only a stream can return its first rows.
       const endless = sql`with recursive c(n) as (select 1 union all select n + 1 from c) select n from c`;

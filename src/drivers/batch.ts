@@ -1,6 +1,7 @@
 /**
- * The MySQL batch path: a single-row `INSERT … VALUES (…)` run for many
- * parameter sets becomes multi-row inserts, one round trip per chunk.
+ * The multi-row insert batch path: a single-row `INSERT … VALUES (…)` run
+ * for many parameter sets becomes multi-row inserts, one statement (and one
+ * round trip) per chunk of rows.
  *
  * @module
  */
@@ -8,34 +9,66 @@ import type { ExecuteResult } from "../driver.ts";
 
 /** `insert … values (…)` ending the statement: its tuple can repeat for a multi-row insert. */
 const singleTupleInsert = /^(\s*insert\s[\s\S]*?\svalues\s*)(\([^()]*\))\s*;?\s*$/i;
-/** The most placeholders one MySQL prepared statement takes. */
+/** A tuple of numbered placeholders only (`($1, $2::int8)`), which can be renumbered safely. */
+const numberedTuple = /^\(\s*\$\d+(?:::[\w ]+)?(?:\s*,\s*\$\d+(?:::[\w ]+)?)*\s*\)$/;
+/** The most parameters one statement takes (MySQL and Postgres both count them in 16 bits). */
 const maxPlaceholders = 65_535;
+/** The most rows per statement: larger ones gain nothing and cost memory. */
+const maxRows = 1_000;
 
-/** Runs `text` once per parameter set, as multi-row inserts where the statement allows it. */
+/** Builds the text of a multi-row insert of `rows` rows. */
+export type MultiRowInsert = (rows: number) => string;
+
+/**
+ * The multi-row form of `text` when it is a single-row insert whose tuple
+ * can repeat: `?` placeholders as they are, `$n` ones renumbered per row.
+ * Undefined for any other statement.
+ */
+export function multiRowInsert(text: string, width: number, numbered: boolean): MultiRowInsert | undefined {
+  const insert = singleTupleInsert.exec(text);
+  if (!insert || width === 0) return undefined;
+  const [, head, tuple] = insert;
+  if (!numbered) return (rows) => head + Array.from({ length: rows }, () => tuple).join(", ");
+  if (!numberedTuple.test(tuple) || head.includes("$")) return undefined;
+  // Renumbering row by row is right only when the tuple uses exactly $1 … $width.
+  const used = new Set(Array.from(tuple.matchAll(/\$(\d+)/g), (match) => Number(match[1])));
+  if (used.size !== width || [...used].some((n) => n < 1 || n > width)) return undefined;
+  return (rows) =>
+    head +
+    Array.from({ length: rows }, (_, row) => tuple.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + row * width}`))
+      .join(", ");
+}
+
+/** Runs the insert for every parameter set in chunks of up to 1,000 rows (and 65,535 parameters). */
+export async function insertInChunks(
+  build: MultiRowInsert,
+  paramSets: readonly (readonly unknown[])[],
+  execute: (text: string, params: readonly unknown[]) => Promise<ExecuteResult>,
+): Promise<ExecuteResult> {
+  const width = paramSets[0]?.length ?? 1;
+  const perChunk = Math.max(1, Math.min(maxRows, Math.floor(maxPlaceholders / width)));
+  let rowCount = 0;
+  for (let start = 0; start < paramSets.length; start += perChunk) {
+    const chunk = paramSets.slice(start, start + perChunk);
+    rowCount += (await execute(build(chunk.length), chunk.flat())).rowCount;
+  }
+  return { rowCount };
+}
+
+/** Runs `text` once per parameter set, as multi-row inserts where the statement allows it (MySQL's batch path). */
 export async function executeBatched(
   text: string,
   paramSets: readonly (readonly unknown[])[],
   execute: (text: string, params: readonly unknown[]) => Promise<ExecuteResult>,
 ): Promise<ExecuteResult> {
-  const insert = singleTupleInsert.exec(text);
-  const width = paramSets[0]?.length ?? 0;
-  if (!insert || width === 0) {
-    let rowCount = 0;
-    let lastInsertId: number | bigint | undefined;
-    for (const params of paramSets) {
-      const result = await execute(text, params);
-      rowCount += result.rowCount;
-      lastInsertId = result.lastInsertId ?? lastInsertId;
-    }
-    return lastInsertId === undefined ? { rowCount } : { rowCount, lastInsertId };
-  }
-  const [, head, tuple] = insert;
-  const perChunk = Math.max(1, Math.min(1_000, Math.floor(maxPlaceholders / width)));
+  const build = multiRowInsert(text, paramSets[0]?.length ?? 0, false);
+  if (build) return insertInChunks(build, paramSets, execute);
   let rowCount = 0;
-  for (let start = 0; start < paramSets.length; start += perChunk) {
-    const chunk = paramSets.slice(start, start + perChunk);
-    const chunkText = head + Array.from({ length: chunk.length }, () => tuple).join(", ");
-    rowCount += (await execute(chunkText, chunk.flat())).rowCount;
+  let lastInsertId: number | bigint | undefined;
+  for (const params of paramSets) {
+    const result = await execute(text, params);
+    rowCount += result.rowCount;
+    lastInsertId = result.lastInsertId ?? lastInsertId;
   }
-  return { rowCount };
+  return lastInsertId === undefined ? { rowCount } : { rowCount, lastInsertId };
 }

@@ -23,7 +23,7 @@ import type { DialectName } from "../dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
-import { executeBatched } from "./batch.ts";
+import { executeBatched, insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
 import { postgresParam } from "./pg_values.ts";
@@ -373,11 +373,13 @@ class BunSqlConnection implements DriverConnection {
     return this.#outcome(await this.#run(text, params));
   }
 
-  /** Postgres pipelines every set on the connection; MySQL turns a single-row insert into multi-row inserts. */
+  /** A single-row insert becomes multi-row inserts; anything else is pipelined on Postgres, run per set on MySQL. */
   async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     if (this.#flavour.dialect === "mysql") {
       return executeBatched(text, paramSets, (chunkText, params) => this.execute(chunkText, params));
     }
+    const insert = multiRowInsert(text, paramSets[0]?.length ?? 0, true);
+    if (insert) return await insertInChunks(insert, paramSets, (chunkText, params) => this.execute(chunkText, params));
     const settled = await Promise.allSettled(paramSets.map((params) => this.#run(text, params)));
     let rowCount = 0;
     for (const outcome of settled) {

@@ -26,6 +26,7 @@ import { ConnectionError, QueryError } from "../errors.ts";
 import { backgroundTimeout } from "../runtime.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
+import { insertInChunks, multiRowInsert } from "./batch.ts";
 import { importJsr } from "./jsr.ts";
 import { cursorBatches } from "./pg_cursor.ts";
 import { parseArray, parseTimestamp, postgresParam, serializeArray } from "./pg_values.ts";
@@ -326,40 +327,6 @@ function rowsOf(result: PgArrayResult): Row[] {
   });
 }
 
-/** `insert … values (…)` ending the statement: its tuple can repeat for a multi-row insert. */
-const singleTupleInsert = /^(\s*insert\s[\s\S]*?\svalues\s*)\(([^()]*)\)\s*;?\s*$/i;
-/** One tuple element that is only a placeholder, optionally cast: `$2`, `$3::jsonb`. */
-const placeholderElement = /^(\s*)\$(\d+)(\s*(?:::\s*[\w ."[\]]+)?\s*)$/;
-/** The most parameters one Postgres statement takes. */
-const maxParams = 65_535;
-
-/**
- * The statements that run `text` for every parameter set: a single-row
- * insert whose tuple holds only placeholders becomes multi-row inserts (one
- * round trip per 1,000 rows), anything else runs once per set.
- */
-function* batches(text: string, paramSets: readonly (readonly unknown[])[]): Generator<[string, readonly unknown[]]> {
-  const insert = singleTupleInsert.exec(text);
-  const width = paramSets[0]?.length ?? 0;
-  const elements = insert?.[2].split(",").map((element) => placeholderElement.exec(element));
-  const numbers = new Set(elements?.map((element) => Number(element?.[2])));
-  const rewritable = insert !== null && elements !== undefined && width > 0 && !insert[1].includes("$") &&
-    elements.length === width && elements.every((element) => element !== null) && numbers.size === width &&
-    [...numbers].every((n) => n >= 1 && n <= width) && paramSets.every((set) => set.length === width);
-  if (!rewritable) {
-    for (const params of paramSets) yield [text, params];
-    return;
-  }
-  const perChunk = Math.max(1, Math.min(1_000, Math.floor(maxParams / width)));
-  for (let start = 0; start < paramSets.length; start += perChunk) {
-    const chunk = paramSets.slice(start, start + perChunk);
-    const tuples = chunk.map((_, row) =>
-      `(${elements!.map((element) => `${element![1]}$${Number(element![2]) + row * width}${element![3]}`).join(",")})`
-    );
-    yield [insert![1] + tuples.join(", "), chunk.flat()];
-  }
-}
-
 class DenoPostgresConnection implements DriverConnection {
   readonly #client: PgClient;
   /** The server's parameter types per statement text, for array parameters. */
@@ -491,10 +458,13 @@ class DenoPostgresConnection implements DriverConnection {
    * becomes multi-row inserts; other statements run once per set.
    */
   async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    const run = async (statement: string, params: readonly unknown[]): Promise<ExecuteResult> => ({
+      rowCount: rowCountOf(await this.#query(statement, params)),
+    });
+    const insert = multiRowInsert(text, paramSets[0]?.length ?? 0, true);
+    if (insert) return await insertInChunks(insert, paramSets, run);
     let rowCount = 0;
-    for (const [statement, params] of batches(text, paramSets)) {
-      rowCount += rowCountOf(await this.#query(statement, params));
-    }
+    for (const params of paramSets) rowCount += (await run(text, params)).rowCount;
     return { rowCount };
   }
 

@@ -16,6 +16,7 @@ import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
+import { insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
 import {
@@ -191,8 +192,13 @@ class PostgresJsConnection implements DriverConnection {
     }
   }
 
-  /** Pipelines every set on the connection: one round trip's latency, not one per row. */
+  /**
+   * A single-row insert becomes multi-row inserts; anything else is pipelined:
+   * one round trip's latency, not one per row.
+   */
   async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    const insert = multiRowInsert(text, paramSets[0]?.length ?? 0, true);
+    if (insert) return await insertInChunks(insert, paramSets, (chunkText, params) => this.execute(chunkText, params));
     const settled = await Promise.allSettled(
       paramSets.map((params) => this.#live().unsafe(text, this.#params(params), { prepare: true })),
     );
