@@ -27,7 +27,7 @@ import { executeBatched, insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
 import { postgresParam } from "./pg_values.ts";
-import { exactInteger, invalidParameter, isJsonObject } from "./values.ts";
+import { exactInteger, invalidParameter, isJsonObject, tinyintBoolean } from "./values.ts";
 
 /** The rows of a Bun.SQL result, with its counters. */
 interface BunSqlResult extends Array<Row> {
@@ -294,11 +294,7 @@ function plainRow(row: Row, plan: ColumnPlan | undefined): Row {
     for (const name of plan.dates) out[name] = dateText(out[name]);
     for (const name of plan.dateArrays) out[name] = dateText(out[name]);
     for (const name of plan.timestamps) out[name] = infinityText(out[name]);
-    for (const name of plan.booleans) {
-      // Any other value a TINYINT(1) holds stays a number: nothing is folded into `true`.
-      const value = out[name];
-      if (value === 0 || value === 1) out[name] = value === 1;
-    }
+    for (const name of plan.booleans) out[name] = tinyintBoolean(out[name]);
   }
   return out;
 }

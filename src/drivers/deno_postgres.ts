@@ -584,6 +584,8 @@ export const denoPostgres: Driver = {
     const { Client } = await importJsr<PostgresModule>(
       "deno-postgres",
       specifier,
+      // The exact JSR specifier, by design: an optional Deno-only driver, not a dependency of the package.
+      // deno-lint-ignore no-import-prefix
       () => import("jsr:@db/postgres@^0.19"),
     );
     const where = `postgres at ${url.host}:${url.port}`;

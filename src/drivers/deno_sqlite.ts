@@ -255,6 +255,8 @@ export const denoSqlite: Driver = {
     const { Database } = await importJsr<JsrSqliteModule>(
       "deno-sqlite",
       specifier,
+      // The exact JSR specifier, by design: an optional Deno-only driver, not a dependency of the package.
+      // deno-lint-ignore no-import-prefix
       () => import("jsr:@db/sqlite@^0.13"),
     );
     return await openSqlite((path, { readOnly, create }) => {

@@ -19,7 +19,7 @@ import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { executeBatched } from "./batch.ts";
 import { redactMysqlValues, sanitizedCause } from "./cause.ts";
-import { integerFromText, invalidParameter, isJsonObject } from "./values.ts";
+import { integerFromText, invalidParameter, isJsonObject, tinyintBoolean } from "./values.ts";
 
 type Connection = mysql.Connection;
 type Field = { name: string; columnType?: number; type?: number; characterSet?: number; columnLength?: number };
@@ -137,11 +137,7 @@ function convertRow(row: Row, plan: Plan): Row {
     const value = row[name];
     if (value instanceof Uint8Array) row[name] = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   }
-  for (const name of plan.booleans) {
-    // Any other value a TINYINT(1) holds stays a number: nothing is folded into `true`.
-    const value = row[name];
-    if (value === 0 || value === 1) row[name] = value === 1;
-  }
+  for (const name of plan.booleans) row[name] = tinyintBoolean(row[name]);
   return row;
 }
 

@@ -31,3 +31,8 @@ export function isJsonObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null || typeof (value as { toJSON?: unknown }).toJSON === "function";
 }
+
+/** A MySQL TINYINT(1) value (what BOOLEAN means) as a boolean; any other value it holds stays a number. */
+export function tinyintBoolean(value: unknown): unknown {
+  return value === 0 || value === 1 ? value === 1 : value;
+}
