@@ -27,7 +27,7 @@ import { executeBatched, insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
 import { postgresParam } from "./pg_values.ts";
-import { exactInteger, invalidParameter, isJsonObject, tinyintBoolean } from "./values.ts";
+import { bindValue, exactInteger, mysqlRules, tinyintBoolean } from "./values.ts";
 
 /** The rows of a Bun.SQL result, with its counters. */
 interface BunSqlResult extends Array<Row> {
@@ -176,21 +176,6 @@ function bunCode(error: BunSqlError): string | undefined {
   return typeof error.code === "string" ? error.code : undefined;
 }
 
-/** Refuses arrays holding values no array element can be (Bun.SQL would bind `undefined` as NULL). */
-function checkedArray(index: number) {
-  const check = (array: unknown[]): unknown[] => {
-    for (const item of array) {
-      if (item === undefined) throw invalidParameter(index, "holds an undefined element; pass null for SQL NULL");
-      if (typeof item === "function" || typeof item === "symbol") {
-        throw invalidParameter(index, `holds a ${typeof item}, which no database can store`);
-      }
-      if (Array.isArray(item)) check(item);
-    }
-    return array;
-  };
-  return check;
-}
-
 function plainObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
@@ -222,7 +207,7 @@ const postgresFlavour: Flavour = {
     // Bun.SQL encodes plain objects as JSON itself (JSON text it would encode
     // again, as a JSON string) and arrays as Postgres arrays.
     if (typeof value === "object" && value !== null && plainObject(value)) return value;
-    return postgresParam(value, index, checkedArray(index));
+    return postgresParam(value, index, (array) => array);
   },
 };
 
@@ -244,21 +229,7 @@ const mysqlFlavour: Flavour = {
       ({ type, length }) => type === mysqlDate ? "dates" : type === mysqlTiny && length === 1 ? "booleans" : undefined,
     ),
   redact: redactMysqlValues,
-  param(value, index) {
-    if (typeof value === "object" && value !== null) {
-      if (value instanceof Date) {
-        if (Number.isNaN(value.getTime())) throw invalidParameter(index, "is an invalid Date");
-        return value;
-      }
-      if (value instanceof Uint8Array) return value;
-      if (value instanceof ArrayBuffer) return new Uint8Array(value);
-      if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-      if (isJsonObject(value)) return JSON.stringify(value);
-      throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which MySQL cannot store`);
-    }
-    if (typeof value === "bigint") return value.toString();
-    return typeof value === "boolean" ? Number(value) : value;
-  },
+  param: (value, index) => bindValue(value, index, mysqlRules),
 };
 
 function translate(flavour: Flavour, error: unknown, text: string): Error {
@@ -327,13 +298,7 @@ class BunSqlConnection implements DriverConnection {
   }
 
   #params(params: readonly unknown[]): unknown[] {
-    return params.map((value, index) => {
-      if (value === undefined) throw invalidParameter(index, "is undefined; pass null for SQL NULL");
-      if (typeof value === "function" || typeof value === "symbol") {
-        throw invalidParameter(index, `is a ${typeof value}, which no database can store`);
-      }
-      return this.#flavour.param(value, index);
-    });
+    return params.map(this.#flavour.param);
   }
 
   async #run(text: string, params: readonly unknown[]): Promise<BunSqlResult> {

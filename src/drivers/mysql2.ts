@@ -19,7 +19,7 @@ import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { executeBatched } from "./batch.ts";
 import { redactMysqlValues, sanitizedCause } from "./cause.ts";
-import { integerFromText, invalidParameter, isJsonObject, tinyintBoolean } from "./values.ts";
+import { bindValue, integerFromText, mysqlRules, tinyintBoolean } from "./values.ts";
 
 type Connection = mysql.Connection;
 type Field = { name: string; columnType?: number; type?: number; characterSet?: number; columnLength?: number };
@@ -60,28 +60,12 @@ function translate(error: unknown, text: string): Error {
   return new QueryError(message, { cause, code, sql: text });
 }
 
-/** One value as mysql2 binds it right: bigints and booleans as numbers/text, byte views as Buffers, objects as JSON. */
+/** One value as mysql2 binds it right: MySQL's bind rules, with bytes as Buffers (mysql2 sends only those as binary). */
 function toMysql(value: unknown, index: number): unknown {
-  switch (typeof value) {
-    case "string":
-    case "number":
-      return value;
-    case "bigint":
-      return value.toString();
-    case "boolean":
-      return value ? 1 : 0;
-    case "undefined":
-      throw invalidParameter(index, "is undefined; pass null for SQL NULL");
-    case "object":
-      if (value instanceof Date && Number.isNaN(value.getTime())) throw invalidParameter(index, "is an invalid Date");
-      if (value === null || value instanceof Date || Buffer.isBuffer(value)) return value;
-      if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-      if (value instanceof ArrayBuffer) return Buffer.from(value);
-      if (isJsonObject(value)) return JSON.stringify(value);
-      throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which MySQL cannot store`);
-    default:
-      throw invalidParameter(index, `is a ${typeof value}, which MySQL cannot store`);
-  }
+  const bound = bindValue(value, index, mysqlRules);
+  return bound instanceof Uint8Array && !Buffer.isBuffer(bound)
+    ? Buffer.from(bound.buffer, bound.byteOffset, bound.byteLength)
+    : bound;
 }
 
 /** Converts parameters for binding; copies the array only when a value needs converting. */

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { QueryError } from "../errors.ts";
-import { invalidParameter, isJsonObject } from "./values.ts";
+import { type BindRules, bindValue, invalidParameter } from "./values.ts";
 
 /** Converts one element's text (never `NULL`) into its value. */
 export type ElementParser = (text: string) => unknown;
@@ -68,12 +67,7 @@ export function serializeArray(
 ): unknown {
   if (!Array.isArray(value)) return value;
   const items = value.map((item): string => {
-    if (item === null) return "NULL";
-    if (item === undefined) {
-      throw new QueryError("an array element is undefined; pass null for SQL NULL", {
-        code: "ROOST_INVALID_PARAMETER",
-      });
-    }
+    if (item === null) return "NULL"; // undefined elements were refused by postgresParam
     if (Array.isArray(item)) return String(serializeArray(item, serializeElement, delimiter));
     const text = String(serializeElement ? serializeElement(item as never) : item);
     return `"${text.replace(/[\\"]/g, "\\$&")}"`;
@@ -141,27 +135,24 @@ const maxInt8 = 2n ** 63n - 1n;
  * - `undefined`, functions, symbols, Maps and other class instances are refused.
  */
 export function postgresParam(value: unknown, index: number, serverTyped: (array: unknown[]) => unknown): unknown {
-  switch (typeof value) {
-    case "string":
-    case "number":
-    case "boolean":
-      return value;
-    case "bigint":
-      return value < minInt8 || value > maxInt8 ? value.toString() : value;
-    case "undefined":
-      throw invalidParameter(index, "is undefined; pass null for SQL NULL");
-    case "object":
-      if (value === null || value instanceof Uint8Array) return value;
-      if (value instanceof Date) {
-        if (Number.isNaN(value.getTime())) throw invalidParameter(index, "is an invalid Date");
-        return value.toISOString();
-      }
-      if (Array.isArray(value)) return serverTyped(value);
-      if (value instanceof ArrayBuffer) return new Uint8Array(value);
-      if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-      if (isJsonObject(value)) return JSON.stringify(value);
-      throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which Postgres cannot store`);
-    default:
-      throw invalidParameter(index, `is a ${typeof value}, which Postgres cannot store`);
+  return Array.isArray(value) ? serverTyped(checkedElements(value, index)) : bindValue(value, index, postgresRules);
+}
+
+const postgresRules: BindRules = {
+  database: "Postgres",
+  boolean: (value) => value,
+  bigint: (value) => value < minInt8 || value > maxInt8 ? value.toString() : value,
+  date: (value) => value.toISOString(),
+};
+
+/** Refuses an array holding what no array element can be, at any depth; returns it unchanged. */
+function checkedElements(array: unknown[], index: number): unknown[] {
+  for (const item of array) {
+    if (item === undefined) throw invalidParameter(index, "holds an undefined element; pass null for SQL NULL");
+    if (typeof item === "function" || typeof item === "symbol") {
+      throw invalidParameter(index, `holds a ${typeof item}, which Postgres cannot store`);
+    }
+    if (Array.isArray(item)) checkedElements(item, index);
   }
+  return array;
 }

@@ -178,9 +178,12 @@ class PostgresJsConnection implements DriverConnection {
     return this.#sql;
   }
 
+  /** Hands an array to postgres.js untyped (OID 0), so the server types it from where it is used. */
+  readonly #serverTyped = (array: unknown[]) => this.#sql.typed(array, 0);
+
   /** Parameters the Roost way (see `postgresParam`); arrays are typed by the server. */
   #params(params: readonly unknown[]): Params {
-    return params.map((value, index) => postgresParam(value, index, (array) => this.#sql.typed(array, 0))) as Params;
+    return params.map((value, index) => postgresParam(value, index, this.#serverTyped)) as Params;
   }
 
   async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {

@@ -9,7 +9,7 @@
 import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
-import { exactInteger, invalidParameter, isJsonObject } from "./values.ts";
+import { type BindRules, bindValue, exactInteger } from "./values.ts";
 
 /** The statement API both runtimes' SQLite modules offer. */
 export interface SyncStatement {
@@ -118,29 +118,15 @@ export function sqliteError(error: unknown, text: string): QueryError {
  * text, byte views as blobs, plain objects and arrays as JSON text.
  */
 function toSqlite(value: unknown, index: number): unknown {
-  switch (typeof value) {
-    case "string":
-    case "number":
-    case "bigint":
-      return value;
-    case "boolean":
-      return value ? 1 : 0;
-    case "undefined":
-      throw invalidParameter(index, "is undefined; pass null for SQL NULL");
-    case "object":
-      if (value === null || value instanceof Uint8Array) return value;
-      if (value instanceof Date) {
-        if (Number.isNaN(value.getTime())) throw invalidParameter(index, "is an invalid Date");
-        return value.toISOString();
-      }
-      if (value instanceof ArrayBuffer) return new Uint8Array(value);
-      if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-      if (isJsonObject(value)) return JSON.stringify(value);
-      throw invalidParameter(index, `is a ${value.constructor?.name ?? "object"}, which SQLite cannot store`);
-    default:
-      throw invalidParameter(index, `is a ${typeof value}, which SQLite cannot store`);
-  }
+  return bindValue(value, index, sqliteRules);
 }
+
+const sqliteRules: BindRules = {
+  database: "SQLite",
+  boolean: (value) => value ? 1 : 0,
+  bigint: (value) => value,
+  date: (value) => value.toISOString(),
+};
 
 /** Converts parameters for binding; returns the same array when none needs converting. */
 export function sqliteParams(params: readonly unknown[]): readonly unknown[] {

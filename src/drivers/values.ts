@@ -1,6 +1,7 @@
 /**
- * Value rules every driver shares: integers returned exactly, and the error
- * for a parameter a database cannot store.
+ * Value rules every driver shares: integers returned exactly, one way to
+ * bind JavaScript values (with each dialect's few differences as rules), and
+ * the error for a parameter a database cannot store.
  *
  * @module
  */
@@ -36,3 +37,61 @@ export function isJsonObject(value: object): boolean {
 export function tinyintBoolean(value: unknown): unknown {
   return value === 0 || value === 1 ? value === 1 : value;
 }
+
+/** How one dialect binds the values whose form differs between dialects. */
+export interface BindRules {
+  /** The database's name, for error messages. */
+  readonly database: string;
+  boolean(value: boolean): unknown;
+  bigint(value: bigint): unknown;
+  /** Called with valid Dates only. */
+  date(value: Date): unknown;
+}
+
+/**
+ * One parameter as a driver should bind it: strings and numbers as they are;
+ * booleans, bigints and Dates by the dialect's `rules`; byte views and
+ * ArrayBuffers as a Uint8Array over the same bytes; plain objects and arrays
+ * (and objects with `toJSON`) as JSON text. `undefined`, invalid Dates,
+ * functions, symbols, Maps and other class instances are refused with a
+ * `ROOST_INVALID_PARAMETER` error.
+ */
+export function bindValue(value: unknown, index: number, rules: BindRules): unknown {
+  switch (typeof value) {
+    case "string":
+    case "number":
+      return value;
+    case "boolean":
+      return rules.boolean(value);
+    case "bigint":
+      return rules.bigint(value);
+    case "undefined":
+      throw invalidParameter(index, "is undefined; pass null for SQL NULL");
+    case "object":
+      if (value === null || value instanceof Uint8Array) return value;
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) throw invalidParameter(index, "is an invalid Date");
+        return rules.date(value);
+      }
+      if (value instanceof ArrayBuffer) return new Uint8Array(value);
+      if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+      if (isJsonObject(value)) return JSON.stringify(value);
+      throw invalidParameter(
+        index,
+        `is a ${value.constructor?.name ?? "object"}, which ${rules.database} cannot store`,
+      );
+    default:
+      throw invalidParameter(index, `is a ${typeof value}, which ${rules.database} cannot store`);
+  }
+}
+
+const asNumber = (value: boolean) => value ? 1 : 0;
+const asText = (value: bigint) => value.toString();
+
+/** MySQL and MariaDB: booleans as 1/0, bigints as their decimal text (all of int64 and beyond), Dates as they are. */
+export const mysqlRules: BindRules = {
+  database: "MySQL",
+  boolean: asNumber,
+  bigint: asText,
+  date: (value) => value,
+};
