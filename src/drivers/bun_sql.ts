@@ -270,6 +270,8 @@ function plainRow(row: Row, plan: ColumnPlan | undefined): Row {
   return out;
 }
 
+const plans = new WeakMap<readonly BunSqlColumn[], ColumnPlan | undefined>();
+
 class BunSqlConnection implements DriverConnection {
   readonly #sql: BunSqlClient;
   readonly #flavour: Flavour;
@@ -321,8 +323,12 @@ class BunSqlConnection implements DriverConnection {
     return outcome;
   }
 
+  /** The conversions a result needs, worked out once per prepared statement (Bun.SQL reuses its columns array). */
   #plan(result: BunSqlResult): ColumnPlan | undefined {
-    return result.columns === undefined ? undefined : this.#flavour.plan(result.columns);
+    const columns = result.columns;
+    if (columns === undefined) return undefined;
+    if (!plans.has(columns)) plans.set(columns, this.#flavour.plan(columns));
+    return plans.get(columns);
   }
 
   #rows(result: BunSqlResult): Row[] {
