@@ -16,8 +16,17 @@
  * @module
  */
 export { Database } from "./src/database.ts";
-export type { CloseOptions, DatabaseStats } from "./src/database.ts";
-export type { DatabaseOptions } from "./src/options.ts";
+export type { CloseOptions, DatabaseStats, RoutedScope } from "./src/database.ts";
+export type { DatabaseOptions, ReplicaOption } from "./src/options.ts";
+export type {
+  QueryEvent,
+  QueryHook,
+  ReplicaCandidate,
+  ReplicaPicker,
+  ReplicaStats,
+  RouteReason,
+  RoutingOptions,
+} from "./src/router.ts";
 export { Connection } from "./src/connection.ts";
 export { Transaction } from "./src/transaction.ts";
 export { Queryable } from "./src/queryable.ts";

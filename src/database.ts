@@ -6,15 +6,24 @@
  */
 import { Connection } from "./connection.ts";
 import { ScopeSlot } from "./context.ts";
-import { dialectOf, type TransactionOptions } from "./dialect.ts";
+import { type DialectName, dialectOf, type TransactionOptions } from "./dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { driverLoader } from "./drivers/mod.ts";
-import { ClosedError, ConfigError, ConnectionError, TransactionError } from "./errors.ts";
+import { ClosedError, ConfigError, ConnectionError, ReadOnlyError, TransactionError } from "./errors.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
-import { Pool, type PoolStats } from "./pool.ts";
-import { Queryable, type QueryKind, runOn } from "./queryable.ts";
+import { Pool, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
+import { EXECUTE, FETCH_ALL, Queryable, type QueryKind, runOn } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
-import { type ScopeState, Session } from "./session.ts";
+import {
+  isReadStatement,
+  Member,
+  type QueryEvent,
+  type QueryHook,
+  type ReplicaStats,
+  Router,
+  type RouteReason,
+} from "./router.ts";
+import { type ScopeState, Session, WriteClock } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
 import { checkTransactionOptions, executeManyAtomically, runTransaction, Transaction } from "./transaction.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
@@ -23,14 +32,31 @@ import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 export interface DatabaseStats {
   /** The primary's pool. */
   primary: PoolStats;
-  /** Each replica's pool, in the order given. */
-  replicas: PoolStats[];
+  /** Each replica's pool and health, in the order given. */
+  replicas: ReplicaStats[];
 }
 
 /** The options of {@linkcode Database.close}. */
 export interface CloseOptions {
   /** How long to wait for queries in flight before closing their connections. Default 5 000 ms. */
   timeout?: number;
+}
+
+/**
+ * The handle `db.replica(fn)` and `db.primary(fn)` pass to their callback.
+ * Its queries take the scope's route (a replica, or the primary) even where
+ * the runtime has no async context; in a replica scope, `execute`,
+ * `executeMany`, `transaction` and `begin` throw `ReadOnlyError`.
+ */
+export interface RoutedScope extends Queryable {
+  /** Which server this scope's queries go to. */
+  readonly route: "primary" | "replica";
+  /** Holds one connection of this scope's route for `fn` (see `Database.connection`). */
+  connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T>;
+  /** Runs `fn` in a transaction on the primary (see `Database.transaction`). */
+  transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options?: TransactionOptions): Promise<T>;
+  /** Opens a transaction on the primary and returns its handle (see `Database.begin`). */
+  begin(options?: TransactionOptions): Promise<Transaction>;
 }
 
 const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
@@ -61,9 +87,18 @@ const denoInspect = Symbol.for("Deno.customInspect");
 export class Database extends Queryable implements AsyncDisposable {
   readonly #url: DatabaseUrl;
   readonly #name: string | undefined;
-  readonly #pool: Pool<DriverConnection>;
+  readonly #router: Router;
+  readonly #primary: Member;
   readonly #scope = new ScopeSlot<ScopeState>();
   readonly #loadDriver: () => Promise<Driver>;
+  /** Writes outside any context are recorded here (read-your-writes). */
+  readonly #rootClock = new WriteClock();
+  readonly #readYourWrites: number;
+  /** True when reads outside scopes may go to replicas. */
+  readonly #routeReads: boolean;
+  readonly #onQuery: QueryHook | undefined;
+  /** True when no replica, hook or read-your-writes needs a routing decision. */
+  readonly #direct: boolean;
   #driver: Driver | undefined;
   #closing: Promise<void> | undefined;
 
@@ -81,17 +116,46 @@ export class Database extends Queryable implements AsyncDisposable {
     this.#name = resolved.name;
     this.#loadDriver = loadDriver;
     const label = resolved.name === undefined ? `pool of ${parsed}` : `pool of "${resolved.name}"`;
-    this.#pool = new Pool<DriverConnection>(
+    this.#primary = new Member("primary", -1, parsed.toString(), this.#pool(parsed, resolved.pool, label, false));
+    const replicas = resolved.replicas.map((replica, i) =>
+      new Member(
+        "replica",
+        i,
+        replica.url.toString(),
+        this.#pool(replica.url, replica.pool, `${label} replica ${i}`, true),
+      )
+    );
+    this.#router = new Router(this.#primary, replicas, resolved.routing);
+    this.#readYourWrites = resolved.routing.readYourWrites;
+    this.#routeReads = resolved.routing.reads === "replicas" && replicas.length > 0;
+    this.#onQuery = resolved.onQuery;
+    this.#direct = replicas.length === 0 && resolved.onQuery === undefined && this.#readYourWrites === 0;
+    if (resolved.name !== undefined) register(resolved.name, this);
+  }
+
+  #pool(url: DatabaseUrl, options: ResolvedPoolOptions, label: string, readOnly: boolean): Pool<DriverConnection> {
+    const readOnlySession = dialectOf(url.dialect).readOnlySession;
+    return new Pool<DriverConnection>(
       {
-        open: async () => (this.#driver ?? await this.#driverLoaded()).connect(this.#url),
+        open: async () => {
+          const connection = await (this.#driver ?? await this.#driverLoaded()).connect(url);
+          if (readOnly) {
+            try {
+              await connection.execute(readOnlySession, []);
+            } catch (error) {
+              await connection.close();
+              throw error;
+            }
+          }
+          return connection;
+        },
         close: (connection) => connection.close(),
         broken: (connection) => connection.broken === true,
         ping: (connection) => connection.ping?.(),
       },
-      resolved.pool,
+      options,
       label,
     );
-    if (resolved.name !== undefined) register(resolved.name, this);
   }
 
   /** The instance registered under `name`; a missing name is a `RegistryError` listing the registered ones. */
@@ -142,10 +206,10 @@ export class Database extends Queryable implements AsyncDisposable {
     return this.#driver;
   }
 
-  /** Opens the pool's first connections now (up to `pool.min`, at least one), proving the URL works. */
+  /** Opens the primary's first connections now (up to `pool.min`, at least one), proving the URL works. */
   async connect(): Promise<void> {
     this.#assertOpen();
-    await this.#pool.warm();
+    await this.#primary.pool.warm();
   }
 
   /**
@@ -156,7 +220,7 @@ export class Database extends Queryable implements AsyncDisposable {
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing === undefined) {
       if (this.#name !== undefined) unregister(this.#name, this);
-      this.#closing = this.#pool.close(options.timeout);
+      this.#closing = this.#router.close(options.timeout);
     }
     return this.#closing;
   }
@@ -166,9 +230,9 @@ export class Database extends Queryable implements AsyncDisposable {
     return this.close();
   }
 
-  /** Pool counters: size, idle, busy and waiting, per pool. */
+  /** Pool counters (size, idle, busy, waiting) of the primary and of each replica, with the replicas' health. */
   stats(): DatabaseStats {
-    return { primary: this.#pool.stats(), replicas: [] };
+    return { primary: this.#primary.pool.stats(), replicas: this.#router.replicaStats() };
   }
 
   #assertOpen(): void {
@@ -185,27 +249,217 @@ export class Database extends Queryable implements AsyncDisposable {
     return state;
   }
 
-  async #session(): Promise<Session> {
+  #clockOf(state: ScopeState | undefined): WriteClock {
+    return state?.clock ?? this.#rootClock;
+  }
+
+  async #session(member: Member, state: ScopeState | undefined): Promise<Session> {
     this.#assertOpen();
-    const item = await this.#pool.acquire();
-    return new Session(
-      item,
-      dialectOf(this.dialect),
-      this.#scope,
-      (session) => this.#pool.release(session.item, session.broken),
+    const item = await member.pool.acquire();
+    const context = this.#clockOf(state);
+    return new Session(item, dialectOf(this.dialect), {
+      member,
+      scope: this.#scope,
+      clock: this.#readYourWrites > 0 ? context : undefined,
+      context,
+      observe: this.#onQuery,
+      release: (session) => member.pool.release(session.item, session.broken),
+    });
+  }
+
+  /** A session on a healthy replica (or the fallback), skipping replicas that cannot connect. */
+  async #replicaSession(state: ScopeState | undefined): Promise<Session> {
+    for (let target = this.#replicaTarget("replica-scope");;) {
+      try {
+        return await this.#session(target.member, state);
+      } catch (error) {
+        if (!this.#retryable(target, error)) throw error;
+        target = this.#replicaTarget(target.reason);
+      }
+    }
+  }
+
+  /** A healthy replica, or the fallback when none is. */
+  #replicaTarget(reason: RouteReason): Target {
+    const member = this.#router.replicas.length === 0 ? this.#primary : this.#router.pick();
+    if (member !== undefined) return { member, reason: member === this.#primary ? "fallback" : reason };
+    if (this.#router.options.fallback === "error") throw this.#router.noReplicaError();
+    return { member: this.#primary, reason: "fallback" };
+  }
+
+  /** Where a read outside any held connection goes, and why. */
+  #readTarget(state: ScopeState | undefined, text: string): Target {
+    const route = state?.route;
+    if (route === "primary") return { member: this.#primary, reason: "primary-scope" };
+    if (route !== "replica" && !(this.#routeReads && isReadStatement(text))) {
+      return { member: this.#primary, reason: this.#routeReads ? "write" : "read" };
+    }
+    if (this.#readYourWrites > 0 && this.#clockOf(state).within(this.#readYourWrites)) {
+      return { member: this.#primary, reason: "read-your-writes" };
+    }
+    return this.#replicaTarget(route === "replica" ? "replica-scope" : "read");
+  }
+
+  /** True when a failed replica should leave the rotation and the read go elsewhere. */
+  #retryable(target: Target, error: unknown): boolean {
+    if (target.member.served !== "replica" || !(error instanceof ConnectionError) || this.closed) return false;
+    this.#router.markDown(target.member, error);
+    return true;
+  }
+
+  #report(target: Target, method: QueryEvent["method"], sql: string, started: number, error?: unknown): void {
+    const { served, index, url } = target.member;
+    const event: QueryEvent = {
+      served,
+      ...(served === "replica" ? { replica: index } : {}),
+      url,
+      reason: target.reason,
+      method,
+      sql,
+      duration: performance.now() - started,
+      ...(error === undefined ? {} : { error }),
+    };
+    try {
+      this.#onQuery!(event);
+    } catch {
+      // A failing hook must not fail the query it reports.
+    }
+  }
+
+  #readOnlyError(what: string): ReadOnlyError {
+    return new ReadOnlyError(
+      `${what} is not allowed inside db.replica(): replicas are read-only (write outside the replica scope, ` +
+        "or inside db.primary())",
     );
   }
 
-  /**
-   * Runs `fn` with one connection held for its whole duration; inside it,
-   * this instance's `db.*` calls use that connection. Nested calls reuse it.
-   */
-  async connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T> {
-    const state = this.#scopeState();
-    if (state) return await fn(new Connection(state.session));
-    const session = await this.#session();
+  /** Runs one query on a server's pool. */
+  async #runOn(target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    this.#assertOpen();
+    const { pool } = target.member;
+    const started = this.#onQuery ? performance.now() : 0;
+    let item;
     try {
-      return await this.#scope.run({ session, tx: undefined }, () => fn(new Connection(session)));
+      item = await pool.acquire();
+    } catch (error) {
+      if (this.#onQuery) this.#report(target, methodOf(kind), query.text, started, error);
+      throw error;
+    }
+    let broken = false;
+    try {
+      const result = await runOn(item.connection, kind, query);
+      if (this.#onQuery) this.#report(target, methodOf(kind), query.text, started);
+      return result;
+    } catch (error) {
+      broken = error instanceof ConnectionError;
+      if (this.#onQuery) this.#report(target, methodOf(kind), query.text, started, error);
+      throw error;
+    } finally {
+      pool.release(item, broken);
+    }
+  }
+
+  async #perform(kind: QueryKind, query: CompiledQuery, state: ScopeState | undefined): Promise<unknown> {
+    if (state?.session) return await state.session.perform(kind, query);
+    if (kind === EXECUTE) {
+      if (state?.route === "replica") throw this.#readOnlyError("execute");
+      const target: Target = { member: this.#primary, reason: state?.route === "primary" ? "primary-scope" : "write" };
+      try {
+        return await this.#runOn(target, kind, query);
+      } finally {
+        if (this.#readYourWrites > 0) this.#clockOf(state).mark();
+      }
+    }
+    for (let target = this.#readTarget(state, query.text);;) {
+      try {
+        return await this.#runOn(target, kind, query);
+      } catch (error) {
+        if (!this.#retryable(target, error)) throw error;
+        target = this.#replicaTarget(target.reason);
+      } finally {
+        if (this.#readYourWrites > 0 && target.member === this.#primary && !isReadStatement(query.text)) {
+          this.#clockOf(state).mark();
+        }
+      }
+    }
+  }
+
+  async #performMany(
+    text: string,
+    paramSets: readonly (readonly unknown[])[],
+    state: ScopeState | undefined,
+  ): Promise<ExecuteResult> {
+    if (state?.session) return await executeManyAtomically(state.session, text, paramSets);
+    if (state?.route === "replica") throw this.#readOnlyError("executeMany");
+    const session = await this.#session(this.#primary, state);
+    try {
+      return await executeManyAtomically(session, text, paramSets);
+    } finally {
+      session.end();
+    }
+  }
+
+  async *#stream(query: CompiledQuery, batchSize: number, state: ScopeState | undefined): AsyncIterableIterator<Row> {
+    if (state?.session) {
+      yield* state.session.stream(query, batchSize);
+      return;
+    }
+    for (let target = this.#readTarget(state, query.text);;) {
+      let started = false;
+      try {
+        for await (const row of this.#streamOn(target, query, batchSize)) {
+          started = true;
+          yield row;
+        }
+        return;
+      } catch (error) {
+        // Rows already handed out cannot be taken back: only a stream that yielded nothing moves elsewhere.
+        if (started || !this.#retryable(target, error)) throw error;
+        target = this.#replicaTarget(target.reason);
+      } finally {
+        if (this.#readYourWrites > 0 && target.member === this.#primary && !isReadStatement(query.text)) {
+          this.#clockOf(state).mark();
+        }
+      }
+    }
+  }
+
+  async *#streamOn(target: Target, query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+    this.#assertOpen();
+    const { pool } = target.member;
+    const started = this.#onQuery ? performance.now() : 0;
+    let item;
+    try {
+      item = await pool.acquire();
+    } catch (error) {
+      if (this.#onQuery) this.#report(target, "iterate", query.text, started, error);
+      throw error;
+    }
+    // While this connection streams, a query that finds the pool exhausted may
+    // borrow it, so querying inside the loop cannot deadlock.
+    const lend = this.#driver?.interleavedStreams === true;
+    if (lend) pool.lend(item);
+    let broken = false;
+    try {
+      for await (const batch of item.connection.stream(query.text, query.params, batchSize, "own")) yield* batch;
+      if (this.#onQuery) this.#report(target, "iterate", query.text, started);
+    } catch (error) {
+      broken = error instanceof ConnectionError;
+      if (this.#onQuery) this.#report(target, "iterate", query.text, started, error);
+      throw error;
+    } finally {
+      if (lend) pool.unlend(item);
+      pool.release(item, broken);
+    }
+  }
+
+  async #connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState | undefined): Promise<T> {
+    if (state?.session) return await fn(new Connection(state.session));
+    const session = state?.route === "replica"
+      ? await this.#replicaSession(state)
+      : await this.#session(this.#primary, state);
+    try {
+      return await this.#scope.run(session.state(undefined), () => fn(new Connection(session)));
     } finally {
       // A transaction the callback began and never ended must not leak into the pool.
       await Transaction.rollbackOpen(session);
@@ -213,20 +467,60 @@ export class Database extends Queryable implements AsyncDisposable {
     }
   }
 
-  /**
-   * Runs `fn` in a transaction: committed when `fn` returns, rolled back (and
-   * the error rethrown) when it throws. Inside another transaction it becomes
-   * a savepoint, whose failure rolls back only its own work.
-   */
-  async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
-    const state = this.#scopeState();
-    if (state) {
+  async #transaction<T>(
+    fn: (tx: Transaction) => Promise<T> | T,
+    options: TransactionOptions,
+    state: ScopeState | undefined,
+  ): Promise<T> {
+    if (state?.session) {
       const parent = state.tx ?? state.session.current;
       return await runTransaction(state.session, await Transaction.open(state.session, parent, options, false), fn);
     }
+    if (state?.route === "replica") throw this.#readOnlyError("transaction");
     checkTransactionOptions(options); // before a connection is taken for nothing
-    const session = await this.#session();
+    const session = await this.#session(this.#primary, state);
     return await runTransaction(session, await Transaction.open(session, undefined, options, true), fn);
+  }
+
+  async #begin(options: TransactionOptions, state: ScopeState | undefined): Promise<Transaction> {
+    if (state?.session) return await Transaction.open(state.session, state.tx ?? state.session.current, options, false);
+    if (state?.route === "replica") throw this.#readOnlyError("begin");
+    checkTransactionOptions(options);
+    return await Transaction.open(await this.#session(this.#primary, state), undefined, options, true);
+  }
+
+  async #routed<T>(route: "primary" | "replica", fn: (scope: RoutedScope) => Promise<T> | T): Promise<T> {
+    this.#assertOpen();
+    const state: ScopeState = { session: undefined, tx: undefined, route, clock: this.#clockOf(this.#scopeState()) };
+    return await this.#scope.run(state, () => fn(new Routed(this.dialect, route, this.#port, state)));
+  }
+
+  readonly #port: RoutePort = {
+    perform: (kind, query, state) => this.#perform(kind, query, state),
+    performMany: (text, paramSets, state) => this.#performMany(text, paramSets, state),
+    stream: (query, batchSize, state) => this.#stream(query, batchSize, state),
+    connection: (fn, state) => this.#connection(fn, state),
+    transaction: (fn, options, state) => this.#transaction(fn, options, state),
+    begin: (options, state) => this.#begin(options, state),
+  };
+
+  /**
+   * Runs `fn` with one connection held for its whole duration; inside it,
+   * this instance's `db.*` calls use that connection. Nested calls reuse it.
+   * Inside `db.replica()` the connection is a replica's, and read-only.
+   */
+  async connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T> {
+    return await this.#connection(fn, this.#scopeState());
+  }
+
+  /**
+   * Runs `fn` in a transaction on the primary: committed when `fn` returns,
+   * rolled back (and the error rethrown) when it throws. Inside another
+   * transaction it becomes a savepoint, whose failure rolls back only its
+   * own work. Inside `db.replica()` it throws {@linkcode ReadOnlyError}.
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
+    return await this.#transaction(fn, options, this.#scopeState());
   }
 
   /**
@@ -235,64 +529,69 @@ export class Database extends Queryable implements AsyncDisposable {
    * back. `db.*` calls do not join it: run its queries through the handle.
    */
   async begin(options: TransactionOptions = {}): Promise<Transaction> {
-    const state = this.#scopeState();
-    if (state) return await Transaction.open(state.session, state.tx ?? state.session.current, options, false);
-    checkTransactionOptions(options);
-    return await Transaction.open(await this.#session(), undefined, options, true);
+    return await this.#begin(options, this.#scopeState());
+  }
+
+  /**
+   * Runs `fn` in a replica scope: its reads (this instance's `db.*` calls
+   * and the handle's) go to a healthy replica picked by `routing.picker`,
+   * and `execute`, `executeMany`, `transaction` and `begin` throw
+   * {@linkcode ReadOnlyError} before reaching a server. Replica connections
+   * are read-only on the server too, so a write hidden in a fetch fails
+   * there. Without replicas, or when none is healthy and `routing.fallback`
+   * is `"primary"`, reads go to the primary. `db.primary()` inside it
+   * restores the primary.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("postgres://app@primary/app", { replicas: ["postgres://app@replica/app"] });
+   * const report = await db.replica(async (r) => await r.fetchAll(sql`select count(*) from orders`));
+   * ```
+   */
+  async replica<T>(fn: (replica: RoutedScope) => Promise<T> | T): Promise<T> {
+    return await this.#routed("replica", fn);
+  }
+
+  /**
+   * Runs `fn` in a primary scope: everything in it, reads included, goes to
+   * the primary, also inside a `db.replica()` scope.
+   */
+  async primary<T>(fn: (primary: RoutedScope) => Promise<T> | T): Promise<T> {
+    return await this.#routed("primary", fn);
+  }
+
+  /**
+   * Runs `fn` in a routing context of its own: for read-your-writes, only
+   * writes made inside it (by this instance) keep its reads on the primary.
+   * Wrap each request in one so one client's write does not send every
+   * client's reads to the primary; outside any context (or scope), writes
+   * count for the whole instance.
+   */
+  async context<T>(fn: () => Promise<T> | T): Promise<T> {
+    this.#assertOpen();
+    const state: ScopeState = { session: undefined, tx: undefined, route: undefined, clock: new WriteClock() };
+    return await this.#scope.run(state, fn);
   }
 
   /** Runs one compiled query where this handle runs queries. */
-  protected async perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
-    const state = this.#scopeState();
-    if (state) return await state.session.perform(kind, query);
-    this.#assertOpen();
-    const item = await this.#pool.acquire();
-    let broken = false;
-    try {
-      return await runOn(item.connection, kind, query);
-    } catch (error) {
-      broken = error instanceof ConnectionError;
-      throw error;
-    } finally {
-      this.#pool.release(item, broken);
+  protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    if (this.#direct) {
+      const state = this.#scopeState();
+      if (state?.session) return state.session.perform(kind, query);
+      if (state === undefined) return this.#runOn({ member: this.#primary, reason: "read" }, kind, query);
     }
+    return this.#perform(kind, query, this.#scopeState());
   }
 
   /** Runs one statement for many parameter sets, atomically. */
-  protected async performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
-    const state = this.#scopeState();
-    if (state) return await executeManyAtomically(state.session, text, paramSets);
-    const session = await this.#session();
-    try {
-      return await executeManyAtomically(session, text, paramSets);
-    } finally {
-      session.end();
-    }
+  protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    return this.#performMany(text, paramSets, this.#scopeState());
   }
 
   /** Streams a compiled query's rows. */
-  protected async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
-    const state = this.#scopeState();
-    if (state) {
-      yield* state.session.stream(query, batchSize);
-      return;
-    }
-    this.#assertOpen();
-    const item = await this.#pool.acquire();
-    // While this connection streams, a query that finds the pool exhausted may
-    // borrow it, so querying inside the loop cannot deadlock.
-    const lend = this.#driver?.interleavedStreams === true;
-    if (lend) this.#pool.lend(item);
-    let broken = false;
-    try {
-      for await (const batch of item.connection.stream(query.text, query.params, batchSize, "own")) yield* batch;
-    } catch (error) {
-      broken = error instanceof ConnectionError;
-      throw error;
-    } finally {
-      if (lend) this.#pool.unlend(item);
-      this.#pool.release(item, broken);
-    }
+  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+    return this.#stream(query, batchSize, this.#scopeState());
   }
 
   /** A description with the password redacted. */
@@ -301,8 +600,13 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   /** The redacted description, so `JSON.stringify` never shows the password. */
-  toJSON(): { name: string | undefined; url: string; dialect: string } {
-    return { name: this.#name, url: this.#url.toString(), dialect: this.dialect };
+  toJSON(): { name: string | undefined; url: string; dialect: string; replicas: string[] } {
+    return {
+      name: this.#name,
+      url: this.#url.toString(),
+      dialect: this.dialect,
+      replicas: this.#router.replicas.map((m) => m.url),
+    };
   }
 
   /** Node, Bun: inspection shows the redacted description. */
@@ -313,5 +617,61 @@ export class Database extends Queryable implements AsyncDisposable {
   /** Deno: inspection shows the redacted description. */
   [denoInspect](): string {
     return this.toString();
+  }
+}
+
+/** Where a query goes and why. */
+interface Target {
+  readonly member: Member;
+  readonly reason: RouteReason;
+}
+
+const methodOf = (kind: QueryKind) => kind === EXECUTE ? "execute" : kind === FETCH_ALL ? "fetchAll" : "fetchOne";
+
+/** What a {@linkcode Routed} handle calls back into its database with. */
+interface RoutePort {
+  perform(kind: QueryKind, query: CompiledQuery, state: ScopeState): Promise<unknown>;
+  performMany(text: string, paramSets: readonly (readonly unknown[])[], state: ScopeState): Promise<ExecuteResult>;
+  stream(query: CompiledQuery, batchSize: number, state: ScopeState): AsyncIterableIterator<Row>;
+  connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions, state: ScopeState): Promise<T>;
+  begin(options: TransactionOptions, state: ScopeState): Promise<Transaction>;
+}
+
+/** The handle of a replica or primary scope: every call carries the scope's route. */
+class Routed extends Queryable implements RoutedScope {
+  readonly route: "primary" | "replica";
+  readonly #port: RoutePort;
+  readonly #state: ScopeState;
+
+  constructor(dialect: DialectName, route: "primary" | "replica", port: RoutePort, state: ScopeState) {
+    super(dialect);
+    this.route = route;
+    this.#port = port;
+    this.#state = state;
+  }
+
+  connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T> {
+    return this.#port.connection(fn, this.#state);
+  }
+
+  transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
+    return this.#port.transaction(fn, options, this.#state);
+  }
+
+  begin(options: TransactionOptions = {}): Promise<Transaction> {
+    return this.#port.begin(options, this.#state);
+  }
+
+  protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    return this.#port.perform(kind, query, this.#state);
+  }
+
+  protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    return this.#port.performMany(text, paramSets, this.#state);
+  }
+
+  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+    return this.#port.stream(query, batchSize, this.#state);
   }
 }

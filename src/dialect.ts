@@ -43,6 +43,8 @@ export interface Dialect {
    * (Postgres): it then answers COMMIT with a silent rollback.
    */
   readonly errorAbortsTransaction: boolean;
+  /** The statement that makes every later statement of a session read-only (replica connections). */
+  readonly readOnlySession: string;
   /** Compiled text of plain templates, keyed by the template's strings array. */
   readonly textCache: WeakMap<readonly string[], string>;
 }
@@ -62,6 +64,7 @@ const postgres: Dialect = {
   placeholder: (index) => `$${index}`,
   quoteIdent: doubleQuoted,
   errorAbortsTransaction: true,
+  readOnlySession: "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
   begin({ isolation, readOnly }) {
     let text = "BEGIN";
     if (isolation) text += ` ISOLATION LEVEL ${isolationSql[isolation]}`;
@@ -77,6 +80,7 @@ const mysql: Dialect = {
   placeholder: () => "?",
   quoteIdent: (name) => `\`${name.replaceAll("`", "``")}\``,
   errorAbortsTransaction: false,
+  readOnlySession: "SET SESSION TRANSACTION READ ONLY",
   begin({ isolation, readOnly }) {
     const start = readOnly ? "START TRANSACTION READ ONLY" : "START TRANSACTION";
     // SET TRANSACTION applies to the next transaction only, so it must come first.
@@ -91,6 +95,7 @@ const sqlite: Dialect = {
   placeholder: () => "?",
   quoteIdent: doubleQuoted,
   errorAbortsTransaction: false,
+  readOnlySession: "PRAGMA query_only = ON",
   // IMMEDIATE takes the write lock up front: a deferred transaction that reads
   // and then writes fails with SQLITE_BUSY at once when another connection
   // writes, without waiting for the busy timeout.

@@ -8,7 +8,16 @@ import type { Driver } from "./driver.ts";
 import type { DriverName } from "./drivers/mod.ts";
 import { ConfigError } from "./errors.ts";
 import { poolDefaults, type PoolOptions, type ResolvedPoolOptions } from "./pool.ts";
-import type { DatabaseUrl } from "./url.ts";
+import { type QueryHook, type ResolvedRoutingOptions, routingDefaults, type RoutingOptions } from "./router.ts";
+import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
+
+/** A replica: its URL, or its URL and pool settings of its own. */
+export type ReplicaOption = string | {
+  /** The replica's URL (same dialect as the primary). */
+  url: string;
+  /** Its pool settings; default: the primary's `pool` option. */
+  pool?: PoolOptions;
+};
 
 /** The options of `new Database(url, options)`. */
 export interface DatabaseOptions {
@@ -25,6 +34,28 @@ export interface DatabaseOptions {
   driver?: DriverName | Driver;
   /** Pool limits and timeouts; see {@linkcode PoolOptions} for the defaults. */
   pool?: PoolOptions;
+  /**
+   * Read replicas. Their connections are read-only on the server too. They
+   * serve `db.replica()` scopes, and with `routing.reads: "replicas"` the
+   * reads outside any scope.
+   */
+  replicas?: readonly ReplicaOption[];
+  /** How queries are routed between the primary and the replicas; see {@linkcode RoutingOptions}. */
+  routing?: RoutingOptions;
+  /**
+   * Called after every query with where it ran, why, how long it took and
+   * its error, if any (never its parameters). Errors the hook throws are
+   * ignored.
+   */
+  onQuery?: QueryHook;
+}
+
+/** A replica with its options resolved. */
+export interface ResolvedReplica {
+  /** Its parsed URL. */
+  url: DatabaseUrl;
+  /** Its pool settings. */
+  pool: ResolvedPoolOptions;
 }
 
 /** Options with defaults applied. */
@@ -35,9 +66,16 @@ export interface ResolvedOptions {
   driver: DriverName | Driver | undefined;
   /** Pool settings with every default filled in. */
   pool: ResolvedPoolOptions;
+  /** The replicas, parsed. */
+  replicas: ResolvedReplica[];
+  /** Routing settings with every default filled in. */
+  routing: ResolvedRoutingOptions;
+  /** The query hook, if any. */
+  onQuery: QueryHook | undefined;
 }
 
-const optionKeys = ["name", "driver", "pool"];
+const optionKeys = ["name", "driver", "pool", "replicas", "routing", "onQuery"];
+const routingKeys = Object.keys(routingDefaults);
 const poolKeys = Object.keys(poolDefaults) as (keyof PoolOptions)[];
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -73,11 +111,65 @@ function resolvePool(pool: unknown, url: DatabaseUrl): ResolvedPoolOptions {
   return resolved;
 }
 
+function resolveReplicas(replicas: unknown, primary: DatabaseUrl, pool: unknown): ResolvedReplica[] {
+  if (replicas === undefined) return [];
+  if (!Array.isArray(replicas)) throw new ConfigError("the replicas option must be an array of URLs");
+  return replicas.map((replica: unknown, i) => {
+    const given = typeof replica === "string" ? { url: replica } : replica;
+    if (!isObject(given) || typeof given.url !== "string") {
+      throw new ConfigError(`replicas[${i}] must be a URL or an object with a url`);
+    }
+    checkKeys(given, ["url", "pool"], `replicas[${i}] option`);
+    const url = parseDatabaseUrl(given.url);
+    if (url.dialect !== primary.dialect) {
+      throw new ConfigError(`replicas[${i}] is a ${url.dialect} URL, but the primary is ${primary.dialect}`);
+    }
+    if (url.inMemory) {
+      throw new ConfigError(`replicas[${i}] is an in-memory SQLite database, which is empty and never replicates`);
+    }
+    return { url, pool: resolvePool(given.pool ?? pool, url) };
+  });
+}
+
+function positiveInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value > 0;
+}
+
+function resolveRouting(routing: unknown): ResolvedRoutingOptions {
+  if (routing === undefined) return routingDefaults;
+  if (!isObject(routing)) throw new ConfigError("the routing option must be an object");
+  checkKeys(routing, routingKeys, "routing option");
+  const resolved = { ...routingDefaults, ...routing } as ResolvedRoutingOptions;
+  for (const key of routingKeys as (keyof RoutingOptions)[]) {
+    if (routing[key] === undefined) (resolved as Record<string, unknown>)[key] = routingDefaults[key];
+  }
+  const { reads, picker, readYourWrites, fallback, recheckAfter, maxRecheckAfter } = resolved;
+  if (reads !== "primary" && reads !== "replicas") {
+    throw new ConfigError('routing.reads must be "primary" or "replicas"');
+  }
+  if (typeof picker !== "function" && !["round-robin", "random", "least-busy"].includes(picker)) {
+    throw new ConfigError('routing.picker must be "round-robin", "random", "least-busy" or a function');
+  }
+  if (readYourWrites !== 0 && !positiveInteger(readYourWrites)) {
+    throw new ConfigError("routing.readYourWrites must be a non-negative integer (milliseconds)");
+  }
+  if (fallback !== "primary" && fallback !== "error") {
+    throw new ConfigError('routing.fallback must be "primary" or "error"');
+  }
+  if (!positiveInteger(recheckAfter) || !positiveInteger(maxRecheckAfter) || maxRecheckAfter < recheckAfter) {
+    throw new ConfigError(
+      "routing.recheckAfter and routing.maxRecheckAfter must be positive integers (milliseconds), " +
+        "maxRecheckAfter at least recheckAfter",
+    );
+  }
+  return resolved;
+}
+
 /** Validates options and fills in defaults. */
 export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOptions {
   if (!isObject(options)) throw new ConfigError("Database options must be an object");
   checkKeys(options, optionKeys, "Database option");
-  const { name, driver } = options;
+  const { name, driver, onQuery } = options;
   if (name !== undefined && (typeof name !== "string" || name.trim() === "")) {
     throw new ConfigError("the name option must be a non-empty string");
   }
@@ -86,9 +178,15 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   ) {
     throw new ConfigError("the driver option must be a driver name or a driver object");
   }
+  if (onQuery !== undefined && typeof onQuery !== "function") {
+    throw new ConfigError("the onQuery option must be a function");
+  }
   return {
     name: name as string | undefined,
     driver: driver as DriverName | Driver | undefined,
     pool: resolvePool(options.pool, url),
+    replicas: resolveReplicas(options.replicas, url, options.pool),
+    routing: resolveRouting(options.routing),
+    onQuery: onQuery as QueryHook | undefined,
   };
 }

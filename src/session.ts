@@ -7,19 +7,61 @@
 import type { ScopeSlot } from "./context.ts";
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
-import { ClosedError, ConnectionError, QueryError } from "./errors.ts";
+import { ClosedError, ConnectionError, QueryError, ReadOnlyError } from "./errors.ts";
 import type { PooledConnection } from "./pool.ts";
-import { EXECUTE, type QueryKind, runOn } from "./queryable.ts";
+import { EXECUTE, FETCH_ALL, type QueryKind, runOn } from "./queryable.ts";
+import { isReadStatement, type Member, type QueryEvent, type QueryHook } from "./router.ts";
 import type { CompiledQuery } from "./sql.ts";
 import type { Transaction } from "./transaction.ts";
 
+/** Where the time of the last write is kept, for read-your-writes: one per routing context. */
+export class WriteClock {
+  /** When the context last wrote (ms since the epoch). */
+  last = -Infinity;
+
+  /** Records a write now. */
+  mark(): void {
+    this.last = Date.now();
+  }
+
+  /** True when the last write is less than `ms` old. */
+  within(ms: number): boolean {
+    return Date.now() - this.last < ms;
+  }
+}
+
+/** A route forced by `db.replica()` or `db.primary()`. */
+export type ForcedRoute = "primary" | "replica";
+
 /** What an instance's async context holds inside a scope. */
 export interface ScopeState {
-  /** The held connection. */
-  readonly session: Session;
+  /** The held connection, in a connection or transaction scope. */
+  readonly session: Session | undefined;
   /** The transaction whose callback this is, if any. */
   readonly tx: Transaction | undefined;
+  /** The route a `replica()` or `primary()` scope forces. */
+  readonly route: ForcedRoute | undefined;
+  /** Where this context's writes are recorded. */
+  readonly clock: WriteClock;
 }
+
+/** How a session is set up. */
+export interface SessionSetup {
+  /** The server the connection belongs to. */
+  readonly member: Member;
+  /** The owning instance's scope slot. */
+  readonly scope: ScopeSlot<ScopeState>;
+  /** Where writes are recorded, when read-your-writes is on. */
+  readonly clock: WriteClock | undefined;
+  /** The context's clock, handed to the scopes the session opens. */
+  readonly context: WriteClock;
+  /** The `onQuery` hook, if any. */
+  readonly observe: QueryHook | undefined;
+  /** Hands the connection back. */
+  readonly release: (session: Session) => void;
+}
+
+const methodOf = (kind: QueryKind) => kind === EXECUTE ? "execute" : kind === FETCH_ALL ? "fetchAll" : "fetchOne";
 
 const noParams: readonly unknown[] = Object.freeze([]);
 
@@ -31,6 +73,12 @@ export class Session {
   readonly rules: Dialect;
   /** The owning instance's scope slot. */
   readonly scope: ScopeSlot<ScopeState>;
+  /** The server the connection belongs to. */
+  readonly member: Member;
+  /** True on a replica: writes throw {@linkcode ReadOnlyError} before reaching the server. */
+  readonly readOnly: boolean;
+  /** The routing context's clock, for the scopes this session opens. */
+  readonly context: WriteClock;
   /** The innermost open transaction or savepoint. */
   current: Transaction | undefined;
   /** Set when an error showed the connection is unusable. */
@@ -44,18 +92,41 @@ export class Session {
    */
   aborted: { at: Transaction; error: unknown } | undefined;
   readonly #release: (session: Session) => void;
+  readonly #clock: WriteClock | undefined;
+  readonly #observe: QueryHook | undefined;
+  #wrote = false;
 
-  /** Holds `item` until {@linkcode end}, which hands it to `release`. */
-  constructor(
-    item: PooledConnection<DriverConnection>,
-    rules: Dialect,
-    scope: ScopeSlot<ScopeState>,
-    release: (session: Session) => void,
-  ) {
+  /** Holds `item` until {@linkcode end}, which hands it to `setup.release`. */
+  constructor(item: PooledConnection<DriverConnection>, rules: Dialect, setup: SessionSetup) {
     this.item = item;
     this.rules = rules;
-    this.scope = scope;
-    this.#release = release;
+    this.scope = setup.scope;
+    this.member = setup.member;
+    this.readOnly = setup.member.served === "replica";
+    this.context = setup.context;
+    this.#clock = this.readOnly ? undefined : setup.clock;
+    this.#observe = setup.observe;
+    this.#release = setup.release;
+  }
+
+  /** The scope state of a callback running on this session. */
+  state(tx: Transaction | undefined): ScopeState {
+    return { session: this, tx, route: undefined, clock: this.context };
+  }
+
+  /** Throws {@linkcode ReadOnlyError} on a replica session. */
+  assertWritable(what: string): void {
+    if (this.readOnly) {
+      throw new ReadOnlyError(
+        `${what} is not allowed on a replica connection: replicas are read-only (run writes outside db.replica(), ` +
+          "or inside db.primary())",
+      );
+    }
+  }
+
+  #recordWrite(): void {
+    this.#wrote = true;
+    this.#clock!.mark();
   }
 
   /** Throws {@linkcode ClosedError} once the session has ended. */
@@ -71,29 +142,66 @@ export class Session {
     }
   }
 
+  #report(method: QueryEvent["method"], sql: string, started: number, error?: unknown): void {
+    const { served, index, url } = this.member;
+    const event: QueryEvent = {
+      served,
+      ...(served === "replica" ? { replica: index } : {}),
+      url,
+      reason: "held",
+      method,
+      sql,
+      duration: performance.now() - started,
+      ...(error === undefined ? {} : { error }),
+    };
+    try {
+      this.#observe!(event);
+    } catch {
+      // A failing hook must not fail the query it reports.
+    }
+  }
+
   /** Runs a query on the held connection. */
   async perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     this.check();
+    if (kind === EXECUTE) this.assertWritable("execute");
+    if (this.#clock && (kind === EXECUTE || !isReadStatement(query.text))) this.#recordWrite();
+    const started = this.#observe ? performance.now() : 0;
     try {
-      return await runOn(this.item.connection, kind, query);
+      const result = await runOn(this.item.connection, kind, query);
+      if (this.#observe) this.#report(methodOf(kind), query.text, started);
+      return result;
+    } catch (error) {
+      this.#failed(error);
+      if (this.#observe) this.#report(methodOf(kind), query.text, started, error);
+      throw error;
+    }
+  }
+
+  /** Runs a statement without parameters (transaction control): not a write, not reported. */
+  async exec(text: string): Promise<unknown> {
+    this.check();
+    try {
+      return await runOn(this.item.connection, EXECUTE, { text, params: noParams });
     } catch (error) {
       this.#failed(error);
       throw error;
     }
   }
 
-  /** Runs a statement without parameters (transaction control). */
-  exec(text: string): Promise<unknown> {
-    return this.perform(EXECUTE, { text, params: noParams });
-  }
-
   /** Runs one statement for many parameter sets on the held connection. */
   async performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     this.check();
+    this.assertWritable("executeMany");
+    if (this.#clock) this.#recordWrite();
+    const started = this.#observe ? performance.now() : 0;
     try {
-      return await this.item.connection.executeMany(text, paramSets);
+      const result = await this.item.connection.executeMany(text, paramSets);
+      if (this.#observe) this.#report("executeMany", text, started);
+      return result;
     } catch (error) {
       this.#failed(error);
+      if (this.#observe) this.#report("executeMany", text, started, error);
       throw error;
     }
   }
@@ -101,21 +209,26 @@ export class Session {
   /** Streams rows on the held connection. */
   async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
     this.check();
+    if (this.#clock && !isReadStatement(query.text)) this.#recordWrite();
+    const started = this.#observe ? performance.now() : 0;
     try {
       const placement = this.current ? "shared-transaction" : "shared";
       for await (const batch of this.item.connection.stream(query.text, query.params, batchSize, placement)) {
         yield* batch;
       }
+      if (this.#observe) this.#report("iterate", query.text, started);
     } catch (error) {
       this.#failed(error);
+      if (this.#observe) this.#report("iterate", query.text, started, error);
       throw error;
     }
   }
 
-  /** Gives the connection back to the pool (once). */
+  /** Gives the connection back to the pool (once); a session that wrote restarts its context's clock. */
   end(): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.#wrote) this.#clock!.mark();
     this.#release(this);
   }
 }

@@ -84,6 +84,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
   ): Promise<Transaction> {
     try {
       session.check();
+      session.assertWritable(parent ? "a savepoint" : "a transaction");
       checkTransactionOptions(options);
       return parent
         ? await Transaction.#openSavepoint(session, parent, options)
@@ -286,7 +287,7 @@ export async function runTransaction<T>(
 ): Promise<T> {
   let result: T;
   try {
-    result = await session.scope.run({ session, tx }, () => fn(tx));
+    result = await session.scope.run(session.state(tx), () => fn(tx));
   } catch (error) {
     // The callback's error is what the caller needs; a failed rollback marks the connection broken.
     if (tx.active) await tx.rollback().catch(() => {});
@@ -303,6 +304,7 @@ export async function executeManyAtomically(
   paramSets: readonly (readonly unknown[])[],
 ): Promise<ExecuteResult> {
   if (session.current) return await session.performMany(text, paramSets);
+  session.assertWritable("executeMany");
   const tx = await Transaction.open(session, undefined, {}, false);
   try {
     const result = await session.performMany(text, paramSets);
