@@ -143,6 +143,9 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
   for (const key of routingKeys as (keyof RoutingOptions)[]) {
     if (routing[key] === undefined) (resolved as Record<string, unknown>)[key] = routingDefaults[key];
   }
+  if (routing.maxRecheckAfter === undefined) {
+    resolved.maxRecheckAfter = Math.max(routingDefaults.maxRecheckAfter, Number(resolved.recheckAfter) || 0);
+  }
   const { reads, picker, readYourWrites, fallback, recheckAfter, maxRecheckAfter } = resolved;
   if (reads !== "primary" && reads !== "replicas") {
     throw new ConfigError('routing.reads must be "primary" or "replicas"');

@@ -53,7 +53,7 @@ export interface RoutingOptions {
   fallback?: "primary" | "error";
   /** A replica that failed is rechecked after this many ms, doubling after each failed check. Default 1 000. */
   recheckAfter?: number;
-  /** The longest wait between two rechecks of a failed replica. Default 30 000. */
+  /** The longest wait between two rechecks of a failed replica. Default 30 000 (or `recheckAfter`, if longer). */
   maxRecheckAfter?: number;
 }
 
