@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   ConnectionError,
-  Database,
+  type Database,
   QueryError,
   type QueryEvent,
   ReadOnlyError,
