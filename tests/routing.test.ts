@@ -410,6 +410,18 @@ describe("routing options", () => {
     assert.throws(() => new Database("sqlite:app.db", { replicas: ["sqlite::memory:"] }), ConfigError);
   });
 
+  test("a replica's password appears nowhere: String, JSON, inspect, stats", async () => {
+    const db = new Database("postgres://app:primary-pw@127.0.0.1:1/app", {
+      replicas: ["postgres://app:replica-pw@127.0.0.1:1/app"],
+    });
+    const { inspect } = await import("node:util");
+    for (const text of [String(db), JSON.stringify(db), inspect(db), JSON.stringify(db.stats())]) {
+      assert.ok(!text.includes("primary-pw") && !text.includes("replica-pw"), text);
+    }
+    assert.equal(db.toJSON().replicas.length, 1);
+    await db.close();
+  });
+
   test("replicas take their own pool settings", async () => {
     const db = new Database(`sqlite://${tempDatabasePath()}`, {
       replicas: [{ url: `sqlite://${tempDatabasePath()}`, pool: { max: 3 } }],
