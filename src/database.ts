@@ -12,7 +12,7 @@ import { driverLoader } from "./drivers/mod.ts";
 import { ClosedError, ConfigError, ConnectionError, ReadOnlyError, TransactionError } from "./errors.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
 import { Pool, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
-import { EXECUTE, FETCH_ALL, Queryable, type QueryKind, runOn } from "./queryable.ts";
+import { EXECUTE, methodOf, Queryable, type QueryKind, runOn } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
 import {
   isReadStatement,
@@ -20,6 +20,7 @@ import {
   type QueryEvent,
   type QueryHook,
   type ReplicaStats,
+  reportQuery,
   Router,
   type RouteReason,
 } from "./router.ts";
@@ -308,21 +309,17 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   #report(target: Target, method: QueryEvent["method"], sql: string, started: number, error?: unknown): void {
-    const { served, index, url } = target.member;
-    const event: QueryEvent = {
-      served,
-      ...(served === "replica" ? { replica: index } : {}),
-      url,
-      reason: target.reason,
-      method,
-      sql,
-      duration: performance.now() - started,
-      ...(error === undefined ? {} : { error }),
-    };
+    reportQuery(this.#onQuery!, target.member, target.reason, method, sql, started, error);
+  }
+
+  /** Takes a connection of the target's pool; a failure is reported to the hook. */
+  async #acquire(target: Target, method: QueryEvent["method"], sql: string, started: number) {
+    this.#assertOpen();
     try {
-      this.#onQuery!(event);
-    } catch {
-      // A failing hook must not fail the query it reports.
+      return await target.member.pool.acquire();
+    } catch (error) {
+      if (this.#onQuery) this.#report(target, method, sql, started, error);
+      throw error;
     }
   }
 
@@ -335,16 +332,9 @@ export class Database extends Queryable implements AsyncDisposable {
 
   /** Runs one query on a server's pool. */
   async #runOn(target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
-    this.#assertOpen();
     const { pool } = target.member;
     const started = this.#onQuery ? performance.now() : 0;
-    let item;
-    try {
-      item = await pool.acquire();
-    } catch (error) {
-      if (this.#onQuery) this.#report(target, methodOf(kind), query.text, started, error);
-      throw error;
-    }
+    const item = await this.#acquire(target, methodOf(kind), query.text, started);
     let broken = false;
     try {
       const result = await runOn(item.connection, kind, query);
@@ -425,16 +415,9 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   async *#streamOn(target: Target, query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
-    this.#assertOpen();
     const { pool } = target.member;
     const started = this.#onQuery ? performance.now() : 0;
-    let item;
-    try {
-      item = await pool.acquire();
-    } catch (error) {
-      if (this.#onQuery) this.#report(target, "iterate", query.text, started, error);
-      throw error;
-    }
+    const item = await this.#acquire(target, "iterate", query.text, started);
     // While this connection streams, a query that finds the pool exhausted may
     // borrow it, so querying inside the loop cannot deadlock.
     const lend = this.#driver?.interleavedStreams === true;
@@ -625,8 +608,6 @@ interface Target {
   readonly member: Member;
   readonly reason: RouteReason;
 }
-
-const methodOf = (kind: QueryKind) => kind === EXECUTE ? "execute" : kind === FETCH_ALL ? "fetchAll" : "fetchOne";
 
 /** What a {@linkcode Routed} handle calls back into its database with. */
 interface RoutePort {

@@ -19,6 +19,11 @@ export const FETCH_ALL: QueryKind = 1;
 /** `fetchOne` / `fetchVal`: the first row. */
 export const FETCH_ONE: QueryKind = 2;
 
+/** The name of the query method a kind stands for (`fetchVal` reports as `fetchOne`). */
+export function methodOf(kind: QueryKind): "execute" | "fetchAll" | "fetchOne" {
+  return kind === EXECUTE ? "execute" : kind === FETCH_ALL ? "fetchAll" : "fetchOne";
+}
+
 /** Runs a compiled query on a driver connection for one kind of result. */
 export function runOn(connection: DriverConnection, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
   switch (kind) {

@@ -103,6 +103,34 @@ export interface QueryEvent {
 /** Receives a {@linkcode QueryEvent} after every query; errors it throws are ignored. */
 export type QueryHook = (event: QueryEvent) => void;
 
+/** Hands a query's event to the hook; a hook that throws must not fail the query it reports. */
+export function reportQuery(
+  hook: QueryHook,
+  member: Member,
+  reason: RouteReason,
+  method: QueryEvent["method"],
+  sql: string,
+  started: number,
+  error?: unknown,
+): void {
+  const { served, index, url } = member;
+  const event: QueryEvent = {
+    served,
+    ...(served === "replica" ? { replica: index } : {}),
+    url,
+    reason,
+    method,
+    sql,
+    duration: performance.now() - started,
+    ...(error === undefined ? {} : { error }),
+  };
+  try {
+    hook(event);
+  } catch {
+    // Ignored, as documented.
+  }
+}
+
 /** A replica's counters and health, as `db.stats()` reports them. */
 export interface ReplicaStats extends PoolStats {
   /** Its URL, password redacted. */

@@ -9,8 +9,8 @@ import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { ClosedError, ConnectionError, QueryError, ReadOnlyError } from "./errors.ts";
 import type { PooledConnection } from "./pool.ts";
-import { EXECUTE, FETCH_ALL, type QueryKind, runOn } from "./queryable.ts";
-import { isReadStatement, type Member, type QueryEvent, type QueryHook } from "./router.ts";
+import { EXECUTE, methodOf, type QueryKind, runOn } from "./queryable.ts";
+import { isReadStatement, type Member, type QueryEvent, type QueryHook, reportQuery } from "./router.ts";
 import type { CompiledQuery } from "./sql.ts";
 import type { Transaction } from "./transaction.ts";
 
@@ -60,8 +60,6 @@ export interface SessionSetup {
   /** Hands the connection back. */
   readonly release: (session: Session) => void;
 }
-
-const methodOf = (kind: QueryKind) => kind === EXECUTE ? "execute" : kind === FETCH_ALL ? "fetchAll" : "fetchOne";
 
 const noParams: readonly unknown[] = Object.freeze([]);
 
@@ -143,22 +141,7 @@ export class Session {
   }
 
   #report(method: QueryEvent["method"], sql: string, started: number, error?: unknown): void {
-    const { served, index, url } = this.member;
-    const event: QueryEvent = {
-      served,
-      ...(served === "replica" ? { replica: index } : {}),
-      url,
-      reason: "held",
-      method,
-      sql,
-      duration: performance.now() - started,
-      ...(error === undefined ? {} : { error }),
-    };
-    try {
-      this.#observe!(event);
-    } catch {
-      // A failing hook must not fail the query it reports.
-    }
+    reportQuery(this.#observe!, this.member, "held", method, sql, started, error);
   }
 
   /** Runs a query on the held connection. */
