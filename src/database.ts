@@ -264,7 +264,11 @@ export class Database extends Queryable implements AsyncDisposable {
       clock: this.#readYourWrites > 0 ? context : undefined,
       context,
       observe: this.#onQuery,
-      release: (session) => member.pool.release(session.item, session.broken),
+      release: (session) => {
+        // A replica whose connection broke under a held scope leaves the rotation too.
+        if (session.broken) this.#router.markDown(member, "its connection was lost during a connection scope");
+        member.pool.release(session.item, session.broken);
+      },
     });
   }
 

@@ -82,9 +82,14 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const quote = (value: string) => `'${value.replaceAll("'", "''")}'`;
 
+/** runuser lives in /usr/sbin, which a minimal PATH (`env -i`, some CI shells) leaves out. */
+const runuser =
+  ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser", "/bin/runuser"].find((path) => existsSync(path)) ??
+    "runuser";
+
 /** A command line that runs `file` as the postgres OS user when we are root. */
 function asPostgres(file: string, args: string[]): [string, string[]] {
-  return asRoot ? ["runuser", ["-u", "postgres", "--", file, ...args]] : [file, args];
+  return asRoot ? [runuser, ["-u", "postgres", "--", file, ...args]] : [file, args];
 }
 
 const execOptions = (timeout: number) => ({
