@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { inspect } from "node:util";
-import { type Database, QueryError, sql } from "../mod.ts";
+import { Database, QueryError, sql } from "../mod.ts";
 import { columnType, targets, uniqueTable } from "./support.ts";
 
 for (const target of targets()) {
@@ -19,6 +19,22 @@ for (const target of targets()) {
       await db.execute(sql`drop table ${users}`);
       await db.close();
     });
+
+    if (target.dialect === "postgres") {
+      test("sessions start in UTC with ISO dates and the URL's application_name and statement_timeout", async () => {
+        const session = new Database(`${target.url}?application_name=roost_probe&statement_timeout=4321`, {
+          driver: target.driver,
+        });
+        try {
+          const row = await session.fetchOne(sql`select current_setting('TimeZone') as tz,
+            current_setting('DateStyle') as style, current_setting('application_name') as app,
+            current_setting('statement_timeout') as timeout`);
+          assert.deepEqual(row, { tz: "UTC", style: "ISO, MDY", app: "roost_probe", timeout: "4321ms" });
+        } finally {
+          await session.close();
+        }
+      });
+    }
 
     test("execute reports the row count and the inserted id", async () => {
       const inserted = await db.execute(sql`insert into ${users} (name, age) values (${"Ada"}, ${36})`);

@@ -26,7 +26,7 @@ import type { DatabaseUrl } from "../url.ts";
 import { executeBatched, insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
-import { postgresParam } from "./pg_values.ts";
+import { postgresParam, postgresSessionParameters } from "./pg_values.ts";
 import { bindValue, exactInteger, mysqlRules, tinyintBoolean } from "./values.ts";
 
 /** The rows of a Bun.SQL result, with its counters. */
@@ -423,15 +423,8 @@ function tlsMode(url: DatabaseUrl): string | boolean {
 function connector(flavour: Flavour): Driver["connect"] {
   return async (url) => {
     const SQL = bunSql();
-    const { connect_timeout, application_name, statement_timeout } = url.options;
-    const connection: Record<string, string | number> = {};
-    if (flavour.dialect === "postgres") {
-      // Sessions start in UTC with ISO dates, as with the other Postgres drivers.
-      connection.TimeZone = "UTC";
-      connection.DateStyle = "ISO, MDY";
-      if (application_name !== undefined) connection.application_name = String(application_name);
-      if (statement_timeout !== undefined) connection.statement_timeout = Number(statement_timeout);
-    }
+    const { connect_timeout, statement_timeout } = url.options;
+    const connection = flavour.dialect === "postgres" ? postgresSessionParameters(url) : {};
     // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
     const opened: { connection?: BunSqlConnection } = {};
     const sql = new SQL({

@@ -29,7 +29,7 @@ import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause
 import { insertInChunks, multiRowInsert } from "./batch.ts";
 import { importJsr } from "./jsr.ts";
 import { cursorBatches } from "./pg_cursor.ts";
-import { parseArray, parseTimestamp, postgresParam, serializeArray } from "./pg_values.ts";
+import { parseArray, parseTimestamp, postgresParam, postgresSessionParameters, serializeArray } from "./pg_values.ts";
 import { integerFromText } from "./values.ts";
 
 /** The package and versions this driver is written against. */
@@ -534,7 +534,7 @@ async function tlsOptions(url: DatabaseUrl): Promise<PgClientOptions["tls"]> {
 }
 
 async function clientOptions(url: DatabaseUrl): Promise<PgClientOptions> {
-  const { application_name, statement_timeout } = url.options;
+  const { application_name, ...parameters } = postgresSessionParameters(url);
   const options: PgClientOptions = {
     hostname: url.host,
     port: url.port,
@@ -546,11 +546,9 @@ async function clientOptions(url: DatabaseUrl): Promise<PgClientOptions> {
     tls: await tlsOptions(url),
     connection: { attempts: 0 },
     controls: { debug: false, decoders },
-    // Sessions in UTC, as with every Roost Postgres driver (see README, Values).
-    options: { TimeZone: "UTC", DateStyle: "ISO, MDY" },
+    options: parameters,
   };
-  if (application_name !== undefined) options.applicationName = String(application_name);
-  if (statement_timeout !== undefined) options.options!.statement_timeout = String(statement_timeout);
+  if (application_name !== undefined) options.applicationName = application_name;
   return options;
 }
 

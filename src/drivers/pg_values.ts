@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { DatabaseUrl } from "../url.ts";
 import { type BindRules, bindValue, invalidParameter } from "./values.ts";
 
 /** Converts one element's text (never `NULL`) into its value. */
@@ -155,4 +156,17 @@ function checkedElements(array: unknown[], index: number): unknown[] {
     if (Array.isArray(item)) checkedElements(item, index);
   }
   return array;
+}
+
+/**
+ * The run-time parameters every Roost Postgres session starts with: UTC and
+ * ISO dates, so wall-clock types and now() agree with how Roost reads them,
+ * plus the URL's `statement_timeout` and `application_name`.
+ */
+export function postgresSessionParameters(url: DatabaseUrl): Record<string, string> {
+  const { application_name, statement_timeout } = url.options;
+  const parameters: Record<string, string> = { TimeZone: "UTC", DateStyle: "ISO, MDY" };
+  if (statement_timeout !== undefined) parameters.statement_timeout = String(statement_timeout);
+  if (application_name !== undefined) parameters.application_name = String(application_name);
+  return parameters;
 }

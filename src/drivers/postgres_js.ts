@@ -23,6 +23,7 @@ import {
   parseArray,
   parseTimestamp,
   postgresParam,
+  postgresSessionParameters,
   serializeArray,
   serializeDateTime,
   serializeJson,
@@ -274,14 +275,8 @@ export const postgresJs: Driver = {
   dialect: "postgres",
   interleavedStreams: false,
   async connect(url) {
-    const { connect_timeout, application_name, statement_timeout } = url.options;
-    const connection: Record<string, string | number> = {};
-    if (application_name !== undefined) connection.application_name = String(application_name);
-    if (statement_timeout !== undefined) connection.statement_timeout = Number(statement_timeout);
-    // Sessions start in UTC, so wall-clock types and now() agree with how Roost reads them;
-    // ISO dates are the format the parsers read.
-    connection.TimeZone = "UTC";
-    connection.DateStyle = "ISO, MDY";
+    const { connect_timeout } = url.options;
+    const connection = postgresSessionParameters(url);
     const opened: { connection?: PostgresJsConnection } = {};
     const sql = postgres({
       host: url.host,
