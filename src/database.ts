@@ -9,9 +9,9 @@ import { ScopeSlot } from "./context.ts";
 import { type DialectName, dialectOf, type TransactionOptions } from "./dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { driverLoader } from "./drivers/mod.ts";
-import { ClosedError, ConfigError, ConnectionError, ReadOnlyError, TransactionError } from "./errors.ts";
+import { ClosedError, ConfigError, ConnectionError, TransactionError } from "./errors.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
-import { Pool, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
+import { Pool, type PooledConnection, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
 import { EXECUTE, methodOf, Queryable, type QueryKind, runOn } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
 import {
@@ -20,9 +20,10 @@ import {
   type QueryEvent,
   type QueryHook,
   type ReplicaStats,
+  replicaWriteError,
   reportQuery,
   Router,
-  type RouteReason,
+  type Target,
 } from "./router.ts";
 import { type ScopeState, Session, WriteClock } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
@@ -261,8 +262,8 @@ export class Database extends Queryable implements AsyncDisposable {
     return new Session(item, dialectOf(this.dialect), {
       member,
       scope: this.#scope,
-      clock: this.#readYourWrites > 0 ? context : undefined,
       context,
+      readYourWrites: this.#readYourWrites > 0,
       observe: this.#onQuery,
       release: (session) => {
         // A replica whose connection broke under a held scope leaves the rotation too.
@@ -279,28 +280,30 @@ export class Database extends Queryable implements AsyncDisposable {
         return await this.#session(target.member, state);
       } catch (error) {
         if (!this.#retryable(target, error)) throw error;
-        target = this.#replicaTarget(target.reason);
+        target = this.#replicaTarget("replica-scope");
       }
     }
   }
 
   /** A healthy replica, or the fallback when none is. */
-  #replicaTarget(reason: RouteReason): Target {
-    const member = this.#router.replicas.length === 0 ? this.#primary : this.#router.pick();
-    if (member !== undefined) return { member, reason: member === this.#primary ? "fallback" : reason };
-    if (this.#router.options.fallback === "error") throw this.#router.noReplicaError();
-    return { member: this.#primary, reason: "fallback" };
+  #replicaTarget(reason: "read" | "replica-scope"): Target {
+    const member = this.#router.replicas.length === 0 ? undefined : this.#router.pick();
+    if (member !== undefined) return member.via[reason];
+    if (this.#router.replicas.length > 0 && this.#router.options.fallback === "error") {
+      throw this.#router.noReplicaError();
+    }
+    return this.#primary.via.fallback;
   }
 
-  /** Where a read outside any held connection goes, and why. */
-  #readTarget(state: ScopeState | undefined, text: string): Target {
+  /** Where a fetch outside any held connection goes, and why; `reads` says whether its statement reads. */
+  #readTarget(state: ScopeState | undefined, reads: boolean): Target {
     const route = state?.route;
-    if (route === "primary") return { member: this.#primary, reason: "primary-scope" };
-    if (route !== "replica" && !(this.#routeReads && isReadStatement(text))) {
-      return { member: this.#primary, reason: this.#routeReads ? "write" : "read" };
+    if (route === "primary") return this.#primary.via["primary-scope"];
+    if (route !== "replica" && !(this.#routeReads && reads)) {
+      return this.#primary.via[this.#routeReads ? "write" : "read"];
     }
     if (this.#readYourWrites > 0 && this.#clockOf(state).within(this.#readYourWrites)) {
-      return { member: this.#primary, reason: "read-your-writes" };
+      return this.#primary.via["read-your-writes"];
     }
     return this.#replicaTarget(route === "replica" ? "replica-scope" : "read");
   }
@@ -316,22 +319,20 @@ export class Database extends Queryable implements AsyncDisposable {
     reportQuery(this.#onQuery!, target.member, target.reason, method, sql, started, error);
   }
 
-  /** Takes a connection of the target's pool; a failure is reported to the hook. */
-  async #acquire(target: Target, method: QueryEvent["method"], sql: string, started: number) {
+  /** Takes a connection of the target's pool; with a hook, a failure is reported. */
+  #acquire(
+    target: Target,
+    method: QueryEvent["method"],
+    sql: string,
+    started: number,
+  ): Promise<PooledConnection<DriverConnection>> {
     this.#assertOpen();
-    try {
-      return await target.member.pool.acquire();
-    } catch (error) {
-      if (this.#onQuery) this.#report(target, method, sql, started, error);
+    const acquiring = target.member.pool.acquire();
+    if (!this.#onQuery) return acquiring;
+    return acquiring.catch((error: unknown) => {
+      this.#report(target, method, sql, started, error);
       throw error;
-    }
-  }
-
-  #readOnlyError(what: string): ReadOnlyError {
-    return new ReadOnlyError(
-      `${what} is not allowed inside db.replica(): replicas are read-only (write outside the replica scope, ` +
-        "or inside db.primary())",
-    );
+    });
   }
 
   /** Runs one query on a server's pool. */
@@ -356,24 +357,23 @@ export class Database extends Queryable implements AsyncDisposable {
   async #perform(kind: QueryKind, query: CompiledQuery, state: ScopeState | undefined): Promise<unknown> {
     if (state?.session) return await state.session.perform(kind, query);
     if (kind === EXECUTE) {
-      if (state?.route === "replica") throw this.#readOnlyError("execute");
-      const target: Target = { member: this.#primary, reason: state?.route === "primary" ? "primary-scope" : "write" };
+      if (state?.route === "replica") throw replicaWriteError("execute");
+      const target = this.#primary.via[state?.route === "primary" ? "primary-scope" : "write"];
       try {
         return await this.#runOn(target, kind, query);
       } finally {
         if (this.#readYourWrites > 0) this.#clockOf(state).mark();
       }
     }
-    for (let target = this.#readTarget(state, query.text);;) {
+    const reads = this.#routeReads || this.#readYourWrites > 0 ? isReadStatement(query.text) : true;
+    for (let target = this.#readTarget(state, reads);;) {
       try {
         return await this.#runOn(target, kind, query);
       } catch (error) {
         if (!this.#retryable(target, error)) throw error;
-        target = this.#replicaTarget(target.reason);
+        target = this.#replicaTarget(target.reason === "read" ? "read" : "replica-scope");
       } finally {
-        if (this.#readYourWrites > 0 && target.member === this.#primary && !isReadStatement(query.text)) {
-          this.#clockOf(state).mark();
-        }
+        if (!reads && this.#readYourWrites > 0 && target.member === this.#primary) this.#clockOf(state).mark();
       }
     }
   }
@@ -384,7 +384,7 @@ export class Database extends Queryable implements AsyncDisposable {
     state: ScopeState | undefined,
   ): Promise<ExecuteResult> {
     if (state?.session) return await executeManyAtomically(state.session, text, paramSets);
-    if (state?.route === "replica") throw this.#readOnlyError("executeMany");
+    if (state?.route === "replica") throw replicaWriteError("executeMany");
     const session = await this.#session(this.#primary, state);
     try {
       return await executeManyAtomically(session, text, paramSets);
@@ -398,7 +398,8 @@ export class Database extends Queryable implements AsyncDisposable {
       yield* state.session.stream(query, batchSize);
       return;
     }
-    for (let target = this.#readTarget(state, query.text);;) {
+    const reads = this.#routeReads || this.#readYourWrites > 0 ? isReadStatement(query.text) : true;
+    for (let target = this.#readTarget(state, reads);;) {
       let started = false;
       try {
         for await (const row of this.#streamOn(target, query, batchSize)) {
@@ -409,11 +410,9 @@ export class Database extends Queryable implements AsyncDisposable {
       } catch (error) {
         // Rows already handed out cannot be taken back: only a stream that yielded nothing moves elsewhere.
         if (started || !this.#retryable(target, error)) throw error;
-        target = this.#replicaTarget(target.reason);
+        target = this.#replicaTarget(target.reason === "read" ? "read" : "replica-scope");
       } finally {
-        if (this.#readYourWrites > 0 && target.member === this.#primary && !isReadStatement(query.text)) {
-          this.#clockOf(state).mark();
-        }
+        if (!reads && this.#readYourWrites > 0 && target.member === this.#primary) this.#clockOf(state).mark();
       }
     }
   }
@@ -463,7 +462,7 @@ export class Database extends Queryable implements AsyncDisposable {
       const parent = state.tx ?? state.session.current;
       return await runTransaction(state.session, await Transaction.open(state.session, parent, options, false), fn);
     }
-    if (state?.route === "replica") throw this.#readOnlyError("transaction");
+    if (state?.route === "replica") throw replicaWriteError("transaction");
     checkTransactionOptions(options); // before a connection is taken for nothing
     const session = await this.#session(this.#primary, state);
     return await runTransaction(session, await Transaction.open(session, undefined, options, true), fn);
@@ -471,7 +470,7 @@ export class Database extends Queryable implements AsyncDisposable {
 
   async #begin(options: TransactionOptions, state: ScopeState | undefined): Promise<Transaction> {
     if (state?.session) return await Transaction.open(state.session, state.tx ?? state.session.current, options, false);
-    if (state?.route === "replica") throw this.#readOnlyError("begin");
+    if (state?.route === "replica") throw replicaWriteError("begin");
     checkTransactionOptions(options);
     return await Transaction.open(await this.#session(this.#primary, state), undefined, options, true);
   }
@@ -504,7 +503,7 @@ export class Database extends Queryable implements AsyncDisposable {
    * Runs `fn` in a transaction on the primary: committed when `fn` returns,
    * rolled back (and the error rethrown) when it throws. Inside another
    * transaction it becomes a savepoint, whose failure rolls back only its
-   * own work. Inside `db.replica()` it throws {@linkcode ReadOnlyError}.
+   * own work. Inside `db.replica()` it throws `ReadOnlyError`.
    */
   async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
     return await this.#transaction(fn, options, this.#scopeState());
@@ -523,7 +522,7 @@ export class Database extends Queryable implements AsyncDisposable {
    * Runs `fn` in a replica scope: its reads (this instance's `db.*` calls
    * and the handle's) go to a healthy replica picked by `routing.picker`,
    * and `execute`, `executeMany`, `transaction` and `begin` throw
-   * {@linkcode ReadOnlyError} before reaching a server. Replica connections
+   * `ReadOnlyError` before reaching a server. Replica connections
    * are read-only on the server too, so a write hidden in a fetch fails
    * there. Without replicas, or when none is healthy and `routing.fallback`
    * is `"primary"`, reads go to the primary. `db.primary()` inside it
@@ -566,7 +565,7 @@ export class Database extends Queryable implements AsyncDisposable {
     if (this.#direct) {
       const state = this.#scopeState();
       if (state?.session) return state.session.perform(kind, query);
-      if (state === undefined) return this.#runOn({ member: this.#primary, reason: "read" }, kind, query);
+      if (state === undefined) return this.#runOn(this.#primary.via.read, kind, query);
     }
     return this.#perform(kind, query, this.#scopeState());
   }
@@ -605,12 +604,6 @@ export class Database extends Queryable implements AsyncDisposable {
   [denoInspect](): string {
     return this.toString();
   }
-}
-
-/** Where a query goes and why. */
-interface Target {
-  readonly member: Member;
-  readonly reason: RouteReason;
 }
 
 /** What a {@linkcode Routed} handle calls back into its database with. */

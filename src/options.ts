@@ -139,14 +139,18 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
   if (routing === undefined) return routingDefaults;
   if (!isObject(routing)) throw new ConfigError("the routing option must be an object");
   checkKeys(routing, routingKeys, "routing option");
-  const resolved = { ...routingDefaults, ...routing } as ResolvedRoutingOptions;
-  for (const key of routingKeys as (keyof RoutingOptions)[]) {
-    if (routing[key] === undefined) (resolved as Record<string, unknown>)[key] = routingDefaults[key];
-  }
-  if (routing.maxRecheckAfter === undefined) {
-    resolved.maxRecheckAfter = Math.max(routingDefaults.maxRecheckAfter, Number(resolved.recheckAfter) || 0);
-  }
-  const { reads, picker, readYourWrites, fallback, recheckAfter, maxRecheckAfter } = resolved;
+  const given = routing as RoutingOptions;
+  const recheckAfter = given.recheckAfter ?? routingDefaults.recheckAfter;
+  const resolved: ResolvedRoutingOptions = {
+    reads: given.reads ?? routingDefaults.reads,
+    picker: given.picker ?? routingDefaults.picker,
+    readYourWrites: given.readYourWrites ?? routingDefaults.readYourWrites,
+    fallback: given.fallback ?? routingDefaults.fallback,
+    recheckAfter,
+    // A first recheck later than the default cap raises the cap with it.
+    maxRecheckAfter: given.maxRecheckAfter ?? Math.max(routingDefaults.maxRecheckAfter, Number(recheckAfter) || 0),
+  };
+  const { reads, picker, readYourWrites, fallback, maxRecheckAfter } = resolved;
   if (reads !== "primary" && reads !== "replicas") {
     throw new ConfigError('routing.reads must be "primary" or "replicas"');
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { DriverConnection } from "./driver.ts";
-import { ConfigError, ConnectionError } from "./errors.ts";
+import { ConfigError, ConnectionError, ReadOnlyError } from "./errors.ts";
 import type { Pool, PoolStats } from "./pool.ts";
 import { backgroundTimeout } from "./runtime.ts";
 
@@ -147,6 +147,31 @@ export interface ReplicaStats extends PoolStats {
   lastError?: string;
 }
 
+/** Where a query goes and why. */
+export interface Target {
+  /** The server. */
+  readonly member: Member;
+  /** Why it goes there. */
+  readonly reason: RouteReason;
+}
+
+const reasons: readonly RouteReason[] = [
+  "write",
+  "read",
+  "replica-scope",
+  "primary-scope",
+  "read-your-writes",
+  "fallback",
+  "held",
+];
+
+/** The error a write gets where only a replica may be used, before it reaches any server. */
+export function replicaWriteError(what: string): ReadOnlyError {
+  return new ReadOnlyError(
+    `${what} is not allowed on a replica: replicas are read-only (write outside db.replica(), or inside db.primary())`,
+  );
+}
+
 /** One server of a `Database`: its pool, and for a replica its health. */
 export class Member {
   /** The primary or a replica. */
@@ -169,6 +194,8 @@ export class Member {
   lastError: string | undefined;
   /** The pending recheck. */
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** This server as the target of a query, one per reason, made once instead of per query. */
+  readonly via: Readonly<Record<RouteReason, Target>>;
 
   /** A server and its pool. */
   constructor(served: "primary" | "replica", index: number, url: string, pool: Pool<DriverConnection>) {
@@ -176,6 +203,9 @@ export class Member {
     this.index = index;
     this.url = url;
     this.pool = pool;
+    const via: Partial<Record<RouteReason, Target>> = {};
+    for (const reason of reasons) via[reason] = { member: this, reason };
+    this.via = via as Record<RouteReason, Target>;
   }
 }
 

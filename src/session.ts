@@ -7,10 +7,17 @@
 import type { ScopeSlot } from "./context.ts";
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
-import { ClosedError, ConnectionError, QueryError, ReadOnlyError } from "./errors.ts";
+import { ClosedError, ConnectionError, QueryError } from "./errors.ts";
 import type { PooledConnection } from "./pool.ts";
 import { EXECUTE, methodOf, type QueryKind, runOn } from "./queryable.ts";
-import { isReadStatement, type Member, type QueryEvent, type QueryHook, reportQuery } from "./router.ts";
+import {
+  isReadStatement,
+  type Member,
+  type QueryEvent,
+  type QueryHook,
+  replicaWriteError,
+  reportQuery,
+} from "./router.ts";
 import type { CompiledQuery } from "./sql.ts";
 import type { Transaction } from "./transaction.ts";
 
@@ -51,10 +58,10 @@ export interface SessionSetup {
   readonly member: Member;
   /** The owning instance's scope slot. */
   readonly scope: ScopeSlot<ScopeState>;
-  /** Where writes are recorded, when read-your-writes is on. */
-  readonly clock: WriteClock | undefined;
-  /** The context's clock, handed to the scopes the session opens. */
+  /** The routing context's clock: handed to the scopes the session opens, and where its writes are recorded. */
   readonly context: WriteClock;
+  /** True when read-your-writes is on, so writes must be recorded. */
+  readonly readYourWrites: boolean;
   /** The `onQuery` hook, if any. */
   readonly observe: QueryHook | undefined;
   /** Hands the connection back. */
@@ -73,7 +80,7 @@ export class Session {
   readonly scope: ScopeSlot<ScopeState>;
   /** The server the connection belongs to. */
   readonly member: Member;
-  /** True on a replica: writes throw {@linkcode ReadOnlyError} before reaching the server. */
+  /** True on a replica: writes throw `ReadOnlyError` before reaching the server. */
   readonly readOnly: boolean;
   /** The routing context's clock, for the scopes this session opens. */
   readonly context: WriteClock;
@@ -102,7 +109,7 @@ export class Session {
     this.member = setup.member;
     this.readOnly = setup.member.served === "replica";
     this.context = setup.context;
-    this.#clock = this.readOnly ? undefined : setup.clock;
+    this.#clock = setup.readYourWrites && !this.readOnly ? setup.context : undefined;
     this.#observe = setup.observe;
     this.#release = setup.release;
   }
@@ -112,14 +119,9 @@ export class Session {
     return { session: this, tx, route: undefined, clock: this.context };
   }
 
-  /** Throws {@linkcode ReadOnlyError} on a replica session. */
+  /** Throws `ReadOnlyError` on a replica session. */
   assertWritable(what: string): void {
-    if (this.readOnly) {
-      throw new ReadOnlyError(
-        `${what} is not allowed on a replica connection: replicas are read-only (run writes outside db.replica(), ` +
-          "or inside db.primary())",
-      );
-    }
+    if (this.readOnly) throw replicaWriteError(what);
   }
 
   #recordWrite(): void {
