@@ -11,7 +11,7 @@ import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { driverLoader } from "./drivers/mod.ts";
 import { ClosedError, ConfigError, ConnectionError, TransactionError } from "./errors.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
-import { Pool, type PooledConnection, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
+import { Pool, type PooledConnection, type PoolHooks, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
 import { EXECUTE, methodOf, Queryable, type QueryKind, runOn } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
 import {
@@ -25,7 +25,7 @@ import {
   Router,
   type Target,
 } from "./router.ts";
-import { type ScopeState, Session, WriteClock } from "./session.ts";
+import { CallContext, type ScopeState, Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
 import { checkTransactionOptions, executeManyAtomically, runTransaction, Transaction } from "./transaction.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
@@ -45,21 +45,29 @@ export interface CloseOptions {
 }
 
 /**
- * The handle `db.replica(fn)` and `db.primary(fn)` pass to their callback.
- * Its queries take the scope's route (a replica, or the primary) even where
- * the runtime has no async context; in a replica scope, `execute`,
- * `executeMany`, `transaction` and `begin` throw `ReadOnlyError`.
+ * The handle `db.context(fn)`, `db.replica(fn)` and `db.primary(fn)` pass to
+ * their callback. Its queries run in the scope (its context's connections
+ * and read-your-writes, its route) even where the runtime has no async
+ * context; in a replica scope, `execute`, `executeMany`, `transaction` and
+ * `begin` throw `ReadOnlyError`.
  */
 export interface RoutedScope extends Queryable {
-  /** Which server this scope's queries go to. */
-  readonly route: "primary" | "replica";
+  /** Which server this scope's queries go to: `"auto"` routes as the instance does outside scopes. */
+  readonly route: "auto" | "primary" | "replica";
   /** Holds one connection of this scope's route for `fn` (see `Database.connection`). */
   connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T>;
   /** Runs `fn` in a transaction on the primary (see `Database.transaction`). */
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options?: TransactionOptions): Promise<T>;
   /** Opens a transaction on the primary and returns its handle (see `Database.begin`). */
   begin(options?: TransactionOptions): Promise<Transaction>;
+  /** Runs `fn` in a replica scope nested in this one (see `Database.replica`). */
+  replica<T>(fn: (replica: RoutedScope) => Promise<T> | T): Promise<T>;
+  /** Runs `fn` in a primary scope nested in this one (see `Database.primary`). */
+  primary<T>(fn: (primary: RoutedScope) => Promise<T> | T): Promise<T>;
 }
+
+/** A Worker's limit on simultaneous outgoing connections per request. */
+const socketsPerRequest = 6;
 
 const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
 const denoInspect = Symbol.for("Deno.customInspect");
@@ -94,13 +102,17 @@ export class Database extends Queryable implements AsyncDisposable {
   readonly #scope = new ScopeSlot<ScopeState>();
   readonly #loadDriver: () => Promise<Driver>;
   /** Writes outside any context are recorded here (read-your-writes). */
-  readonly #rootClock = new WriteClock();
+  readonly #rootContext = new CallContext();
   readonly #readYourWrites: number;
   /** True when reads outside scopes may go to replicas. */
   readonly #routeReads: boolean;
   readonly #onQuery: QueryHook | undefined;
   /** True when no replica, hook or read-your-writes needs a routing decision. */
   readonly #direct: boolean;
+  /** True when connections belong to call contexts (`connectionScope: "context"`). */
+  readonly #scoped: boolean;
+  /** Makes a context's own pool for a server (`connectionScope: "context"`). */
+  readonly #contextPools = new Map<Member, () => Pool<DriverConnection>>();
   #driver: Driver | undefined;
   #closing: Promise<void> | undefined;
 
@@ -117,17 +129,14 @@ export class Database extends Queryable implements AsyncDisposable {
     this.#url = parsed;
     this.#name = resolved.name;
     this.#loadDriver = loadDriver;
+    this.#scoped = resolved.connectionScope === "context";
     const label = resolved.name === undefined ? `pool of ${parsed}` : `pool of "${resolved.name}"`;
-    this.#primary = new Member("primary", -1, parsed.toString(), this.#pool(parsed, resolved.pool, label, false));
+    const servers = 1 + resolved.replicas.length;
+    this.#primary = this.#member("primary", -1, parsed, resolved.pool, label, servers);
     const replicas = resolved.replicas.map((replica, i) =>
-      new Member(
-        "replica",
-        i,
-        replica.url.toString(),
-        this.#pool(replica.url, replica.pool, `${label} replica ${i}`, true),
-      )
+      this.#member("replica", i, replica.url, replica.pool, `${label} replica ${i}`, servers)
     );
-    this.#router = new Router(this.#primary, replicas, resolved.routing);
+    this.#router = new Router(this.#primary, replicas, resolved.routing, !this.#scoped);
     this.#readYourWrites = resolved.routing.readYourWrites;
     this.#routeReads = resolved.routing.reads === "replicas" && replicas.length > 0;
     this.#onQuery = resolved.onQuery;
@@ -135,29 +144,49 @@ export class Database extends Queryable implements AsyncDisposable {
     if (resolved.name !== undefined) register(resolved.name, this);
   }
 
-  #pool(url: DatabaseUrl, options: ResolvedPoolOptions, label: string, readOnly: boolean): Pool<DriverConnection> {
+  /**
+   * A server and its pool. With connections scoped to contexts, the
+   * instance's own pool never reuses a connection and never makes a caller
+   * wait for another's (on Workers that other may be a different request),
+   * and each context gets a pool of its own, sharing the per-request socket
+   * limit with the context's pools for the other servers.
+   */
+  #member(
+    served: "primary" | "replica",
+    index: number,
+    url: DatabaseUrl,
+    options: ResolvedPoolOptions,
+    label: string,
+    servers: number,
+  ): Member {
     const readOnlySession = dialectOf(url.dialect).readOnlySession;
-    return new Pool<DriverConnection>(
-      {
-        open: async () => {
-          const connection = await (this.#driver ?? await this.#driverLoaded()).connect(url);
-          if (readOnly) {
-            try {
-              await connection.execute(readOnlySession, []);
-            } catch (error) {
-              await connection.close();
-              throw error;
-            }
+    const hooks: PoolHooks<DriverConnection> = {
+      open: async () => {
+        const connection = await (this.#driver ?? await this.#driverLoaded()).connect(url);
+        if (served === "replica") {
+          try {
+            await connection.execute(readOnlySession, []);
+          } catch (error) {
+            await connection.close();
+            throw error;
           }
-          return connection;
-        },
-        close: (connection) => connection.close(),
-        broken: (connection) => connection.broken === true,
-        ping: (connection) => connection.ping?.(),
+          this.#router.confirm(member);
+        }
+        return connection;
       },
-      options,
-      label,
-    );
+      close: (connection) => connection.close(),
+      broken: (connection) => connection.broken === true,
+      ping: (connection) => connection.ping?.(),
+    };
+    const pool = this.#scoped
+      ? new Pool(hooks, { ...options, max: Infinity }, label, false)
+      : new Pool(hooks, options, label);
+    const member = new Member(served, index, url.toString(), pool);
+    if (this.#scoped) {
+      const max = Math.max(1, Math.min(options.max, Math.floor(socketsPerRequest / servers)));
+      this.#contextPools.set(member, () => new Pool(hooks, { ...options, min: 0, max }, `${label} (context)`));
+    }
+    return member;
   }
 
   /** The instance registered under `name`; a missing name is a `RegistryError` listing the registered ones. */
@@ -201,7 +230,8 @@ export class Database extends Queryable implements AsyncDisposable {
     } catch (error) {
       if (error instanceof ConfigError) throw error;
       throw new ConfigError(
-        `the ${this.dialect} driver could not be loaded on this runtime (node:sqlite needs Node.js >= 22.13)`,
+        `the ${this.dialect} driver could not be loaded on this runtime (node:sqlite needs Node.js >= 22.13; ` +
+          `a bundled program must import the driver module and pass it as the driver option)`,
         { cause: error },
       );
     }
@@ -251,14 +281,21 @@ export class Database extends Queryable implements AsyncDisposable {
     return state;
   }
 
-  #clockOf(state: ScopeState | undefined): WriteClock {
-    return state?.clock ?? this.#rootClock;
+  #contextOf(state: ScopeState | undefined): CallContext {
+    return state?.context ?? this.#rootContext;
+  }
+
+  /** The pool a call in `state` takes the server's connections from. */
+  #poolOf(member: Member, state: ScopeState | undefined): Pool<DriverConnection> {
+    if (!this.#scoped || state === undefined) return member.pool;
+    return state.context.poolFor(member, this.#contextPools.get(member)!) ?? member.pool;
   }
 
   async #session(member: Member, state: ScopeState | undefined): Promise<Session> {
     this.#assertOpen();
-    const item = await member.pool.acquire();
-    const context = this.#clockOf(state);
+    const pool = this.#poolOf(member, state);
+    const item = await pool.acquire();
+    const context = this.#contextOf(state);
     return new Session(item, dialectOf(this.dialect), {
       member,
       scope: this.#scope,
@@ -268,7 +305,7 @@ export class Database extends Queryable implements AsyncDisposable {
       release: (session) => {
         // A replica whose connection broke under a held scope leaves the rotation too.
         if (session.broken) this.#router.markDown(member, "its connection was lost during a connection scope");
-        member.pool.release(session.item, session.broken);
+        pool.release(session.item, session.broken);
       },
     });
   }
@@ -302,7 +339,7 @@ export class Database extends Queryable implements AsyncDisposable {
     if (route !== "replica" && !(this.#routeReads && reads)) {
       return this.#primary.via[this.#routeReads ? "write" : "read"];
     }
-    if (this.#readYourWrites > 0 && this.#clockOf(state).within(this.#readYourWrites)) {
+    if (this.#readYourWrites > 0 && this.#contextOf(state).within(this.#readYourWrites)) {
       return this.#primary.via["read-your-writes"];
     }
     return this.#replicaTarget(route === "replica" ? "replica-scope" : "read");
@@ -322,12 +359,13 @@ export class Database extends Queryable implements AsyncDisposable {
   /** Takes a connection of the target's pool; with a hook, a failure is reported. */
   #acquire(
     target: Target,
+    pool: Pool<DriverConnection>,
     method: QueryEvent["method"],
     sql: string,
     started: number,
   ): Promise<PooledConnection<DriverConnection>> {
     this.#assertOpen();
-    const acquiring = target.member.pool.acquire();
+    const acquiring = pool.acquire();
     if (!this.#onQuery) return acquiring;
     return acquiring.catch((error: unknown) => {
       this.#report(target, method, sql, started, error);
@@ -336,10 +374,15 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   /** Runs one query on a server's pool. */
-  async #runOn(target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
-    const { pool } = target.member;
+  async #runOn(
+    target: Target,
+    kind: QueryKind,
+    query: CompiledQuery,
+    state: ScopeState | undefined,
+  ): Promise<unknown> {
+    const pool = this.#poolOf(target.member, state);
     const started = this.#onQuery ? performance.now() : 0;
-    const item = await this.#acquire(target, methodOf(kind), query.text, started);
+    const item = await this.#acquire(target, pool, methodOf(kind), query.text, started);
     let broken = false;
     try {
       const result = await runOn(item.connection, kind, query);
@@ -360,20 +403,20 @@ export class Database extends Queryable implements AsyncDisposable {
       if (state?.route === "replica") throw replicaWriteError("execute");
       const target = this.#primary.via[state?.route === "primary" ? "primary-scope" : "write"];
       try {
-        return await this.#runOn(target, kind, query);
+        return await this.#runOn(target, kind, query, state);
       } finally {
-        if (this.#readYourWrites > 0) this.#clockOf(state).mark();
+        if (this.#readYourWrites > 0) this.#contextOf(state).mark();
       }
     }
     const reads = this.#routeReads || this.#readYourWrites > 0 ? isReadStatement(query.text) : true;
     for (let target = this.#readTarget(state, reads);;) {
       try {
-        return await this.#runOn(target, kind, query);
+        return await this.#runOn(target, kind, query, state);
       } catch (error) {
         if (!this.#retryable(target, error)) throw error;
         target = this.#replicaTarget(target.reason === "read" ? "read" : "replica-scope");
       } finally {
-        if (!reads && this.#readYourWrites > 0 && target.member === this.#primary) this.#clockOf(state).mark();
+        if (!reads && this.#readYourWrites > 0 && target.member === this.#primary) this.#contextOf(state).mark();
       }
     }
   }
@@ -402,7 +445,7 @@ export class Database extends Queryable implements AsyncDisposable {
     for (let target = this.#readTarget(state, reads);;) {
       let started = false;
       try {
-        for await (const row of this.#streamOn(target, query, batchSize)) {
+        for await (const row of this.#streamOn(target, query, batchSize, state)) {
           started = true;
           yield row;
         }
@@ -412,15 +455,20 @@ export class Database extends Queryable implements AsyncDisposable {
         if (started || !this.#retryable(target, error)) throw error;
         target = this.#replicaTarget(target.reason === "read" ? "read" : "replica-scope");
       } finally {
-        if (!reads && this.#readYourWrites > 0 && target.member === this.#primary) this.#clockOf(state).mark();
+        if (!reads && this.#readYourWrites > 0 && target.member === this.#primary) this.#contextOf(state).mark();
       }
     }
   }
 
-  async *#streamOn(target: Target, query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
-    const { pool } = target.member;
+  async *#streamOn(
+    target: Target,
+    query: CompiledQuery,
+    batchSize: number,
+    state: ScopeState | undefined,
+  ): AsyncIterableIterator<Row> {
+    const pool = this.#poolOf(target.member, state);
     const started = this.#onQuery ? performance.now() : 0;
-    const item = await this.#acquire(target, "iterate", query.text, started);
+    const item = await this.#acquire(target, pool, "iterate", query.text, started);
     // While this connection streams, a query that finds the pool exhausted may
     // borrow it, so querying inside the loop cannot deadlock.
     const lend = this.#driver?.interleavedStreams === true;
@@ -475,9 +523,13 @@ export class Database extends Queryable implements AsyncDisposable {
     return await Transaction.open(await this.#session(this.#primary, state), undefined, options, true);
   }
 
-  async #routed<T>(route: "primary" | "replica", fn: (scope: RoutedScope) => Promise<T> | T): Promise<T> {
+  async #routed<T>(
+    route: "primary" | "replica",
+    fn: (scope: RoutedScope) => Promise<T> | T,
+    outer: ScopeState | undefined,
+  ): Promise<T> {
     this.#assertOpen();
-    const state: ScopeState = { session: undefined, tx: undefined, route, clock: this.#clockOf(this.#scopeState()) };
+    const state: ScopeState = { session: undefined, tx: undefined, route, context: this.#contextOf(outer) };
     return await this.#scope.run(state, () => fn(new Routed(this.dialect, route, this.#port, state)));
   }
 
@@ -488,6 +540,7 @@ export class Database extends Queryable implements AsyncDisposable {
     connection: (fn, state) => this.#connection(fn, state),
     transaction: (fn, options, state) => this.#transaction(fn, options, state),
     begin: (options, state) => this.#begin(options, state),
+    routed: (route, fn, state) => this.#routed(route, fn, state),
   };
 
   /**
@@ -536,7 +589,7 @@ export class Database extends Queryable implements AsyncDisposable {
    * ```
    */
   async replica<T>(fn: (replica: RoutedScope) => Promise<T> | T): Promise<T> {
-    return await this.#routed("replica", fn);
+    return await this.#routed("replica", fn, this.#scopeState());
   }
 
   /**
@@ -544,20 +597,40 @@ export class Database extends Queryable implements AsyncDisposable {
    * the primary, also inside a `db.replica()` scope.
    */
   async primary<T>(fn: (primary: RoutedScope) => Promise<T> | T): Promise<T> {
-    return await this.#routed("primary", fn);
+    return await this.#routed("primary", fn, this.#scopeState());
   }
 
   /**
-   * Runs `fn` in a routing context of its own: for read-your-writes, only
-   * writes made inside it (by this instance) keep its reads on the primary.
-   * Wrap each request in one so one client's write does not send every
+   * Runs `fn` in a context of its own, typically one request. For
+   * read-your-writes, only writes made inside it (by this instance) keep its
+   * reads on the primary, so one client's write does not send every
    * client's reads to the primary; outside any context (or scope), writes
-   * count for the whole instance.
+   * count for the whole instance. With `connectionScope: "context"` (the
+   * default on Workers) the connections its queries open are its own and
+   * are closed before it returns. `fn` gets a handle that runs queries in
+   * the context also where the runtime has no async context.
+   *
+   * @example A Worker serving each request in a context
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * import { postgresJs } from "@roost/db/drivers/postgres-js";
+   * const db = new Database("postgres://app@db.internal/app", { name: "main", driver: postgresJs });
+   * export default {
+   *   fetch: (request: Request) =>
+   *     db.context(async (scope) => Response.json(await scope.fetchAll(sql`select id, name from users`))),
+   * };
+   * ```
    */
-  async context<T>(fn: () => Promise<T> | T): Promise<T> {
+  async context<T>(fn: (scope: RoutedScope) => Promise<T> | T): Promise<T> {
     this.#assertOpen();
-    const state: ScopeState = { session: undefined, tx: undefined, route: undefined, clock: new WriteClock() };
-    return await this.#scope.run(state, fn);
+    const outer = this.#scopeState()?.context;
+    const context = new CallContext(outer === this.#rootContext ? undefined : outer);
+    const state: ScopeState = { session: undefined, tx: undefined, route: undefined, context };
+    try {
+      return await this.#scope.run(state, () => fn(new Routed(this.dialect, "auto", this.#port, state)));
+    } finally {
+      await context.end();
+    }
   }
 
   /** Runs one compiled query where this handle runs queries. */
@@ -565,7 +638,7 @@ export class Database extends Queryable implements AsyncDisposable {
     if (this.#direct) {
       const state = this.#scopeState();
       if (state?.session) return state.session.perform(kind, query);
-      if (state === undefined) return this.#runOn(this.#primary.via.read, kind, query);
+      if (state === undefined) return this.#runOn(this.#primary.via.read, kind, query, undefined);
     }
     return this.#perform(kind, query, this.#scopeState());
   }
@@ -614,15 +687,20 @@ interface RoutePort {
   connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState): Promise<T>;
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions, state: ScopeState): Promise<T>;
   begin(options: TransactionOptions, state: ScopeState): Promise<Transaction>;
+  routed<T>(
+    route: "primary" | "replica",
+    fn: (scope: RoutedScope) => Promise<T> | T,
+    state: ScopeState,
+  ): Promise<T>;
 }
 
 /** The handle of a replica or primary scope: every call carries the scope's route. */
 class Routed extends Queryable implements RoutedScope {
-  readonly route: "primary" | "replica";
+  readonly route: "auto" | "primary" | "replica";
   readonly #port: RoutePort;
   readonly #state: ScopeState;
 
-  constructor(dialect: DialectName, route: "primary" | "replica", port: RoutePort, state: ScopeState) {
+  constructor(dialect: DialectName, route: "auto" | "primary" | "replica", port: RoutePort, state: ScopeState) {
     super(dialect);
     this.route = route;
     this.#port = port;
@@ -639,6 +717,14 @@ class Routed extends Queryable implements RoutedScope {
 
   begin(options: TransactionOptions = {}): Promise<Transaction> {
     return this.#port.begin(options, this.#state);
+  }
+
+  replica<T>(fn: (replica: RoutedScope) => Promise<T> | T): Promise<T> {
+    return this.#port.routed("replica", fn, this.#state);
+  }
+
+  primary<T>(fn: (primary: RoutedScope) => Promise<T> | T): Promise<T> {
+    return this.#port.routed("primary", fn, this.#state);
   }
 
   protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {

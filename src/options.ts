@@ -9,6 +9,7 @@ import type { DriverName } from "./drivers/mod.ts";
 import { ConfigError } from "./errors.ts";
 import { poolDefaults, type PoolOptions, type ResolvedPoolOptions } from "./pool.ts";
 import { type QueryHook, type ResolvedRoutingOptions, routingDefaults, type RoutingOptions } from "./router.ts";
+import { runtime } from "./runtime.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 
 /** A replica: its URL, or its URL and pool settings of its own. */
@@ -48,6 +49,16 @@ export interface DatabaseOptions {
    * ignored.
    */
   onQuery?: QueryHook;
+  /**
+   * Who owns connections. `"instance"`: one pool per server, shared by the
+   * whole instance. `"context"`: each `db.context()` opens its own
+   * connections (at most 6 at once across the instance's servers, a
+   * Worker's limit per request) and closes them when it ends; outside any
+   * context, each statement or scope opens a connection of its own and
+   * closes it after. Default `"context"` on Workers, where a socket must not
+   * outlive its request, `"instance"` elsewhere.
+   */
+  connectionScope?: "instance" | "context";
 }
 
 /** A replica with its options resolved. */
@@ -72,9 +83,11 @@ export interface ResolvedOptions {
   routing: ResolvedRoutingOptions;
   /** The query hook, if any. */
   onQuery: QueryHook | undefined;
+  /** Who owns connections. */
+  connectionScope: "instance" | "context";
 }
 
-const optionKeys = ["name", "driver", "pool", "replicas", "routing", "onQuery"];
+const optionKeys = ["name", "driver", "pool", "replicas", "routing", "onQuery", "connectionScope"];
 const routingKeys = Object.keys(routingDefaults);
 const poolKeys = Object.keys(poolDefaults) as (keyof PoolOptions)[];
 
@@ -176,7 +189,7 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
 export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOptions {
   if (!isObject(options)) throw new ConfigError("Database options must be an object");
   checkKeys(options, optionKeys, "Database option");
-  const { name, driver, onQuery } = options;
+  const { name, driver, onQuery, connectionScope = runtime === "workerd" ? "context" : "instance" } = options;
   if (name !== undefined && (typeof name !== "string" || name.trim() === "")) {
     throw new ConfigError("the name option must be a non-empty string");
   }
@@ -188,6 +201,14 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   if (onQuery !== undefined && typeof onQuery !== "function") {
     throw new ConfigError("the onQuery option must be a function");
   }
+  if (connectionScope !== "instance" && connectionScope !== "context") {
+    throw new ConfigError('the connectionScope option must be "instance" or "context"');
+  }
+  if (connectionScope === "context" && url.inMemory) {
+    throw new ConfigError(
+      'connectionScope "context" cannot keep an in-memory SQLite database, which lives in one connection',
+    );
+  }
   return {
     name: name as string | undefined,
     driver: driver as DriverName | Driver | undefined,
@@ -195,5 +216,6 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
     replicas: resolveReplicas(options.replicas, url, options.pool),
     routing: resolveRouting(options.routing),
     onQuery: onQuery as QueryHook | undefined,
+    connectionScope,
   };
 }

@@ -116,12 +116,19 @@ export class Pool<C> {
   #warm = false;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
+  readonly #reuse: boolean;
+  /** Connections being closed, which `close()` waits for. */
+  readonly #closes = new Set<Promise<void>>();
 
-  /** Creates an empty pool; nothing is opened until the first `acquire` or `warm`. */
-  constructor(hooks: PoolHooks<C>, options: ResolvedPoolOptions, label: string) {
+  /**
+   * Creates an empty pool; nothing is opened until the first `acquire` or
+   * `warm`. Without `reuse`, a released connection is closed instead of kept.
+   */
+  constructor(hooks: PoolHooks<C>, options: ResolvedPoolOptions, label: string, reuse = true) {
     this.#hooks = hooks;
     this.#options = options;
     this.#label = label;
+    this.#reuse = reuse;
   }
 
   /** True once `close` has been called. */
@@ -187,7 +194,10 @@ export class Pool<C> {
       if (this.#lenders.has(item)) this.#dispatch();
       return;
     }
-    if (item.broken || this.#hooks.broken?.(item.connection) || this.closed || Date.now() >= item.expiresAt) {
+    if (
+      item.broken || !this.#reuse || this.#hooks.broken?.(item.connection) || this.closed ||
+      Date.now() >= item.expiresAt
+    ) {
       this.#destroy(item);
       this.#dispatch();
       return;
@@ -207,7 +217,8 @@ export class Pool<C> {
   /**
    * Stops handing out connections, fails waiters with `ClosedError`, closes
    * idle connections, waits up to `timeout` ms for held ones to come back,
-   * then closes whatever is left.
+   * then closes whatever is left; resolves once the connections that were
+   * not cut off are closed.
    */
   close(timeout = 5_000): Promise<void> {
     if (this.#closing) return this.#closing;
@@ -224,8 +235,11 @@ export class Pool<C> {
           timer = backgroundTimeout(resolve, timeout);
         });
         clearTimeout(timer);
-        for (const item of [...this.#all]) this.#destroy(item);
       }
+      // Closing a connection still busy after the timeout may wait on its query: that close is not awaited.
+      const closes = [...this.#closes];
+      for (const item of [...this.#all]) this.#destroy(item);
+      await Promise.all(closes);
     })();
     return this.#closing;
   }
@@ -347,7 +361,10 @@ export class Pool<C> {
     const at = this.#idle.indexOf(item);
     if (at >= 0) this.#idle.splice(at, 1);
     this.#lenders.delete(item);
-    void this.#hooks.close(item.connection);
+    const closing: Promise<void> = this.#hooks.close(item.connection).catch(() => {}).then(() => {
+      this.#closes.delete(closing);
+    });
+    this.#closes.add(closing);
     this.#checkDrained();
   }
 

@@ -194,6 +194,8 @@ export class Member {
   lastError: string | undefined;
   /** The pending recheck. */
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Back in the rotation on trial (rechecks without timers): its next connection decides. */
+  probation = false;
   /** This server as the target of a query, one per reason, made once instead of per query. */
   readonly via: Readonly<Record<RouteReason, Target>>;
 
@@ -256,17 +258,26 @@ export class Router {
   #healthy: Member[];
   #turn = 0;
   #closed = false;
+  readonly #timers: boolean;
 
-  /** Routes between a primary and replicas. */
-  constructor(primary: Member, replicas: readonly Member[], options: ResolvedRoutingOptions) {
+  /**
+   * Routes between a primary and replicas. With `timers`, a replica that
+   * left the rotation is rechecked in the background; without (where
+   * connections belong to requests, as on Workers, and a timer would outlive
+   * its request) it rejoins on trial once its recheck is due, and its next
+   * connection decides.
+   */
+  constructor(primary: Member, replicas: readonly Member[], options: ResolvedRoutingOptions, timers = true) {
     this.primary = primary;
     this.replicas = replicas;
     this.options = options;
     this.#healthy = [...replicas];
+    this.#timers = timers;
   }
 
   /** A healthy replica chosen by the picker, or undefined when none is healthy. */
   pick(): Member | undefined {
+    if (!this.#timers && this.#healthy.length < this.replicas.length) this.#readmitDue();
     const healthy = this.#healthy;
     if (healthy.length <= 1) return healthy[0];
     const { picker } = this.options;
@@ -315,17 +326,37 @@ export class Router {
     member.lastError = error instanceof Error ? error.message : String(error);
     if (!member.healthy) return; // its recheck is already scheduled
     member.healthy = false;
-    member.failures = 1;
-    member.downSince = Date.now();
+    // A replica on trial that fails again waits longer before its next trial.
+    member.failures = member.probation ? member.failures + 1 : 1;
+    member.probation = false;
+    member.downSince ??= Date.now();
     this.#healthy = this.#healthy.filter((m) => m !== member);
     this.#scheduleCheck(member);
+  }
+
+  /** Ends a replica's trial after it connected: it is healthy again. */
+  confirm(member: Member): void {
+    if (!member.probation) return;
+    member.probation = false;
+    this.#revive(member);
+  }
+
+  #readmitDue(): void {
+    const now = Date.now();
+    for (const member of this.replicas) {
+      if (member.healthy || member.nextCheck === undefined || now < member.nextCheck) continue;
+      member.healthy = true;
+      member.probation = true;
+      member.nextCheck = undefined;
+      this.#healthy = this.replicas.filter((m) => m.healthy);
+    }
   }
 
   #scheduleCheck(member: Member): void {
     const { recheckAfter, maxRecheckAfter } = this.options;
     const delay = Math.min(maxRecheckAfter, recheckAfter * 2 ** (member.failures - 1));
     member.nextCheck = Date.now() + delay;
-    member.timer = backgroundTimeout(() => void this.#check(member), delay);
+    if (this.#timers) member.timer = backgroundTimeout(() => void this.#check(member), delay);
   }
 
   async #check(member: Member): Promise<void> {
@@ -350,6 +381,10 @@ export class Router {
       return;
     }
     if (this.#closed) return;
+    this.#revive(member);
+  }
+
+  #revive(member: Member): void {
     member.healthy = true;
     member.failures = 0;
     member.downSince = undefined;

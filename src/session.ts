@@ -8,7 +8,7 @@ import type { ScopeSlot } from "./context.ts";
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { ClosedError, ConnectionError, QueryError } from "./errors.ts";
-import type { PooledConnection } from "./pool.ts";
+import type { Pool, PooledConnection } from "./pool.ts";
 import { EXECUTE, methodOf, type QueryKind, runOn } from "./queryable.ts";
 import {
   isReadStatement,
@@ -21,10 +21,16 @@ import {
 import type { CompiledQuery } from "./sql.ts";
 import type { Transaction } from "./transaction.ts";
 
-/** Where the time of the last write is kept, for read-your-writes: one per routing context. */
-export class WriteClock {
+/**
+ * A call tree's context (`db.context()`, or the instance's own outside any):
+ * when it last wrote, for read-your-writes, and, where connections are
+ * scoped to contexts (Workers), the pools holding its own connections.
+ */
+export class CallContext {
   /** When the context last wrote (ms since the epoch). */
   last = -Infinity;
+  /** With `connectionScope: "context"`: this context's pool per server, made on first use. */
+  pools: Map<Member, Pool<DriverConnection>> | undefined;
 
   /** Records a write now. */
   mark(): void {
@@ -35,9 +41,36 @@ export class WriteClock {
   within(ms: number): boolean {
     return Date.now() - this.last < ms;
   }
+
+  /** Set once the context has ended and closed its connections. */
+  ended = false;
+  /** The enclosing context, whose connections a nested one uses. */
+  readonly #outer: CallContext | undefined;
+
+  /** A context; a nested one keeps its own writes but uses the enclosing context's connections. */
+  constructor(outer?: CallContext) {
+    this.#outer = outer;
+  }
+
+  /** This context's pool for `member`, made by `make` on first use; undefined once the context has ended. */
+  poolFor(member: Member, make: () => Pool<DriverConnection>): Pool<DriverConnection> | undefined {
+    if (this.ended) return undefined;
+    if (this.#outer) return this.#outer.poolFor(member, make);
+    this.pools ??= new Map();
+    let pool = this.pools.get(member);
+    if (pool === undefined) this.pools.set(member, pool = make());
+    return pool;
+  }
+
+  /** Closes this context's connections (held ones at once: the context is over), waiting until they are closed. */
+  async end(): Promise<void> {
+    this.ended = true;
+    const pools = this.pools;
+    this.pools = undefined;
+    if (pools !== undefined) await Promise.all([...pools.values()].map((pool) => pool.close(0)));
+  }
 }
 
-/** A route forced by `db.replica()` or `db.primary()`. */
 export type ForcedRoute = "primary" | "replica";
 
 /** What an instance's async context holds inside a scope. */
@@ -48,8 +81,8 @@ export interface ScopeState {
   readonly tx: Transaction | undefined;
   /** The route a `replica()` or `primary()` scope forces. */
   readonly route: ForcedRoute | undefined;
-  /** Where this context's writes are recorded. */
-  readonly clock: WriteClock;
+  /** The call context: its writes (read-your-writes) and, when connections are scoped to contexts, its connections. */
+  readonly context: CallContext;
 }
 
 /** How a session is set up. */
@@ -58,8 +91,8 @@ export interface SessionSetup {
   readonly member: Member;
   /** The owning instance's scope slot. */
   readonly scope: ScopeSlot<ScopeState>;
-  /** The routing context's clock: handed to the scopes the session opens, and where its writes are recorded. */
-  readonly context: WriteClock;
+  /** The call context: handed to the scopes the session opens, and where its writes are recorded. */
+  readonly context: CallContext;
   /** True when read-your-writes is on, so writes must be recorded. */
   readonly readYourWrites: boolean;
   /** The `onQuery` hook, if any. */
@@ -82,8 +115,8 @@ export class Session {
   readonly member: Member;
   /** True on a replica: writes throw `ReadOnlyError` before reaching the server. */
   readonly readOnly: boolean;
-  /** The routing context's clock, for the scopes this session opens. */
-  readonly context: WriteClock;
+  /** The call context, for the scopes this session opens. */
+  readonly context: CallContext;
   /** The innermost open transaction or savepoint. */
   current: Transaction | undefined;
   /** Set when an error showed the connection is unusable. */
@@ -97,7 +130,7 @@ export class Session {
    */
   aborted: { at: Transaction; error: unknown } | undefined;
   readonly #release: (session: Session) => void;
-  readonly #clock: WriteClock | undefined;
+  readonly #clock: CallContext | undefined;
   readonly #observe: QueryHook | undefined;
   #wrote = false;
 
@@ -116,7 +149,7 @@ export class Session {
 
   /** The scope state of a callback running on this session. */
   state(tx: Transaction | undefined): ScopeState {
-    return { session: this, tx, route: undefined, clock: this.context };
+    return { session: this, tx, route: undefined, context: this.context };
   }
 
   /** Throws `ReadOnlyError` on a replica session. */

@@ -2,6 +2,11 @@
  * Picks a driver for a dialect on the current runtime, loading it lazily so
  * the core never imports a driver it does not use.
  *
+ * The driver modules are imported through specifiers computed at run time,
+ * so a bundler (esbuild, wrangler, Vite) never follows them: a bundle holds
+ * only the drivers its code imports itself and passes as the `driver`
+ * option, which is how Workers and other bundled targets load one.
+ *
  * @module
  */
 import type { DialectName } from "../dialect.ts";
@@ -19,6 +24,12 @@ export type DriverName =
   | "bun-sql"
   | "mysql2";
 
+/** Imports a module of this directory by a specifier no bundler resolves at build time. */
+async function driverModule(file: string): Promise<Record<string, Driver>> {
+  const specifier = new URL(file, import.meta.url).href;
+  return await import(specifier);
+}
+
 interface DriverEntry {
   runtimes: readonly RuntimeName[];
   /** A loader per dialect the driver speaks. */
@@ -28,34 +39,34 @@ interface DriverEntry {
 const drivers: Record<DriverName, DriverEntry> = {
   "node-sqlite": {
     runtimes: ["node", "deno"],
-    dialects: { sqlite: () => import("./node_sqlite.ts").then((m) => m.nodeSqlite) },
+    dialects: { sqlite: () => driverModule("./node_sqlite.ts").then((m) => m.nodeSqlite) },
   },
   "bun-sqlite": {
     runtimes: ["bun"],
-    dialects: { sqlite: () => import("./bun_sqlite.ts").then((m) => m.bunSqlite) },
+    dialects: { sqlite: () => driverModule("./bun_sqlite.ts").then((m) => m.bunSqlite) },
   },
   "deno-sqlite": {
     runtimes: ["deno"],
-    dialects: { sqlite: () => import("./deno_sqlite.ts").then((m) => m.denoSqlite) },
+    dialects: { sqlite: () => driverModule("./deno_sqlite.ts").then((m) => m.denoSqlite) },
   },
   "postgres-js": {
     runtimes: ["node", "deno", "bun", "workerd"],
-    dialects: { postgres: () => import("./postgres_js.ts").then((m) => m.postgresJs) },
+    dialects: { postgres: () => driverModule("./postgres_js.ts").then((m) => m.postgresJs) },
   },
   "deno-postgres": {
     runtimes: ["deno"],
-    dialects: { postgres: () => import("./deno_postgres.ts").then((m) => m.denoPostgres) },
+    dialects: { postgres: () => driverModule("./deno_postgres.ts").then((m) => m.denoPostgres) },
   },
   "bun-sql": {
     runtimes: ["bun"],
     dialects: {
-      postgres: () => import("./bun_sql.ts").then((m) => m.bunSqlPostgres),
-      mysql: () => import("./bun_sql.ts").then((m) => m.bunSqlMysql),
+      postgres: () => driverModule("./bun_sql.ts").then((m) => m.bunSqlPostgres),
+      mysql: () => driverModule("./bun_sql.ts").then((m) => m.bunSqlMysql),
     },
   },
   "mysql2": {
     runtimes: ["node", "deno", "bun", "workerd"],
-    dialects: { mysql: () => import("./mysql2.ts").then((m) => m.mysql2) },
+    dialects: { mysql: () => driverModule("./mysql2.ts").then((m) => m.mysql2) },
   },
 };
 
@@ -67,8 +78,15 @@ export const defaultDrivers: Readonly<Record<RuntimeName, Partial<Record<Dialect
   node: { sqlite: "node-sqlite", postgres: "postgres-js", mysql: "mysql2" },
   deno: { sqlite: "node-sqlite", postgres: "postgres-js", mysql: "mysql2" },
   bun: { sqlite: "bun-sqlite", postgres: "postgres-js", mysql: "mysql2" },
-  workerd: { postgres: "postgres-js", mysql: "mysql2" },
+  // A Worker is a bundle, which holds only the drivers it imports: it passes the driver object.
+  workerd: {},
   unknown: { postgres: "postgres-js", mysql: "mysql2" },
+};
+
+/** What to import on a runtime without default drivers. */
+const bundledDrivers: Partial<Record<DialectName, { name: string; path: string }>> = {
+  postgres: { name: "postgresJs", path: "postgres-js" },
+  mysql: { name: "mysql2", path: "mysql2" },
 };
 
 /** True when `name` is a driver Roost ships. */
@@ -98,7 +116,14 @@ export function driverLoader(dialect: DialectName, option: DriverName | Driver |
   }
   const name = option ?? defaultDrivers[runtime][dialect];
   if (name === undefined) {
-    throw new ConfigError(`no default ${dialect} driver on ${runtime}: pass the driver option`);
+    const bundled = bundledDrivers[dialect];
+    throw new ConfigError(
+      bundled === undefined
+        ? `no ${dialect} driver runs on ${runtime}`
+        : `on ${runtime} a bundle holds only the drivers it imports, so pass the driver object: ` +
+          `import { ${bundled.name} } from "@roost/db/drivers/${bundled.path}" and ` +
+          `new Database(url, { driver: ${bundled.name} })`,
+    );
   }
   if (!isDriverName(name)) {
     throw new ConfigError(`unknown driver "${String(name)}" (known: ${Object.keys(drivers).join(", ")})`);
