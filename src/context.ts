@@ -41,6 +41,15 @@ export class ScopeSlot<T> {
     return undefined;
   }
 
+  /**
+   * The scope the caller is in where async context tells it; undefined
+   * without async context (never throws: for entry points such as
+   * `db.context()`, which start a scope of their own either way).
+   */
+  peek(): T | undefined {
+    return this.#storage?.getStore();
+  }
+
   /** Runs `fn` with `value` as the current scope of its async call tree. */
   async run<R>(value: T, fn: () => Promise<R> | R): Promise<R> {
     if (this.#storage) return await this.#storage.run(value, fn);

@@ -623,7 +623,8 @@ export class Database extends Queryable implements AsyncDisposable {
    */
   async context<T>(fn: (scope: RoutedScope) => Promise<T> | T): Promise<T> {
     this.#assertOpen();
-    const outer = this.#scopeState()?.context;
+    // Without async context a context cannot see an enclosing one (perhaps another request's): it stands alone.
+    const outer = this.#scope.peek()?.context;
     const context = new CallContext(outer === this.#rootContext ? undefined : outer);
     const state: ScopeState = { session: undefined, tx: undefined, route: undefined, context };
     try {

@@ -1,0 +1,191 @@
+/**
+ * Roost in a real edge runtime: the Worker in tests/workerd/ is bundled the
+ * way wrangler bundles one and runs in workerd (through miniflare) against
+ * the local servers, with and without `nodejs_compat`. Each suite gives the
+ * Worker a database of its own, so server-side counts see only its
+ * connections. Driven from Node, where miniflare runs; the other runtimes
+ * skip it.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import type { Miniflare } from "miniflare";
+import { type Database, sql } from "../mod.ts";
+import { runtime, sleep, targets, uniqueName } from "./support.ts";
+
+const servers = runtime === "node" ? targets().filter((t) => t.dialect !== "sqlite") : [];
+if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the workerd suite is driven from Node`);
+
+// Loaded only on Node: miniflare drives the workerd binary from there.
+const harness = runtime === "node" ? await import("./workerd/harness.ts") : undefined;
+const compatScript = harness?.bundleWorker("tests/workerd/worker_compat.ts", { nodejsCompat: true });
+const plainScript = harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: false });
+
+/** Polls `probe` until `check` holds, failing with the last value after `ms`. */
+async function eventually<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, ms = 5_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (check(value)) return value;
+    if (Date.now() > deadline) assert.fail(`${what} within ${ms} ms; last seen: ${JSON.stringify(value)}`);
+    await sleep(25);
+  }
+}
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+for (const target of servers) {
+  const postgres = target.dialect === "postgres";
+  const dialect = target.dialect;
+  describe(`workerd on [workerd ${target.label.slice(1, -1)}]`, () => {
+    let observer: Database;
+    const database = uniqueName("roost_wd");
+    const url = new URL(target.url);
+    url.pathname = `/${database}`;
+    const running: Miniflare[] = [];
+    let output = "";
+
+    const start = async (nodejsCompat: boolean) => {
+      const script = await (nodejsCompat ? compatScript : plainScript)!;
+      const worker = harness!.startWorker(script, {
+        nodejsCompat,
+        bindings: postgres ? { POSTGRES_URL: url.toString() } : { MYSQL_URL: url.toString() },
+        onOutput: (text) => output += text,
+      });
+      running.push(worker);
+      return worker;
+    };
+    const ask = async (worker: Miniflare, path: string): Promise<Answer> => {
+      const response = await worker.dispatchFetch(
+        `http://worker${path}${path.includes("?") ? "&" : "?"}dialect=${dialect}`,
+      );
+      return { status: response.status, body: await response.json() as Record<string, unknown> };
+    };
+    const ok = async (worker: Miniflare, path: string) => {
+      const answer = await ask(worker, path);
+      assert.equal(answer.status, 200, `${path}: ${JSON.stringify(answer.body)}`);
+      return answer.body;
+    };
+    /** The server's connections to this suite's database. */
+    const serverConnections = async () =>
+      Number(
+        await observer.fetchVal(
+          postgres
+            ? sql`select count(*) from pg_stat_activity where datname = ${database} and backend_type = 'client backend'`
+            : sql`select count(*) from information_schema.processlist where db = ${database}`,
+        ),
+      );
+
+    before(async () => {
+      observer = target.open({ pool: { max: 1 } });
+      await observer.execute(sql`create database ${sql.ident(database)}`);
+    });
+    after(async () => {
+      await Promise.all(running.splice(0).map((worker) => worker.dispose()));
+      await observer.execute(
+        postgres
+          ? sql`drop database if exists ${sql.ident(database)} with (force)`
+          : sql`drop database if exists ${sql.ident(database)}`,
+      );
+      await observer.close();
+    });
+
+    test("a module-scope named Database serves 20 sequential and 20 concurrent requests, then leaves no connection", async () => {
+      const baseline = await serverConnections();
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      const facts = await ok(worker, "/facts");
+      assert.equal(facts.asyncContextAvailable, true);
+      assert.deepEqual(facts.names, [dialect]);
+
+      const peaks: number[] = [];
+      for (let id = 1; id <= 20; id++) {
+        const body = await ok(worker, `/context?id=${id}`);
+        assert.deepEqual({ ...body, peak: 0 }, { id, note: "done", peak: 0, onReplica: true, onPrimary: false });
+        peaks.push(body.peak as number);
+      }
+      // The request's concurrent queries opened several connections, never more than a Worker may hold per request.
+      assert.ok(Math.max(...peaks) <= 6 && Math.max(...peaks) >= 2, `server connections per request: ${peaks}`);
+
+      let concurrentPeak = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          concurrentPeak = Math.max(concurrentPeak, await serverConnections());
+          await sleep(10);
+        }
+      })();
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => ask(worker, `/context?id=${101 + i}`)));
+      sampling = false;
+      await sampler;
+      for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.deepEqual(answers.map((a) => a.body.id), Array.from({ length: 20 }, (_, i) => 101 + i));
+
+      // Outside any context each statement opens and closes a connection of its own, sequential or concurrent.
+      for (let id = 201; id <= 205; id++) assert.equal((await ok(worker, `/bare?id=${id}`)).note, "bare");
+      const bare = await Promise.all([206, 207, 208, 209, 210].map((id) => ask(worker, `/bare?id=${id}`)));
+      for (const answer of bare) assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal((await ok(worker, "/count")).rows, 50);
+
+      // Contexts closed their connections before answering; per-statement ones close right after.
+      const between = await eventually(
+        "no connection left while the Worker still runs",
+        serverConnections,
+        (n) => n === baseline,
+      );
+      await worker.dispose();
+      running.splice(running.indexOf(worker), 1);
+      const afterDispose = await eventually("no connection after dispose", serverConnections, (n) => n === baseline);
+      assert.doesNotMatch(output, /different request/i);
+      console.log(
+        `[workerd ${target.label.slice(1, -1)}] server connections: baseline ${baseline}, per sequential request ` +
+          `${Math.min(...peaks)}-${Math.max(...peaks)}, peak during 20 concurrent requests ${concurrentPeak}, ` +
+          `idle Worker ${between}, after dispose ${afterDispose}`,
+      );
+    });
+
+    test("with nodejs_compat, db.* calls inside db.context() and db.replica() follow async context", async () => {
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      assert.deepEqual(await ok(worker, "/implicit"), { onReplica: true, onPrimary: false });
+      await worker.dispose();
+      running.splice(running.indexOf(worker), 1);
+    });
+
+    test("a Worker that passes no driver gets a ConfigError naming the import", async () => {
+      const worker = await start(true);
+      const answer = await ask(worker, "/nodriver");
+      assert.equal(answer.status, 500);
+      assert.equal(answer.body.name, "ConfigError");
+      assert.match(String(answer.body.error), new RegExp(`@roost/db/drivers/${postgres ? "postgres-js" : "mysql2"}`));
+      await worker.dispose();
+      running.splice(running.indexOf(worker), 1);
+    });
+
+    if (postgres) {
+      test("without nodejs_compat the core loads: explicit handles work, db.* in an open scope is a clear error", async () => {
+        const baseline = await serverConnections();
+        const worker = await start(false);
+        await ok(worker, "/setup");
+        assert.equal((await ok(worker, "/facts")).asyncContextAvailable, false);
+        for (let id = 301; id <= 305; id++) {
+          const body = await ok(worker, `/context?id=${id}`);
+          assert.deepEqual({ ...body, peak: 0 }, { id, note: "done", peak: 0, onReplica: true, onPrimary: false });
+        }
+        const answers = await Promise.all([306, 307, 308, 309, 310].map((id) => ask(worker, `/context?id=${id}`)));
+        for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        assert.equal((await ok(worker, "/bare?id=311")).note, "bare");
+        // Routing never guesses: without async context, db.* inside an open scope refuses to run.
+        const implicit = await ask(worker, "/implicit");
+        assert.equal(implicit.status, 500);
+        assert.deepEqual([implicit.body.name, implicit.body.code], ["ConfigError", "ROOST_NO_ASYNC_CONTEXT"]);
+        await worker.dispose();
+        running.splice(running.indexOf(worker), 1);
+        await eventually("no connection after dispose", serverConnections, (n) => n === baseline);
+        assert.doesNotMatch(output, /different request/i);
+      });
+    }
+  });
+}

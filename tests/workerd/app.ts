@@ -1,0 +1,109 @@
+/**
+ * The Worker the workerd suite runs: one module-scope named `Database` per
+ * dialect, built from `env` at module scope (no I/O happens there), serving
+ * every request. Each route answers JSON; an error is answered as
+ * `{ error, name, code }` with status 500, so the suite sees it.
+ *
+ * @module
+ */
+import { asyncContextAvailable, Database, type Driver, type RoutedScope, sql } from "@roost/db";
+
+/** The Worker's bindings. */
+export interface Env {
+  POSTGRES_URL?: string;
+  MYSQL_URL?: string;
+}
+
+type Dialect = "postgres" | "mysql";
+
+function connectionsQuery(dialect: Dialect) {
+  // Connections to this run's database, this one included.
+  return dialect === "postgres"
+    ? sql`select count(*)::int as n, pg_sleep(0.05)::text as s from pg_stat_activity where datname = current_database()`
+    : sql`select count(*) as n, sleep(0.05) as s from information_schema.processlist where db = database()`;
+}
+
+function readOnlyQuery(dialect: Dialect) {
+  return dialect === "postgres"
+    ? sql`select current_setting('transaction_read_only') as v`
+    : sql`select @@tx_read_only as v`;
+}
+
+const isReadOnly = (value: unknown) => value === "on" || value === 1 || value === "1" || value === true;
+
+/** One request's work: queries, 10 concurrent ones, a transaction, a replica read. */
+async function work(scope: RoutedScope, dialect: Dialect, id: number) {
+  await scope.transaction(async (tx) => {
+    await tx.execute(sql`insert into items (id, note) values (${id}, ${"first"})`);
+    await tx.execute(sql`update items set note = ${"done"} where id = ${id}`);
+  });
+  const note = await scope.fetchVal<string>(sql`select note from items where id = ${id}`);
+  const counts = await Promise.all(
+    Array.from({ length: 10 }, () => scope.fetchOne<{ n: number | string }>(connectionsQuery(dialect))),
+  );
+  const peak = Math.max(...counts.map((row) => Number(row!.n)));
+  const onReplica = isReadOnly(await scope.replica((replica) => replica.fetchVal(readOnlyQuery(dialect))));
+  const onPrimary = isReadOnly(await scope.fetchVal(readOnlyQuery(dialect)));
+  return { id, note, peak, onReplica, onPrimary };
+}
+
+/** Builds the Worker for the given drivers. */
+export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
+  const urls: Record<Dialect, string | undefined> = { postgres: env.POSTGRES_URL, mysql: env.MYSQL_URL };
+  // Module scope: constructing connects nothing; the first query in a request does.
+  for (const dialect of ["postgres", "mysql"] as const) {
+    const url = urls[dialect];
+    if (url === undefined || drivers[dialect] === undefined) continue;
+    // The replica is the same database through read-only sessions, enough to see where a read went.
+    new Database(url, { name: dialect, driver: drivers[dialect], replicas: [url] });
+  }
+
+  async function route(url: URL, dialect: Dialect): Promise<unknown> {
+    const db = Database.get(dialect);
+    const id = Number(url.searchParams.get("id") ?? 0);
+    switch (url.pathname) {
+      case "/setup":
+        await db.execute(sql`create table if not exists items (id int primary key, note varchar(20) not null)`);
+        return { created: true };
+      case "/context":
+        // The request's own connections, closed before the response leaves.
+        return await db.context((scope) => work(scope, dialect, id));
+      case "/bare": {
+        // Outside any context: every statement opens and closes a connection of its own.
+        await db.transaction(async (tx) => {
+          await tx.execute(sql`insert into items (id, note) values (${id}, ${"bare"})`);
+        });
+        return { id, note: await db.fetchVal(sql`select note from items where id = ${id}`) };
+      }
+      case "/implicit":
+        // db.* calls inside a context and a replica scope: needs async context (nodejs_compat).
+        return await db.context(async () => {
+          const onReplica = isReadOnly(await db.replica(() => db.fetchVal(readOnlyQuery(dialect))));
+          const onPrimary = isReadOnly(await db.fetchVal(readOnlyQuery(dialect)));
+          return { onReplica, onPrimary };
+        });
+      case "/nodriver":
+        // A bundle holds only the drivers it imports: without the driver option, the error says which to import.
+        return new Database(urls[dialect]!);
+      case "/count":
+        return { rows: Number(await db.fetchVal(sql`select count(*) from items`)) };
+      case "/facts":
+        return { asyncContextAvailable, names: Database.names(), stats: db.stats() };
+      default:
+        throw new Error(`no route ${url.pathname}`);
+    }
+  }
+
+  return {
+    async fetch(request: Request): Promise<Response> {
+      const url = new URL(request.url);
+      const dialect = (url.searchParams.get("dialect") ?? "postgres") as Dialect;
+      try {
+        return Response.json(await route(url, dialect));
+      } catch (error) {
+        const { name, message, code } = error as { name: string; message: string; code?: string };
+        return Response.json({ error: message, name, code }, { status: 500 });
+      }
+    },
+  };
+}
