@@ -1,0 +1,70 @@
+/**
+ * What Roost adds to an edge bundle: `mod.ts` with the postgres.js adapter
+ * (postgres.js itself left out), bundled for Workers and minified as
+ * `wrangler deploy --minify` would, then gzipped.
+ *
+ *   node bench/size.ts            the total and the bytes per module
+ *   node bench/size.ts --json     the figures as JSON
+ *
+ * @module
+ */
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import * as esbuild from "esbuild";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** The measured bundle. */
+export interface SizeReport {
+  /** Minified bytes. */
+  minified: number;
+  /** Minified and gzipped bytes (gzip level 9). */
+  gzipped: number;
+  /** Minified bytes each module contributes, largest first. */
+  modules: { path: string; bytes: number }[];
+  /** What the bundle still imports (only the driver, when the core needs no Node built-in). */
+  externals: string[];
+}
+
+/** Bundles and measures the core with the postgres.js adapter. */
+export async function measureCoreSize(): Promise<SizeReport> {
+  const result = await esbuild.build({
+    stdin: {
+      contents: `export * from "./mod.ts";\nexport { postgresJs } from "./src/drivers/postgres_js.ts";\n`,
+      resolveDir: root,
+      loader: "ts",
+    },
+    bundle: true,
+    write: false,
+    minify: true,
+    metafile: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    conditions: ["workerd", "worker", "browser"],
+    // The driver and what the runtime provides are not Roost's bytes.
+    external: ["postgres", "node:*", "cloudflare:*"],
+    logLevel: "silent",
+  });
+  const bytes = result.outputFiles[0].contents;
+  const output = Object.values(result.metafile.outputs)[0];
+  const modules = Object.entries(output.inputs)
+    .map(([path, input]) => ({ path: relative(root, join(root, path)), bytes: input.bytesInOutput }))
+    .filter((module) => module.bytes > 0)
+    .sort((a, b) => b.bytes - a.bytes);
+  const externals = [...new Set(output.imports.map((entry) => entry.path))].sort();
+  return { minified: bytes.length, gzipped: gzipSync(bytes, { level: 9 }).length, modules, externals };
+}
+
+if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
+  const report = await measureCoreSize();
+  if (process.argv.includes("--json")) {
+    console.log(JSON.stringify(report, null, 2));
+  } else {
+    const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+    console.log(`mod.ts + postgres.js adapter: ${report.gzipped} bytes min+gzip (${kib(report.gzipped)}), ` +
+      `${report.minified} bytes minified`);
+    for (const { path, bytes } of report.modules) console.log(`${String(bytes).padStart(7)}  ${path}`);
+  }
+}
