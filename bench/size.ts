@@ -63,8 +63,10 @@ if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
     console.log(JSON.stringify(report, null, 2));
   } else {
     const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
-    console.log(`mod.ts + postgres.js adapter: ${report.gzipped} bytes min+gzip (${kib(report.gzipped)}), ` +
-      `${report.minified} bytes minified`);
+    console.log(
+      `mod.ts + postgres.js adapter: ${report.gzipped} bytes min+gzip (${kib(report.gzipped)}), ` +
+        `${report.minified} bytes minified`,
+    );
     for (const { path, bytes } of report.modules) console.log(`${String(bytes).padStart(7)}  ${path}`);
   }
 }
