@@ -56,6 +56,8 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
     if (url === undefined || drivers[dialect] === undefined) continue;
     // The replica is the same database through read-only sessions, enough to see where a read went.
     new Database(url, { name: dialect, driver: drivers[dialect], replicas: [url] });
+    // Without replicas a request may use all 6 of its sockets on the primary.
+    new Database(url, { name: `${dialect}-solo`, driver: drivers[dialect] });
   }
 
   async function route(url: URL, dialect: Dialect): Promise<unknown> {
@@ -68,6 +70,8 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
       case "/context":
         // The request's own connections, closed before the response leaves.
         return await db.context((scope) => work(scope, dialect, id));
+      case "/solo":
+        return await Database.get(`${dialect}-solo`).context((scope) => work(scope, dialect, id));
       case "/bare": {
         // Outside any context: every statement opens and closes a connection of its own.
         await db.transaction(async (tx) => {
