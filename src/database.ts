@@ -113,6 +113,8 @@ export class Database extends Queryable implements AsyncDisposable {
   readonly #scoped: boolean;
   /** Makes a context's own pool for a server (`connectionScope: "context"`). */
   readonly #contextPools = new Map<Member, () => Pool<DriverConnection>>();
+  /** Contexts running now, whose connections `close()` closes too. */
+  readonly #liveContexts = new Set<CallContext>();
   #driver: Driver | undefined;
   #closing: Promise<void> | undefined;
 
@@ -175,6 +177,7 @@ export class Database extends Queryable implements AsyncDisposable {
         return connection;
       },
       close: (connection) => connection.close(),
+      destroy: (connection) => connection.destroy?.() ?? connection.close(),
       broken: (connection) => connection.broken === true,
       ping: (connection) => connection.ping?.(),
     };
@@ -252,7 +255,10 @@ export class Database extends Queryable implements AsyncDisposable {
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing === undefined) {
       if (this.#name !== undefined) unregister(this.#name, this);
-      this.#closing = this.#router.close(options.timeout);
+      this.#closing = Promise.all([
+        this.#router.close(options.timeout),
+        ...[...this.#liveContexts].map((context) => context.end(options.timeout)),
+      ]).then(() => {});
     }
     return this.#closing;
   }
@@ -287,8 +293,12 @@ export class Database extends Queryable implements AsyncDisposable {
 
   /** The pool a call in `state` takes the server's connections from. */
   #poolOf(member: Member, state: ScopeState | undefined): Pool<DriverConnection> {
-    if (!this.#scoped || state === undefined) return member.pool;
-    return state.context.poolFor(member, this.#contextPools.get(member)!) ?? member.pool;
+    if (!this.#scoped || state === undefined || state.context === this.#rootContext) return member.pool;
+    const pool = state.context.poolFor(member, this.#contextPools.get(member)!);
+    if (pool === undefined) {
+      throw new ClosedError("this db.context() has ended and closed its connections: query inside it, or outside any");
+    }
+    return pool;
   }
 
   async #session(member: Member, state: ScopeState | undefined): Promise<Session> {
@@ -627,9 +637,11 @@ export class Database extends Queryable implements AsyncDisposable {
     const outer = this.#scope.peek()?.context;
     const context = new CallContext(outer === this.#rootContext ? undefined : outer);
     const state: ScopeState = { session: undefined, tx: undefined, route: undefined, context };
+    if (this.#scoped) this.#liveContexts.add(context);
     try {
       return await this.#scope.run(state, () => fn(new Routed(this.dialect, "auto", this.#port, state)));
     } finally {
+      this.#liveContexts.delete(context);
       await context.end();
     }
   }

@@ -62,6 +62,12 @@ export interface DriverConnection {
   ping?(): Promise<void>;
   /** Closes the connection; never throws. */
   close(): Promise<void>;
+  /**
+   * Closes the connection at once, cutting off a statement in flight (the
+   * pool's forced close, or the end of a context, uses it); never throws.
+   * Without it, `close()` is used.
+   */
+  destroy?(): Promise<void>;
 }
 
 /** A database driver: how to open connections for one dialect. */

@@ -47,6 +47,8 @@ export interface PoolHooks<C> {
   open(): Promise<C>;
   /** Closes a connection; must not throw. */
   close(connection: C): Promise<void>;
+  /** Closes a connection at once, even in the middle of a statement; must not throw. Default: `close`. */
+  destroy?(connection: C): Promise<void>;
   /** True when a connection knows it is unusable, so it is closed instead of reused. */
   broken?(connection: C): boolean;
   /**
@@ -230,16 +232,18 @@ export class Pool<C> {
       for (const item of [...this.#idle]) this.#destroy(item);
       if (this.#all.size + this.#opening > 0) {
         let timer: ReturnType<typeof setTimeout> | undefined;
-        await new Promise<void>((resolve) => {
-          this.#drained = resolve;
-          timer = backgroundTimeout(resolve, timeout);
-        });
+        // Whoever closes awaits this wait, which is bounded: its timer may keep the process alive meanwhile.
+        if (timeout > 0) {
+          await new Promise<void>((resolve) => {
+            this.#drained = resolve;
+            timer = setTimeout(resolve, timeout);
+          });
+        }
         clearTimeout(timer);
       }
-      // Closing a connection still busy after the timeout may wait on its query: that close is not awaited.
-      const closes = [...this.#closes];
-      for (const item of [...this.#all]) this.#destroy(item);
-      await Promise.all(closes);
+      // Connections still busy after the timeout are cut off.
+      for (const item of [...this.#all]) this.#destroy(item, true);
+      await Promise.all(this.#closes);
     })();
     return this.#closing;
   }
@@ -356,12 +360,13 @@ export class Pool<C> {
     }
   }
 
-  #destroy(item: PooledConnection<C>): void {
+  #destroy(item: PooledConnection<C>, force = false): void {
     if (!this.#all.delete(item)) return;
     const at = this.#idle.indexOf(item);
     if (at >= 0) this.#idle.splice(at, 1);
     this.#lenders.delete(item);
-    const closing: Promise<void> = this.#hooks.close(item.connection).catch(() => {}).then(() => {
+    const close = force && this.#hooks.destroy ? this.#hooks.destroy : this.#hooks.close;
+    const closing: Promise<void> = close(item.connection).catch(() => {}).then(() => {
       this.#closes.delete(closing);
     });
     this.#closes.add(closing);

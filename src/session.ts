@@ -62,12 +62,15 @@ export class CallContext {
     return pool;
   }
 
-  /** Closes this context's connections (held ones at once: the context is over), waiting until they are closed. */
-  async end(): Promise<void> {
+  /**
+   * Closes this context's connections, waiting until they are closed: held
+   * ones at once when the context is over, or after `timeout` ms when the
+   * database closes while the context still runs.
+   */
+  async end(timeout = 0): Promise<void> {
     this.ended = true;
     const pools = this.pools;
-    this.pools = undefined;
-    if (pools !== undefined) await Promise.all([...pools.values()].map((pool) => pool.close(0)));
+    if (pools !== undefined) await Promise.all([...pools.values()].map((pool) => pool.close(timeout)));
   }
 }
 

@@ -16,7 +16,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Miniflare } from "miniflare";
 import { type Database, type DialectName, sql } from "../mod.ts";
-import { runtime, sleep, type Target, targets, tempDatabasePath, uniqueName } from "./support.ts";
+import { eventually, runtime, sleep, type Target, targets, tempDatabasePath, uniqueName } from "./support.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -38,17 +38,6 @@ const servers: { place: string; target: Target }[] = [];
 for (const target of targets()) {
   if (target.dialect === "sqlite" || servers.some((s) => s.target.dialect === target.dialect)) continue;
   servers.push({ place: target.label.slice(1).split(" · ")[0], target });
-}
-
-/** Polls `probe` until `check` holds, failing with the last value after `ms`. */
-async function eventually<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, ms = 5_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`${what} within ${ms} ms; last seen: ${JSON.stringify(value)}`);
-    await sleep(25);
-  }
 }
 
 /** A database of its own on a server, so the examples' fixed `notes` table is this run's alone. */

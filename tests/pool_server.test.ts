@@ -16,18 +16,7 @@ import {
   QueryError,
   sql,
 } from "../mod.ts";
-import { signal, sleep, targets, uniqueName, uniqueTable } from "./support.ts";
-
-/** Polls `check` until it returns true, failing with `what` (and the last value seen) after `ms`. */
-async function eventually<T>(what: string, probe: () => Promise<T> | T, check: (value: T) => boolean, ms = 3_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`${what} within ${ms} ms; last seen: ${JSON.stringify(value)}`);
-    await sleep(20);
-  }
-}
+import { eventually, signal, sleep, targets, uniqueName, uniqueTable } from "./support.ts";
 
 for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
   const postgres = target.dialect === "postgres";

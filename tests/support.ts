@@ -173,3 +173,19 @@ export function signal(): { promise: Promise<void>; resolve(): void } {
   const promise = new Promise<void>((r) => resolve = r);
   return { promise, resolve };
 }
+
+/** Polls `probe` until `check` holds, failing with `what` and the last value seen after `ms`. */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T> | T,
+  check: (value: T) => boolean,
+  ms = 5_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (check(value)) return value;
+    if (Date.now() > deadline) throw new Error(`expected ${what} within ${ms} ms; last seen: ${JSON.stringify(value)}`);
+    await sleep(20);
+  }
+}

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Miniflare } from "miniflare";
 import { type Database, sql } from "../mod.ts";
-import { runtime, sleep, targets, uniqueName } from "./support.ts";
+import { eventually, runtime, sleep, targets, uniqueName } from "./support.ts";
 
 const servers = runtime === "node" ? targets().filter((t) => t.dialect !== "sqlite") : [];
 if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the workerd suite is driven from Node`);
@@ -19,17 +19,6 @@ if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the worke
 const harness = runtime === "node" ? await import("./workerd/harness.ts") : undefined;
 const compatScript = harness?.bundleWorker("tests/workerd/worker_compat.ts", { nodejsCompat: true });
 const plainScript = harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: false });
-
-/** Polls `probe` until `check` holds, failing with the last value after `ms`. */
-async function eventually<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, ms = 5_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`${what} within ${ms} ms; last seen: ${JSON.stringify(value)}`);
-    await sleep(25);
-  }
-}
 
 interface Answer {
   status: number;

@@ -239,9 +239,19 @@ class Mysql2Connection implements DriverConnection {
     }
     await this.#connection.end().catch(() => this.#connection.destroy());
   }
+
+  destroy(): Promise<void> {
+    this.#lost ??= new Error("connection destroyed");
+    // mysql2's own destroy() only half-closes the socket, so a running statement would still deliver its result.
+    const core = (this.#connection as unknown as { connection: CoreConnection }).connection;
+    if (core.stream) core.stream.destroy();
+    else this.#connection.destroy();
+    return Promise.resolve();
+  }
 }
 
 interface CoreConnection {
+  stream?: { destroy(): void };
   query(options: { sql: string; values: unknown[] }): {
     on(event: "fields", listener: (fields: Field[]) => void): void;
     stream(options: { highWaterMark: number }): unknown;

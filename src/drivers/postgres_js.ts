@@ -267,6 +267,10 @@ class PostgresJsConnection implements DriverConnection {
   async close(): Promise<void> {
     await this.#sql.end({ timeout: 1 }).catch(() => {});
   }
+
+  async destroy(): Promise<void> {
+    await this.#sql.end({ timeout: 0 }).catch(() => {});
+  }
 }
 
 /** The postgres.js driver. */
