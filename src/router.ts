@@ -343,13 +343,15 @@ export class Router {
 
   #readmitDue(): void {
     const now = Date.now();
+    let readmitted = false;
     for (const member of this.replicas) {
       if (member.healthy || member.nextCheck === undefined || now < member.nextCheck) continue;
       member.healthy = true;
       member.probation = true;
       member.nextCheck = undefined;
-      this.#healthy = this.replicas.filter((m) => m.healthy);
+      readmitted = true;
     }
+    if (readmitted) this.#healthy = this.replicas.filter((m) => m.healthy);
   }
 
   #scheduleCheck(member: Member): void {

@@ -30,7 +30,7 @@ export class CallContext {
   /** When the context last wrote (ms since the epoch). */
   last = -Infinity;
   /** With `connectionScope: "context"`: this context's pool per server, made on first use. */
-  pools: Map<Member, Pool<DriverConnection>> | undefined;
+  #pools: Map<Member, Pool<DriverConnection>> | undefined;
 
   /** Records a write now. */
   mark(): void {
@@ -56,9 +56,9 @@ export class CallContext {
   poolFor(member: Member, make: () => Pool<DriverConnection>): Pool<DriverConnection> | undefined {
     if (this.ended) return undefined;
     if (this.#outer) return this.#outer.poolFor(member, make);
-    this.pools ??= new Map();
-    let pool = this.pools.get(member);
-    if (pool === undefined) this.pools.set(member, pool = make());
+    this.#pools ??= new Map();
+    let pool = this.#pools.get(member);
+    if (pool === undefined) this.#pools.set(member, pool = make());
     return pool;
   }
 
@@ -69,7 +69,7 @@ export class CallContext {
    */
   async end(timeout = 0): Promise<void> {
     this.ended = true;
-    const pools = this.pools;
+    const pools = this.#pools;
     if (pools !== undefined) await Promise.all([...pools.values()].map((pool) => pool.close(timeout)));
   }
 }

@@ -23,16 +23,7 @@ import {
   sql,
   type Transaction,
 } from "../mod.ts";
-import {
-  eventually,
-  signal,
-  sleep,
-  type Target,
-  targets,
-  tempDatabasePath,
-  uniqueName,
-  uniqueTable,
-} from "./support.ts";
+import { OwnDatabase, signal, sleep, type Target, targets, tempDatabasePath, uniqueTable } from "./support.ts";
 
 /** What the scopes under test have in common: `db`, a context's handle. */
 interface Runner extends Queryable {
@@ -128,15 +119,8 @@ for (const target of targets().filter((t) => !t.url.includes(":memory:"))) {
 
   describe(`connectionScope "context" on ${target.label}`, () => {
     // Servers: a database of the suite's own, so counts see only its connections; SQLite: the target's file.
-    const database = uniqueName("roost_ctx");
-    const url = (() => {
-      if (!server) return target.url;
-      const parsed = new URL(target.url);
-      parsed.pathname = `/${database}`;
-      return parsed.toString();
-    })();
-    /** On the target's own database (servers): creates and drops the suite's, and counts its connections. */
-    let observer: Database | undefined;
+    const own = server ? new OwnDatabase(target, "roost_ctx") : undefined;
+    const url = own?.url ?? target.url;
     const instances: Database[] = [];
     const tables: Table[] = [];
 
@@ -153,17 +137,7 @@ for (const target of targets().filter((t) => !t.url.includes(":memory:"))) {
       return table;
     };
 
-    /** The ids of the server's connections to this suite's database. */
-    const backends = async (): Promise<number[]> => {
-      const rows = await observer!.fetchAll<{ id: number | string }>(
-        postgres
-          ? sql`select pid as id from pg_stat_activity where datname = ${database} and backend_type = 'client backend'`
-          : sql`select id from information_schema.processlist where db = ${database}`,
-      );
-      return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
-    };
-    const serverCountIs = (n: number, what: string, ms = 2_000) =>
-      eventually(`${what}: ${n} server connections`, async () => (await backends()).length, (c) => c === n, ms);
+    const serverCountIs = (n: number, what: string, ms = 2_000) => own!.connectionsAre(n, what, ms);
     const backendId = async (q: Queryable) =>
       Number(await q.fetchVal(postgres ? sql`select pg_backend_pid()` : sql`select connection_id()`));
     /** Sleeps ~50 ms, then reports how many connections the suite's database has (`n`) and its own id. */
@@ -183,11 +157,7 @@ for (const target of targets().filter((t) => !t.url.includes(":memory:"))) {
     const slowQuery = (seconds: number) =>
       postgres ? sql`select 1 as done from pg_sleep(${seconds})` : sql`select sleep(${seconds}) + 1 as done`;
 
-    before(async () => {
-      if (!server) return;
-      observer = target.open({ pool: { max: 1 } });
-      await observer.execute(sql`create database ${sql.ident(database)}`);
-    });
+    before(() => own?.create());
     afterEach(async () => {
       await Promise.all(instances.splice(0).map((db) => db.close({ timeout: 100 })));
     });
@@ -199,14 +169,7 @@ for (const target of targets().filter((t) => !t.url.includes(":memory:"))) {
       } finally {
         await cleaner.close();
       }
-      if (observer) {
-        await observer.execute(
-          postgres
-            ? sql`drop database if exists ${sql.ident(database)} with (force)`
-            : sql`drop database if exists ${sql.ident(database)}`,
-        );
-        await observer.close();
-      }
+      await own?.drop();
     });
 
     test("queries, transactions, executeMany, iterate, connection() and begin() work through the context's handle", async () => {

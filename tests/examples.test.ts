@@ -15,8 +15,16 @@ import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Miniflare } from "miniflare";
-import { type Database, type DialectName, sql } from "../mod.ts";
-import { eventually, runtime, sleep, type Target, targets, tempDatabasePath, uniqueName } from "./support.ts";
+import {
+  eventually,
+  OwnDatabase,
+  runtime,
+  sleep,
+  type Target,
+  targets,
+  tempDatabasePath,
+  uniqueName,
+} from "./support.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -38,49 +46,6 @@ const servers: { place: string; target: Target }[] = [];
 for (const target of targets()) {
   if (target.dialect === "sqlite" || servers.some((s) => s.target.dialect === target.dialect)) continue;
   servers.push({ place: target.label.slice(1).split(" · ")[0], target });
-}
-
-/** A database of its own on a server, so the examples' fixed `notes` table is this run's alone. */
-class ServerDatabase {
-  readonly name = uniqueName("roost_ex");
-  readonly url: string;
-  readonly #dialect: DialectName;
-  readonly #observer: Database;
-
-  constructor(target: Target) {
-    const url = new URL(target.url);
-    url.pathname = `/${this.name}`;
-    this.url = url.toString();
-    this.#dialect = target.dialect;
-    this.#observer = target.open({ pool: { max: 1 } });
-  }
-
-  async create(): Promise<void> {
-    await this.#observer.execute(sql`create database ${sql.ident(this.name)}`);
-  }
-
-  /** The server's connections to this database. */
-  async connections(): Promise<number> {
-    return Number(
-      await this.#observer.fetchVal(
-        this.#dialect === "postgres"
-          ? sql`select count(*) from pg_stat_activity where datname = ${this.name} and backend_type = 'client backend'`
-          : sql`select count(*) from information_schema.processlist where db = ${this.name}`,
-      ),
-    );
-  }
-
-  async drop(): Promise<void> {
-    try {
-      await this.#observer.execute(
-        this.#dialect === "postgres"
-          ? sql`drop database if exists ${sql.ident(this.name)} with (force)`
-          : sql`drop database if exists ${sql.ident(this.name)}`,
-      );
-    } finally {
-      await this.#observer.close();
-    }
-  }
 }
 
 /** A server example running as a child process. */
@@ -198,7 +163,7 @@ const places = [{ place: "sqlite", target: undefined }, ...servers];
 
 for (const { place, target } of places) {
   describe(`the ${runtime} server example on [example ${place} · ${runtime}]`, () => {
-    const database = target === undefined ? undefined : new ServerDatabase(target);
+    const database = target === undefined ? undefined : new OwnDatabase(target, "roost_ex");
     const file = tempDatabasePath(uniqueName("example"));
     let server: ServerProcess | undefined;
     let base = "";
@@ -252,7 +217,7 @@ let workerScript: Promise<string> | undefined; // bundled once, by the first Wor
 
 for (const { place, target } of harness === undefined ? [] : servers) {
   describe(`the Worker example on [example worker ${place} · workerd]`, () => {
-    const database = new ServerDatabase(target);
+    const database = new OwnDatabase(target, "roost_ex");
     let worker: Miniflare | undefined;
     let output = "";
 

@@ -189,3 +189,74 @@ export async function eventually<T>(
     await sleep(20);
   }
 }
+
+/**
+ * A database of a suite's own on a server target, so server-side counts see
+ * only the suite's connections whatever else runs on the server. The
+ * observer is an instance on the target's own database, which creates,
+ * counts and drops it.
+ */
+export class OwnDatabase {
+  /** The database's name. */
+  readonly name: string;
+  /** Its URL (the target's, with this database). */
+  readonly url: string;
+  readonly #postgres: boolean;
+  #observer: Database | undefined;
+  readonly #target: Target;
+
+  /** Names a database (`prefix` + unique suffix) on `target`'s server; nothing is created yet. */
+  constructor(target: Target, prefix: string) {
+    this.#target = target;
+    this.#postgres = target.dialect === "postgres";
+    this.name = uniqueName(prefix);
+    const url = new URL(target.url);
+    url.pathname = `/${this.name}`;
+    this.url = url.toString();
+  }
+
+  /** The instance on the target's own database. */
+  get observer(): Database {
+    return this.#observer ??= this.#target.open({ pool: { max: 1 } });
+  }
+
+  /** Creates the database. */
+  async create(): Promise<void> {
+    await this.observer.execute(sql`create database ${sql.ident(this.name)}`);
+  }
+
+  /** The ids of the server's connections to the database, ascending. */
+  async backends(): Promise<number[]> {
+    const rows = await this.observer.fetchAll<{ id: number | string }>(
+      this.#postgres
+        ? sql`select pid as id from pg_stat_activity where datname = ${this.name} and backend_type = 'client backend'`
+        : sql`select id from information_schema.processlist where db = ${this.name}`,
+    );
+    return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+  }
+
+  /** How many connections the server has to the database. */
+  async connections(): Promise<number> {
+    return (await this.backends()).length;
+  }
+
+  /** Waits until the server has `n` connections to the database. */
+  connectionsAre(n: number, what: string, ms?: number): Promise<number> {
+    return eventually(`${what}: ${n} server connections`, () => this.connections(), (count) => count === n, ms);
+  }
+
+  /** Drops the database (closing whatever still uses it) and closes the observer. */
+  async drop(): Promise<void> {
+    if (this.#observer === undefined) return;
+    try {
+      await this.#observer.execute(
+        this.#postgres
+          ? sql`drop database if exists ${sql.ident(this.name)} with (force)`
+          : sql`drop database if exists ${sql.ident(this.name)}`,
+      );
+    } finally {
+      await this.#observer.close();
+      this.#observer = undefined;
+    }
+  }
+}

@@ -9,8 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Miniflare } from "miniflare";
-import { type Database, sql } from "../mod.ts";
-import { eventually, runtime, sleep, targets, uniqueName } from "./support.ts";
+import { eventually, OwnDatabase, runtime, sleep, targets } from "./support.ts";
 
 const servers = runtime === "node" ? targets().filter((t) => t.dialect !== "sqlite") : [];
 if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the workerd suite is driven from Node`);
@@ -29,10 +28,8 @@ for (const target of servers) {
   const postgres = target.dialect === "postgres";
   const dialect = target.dialect;
   describe(`workerd on [workerd ${target.label.slice(1, -1)}]`, () => {
-    let observer: Database;
-    const database = uniqueName("roost_wd");
-    const url = new URL(target.url);
-    url.pathname = `/${database}`;
+    const own = new OwnDatabase(target, "roost_wd");
+    const url = own.url;
     const running: Miniflare[] = [];
     let output = "";
 
@@ -40,7 +37,7 @@ for (const target of servers) {
       const script = await (nodejsCompat ? compatScript : plainScript)!;
       const worker = harness!.startWorker(script, {
         nodejsCompat,
-        bindings: postgres ? { POSTGRES_URL: url.toString() } : { MYSQL_URL: url.toString() },
+        bindings: postgres ? { POSTGRES_URL: url } : { MYSQL_URL: url },
         onOutput: (text) => output += text,
       });
       running.push(worker);
@@ -57,28 +54,12 @@ for (const target of servers) {
       assert.equal(answer.status, 200, `${path}: ${JSON.stringify(answer.body)}`);
       return answer.body;
     };
-    /** The server's connections to this suite's database. */
-    const serverConnections = async () =>
-      Number(
-        await observer.fetchVal(
-          postgres
-            ? sql`select count(*) from pg_stat_activity where datname = ${database} and backend_type = 'client backend'`
-            : sql`select count(*) from information_schema.processlist where db = ${database}`,
-        ),
-      );
+    const serverConnections = () => own.connections();
 
-    before(async () => {
-      observer = target.open({ pool: { max: 1 } });
-      await observer.execute(sql`create database ${sql.ident(database)}`);
-    });
+    before(() => own.create());
     after(async () => {
       await Promise.all(running.splice(0).map((worker) => worker.dispose()));
-      await observer.execute(
-        postgres
-          ? sql`drop database if exists ${sql.ident(database)} with (force)`
-          : sql`drop database if exists ${sql.ident(database)}`,
-      );
-      await observer.close();
+      await own.drop();
     });
 
     test("a module-scope named Database serves 20 sequential and 20 concurrent requests, then leaves no connection", async () => {
