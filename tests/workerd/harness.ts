@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 import { Miniflare } from "miniflare";
 
+/** The repository root, where the bundles resolve `@roost/db` from. */
 export const root: string = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const builtins = new Set(builtinModules);
