@@ -373,9 +373,10 @@ export class Database extends Queryable implements AsyncDisposable {
     method: QueryEvent["method"],
     sql: string,
     started: number,
+    shares = false,
   ): Promise<PooledConnection<DriverConnection>> {
     this.#assertOpen();
-    const acquiring = pool.acquire();
+    const acquiring = pool.acquire(shares);
     if (!this.#onQuery) return acquiring;
     return acquiring.catch((error: unknown) => {
       this.#report(target, method, sql, started, error);
@@ -383,8 +384,35 @@ export class Database extends Queryable implements AsyncDisposable {
     });
   }
 
-  /** Runs one query on a server's pool. */
-  async #runOn(
+  /** Runs one query on a server's pool; an idle connection is used at once, without waiting on the pool. */
+  #runOn(target: Target, kind: QueryKind, query: CompiledQuery, state: ScopeState | undefined): Promise<unknown> {
+    if (this.#onQuery === undefined && this.#closing === undefined) {
+      const pool = this.#poolOf(target.member, state);
+      const item = this.#driver?.pipelines === true ? pool.takeShared() : pool.takeReady();
+      if (item !== undefined) return this.#runHeld(pool, item, kind, query);
+    }
+    return this.#runAcquired(target, kind, query, state);
+  }
+
+  async #runHeld(
+    pool: Pool<DriverConnection>,
+    item: PooledConnection<DriverConnection>,
+    kind: QueryKind,
+    query: CompiledQuery,
+  ): Promise<unknown> {
+    let broken = false;
+    try {
+      return await runOn(item.connection, kind, query);
+    } catch (error) {
+      broken = error instanceof ConnectionError;
+      throw error;
+    } finally {
+      pool.release(item, broken);
+    }
+  }
+
+  /** Runs one query on a connection the pool hands out (perhaps after a wait), reporting it to the hook. */
+  async #runAcquired(
     target: Target,
     kind: QueryKind,
     query: CompiledQuery,
@@ -392,7 +420,8 @@ export class Database extends Queryable implements AsyncDisposable {
   ): Promise<unknown> {
     const pool = this.#poolOf(target.member, state);
     const started = this.#onQuery ? performance.now() : 0;
-    const item = await this.#acquire(target, pool, methodOf(kind), query.text, started);
+    const shares = this.#driver?.pipelines === true;
+    const item = await this.#acquire(target, pool, methodOf(kind), query.text, started, shares);
     let broken = false;
     try {
       const result = await runOn(item.connection, kind, query);

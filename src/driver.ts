@@ -83,6 +83,13 @@ export interface Driver {
    * `iterate` cannot deadlock even on a pool of one.
    */
   readonly interleavedStreams: boolean;
+  /**
+   * True when a connection takes further statements while one runs and
+   * answers them in order (postgres.js pipelines them). Single statements
+   * outside any scope then share busy connections instead of waiting for a
+   * free one, as the driver's own pool does.
+   */
+  readonly pipelines?: boolean;
   /** Opens a connection. Throws `ConnectionError` when it cannot. */
   connect(url: DatabaseUrl): Promise<DriverConnection>;
 }

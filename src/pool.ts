@@ -89,6 +89,8 @@ interface Waiter<C> {
   reject(error: unknown): void;
   timer: ReturnType<typeof setTimeout> | undefined;
   settled: boolean;
+  /** A single statement of a pipelining driver, which may share a busy connection. */
+  shares: boolean;
 }
 
 /** Pool options with every default filled in. */
@@ -112,6 +114,10 @@ export class Pool<C> {
   readonly #all = new Set<PooledConnection<C>>();
   readonly #idle: PooledConnection<C>[] = [];
   readonly #lenders = new Set<PooledConnection<C>>();
+  /** Connections held only by single statements that share them ({@linkcode takeShared}). */
+  readonly #sharing = new Set<PooledConnection<C>>();
+  /** Waiters that need a connection of their own (scopes, streams): while any waits, nothing is shared. */
+  #exclusiveWaiters = 0;
   #waiters: Waiter<C>[] = [];
   #opening = 0;
   #reaper: ReturnType<typeof setTimeout> | undefined;
@@ -155,9 +161,9 @@ export class Pool<C> {
   }
 
   /** Takes a connection, waiting (FIFO) up to `acquireTimeout` when all are busy. */
-  async acquire(): Promise<PooledConnection<C>> {
+  async acquire(shares = false): Promise<PooledConnection<C>> {
     for (;;) {
-      const item = await this.#obtain();
+      const item = await this.#obtain(shares);
       // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
       const fresh = !item.released;
       if (item.holders > 1 || fresh || Date.now() - item.idleSince < this.#options.validateAfter) return item;
@@ -171,6 +177,48 @@ export class Pool<C> {
         this.#destroy(item);
       }
     }
+  }
+
+  /**
+   * An idle connection taken at once, without a promise: the fast path of
+   * {@linkcode acquire}. Undefined when the caller must go through `acquire`:
+   * none is idle, others are waiting, or the idle one is due a check.
+   */
+  takeReady(): PooledConnection<C> | undefined {
+    const item = this.#idle[this.#idle.length - 1];
+    if (item === undefined || this.#waiters.length > 0 || this.closed) return undefined;
+    const now = Date.now();
+    if (now >= item.expiresAt || this.#hooks.broken?.(item.connection)) return undefined;
+    if (now - item.idleSince >= this.#options.validateAfter && this.#hooks.ping !== undefined) return undefined;
+    this.#idle.pop();
+    item.holders = 1;
+    return item;
+  }
+
+  /**
+   * A connection for one statement of a pipelining driver, taken at once: an
+   * idle one, or, when none is idle and the pool is full, the busy one with
+   * the fewest such statements (never one a scope or stream holds). Undefined
+   * when the caller must go through `acquire`: one can still be opened, or
+   * others wait (sharing stops then, so busy connections drain to them).
+   */
+  takeShared(): PooledConnection<C> | undefined {
+    const ready = this.takeReady();
+    if (ready !== undefined) {
+      this.#sharing.add(ready);
+      return ready;
+    }
+    if (this.#exclusiveWaiters > 0 || this.closed || this.#canGrow()) return undefined;
+    return this.#share();
+  }
+
+  #share(): PooledConnection<C> | undefined {
+    let least: PooledConnection<C> | undefined;
+    for (const item of this.#sharing) {
+      if (!item.broken && (least === undefined || item.holders < least.holders)) least = item;
+    }
+    if (least !== undefined) least.holders++;
+    return least;
   }
 
   /**
@@ -192,10 +240,12 @@ export class Pool<C> {
   release(item: PooledConnection<C>, broken = false): void {
     if (broken) item.broken = true;
     if (--item.holders > 0) {
+      if (this.#sharing.has(item)) return;
       // A borrower gave back a streaming connection: the next waiter may borrow it.
       if (this.#lenders.has(item)) this.#dispatch();
       return;
     }
+    this.#sharing.delete(item);
     if (
       item.broken || !this.#reuse || this.#hooks.broken?.(item.connection) || this.closed ||
       Date.now() >= item.expiresAt
@@ -248,7 +298,7 @@ export class Pool<C> {
     return this.#closing;
   }
 
-  #obtain(): Promise<PooledConnection<C>> | PooledConnection<C> {
+  #obtain(shares: boolean): Promise<PooledConnection<C>> | PooledConnection<C> {
     if (this.closed) throw new ClosedError(`${this.#label} is closed`);
     if (this.#waiters.length === 0) {
       const idle = this.#takeIdle();
@@ -257,8 +307,22 @@ export class Pool<C> {
       const lender = this.#borrow();
       if (lender) return lender;
     }
+    const shared = shares && this.#exclusiveWaiters === 0 ? this.#share() : undefined;
+    if (shared) return shared;
     return new Promise<PooledConnection<C>>((resolve, reject) => {
-      const waiter: Waiter<C> = { resolve, reject, timer: undefined, settled: false };
+      const waiter: Waiter<C> = {
+        resolve: shares
+          ? (item) => {
+            this.#sharing.add(item);
+            resolve(item);
+          }
+          : resolve,
+        reject,
+        timer: undefined,
+        settled: false,
+        shares,
+      };
+      if (!shares) this.#exclusiveWaiters++;
       const { acquireTimeout } = this.#options;
       if (acquireTimeout > 0) {
         const since = Date.now();
@@ -333,6 +397,7 @@ export class Pool<C> {
   #settle(waiter: Waiter<C>): Waiter<C> | undefined {
     if (waiter.settled) return undefined;
     waiter.settled = true;
+    if (!waiter.shares) this.#exclusiveWaiters--;
     if (waiter.timer !== undefined) clearTimeout(waiter.timer);
     return waiter;
   }

@@ -87,6 +87,18 @@ export abstract class Queryable {
   protected abstract stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row>;
 
   /**
+   * Compiles and runs one query. No extra async frame: a query's cost is the
+   * driver's; a bad query or a closed handle rejects rather than throws.
+   */
+  #run(kind: QueryKind, query: Query, params: readonly unknown[] | undefined): Promise<unknown> {
+    try {
+      return this.perform(kind, compileQuery(query, params, this.#rules));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
    * Runs a statement and returns how many rows it changed and, for an INSERT
    * where the dialect reports it, the last inserted id.
    *
@@ -98,8 +110,8 @@ export abstract class Queryable {
    * const { rowCount, lastInsertId } = await db.execute(sql`insert into users (name) values (${"Ada"})`);
    * ```
    */
-  async execute(query: Query, params?: readonly unknown[]): Promise<ExecuteResult> {
-    return await this.perform(EXECUTE, compileQuery(query, params, this.#rules)) as ExecuteResult;
+  execute(query: Query, params?: readonly unknown[]): Promise<ExecuteResult> {
+    return this.#run(EXECUTE, query, params) as Promise<ExecuteResult>;
   }
 
   /**
@@ -146,8 +158,8 @@ export abstract class Queryable {
    * const rows = await db.fetchAll<{ n: number }>(sql`select 1 as n union all select 2`);
    * ```
    */
-  async fetchAll<T = Row>(query: Query, params?: readonly unknown[]): Promise<T[]> {
-    return await this.perform(FETCH_ALL, compileQuery(query, params, this.#rules)) as T[];
+  fetchAll<T = Row>(query: Query, params?: readonly unknown[]): Promise<T[]> {
+    return this.#run(FETCH_ALL, query, params) as Promise<T[]>;
   }
 
   /**
@@ -160,8 +172,8 @@ export abstract class Queryable {
    * const row = await db.fetchOne<{ n: number }>(sql`select ${42} as n`);
    * ```
    */
-  async fetchOne<T = Row>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
-    return await this.perform(FETCH_ONE, compileQuery(query, params, this.#rules)) as T | undefined;
+  fetchOne<T = Row>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
+    return this.#run(FETCH_ONE, query, params) as Promise<T | undefined>;
   }
 
   /**
@@ -176,7 +188,7 @@ export abstract class Queryable {
    * ```
    */
   async fetchVal<T = unknown>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
-    return firstValue(await this.perform(FETCH_ONE, compileQuery(query, params, this.#rules)) as Row) as T | undefined;
+    return firstValue(await this.#run(FETCH_ONE, query, params) as Row) as T | undefined;
   }
 
   /**

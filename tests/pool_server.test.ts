@@ -115,6 +115,50 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
       await db.close();
     });
 
+    test("50 statements on a pool of 2: never more connections; postgres.js pipelines them on busy connections", async () => {
+      const db = open({ pool: { max: 2, acquireTimeout: 5_000 } });
+      await db.connect();
+      const pipelines = target.driver === "postgres-js";
+      const running = Array.from({ length: 50 }, (_, i) => db.fetchVal<number>(sql`select ${i} + 0 as n`));
+      const { busy, waiting, size } = db.stats().primary;
+      assert.ok(size <= 2 && busy <= 2, JSON.stringify(db.stats().primary));
+      // A pipelining driver queues further statements on its busy connections, as its own pool does; others wait.
+      if (pipelines) assert.equal(waiting, 0);
+      else assert.ok(waiting > 0, JSON.stringify(db.stats().primary));
+      assert.deepEqual((await Promise.all(running)).map(Number), Array.from({ length: 50 }, (_, i) => i));
+      assert.ok((await serverConnections()) <= 2);
+      assert.deepEqual(db.stats().primary, { size: 2, idle: 2, busy: 0, waiting: 0 });
+      await db.close();
+    });
+
+    test("under a stream of statements, a transaction gets a connection of its own, and nothing rides on it", async () => {
+      const db = open({ pool: { max: 2, acquireTimeout: 5_000 } });
+      const table = uniqueTable("shared");
+      await db.execute(sql`create table ${table} (n integer)`);
+      let stop = false;
+      const seen: number[] = [];
+      const lanes = Array.from({ length: 20 }, async () => {
+        while (!stop) seen.push(Number(await db.fetchVal(sql`select count(*) from ${table}`)));
+      });
+      await sleep(100);
+      const started = Date.now();
+      await db.transaction(async (tx) => {
+        await tx.execute(sql`insert into ${table} (n) values (1)`);
+        const before = seen.length;
+        await eventually("statements still run beside the transaction", () => seen.length, (n) => n >= before + 20);
+      });
+      const took = Date.now() - started;
+      stop = true;
+      await Promise.all(lanes);
+      // The uncommitted row was never visible: no statement ran on the transaction's connection.
+      const beforeCommit = seen.slice(0, seen.indexOf(1) < 0 ? seen.length : seen.indexOf(1));
+      assert.ok(beforeCommit.every((n) => n === 0));
+      assert.ok(took < 2_000, `the transaction waited ${took} ms for a connection`);
+      assert.equal(Number(await db.fetchVal(sql`select count(*) from ${table}`)), 1);
+      await db.execute(sql`drop table ${table}`);
+      await db.close();
+    });
+
     test("no leak after errors: the server-side connection count returns to zero", async () => {
       await serverCountIs(0, "the earlier tests' connections are gone");
       const db = open({ pool: { max: 4 } });

@@ -27,6 +27,7 @@ function open(path: string, options: { readOnly: boolean; create: boolean }): Sy
       statement.setReadBigInts(true);
       return statement;
     },
+    prepareNumbers: (text) => db.prepare(text),
     exec: (text) => db.exec(text),
     close: () => db.close(),
   };

@@ -278,6 +278,7 @@ export const postgresJs: Driver = {
   name: "postgres-js",
   dialect: "postgres",
   interleavedStreams: false,
+  pipelines: true,
   async connect(url) {
     const { connect_timeout } = url.options;
     const connection = postgresSessionParameters(url);

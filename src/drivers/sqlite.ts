@@ -24,6 +24,13 @@ export interface SyncStatement {
 export interface SyncDatabase {
   /** Prepares a statement that reads integers as `bigint`. */
   prepare(text: string): SyncStatement;
+  /**
+   * Prepares a statement that reads integers as numbers and throws a
+   * `RangeError` for one a number cannot hold exactly (node:sqlite), so
+   * reads need no `bigint` per integer. Left out where the runtime would
+   * round instead of throwing.
+   */
+  prepareNumbers?(text: string): SyncStatement;
   exec(text: string): void;
   close(): void;
 }
@@ -142,10 +149,10 @@ export function sqliteParams(params: readonly unknown[]): readonly unknown[] {
   return out ?? params;
 }
 
-/** A plain-object copy of a row with integers returned exactly. */
+/** A plain-object copy of a row with integers returned exactly (a plain object is converted in place). */
 function toRow(raw: unknown): Row {
   const source = raw as Record<string, unknown>;
-  const row: Row = {};
+  const row: Row = Object.getPrototypeOf(source) === Object.prototype ? source : {};
   for (const key in source) {
     const value = source[key];
     row[key] = typeof value === "bigint" ? exactInteger(value) : value;
@@ -157,10 +164,26 @@ interface CachedStatement {
   statement: SyncStatement;
   /** INSERT/REPLACE: only these report `lastInsertId`. */
   inserts: boolean;
+  /**
+   * A SELECT's statement reading integers as numbers (see
+   * `SyncDatabase.prepareNumbers`), prepared at its first read; null when
+   * there is none. Only a SELECT, which changes nothing, may run again on
+   * `statement` when an integer is too large for it.
+   */
+  numbers: SyncStatement | null | undefined;
+}
+
+const allRows = (statement: SyncStatement, values: unknown[]) => statement.all(...values);
+const firstRow = (statement: SyncStatement, values: unknown[]) => statement.get(...values);
+
+/** A node:sqlite integer beyond Number.MAX_SAFE_INTEGER read as a number. */
+function isTooLarge(error: unknown): boolean {
+  return error instanceof RangeError && (error as { code?: unknown }).code === "ERR_OUT_OF_RANGE";
 }
 
 const statementCacheSize = 256;
 const insertPattern = /^\s*(insert|replace)\b/i;
+const selectPattern = /^\s*select\b/i;
 
 /** A SQLite connection implementing the driver interface over a synchronous database. */
 export class SqliteConnection implements DriverConnection {
@@ -177,11 +200,13 @@ export class SqliteConnection implements DriverConnection {
   #prepare(text: string): CachedStatement {
     let cached = this.#statements.get(text);
     if (cached === undefined) {
-      cached = { statement: this.#db.prepare(text), inserts: insertPattern.test(text) };
+      const numbers = this.#db.prepareNumbers !== undefined && selectPattern.test(text) ? undefined : null;
+      cached = { statement: this.#db.prepare(text), inserts: insertPattern.test(text), numbers };
       if (this.#statements.size >= statementCacheSize) {
         const [oldest, evicted] = this.#statements.entries().next().value!;
         this.#statements.delete(oldest);
         evicted.statement.finalize?.();
+        evicted.numbers?.finalize?.();
       }
       this.#statements.set(text, cached);
     }
@@ -251,8 +276,23 @@ export class SqliteConnection implements DriverConnection {
     }
   }
 
+  /** Runs a cached statement's read, with integers as numbers where it can. */
+  #read<T>(text: string, params: readonly unknown[], read: (statement: SyncStatement, params: unknown[]) => T): T {
+    const cached = this.#prepare(text);
+    const values = sqliteParams(params) as unknown[];
+    if (cached.numbers === undefined) cached.numbers = this.#db.prepareNumbers!(text);
+    if (cached.numbers !== null) {
+      try {
+        return read(cached.numbers, values);
+      } catch (error) {
+        if (!isTooLarge(error)) throw error;
+      }
+    }
+    return read(cached.statement, values);
+  }
+
   #all(text: string, params: readonly unknown[]): Row[] {
-    const raw = this.#prepare(text).statement.all(...sqliteParams(params));
+    const raw = this.#read(text, params, allRows);
     const rows = new Array<Row>(raw.length);
     for (let i = 0; i < raw.length; i++) rows[i] = toRow(raw[i]);
     return rows;
@@ -268,7 +308,7 @@ export class SqliteConnection implements DriverConnection {
   }
 
   #one(text: string, params: readonly unknown[]): Row | undefined {
-    const raw = this.#prepare(text).statement.get(...sqliteParams(params));
+    const raw = this.#read(text, params, firstRow);
     return raw == null ? undefined : toRow(raw);
   }
 
@@ -321,7 +361,10 @@ export class SqliteConnection implements DriverConnection {
   /** Finalises cached statements and closes the database. */
   close(): Promise<void> {
     try {
-      for (const { statement } of this.#statements.values()) statement.finalize?.();
+      for (const { statement, numbers } of this.#statements.values()) {
+        statement.finalize?.();
+        numbers?.finalize?.();
+      }
       this.#statements.clear();
       this.#db.close();
     } catch {
