@@ -1,0 +1,167 @@
+/**
+ * Turns the workers' figures into the Markdown tables and SVG charts under
+ * bench/results/: every figure with its ratio to the raw driver measured in
+ * the same run (above 1 is faster than the raw driver).
+ *
+ * @module
+ */
+import type { BenchRuntime } from "./contenders/contender.ts";
+import { type CaseName, caseNames, type CaseResult, contenderNames, type WorkerReport } from "./worker.ts";
+
+/** Where and when a run happened. */
+export interface Machine {
+  date: string;
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  os: string;
+  servers: Record<string, string>;
+}
+
+/** A whole run: the machine and every worker's report. */
+export interface RunResults {
+  machine: Machine;
+  settings: { rounds: number; seconds: number };
+  reports: WorkerReport[];
+  /** Runtime/dialect pairs that produced no report, and why. */
+  failures: { runtime: BenchRuntime; dialect: string; error: string }[];
+}
+
+/** How each workload is named in the tables. */
+export const caseLabels: Record<CaseName, string> = {
+  "point-1": "point select, 1 in flight",
+  "point-50": "point select, 50 in flight",
+  "select-100": "100-row select",
+  "insert": "single-row insert",
+  "transaction": "10-statement transaction",
+  "execute-many": "executeMany, 1,000 rows",
+  "iterate": "iterate 1,000,000 rows",
+};
+
+const grouped = (n: number) => Math.round(n).toLocaleString("en-US");
+
+/** A figure as the tables show it. */
+function figure(result: CaseResult): string {
+  if (result.perSecond === undefined) return "—";
+  if (result.case === "iterate") {
+    return `${(1_000_000 / result.perSecond).toFixed(2)} s, +${Math.round((result.peakBytes ?? 0) / 2 ** 20)} MiB`;
+  }
+  if (result.case === "execute-many") return `${(1_000 / result.perSecond).toFixed(2)} ms`;
+  return `${grouped(result.perSecond)}/s`;
+}
+
+/** The contender's throughput over the raw driver's in the same run, or undefined. */
+export function ratio(result: CaseResult | undefined, raw: CaseResult | undefined): number | undefined {
+  if (result?.perSecond === undefined || raw?.perSecond === undefined) return undefined;
+  return result.perSecond / raw.perSecond;
+}
+
+function cell(result: CaseResult | undefined, raw: CaseResult | undefined): string {
+  if (result === undefined) return "";
+  if (result.perSecond === undefined) return `— (${result.skipped ?? "no figure"})`;
+  if (result === raw) return figure(result);
+  const r = ratio(result, raw);
+  return r === undefined ? figure(result) : `${figure(result)} (**${r.toFixed(2)}×**)`;
+}
+
+/** The Markdown tables of a run: one per runtime, a row per dialect and workload. */
+export function markdownTables(run: RunResults): string {
+  const lines: string[] = [];
+  const runtimes = [...new Set(run.reports.map((report) => report.runtime))];
+  for (const runtime of runtimes) {
+    const reports = run.reports.filter((report) => report.runtime === runtime);
+    lines.push(`### ${runtime} ${reports[0].runtimeVersion}`, "");
+    lines.push(`| dialect (driver) | workload | raw driver | Roost | Kysely | Drizzle |`);
+    lines.push(`| ---------------- | -------- | ---------- | ----- | ------ | ------- |`);
+    for (const report of reports) {
+      for (const caseName of caseNames) {
+        const results = report.results.filter((result) => result.case === caseName);
+        if (results.length === 0) continue;
+        const raw = results.find((result) => result.contender === "raw");
+        const driver = raw?.driver ?? results[0].driver;
+        const cells = contenderNames.map((name) => cell(results.find((result) => result.contender === name), raw));
+        lines.push(`| ${report.dialect} (${driver}) | ${caseLabels[caseName]} | ${cells.join(" | ")} |`);
+      }
+    }
+    lines.push("");
+  }
+  for (const failure of run.failures) {
+    lines.push(`- ${failure.runtime} / ${failure.dialect}: no figures (${failure.error})`);
+  }
+  return lines.join("\n");
+}
+
+/** The machine line under the tables. */
+export function machineLine(machine: Machine): string {
+  const servers = Object.entries(machine.servers).map(([name, version]) => `${name} ${version}`).join(", ");
+  return `${machine.date}: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; ` +
+    `${servers} on loopback.`;
+}
+
+const colors: Record<string, string> = { roost: "#2f6f4f", kysely: "#4a6fa5", drizzle: "#b5703a" };
+
+const escapeXml = (text: string) => text.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/**
+ * A horizontal bar chart for one runtime: per dialect and workload, each
+ * contender's throughput as a ratio to the raw driver (the line at 1.0).
+ */
+export function svgChart(run: RunResults, runtime: BenchRuntime): string {
+  const reports = run.reports.filter((report) => report.runtime === runtime);
+  const others = contenderNames.filter((name) => name !== "raw");
+  const rows: { label: string; bars: { name: string; value: number | undefined }[] }[] = [];
+  for (const report of reports) {
+    for (const caseName of caseNames) {
+      const results = report.results.filter((result) => result.case === caseName);
+      if (results.length === 0) continue;
+      const raw = results.find((result) => result.contender === "raw");
+      rows.push({
+        label: `${report.dialect}: ${caseLabels[caseName]}`,
+        bars: others.map((name) => ({ name, value: ratio(results.find((result) => result.contender === name), raw) })),
+      });
+    }
+  }
+  const left = 250, width = 420, bar = 7, gap = 10, top = 40;
+  const rowHeight = others.length * bar + gap;
+  const max = Math.max(1.25, ...rows.flatMap((row) => row.bars.map((b) => b.value ?? 0)));
+  const x = (value: number) => left + (value / max) * width;
+  const height = top + rows.length * rowHeight + 20;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${
+      left + width + 60
+    }" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="10" y="16" font-size="13" font-weight="bold">${
+      escapeXml(`${runtime} ${reports[0]?.runtimeVersion ?? ""}: throughput relative to the raw driver (1.0)`)
+    }</text>`,
+  ];
+  others.forEach((name, i) => {
+    out.push(`<rect x="${left + i * 90}" y="24" width="10" height="10" fill="${colors[name]}"/>`);
+    out.push(`<text x="${left + i * 90 + 14}" y="33">${name}</text>`);
+  });
+  rows.forEach((row, r) => {
+    const y = top + r * rowHeight;
+    out.push(
+      `<text x="${left - 6}" y="${y + (others.length * bar) / 2 + 4}" text-anchor="end">${escapeXml(row.label)}</text>`,
+    );
+    row.bars.forEach((b, i) => {
+      if (b.value === undefined) return;
+      out.push(
+        `<rect x="${left}" y="${y + i * bar}" width="${(x(b.value) - left).toFixed(1)}" height="${bar - 1}" fill="${
+          colors[b.name]
+        }"><title>${b.name} ${b.value.toFixed(2)}×</title></rect>`,
+      );
+      out.push(
+        `<text x="${(x(b.value) + 3).toFixed(1)}" y="${y + i * bar + bar - 1}" font-size="8">${
+          b.value.toFixed(2)
+        }</text>`,
+      );
+    });
+  });
+  out.push(
+    `<line x1="${x(1)}" y1="${top - 4}" x2="${x(1)}" y2="${height - 16}" stroke="black" stroke-dasharray="3,2"/>`,
+  );
+  out.push(`<text x="${x(1)}" y="${height - 4}" text-anchor="middle">1.0 = raw driver</text>`);
+  out.push(`</svg>`);
+  return out.join("\n");
+}

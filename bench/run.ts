@@ -1,0 +1,165 @@
+/**
+ * The benchmark: Roost, Kysely and Drizzle against the raw driver under
+ * them, on every runtime and dialect, in one run. Writes
+ * bench/results/latest.{json,md} and one SVG chart per runtime, and puts
+ * the tables in the README (a full run only, unless --readme).
+ *
+ *   npm run bench
+ *   node bench/run.ts --runtimes=node,bun --dialects=postgres --cases=point-1,point-50
+ *                     --contenders=raw,roost --rounds=5 --seconds=1 [--readme | --no-write]
+ *
+ * Each runtime and dialect is one worker process (bench/worker.ts) for the
+ * throughput cases; `iterate` runs in a fresh process per contender, so its
+ * memory figure is its own.
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, release, totalmem, type } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Database } from "../mod.ts";
+import type { BenchDialect, BenchRuntime } from "./contenders/contender.ts";
+import { type Machine, machineLine, markdownTables, type RunResults, svgChart } from "./report.ts";
+import { caseNames, contenderNames, type WorkerReport } from "./worker.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const option = (name: string) => process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+const flag = (name: string) => process.argv.includes(`--${name}`);
+
+const allRuntimes: BenchRuntime[] = ["node", "deno", "bun"];
+const allDialects: BenchDialect[] = ["sqlite", "postgres", "mysql"];
+const runtimes = (option("runtimes")?.split(",") ?? allRuntimes) as BenchRuntime[];
+const dialects = (option("dialects")?.split(",") ?? allDialects) as BenchDialect[];
+const cases = option("cases")?.split(",") ?? [...caseNames];
+const contenders = option("contenders")?.split(",") ?? [...contenderNames];
+const rounds = Number(option("rounds") ?? 5);
+const seconds = Number(option("seconds") ?? 1);
+const full = !option("runtimes") && !option("dialects") && !option("cases") && !option("contenders");
+
+function binary(name: string): string {
+  const local = join(root, "node_modules", ".bin", name);
+  return existsSync(local) ? local : name;
+}
+
+const commands: Record<BenchRuntime, string[]> = {
+  node: [binary("node"), "--expose-gc"],
+  deno: [binary("deno"), "run", "-A", "--v8-flags=--expose-gc"],
+  bun: [binary("bun")],
+};
+
+/** Runs one worker and returns its report, or throws with the end of its output. */
+function runWorker(runtime: BenchRuntime, args: string[]): WorkerReport {
+  const [command, ...prefix] = commands[runtime];
+  const child = spawnSync(command, [...prefix, join(root, "bench", "worker.ts"), ...args], {
+    cwd: root,
+    encoding: "utf8",
+    maxBuffer: 64 * 2 ** 20,
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  const line = child.stdout?.split("\n").find((text) => text.startsWith("RESULT "));
+  if (child.status !== 0 || line === undefined) {
+    const tail = `${child.stdout ?? ""}${child.stderr ?? ""}`.trim().split("\n").slice(-6).join(" | ");
+    throw new Error(`exit ${child.status}: ${tail || child.error?.message}`);
+  }
+  return JSON.parse(line.slice(7)) as WorkerReport;
+}
+
+async function serverVersion(url: string): Promise<string> {
+  const db = new Database(url);
+  try {
+    const version = String(await db.fetchVal("select version()"));
+    return version.match(/^(PostgreSQL [\d.]+|[\d.]+-MariaDB)/)?.[1] ?? version.split(" ")[0];
+  } catch {
+    return "unreachable";
+  } finally {
+    await db.close();
+  }
+}
+
+async function machine(): Promise<Machine> {
+  const servers: Record<string, string> = {};
+  if (dialects.includes("postgres")) {
+    servers.postgres = await serverVersion(
+      process.env.ROOST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+    );
+  }
+  if (dialects.includes("mysql")) {
+    servers.mysql = await serverVersion(process.env.ROOST_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test");
+  }
+  return {
+    date: new Date().toISOString().slice(0, 10),
+    cpu: cpus()[0]?.model.trim() ?? "unknown CPU",
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    os: `${type()} ${release()}`,
+    servers,
+  };
+}
+
+const results: RunResults = { machine: await machine(), settings: { rounds, seconds }, reports: [], failures: [] };
+const common = [`--rounds=${rounds}`, `--seconds=${seconds}`];
+const throughputCases = cases.filter((name) => name !== "iterate");
+
+for (const runtime of runtimes) {
+  for (const dialect of dialects) {
+    const started = performance.now();
+    try {
+      const report = throughputCases.length === 0 ? undefined : runWorker(runtime, [
+        `--dialect=${dialect}`,
+        `--cases=${throughputCases.join(",")}`,
+        `--contenders=${contenders.join(",")}`,
+        ...common,
+      ]);
+      const merged: WorkerReport = report ?? { runtime, runtimeVersion: "", dialect, results: [] };
+      if (cases.includes("iterate")) {
+        for (const contender of contenders) {
+          const alone = runWorker(runtime, [
+            `--dialect=${dialect}`,
+            "--cases=iterate",
+            `--contenders=${contender}`,
+            `--rounds=${Math.min(rounds, 3)}`,
+          ]);
+          merged.runtimeVersion = alone.runtimeVersion;
+          merged.results.push(...alone.results);
+        }
+      }
+      results.reports.push(merged);
+      console.error(`${runtime} ${dialect}: done in ${((performance.now() - started) / 1_000).toFixed(0)} s`);
+    } catch (error) {
+      const message = (error as Error).message;
+      results.failures.push({ runtime, dialect, error: message });
+      console.error(`${runtime} ${dialect}: FAILED ${message}`);
+    }
+  }
+}
+
+const tables = markdownTables(results);
+const settings = `Medians of ${rounds} rounds of ${seconds} s per contender and workload (iterate: ${
+  Math.min(rounds, 3)
+} runs in a fresh process per contender). A ratio is the contender's throughput over the raw driver's in the same run: above 1 is faster.`;
+console.log(`${tables}\n${machineLine(results.machine)}`);
+
+if (!flag("no-write")) {
+  const out = join(root, "bench", "results");
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, "latest.json"), JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(
+    join(out, "latest.md"),
+    `# Benchmark results\n\n${machineLine(results.machine)}\n\n${settings}\n\n${tables}`,
+  );
+  for (const runtime of new Set(results.reports.map((report) => report.runtime))) {
+    writeFileSync(join(out, `${runtime}.svg`), svgChart(results, runtime) + "\n");
+  }
+  if (full || flag("readme")) {
+    const readmePath = join(root, "README.md");
+    const readme = readFileSync(readmePath, "utf8");
+    const start = "<!-- bench:start -->", end = "<!-- bench:end -->";
+    const from = readme.indexOf(start), to = readme.indexOf(end);
+    if (from >= 0 && to > from) {
+      const body = `\n${machineLine(results.machine)}\n\n${settings}\n\n${tables}\n`;
+      writeFileSync(readmePath, readme.slice(0, from + start.length) + body + readme.slice(to));
+    }
+  }
+}
