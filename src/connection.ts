@@ -57,7 +57,7 @@ export class Connection extends Queryable {
   }
 
   /** Streams a compiled query's rows. */
-  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
     return this.#session.stream(query, batchSize);
   }
 }

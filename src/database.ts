@@ -475,7 +475,7 @@ export class Database extends Queryable implements AsyncDisposable {
     }
   }
 
-  async *#stream(query: CompiledQuery, batchSize: number, state: ScopeState | undefined): AsyncIterableIterator<Row> {
+  async *#stream(query: CompiledQuery, batchSize: number, state: ScopeState | undefined): AsyncIterableIterator<Row[]> {
     if (state?.session) {
       yield* state.session.stream(query, batchSize);
       return;
@@ -484,9 +484,9 @@ export class Database extends Queryable implements AsyncDisposable {
     for (let target = this.#readTarget(state, reads);;) {
       let started = false;
       try {
-        for await (const row of this.#streamOn(target, query, batchSize, state)) {
+        for await (const batch of this.#streamOn(target, query, batchSize, state)) {
           started = true;
-          yield row;
+          yield batch;
         }
         return;
       } catch (error) {
@@ -504,7 +504,7 @@ export class Database extends Queryable implements AsyncDisposable {
     query: CompiledQuery,
     batchSize: number,
     state: ScopeState | undefined,
-  ): AsyncIterableIterator<Row> {
+  ): AsyncIterableIterator<Row[]> {
     const pool = this.#poolOf(target.member, state);
     const started = this.#onQuery ? performance.now() : 0;
     const item = await this.#acquire(target, pool, "iterate", query.text, started);
@@ -514,7 +514,7 @@ export class Database extends Queryable implements AsyncDisposable {
     if (lend) pool.lend(item);
     let broken = false;
     try {
-      for await (const batch of item.connection.stream(query.text, query.params, batchSize, "own")) yield* batch;
+      yield* item.connection.stream(query.text, query.params, batchSize, "own");
       if (this.#onQuery) this.#report(target, "iterate", query.text, started);
     } catch (error) {
       broken = error instanceof ConnectionError;
@@ -691,7 +691,7 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   /** Streams a compiled query's rows. */
-  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
     return this.#stream(query, batchSize, this.#scopeState());
   }
 
@@ -725,7 +725,7 @@ export class Database extends Queryable implements AsyncDisposable {
 interface RoutePort {
   perform(kind: QueryKind, query: CompiledQuery, state: ScopeState): Promise<unknown>;
   performMany(text: string, paramSets: readonly (readonly unknown[])[], state: ScopeState): Promise<ExecuteResult>;
-  stream(query: CompiledQuery, batchSize: number, state: ScopeState): AsyncIterableIterator<Row>;
+  stream(query: CompiledQuery, batchSize: number, state: ScopeState): AsyncIterableIterator<Row[]>;
   connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState): Promise<T>;
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions, state: ScopeState): Promise<T>;
   begin(options: TransactionOptions, state: ScopeState): Promise<Transaction>;
@@ -777,7 +777,7 @@ class Routed extends Queryable implements RoutedScope {
     return this.#port.performMany(text, paramSets, this.#state);
   }
 
-  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
     return this.#port.stream(query, batchSize, this.#state);
   }
 }

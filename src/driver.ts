@@ -85,7 +85,8 @@ export interface Driver {
   readonly interleavedStreams: boolean;
   /**
    * True when a connection takes further statements while one runs and
-   * answers them in order (postgres.js pipelines them). Single statements
+   * answers them in order (postgres.js pipelines them; a SQLite connection
+   * runs each statement whole, synchronously). Single statements
    * outside any scope then share busy connections instead of waiting for a
    * free one, as the driver's own pool does.
    */

@@ -313,7 +313,8 @@ export class Pool<C> {
       const waiter: Waiter<C> = {
         resolve: shares
           ? (item) => {
-            this.#sharing.add(item);
+            // A borrowed streaming connection (two holders) stays the stream's.
+            if (item.holders === 1) this.#sharing.add(item);
             resolve(item);
           }
           : resolve,

@@ -45,6 +45,62 @@ export interface IterateOptions {
 /** A list of parameter sets for {@linkcode Queryable.executeMany}. */
 export type ParameterSets = Iterable<readonly unknown[]>;
 
+/**
+ * Hands out a stream of batches row by row. Rows of a batch already read
+ * come from memory, without a generator step per row; leaving the loop
+ * early ends the batch stream, which gives its connection back.
+ */
+class RowStream<T> implements AsyncIterableIterator<T> {
+  readonly #batches: AsyncIterator<Row[]>;
+  #batch: Row[] = [];
+  #next = 0;
+  /** The read of the next batch, while one runs: calls made meanwhile wait their turn. */
+  #reading: Promise<IteratorResult<T>> | undefined;
+
+  constructor(batches: AsyncIterator<Row[]>) {
+    this.#batches = batches;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#reading !== undefined) return this.#reading.then(() => this.next(), () => this.next());
+    if (this.#next < this.#batch.length) return Promise.resolve({ value: this.#batch[this.#next++] as T, done: false });
+    const reading = this.#read().finally(() => {
+      if (this.#reading === reading) this.#reading = undefined;
+    });
+    this.#reading = reading;
+    return reading;
+  }
+
+  async #read(): Promise<IteratorResult<T>> {
+    for (;;) {
+      const result = await this.#batches.next();
+      if (result.done) return { value: undefined, done: true };
+      if (result.value.length > 0) {
+        this.#batch = result.value;
+        this.#next = 1;
+        return { value: result.value[0] as T, done: false };
+      }
+    }
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    this.#batch = [];
+    await this.#batches.return?.();
+    return { value: undefined, done: true };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.#batch = [];
+    if (this.#batches.throw === undefined) throw error;
+    await this.#batches.throw(error);
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+}
+
 // deno-lint-ignore require-yield
 async function* failing(error: unknown): AsyncIterableIterator<never> {
   throw error;
@@ -83,8 +139,8 @@ export abstract class Queryable {
   protected abstract perform(kind: QueryKind, query: CompiledQuery): Promise<unknown>;
   /** Runs one statement for many parameter sets, atomically. */
   protected abstract performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult>;
-  /** Streams a compiled query's rows. */
-  protected abstract stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row>;
+  /** Streams a compiled query's rows, a batch at a time. */
+  protected abstract stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]>;
 
   /**
    * Compiles and runs one query. No extra async frame: a query's cost is the
@@ -209,7 +265,7 @@ export abstract class Queryable {
     try {
       const batchSize = options.batchSize ?? 100;
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError("batchSize must be a positive integer");
-      return this.stream(compileQuery(query, params, this.#rules), batchSize) as AsyncIterableIterator<T>;
+      return new RowStream<T>(this.stream(compileQuery(query, params, this.#rules), batchSize));
     } catch (error) {
       return failing(error);
     }

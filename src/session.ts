@@ -227,16 +227,14 @@ export class Session {
     }
   }
 
-  /** Streams rows on the held connection. */
-  async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+  /** Streams rows on the held connection, a batch at a time. */
+  async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
     this.check();
     if (this.#clock && !isReadStatement(query.text)) this.#recordWrite();
     const started = this.#observe ? performance.now() : 0;
     try {
       const placement = this.current ? "shared-transaction" : "shared";
-      for await (const batch of this.item.connection.stream(query.text, query.params, batchSize, placement)) {
-        yield* batch;
-      }
+      yield* this.item.connection.stream(query.text, query.params, batchSize, placement);
       if (this.#observe) this.#report("iterate", query.text, started);
     } catch (error) {
       this.#failed(error);

@@ -270,7 +270,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
   }
 
   /** Streams a compiled query's rows. */
-  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row> {
+  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
     this.#assertActive("query in");
     return this.#session.stream(query, batchSize);
   }

@@ -129,6 +129,18 @@ for (const target of targets()) {
       assert.equal(db.stats().primary.busy, 0, "leaving the loop early frees the connection");
     });
 
+    test("iterate: next() called again before the last answer still yields every row once, in order", async () => {
+      const rows = sql`with recursive c(n) as (select 1 union all select n + 1 from c where n < 25) select n from c`;
+      const iterator = db.iterate<{ n: number }>(rows, undefined, { batchSize: 4 });
+      const results = await Promise.all(Array.from({ length: 27 }, () => iterator.next()));
+      assert.deepEqual(
+        results.slice(0, 25).map((result) => result.value?.n),
+        Array.from({ length: 25 }, (_, i) => i + 1),
+      );
+      assert.ok(results.slice(25).every((result) => result.done));
+      assert.equal(db.stats().primary.busy, 0, "the finished stream freed its connection");
+    });
+
     test("a query inside for await of iterate completes", async () => {
       await db.executeMany(sql`insert into ${users} (name, age) values (${""}, ${0})`, [["i1", 1], ["i2", 2], [
         "i3",

@@ -40,6 +40,7 @@ export const bunSqlite: Driver = {
   name: "bun-sqlite",
   dialect: "sqlite",
   interleavedStreams: true,
+  pipelines: true,
   connect(url) {
     const { Database } = load();
     return connectSqlite("bun-sqlite", (path, { readOnly, create }): SyncDatabase => {

@@ -251,6 +251,7 @@ export const denoSqlite: Driver = {
   name: "deno-sqlite",
   dialect: "sqlite",
   interleavedStreams: true,
+  pipelines: true,
   async connect(url) {
     const { Database } = await importJsr<JsrSqliteModule>(
       "deno-sqlite",

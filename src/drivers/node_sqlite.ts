@@ -38,5 +38,6 @@ export const nodeSqlite: Driver = {
   name: "node-sqlite",
   dialect: "sqlite",
   interleavedStreams: true,
+  pipelines: true,
   connect: (url) => connectSqlite("node-sqlite", open, url),
 };
