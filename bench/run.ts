@@ -34,7 +34,7 @@ const runtimes = (option("runtimes")?.split(",") ?? allRuntimes) as BenchRuntime
 const dialects = (option("dialects")?.split(",") ?? allDialects) as BenchDialect[];
 const cases = option("cases")?.split(",") ?? [...caseNames];
 const contenders = option("contenders")?.split(",") ?? [...contenderNames];
-const rounds = Number(option("rounds") ?? 5);
+const rounds = Number(option("rounds") ?? 3);
 const seconds = Number(option("seconds") ?? 1);
 const full = !option("runtimes") && !option("dialects") && !option("cases") && !option("contenders");
 

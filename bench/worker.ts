@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   const dialect = (option("dialect") ?? "sqlite") as BenchDialect;
   const cases = (option("cases")?.split(",") ?? caseNames) as CaseName[];
   const wanted = (option("contenders")?.split(",") ?? contenderNames) as ContenderName[];
-  const rounds = Number(option("rounds") ?? 5);
+  const rounds = Number(option("rounds") ?? 3);
   const seconds = Number(option("seconds") ?? 1);
   const tag = `${runtime}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const sqlitePath = `/tmp/roost-bench-${tag}.db`;
@@ -222,4 +222,5 @@ async function measureIterate(contender: Contender, rounds: number): Promise<Cas
   return { ...base, perSecond: median(figures), rounds: figures, peakBytes };
 }
 
-await main();
+// Imported by run.ts and report.ts for its names and types: it measures only when run itself.
+if (import.meta.main) await main();
