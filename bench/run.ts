@@ -160,6 +160,8 @@ if (!flag("no-write")) {
     if (from >= 0 && to > from) {
       const body = `\n${machineLine(results.machine)}\n\n${settings}\n\n${tables}\n`;
       writeFileSync(readmePath, readme.slice(0, from + start.length) + body + readme.slice(to));
+      // The tables as `deno fmt` lays them out, so the README stays fmt-clean.
+      spawnSync(binary("deno"), ["fmt", readmePath], { cwd: root, stdio: "ignore" });
     }
   }
 }
