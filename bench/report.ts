@@ -10,18 +10,27 @@ import { type CaseName, caseNames, type CaseResult, contenderNames, type WorkerR
 
 /** Where and when a run happened. */
 export interface Machine {
+  /** The day of the run (YYYY-MM-DD). */
   date: string;
+  /** The CPU model. */
   cpu: string;
+  /** Logical cores. */
   cores: number;
+  /** Memory, rounded to GiB. */
   memoryGiB: number;
+  /** Kernel name and release. */
   os: string;
+  /** Each server's version, by dialect. */
   servers: Record<string, string>;
 }
 
 /** A whole run: the machine and every worker's report. */
 export interface RunResults {
+  /** Where and when. */
   machine: Machine;
+  /** Rounds per contender and workload, and seconds per round. */
   settings: { rounds: number; seconds: number };
+  /** One per runtime and dialect. */
   reports: WorkerReport[];
   /** Runtime/dialect pairs that produced no report, and why. */
   failures: { runtime: BenchRuntime; dialect: string; error: string }[];

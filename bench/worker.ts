@@ -41,8 +41,11 @@ export type ContenderName = typeof contenderNames[number];
 
 /** One contender's figure for one workload. */
 export interface CaseResult {
+  /** The workload. */
   case: CaseName;
+  /** The library. */
   contender: ContenderName;
+  /** The driver under it. */
   driver: string;
   /** Calls per second (median of rounds); for `iterate`, rows per second. */
   perSecond?: number;
@@ -56,9 +59,13 @@ export interface CaseResult {
 
 /** What a worker prints. */
 export interface WorkerReport {
+  /** The runtime the worker ran on. */
   runtime: BenchRuntime;
+  /** Its version. */
   runtimeVersion: string;
+  /** The dialect measured. */
   dialect: BenchDialect;
+  /** Every contender's figure for every workload measured. */
   results: CaseResult[];
 }
 

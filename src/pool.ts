@@ -68,8 +68,10 @@ export class PooledConnection<C> {
   readonly expiresAt: number;
   /** When it last became idle. */
   idleSince: number;
-  /** How many callers hold it (more than one only while it is lent by a stream). */
+  /** How many callers hold it (more than one while a stream lends it or single statements share it). */
   holders = 1;
+  /** Set while only single statements of a pipelining driver hold it, so more of them may join. */
+  shared = false;
   /** Set when an error showed the connection is unusable. */
   broken = false;
   /** Set once the connection has been given back (so the next hand-out may need a check). */
@@ -114,8 +116,6 @@ export class Pool<C> {
   readonly #all = new Set<PooledConnection<C>>();
   readonly #idle: PooledConnection<C>[] = [];
   readonly #lenders = new Set<PooledConnection<C>>();
-  /** Connections held only by single statements that share them ({@linkcode takeShared}). */
-  readonly #sharing = new Set<PooledConnection<C>>();
   /** Waiters that need a connection of their own (scopes, streams): while any waits, nothing is shared. */
   #exclusiveWaiters = 0;
   #waiters: Waiter<C>[] = [];
@@ -205,7 +205,7 @@ export class Pool<C> {
   takeShared(): PooledConnection<C> | undefined {
     const ready = this.takeReady();
     if (ready !== undefined) {
-      this.#sharing.add(ready);
+      ready.shared = true;
       return ready;
     }
     if (this.#exclusiveWaiters > 0 || this.closed || this.#canGrow()) return undefined;
@@ -214,8 +214,8 @@ export class Pool<C> {
 
   #share(): PooledConnection<C> | undefined {
     let least: PooledConnection<C> | undefined;
-    for (const item of this.#sharing) {
-      if (!item.broken && (least === undefined || item.holders < least.holders)) least = item;
+    for (const item of this.#all) {
+      if (item.shared && !item.broken && (least === undefined || item.holders < least.holders)) least = item;
     }
     if (least !== undefined) least.holders++;
     return least;
@@ -240,12 +240,12 @@ export class Pool<C> {
   release(item: PooledConnection<C>, broken = false): void {
     if (broken) item.broken = true;
     if (--item.holders > 0) {
-      if (this.#sharing.has(item)) return;
+      if (item.shared) return;
       // A borrower gave back a streaming connection: the next waiter may borrow it.
       if (this.#lenders.has(item)) this.#dispatch();
       return;
     }
-    this.#sharing.delete(item);
+    item.shared = false;
     if (
       item.broken || !this.#reuse || this.#hooks.broken?.(item.connection) || this.closed ||
       Date.now() >= item.expiresAt
@@ -314,7 +314,7 @@ export class Pool<C> {
         resolve: shares
           ? (item) => {
             // A borrowed streaming connection (two holders) stays the stream's.
-            if (item.holders === 1) this.#sharing.add(item);
+            if (item.holders === 1) item.shared = true;
             resolve(item);
           }
           : resolve,

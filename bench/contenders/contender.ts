@@ -14,7 +14,9 @@ export type BenchRuntime = "node" | "deno" | "bun";
 
 /** Where a contender connects and what it queries. */
 export interface BenchSetup {
+  /** The dialect measured. */
   dialect: BenchDialect;
+  /** The runtime the worker runs on. */
   runtime: BenchRuntime;
   /** A Roost URL: `postgres://…`, `mysql://…` or `sqlite:///absolute/path.db`. */
   url: string;
@@ -35,9 +37,13 @@ export interface BenchSetup {
 
 /** A row of the `users` table. */
 export interface UserRow {
+  /** 1..10,000. */
   id: number;
+  /** `user <id>`. */
   name: string;
+  /** `user<id>@example.com`. */
   email: string;
+  /** `(id - 1) % 100`. */
   score: number;
 }
 
