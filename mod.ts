@@ -47,6 +47,7 @@ export {
   ConnectionError,
   NoResultError,
   PoolTimeoutError,
+  QueryCanceledError,
   QueryError,
   ReadOnlyError,
   RegistryError,

@@ -9,7 +9,7 @@ import { ScopeSlot } from "./context.ts";
 import { type DialectName, dialectOf, type TransactionOptions } from "./dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { driverLoader } from "./drivers/mod.ts";
-import { ClosedError, ConfigError, ConnectionError, TransactionError } from "./errors.ts";
+import { ClosedError, ConfigError, ConnectionError, TransactionError, withParameters } from "./errors.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
 import { Pool, type PooledConnection, type PoolHooks, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
 import { EXECUTE, methodOf, Queryable, type QueryKind, runOn } from "./queryable.ts";
@@ -107,6 +107,8 @@ export class Database extends Queryable implements AsyncDisposable {
   /** True when reads outside scopes may go to replicas. */
   readonly #routeReads: boolean;
   readonly #onQuery: QueryHook | undefined;
+  /** Whether errors and events carry query parameters (`debugParameters`). */
+  readonly #debug: boolean;
   /** True when no replica, hook or read-your-writes needs a routing decision. */
   readonly #direct: boolean;
   /** True when connections belong to call contexts (`connectionScope: "context"`). */
@@ -124,8 +126,8 @@ export class Database extends Queryable implements AsyncDisposable {
    * `RegistryError` for a taken name.
    */
   constructor(url: string, options: DatabaseOptions = {}) {
-    const parsed = parseDatabaseUrl(url);
-    const resolved = resolveOptions(options, parsed);
+    const resolved = resolveOptions(options, parseDatabaseUrl(url));
+    const parsed = resolved.url;
     const loadDriver = driverLoader(parsed.dialect, resolved.driver);
     super(parsed.dialect);
     this.#url = parsed;
@@ -142,6 +144,7 @@ export class Database extends Queryable implements AsyncDisposable {
     this.#readYourWrites = resolved.routing.readYourWrites;
     this.#routeReads = resolved.routing.reads === "replicas" && replicas.length > 0;
     this.#onQuery = resolved.onQuery;
+    this.#debug = resolved.debugParameters;
     this.#direct = replicas.length === 0 && resolved.onQuery === undefined && this.#readYourWrites === 0;
     if (resolved.name !== undefined) register(resolved.name, this);
   }
@@ -312,6 +315,7 @@ export class Database extends Queryable implements AsyncDisposable {
       context,
       readYourWrites: this.#readYourWrites > 0,
       observe: this.#onQuery,
+      debug: this.#debug,
       release: (session) => {
         // A replica whose connection broke under a held scope leaves the rotation too.
         if (session.broken) this.#router.markDown(member, "its connection was lost during a connection scope");
@@ -362,8 +366,15 @@ export class Database extends Queryable implements AsyncDisposable {
     return true;
   }
 
-  #report(target: Target, method: QueryEvent["method"], sql: string, started: number, error?: unknown): void {
-    reportQuery(this.#onQuery!, target.member, target.reason, method, sql, started, error);
+  #report(
+    target: Target,
+    method: QueryEvent["method"],
+    query: CompiledQuery,
+    started: number,
+    error?: unknown,
+  ): void {
+    const params = this.#debug ? query.params : undefined;
+    reportQuery(this.#onQuery!, target.member, target.reason, method, query.text, started, error, params);
   }
 
   /** Takes a connection of the target's pool; with a hook, a failure is reported. */
@@ -371,7 +382,7 @@ export class Database extends Queryable implements AsyncDisposable {
     target: Target,
     pool: Pool<DriverConnection>,
     method: QueryEvent["method"],
-    sql: string,
+    query: CompiledQuery,
     started: number,
     shares = false,
   ): Promise<PooledConnection<DriverConnection>> {
@@ -379,7 +390,7 @@ export class Database extends Queryable implements AsyncDisposable {
     const acquiring = pool.acquire(shares);
     if (!this.#onQuery) return acquiring;
     return acquiring.catch((error: unknown) => {
-      this.#report(target, method, sql, started, error);
+      this.#report(target, method, query, started, error);
       throw error;
     });
   }
@@ -405,7 +416,7 @@ export class Database extends Queryable implements AsyncDisposable {
       return await runOn(item.connection, kind, query);
     } catch (error) {
       broken = error instanceof ConnectionError;
-      throw error;
+      throw withParameters(error, query.params, this.#debug);
     } finally {
       pool.release(item, broken);
     }
@@ -421,15 +432,16 @@ export class Database extends Queryable implements AsyncDisposable {
     const pool = this.#poolOf(target.member, state);
     const started = this.#onQuery ? performance.now() : 0;
     const shares = this.#driver?.pipelines === true;
-    const item = await this.#acquire(target, pool, methodOf(kind), query.text, started, shares);
+    const item = await this.#acquire(target, pool, methodOf(kind), query, started, shares);
     let broken = false;
     try {
       const result = await runOn(item.connection, kind, query);
-      if (this.#onQuery) this.#report(target, methodOf(kind), query.text, started);
+      if (this.#onQuery) this.#report(target, methodOf(kind), query, started);
       return result;
-    } catch (error) {
-      broken = error instanceof ConnectionError;
-      if (this.#onQuery) this.#report(target, methodOf(kind), query.text, started, error);
+    } catch (caught) {
+      broken = caught instanceof ConnectionError;
+      const error = withParameters(caught, query.params, this.#debug);
+      if (this.#onQuery) this.#report(target, methodOf(kind), query, started, error);
       throw error;
     } finally {
       pool.release(item, broken);
@@ -507,7 +519,7 @@ export class Database extends Queryable implements AsyncDisposable {
   ): AsyncIterableIterator<Row[]> {
     const pool = this.#poolOf(target.member, state);
     const started = this.#onQuery ? performance.now() : 0;
-    const item = await this.#acquire(target, pool, "iterate", query.text, started);
+    const item = await this.#acquire(target, pool, "iterate", query, started);
     // While this connection streams, a query that finds the pool exhausted may
     // borrow it, so querying inside the loop cannot deadlock.
     const lend = this.#driver?.interleavedStreams === true;
@@ -515,10 +527,11 @@ export class Database extends Queryable implements AsyncDisposable {
     let broken = false;
     try {
       yield* item.connection.stream(query.text, query.params, batchSize, "own");
-      if (this.#onQuery) this.#report(target, "iterate", query.text, started);
-    } catch (error) {
-      broken = error instanceof ConnectionError;
-      if (this.#onQuery) this.#report(target, "iterate", query.text, started, error);
+      if (this.#onQuery) this.#report(target, "iterate", query, started);
+    } catch (caught) {
+      broken = caught instanceof ConnectionError;
+      const error = withParameters(caught, query.params, this.#debug);
+      if (this.#onQuery) this.#report(target, "iterate", query, started, error);
       throw error;
     } finally {
       if (lend) pool.unlend(item);

@@ -51,6 +51,9 @@ export interface QueryErrorOptions extends RoostErrorOptions {
   sql?: string;
 }
 
+/** The codes of a statement the server cancelled: Postgres, MariaDB, MySQL. */
+const canceledCodes = ["57014", "ER_STATEMENT_TIMEOUT", "ER_QUERY_TIMEOUT", "ER_QUERY_INTERRUPTED"];
+
 /**
  * The database rejected a query. `code` holds the SQLSTATE on Postgres
  * (`23505`), the server's error name on MySQL and MariaDB (`ER_DUP_ENTRY`;
@@ -61,12 +64,28 @@ export interface QueryErrorOptions extends RoostErrorOptions {
 export class QueryError extends RoostError {
   /** The SQL text that failed; parameters are never included. */
   readonly sql?: string;
+  /** The query's parameters, only with the `debugParameters` option. */
+  parameters?: readonly unknown[];
 
   /** Creates a query error. */
   constructor(message: string, options: QueryErrorOptions = {}) {
     super(message, options);
     if (options.sql !== undefined) this.sql = options.sql;
   }
+}
+
+/**
+ * The server cancelled the statement: it ran longer than the
+ * `statementTimeout` option (or the server's own limit) allows, or an
+ * administrator cancelled it. The connection stays usable.
+ */
+export class QueryCanceledError extends QueryError {}
+
+/** A {@linkcode QueryError}, or a {@linkcode QueryCanceledError} when the code says the server cancelled it. */
+export function queryError(message: string, options: QueryErrorOptions): QueryError {
+  return canceledCodes.includes(options.code!)
+    ? new QueryCanceledError(message, options)
+    : new QueryError(message, options);
 }
 
 /** No connection became free within the pool's `acquireTimeout`. */
@@ -93,3 +112,37 @@ export class RegistryError extends RoostError {}
 
 /** The database (or the scope, or the pool) has been closed. */
 export class ClosedError extends RoostError {}
+
+/** Replaces each quoted (and each long bare) occurrence of a parameter's value in `text` by `…`. */
+function redact(text: string, values: readonly string[]): string {
+  for (const value of values) {
+    text = text.replaceAll(`"${value}"`, '"…"').replaceAll(`'${value}'`, "'…'");
+    if (value.length >= 6) text = text.replaceAll(value, "…");
+  }
+  return text;
+}
+
+/**
+ * A failed query's error as its caller sees it. With `debug` (the
+ * `debugParameters` option) a `QueryError` gets the parameters; without it,
+ * any parameter value the server quoted in the message is replaced by `…`,
+ * in the error and the causes it carries.
+ */
+export function withParameters(error: unknown, params: readonly unknown[], debug: boolean): unknown {
+  if (!(error instanceof QueryError) || params.length === 0) return error;
+  if (debug) {
+    error.parameters = params;
+    return error;
+  }
+  const values: string[] = [];
+  for (const value of params) {
+    if (typeof value === "string" ? value !== "" : typeof value === "number" || typeof value === "bigint") {
+      values.push(String(value));
+    }
+  }
+  for (let item: unknown = error, depth = 0; item instanceof Error && depth < 4; item = item.cause, depth++) {
+    item.message = redact(item.message, values);
+    if (typeof item.stack === "string") item.stack = redact(item.stack, values);
+  }
+  return error;
+}

@@ -10,7 +10,7 @@ import { ConfigError } from "./errors.ts";
 import { poolDefaults, type PoolOptions, type ResolvedPoolOptions } from "./pool.ts";
 import { type QueryHook, type ResolvedRoutingOptions, routingDefaults, type RoutingOptions } from "./router.ts";
 import { runtime } from "./runtime.ts";
-import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
+import { DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 
 /** A replica: its URL, or its URL and pool settings of its own. */
 export type ReplicaOption = string | {
@@ -59,6 +59,24 @@ export interface DatabaseOptions {
    * outlive its request, `"instance"` elsewhere.
    */
   connectionScope?: "instance" | "context";
+  /**
+   * The longest a statement may run, in milliseconds, before the server
+   * cancels it with a `QueryCanceledError`; the connection stays usable.
+   * Sent to the server as the session's `statement_timeout` (Postgres),
+   * `max_statement_time` (MariaDB) or `max_execution_time` (MySQL, which
+   * applies it to SELECTs only); it overrides the URL's `statement_timeout`
+   * and applies to replicas too. SQLite runs statements in-process, where
+   * nothing can cancel one, so it has no effect there. Default: none.
+   */
+  statementTimeout?: number;
+  /**
+   * Puts query parameters where debugging wants them: on a failed query's
+   * `QueryError` as `parameters`, in each `onQuery` event, and in the server
+   * messages that quote a value. Off by default, because parameters hold
+   * passwords and personal data: then no error, event or message carries
+   * them (quoted values are replaced by `…`).
+   */
+  debugParameters?: boolean;
 }
 
 /** A replica with its options resolved. */
@@ -71,6 +89,8 @@ export interface ResolvedReplica {
 
 /** Options with defaults applied. */
 export interface ResolvedOptions {
+  /** The primary's URL, with the options that travel in URLs applied. */
+  url: DatabaseUrl;
   /** The registry name, if any. */
   name: string | undefined;
   /** The driver option as given. */
@@ -85,9 +105,21 @@ export interface ResolvedOptions {
   onQuery: QueryHook | undefined;
   /** Who owns connections. */
   connectionScope: "instance" | "context";
+  /** Whether errors and events carry query parameters. */
+  debugParameters: boolean;
 }
 
-const optionKeys = ["name", "driver", "pool", "replicas", "routing", "onQuery", "connectionScope"];
+const optionKeys = [
+  "name",
+  "driver",
+  "pool",
+  "replicas",
+  "routing",
+  "onQuery",
+  "connectionScope",
+  "statementTimeout",
+  "debugParameters",
+];
 const routingKeys = Object.keys(routingDefaults);
 const poolKeys = Object.keys(poolDefaults) as (keyof PoolOptions)[];
 
@@ -124,7 +156,18 @@ function resolvePool(pool: unknown, url: DatabaseUrl): ResolvedPoolOptions {
   return resolved;
 }
 
-function resolveReplicas(replicas: unknown, primary: DatabaseUrl, pool: unknown): ResolvedReplica[] {
+/** The URL with the statement timeout option set, when one is given. */
+function withTimeout(url: DatabaseUrl, timeout: number | undefined): DatabaseUrl {
+  if (timeout === undefined) return url;
+  return new DatabaseUrl({ ...url, options: { ...url.options, statement_timeout: timeout } }, url.password());
+}
+
+function resolveReplicas(
+  replicas: unknown,
+  primary: DatabaseUrl,
+  pool: unknown,
+  timeout: number | undefined,
+): ResolvedReplica[] {
   if (replicas === undefined) return [];
   if (!Array.isArray(replicas)) throw new ConfigError("the replicas option must be an array of URLs");
   return replicas.map((replica: unknown, i) => {
@@ -140,7 +183,7 @@ function resolveReplicas(replicas: unknown, primary: DatabaseUrl, pool: unknown)
     if (url.inMemory) {
       throw new ConfigError(`replicas[${i}] is an in-memory SQLite database, which is empty and never replicates`);
     }
-    return { url, pool: resolvePool(given.pool ?? pool, url) };
+    return { url: withTimeout(url, timeout), pool: resolvePool(given.pool ?? pool, url) };
   });
 }
 
@@ -185,11 +228,21 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
   return resolved;
 }
 
-/** Validates options and fills in defaults. */
+/**
+ * Validates options and fills in defaults; `url` comes back with the
+ * options that travel in it (`statementTimeout`) applied.
+ */
 export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOptions {
   if (!isObject(options)) throw new ConfigError("Database options must be an object");
   checkKeys(options, optionKeys, "Database option");
-  const { name, driver, onQuery, connectionScope = runtime === "workerd" ? "context" : "instance" } = options;
+  const {
+    name,
+    driver,
+    onQuery,
+    connectionScope = runtime === "workerd" ? "context" : "instance",
+    statementTimeout,
+    debugParameters = false,
+  } = options;
   if (name !== undefined && (typeof name !== "string" || name.trim() === "")) {
     throw new ConfigError("the name option must be a non-empty string");
   }
@@ -201,6 +254,10 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   if (onQuery !== undefined && typeof onQuery !== "function") {
     throw new ConfigError("the onQuery option must be a function");
   }
+  if (statementTimeout !== undefined && !positiveInteger(statementTimeout)) {
+    throw new ConfigError("the statementTimeout option must be a positive integer (milliseconds)");
+  }
+  if (typeof debugParameters !== "boolean") throw new ConfigError("the debugParameters option must be true or false");
   if (connectionScope !== "instance" && connectionScope !== "context") {
     throw new ConfigError('the connectionScope option must be "instance" or "context"');
   }
@@ -209,13 +266,16 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
       'connectionScope "context" cannot keep an in-memory SQLite database, which lives in one connection',
     );
   }
+  const timeout = url.dialect === "sqlite" ? undefined : statementTimeout as number | undefined;
   return {
+    url: withTimeout(url, timeout),
     name: name as string | undefined,
     driver: driver as DriverName | Driver | undefined,
     pool: resolvePool(options.pool, url),
-    replicas: resolveReplicas(options.replicas, url, options.pool),
+    replicas: resolveReplicas(options.replicas, url, options.pool, timeout),
     routing: resolveRouting(options.routing),
     onQuery: onQuery as QueryHook | undefined,
     connectionScope,
+    debugParameters,
   };
 }

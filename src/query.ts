@@ -4,8 +4,9 @@
  *
  * @module
  */
-import type { Dialect } from "./dialect.ts";
+import type { Dialect, DialectName } from "./dialect.ts";
 import { QueryError } from "./errors.ts";
+import { placeholderCount } from "./placeholders.ts";
 import { type CompiledQuery, compileSql, Sql } from "./sql.ts";
 
 /** A compiled query from Kysely (`query.compile()`). */
@@ -37,15 +38,51 @@ function invalid(message: string): QueryError {
   return new QueryError(message, { code: "ROOST_INVALID_QUERY" });
 }
 
+/**
+ * The most parameters one statement can bind: the protocols count them in
+ * 16 bits, and postgres.js refuses 65 534 and more (past that it has been
+ * seen to hang the connection). SQLite reports its own limit, which each
+ * build sets.
+ */
+const maxParams: Record<DialectName, number> = { postgres: 65_533, mysql: 65_535, sqlite: Infinity };
+
+/** Throws when a query has more parameters than one statement of its dialect can bind. */
+function checkSize(query: CompiledQuery, dialect: DialectName): CompiledQuery {
+  const max = maxParams[dialect];
+  if (query.params.length > max) {
+    throw new QueryError(
+      `the query has ${query.params.length} parameters, but a ${dialect} statement takes at most ${max}: ` +
+        "split it, or pass a list as one array parameter",
+      { code: "ROOST_TOO_MANY_PARAMETERS", sql: query.text },
+    );
+  }
+  return query;
+}
+
+/** Throws when a string query's placeholders do not match the number of values given. */
+export function checkCount(text: string, given: number, dialect: DialectName): void {
+  const expected = placeholderCount(text, dialect);
+  if (expected !== given) {
+    throw new QueryError(
+      `the query has ${expected} parameter placeholder${expected === 1 ? "" : "s"}, but ${given} value${
+        given === 1 ? " was" : "s were"
+      } given`,
+      { code: "ROOST_PARAMETER_COUNT", sql: text },
+    );
+  }
+}
+
 /** Normalises a query and its optional parameters for one dialect. */
 export function compileQuery(query: Query, params: readonly unknown[] | undefined, dialect: Dialect): CompiledQuery {
   if (query instanceof Sql) {
     if (params !== undefined) throw invalid("an sql`…` query carries its values: pass no parameters array");
-    return compileSql(query, dialect);
+    return checkSize(compileSql(query, dialect), dialect.name);
   }
   if (typeof query === "string") {
     if (params !== undefined && !Array.isArray(params)) throw invalid("parameters must be an array");
-    return { text: query, params: params ?? noParams };
+    const compiled = { text: query, params: params ?? noParams };
+    checkCount(query, compiled.params.length, dialect.name);
+    return checkSize(compiled, dialect.name);
   }
   if (typeof query === "object" && query !== null && typeof query.sql === "string") {
     if (params !== undefined) throw invalid("a compiled query carries its parameters: pass no parameters array");
@@ -53,7 +90,7 @@ export function compileQuery(query: Query, params: readonly unknown[] | undefine
     if (!Array.isArray(carried)) {
       throw invalid("a compiled query needs a parameters (Kysely) or params (Drizzle) array");
     }
-    return { text: query.sql, params: carried };
+    return checkSize({ text: query.sql, params: carried }, dialect.name);
   }
   throw invalid("a query is an sql`…` value, a string, a Kysely compiled query or a Drizzle toSQL() result");
 }

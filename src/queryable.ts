@@ -7,6 +7,7 @@
 import { type Dialect, type DialectName, dialectOf } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { ConfigError, QueryError } from "./errors.ts";
+import { placeholderCount } from "./placeholders.ts";
 import { compileQuery, type Query } from "./query.ts";
 import type { CompiledQuery } from "./sql.ts";
 
@@ -185,23 +186,25 @@ export abstract class Queryable {
    * ```
    */
   async executeMany(query: Query, paramSets: ParameterSets): Promise<ExecuteResult> {
-    const compiled = compileQuery(query, undefined, this.#rules);
-    const expected = typeof query === "string" ? undefined : compiled.params.length;
+    // A string's placeholders say how many values each set needs; a template's values only mark positions.
+    const compiled = typeof query === "string" ? undefined : compileQuery(query, undefined, this.#rules);
+    const text = compiled?.text ?? query as string;
+    const expected = compiled?.params.length ?? placeholderCount(text, this.dialect);
     const sets = Array.isArray(paramSets) ? paramSets as readonly (readonly unknown[])[] : Array.from(paramSets ?? []);
     for (let i = 0; i < sets.length; i++) {
       const set = sets[i];
       if (!Array.isArray(set)) {
         throw new QueryError(`parameter set ${i + 1} is not an array`, { code: "ROOST_INVALID_PARAMETER" });
       }
-      if (expected !== undefined && set.length !== expected) {
+      if (set.length !== expected) {
         throw new QueryError(
           `parameter set ${i + 1} has ${set.length} values, but the statement has ${expected} parameters`,
-          { code: "ROOST_INVALID_PARAMETER" },
+          { code: "ROOST_PARAMETER_COUNT" },
         );
       }
     }
     if (sets.length === 0) return { rowCount: 0 };
-    return await this.performMany(compiled.text, sets);
+    return await this.performMany(text, sets);
   }
 
   /**

@@ -94,6 +94,8 @@ export interface QueryEvent {
   readonly method: "execute" | "executeMany" | "fetchAll" | "fetchOne" | "iterate";
   /** The SQL text as sent (placeholders, no values). */
   readonly sql: string;
+  /** The parameters (every set's, in order, for `executeMany`); only with the `debugParameters` option. */
+  readonly parameters?: readonly unknown[];
   /** Milliseconds from sending the query to its last row (or its error). */
   readonly duration: number;
   /** The error it failed with; a failed replica read that was retried elsewhere is reported too. */
@@ -112,6 +114,7 @@ export function reportQuery(
   sql: string,
   started: number,
   error?: unknown,
+  parameters?: readonly unknown[],
 ): void {
   const { served, index, url } = member;
   const event: QueryEvent = {
@@ -121,6 +124,7 @@ export function reportQuery(
     reason,
     method,
     sql,
+    ...(parameters === undefined ? {} : { parameters }),
     duration: performance.now() - started,
     ...(error === undefined ? {} : { error }),
   };

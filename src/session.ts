@@ -7,7 +7,7 @@
 import type { ScopeSlot } from "./context.ts";
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
-import { ClosedError, ConnectionError, QueryError } from "./errors.ts";
+import { ClosedError, ConnectionError, QueryError, withParameters } from "./errors.ts";
 import type { Pool, PooledConnection } from "./pool.ts";
 import { EXECUTE, methodOf, type QueryKind, runOn } from "./queryable.ts";
 import {
@@ -100,6 +100,8 @@ export interface SessionSetup {
   readonly readYourWrites: boolean;
   /** The `onQuery` hook, if any. */
   readonly observe: QueryHook | undefined;
+  /** Whether errors and events carry query parameters (`debugParameters`). */
+  readonly debug: boolean;
   /** Hands the connection back. */
   readonly release: (session: Session) => void;
 }
@@ -135,6 +137,7 @@ export class Session {
   readonly #release: (session: Session) => void;
   readonly #clock: CallContext | undefined;
   readonly #observe: QueryHook | undefined;
+  readonly #debug: boolean;
   #wrote = false;
 
   /** Holds `item` until {@linkcode end}, which hands it to `setup.release`. */
@@ -147,6 +150,7 @@ export class Session {
     this.context = setup.context;
     this.#clock = setup.readYourWrites && !this.readOnly ? setup.context : undefined;
     this.#observe = setup.observe;
+    this.#debug = setup.debug;
     this.#release = setup.release;
   }
 
@@ -178,8 +182,28 @@ export class Session {
     }
   }
 
-  #report(method: QueryEvent["method"], sql: string, started: number, error?: unknown): void {
-    reportQuery(this.#observe!, this.member, "held", method, sql, started, error);
+  #report(
+    method: QueryEvent["method"],
+    sql: string,
+    params: readonly unknown[],
+    started: number,
+    error?: unknown,
+  ): void {
+    reportQuery(this.#observe!, this.member, "held", method, sql, started, error, this.#debug ? params : undefined);
+  }
+
+  /** The error a failed query rejects with: reported to the hook, its parameters redacted or attached. */
+  #fail(
+    method: QueryEvent["method"],
+    sql: string,
+    params: readonly unknown[],
+    started: number,
+    error: unknown,
+  ): unknown {
+    this.#failed(error);
+    error = withParameters(error, params, this.#debug);
+    if (this.#observe) this.#report(method, sql, params, started, error);
+    return error;
   }
 
   /** Runs a query on the held connection. */
@@ -190,12 +214,10 @@ export class Session {
     const started = this.#observe ? performance.now() : 0;
     try {
       const result = await runOn(this.item.connection, kind, query);
-      if (this.#observe) this.#report(methodOf(kind), query.text, started);
+      if (this.#observe) this.#report(methodOf(kind), query.text, query.params, started);
       return result;
     } catch (error) {
-      this.#failed(error);
-      if (this.#observe) this.#report(methodOf(kind), query.text, started, error);
-      throw error;
+      throw this.#fail(methodOf(kind), query.text, query.params, started, error);
     }
   }
 
@@ -218,12 +240,10 @@ export class Session {
     const started = this.#observe ? performance.now() : 0;
     try {
       const result = await this.item.connection.executeMany(text, paramSets);
-      if (this.#observe) this.#report("executeMany", text, started);
+      if (this.#observe) this.#report("executeMany", text, paramSets.flat(), started);
       return result;
     } catch (error) {
-      this.#failed(error);
-      if (this.#observe) this.#report("executeMany", text, started, error);
-      throw error;
+      throw this.#fail("executeMany", text, paramSets.flat(), started, error);
     }
   }
 
@@ -235,11 +255,9 @@ export class Session {
     try {
       const placement = this.current ? "shared-transaction" : "shared";
       yield* this.item.connection.stream(query.text, query.params, batchSize, placement);
-      if (this.#observe) this.#report("iterate", query.text, started);
+      if (this.#observe) this.#report("iterate", query.text, query.params, started);
     } catch (error) {
-      this.#failed(error);
-      if (this.#observe) this.#report("iterate", query.text, started, error);
-      throw error;
+      throw this.#fail("iterate", query.text, query.params, started, error);
     }
   }
 

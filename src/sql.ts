@@ -110,8 +110,9 @@ function tag(strings: TemplateStringsArray, ...values: unknown[]): Sql {
 function ident(...names: string[]): Sql {
   if (names.length === 0) throw new QueryError("sql.ident needs at least one name", { code: "ROOST_INVALID_QUERY" });
   for (const name of names) {
-    if (typeof name !== "string" || name === "") {
-      throw new QueryError("sql.ident takes non-empty strings", { code: "ROOST_INVALID_QUERY" });
+    // No database accepts NUL in a name; a driver would cut the name (and the statement) short there.
+    if (typeof name !== "string" || name === "" || name.includes("\0")) {
+      throw new QueryError("sql.ident takes non-empty strings without NUL characters", { code: "ROOST_INVALID_QUERY" });
     }
   }
   return new Sql(["", ""], [new Identifier(names)]);

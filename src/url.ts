@@ -44,6 +44,8 @@ const optionParsers: Record<DialectName, Record<string, OptionParser>> = {
   postgres: {
     sslmode: oneOf("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     sslrootcert: text,
+    sslcert: text,
+    sslkey: text,
     connect_timeout: integer,
     application_name: text,
     statement_timeout: integer,
@@ -51,6 +53,8 @@ const optionParsers: Record<DialectName, Record<string, OptionParser>> = {
   mysql: {
     sslmode: oneOf("disable", "preferred", "required", "verify_ca", "verify_identity"),
     sslrootcert: text,
+    sslcert: text,
+    sslkey: text,
     connect_timeout: integer,
     charset: text,
     statement_timeout: integer,

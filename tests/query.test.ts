@@ -80,7 +80,7 @@ for (const target of targets()) {
       assert.deepEqual(await db.executeMany(sql`insert into ${users} (name) values (${""})`, []), { rowCount: 0 });
       await assert.rejects(
         db.executeMany(sql`insert into ${users} (name, age) values (${""}, ${0})`, [["only one value"]]),
-        (error: QueryError) => error instanceof QueryError && error.code === "ROOST_INVALID_PARAMETER",
+        (error: QueryError) => error instanceof QueryError && error.code === "ROOST_PARAMETER_COUNT",
       );
       await db.execute(sql`delete from ${users}`);
     });

@@ -10,10 +10,12 @@ import { runtime } from "./support.ts";
 
 /**
  * The ceiling this suite holds the core to today. DESIGN.md's target is
- * 8 KiB; the core is about twice that (see the README's Edge section for
- * where the bytes go), so this guards against growth while the gap is open.
+ * 8 KiB; the core is more than twice that (see the README's Edge section
+ * for where the bytes go), so this guards against growth while the gap is
+ * open. Raised from 17 KiB for the reliability work: placeholder counting,
+ * parameter redaction, statement timeouts and verified TLS (about 1.7 KiB).
  */
-const budget = 17 * 1024;
+const budget = 19 * 1024;
 
 describe("edge bundle size", { skip: runtime !== "node" && "measured from Node" }, () => {
   test(`mod.ts + postgres.js adapter stay within ${budget} bytes min+gzip and import no Node built-in`, async () => {

@@ -21,12 +21,13 @@
  */
 import type { DialectName } from "../dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConfigError, ConnectionError, QueryError } from "../errors.ts";
+import { ConfigError, ConnectionError, QueryError, queryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { executeBatched, insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
 import { postgresParam, postgresSessionParameters } from "./pg_values.ts";
+import { type NodeTlsOptions, nodeTlsOptions, tlsRequest } from "./tls.ts";
 import { bindValue, exactInteger, mysqlRules, tinyintBoolean } from "./values.ts";
 
 /** The rows of a Bun.SQL result, with its counters. */
@@ -63,7 +64,7 @@ interface BunSqlOptions {
   connectionTimeout: number;
   bigint: boolean;
   prepare: boolean;
-  tls: string | boolean;
+  tls: string | boolean | NodeTlsOptions;
   connection?: Record<string, string | number>;
   onclose(error: Error | null): void;
 }
@@ -239,7 +240,7 @@ function translate(flavour: Flavour, error: unknown, text: string): Error {
   const cause = sanitizedCause(error, flavour.fields, flavour.redact);
   const { code, fatal } = flavour.classify(raw);
   if (fatal) return new ConnectionError(`${flavour.dialect} connection lost: ${message}`, { cause, code });
-  return new QueryError(message, { cause, code, sql: text });
+  return queryError(message, { cause, code, sql: text });
 }
 
 /**
@@ -400,24 +401,16 @@ class BunSqlConnection implements DriverConnection {
   }
 }
 
-/** Maps the URL's `sslmode` to Bun.SQL's `tls` option, which takes libpq's mode names. */
-function tlsMode(url: DatabaseUrl): string | boolean {
-  const mode = url.options.sslmode;
-  switch (mode) {
-    case undefined:
-    case "disable":
-      return false;
-    case "preferred":
-      return "prefer";
-    case "required":
-      return "require";
-    case "verify_ca":
-      return "verify-ca";
-    case "verify_identity":
-      return "verify-full";
-    default:
-      return String(mode);
-  }
+/**
+ * The URL's TLS settings as Bun.SQL's `tls` option: libpq's mode names, or
+ * `node:tls`-style options where certificates are given (an object with
+ * CAs makes Bun verify; verify-ca then skips the host-name check).
+ */
+function tlsOption(url: DatabaseUrl): string | boolean | NodeTlsOptions {
+  const request = tlsRequest(url);
+  if (request.mode === "disable") return false;
+  if (request.ca === undefined && request.cert === undefined && request.key === undefined) return request.mode;
+  return nodeTlsOptions(request, url.host);
 }
 
 function connector(flavour: Flavour): Driver["connect"] {
@@ -441,7 +434,7 @@ function connector(flavour: Flavour): Driver["connect"] {
       connectionTimeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
       bigint: true,
       prepare: true,
-      tls: tlsMode(url),
+      tls: tlsOption(url),
       ...(Object.keys(connection).length > 0 ? { connection } : {}),
       onclose: (error) => opened.connection?.lose(error ?? new Error("connection closed")),
     });

@@ -18,6 +18,10 @@ export function sanitizedCause(
   const source = error as unknown as Record<string, unknown>;
   const target = copy as unknown as Record<string, unknown>;
   for (const field of fields) if (source[field] !== undefined) target[field] = source[field];
+  // Postgres's context lines quote bound values: `unnamed portal parameter $1 = '…'`, `JSON data, line 1: …`.
+  if (typeof target.where === "string") {
+    target.where = target.where.split("\n").filter((line) => !/parameter \$\d+ = |^JSON data/.test(line)).join("\n");
+  }
   copy.stack = error.stack === undefined ? undefined : redact(error.stack);
   return copy;
 }

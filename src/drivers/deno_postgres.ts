@@ -22,7 +22,7 @@
  * @module
  */
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConnectionError, QueryError } from "../errors.ts";
+import { ConfigError, ConnectionError, QueryError, queryError } from "../errors.ts";
 import { backgroundTimeout } from "../runtime.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
@@ -357,7 +357,7 @@ class DenoPostgresConnection implements DriverConnection {
     if (fields !== undefined) {
       const cause = serverCause(error as Error, fields);
       if (!fatalPostgresState(fields.code)) {
-        return new QueryError(messageOf(error), { cause, code: fields.code, sql: text });
+        return queryError(messageOf(error), { cause, code: fields.code, sql: text });
       }
       this.#lost = true;
       return new ConnectionError(`postgres connection lost: ${messageOf(error)}`, { cause, code: fields.code });
@@ -528,6 +528,9 @@ function readTextFile(path: string): Promise<string> {
 async function tlsOptions(url: DatabaseUrl): Promise<PgClientOptions["tls"]> {
   const mode = url.options.sslmode;
   if (mode === undefined || mode === "disable") return { enabled: false, enforce: false, caCertificates: [] };
+  if (url.options.sslcert !== undefined || url.options.sslkey !== undefined) {
+    throw new ConfigError("deno-postgres cannot present a client certificate (sslcert, sslkey): use postgres-js");
+  }
   const root = url.options.sslrootcert;
   const caCertificates = root === undefined ? [] : [await readTextFile(String(root))];
   return { enabled: true, enforce: mode !== "allow" && mode !== "prefer", caCertificates };

@@ -15,7 +15,8 @@
 import { Buffer } from "node:buffer";
 import mysql from "mysql2/promise";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConnectionError, QueryError } from "../errors.ts";
+import { ConnectionError, QueryError, queryError } from "../errors.ts";
+import { nodeTlsOptions, tlsRequest } from "./tls.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { executeBatched } from "./batch.ts";
 import { redactMysqlValues, sanitizedCause } from "./cause.ts";
@@ -50,14 +51,21 @@ const sanitized = (error: unknown) => sanitizedCause(error, ["code", "errno", "s
 
 function translate(error: unknown, text: string): Error {
   if (error instanceof QueryError || error instanceof ConnectionError) return error;
-  const raw = error as { code?: unknown; message?: unknown; fatal?: unknown };
-  const code = typeof raw?.code === "string" ? raw.code : undefined;
+  const raw = error as { code?: unknown; message?: unknown; fatal?: unknown; errno?: unknown; sqlState?: unknown };
+  // mysql2 names MySQL's errors only; MariaDB's own (1969: max_statement_time) come as a number.
+  const code = typeof raw?.code === "string"
+    ? raw.code
+    : raw?.errno === 1969
+    ? "ER_STATEMENT_TIMEOUT"
+    : typeof raw?.sqlState === "string"
+    ? raw.sqlState
+    : undefined;
   const message = redactMysqlValues(typeof raw?.message === "string" ? raw.message : String(error));
   const cause = sanitized(error);
   if (raw?.fatal === true || (code !== undefined && fatalCodes.has(code))) {
     return new ConnectionError(`mysql connection lost: ${message}`, { cause, code });
   }
-  return new QueryError(message, { cause, code, sql: text });
+  return queryError(message, { cause, code, sql: text });
 }
 
 /** One value as mysql2 binds it right: MySQL's bind rules, with bytes as Buffers (mysql2 sends only those as binary). */
@@ -133,6 +141,9 @@ class Mysql2Connection implements DriverConnection {
     this.#connection = connection;
     // An idle connection's error must never crash the process: remember it, fail the next use.
     connection.on("error", (error: Error) => this.#lost = error);
+    // The server closing the socket (KILL, a restart) comes as "end"; "error" follows only once the socket
+    // is closed, which on Deno is a few ticks later: long enough for the pool to hand the connection out.
+    connection.on("end", () => this.#lost ??= new Error("the server closed the connection"));
   }
 
   get broken(): boolean {
@@ -258,19 +269,17 @@ interface CoreConnection {
   };
 }
 
+/**
+ * The URL's TLS settings as mysql2's `ssl` option. mysql2 cannot fall back
+ * to plain text, so `preferred` connects without TLS; and it always checks
+ * the host name when it verifies, so `verify_ca` is as strict as
+ * `verify_identity`.
+ */
 function sslOption(url: DatabaseUrl): mysql.ConnectionOptions["ssl"] {
-  switch (url.options.sslmode) {
-    case undefined:
-    case "disable":
-    case "preferred":
-      return undefined;
-    case "required":
-      return { rejectUnauthorized: false };
-    default:
-      // verify_ca and verify_identity: the chain and the host name are checked
-      // (mysql2 cannot skip the host-name check, so verify_ca is as strict).
-      return { rejectUnauthorized: true };
-  }
+  const request = tlsRequest(url);
+  if (request.mode === "disable" || request.mode === "prefer") return undefined;
+  const { checkServerIdentity: _, ...options } = nodeTlsOptions(request, url.host);
+  return options;
 }
 
 /** The mysql2 driver. */

@@ -14,11 +14,12 @@
  */
 import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConnectionError, QueryError } from "../errors.ts";
+import { ConnectionError, QueryError, queryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
+import { nodeTlsOptions, tlsRequest } from "./tls.ts";
 import {
   parseArray,
   parseTimestamp,
@@ -118,25 +119,25 @@ function translate(error: unknown, text: string): Error {
       sql: text,
     });
   }
-  return new QueryError(message, { cause, code, sql: text });
+  return queryError(message, { cause, code, sql: text });
 }
 
+/**
+ * The URL's TLS settings as postgres.js's `ssl` option: its mode names where
+ * they suffice, `node:tls` options where a certificate is checked against
+ * given CAs, skips the host name (verify-ca) or is presented (sslcert).
+ */
 function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["ssl"] {
-  switch (url.options.sslmode) {
-    case undefined:
+  const request = tlsRequest(url);
+  const plain = request.ca === undefined && request.cert === undefined && request.key === undefined;
+  switch (request.mode) {
     case "disable":
       return false;
-    case "allow":
     case "prefer":
-      return "prefer";
     case "require":
-      return "require";
-    default:
-      // verify-ca and verify-full: the certificate chain is checked; verify-full also checks the host name.
-      return url.options.sslmode === "verify-ca"
-        ? { rejectUnauthorized: true, checkServerIdentity: () => undefined }
-        : "verify-full";
+      if (plain) return request.mode;
   }
+  return nodeTlsOptions(request, url.host);
 }
 
 class PostgresJsConnection implements DriverConnection {

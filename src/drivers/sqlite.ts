@@ -117,7 +117,13 @@ export function sqliteError(error: unknown, text: string): QueryError {
     ? raw.code
     : undefined;
   const message = typeof raw.message === "string" ? raw.message : String(error);
-  return new QueryError(message, { cause: error, code, sql: text });
+  // The one limit Roost cannot check before SQLite does: its own, which each build sets.
+  const tooMany = message.includes("too many SQL variables");
+  return new QueryError(tooMany ? `${message} (split the statement, or bind a list as one JSON value)` : message, {
+    cause: error,
+    code: tooMany ? "ROOST_TOO_MANY_PARAMETERS" : code,
+    sql: text,
+  });
 }
 
 /**
