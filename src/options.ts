@@ -204,7 +204,8 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
     fallback: given.fallback ?? routingDefaults.fallback,
     recheckAfter,
     // A first recheck later than the default cap raises the cap with it.
-    maxRecheckAfter: given.maxRecheckAfter ?? Math.max(routingDefaults.maxRecheckAfter, Number(recheckAfter) || 0),
+    maxRecheckAfter: given.maxRecheckAfter ??
+      Math.max(routingDefaults.maxRecheckAfter, typeof recheckAfter === "number" ? recheckAfter : 0),
   };
   const { reads, picker, readYourWrites, fallback, maxRecheckAfter } = resolved;
   if (reads !== "primary" && reads !== "replicas") {

@@ -40,21 +40,24 @@ function invalid(message: string): QueryError {
 
 /**
  * The most parameters one statement can bind: the protocols count them in
- * 16 bits, and postgres.js refuses 65 534 and more (past that it has been
- * seen to hang the connection). SQLite reports its own limit, which each
- * build sets.
+ * 16 bits (the postgres.js driver stops at 65 533). SQLite reports its own
+ * limit, which each build sets.
  */
-const maxParams: Record<DialectName, number> = { postgres: 65_533, mysql: 65_535, sqlite: Infinity };
+const maxParams: Record<DialectName, number> = { postgres: 65_535, mysql: 65_535, sqlite: Infinity };
+
+/** The error of a query with more parameters than `max`, the most `where` takes. */
+export function tooManyParameters(query: CompiledQuery, max: number, where: string): QueryError {
+  return new QueryError(
+    `the query has ${query.params.length} parameters, but ${where} takes at most ${max}: ` +
+      "split it, or pass a list as one array parameter",
+    { code: "ROOST_TOO_MANY_PARAMETERS", sql: query.text },
+  );
+}
 
 /** Throws when a query has more parameters than one statement of its dialect can bind. */
 function checkSize(query: CompiledQuery, dialect: DialectName): CompiledQuery {
-  const max = maxParams[dialect];
-  if (query.params.length > max) {
-    throw new QueryError(
-      `the query has ${query.params.length} parameters, but a ${dialect} statement takes at most ${max}: ` +
-        "split it, or pass a list as one array parameter",
-      { code: "ROOST_TOO_MANY_PARAMETERS", sql: query.text },
-    );
+  if (query.params.length > maxParams[dialect]) {
+    throw tooManyParameters(query, maxParams[dialect], `a ${dialect} statement`);
   }
   return query;
 }

@@ -157,8 +157,8 @@ function parseOptions(dialect: DialectName, query: string): Record<string, UrlOp
   for (const pair of query.split("&")) {
     if (pair === "") continue;
     const eq = pair.indexOf("=");
-    const key = decode(eq < 0 ? pair : pair.slice(0, eq), "option name");
-    const raw = decode(eq < 0 ? "" : pair.slice(eq + 1), `option "${key}"`);
+    const key = decode(eq < 0 ? pair : pair.slice(0, eq), "option name", true);
+    const raw = decode(eq < 0 ? "" : pair.slice(eq + 1), `option "${key}"`, true);
     const parse = Object.hasOwn(parsers, key) ? parsers[key] : undefined;
     if (!parse) {
       throw new ConfigError(
@@ -171,9 +171,10 @@ function parseOptions(dialect: DialectName, query: string): Record<string, UrlOp
   return options;
 }
 
-function decode(value: string, what: string): string {
+/** Percent-decodes part of a URL; `+` is a space only in query-string values (form encoding), a plus elsewhere. */
+function decode(value: string, what: string, plusIsSpace = false): string {
   try {
-    return decodeURIComponent(value.replaceAll("+", " "));
+    return decodeURIComponent(plusIsSpace ? value.replaceAll("+", " ") : value);
   } catch {
     throw new ConfigError(`malformed percent-encoding in the URL's ${what}`);
   }
@@ -222,7 +223,8 @@ function parseServer(dialect: DialectName, scheme: string, rest: string): Databa
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError("the URL's port must be 1-65535");
   }
   const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1") || "localhost";
-  const path = parsed.pathname.replace(/^\//, "");
+  // The path as written: the WHATWG parser would resolve a database named `.` or `..` away.
+  const path = /^\/\/[^/?#]*\/?([^?#]*)/.exec(rest)?.[1] ?? "";
   if (path.includes("/")) throw new ConfigError("the URL's path must be just the database name");
   const options = parseOptions(dialect, parsed.search.replace(/^\?/, ""));
   const parts = {

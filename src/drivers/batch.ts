@@ -11,8 +11,8 @@ import type { ExecuteResult } from "../driver.ts";
 const singleTupleInsert = /^(\s*insert\s[\s\S]*?\svalues\s*)(\([^()]*\))\s*;?\s*$/i;
 /** A tuple of numbered placeholders only (`($1, $2::int8)`), which can be renumbered safely. */
 const numberedTuple = /^\(\s*\$\d+(?:::[\w ]+)?(?:\s*,\s*\$\d+(?:::[\w ]+)?)*\s*\)$/;
-/** The most parameters one statement takes (MySQL and Postgres both count them in 16 bits). */
-const maxPlaceholders = 65_535;
+/** The most parameters one statement takes (16-bit counts, and postgres.js refuses 65 534 and more). */
+const maxPlaceholders = 65_533;
 /** The most rows per statement: larger ones gain nothing and cost memory. */
 const maxRows = 1_000;
 

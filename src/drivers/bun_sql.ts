@@ -261,7 +261,12 @@ function plainValue(value: unknown): unknown {
 /** Copies a Bun.SQL row (null prototype, Buffers, bigints) into a plain object of Roost values. */
 function plainRow(row: Row, plan: ColumnPlan | undefined): Row {
   const out: Row = {};
-  for (const key in row) out[key] = plainValue(row[key]);
+  for (const key in row) {
+    // A column named __proto__ is a key of the row, not its prototype.
+    if (key === "__proto__") {
+      Object.defineProperty(out, key, { value: plainValue(row[key]), enumerable: true, writable: true });
+    } else out[key] = plainValue(row[key]);
+  }
   if (plan !== undefined) {
     for (const name of plan.dates) out[name] = dateText(out[name]);
     for (const name of plan.dateArrays) out[name] = dateText(out[name]);

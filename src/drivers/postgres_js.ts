@@ -15,6 +15,7 @@
 import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConnectionError, QueryError, queryError } from "../errors.ts";
+import { tooManyParameters } from "../query.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
@@ -184,13 +185,15 @@ class PostgresJsConnection implements DriverConnection {
   readonly #serverTyped = (array: unknown[]) => this.#sql.typed(array, 0);
 
   /** Parameters the Roost way (see `postgresParam`); arrays are typed by the server. */
-  #params(params: readonly unknown[]): Params {
+  #params(params: readonly unknown[], text = ""): Params {
+    // postgres.js refuses 65 534 and more, and a second such statement has been seen to hang its connection.
+    if (params.length > 65_533) throw tooManyParameters({ text, params }, 65_533, "postgres.js");
     return params.map((value, index) => postgresParam(value, index, this.#serverTyped)) as Params;
   }
 
   async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
     try {
-      const result = await this.#live().unsafe(text, this.#params(params), { prepare: true });
+      const result = await this.#live().unsafe(text, this.#params(params, text), { prepare: true });
       return { rowCount: result.count ?? 0 };
     } catch (error) {
       throw translate(error, text);
@@ -205,7 +208,7 @@ class PostgresJsConnection implements DriverConnection {
     const insert = multiRowInsert(text, paramSets[0]?.length ?? 0, true);
     if (insert) return await insertInChunks(insert, paramSets, (chunkText, params) => this.execute(chunkText, params));
     const settled = await Promise.allSettled(
-      paramSets.map((params) => this.#live().unsafe(text, this.#params(params), { prepare: true })),
+      paramSets.map((params) => this.#live().unsafe(text, this.#params(params, text), { prepare: true })),
     );
     let rowCount = 0;
     for (const outcome of settled) {
@@ -217,7 +220,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
     try {
-      return Array.from(await this.#live().unsafe(text, this.#params(params), { prepare: true }));
+      return Array.from(await this.#live().unsafe(text, this.#params(params, text), { prepare: true }));
     } catch (error) {
       throw translate(error, text);
     }
@@ -225,7 +228,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
     try {
-      return (await this.#live().unsafe(text, this.#params(params), { prepare: true }))[0];
+      return (await this.#live().unsafe(text, this.#params(params, text), { prepare: true }))[0];
     } catch (error) {
       throw translate(error, text);
     }
@@ -240,7 +243,7 @@ class PostgresJsConnection implements DriverConnection {
     if (placement === "own") {
       try {
         for await (
-          const batch of this.#live().unsafe(text, this.#params(params), { prepare: true }).cursor(batchSize)
+          const batch of this.#live().unsafe(text, this.#params(params, text), { prepare: true }).cursor(batchSize)
         ) {
           yield Array.from(batch);
         }

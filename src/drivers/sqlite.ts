@@ -161,7 +161,10 @@ function toRow(raw: unknown): Row {
   const row: Row = Object.getPrototypeOf(source) === Object.prototype ? source : {};
   for (const key in source) {
     const value = source[key];
-    row[key] = typeof value === "bigint" ? exactInteger(value) : value;
+    const exact = typeof value === "bigint" ? exactInteger(value) : value;
+    // A column named __proto__ is a key of the row, not its prototype.
+    if (key === "__proto__") Object.defineProperty(row, key, { value: exact, enumerable: true, writable: true });
+    else row[key] = exact;
   }
   return row;
 }

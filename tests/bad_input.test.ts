@@ -1,0 +1,1229 @@
+/**
+ * Reliability with bad input. Any string, any value and any URL-shaped text
+ * given as a URL or options either builds an instance (which connects to
+ * nothing at construction) or throws a ConfigError, and no error or rendering
+ * ever shows a password. On every target, `sql.ident` round-trips hostile
+ * identifiers within each dialect's documented rules, values full of SQL
+ * metacharacters are stored verbatim through the `sql` tag and through native
+ * placeholders, and too many parameters or a parameters array that does not
+ * match its placeholders are typed QueryErrors that leave the pool usable.
+ * Properties run with fast-check, which prints its seed on failure.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { inspect } from "node:util";
+import fc from "fast-check";
+import {
+  compile,
+  ConfigError,
+  Database,
+  type DatabaseOptions,
+  type DatabaseUrl,
+  type DialectName,
+  parseDatabaseUrl,
+  QueryError,
+  sql,
+} from "../mod.ts";
+import { runtime, type Target, targets, uniqueName, uniqueTable } from "./support.ts";
+
+/** Bun's default of 5 s per test is too short for the database properties. */
+const slow = { timeout: 30_000 };
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/** Every rendering of a value a user or a log could see. */
+function renderings(value: unknown): string[] {
+  const out = [String(value), inspect(value, { depth: 10, showHidden: true })];
+  try {
+    out.push(JSON.stringify(value) ?? "");
+  } catch {
+    // not serialisable: nothing to search
+  }
+  for (let item: unknown = value, depth = 0; item instanceof Error && depth < 5; item = item.cause, depth++) {
+    out.push(item.message, item.stack ?? "", String(item), inspect(item.cause, { depth: 10 }));
+  }
+  const host = globalThis as { Deno?: { inspect(v: unknown): string }; Bun?: { inspect(v: unknown): string } };
+  if (host.Deno) out.push(host.Deno.inspect(value));
+  if (host.Bun) out.push(host.Bun.inspect(value));
+  return out;
+}
+
+/** Fails when any rendering of `value` contains any of `secrets`. */
+function assertHidden(value: unknown, secrets: readonly string[], context: string): void {
+  if (secrets.length === 0) return;
+  for (const text of renderings(value)) {
+    for (const secret of secrets) {
+      assert.ok(!text.includes(secret), `${context}: the password ${JSON.stringify(secret)} appears in: ${text}`);
+    }
+  }
+}
+
+/** A one-line description of a thrown value, for failure messages. */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return `${typeof error} ${inspect(error)}`;
+  const code = (error as { code?: unknown }).code;
+  return `${error.constructor.name}${code === undefined ? "" : ` [${String(code)}]`}: ${error.message}`;
+}
+
+function assertConfigError(error: unknown, context: string): void {
+  assert.ok(error instanceof ConfigError, `${context}: expected a ConfigError, got ${describeError(error)}`);
+}
+
+/** The error a promise rejects with; fails when it fulfils. */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  let value: unknown;
+  try {
+    value = await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail(`expected a rejection, but it fulfilled with ${inspect(value)}`);
+}
+
+/** Asserts a QueryError with `code` (when given) and a message matching each of `patterns`. */
+function assertQueryError(error: unknown, code: string | RegExp | undefined, ...patterns: RegExp[]): void {
+  assert.ok(error instanceof QueryError, `expected a QueryError, got ${describeError(error)}`);
+  if (typeof code === "string") assert.equal(error.code, code, `wrong code on ${describeError(error)}`);
+  if (code instanceof RegExp) assert.match(String(error.code), code, `wrong code on ${describeError(error)}`);
+  for (const pattern of patterns) assert.match(error.message, pattern, `message of ${describeError(error)}`);
+}
+
+/** Rejects when `promise` has not settled within `ms` (a hung driver must fail the test, not stall it). */
+async function settles<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The dialect's native placeholder for the `index`-th parameter (1-based). */
+function placeholder(dialect: DialectName, index: number): string {
+  return dialect === "postgres" ? `$${index}` : "?";
+}
+
+// ---------------------------------------------------------------------------
+// 1. URLs and options
+// ---------------------------------------------------------------------------
+
+const dialectSchemes = ["postgres", "postgresql", "mysql", "mariadb", "sqlite", "POSTGRES", "MariaDB", "SQLite"];
+const junkScheme = fc.oneof(
+  fc.constantFrom("http", "https", "ftp", "file", "jdbc", "postgres+tls", "my sql", "", "sqlite3", "pg"),
+  // No "-": a junk scheme can never contain a password ("pw-…").
+  fc.stringMatching(/^[a-z][a-z0-9+.]{0,7}$/),
+);
+
+/** Characters of generated passwords: many need percent-encoding. */
+const passwordChars = [
+  ..."abcXYZ019@:/?#[]%&=+ ;'\"\\`~!$^*()<>{}|,.-_",
+  "é",
+  "ß",
+  "漢",
+  "😀",
+  "\u0000",
+  "\u007f",
+  "\n",
+];
+/** A distinctive password: `pw-` and at least 8 random characters. */
+const passwordArb = fc.string({ unit: fc.constantFrom(...passwordChars), minLength: 8, maxLength: 14 }).map((s) =>
+  `pw-${s}`
+);
+/** User names never contain "-", so none can contain a password. */
+const userArb = fc.string({ unit: fc.constantFrom(..."abcxyz019_.é%: @"), maxLength: 6 });
+
+/** How a password is written into a URL. */
+type Writing = "component" | "raw" | "mixed";
+
+function writePassword(password: string, how: Writing): string {
+  if (how === "component") return encodeURIComponent(password);
+  if (how === "raw") return password;
+  return [...password].map((ch, i) => i % 2 === 0 ? encodeURIComponent(ch) : ch).join("");
+}
+
+/** The forms of a password that must never be printed: as meant, encoded, as written and as a parser reads it. */
+function secretForms(password: string, written: string): string[] {
+  const forms = [password, encodeURIComponent(password), written];
+  try {
+    forms.push(decodeURIComponent(written));
+  } catch {
+    // not decodable: the URL is refused
+  }
+  try {
+    const whatwg = new URL(`x://u:${written}@h/`).password;
+    forms.push(whatwg);
+    forms.push(decodeURIComponent(whatwg));
+  } catch {
+    // not parseable
+  }
+  // A short form (a password cut by a raw "/", "?" or "#") could occur by chance elsewhere.
+  return [...new Set(forms)].filter((form) => form.length >= 11);
+}
+
+// Each part is usually good (so many URLs parse and the successful path is searched for the password
+// too) and sometimes bad.
+const hostArb = fc.oneof(
+  { weight: 4, arbitrary: fc.oneof(fc.constantFrom("localhost", "127.0.0.1", "[::1]", "db.example"), fc.domain()) },
+  { weight: 1, arbitrary: fc.constantFrom("", "[::1", "ho st", "h%41st", "[zz]", "::1", "@", "a:b", "h/") },
+  { weight: 1, arbitrary: fc.oneof(fc.ipV4(), fc.ipV6().map((ip) => `[${ip}]`), fc.string({ maxLength: 8 })) },
+);
+const portArb = fc.oneof(
+  { weight: 4, arbitrary: fc.oneof(fc.constant(""), fc.integer({ min: 1, max: 65_535 }).map((n) => `:${n}`)) },
+  { weight: 1, arbitrary: fc.integer({ min: -2, max: 70_000 }).map((n) => `:${n}`) },
+  { weight: 1, arbitrary: fc.constantFrom(":", ":0", ":65536", ":99999999999", ":abc", ":80a", ": 1", ":+1", ":0x50") },
+  { weight: 1, arbitrary: fc.string({ maxLength: 5 }).map((s) => `:${s}`) },
+);
+const pathArb = fc.oneof(
+  { weight: 4, arbitrary: fc.string({ unit: "grapheme", maxLength: 6 }).map((s) => `/${encodeURIComponent(s)}`) },
+  { weight: 1, arbitrary: fc.constantFrom("", "/", "/a/b", "/%zz", "/:memory:", "/db%2Fx", "//db", "/..") },
+  { weight: 1, arbitrary: fc.string({ maxLength: 10 }).map((s) => `/${s}`) },
+);
+const knownOptionKeys = [
+  "sslmode",
+  "sslrootcert",
+  "connect_timeout",
+  "application_name",
+  "statement_timeout",
+  "charset",
+  "mode",
+  "busy_timeout",
+  "journal_mode",
+  "foreign_keys",
+  "worker",
+];
+const optionKeyArb = fc.oneof(
+  fc.constantFrom(...knownOptionKeys),
+  fc.constantFrom("colour", "SSLMODE", "__proto__", "toString", "constructor", "", "a%zz", "ssl%6Dode"),
+  fc.string({ maxLength: 8 }),
+);
+const optionValueArb = fc.oneof(
+  fc.constantFrom("require", "disable", "verify-full", "required", "ro", "rwc", "wal", "true", "off", "1", "0", "5"),
+  fc.constantFrom("-1", "1.5", "99999999999", "", "%zz", "a+b", "%00", "%E2%82"),
+  fc.string({ maxLength: 10 }),
+  fc.integer().map(String),
+);
+/** Options one dialect or another accepts, with good values. */
+const goodOptionArb = fc.constantFrom(
+  "sslmode=require",
+  "sslmode=disable",
+  "connect_timeout=5",
+  "application_name=app%20one",
+  "statement_timeout=1000",
+  "charset=utf8mb4",
+  "sslmode=required",
+  "mode=ro",
+  "busy_timeout=250",
+  "foreign_keys=off",
+);
+const queryArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constant("") },
+  {
+    weight: 2,
+    arbitrary: fc.array(goodOptionArb, { minLength: 1, maxLength: 2 }).map((pairs) => `?${pairs.join("&")}`),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.array(fc.tuple(optionKeyArb, fc.option(optionValueArb, { nil: undefined })), { maxLength: 4 }).map((
+      pairs,
+    ) => `?${pairs.map(([key, value]) => value === undefined ? key : `${key}=${value}`).join("&")}`),
+  },
+);
+const fragmentArb = fc.oneof(
+  { weight: 4, arbitrary: fc.constant("") },
+  { weight: 1, arbitrary: fc.string({ maxLength: 6 }).map((s) => `#${s}`) },
+);
+
+/** A URL and the forms of its password that must never be printed. */
+interface UrlCase {
+  url: string;
+  secrets: string[];
+}
+
+/** `scheme://userinfo@host:port/path?query#fragment`, each part good or bad. */
+const authorityUrlArb: fc.Arbitrary<UrlCase> = fc.record({
+  scheme: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...dialectSchemes) }, { weight: 1, arbitrary: junkScheme }),
+  user: userArb,
+  password: fc.option(passwordArb, { nil: undefined }),
+  how: fc.constantFrom<Writing>("component", "component", "raw", "mixed"),
+  withUser: fc.boolean(),
+  host: hostArb,
+  port: portArb,
+  path: pathArb,
+  query: queryArb,
+  fragment: fragmentArb,
+}).map(({ scheme, user, password, how, withUser, host, port, path, query, fragment }) => {
+  let userinfo = "";
+  let secrets: string[] = [];
+  if (password !== undefined) {
+    const written = writePassword(password, how);
+    userinfo = `${encodeURIComponent(user)}:${written}@`;
+    secrets = secretForms(password, written);
+  } else if (withUser) {
+    userinfo = `${user}@`;
+  }
+  return { url: `${scheme}://${userinfo}${host}${port}${path}${query}${fragment}`, secrets };
+});
+
+/** `scheme:path?query`: no authority, so no password. */
+const opaqueUrlArb: fc.Arbitrary<UrlCase> = fc.tuple(
+  fc.oneof(fc.constantFrom(...dialectSchemes), junkScheme),
+  fc.oneof(
+    fc.constantFrom(":memory:", "", "/", "//", "///", "data/app.db", "/abs/app.db", "///abs/app.db", "%zz", ":memory"),
+    fc.string({ maxLength: 12 }),
+  ),
+  queryArb,
+  fragmentArb,
+).map(([scheme, location, query, fragment]) => ({ url: `${scheme}:${location}${query}${fragment}`, secrets: [] }));
+
+const urlCaseArb: fc.Arbitrary<UrlCase> = fc.oneof({ weight: 3, arbitrary: authorityUrlArb }, opaqueUrlArb);
+
+/** A URL that parses, with a password, for the option properties. */
+const goodUrlArb: fc.Arbitrary<UrlCase> = fc.tuple(
+  fc.constantFrom("postgres", "mysql", "sqlite-memory", "sqlite-file"),
+  passwordArb,
+).map(([kind, password]) => {
+  if (kind === "sqlite-memory") return { url: "sqlite::memory:", secrets: [] };
+  if (kind === "sqlite-file") return { url: `sqlite:${uniqueName("never_opened")}.db`, secrets: [] };
+  const written = encodeURIComponent(password);
+  return { url: `${kind}://app:${written}@127.0.0.1:1/db`, secrets: secretForms(password, written) };
+});
+
+/** Values no option expects. */
+const oddValueArb: fc.Arbitrary<unknown> = fc.oneof(
+  fc.integer({ min: -3, max: 100_000 }),
+  fc.double(),
+  fc.constantFrom(NaN, Infinity, -Infinity, -0, 0.5, 2 ** 53, -1, 0),
+  fc.string({ maxLength: 10 }),
+  fc.bigInt({ min: -5n, max: 5n }),
+  fc.boolean(),
+  fc.constantFrom(null, undefined),
+  fc.constant(Symbol("odd")),
+  fc.constant(() => 1),
+  fc.constant([]),
+  fc.constant({}),
+  fc.constant(Object.create(null)),
+  fc.date(),
+);
+
+const poolKeys = ["min", "max", "acquireTimeout", "idleTimeout", "maxLifetime", "validateAfter"];
+const routingKeys = ["reads", "picker", "readYourWrites", "fallback", "recheckAfter", "maxRecheckAfter"];
+
+const poolArb: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant(undefined),
+  oddValueArb,
+  fc.dictionary(fc.constantFrom(...poolKeys, "maximum"), oddValueArb, { maxKeys: 3 }),
+  fc.record(
+    Object.fromEntries(poolKeys.map((key) => [key, fc.integer({ min: -1, max: 20 })])),
+    { requiredKeys: [] },
+  ),
+);
+
+const routingArb: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant(undefined),
+  oddValueArb,
+  fc.record({
+    reads: fc.oneof(fc.constantFrom("primary", "replicas", "Primary"), oddValueArb),
+    picker: fc.oneof(
+      fc.constantFrom("round-robin", "random", "least-busy", "first"),
+      fc.constant(() => 0),
+      oddValueArb,
+    ),
+    readYourWrites: fc.oneof(fc.integer({ min: -1, max: 1000 }), oddValueArb),
+    fallback: fc.oneof(fc.constantFrom("primary", "error", "replica"), oddValueArb),
+    recheckAfter: fc.oneof(fc.integer({ min: -1, max: 100_000 }), oddValueArb),
+    maxRecheckAfter: fc.oneof(fc.integer({ min: -1, max: 100_000 }), oddValueArb),
+  }, { requiredKeys: [] }),
+  fc.dictionary(fc.string({ maxLength: 8 }), oddValueArb, { maxKeys: 2 }),
+);
+
+/** A replica entry and the passwords it carries. */
+const replicaArb: fc.Arbitrary<{ entry: unknown; secrets: string[] }> = fc.oneof(
+  fc.oneof(goodUrlArb, urlCaseArb).map((u) => ({ entry: u.url, secrets: u.secrets })),
+  fc.tuple(goodUrlArb, poolArb).map(([u, pool]) => ({ entry: { url: u.url, pool }, secrets: u.secrets })),
+  fc.tuple(goodUrlArb, oddValueArb).map(([u, extra]) => ({ entry: { url: u.url, extra }, secrets: u.secrets })),
+  fc.record({ url: oddValueArb }).map((entry) => ({ entry, secrets: [] })),
+  oddValueArb.map((entry) => ({ entry, secrets: [] })),
+);
+
+const driverNames = ["node-sqlite", "bun-sqlite", "deno-sqlite", "postgres-js", "deno-postgres", "bun-sql", "mysql2"];
+/** A driver object that never connects (the property never queries). */
+const fakeDriverArb = fc.constantFrom("postgres", "mysql", "sqlite", "oracle").map((dialect) => ({
+  name: "never-connects",
+  dialect,
+  interleavedStreams: false,
+  connect: () => Promise.reject(new Error("not used")),
+}));
+
+/** Options, structured or not, and the replica passwords they carry. */
+const optionsArb: fc.Arbitrary<{ options: unknown; secrets: string[] }> = fc.record({
+  name: fc.oneof(
+    fc.constant(undefined),
+    fc.constant(null).map(() => uniqueName("bad_input_name")),
+    fc.constantFrom("", "   ", "\t"),
+    oddValueArb,
+  ),
+  driver: fc.oneof(
+    fc.constant(undefined),
+    fc.constantFrom(...driverNames, "oracle", "POSTGRES-JS", "__proto__", "constructor"),
+    fakeDriverArb,
+    fc.constant({ connect: 1 }),
+    oddValueArb,
+  ),
+  pool: poolArb,
+  replicas: fc.oneof(
+    fc.constant({ entries: undefined as unknown, secrets: [] as string[] }),
+    oddValueArb.map((entries) => ({ entries, secrets: [] as string[] })),
+    fc.array(replicaArb, { maxLength: 3 }).map((list) => ({
+      entries: list.map((item) => item.entry) as unknown,
+      secrets: list.flatMap((item) => item.secrets),
+    })),
+  ),
+  routing: routingArb,
+  onQuery: fc.oneof(fc.constant(undefined), fc.constant(() => {}), oddValueArb),
+  connectionScope: fc.oneof(
+    fc.constant(undefined),
+    fc.constantFrom("instance", "context", "Instance", ""),
+    oddValueArb,
+  ),
+  extra: fc.oneof(
+    fc.constant({}),
+    fc.dictionary(fc.string({ maxLength: 8 }), oddValueArb, { maxKeys: 2 }),
+    fc.constantFrom({ pools: {} }, { debug: true }, { password: "x" }),
+  ),
+}, { requiredKeys: [] }).map(({ extra, replicas, ...rest }) => {
+  const options: Record<string, unknown> = { ...rest, ...extra };
+  if (replicas !== undefined) options.replicas = replicas.entries;
+  return { options, secrets: replicas?.secrets ?? [] };
+});
+
+/** Builds an instance or asserts a ConfigError; an instance is checked for secrets and closed. */
+async function constructs(url: unknown, options: unknown, secrets: readonly string[], context: string): Promise<void> {
+  let db: Database | undefined;
+  try {
+    db = new Database(url as string, options as DatabaseOptions);
+  } catch (error) {
+    assertConfigError(error, context);
+    assertHidden(error, secrets, context);
+    return;
+  }
+  try {
+    assertHidden(db, secrets, context);
+  } finally {
+    await db.close();
+  }
+}
+
+describe("bad input: database URLs", () => {
+  test("the leak check finds a planted password in a message, a stack, a cause or an inspection", () => {
+    const secret = "pw-planted%41";
+    const planted: unknown[] = [
+      new ConfigError(`bad ${secret}`),
+      new ConfigError("bad", { cause: new Error(`inner ${secret}`) }),
+      Object.assign(new ConfigError("bad"), { detail: secret }),
+      { url: secret },
+    ];
+    for (const value of planted) assert.throws(() => assertHidden(value, [secret], "planted"), /planted/);
+    assert.deepEqual(secretForms("pw-a b/c?d#e", "pw-a b/c?d#e"), [
+      "pw-a b/c?d#e",
+      "pw-a%20b%2Fc%3Fd%23e",
+    ]);
+  });
+
+  test("any string or value as the URL builds an instance or throws a ConfigError, never anything else", async () => {
+    const anyUrl = fc.oneof(
+      fc.string(),
+      fc.string({ unit: "binary" }),
+      fc.string({ unit: "grapheme" }),
+      fc.webUrl({ withQueryParameters: true, withFragments: true }),
+      fc.tuple(fc.constantFrom(...dialectSchemes), fc.string({ unit: "binary" })).map(([s, rest]) => `${s}:${rest}`),
+      fc.anything(),
+    );
+    await fc.assert(
+      fc.asyncProperty(anyUrl, async (url) => {
+        let parsed: DatabaseUrl | undefined;
+        try {
+          parsed = parseDatabaseUrl(url as string);
+        } catch (error) {
+          assertConfigError(error, `parseDatabaseUrl(${inspect(url)})`);
+        }
+        if (parsed !== undefined) assert.equal(typeof String(parsed), "string");
+        await constructs(url, undefined, [], `new Database(${inspect(url)})`);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test("URL-shaped text with a password: parses or throws a ConfigError; no error or rendering shows it", async () => {
+    await fc.assert(
+      fc.asyncProperty(urlCaseArb, async ({ url, secrets }) => {
+        const context = `URL ${JSON.stringify(url)}`;
+        let parsed: DatabaseUrl | undefined;
+        try {
+          parsed = parseDatabaseUrl(url);
+        } catch (error) {
+          assertConfigError(error, context);
+          assertHidden(error, secrets, context);
+        }
+        if (parsed !== undefined) {
+          assertHidden(parsed, secrets, context);
+          assertHidden({ ...parsed }, secrets, context);
+        }
+        await constructs(url, undefined, secrets, context);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test("well-formed URLs: each part decodes to what was written, and the printed form parses to the same parts", () => {
+    const serverUrl = fc.record({
+      scheme: fc.constantFrom("postgres", "postgresql", "mysql", "mariadb"),
+      user: fc.string({ unit: "grapheme", maxLength: 8 }),
+      password: fc.string({ unit: "grapheme", maxLength: 12 }),
+      host: fc.oneof(
+        fc.constantFrom("localhost", "127.0.0.1"),
+        fc.domain(),
+        fc.ipV4(),
+        // Roost parses with the runtime's WHATWG URL; Bun 1.4's refuses some valid IPv6 forms
+        // (0:0::0:0:0.0.0.0, which Node and Deno accept), so only what the runtime itself parses.
+        fc.ipV6().filter((ip) => URL.canParse(`http://[${ip}]/`)),
+      ),
+      port: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
+      // "." and ".." have a test of their own.
+      database: fc.string({ unit: "grapheme", maxLength: 10 }).filter((name) => name !== "." && name !== ".."),
+      timeout: fc.option(fc.integer({ min: 0, max: 999_999 }), { nil: undefined }),
+      text: fc.option(fc.string({ unit: "grapheme", maxLength: 8 }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(serverUrl, ({ scheme, user, password, host, port, database, timeout, text }) => {
+        const dialect = scheme.startsWith("m") ? "mysql" : "postgres";
+        const options: Record<string, string | number> = {};
+        if (timeout !== undefined) options.connect_timeout = timeout;
+        if (text !== undefined) options[dialect === "postgres" ? "application_name" : "charset"] = text;
+        const query = Object.entries(options).map(([k, v]) => `${k}=${encodeURIComponent(String(v))}`).join("&");
+        const userinfo = user === "" && password === ""
+          ? ""
+          : `${encodeURIComponent(user)}${password === "" ? "" : `:${encodeURIComponent(password)}`}@`;
+        const hostText = host.includes(":") ? `[${host}]` : host;
+        const url = `${scheme}://${userinfo}${hostText}${port === undefined ? "" : `:${port}`}/${
+          encodeURIComponent(database)
+        }${query ? `?${query}` : ""}`;
+        const parsed = parseDatabaseUrl(url);
+        const expectedHost = host.includes(":") ? new URL(`http://[${host}]/`).hostname.slice(1, -1) : host;
+        assert.deepEqual({ ...parsed }, {
+          dialect,
+          scheme: `${scheme}:`,
+          host: expectedHost,
+          port: port ?? (dialect === "postgres" ? 5432 : 3306),
+          user,
+          database,
+          options,
+        }, url);
+        assert.equal(parsed.password(), password, url);
+        assert.deepEqual({ ...parseDatabaseUrl(String(parsed)) }, { ...parsed }, `reparsing ${String(parsed)}`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("a database name '.' or '..' (percent-encoded or not) is kept, not dropped by URL path normalisation", () => {
+    // libpq reads postgresql://h/%2E%2E as the database "..": a legal (quoted) name on Postgres and MySQL.
+    for (const [path, database] of [["/.", "."], ["/..", ".."], ["/%2E", "."], ["/%2e%2E", ".."]]) {
+      for (const scheme of ["postgres", "mysql"]) {
+        const url = `${scheme}://app@db.example${path}`;
+        let parsed: DatabaseUrl | undefined;
+        try {
+          parsed = parseDatabaseUrl(url);
+        } catch (error) {
+          assertConfigError(error, url); // refusing it would be fine too
+        }
+        if (parsed !== undefined) assert.equal(parsed.database, database, url);
+      }
+    }
+  });
+
+  test("a '+' in the user, password, database name or SQLite path is a plus (RFC 3986, libpq), not a space", () => {
+    // RFC 3986 lets userinfo and path segments hold sub-delims ("+" among them) unencoded; only
+    // application/x-www-form-urlencoded query strings read "+" as a space.
+    const url = parseDatabaseUrl("postgres://app+1:pw+secret@db.example/shop+eu");
+    assert.deepEqual([url.user, url.password(), url.database], ["app+1", "pw+secret", "shop+eu"]);
+    assert.equal(parseDatabaseUrl("sqlite:data/a+b.db").database, "data/a+b.db");
+    assert.equal(parseDatabaseUrl("sqlite:///var/lib/a+b.db").database, "/var/lib/a+b.db");
+    // Property: each part written with only what RFC 3986 requires encoded decodes to itself.
+    const minimal = (text: string, alsoRaw: string) =>
+      [...text].map((ch) =>
+        /^[A-Za-z0-9\-._~!$&'()*+,;=]$/.test(ch) || alsoRaw.includes(ch) ? ch : encodeURIComponent(ch)
+      )
+        .join("");
+    const part = fc.string({ unit: fc.constantFrom(..."ab+ %:@!$&'()*,;=~é"), maxLength: 8 });
+    fc.assert(
+      fc.property(part, part, part, (user, password, database) => {
+        const text = `mysql://${minimal(user, "")}:${minimal(password, ":")}@h/${minimal(database, ":@")}`;
+        const parsed = parseDatabaseUrl(text);
+        assert.deepEqual([parsed.user, parsed.password(), parsed.database], [user, password, database], text);
+        const file = parseDatabaseUrl(`sqlite:${minimal(`${database}x`, ":@/")}`);
+        assert.equal(file.database, `${database}x`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("bad input: Database options", () => {
+  test("fc.anything() as options builds an instance or throws a ConfigError", async () => {
+    const urls = ["sqlite::memory:", `sqlite:${uniqueName("never_opened")}.db`, "postgres://app@127.0.0.1:1/db"];
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...urls), fc.anything({ withBigInt: true, withDate: true, withMap: true }), (
+        url,
+        options,
+      ) => constructs(url, options, [], `options ${inspect(options)}`)),
+      { numRuns: 300 },
+    );
+  });
+
+  test("structured odd options (pool, routing, replicas, name, driver, scope, hook, unknown keys): instance or ConfigError, never a password", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        goodUrlArb,
+        optionsArb,
+        ({ url, secrets }, { options, secrets: replicaSecrets }) =>
+          constructs(url, options, [...secrets, ...replicaSecrets], `${url} with ${inspect(options, { depth: 5 })}`),
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  test("each option given each odd JavaScript value (symbol, bigint, function, null-prototype object …)", async () => {
+    const odd: unknown[] = [Symbol("odd"), 10n, () => 1, NaN, -0, Infinity, new Date(0), Object.create(null), [], null];
+    const places: string[][] = [
+      ["name"],
+      ["driver"],
+      ["onQuery"],
+      ["connectionScope"],
+      ["replicas"],
+      ["pool"],
+      ["routing"],
+      ...poolKeys.map((key) => ["pool", key]),
+      ...routingKeys.map((key) => ["routing", key]),
+    ];
+    const failures: string[] = [];
+    for (const value of odd) {
+      for (const [key, inner] of places) {
+        const options = inner === undefined ? { [key]: value } : { [key]: { [inner]: value } };
+        const context = `{ ${key}${inner ? `: { ${inner}` : ""}: ${inspect(value)} }`;
+        await constructs("sqlite::memory:", options, [], context).catch((error) => failures.push(error.message));
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 2. Identifiers
+// ---------------------------------------------------------------------------
+
+/** Characters MySQL/MariaDB refuse at the end of a name (its isspace(); observed on MariaDB 10.11). */
+const mysqlTrailingSpace = /[ \t\n\v\f\r]$/;
+
+/** Bytes of a MySQL table's file name: characters outside [A-Za-z0-9_] are written as `@xxxx`. */
+function mysqlFileNameBytes(name: string): number {
+  let bytes = 0;
+  for (const ch of name) bytes += /^[A-Za-z0-9_]$/.test(ch) ? 1 : 5;
+  return bytes;
+}
+
+/**
+ * Whether a dialect accepts `name` as a quoted identifier, by its documented rules:
+ * - all: no NUL (no server accepts U+0000 in a name, and `sql.ident` refuses it) and well-formed UTF-16
+ *   (a lone surrogate cannot be sent as UTF-8).
+ * - Postgres: at most 63 bytes of UTF-8 (NAMEDATALEN - 1); longer names are truncated (tested on their own).
+ * - MySQL/MariaDB: at most 64 characters, all in the Basic Multilingual Plane (the manual: "ASCII NUL (U+0000)
+ *   and supplementary characters (U+10000 and higher) are not permitted in quoted or unquoted identifiers"),
+ *   and "Database, table, and column names cannot end with space characters", the server's isspace(): a
+ *   trailing space, tab, newline, vertical tab, form feed or carriage return (U+00A0, U+0085, U+2028 pass).
+ *   A table name is also a file name, and each character outside [A-Za-z0-9_] takes 5 of its 255 bytes.
+ * - SQLite: no length limit worth the name; a table name must not start with "sqlite_" (reserved).
+ */
+function identifierAllowed(dialect: DialectName, name: string, role: "table" | "column"): boolean {
+  if (name === "" || name.includes("\u0000") || !name.isWellFormed()) return false;
+  switch (dialect) {
+    case "postgres":
+      return new TextEncoder().encode(name).length <= 63;
+    case "mysql":
+      return [...name].length <= 64 && !/[\u{10000}-\u{10FFFF}]/u.test(name) && !mysqlTrailingSpace.test(name) &&
+        (role === "column" || mysqlFileNameBytes(name) <= 240);
+    case "sqlite":
+      return role === "column" || !name.toLowerCase().startsWith("sqlite_");
+  }
+}
+
+/** A table name holding `name` and a unique part: after it, unless `name` ends in whitespace. */
+function tableNameFor(name: string, unique: string): string {
+  return /\s$/u.test(name) ? `${unique}_${name}` : `${name}_${unique}`;
+}
+
+/** Stands for a `uniqueName()` result when checking lengths (those are about 25 ASCII characters). */
+const uniqueStandIn = "x".repeat(30);
+
+/** Hostile identifiers: quotes of every dialect, spaces, non-ASCII, SQL punctuation. */
+const hostileIdentifiers = [
+  'double"quote',
+  '"',
+  '""',
+  "back`tick",
+  "`",
+  "single'quote",
+  "'",
+  "with space",
+  " leading space",
+  "trailing space ",
+  "   ",
+  "trailing tab\t",
+  "café",
+  "straße",
+  "漢字",
+  "Привет мир",
+  "emoji 😀",
+  "family 👩‍👩‍👧‍👦",
+  "a.b",
+  "a;b",
+  "; drop table x; --",
+  "a--b",
+  "--",
+  "a/*b",
+  "/*",
+  "*/",
+  "$1",
+  "?",
+  ":name",
+  "@x",
+  "%s",
+  "back\\slash",
+  "tab\there",
+  "new\nline",
+  "UPPER lower",
+  "0",
+  "123",
+  "select",
+  "[bracket]",
+  "\u00a0nbsp\u00a0",
+  "x".repeat(60),
+];
+
+/**
+ * Names that are the internals of a JavaScript object (mysql2 refuses the first five itself); a row must
+ * still hold each as an own key. Tested on their own, so the identifier property leaves them out.
+ */
+const objectInternals = [
+  "__proto__",
+  "__defineGetter__",
+  "__defineSetter__",
+  "__lookupGetter__",
+  "__lookupSetter__",
+  "constructor",
+  "toString",
+  "hasOwnProperty",
+  "valueOf",
+  "isPrototypeOf",
+];
+
+/** Identifier characters worth mixing: quotes, punctuation, whitespace, non-ASCII, astral. */
+const identifierUnit = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      ...['"', "`", "'", " ", ".", ";", "-", "/", "*", "\\", "?", "$", ":", "@", "%", "\t", "\n", "[", "]"],
+      ...["é", "ß", "漢", "字", "Ж", "ы", "😀", "👩‍👩‍👧"],
+    ),
+  },
+  { weight: 2, arbitrary: fc.string({ unit: "grapheme", minLength: 1, maxLength: 1 }) },
+  { weight: 3, arbitrary: fc.constantFrom(..."abcxyzABC019_") },
+);
+
+/** Identifiers the dialect's rules allow, as a column and inside a table name. */
+function identifierArb(dialect: DialectName): fc.Arbitrary<string> {
+  return fc.string({ unit: identifierUnit, minLength: 1, maxLength: 16 }).filter((name) =>
+    !objectInternals.includes(name) && identifierAllowed(dialect, name, "column") &&
+    identifierAllowed(dialect, tableNameFor(name, uniqueStandIn), "table")
+  );
+}
+
+/**
+ * Creates a table and a column named by `name` (the table's name holds a unique part too, unless that
+ * makes it too long), fills and reads them, and drops the table.
+ */
+async function identifierRoundTrip(db: Database, dialect: DialectName, name: string): Promise<void> {
+  const unique = uniqueName("bi");
+  const tableName = identifierAllowed(dialect, tableNameFor(name, uniqueStandIn), "table")
+    ? tableNameFor(name, unique)
+    : unique;
+  const table = sql.ident(tableName);
+  const column = sql.ident(name);
+  const value = `value of ${name}`;
+  await db.execute(sql`create table ${table} (${column} text)`);
+  try {
+    await db.execute(sql`insert into ${table} (${column}) values (${value})`);
+    const rows = await db.fetchAll(sql`select * from ${table}`);
+    assert.equal(rows.length, 1);
+    assert.deepEqual(Object.keys(rows[0]), [name], `the column key of ${JSON.stringify(name)}`);
+    assert.equal(rows[0][name], value);
+    const qualified = await db.fetchAll(
+      sql`select ${sql.ident(tableName, name)} from ${table} where ${column} = ${value}`,
+    );
+    assert.deepEqual(qualified.map((row) => Object.entries(row)), [[[name, value]]], "selected by qualified name");
+  } finally {
+    await db.execute(sql`drop table ${table}`);
+  }
+}
+
+/** `text` truncated to at most `bytes` bytes of UTF-8, at a character boundary. */
+function truncateUtf8(text: string, bytes: number): string {
+  let out = "";
+  let used = 0;
+  for (const ch of text) {
+    const size = new TextEncoder().encode(ch).length;
+    if (used + size > bytes) break;
+    out += ch;
+    used += size;
+  }
+  return out;
+}
+
+describe("bad input: sql.ident", () => {
+  test("a NUL in any name is a QueryError (ROOST_INVALID_QUERY) at the call", () => {
+    for (const names of [["a\u0000b"], ["\u0000"], ["public", "t\u0000"], ["s\u0000", "t"]]) {
+      let error: unknown;
+      try {
+        sql.ident(...names);
+      } catch (caught) {
+        error = caught;
+      }
+      assert.ok(error !== undefined, `sql.ident(${JSON.stringify(names)}) did not throw`);
+      assertQueryError(error, "ROOST_INVALID_QUERY");
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 3. Values with SQL metacharacters
+// ---------------------------------------------------------------------------
+
+/** Values full of what SQL, drivers and placeholders treat specially. */
+const metaValues = [
+  "'",
+  "''",
+  '"',
+  "`",
+  "\\",
+  "\\'",
+  "';",
+  ";",
+  "--",
+  "-- comment",
+  "/*",
+  "*/",
+  "/* x */",
+  "$1",
+  "$2$",
+  "$$",
+  "$tag$",
+  "?",
+  "??",
+  "?1",
+  ":name",
+  "@x",
+  "@@version",
+  "%s",
+  "%",
+  "_",
+  "\n",
+  "\r",
+  "\t",
+  "\r\n",
+  "\\n",
+  "a'b\"c`d\\e",
+  "'); drop table x; --",
+  "\\'; select 1; --",
+  "é",
+  "漢字",
+  "Привет",
+  "😀",
+  "👩‍👩‍👧‍👦",
+  "𝕏\u{10FFFF}",
+  "\uFEFF",
+  "\u200B",
+  "",
+  " ",
+  "  spaces around  ",
+  "\u0001\u001f\u007f",
+  "null",
+  "NULL",
+  "undefined",
+  "0x41",
+  "1e999",
+];
+
+/** Characters mixed into the value property. */
+const metaUnit = fc.oneof(
+  { weight: 2, arbitrary: fc.constantFrom(..."'\"`\\;-/*$?:@%_\n\r\t ", "--", "/*", "*/", "$1", "😀", "\u{10FFFF}") },
+  { weight: 3, arbitrary: fc.string({ unit: "grapheme", minLength: 1, maxLength: 1 }) },
+);
+/** Well-formed strings without NUL (a NUL is tested on its own; a lone surrogate cannot be UTF-8). */
+const metaValueArb = fc.oneof(fc.string({ unit: metaUnit, maxLength: 40 }), fc.string({ unit: "grapheme" }))
+  .filter((value) => !value.includes("\u0000"));
+
+/** The SQLite parameter limit (SQLITE_MAX_VARIABLE_NUMBER) of each driver's build, where known. */
+const sqliteParameterLimits: Partial<Record<string, number>> = {
+  "node-sqlite": 32766, // Node 24 and Deno 2.9 node:sqlite: SQLite's default since 3.32
+  "bun-sqlite": 250000, // Bun 1.4 bun:sqlite: compiled with SQLITE_MAX_VARIABLE_NUMBER=250000
+};
+
+// ---------------------------------------------------------------------------
+// 2–5 on every target
+// ---------------------------------------------------------------------------
+
+function targetTests(target: Target): void {
+  const { dialect } = target;
+  let db: Database;
+
+  before(() => {
+    db = target.open();
+  });
+  after(async () => {
+    await db.close();
+  });
+
+  // 2. Identifiers
+
+  test(
+    "sql.ident: a table and a column named by each hostile identifier are created, filled and read back",
+    slow,
+    async () => {
+      for (const name of hostileIdentifiers) {
+        if (!identifierAllowed(dialect, name, "column")) continue;
+        await identifierRoundTrip(db, dialect, name).catch((error) => {
+          throw new Error(`identifier ${JSON.stringify(name)}: ${describeError(error)}`, { cause: error });
+        });
+      }
+    },
+  );
+
+  if (dialect === "mysql") {
+    test(
+      "sql.ident: names MySQL/MariaDB forbids (trailing whitespace, beyond the BMP) are QueryErrors",
+      slow,
+      async () => {
+        const forbidden = hostileIdentifiers.filter((name) => !identifierAllowed(dialect, name, "column"));
+        assert.deepEqual(forbidden, ["trailing space ", "   ", "trailing tab\t", "emoji 😀", "family 👩‍👩‍👧‍👦"]);
+        /** The error creating `table` fails with; a table that was created after all is dropped. */
+        const refusal = async (table: ReturnType<typeof sql.ident>, column: ReturnType<typeof sql.ident>) => {
+          try {
+            await db.execute(sql`create table ${table} (${column} text)`);
+          } catch (error) {
+            return error;
+          }
+          await db.execute(sql`drop table ${table}`);
+          assert.fail(`create table ${compile(table, dialect).text} (${compile(column, dialect).text}) succeeded`);
+        };
+        const refused = /^(ER_WRONG_COLUMN_NAME|ER_WRONG_TABLE_NAME|ER_INVALID_CHARACTER_STRING|42000|HY000)$/;
+        for (const name of [...forbidden, "x\r", "x\n", "x\v", "x\f", "astral 𝕏"]) {
+          assertQueryError(await refusal(uniqueTable("bi_forbidden"), sql.ident(name)), refused);
+          // As the end of a table name: refused too.
+          assertQueryError(await refusal(sql.ident(`${uniqueName("bi")}_${name}`), sql.ident("a")), refused);
+        }
+      },
+    );
+  }
+
+  /**
+   * postgres.js and mysql2 build rows themselves (README, Values): postgres.js assigns `row.__proto__ = value`,
+   * which drops that column (except on Deno, which has no `__proto__` setter), and mysql2 refuses to read a
+   * column named like an Object.prototype member. Roost builds the other drivers' rows.
+   */
+  const dropsProto = target.driver === "postgres-js" && runtime !== "deno";
+  const refusesInternals = target.driver === "mysql2";
+  test(
+    "sql.ident: columns named like JavaScript object internals (__proto__, constructor …) are own keys of the row",
+    slow,
+    async () => {
+      const table = uniqueTable("bi_internals");
+      const columns = sql.join(objectInternals.map((name) => sql`${sql.ident(name)} text`));
+      await db.execute(sql`create table ${table} (${columns})`);
+      try {
+        await db.execute(sql`insert into ${table} values (${sql.join(objectInternals.map((name) => `v ${name}`))})`);
+        if (refusesInternals) {
+          assertQueryError(await rejection(db.fetchAll(sql`select * from ${table}`)), undefined, /__proto__/);
+          return;
+        }
+        const rows = await db.fetchAll(sql`select * from ${table}`).catch((error) => {
+          throw new Error(`reading the row failed: ${describeError(error)}`, { cause: error });
+        });
+        const row = rows[0];
+        const expected = dropsProto ? objectInternals.filter((name) => name !== "__proto__") : objectInternals;
+        assert.deepEqual(Object.keys(row), expected, "the row's own keys");
+        for (const name of expected) {
+          assert.equal(Object.getOwnPropertyDescriptor(row, name)?.value, `v ${name}`, name);
+        }
+        assert.equal(Object.getPrototypeOf(row), Object.prototype, "a row is a plain object");
+      } finally {
+        await db.execute(sql`drop table ${table}`);
+      }
+    },
+  );
+
+  test(
+    "sql.ident property: any identifier within the dialect's rules round-trips as table and column",
+    slow,
+    async () => {
+      await fc.assert(fc.asyncProperty(identifierArb(dialect), (name) => identifierRoundTrip(db, dialect, name)), {
+        numRuns: 30,
+      });
+    },
+  );
+
+  if (dialect === "postgres") {
+    test(
+      "sql.ident beyond 63 bytes: Postgres truncates the name silently, so two long names can collide",
+      slow,
+      async () => {
+        const unique = uniqueName("bi_long");
+        const longColumn = "é".repeat(35); // 70 bytes
+        const longTable = `${unique}_${"t".repeat(70)}`;
+        const truncatedColumn = truncateUtf8(longColumn, 63);
+        const truncatedTable = truncateUtf8(longTable, 63);
+        assert.equal(truncatedColumn, "é".repeat(31));
+        await db.execute(sql`create table ${sql.ident(longTable)} (${sql.ident(longColumn)} text)`);
+        try {
+          await db.execute(sql`insert into ${sql.ident(longTable)} values (${"v"})`);
+          // The row's key is the truncated name: the long one the query used is gone.
+          assert.deepEqual(await db.fetchAll(sql`select * from ${sql.ident(longTable)}`), [{ [truncatedColumn]: "v" }]);
+          // The table answers to its truncated name.
+          assert.equal(await db.fetchVal(sql`select count(*)::int from ${sql.ident(truncatedTable)}`), 1);
+          // A different name with the same first 63 bytes is the same table.
+          const error = await rejection(db.execute(sql`create table ${sql.ident(`${longTable}_other`)} (a int)`));
+          assertQueryError(error, "42P07");
+        } finally {
+          await db.execute(sql`drop table if exists ${sql.ident(longTable)}`);
+        }
+      },
+    );
+  }
+
+  // 3. Values
+
+  /** Inserts `values` through the sql tag and through native placeholders, and reads each back both ways. */
+  async function valuesRoundTrip(values: readonly string[]): Promise<void> {
+    const table = uniqueTable("bi_values");
+    const tableText = compile(table, dialect).text;
+    const p = (index: number) => placeholder(dialect, index);
+    await db.execute(sql`create table ${table} (id integer primary key, v text)`);
+    try {
+      for (const [i, value] of values.entries()) {
+        await db.execute(sql`insert into ${table} (id, v) values (${2 * i}, ${value})`);
+        await db.execute(`insert into ${tableText} (id, v) values (${p(1)}, ${p(2)})`, [2 * i + 1, value]);
+      }
+      for (const [i, value] of values.entries()) {
+        const context = `value ${JSON.stringify(value)}`;
+        assert.equal(await db.fetchVal(sql`select v from ${table} where id = ${2 * i}`), value, `${context} (sql tag)`);
+        assert.equal(
+          await db.fetchVal(`select v from ${tableText} where id = ${p(1)}`, [2 * i + 1]),
+          value,
+          `${context} (native placeholders)`,
+        );
+      }
+    } finally {
+      await db.execute(sql`drop table ${table}`);
+    }
+  }
+
+  test(
+    "values with SQL metacharacters are stored verbatim through the sql tag and native placeholders",
+    slow,
+    async () => {
+      await valuesRoundTrip(metaValues);
+    },
+  );
+
+  test("value property: any well-formed string without NUL round-trips verbatim", slow, async () => {
+    await fc.assert(fc.asyncProperty(fc.array(metaValueArb, { minLength: 1, maxLength: 3 }), valuesRoundTrip), {
+      numRuns: 25,
+    });
+  });
+
+  if (dialect === "postgres") {
+    test(
+      "a NUL in a text value: Postgres refuses it with a QueryError (22021), and the pool still serves",
+      slow,
+      async () => {
+        const table = uniqueTable("bi_nul");
+        await db.execute(sql`create table ${table} (v text)`);
+        try {
+          for (
+            const attempt of [
+              () => db.execute(sql`insert into ${table} (v) values (${"a\u0000b"})`),
+              () => db.execute(`insert into ${compile(table, dialect).text} (v) values ($1)`, ["a\u0000b"]),
+              () => db.fetchVal(sql`select ${"\u0000"}::text as v`),
+            ]
+          ) {
+            assertQueryError(await rejection(attempt()), "22021", /invalid byte sequence for encoding "UTF8": 0x00/);
+          }
+          assert.equal(await db.fetchVal(sql`select count(*)::int from ${table}`), 0);
+        } finally {
+          await db.execute(sql`drop table ${table}`);
+        }
+      },
+    );
+  } else {
+    test("a NUL in a text value is stored and read back whole", slow, async () => {
+      const table = uniqueTable("bi_nul");
+      const bytes = dialect === "mysql" ? sql`octet_length(v)` : sql`length(cast(v as blob))`;
+      await db.execute(sql`create table ${table} (id integer, v text)`);
+      try {
+        await db.execute(sql`insert into ${table} (id, v) values (${1}, ${"a\u0000b"})`);
+        await db.execute(`insert into ${compile(table, dialect).text} (id, v) values (?, ?)`, [2, "\u0000x\u0000"]);
+        assert.deepEqual(await db.fetchAll(sql`select ${bytes} as n from ${table} order by id`), [{ n: 3 }, { n: 3 }]);
+        // Deno's node:sqlite cuts text at its first NUL when it reads it (README, Values); the bytes are stored whole.
+        const cut = runtime === "deno" && target.driver === "node-sqlite";
+        assert.deepEqual(await db.fetchAll(sql`select v from ${table} order by id`), [{ v: cut ? "a" : "a\u0000b" }, {
+          v: cut ? "" : "\u0000x\u0000",
+        }]);
+      } finally {
+        await db.execute(sql`drop table ${table}`);
+      }
+    });
+  }
+
+  // 4. Too many parameters
+
+  /** A query with `n` bound parameters, true when 1 is among them. */
+  const manyParameters = (n: number) =>
+    sql`select 1 as x where 1 in (${sql.join(Array.from({ length: n }, (_, i) => i + 1))})`;
+
+  if (dialect === "sqlite") {
+    const limit = sqliteParameterLimits[target.driver];
+    test(
+      `more parameters than this SQLite build allows (${limit ?? "unknown"}): ROOST_TOO_MANY_PARAMETERS saying so`,
+      slow,
+      async () => {
+        const own = target.open({ pool: { max: 1 } });
+        try {
+          if (limit !== undefined) assert.equal(await own.fetchVal(manyParameters(limit)), 1, `${limit} parameters`);
+          const over = (limit ?? 250_000) + 1;
+          const error = await rejection(settles(own.fetchVal(manyParameters(over)), 15_000, `${over} parameters`));
+          assertQueryError(error, "ROOST_TOO_MANY_PARAMETERS", /too many SQL variables/);
+          assert.equal(Number(await own.fetchVal(sql`select ${7} as x`)), 7, "the connection still serves");
+        } finally {
+          await own.close({ timeout: 1_000 });
+        }
+      },
+    );
+  } else {
+    /**
+     * The most parameters a statement can bind: 65535 on both protocols (a 16-bit count), but postgres.js
+     * refuses 65534 and more (node_modules/postgres/src/connection.js:186, `>= 65534`), and a second such
+     * query on the same connection then never settles: Roost must refuse them before the driver sees them.
+     */
+    const limit = target.driver === "postgres-js" ? 65_533 : 65_535;
+
+    test(
+      `more than ${limit} parameters: QueryError ROOST_TOO_MANY_PARAMETERS naming ${limit}, each time; the pool still serves`,
+      slow,
+      async () => {
+        const own = target.open({ pool: { max: 1 } });
+        try {
+          for (const n of [limit + 1, limit + 1, 65_536, 65_536]) {
+            const error = await rejection(settles(own.fetchVal(manyParameters(n)), 15_000, `${n} parameters`));
+            // Past the protocol's 65535 the dialect's limit is named; up to it, the driver's own.
+            const named = n > 65_535 ? 65_535 : limit;
+            assertQueryError(
+              error,
+              "ROOST_TOO_MANY_PARAMETERS",
+              new RegExp(`\\b${named}\\b`),
+              new RegExp(`\\b${n}\\b`),
+            );
+          }
+          assert.equal(Number(await settles(own.fetchVal(sql`select ${7} as x`), 15_000, "a query after")), 7);
+        } finally {
+          await own.close({ timeout: 1_000 });
+        }
+      },
+    );
+
+    test(`exactly ${limit} parameters run${limit === 65_535 ? " (the protocol's maximum)" : ""}`, slow, async () => {
+      const own = target.open({ pool: { max: 1 } });
+      try {
+        assert.equal(Number(await settles(own.fetchVal(manyParameters(limit)), 15_000, `${limit} parameters`)), 1);
+      } finally {
+        await own.close({ timeout: 1_000 });
+      }
+    });
+  }
+
+  // 5. Wrong parameter count
+
+  test(
+    "a parameters array shorter or longer than the placeholders: QueryError ROOST_PARAMETER_COUNT with both counts; the connection still serves",
+    slow,
+    async () => {
+      const own = target.open({ pool: { max: 1 } });
+      const text = dialect === "postgres" ? "select $1::int as a, $2::int as b" : "select ? as a, ? as b";
+      try {
+        for (const params of [[1], [1, 2, 3], []]) {
+          const error = await rejection(settles(own.fetchAll(text, params), 15_000, `${params.length} parameters`));
+          assertQueryError(error, "ROOST_PARAMETER_COUNT", /\b2\b/, new RegExp(`\\b${params.length}\\b`));
+          assert.equal(await settles(own.fetchVal("select 7 as x"), 15_000, "a query after"), 7, "still serves");
+        }
+        assert.deepEqual(await own.fetchAll(text, [1, 2]), [{ a: 1, b: 2 }]);
+      } finally {
+        await own.close({ timeout: 1_000 });
+      }
+    },
+  );
+
+  test("placeholders inside string literals, quoted identifiers and comments are not counted", slow, async () => {
+    const cases: [string, Record<string, unknown>][] = dialect === "postgres"
+      ? [
+        ["select '$1' as a, $1::int as b", { a: "$1", b: 1 }],
+        ["select 'it''s $2' as a, $1::int as b", { a: "it's $2", b: 1 }],
+        ["select E'\\' $2' as a, $1::int as b", { a: "' $2", b: 1 }],
+        ["select $$ $2 ' $$ as a, $1::int as b", { a: " $2 ' ", b: 1 }],
+        ["select $tag$ $2 $tag$ as a, $1::int as b", { a: " $2 ", b: 1 }],
+        ['select $1::int as "$2"', { $2: 1 }],
+        ["select $1::int as b -- $2\n", { b: 1 }],
+        ["select /* $2 */ $1::int as b", { b: 1 }],
+        ["select $1::int as a, $1::int + 1 as b", { a: 1, b: 2 }],
+        [`select '{"k":1}'::jsonb ? 'k' as a, $1::int as b`, { a: true, b: 1 }],
+      ]
+      : [
+        ["select '?' as a, ? as b", { a: "?", b: 1 }],
+        ["select 'it''s ?' as a, ? as b", { a: "it's ?", b: 1 }],
+        ["select ? as b -- ?\n", { b: 1 }],
+        ["select /* ? */ ? as b", { b: 1 }],
+        ...(dialect === "mysql"
+          ? [
+            ["select 'it\\'s ?' as a, ? as b", { a: "it's ?", b: 1 }],
+            ['select "?" as a, ? as b', { a: "?", b: 1 }],
+            ["select ? as `?`", { "?": 1 }],
+            ["select ? as b # ?\n", { b: 1 }],
+          ] as [string, Record<string, unknown>][]
+          : [
+            ['select ? as "?"', { "?": 1 }],
+            ["select ? as [?]", { "?": 1 }],
+          ] as [string, Record<string, unknown>][]),
+      ];
+    for (const [text, expected] of cases) {
+      const rows = await db.fetchAll(text, [1]).catch((error) => {
+        throw new Error(`${JSON.stringify(text)}: ${describeError(error)}`, { cause: error });
+      });
+      assert.deepEqual(rows, [expected], text);
+    }
+  });
+}
+
+for (const target of targets()) {
+  describe(`bad input on ${target.label}`, () => targetTests(target));
+}
