@@ -255,8 +255,8 @@ function removeNow(pgCtl: string, dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Whether a process with this pid exists. */
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (also used by tests/tls_server.ts). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -276,8 +276,8 @@ function removeOrphans(pgCtl: string): void {
   }
 }
 
-/** The last lines of a server log, for error messages. */
-function tail(path: string): string {
+/** The last lines of a server log, for error messages (also used by tests/tls_server.ts). */
+export function tail(path: string): string {
   try {
     return readFileSync(path, "utf8").trim().split("\n").slice(-15).join("\n");
   } catch {

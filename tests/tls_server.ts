@@ -23,7 +23,6 @@ import {
   mkdtempSync,
   promises as fsp,
   readdirSync,
-  readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -31,6 +30,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { alive, tail } from "./standby.ts";
 
 /** The user that must log in with a client certificate (its CN). */
 export const CERT_USER = "roost_tls_cert";
@@ -132,28 +132,11 @@ function removeNow(pgCtl: string, dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === "EPERM";
-  }
-}
-
 /** Removes servers whose process died without running its exit handler. */
 function removeOrphans(pgCtl: string): void {
   for (const name of readdirSync(tmpdir())) {
     const owner = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1];
     if (owner && !alive(Number(owner))) removeNow(pgCtl, join(tmpdir(), name));
-  }
-}
-
-function tail(path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim().split("\n").slice(-15).join("\n");
-  } catch {
-    return "";
   }
 }
 
