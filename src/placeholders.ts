@@ -8,7 +8,7 @@
  */
 import type { DialectName } from "./dialect.ts";
 
-/** Counted texts, per dialect; a bounded cache, so a hot query is scanned once. */
+/** Counted texts (up to 4 KiB each), per dialect; a bounded cache, so a hot query is scanned once. */
 const counted: Record<DialectName, Map<string, number>> = { postgres: new Map(), mysql: new Map(), sqlite: new Map() };
 
 /** Where the quoted run or comment that starts at `i` ends (the index after it); `i` itself when none starts there. */
@@ -86,6 +86,8 @@ export function placeholderCount(text: string, dialect: DialectName): number {
   let count = cache.get(text);
   if (count === undefined) {
     count = scan(text, dialect);
+    // A long script is rarely run twice, and the cache would keep it alive.
+    if (text.length > 4_096) return count;
     if (cache.size >= 500) cache.clear();
     cache.set(text, count);
   }
