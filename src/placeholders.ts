@@ -60,16 +60,16 @@ function scan(text: string, dialect: DialectName): number {
     }
     const c = text[i];
     // `$` and the named-parameter marks inside a word belong to an identifier (`price$1`).
-    const inWord = /[A-Za-z0-9_$]/.test(text[i - 1] ?? "");
+    const inWord = () => /[A-Za-z0-9_$]/.test(text[i - 1] ?? "");
     if (dialect === "postgres") {
-      const digits = c === "$" && !inWord ? /^\d+/.exec(text.slice(i + 1, i + 8))?.[0] : undefined;
+      const digits = c === "$" && !inWord() ? /^\d+/.exec(text.slice(i + 1, i + 8))?.[0] : undefined;
       if (digits !== undefined) count = Math.max(count, Number(digits));
       i += 1 + (digits?.length ?? 0);
     } else if (c === "?") {
       const digits = dialect === "sqlite" ? /^\d+/.exec(text.slice(i + 1, i + 8))?.[0] : undefined;
       count = digits === undefined ? count + 1 : Math.max(count, Number(digits));
       i += 1 + (digits?.length ?? 0);
-    } else if (dialect === "sqlite" && (c === ":" || c === "@" || c === "$") && !inWord) {
+    } else if (dialect === "sqlite" && (c === ":" || c === "@" || c === "$") && !inWord()) {
       const name = /^[A-Za-z0-9_]+/.exec(text.slice(i + 1, i + 130))?.[0];
       if (name !== undefined && !names.has(name)) names.add(name), count++;
       i += 1 + (name?.length ?? 0);

@@ -62,17 +62,13 @@ function checkSize(query: CompiledQuery, dialect: DialectName): CompiledQuery {
   return query;
 }
 
-/** Throws when a string query's placeholders do not match the number of values given. */
-export function checkCount(text: string, given: number, dialect: DialectName): void {
-  const expected = placeholderCount(text, dialect);
-  if (expected !== given) {
-    throw new QueryError(
-      `the query has ${expected} parameter placeholder${expected === 1 ? "" : "s"}, but ${given} value${
-        given === 1 ? " was" : "s were"
-      } given`,
-      { code: "ROOST_PARAMETER_COUNT", sql: text },
-    );
-  }
+/** The error of a statement with `expected` parameters given `given` values (in its `set`-th set, for executeMany). */
+export function parameterCountError(text: string, expected: number, given: number, set?: number): QueryError {
+  const values = `${given} value${given === 1 ? " was" : "s were"} given${set === undefined ? "" : ` in set ${set}`}`;
+  return new QueryError(
+    `the query has ${expected} parameter placeholder${expected === 1 ? "" : "s"}, but ${values}`,
+    { code: "ROOST_PARAMETER_COUNT", sql: text },
+  );
 }
 
 /** Normalises a query and its optional parameters for one dialect. */
@@ -84,7 +80,8 @@ export function compileQuery(query: Query, params: readonly unknown[] | undefine
   if (typeof query === "string") {
     if (params !== undefined && !Array.isArray(params)) throw invalid("parameters must be an array");
     const compiled = { text: query, params: params ?? noParams };
-    checkCount(query, compiled.params.length, dialect.name);
+    const expected = placeholderCount(query, dialect.name);
+    if (expected !== compiled.params.length) throw parameterCountError(query, expected, compiled.params.length);
     return checkSize(compiled, dialect.name);
   }
   if (typeof query === "object" && query !== null && typeof query.sql === "string") {

@@ -8,7 +8,7 @@ import { type Dialect, type DialectName, dialectOf } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { ConfigError, QueryError } from "./errors.ts";
 import { placeholderCount } from "./placeholders.ts";
-import { compileQuery, type Query } from "./query.ts";
+import { compileQuery, parameterCountError, type Query } from "./query.ts";
 import type { CompiledQuery } from "./sql.ts";
 
 /** Which result a query method wants: counts (`0`), all rows (`1`) or the first row (`2`). */
@@ -196,12 +196,7 @@ export abstract class Queryable {
       if (!Array.isArray(set)) {
         throw new QueryError(`parameter set ${i + 1} is not an array`, { code: "ROOST_INVALID_PARAMETER" });
       }
-      if (set.length !== expected) {
-        throw new QueryError(
-          `parameter set ${i + 1} has ${set.length} values, but the statement has ${expected} parameters`,
-          { code: "ROOST_PARAMETER_COUNT" },
-        );
-      }
+      if (set.length !== expected) throw parameterCountError(text, expected, set.length, i + 1);
     }
     if (sets.length === 0) return { rowCount: 0 };
     return await this.performMany(text, sets);

@@ -240,7 +240,7 @@ export class Session {
     const started = this.#observe ? performance.now() : 0;
     try {
       const result = await this.item.connection.executeMany(text, paramSets);
-      if (this.#observe) this.#report("executeMany", text, paramSets.flat(), started);
+      if (this.#observe) this.#report("executeMany", text, this.#debug ? paramSets.flat() : noParams, started);
       return result;
     } catch (error) {
       throw this.#fail("executeMany", text, paramSets.flat(), started, error);

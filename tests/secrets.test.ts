@@ -198,10 +198,7 @@ function withCredentials(url: string, user: string, pass: string, port?: number)
   }@${host}${parsed.pathname}${parsed.search}`;
 }
 
-/** `debugParameters` as an option, typed apart from `DatabaseOptions` so the file checks before the option lands. */
-type DebugOptions = DatabaseOptions & { debugParameters?: boolean };
-type DebugEvent = QueryEvent & { parameters?: readonly unknown[] };
-const parametersOf = (error: unknown) => (error as { parameters?: unknown }).parameters;
+const parametersOf = (error: unknown) => error instanceof QueryError ? error.parameters : undefined;
 
 const slow = { timeout: 30_000 };
 
@@ -367,8 +364,8 @@ for (const target of targets()) {
     let replicaUrl = target.url;
     const opened: Database[] = [];
 
-    function open(url: string, options: DebugOptions = {}): { db: Database; events: DebugEvent[] } {
-      const events: DebugEvent[] = [];
+    function open(url: string, options: DatabaseOptions = {}): { db: Database; events: QueryEvent[] } {
+      const events: QueryEvent[] = [];
       const db = new Database(url, {
         driver: target.driver,
         pool: { acquireTimeout: 10_000 },
@@ -380,7 +377,7 @@ for (const target of targets()) {
     }
 
     /** Records the instance, its stats and its events, then closes it and records it again. */
-    async function recordAndClose(exposure: Exposure, db: Database, events: readonly DebugEvent[]): Promise<void> {
+    async function recordAndClose(exposure: Exposure, db: Database, events: readonly QueryEvent[]): Promise<void> {
       exposure.record("String/JSON/inspect of db", db);
       exposure.record("db.url", db.url);
       exposure.record("db.stats()", db.stats());

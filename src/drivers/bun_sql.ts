@@ -27,8 +27,8 @@ import { executeBatched, insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
 import { postgresParam, postgresSessionParameters } from "./pg_values.ts";
-import { type NodeTlsOptions, nodeTlsOptions, tlsRequest } from "./tls.ts";
-import { bindValue, exactInteger, mysqlRules, tinyintBoolean } from "./values.ts";
+import { type NodeTlsOptions, nodeTlsOptions, tlsRequest, withoutFiles } from "./tls.ts";
+import { bindValue, exactInteger, mysqlRules, setColumn, tinyintBoolean } from "./values.ts";
 
 /** The rows of a Bun.SQL result, with its counters. */
 interface BunSqlResult extends Array<Row> {
@@ -261,12 +261,7 @@ function plainValue(value: unknown): unknown {
 /** Copies a Bun.SQL row (null prototype, Buffers, bigints) into a plain object of Roost values. */
 function plainRow(row: Row, plan: ColumnPlan | undefined): Row {
   const out: Row = {};
-  for (const key in row) {
-    // A column named __proto__ is a key of the row, not its prototype.
-    if (key === "__proto__") {
-      Object.defineProperty(out, key, { value: plainValue(row[key]), enumerable: true, writable: true });
-    } else out[key] = plainValue(row[key]);
-  }
+  for (const key in row) setColumn(out, key, plainValue(row[key]));
   if (plan !== undefined) {
     for (const name of plan.dates) out[name] = dateText(out[name]);
     for (const name of plan.dateArrays) out[name] = dateText(out[name]);
@@ -414,7 +409,7 @@ class BunSqlConnection implements DriverConnection {
 function tlsOption(url: DatabaseUrl): string | boolean | NodeTlsOptions {
   const request = tlsRequest(url);
   if (request.mode === "disable") return false;
-  if (request.ca === undefined && request.cert === undefined && request.key === undefined) return request.mode;
+  if (withoutFiles(request)) return request.mode;
   return nodeTlsOptions(request, url.host);
 }
 

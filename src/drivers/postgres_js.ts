@@ -20,7 +20,7 @@ import type { DatabaseUrl } from "../url.ts";
 import { insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
 import { cursorBatches } from "./pg_cursor.ts";
-import { nodeTlsOptions, tlsRequest } from "./tls.ts";
+import { nodeTlsOptions, tlsRequest, withoutFiles } from "./tls.ts";
 import {
   parseArray,
   parseTimestamp,
@@ -130,13 +130,12 @@ function translate(error: unknown, text: string): Error {
  */
 function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["ssl"] {
   const request = tlsRequest(url);
-  const plain = request.ca === undefined && request.cert === undefined && request.key === undefined;
   switch (request.mode) {
     case "disable":
       return false;
     case "prefer":
     case "require":
-      if (plain) return request.mode;
+      if (withoutFiles(request)) return request.mode;
   }
   return nodeTlsOptions(request, url.host);
 }

@@ -9,7 +9,7 @@
 import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
-import { type BindRules, bindValue, exactInteger } from "./values.ts";
+import { type BindRules, bindValue, exactInteger, setColumn } from "./values.ts";
 
 /** The statement API both runtimes' SQLite modules offer. */
 export interface SyncStatement {
@@ -161,10 +161,7 @@ function toRow(raw: unknown): Row {
   const row: Row = Object.getPrototypeOf(source) === Object.prototype ? source : {};
   for (const key in source) {
     const value = source[key];
-    const exact = typeof value === "bigint" ? exactInteger(value) : value;
-    // A column named __proto__ is a key of the row, not its prototype.
-    if (key === "__proto__") Object.defineProperty(row, key, { value: exact, enumerable: true, writable: true });
-    else row[key] = exact;
+    setColumn(row, key, typeof value === "bigint" ? exactInteger(value) : value);
   }
   return row;
 }

@@ -71,6 +71,11 @@ export function tlsRequest(url: DatabaseUrl): TlsRequest {
   return request;
 }
 
+/** True when the request names no certificate file, so a driver's own mode names can carry it out. */
+export function withoutFiles(request: TlsRequest): boolean {
+  return request.ca === undefined && request.cert === undefined && request.key === undefined;
+}
+
 /** `node:tls` connect options for a request: verification on for verify-ca and verify-full, the host name checked only by verify-full. */
 export interface NodeTlsOptions {
   /** Whether the server's chain must verify. */

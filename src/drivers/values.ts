@@ -10,6 +10,12 @@ import { QueryError } from "../errors.ts";
 const minSafe = BigInt(Number.MIN_SAFE_INTEGER);
 const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** Sets a row's column; a column named `__proto__` becomes a key of the row, never its prototype. */
+export function setColumn(row: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") Object.defineProperty(row, key, { value, enumerable: true, writable: true });
+  else row[key] = value;
+}
+
 /** An integer as a number when that is exact, else as a bigint. */
 export function exactInteger(value: number | bigint): number | bigint {
   return typeof value === "bigint" && value >= minSafe && value <= maxSafe ? Number(value) : value;
