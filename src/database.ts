@@ -25,6 +25,7 @@ import {
   Router,
   type Target,
 } from "./router.ts";
+import { Schema } from "./schema.ts";
 import { CallContext, type ScopeState, Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
 import { checkTransactionOptions, executeManyAtomically, runTransaction, Transaction } from "./transaction.ts";
@@ -119,6 +120,7 @@ export class Database extends Queryable implements AsyncDisposable {
   readonly #liveContexts = new Set<CallContext>();
   #driver: Driver | undefined;
   #closing: Promise<void> | undefined;
+  #schema: Schema | undefined;
 
   /**
    * Creates a database; nothing connects until the first query (or
@@ -223,6 +225,23 @@ export class Database extends Queryable implements AsyncDisposable {
   /** The URL with its password redacted. */
   get url(): string {
     return this.#url.toString();
+  }
+
+  /**
+   * Creates and drops the tables defined with `defineTable` from
+   * `@roost/db/model`.
+   *
+   * @example
+   * ```ts
+   * import { Database } from "@roost/db";
+   * import { column, defineTable } from "@roost/db/model";
+   * const users = defineTable("users", { id: column.serial().primaryKey(), name: column.text().notNull() });
+   * const db = new Database("sqlite::memory:");
+   * await db.schema.createTables([users]);
+   * ```
+   */
+  get schema(): Schema {
+    return this.#schema ??= new Schema(this);
   }
 
   /** True once `close()` has been called. */

@@ -8,6 +8,15 @@ import { type Dialect, type DialectName, dialectOf } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { ConfigError, QueryError } from "./errors.ts";
 import { placeholderCount } from "./placeholders.ts";
+import {
+  isKeyset,
+  type KeysetOptions,
+  type KeysetPage,
+  type Page,
+  type PageOptions,
+  readKeysetPage,
+  readPage,
+} from "./page.ts";
 import { compileQuery, parameterCountError, type Query } from "./query.ts";
 import type { CompiledQuery } from "./sql.ts";
 
@@ -243,6 +252,43 @@ export abstract class Queryable {
    */
   async fetchVal<T = unknown>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
     return firstValue(await this.#run(FETCH_ONE, query, params) as Row) as T | undefined;
+  }
+
+  /**
+   * Reads one page of a query's rows. With `page` and `pageSize` it returns a
+   * numbered {@linkcode Page} with the result's totals (one round trip on
+   * Postgres and SQLite; on MySQL a second one counts, unless the page shows
+   * where the result ends). With `orderBy` it returns a {@linkcode KeysetPage}
+   * of the rows after the cursor `after`: no count, and as fast on page 10,000
+   * as on page 1. `page` or `pageSize` below 1 is a `ConfigError`.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * const page = await db.paginate<{ n: number }>(sql`select 1 as n union all select 2 order by n`, {
+   *   page: 1,
+   *   pageSize: 1,
+   * });
+   * console.log(page.items, page.totalPages, page.hasNext); // [{ n: 1 }] 2 true
+   * const first = await db.paginate(sql`select 1 as id union all select 2`, { pageSize: 1, orderBy: "id" });
+   * const second = await db.paginate(sql`select 1 as id union all select 2`, {
+   *   pageSize: 1,
+   *   orderBy: "id",
+   *   after: first.nextCursor,
+   * });
+   * ```
+   */
+  paginate<T = Row>(query: Query, options: PageOptions): Promise<Page<T>>;
+  /** Reads the keyset page after `options.after`, ordered by `options.orderBy`. */
+  paginate<T = Row>(query: Query, options: KeysetOptions): Promise<KeysetPage<T>>;
+  async paginate<T = Row>(query: Query, options: PageOptions | KeysetOptions): Promise<Page<T> | KeysetPage<T>> {
+    const keyset = isKeyset(options);
+    const compiled = compileQuery(query, options.params, this.#rules);
+    const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
+    return keyset
+      ? await readKeysetPage<T>(read, compiled, options, this.#rules)
+      : await readPage<T>(read, compiled, options, this.#rules);
   }
 
   /**
