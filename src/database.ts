@@ -73,6 +73,12 @@ const socketsPerRequest = 6;
 const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
 const denoInspect = Symbol.for("Deno.customInspect");
 
+/** With `forceRollback`: the held connection and the transaction every call runs in. */
+interface ForcedRoot {
+  readonly session: Session;
+  readonly tx: Transaction;
+}
+
 /**
  * A database: its URL picks the dialect, the runtime picks the driver, and a
  * pool opens connections lazily, at the first query.
@@ -121,6 +127,12 @@ export class Database extends Queryable implements AsyncDisposable {
   #driver: Driver | undefined;
   #closing: Promise<void> | undefined;
   #schema: Schema | undefined;
+  /** With `forceRollback`: the held connection and the outer transaction, once the first query opened them. */
+  #forced: Promise<ForcedRoot> | undefined;
+  readonly #forceRollback: boolean;
+  readonly #abortsOnError: boolean;
+  /** With `forceRollback`: settles when the running top-level operation ends; the next waits for it. */
+  #turn: Promise<void> = Promise.resolve();
 
   /**
    * Creates a database; nothing connects until the first query (or
@@ -147,7 +159,10 @@ export class Database extends Queryable implements AsyncDisposable {
     this.#routeReads = resolved.routing.reads === "replicas" && replicas.length > 0;
     this.#onQuery = resolved.onQuery;
     this.#debug = resolved.debugParameters;
-    this.#direct = replicas.length === 0 && resolved.onQuery === undefined && this.#readYourWrites === 0;
+    this.#forceRollback = resolved.forceRollback;
+    this.#abortsOnError = dialectOf(parsed.dialect).errorAbortsTransaction;
+    this.#direct = replicas.length === 0 && resolved.onQuery === undefined && this.#readYourWrites === 0 &&
+      !this.#forceRollback;
     if (resolved.name !== undefined) register(resolved.name, this);
   }
 
@@ -277,10 +292,13 @@ export class Database extends Queryable implements AsyncDisposable {
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing === undefined) {
       if (this.#name !== undefined) unregister(this.#name, this);
-      this.#closing = Promise.all([
-        this.#router.close(options.timeout),
-        ...[...this.#liveContexts].map((context) => context.end(options.timeout)),
-      ]).then(() => {});
+      const forced = this.#forced;
+      this.#closing = (forced === undefined ? Promise.resolve() : this.#rollBackForced(forced)).then(() =>
+        Promise.all([
+          this.#router.close(options.timeout),
+          ...[...this.#liveContexts].map((context) => context.end(options.timeout)),
+        ])
+      ).then(() => {});
     }
     return this.#closing;
   }
@@ -298,6 +316,63 @@ export class Database extends Queryable implements AsyncDisposable {
   #assertOpen(): void {
     if (this.#closing !== undefined) {
       throw new ClosedError(`database ${this.#name === undefined ? `<${this.#url}>` : `"${this.#name}"`} is closed`);
+    }
+  }
+
+  /** With `forceRollback`: the held connection and its outer transaction, opened by the first call. */
+  #forcedRoot(): Promise<ForcedRoot> {
+    this.#assertOpen();
+    if (this.#forced === undefined) {
+      const opening = (async () => {
+        const session = await this.#session(this.#primary, undefined);
+        try {
+          return { session, tx: await Transaction.open(session, undefined, {}, false) };
+        } catch (error) {
+          session.end();
+          throw error;
+        }
+      })();
+      this.#forced = opening;
+      // A failed open (the server is down) is retried by the next call.
+      opening.catch(() => this.#forced === opening && (this.#forced = undefined));
+    }
+    return this.#forced;
+  }
+
+  /**
+   * With `forceRollback`: runs `fn` on the held connection when the running
+   * top-level operation has ended; with `savepoint`, in a savepoint of its
+   * own that its failure rolls back (so a failed statement cannot abort the
+   * outer transaction on Postgres).
+   */
+  async #forcedRun<T>(fn: (session: Session, tx: Transaction) => Promise<T>, savepoint: boolean): Promise<T> {
+    const root = await this.#forcedRoot();
+    const previous = this.#turn;
+    let done!: () => void;
+    this.#turn = new Promise((resolve) => done = resolve);
+    await previous;
+    try {
+      this.#assertOpen();
+      const { session } = root;
+      const parent = session.current ?? root.tx;
+      if (!savepoint) return await session.scope.run(session.state(parent), () => fn(session, parent));
+      return await runTransaction(session, await Transaction.open(session, parent, {}, false), (tx) => fn(session, tx));
+    } finally {
+      done();
+    }
+  }
+
+  /** Rolls back and hands back the `forceRollback` connection, once the running operation has ended. */
+  async #rollBackForced(forced: Promise<ForcedRoot>): Promise<void> {
+    const root = await forced.catch(() => undefined);
+    if (root === undefined) return;
+    await this.#turn;
+    try {
+      if (root.tx.active) await root.tx.rollback();
+    } catch {
+      root.session.broken = true;
+    } finally {
+      root.session.end();
     }
   }
 
@@ -469,6 +544,10 @@ export class Database extends Queryable implements AsyncDisposable {
 
   async #perform(kind: QueryKind, query: CompiledQuery, state: ScopeState | undefined): Promise<unknown> {
     if (state?.session) return await state.session.perform(kind, query);
+    if (this.#forceRollback) {
+      if (kind === EXECUTE && state?.route === "replica") throw replicaWriteError("execute");
+      return await this.#forcedRun((session) => session.perform(kind, query), this.#abortsOnError);
+    }
     if (kind === EXECUTE) {
       if (state?.route === "replica") throw replicaWriteError("execute");
       const target = this.#primary.via[state?.route === "primary" ? "primary-scope" : "write"];
@@ -498,6 +577,9 @@ export class Database extends Queryable implements AsyncDisposable {
   ): Promise<ExecuteResult> {
     if (state?.session) return await executeManyAtomically(state.session, text, paramSets);
     if (state?.route === "replica") throw replicaWriteError("executeMany");
+    if (this.#forceRollback) {
+      return await this.#forcedRun((session) => executeManyAtomically(session, text, paramSets), this.#abortsOnError);
+    }
     const session = await this.#session(this.#primary, state);
     try {
       return await executeManyAtomically(session, text, paramSets);
@@ -509,6 +591,11 @@ export class Database extends Queryable implements AsyncDisposable {
   async *#stream(query: CompiledQuery, batchSize: number, state: ScopeState | undefined): AsyncIterableIterator<Row[]> {
     if (state?.session) {
       yield* state.session.stream(query, batchSize);
+      return;
+    }
+    if (this.#forceRollback) {
+      // Not in a turn: the loop's body may query at the top level.
+      yield* (await this.#forcedRoot()).session.stream(query, batchSize);
       return;
     }
     const reads = this.#routeReads || this.#readYourWrites > 0 ? isReadStatement(query.text) : true;
@@ -560,6 +647,7 @@ export class Database extends Queryable implements AsyncDisposable {
 
   async #connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState | undefined): Promise<T> {
     if (state?.session) return await fn(new Connection(state.session));
+    if (this.#forceRollback) return await this.#forcedRun(async (session) => await fn(new Connection(session)), true);
     const session = state?.route === "replica"
       ? await this.#replicaSession(state)
       : await this.#session(this.#primary, state);
@@ -583,6 +671,7 @@ export class Database extends Queryable implements AsyncDisposable {
     }
     if (state?.route === "replica") throw replicaWriteError("transaction");
     checkTransactionOptions(options); // before a connection is taken for nothing
+    if (this.#forceRollback) return await this.#forcedRun(async (_session, tx) => await fn(tx), true);
     const session = await this.#session(this.#primary, state);
     return await runTransaction(session, await Transaction.open(session, undefined, options, true), fn);
   }
@@ -591,6 +680,9 @@ export class Database extends Queryable implements AsyncDisposable {
     if (state?.session) return await Transaction.open(state.session, state.tx ?? state.session.current, options, false);
     if (state?.route === "replica") throw replicaWriteError("begin");
     checkTransactionOptions(options);
+    if (this.#forceRollback) {
+      return await this.#forcedRun((session, parent) => Transaction.open(session, parent, {}, false), false);
+    }
     return await Transaction.open(await this.#session(this.#primary, state), undefined, options, true);
   }
 

@@ -77,6 +77,17 @@ export interface DatabaseOptions {
    * them (quoted values are replaced by `…`).
    */
   debugParameters?: boolean;
+  /**
+   * For test suites: the instance runs everything in one transaction on one
+   * primary connection, opened by the first query and rolled back by
+   * `close()`, so a test leaves nothing behind. `transaction()` and
+   * `begin()` become savepoints of it (their `isolation` and `readOnly` do
+   * not apply), replica scopes read from it too (a replica could not see
+   * its rows), and top-level transactions run one at a time. On Postgres
+   * each top-level statement runs in a savepoint of its own, so one that
+   * fails does not abort the outer transaction. Default false.
+   */
+  forceRollback?: boolean;
 }
 
 /** A replica with its options resolved. */
@@ -107,6 +118,8 @@ export interface ResolvedOptions {
   connectionScope: "instance" | "context";
   /** Whether errors and events carry query parameters. */
   debugParameters: boolean;
+  /** Whether everything runs in one transaction rolled back at close. */
+  forceRollback: boolean;
 }
 
 const optionKeys = [
@@ -119,6 +132,7 @@ const optionKeys = [
   "connectionScope",
   "statementTimeout",
   "debugParameters",
+  "forceRollback",
 ];
 const routingKeys = Object.keys(routingDefaults);
 const poolKeys = Object.keys(poolDefaults) as (keyof PoolOptions)[];
@@ -243,6 +257,7 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
     connectionScope = runtime === "workerd" ? "context" : "instance",
     statementTimeout,
     debugParameters = false,
+    forceRollback = false,
   } = options;
   if (name !== undefined && (typeof name !== "string" || name.trim() === "")) {
     throw new ConfigError("the name option must be a non-empty string");
@@ -259,6 +274,12 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
     throw new ConfigError("the statementTimeout option must be a positive integer (milliseconds)");
   }
   if (typeof debugParameters !== "boolean") throw new ConfigError("the debugParameters option must be true or false");
+  if (typeof forceRollback !== "boolean") throw new ConfigError("the forceRollback option must be true or false");
+  if (forceRollback && connectionScope === "context") {
+    throw new ConfigError(
+      'forceRollback keeps one connection for the instance, which connectionScope "context" forbids',
+    );
+  }
   if (connectionScope !== "instance" && connectionScope !== "context") {
     throw new ConfigError('the connectionScope option must be "instance" or "context"');
   }
@@ -278,5 +299,6 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
     onQuery: onQuery as QueryHook | undefined,
     connectionScope,
     debugParameters,
+    forceRollback,
   };
 }
