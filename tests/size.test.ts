@@ -13,9 +13,11 @@ import { runtime } from "./support.ts";
  * 8 KiB; the core is more than twice that (see the README's Edge section
  * for where the bytes go), so this guards against growth while the gap is
  * open. Raised from 17 KiB for the reliability work: placeholder counting,
- * parameter redaction, statement timeouts and verified TLS (about 1.7 KiB).
+ * parameter redaction, statement timeouts and verified TLS (about 1.7 KiB),
+ * then from 19 KiB for pagination, `db.schema` and `forceRollback` (about
+ * 2 KiB; table definitions and migrations stay outside, in their own entries).
  */
-const budget = 19 * 1024;
+const budget = 21.5 * 1024;
 
 describe("edge bundle size", { skip: runtime !== "node" && "measured from Node" }, () => {
   test(`mod.ts + postgres.js adapter stay within ${budget} bytes min+gzip and import no Node built-in`, async () => {
