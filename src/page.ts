@@ -242,7 +242,9 @@ export async function readKeysetPage<T>(
   if (options.after != null && typeof options.after !== "string") {
     throw new ConfigError("after must be a cursor string");
   }
-  const quoted = columns.map((column) => rules.quoteIdent(column));
+  // Qualified, so SQLite can never read an unknown name as a string literal.
+  const alias = rules.quoteIdent("__roost_page");
+  const quoted = columns.map((column) => `${alias}.${rules.quoteIdent(column)}`);
   const params = [...query.params];
   const next = () => rules.placeholder(params.length);
   let where = "";
@@ -255,18 +257,20 @@ export async function readKeysetPage<T>(
   params.push(options.pageSize + 1);
   const order = quoted.map((column) => options.descending ? `${column} desc` : column).join(", ");
   const rows = await read({
-    text: `select * from (\n${inner(query.text)}\n) as ${
-      rules.quoteIdent("__roost_page")
-    }${where} order by ${order} limit ${next()}`,
+    text: `select * from (\n${inner(query.text)}\n) as ${alias}${where} order by ${order} limit ${next()}`,
     params,
   });
+  for (const column of columns) {
+    if (rows.length > 0 && !(column in rows[0])) {
+      throw new ConfigError(`orderBy names "${column}", which the query does not return`);
+    }
+  }
   const more = rows.length > options.pageSize;
   if (more) rows.length = options.pageSize;
   let cursor: string | null = null;
   if (more) {
     const last = rows[rows.length - 1];
     cursor = encodeCursor(columns.map((column) => {
-      if (!(column in last)) throw new ConfigError(`orderBy names "${column}", which the query does not return`);
       const value = last[column];
       return value instanceof Date ? value.toISOString() : value;
     }));

@@ -31,11 +31,29 @@ export type ReferenceAction = "cascade" | "restrict" | "set null" | "no action";
 /** A foreign key: the referenced table's name and column. */
 export interface ColumnReference {
   /** The referenced table, as defined with `defineTable` (a function, for tables that refer to each other). */
-  readonly table: () => { readonly name: string };
-  /** The referenced column. */
-  readonly column: string;
+  readonly table: () => ReferencedTable;
+  /** The referenced column; the referenced table's one-column primary key when omitted. */
+  readonly column?: string;
   /** What happens to this row when the referenced one is deleted. */
   readonly onDelete?: ReferenceAction;
+}
+
+/** What `references()` needs of the referenced table. */
+export interface ReferencedTable {
+  /** Its name. */
+  readonly name: string;
+  /** Its primary key's columns. */
+  readonly primaryKey?: readonly string[];
+}
+
+/** The column a foreign key references: the given one, or the referenced table's one-column primary key. */
+export function referencedColumn(reference: Pick<ColumnReference, "table" | "column">): string {
+  if (reference.column !== undefined) return reference.column;
+  const target = reference.table();
+  if (target.primaryKey?.length !== 1) {
+    throw new ConfigError(`a reference to "${target.name}" needs the column: its primary key is not one column`);
+  }
+  return target.primaryKey[0];
 }
 
 /** Everything a column definition says, as plain data. */
@@ -116,20 +134,14 @@ export class Column<Value, Nullable extends boolean = true, Optional extends boo
    * tables refer to each other.
    */
   references(
-    table: { readonly name: string; readonly primaryKey?: readonly string[] } | (() => { readonly name: string }),
+    table: ReferencedTable | (() => ReferencedTable),
     column?: string,
     options: { onDelete?: ReferenceAction } = {},
   ): Column<Value, Nullable, Optional> {
     const target = typeof table === "function" ? table : () => table;
-    let referenced = column;
-    if (referenced === undefined) {
-      const key = typeof table === "function" ? undefined : table.primaryKey;
-      if (key?.length !== 1) {
-        throw new ConfigError("references() needs the column when the table's key is not one column");
-      }
-      referenced = key[0];
-    }
-    return new Column({ ...this.spec, references: { table: target, column: referenced, onDelete: options.onDelete } });
+    // A table given directly is known now; a function's table may be defined later, so its key is read at DDL time.
+    const known = column ?? (typeof table === "function" ? undefined : referencedColumn({ table: target }));
+    return new Column({ ...this.spec, references: { table: target, column: known, onDelete: options.onDelete } });
   }
 }
 

@@ -63,15 +63,17 @@ function entries(table: CrudTable, values: object, what: string): [string, unkno
 }
 
 /** `"a" = $1 and "b" is null`; an empty object matches every row. */
-function whereSql(table: CrudTable, where: object): Sql {
+function whereSql(table: CrudTable, db: Queryable, where: object): Sql {
   if (typeof where !== "object" || where === null || Array.isArray(where)) {
     throw new ConfigError("where must be an object of column values");
   }
   const parts: Sql[] = [];
   for (const [name, value] of Object.entries(where)) {
-    const column = columnOf(table, name);
+    columnOf(table, name);
     if (value === undefined) throw new ConfigError(`where.${name} is undefined: pass null to match NULL`);
-    parts.push(value === null ? sql`${sql.ident(name)} is null` : sql`${sql.ident(name)} = ${encode(column, value)}`);
+    parts.push(
+      value === null ? sql`${sql.ident(name)} is null` : sql`${sql.ident(name)} = ${param(table, db, name, value)}`,
+    );
   }
   return parts.length === 0 ? sql`1 = 1` : sql.join(parts, " and ");
 }
@@ -103,6 +105,19 @@ function keyWhere(table: CrudTable, key: unknown): Record<string, unknown> {
 
 const table$ = (table: CrudTable) => sql.ident(table.name);
 
+/**
+ * A column value as a bound parameter. JSON goes as text cast to `jsonb` on
+ * Postgres, so every driver parses it (Bun.SQL would store a bound string as
+ * a JSON string).
+ */
+function param(table: CrudTable, db: Queryable, name: string, value: unknown): Sql {
+  const column = table.columns[name];
+  const encoded = encode(column, value);
+  return column.spec.kind === "json" && db.dialect === "postgres" && encoded !== null
+    ? sql`${encoded}::text::jsonb`
+    : sql`${encoded}`;
+}
+
 /** The rows matching `where`. */
 export async function findAll<T>(
   db: Queryable,
@@ -110,7 +125,7 @@ export async function findAll<T>(
   where: object,
   options: FindOptions = {},
 ): Promise<T[]> {
-  let query = sql`select * from ${table$(table)} where ${whereSql(table, where)}`;
+  let query = sql`select * from ${table$(table)} where ${whereSql(table, db, where)}`;
   if (options.orderBy !== undefined) {
     const names = typeof options.orderBy === "string" ? [options.orderBy] : options.orderBy;
     const direction = sql.unsafe(options.descending ? " desc" : "");
@@ -130,18 +145,20 @@ export async function findAll<T>(
 /** The first row matching `where`, or undefined; `lock` reads the newest committed row (MySQL's repeatable read). */
 export async function findOne<T>(db: Queryable, table: CrudTable, where: object, lock = false): Promise<T | undefined> {
   const locking = sql.unsafe(lock && db.dialect === "mysql" ? " lock in share mode" : "");
-  const rows = await db.fetchAll(sql`select * from ${table$(table)} where ${whereSql(table, where)} limit 1${locking}`);
+  const rows = await db.fetchAll(
+    sql`select * from ${table$(table)} where ${whereSql(table, db, where)} limit 1${locking}`,
+  );
   return decode<T>(table, db, rows)[0];
 }
 
 /** The row with this primary key, or undefined. */
-export function getByPk<T>(db: Queryable, table: CrudTable, key: unknown): Promise<T | undefined> {
-  return findOne<T>(db, table, keyWhere(table, key));
+export async function getByPk<T>(db: Queryable, table: CrudTable, key: unknown): Promise<T | undefined> {
+  return await findOne<T>(db, table, keyWhere(table, key));
 }
 
 /** The one row matching `where`: `NoResultError` when none does, `TooManyResultsError` when several do. */
 export async function getOne<T>(db: Queryable, table: CrudTable, where: object): Promise<T> {
-  const rows = await db.fetchAll(sql`select * from ${table$(table)} where ${whereSql(table, where)} limit 2`);
+  const rows = await db.fetchAll(sql`select * from ${table$(table)} where ${whereSql(table, db, where)} limit 2`);
   if (rows.length === 0) throw new NoResultError(`no row of "${table.name}" matches`, { code: "ROOST_NO_RESULT" });
   if (rows.length > 1) {
     throw new TooManyResultsError(`more than one row of "${table.name}" matches`, { code: "ROOST_TOO_MANY_RESULTS" });
@@ -151,7 +168,7 @@ export async function getOne<T>(db: Queryable, table: CrudTable, where: object):
 
 /** How many rows match `where`. */
 export async function count(db: Queryable, table: CrudTable, where: object): Promise<number> {
-  return Number(await db.fetchVal(sql`select count(*) from ${table$(table)} where ${whereSql(table, where)}`));
+  return Number(await db.fetchVal(sql`select count(*) from ${table$(table)} where ${whereSql(table, db, where)}`));
 }
 
 function insertSql(table: CrudTable, db: Queryable, values: [string, unknown][], tail: string): Sql {
@@ -161,7 +178,7 @@ function insertSql(table: CrudTable, db: Queryable, values: [string, unknown][],
       : sql`insert into ${table$(table)} default values${sql.unsafe(tail)}`;
   }
   const names = sql.join(values.map(([name]) => sql.ident(name)));
-  const params = sql.join(values.map(([name, value]) => encode(table.columns[name], value)));
+  const params = sql.join(values.map(([name, value]) => param(table, db, name, value)));
   return sql`insert into ${table$(table)} (${names}) values (${params})${sql.unsafe(tail)}`;
 }
 
@@ -207,19 +224,19 @@ async function insertUnlessConflict<T>(db: Queryable, table: CrudTable, values: 
 
 /** Updates the rows matching `where`; returns how many matched. */
 export async function update(db: Queryable, table: CrudTable, where: object, values: object): Promise<number> {
-  return (await db.execute(updateSql(table, nonEmpty(where, "update"), values, ""))).rowCount;
+  return (await db.execute(updateSql(table, db, nonEmpty(where, "update"), values, ""))).rowCount;
 }
 
-function updateSql(table: CrudTable, where: object, values: object, tail: string): Sql {
+function updateSql(table: CrudTable, db: Queryable, where: object, values: object, tail: string): Sql {
   const list = entries(table, values, "values");
   if (list.length === 0) throw new ConfigError("update needs at least one column value");
-  const set = sql.join(list.map(([name, value]) => sql`${sql.ident(name)} = ${encode(table.columns[name], value)}`));
-  return sql`update ${table$(table)} set ${set} where ${whereSql(table, where)}${sql.unsafe(tail)}`;
+  const set = sql.join(list.map(([name, value]) => sql`${sql.ident(name)} = ${param(table, db, name, value)}`));
+  return sql`update ${table$(table)} set ${set} where ${whereSql(table, db, where)}${sql.unsafe(tail)}`;
 }
 
 /** Deletes the rows matching `where`; returns how many it deleted. */
 export async function remove(db: Queryable, table: CrudTable, where: object): Promise<number> {
-  const query = sql`delete from ${table$(table)} where ${whereSql(table, nonEmpty(where, "delete"))}`;
+  const query = sql`delete from ${table$(table)} where ${whereSql(table, db, nonEmpty(where, "delete"))}`;
   return (await db.execute(query)).rowCount;
 }
 
@@ -246,7 +263,13 @@ export async function getOrCreate<T>(
   return [await insert<T>(db, table, values), true];
 }
 
-/** Updates the rows matching `where` and returns the first; undefined when none matched. */
+/**
+ * Updates the rows matching `where` and returns the first; undefined when
+ * none matched. MySQL has no RETURNING: there the row is found first and read
+ * back by its key after the update, so a concurrent update of other columns
+ * cannot hide it, and the count of changed rows (which Bun.SQL reports for
+ * MySQL) does not matter.
+ */
 async function updateReturning<T>(
   db: Queryable,
   table: CrudTable,
@@ -254,13 +277,19 @@ async function updateReturning<T>(
   values: object,
 ): Promise<T | undefined> {
   if (db.dialect !== "mysql") {
-    return decode<T>(table, db, await db.fetchAll(updateSql(table, where, values, " returning *")))[0];
+    return decode<T>(table, db, await db.fetchAll(updateSql(table, db, where, values, " returning *")))[0];
   }
-  if ((await db.execute(updateSql(table, where, values, ""))).rowCount === 0) return undefined;
-  const after = Object.fromEntries(
-    [...Object.entries(where), ...entries(table, values, "values")]
-      .filter(([name]) => !["json", "blob", "real"].includes(table.columns[name].spec.kind)),
-  );
+  const found = await findOne<Row>(db, table, where, true);
+  if (found === undefined) return undefined;
+  await db.execute(updateSql(table, db, where, values, ""));
+  const changed = Object.fromEntries(entries(table, values, "values"));
+  const key = table.primaryKey;
+  const after = key.length > 0
+    ? Object.fromEntries(key.map((name) => [name, changed[name] ?? found[name]]))
+    : Object.fromEntries(
+      [...Object.entries(where), ...Object.entries(changed)]
+        .filter(([name]) => !["json", "blob", "real"].includes(table.columns[name].spec.kind)),
+    );
   return await findOne<T>(db, table, after, true);
 }
 

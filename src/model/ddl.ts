@@ -7,7 +7,7 @@
 import { type DialectName, dialectOf } from "../dialect.ts";
 import { ConfigError } from "../errors.ts";
 import { compile, Sql } from "../sql.ts";
-import type { Column, ColumnKind } from "./column.ts";
+import { type Column, type ColumnKind, referencedColumn } from "./column.ts";
 
 /** What DDL needs of a table: its name, columns and table-level keys. */
 export interface TableShape {
@@ -142,7 +142,12 @@ export function createStatements(table: TableShape, dialect: DialectName): strin
     const spec = table.columns[name].spec;
     let line = `${q(name)} ${columnType(table, name, dialect)}`;
     if (!spec.nullable) line += " not null";
-    if (spec.default !== undefined) line += ` default ${defaultLiteral(spec.default.value, spec.kind, dialect)}`;
+    if (spec.default !== undefined) {
+      const literal = defaultLiteral(spec.default.value, spec.kind, dialect);
+      // MySQL 8 takes a default of a TEXT, BLOB or JSON column only as an expression in parentheses.
+      const wrap = dialect === "mysql" && /^(text|json|blob)$/.test(spec.kind) && !literal.startsWith("(");
+      line += ` default ${wrap ? `(${literal})` : literal}`;
+    }
     lines.push(line);
   }
   if (table.primaryKey.length > 0) lines.push(`primary key (${list(table.primaryKey)})`);
@@ -150,7 +155,8 @@ export function createStatements(table: TableShape, dialect: DialectName): strin
   for (const name of Object.keys(table.columns)) {
     const reference = table.columns[name].spec.references;
     if (reference === undefined) continue;
-    let line = `foreign key (${q(name)}) references ${q(reference.table().name)} (${q(reference.column)})`;
+    const target = `${q(reference.table().name)} (${q(referencedColumn(reference))})`;
+    let line = `foreign key (${q(name)}) references ${target}`;
     if (reference.onDelete !== undefined) line += ` on delete ${reference.onDelete}`;
     lines.push(line);
   }

@@ -24,7 +24,7 @@
  * @module
  */
 export { Column, column } from "./column.ts";
-export type { ColumnKind, ColumnReference, ColumnSpec, ReferenceAction } from "./column.ts";
+export type { ColumnKind, ColumnReference, ColumnSpec, ReferenceAction, ReferencedTable } from "./column.ts";
 export { defineTable, Table } from "./table.ts";
 export type {
   Columns,
