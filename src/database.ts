@@ -692,7 +692,11 @@ export class Database extends Queryable implements AsyncDisposable {
     outer: ScopeState | undefined,
   ): Promise<T> {
     this.#assertOpen();
-    const state: ScopeState = { session: undefined, tx: undefined, route, context: this.#contextOf(outer) };
+    // A primary scope inside a connection or transaction on the primary stays on it: it would not see its writes.
+    const held = route === "primary" && outer?.session !== undefined && !outer.session.readOnly;
+    const state: ScopeState = held
+      ? { ...outer, route }
+      : { session: undefined, tx: undefined, route, context: this.#contextOf(outer) };
     return await this.#scope.run(state, () => fn(new Routed(this.dialect, route, this.#port, state)));
   }
 

@@ -11,8 +11,17 @@ import type { DialectName } from "./dialect.ts";
 /** Counted texts (up to 4 KiB each), per dialect; a bounded cache, so a hot query is scanned once. */
 const counted: Record<DialectName, Map<string, number>> = { postgres: new Map(), mysql: new Map(), sqlite: new Map() };
 
-/** Where the quoted run or comment that starts at `i` ends (the index after it); `i` itself when none starts there. */
-function skipQuoted(text: string, i: number, dialect: DialectName): number {
+/**
+ * Where the quoted run or comment that starts at `i` ends (the index after
+ * it); `i` itself when none starts there. It knows each dialect's quoting:
+ * `'…'` strings (with backslash escapes on MySQL and in Postgres `E'…'`),
+ * `"…"` and `` `…` `` identifiers (and `[…]` on SQLite), `--` comments,
+ * block comments (nested on Postgres), `#` comments on MySQL, and Postgres
+ * dollar-quoted bodies (`$$…$$`, `$tag$…$tag$`). An unterminated run ends
+ * at the end of the text. The placeholder counter and the migration
+ * statement splitter share it.
+ */
+export function skipQuoted(text: string, i: number, dialect: DialectName): number {
   const c = text[i];
   const next = text[i + 1];
   if (c === "-" && next === "-" || c === "#" && dialect === "mysql") {

@@ -28,6 +28,24 @@ for (const target of targets()) {
       await db.close();
     });
 
+    test("db.primary() inside a transaction or connection scope stays on its connection and sees its writes", async () => {
+      await db.transaction(async (tx) => {
+        await tx.execute(insert(41));
+        const seen = await db.primary(async (p) =>
+          Number(await p.fetchVal(sql`select count(*) from ${items} where n = 41`))
+        );
+        assert.equal(seen, 1);
+        await db.primary(async (p) => await p.execute(insert(42))); // joins the transaction
+        throw new Error("roll back");
+      }).catch(() => {});
+      assert.equal(await count(), 0);
+      await db.connection(async (conn) => {
+        await conn.execute(insert(43));
+        assert.equal(Number(await db.primary((p) => p.fetchVal(sql`select count(*) from ${items}`))), 1);
+      });
+      await db.execute(sql`delete from ${items}`);
+    });
+
     test("a callback that returns commits and its value is returned", async () => {
       const value = await db.transaction(async (tx) => {
         await tx.execute(insert(1));

@@ -1,0 +1,492 @@
+/**
+ * The migrator: applies and reverts migrations in order, records them in a
+ * history table and keeps concurrent migrators from colliding.
+ *
+ * @module
+ */
+import type { Connection } from "../connection.ts";
+import type { Database } from "../database.ts";
+import { ConfigError } from "../errors.ts";
+import type { Queryable } from "../queryable.ts";
+import { MigrationError } from "./errors.ts";
+import { History, type HistoryEntry } from "./history.ts";
+import { acquireLock, retryWhileBusy } from "./lock.ts";
+import {
+  compareRevisions,
+  loadDirectory,
+  type LoadedMigration,
+  loadList,
+  type Migration,
+  type MigrationStep,
+} from "./source.ts";
+import { splitStatements } from "./split.ts";
+
+/** What {@linkcode MigratorOptions.onProgress} is told, once when a migration starts and once when it is done. */
+export interface MigrationEvent {
+  /** Applying or reverting. */
+  action: "upgrade" | "downgrade";
+  /** The migration's revision. */
+  revision: string;
+  /** The migration's name. */
+  name: string;
+  /** `"start"` before its first statement, `"done"` once it (and its history record) is committed. */
+  phase: "start" | "done";
+  /** How long it took, in milliseconds (`"done"` only). */
+  ms?: number;
+}
+
+/** Where the database stands against the migrations. */
+export type MigrationStatus = "up-to-date" | "no-info" | "upgrade-available";
+
+/** What {@linkcode Migrator.sync} did. */
+export type SyncResult = "created" | "upgraded" | "already-up-to-date";
+
+/** An applied migration that no longer matches the source (see {@linkcode Migrator.check}). */
+export interface MigrationProblem {
+  /** The applied revision. */
+  revision: string;
+  /** Its name in the history. */
+  name: string;
+  /** `"edited"`: its source changed since it was applied; `"unknown"`: the source no longer has it. */
+  kind: "edited" | "unknown";
+}
+
+/** The options of a {@linkcode Migrator}: exactly one of `directory` and `migrations`. */
+export interface MigratorOptions {
+  /**
+   * A directory of `<revision>_<name>.sql` files and `<revision>_<name>.ts`
+   * (`.mts`, `.js`, `.mjs`) modules; a relative path is resolved against the
+   * working directory. Needs a file system (not on Workers: pass
+   * `migrations` there).
+   */
+  directory?: string | URL;
+  /** The migrations, in memory (any order: they are sorted by revision). */
+  migrations?: readonly Migration[];
+  /** The history table's name, quoted as one identifier. Default `"roost_migrations"`. */
+  table?: string;
+  /**
+   * How long to wait for another migrator to finish, in ms, before failing
+   * with `ROOST_MIGRATION_LOCKED`. Default 60 000. On SQLite each wait for
+   * the write lock lasts at least the URL's `busy_timeout`.
+   */
+  lockTimeout?: number;
+  /** Told when each migration starts and is done; an exception it throws stops the run like a failing migration. */
+  onProgress?: (event: MigrationEvent) => void;
+}
+
+const optionNames = new Set(["directory", "migrations", "table", "lockTimeout", "onProgress"]);
+
+/** The result of one locked upgrade run. */
+interface UpgradeRun {
+  applied: string[];
+  /** How many migrations were applied before the run. */
+  before: number;
+}
+
+/**
+ * Applies and reverts schema migrations: SQL files, modules or a list in
+ * memory, recorded in a history table.
+ *
+ * Every migrator query goes to the primary, on one connection held for the
+ * call. On Postgres and SQLite each migration (its statements and its
+ * history record) runs in a transaction of its own, so a failing migration
+ * leaves nothing behind and those before it stay applied. MySQL and MariaDB
+ * commit DDL as it runs, so there a migration runs without a transaction
+ * and is recorded after its last statement succeeds: a migration that fails
+ * part-way stays partly applied, and its `ROOST_MIGRATION_FAILED` error
+ * names the statement that failed. Since Roost opens the transactions, a
+ * migration holds no `BEGIN` or `COMMIT` of its own, and statements that
+ * refuse to run in a transaction (Postgres's `CREATE INDEX CONCURRENTLY`,
+ * SQLite's `VACUUM`) do not belong in one.
+ *
+ * Concurrent migrators (several processes starting at once) take turns, so
+ * each migration is applied exactly once: an advisory lock on Postgres,
+ * `GET_LOCK` on MySQL, and on SQLite each migration's `BEGIN IMMEDIATE`
+ * transaction, which re-reads the history first (see `lock.ts`).
+ *
+ * @example
+ * ```ts
+ * import { Database } from "@roost/db";
+ * import { Migrator } from "@roost/db/migrate";
+ *
+ * const db = new Database("sqlite:app.db");
+ * const migrator = new Migrator(db, { directory: new URL("./migrations/", import.meta.url) });
+ * console.log(await migrator.sync()); // "created", "upgraded" or "already-up-to-date"
+ * await db.close();
+ * ```
+ *
+ * @example In memory (for example on Workers)
+ * ```ts
+ * import { Database } from "@roost/db";
+ * import { Migrator } from "@roost/db/migrate";
+ *
+ * const db = new Database("sqlite::memory:");
+ * const migrator = new Migrator(db, {
+ *   migrations: [
+ *     { revision: "1", name: "users", up: "create table users (id integer primary key)", down: "drop table users" },
+ *     {
+ *       revision: "2",
+ *       name: "seed",
+ *       up: async (tx) => {
+ *         await tx.execute("insert into users (id) values (1)");
+ *       },
+ *     },
+ *   ],
+ * });
+ * await migrator.upgrade(); // ["1", "2"]
+ * ```
+ */
+export class Migrator {
+  readonly #db: Database;
+  readonly #directory: string | URL | undefined;
+  readonly #migrations: readonly Migration[] | undefined;
+  readonly #table: string;
+  readonly #history: History;
+  readonly #lockTimeout: number;
+  readonly #onProgress: ((event: MigrationEvent) => void) | undefined;
+
+  /** Creates a migrator; nothing is read or run until a method is called. Bad options are a `ConfigError`. */
+  constructor(db: Database, options: MigratorOptions) {
+    if (typeof options !== "object" || options === null) throw new ConfigError("migrator options must be an object");
+    for (const key of Object.keys(options)) {
+      if (!optionNames.has(key)) {
+        throw new ConfigError(`unknown migrator option "${key}" (known: ${[...optionNames].join(", ")})`);
+      }
+    }
+    const { directory, migrations, table = "roost_migrations", lockTimeout = 60_000, onProgress } = options;
+    if ((directory === undefined) === (migrations === undefined)) {
+      throw new ConfigError("a migrator takes exactly one of the directory and migrations options");
+    }
+    if (directory !== undefined && typeof directory !== "string" && !(directory instanceof URL)) {
+      throw new ConfigError("directory must be a path or a file: URL");
+    }
+    if (migrations !== undefined && !Array.isArray(migrations)) throw new ConfigError("migrations must be an array");
+    if (typeof table !== "string" || table === "") throw new ConfigError("table must be a non-empty string");
+    if (typeof lockTimeout !== "number" || !(lockTimeout >= 0) || !Number.isFinite(lockTimeout)) {
+      throw new ConfigError("lockTimeout must be a number of milliseconds, 0 or more");
+    }
+    if (onProgress !== undefined && typeof onProgress !== "function") {
+      throw new ConfigError("onProgress must be a function");
+    }
+    this.#db = db;
+    this.#directory = directory;
+    this.#migrations = migrations;
+    this.#table = table;
+    this.#history = new History(table);
+    this.#lockTimeout = lockTimeout;
+    this.#onProgress = onProgress;
+  }
+
+  /** The history table's name. */
+  get table(): string {
+    return this.#table;
+  }
+
+  /** The migrations of the source, oldest revision first (read afresh at each call). */
+  async migrations(): Promise<LoadedMigration[]> {
+    return this.#directory !== undefined ? await loadDirectory(this.#directory) : await loadList(this.#migrations!);
+  }
+
+  /** Runs `fn` on one primary connection, also inside a replica scope and with replica reads. */
+  #pinned<T>(fn: (conn: Connection) => Promise<T>): Promise<T> {
+    return this.#db.primary((primary) => primary.connection(fn));
+  }
+
+  /** Runs `fn` holding the migration lock on a pinned primary connection. */
+  #locked<T>(fn: (conn: Connection) => Promise<T>): Promise<T> {
+    return this.#pinned(async (conn) => {
+      const release = await acquireLock(conn, this.#table, this.#lockTimeout);
+      let result: T;
+      try {
+        result = await fn(conn);
+      } catch (error) {
+        // The run's own error matters more; a lost connection took the lock with it anyway.
+        await release().catch(() => {});
+        throw error;
+      }
+      await release();
+      return result;
+    });
+  }
+
+  /** The applied migrations (none when the history table does not exist). */
+  async #applied(conn: Queryable): Promise<HistoryEntry[]> {
+    return await this.#history.exists(conn) ? await this.#history.read(conn) : [];
+  }
+
+  /**
+   * Applies the pending migrations in revision order, up to `target`
+   * (included; `"head"`, the default, is the newest), each in a transaction
+   * of its own except on MySQL. Creates the history table if needed.
+   * Resolves to the revisions this call applied (another migrator may have
+   * applied some meanwhile). Refuses, before running anything, when an
+   * applied migration was edited (`ROOST_MIGRATION_EDITED`), when a pending
+   * migration is older than the newest applied one
+   * (`ROOST_MIGRATION_OUT_OF_ORDER`) and when `target` is not a revision of
+   * the source (`ROOST_MIGRATION_UNKNOWN_TARGET`).
+   */
+  async upgrade(target: string = "head"): Promise<string[]> {
+    return (await this.#upgrade(target)).applied;
+  }
+
+  async #upgrade(target: string): Promise<UpgradeRun> {
+    const source = await this.migrations();
+    let last = source.length - 1;
+    if (target !== "head") {
+      last = source.findIndex((migration) => migration.revision === target);
+      if (last < 0) throw unknownTarget(target, "upgrade");
+    }
+    const wanted = source.slice(0, last + 1);
+    return await this.#locked(async (conn) => {
+      await retryWhileBusy(conn.dialect, this.#table, this.#lockTimeout, () => this.#history.create(conn));
+      const applied = await this.#history.read(conn);
+      const edited = problemsOf(source, applied).filter((problem) => problem.kind === "edited");
+      if (edited.length > 0) {
+        const list = edited.map((problem) => problem.revision);
+        throw new MigrationError(
+          `applied migrations were edited since they ran: ${list.join(", ")}; restore them and put the change in a ` +
+            `new migration`,
+          { code: "ROOST_MIGRATION_EDITED", revisions: list, revision: list[0] },
+        );
+      }
+      const done = new Set(applied.map((entry) => entry.revision));
+      const pending = wanted.filter((migration) => !done.has(migration.revision));
+      const newest = applied.at(-1)?.revision;
+      const late = newest === undefined
+        ? []
+        : pending.filter((migration) => compareRevisions(migration.revision, newest) < 0);
+      if (late.length > 0) {
+        const list = late.map((migration) => migration.revision);
+        throw new MigrationError(
+          `pending migrations are older than the newest applied one (${newest}): ${list.join(", ")}; ` +
+            `give them revisions after ${newest}`,
+          { code: "ROOST_MIGRATION_OUT_OF_ORDER", revisions: list, revision: list[0] },
+        );
+      }
+      const ran: string[] = [];
+      for (const migration of pending) {
+        if (await this.#run(conn, migration, "upgrade")) ran.push(migration.revision);
+      }
+      return { applied: ran, before: applied.length };
+    });
+  }
+
+  /**
+   * Reverts applied migrations, newest first, back to `target`: a revision,
+   * which stays applied, or `"base"` to revert them all. Resolves to the
+   * revisions this call reverted. Refuses before running anything when a
+   * migration to revert has no down step (`ROOST_MIGRATION_IRREVERSIBLE`; a
+   * `-- migrate:down` section without statements counts as none) or is no
+   * longer in the source (`ROOST_MIGRATION_MISSING`), and when `target` is
+   * neither `"base"` nor a known revision (`ROOST_MIGRATION_UNKNOWN_TARGET`).
+   */
+  async downgrade(target: string): Promise<string[]> {
+    if (typeof target !== "string" || target === "") throw unknownTarget(String(target), "downgrade");
+    const source = await this.migrations();
+    const bySource = new Map(source.map((migration) => [migration.revision, migration]));
+    return await this.#locked(async (conn) => {
+      const applied = await this.#applied(conn);
+      if (target !== "base" && !bySource.has(target) && !applied.some((entry) => entry.revision === target)) {
+        throw unknownTarget(target, "downgrade");
+      }
+      const reverting = applied
+        .filter((entry) => target === "base" || compareRevisions(entry.revision, target) > 0)
+        .reverse();
+      const missing = reverting.filter((entry) => !bySource.has(entry.revision)).map((entry) => entry.revision);
+      if (missing.length > 0) {
+        throw new MigrationError(
+          `applied migrations to revert are not in the source: ${missing.join(", ")}`,
+          { code: "ROOST_MIGRATION_MISSING", revisions: missing, revision: missing[0] },
+        );
+      }
+      const migrations = reverting.map((entry) => bySource.get(entry.revision)!);
+      const irreversible = migrations
+        .filter((migration) => !hasDown(migration, conn.dialect))
+        .map((migration) => migration.revision);
+      if (irreversible.length > 0) {
+        throw new MigrationError(
+          `migrations without a down step cannot be reverted: ${irreversible.join(", ")}`,
+          { code: "ROOST_MIGRATION_IRREVERSIBLE", revisions: irreversible, revision: irreversible[0] },
+        );
+      }
+      const ran: string[] = [];
+      for (const migration of migrations) {
+        if (await this.#run(conn, migration, "downgrade")) ran.push(migration.revision);
+      }
+      return ran;
+    });
+  }
+
+  /** The newest applied revision, or `null` when none is applied (or there is no history table). */
+  async currentRevision(): Promise<string | null> {
+    return (await this.history()).at(-1)?.revision ?? null;
+  }
+
+  /**
+   * `"no-info"` when nothing is applied (or there is no history table),
+   * `"upgrade-available"` when a migration of the source is not applied,
+   * `"up-to-date"` otherwise.
+   */
+  async status(): Promise<MigrationStatus> {
+    const source = await this.migrations();
+    const applied = await this.history();
+    if (applied.length === 0) return "no-info";
+    const done = new Set(applied.map((entry) => entry.revision));
+    return source.every((migration) => done.has(migration.revision)) ? "up-to-date" : "upgrade-available";
+  }
+
+  /**
+   * Brings the database up to date: `"created"` when nothing was applied
+   * before and this call applied the migrations, `"upgraded"` when it
+   * applied the pending ones, `"already-up-to-date"` when there was nothing
+   * to apply. Refuses as {@linkcode Migrator.upgrade} does.
+   */
+  async sync(): Promise<SyncResult> {
+    const run = await this.#upgrade("head");
+    if (run.applied.length === 0) return "already-up-to-date";
+    return run.before === 0 ? "created" : "upgraded";
+  }
+
+  /** The applied migrations, oldest revision first (none when there is no history table). */
+  async history(): Promise<HistoryEntry[]> {
+    return await this.#pinned((conn) => this.#applied(conn));
+  }
+
+  /**
+   * The applied migrations that no longer match the source: `"edited"` when
+   * its checksum differs from the one recorded, `"unknown"` when the source
+   * has no migration of that revision.
+   */
+  async check(): Promise<MigrationProblem[]> {
+    const source = await this.migrations();
+    return problemsOf(source, await this.history());
+  }
+
+  /** The migrations of the source not applied yet, oldest revision first. */
+  async pending(): Promise<LoadedMigration[]> {
+    const source = await this.migrations();
+    const done = new Set((await this.history()).map((entry) => entry.revision));
+    return source.filter((migration) => !done.has(migration.revision));
+  }
+
+  /**
+   * Applies or reverts one migration with its history record: in a
+   * transaction (retried while SQLite is busy) except on MySQL. Re-reads the
+   * history first and skips the migration when another migrator got there
+   * first; resolves to whether it ran.
+   */
+  async #run(conn: Connection, migration: LoadedMigration, action: "upgrade" | "downgrade"): Promise<boolean> {
+    let started = 0;
+    const attempt = async (db: Queryable): Promise<boolean> => {
+      const applied = await this.#history.has(db, migration.revision);
+      if (applied !== (action === "downgrade")) return false;
+      started = performance.now();
+      this.#emit({ action, revision: migration.revision, name: migration.name, phase: "start" });
+      await runStep(db, action === "upgrade" ? migration.up : migration.down!, migration, action);
+      if (action === "upgrade") await this.#history.record(db, migration);
+      else await this.#history.remove(db, migration.revision);
+      return true;
+    };
+    let ran: boolean;
+    try {
+      ran = conn.dialect === "mysql"
+        ? await attempt(conn)
+        : await retryWhileBusy(conn.dialect, this.#table, this.#lockTimeout, () => conn.transaction(attempt));
+    } catch (error) {
+      if (error instanceof MigrationError) throw error;
+      // Outside its steps: reading or writing the history, or the COMMIT (a deferred constraint, say).
+      throw new MigrationError(
+        `${action} of migration ${migration.revision}_${migration.name} failed: ${messageOf(error)}`,
+        { code: "ROOST_MIGRATION_FAILED", cause: error, revision: migration.revision, file: migration.file },
+      );
+    }
+    if (ran) {
+      const ms = Math.round(performance.now() - started);
+      this.#emit({ action, revision: migration.revision, name: migration.name, phase: "done", ms });
+    }
+    return ran;
+  }
+
+  #emit(event: MigrationEvent): void {
+    this.#onProgress?.(event);
+  }
+}
+
+function unknownTarget(target: string, action: string): MigrationError {
+  return new MigrationError(
+    `cannot ${action} to ${JSON.stringify(target)}: it is not ${
+      action === "upgrade" ? '"head" nor a revision of the source' : '"base" nor a known revision'
+    }`,
+    { code: "ROOST_MIGRATION_UNKNOWN_TARGET", revision: target },
+  );
+}
+
+/** True when a migration can be reverted: it has a down function, or down SQL with a statement in it. */
+function hasDown(migration: LoadedMigration, dialect: Queryable["dialect"]): boolean {
+  const down = migration.down;
+  if (down === undefined) return false;
+  return typeof down === "function" || splitStatements(down, dialect).length > 0;
+}
+
+/** The applied migrations that do not match the source. */
+function problemsOf(source: readonly LoadedMigration[], applied: readonly HistoryEntry[]): MigrationProblem[] {
+  const bySource = new Map(source.map((migration) => [migration.revision, migration]));
+  const problems: MigrationProblem[] = [];
+  for (const entry of applied) {
+    const migration = bySource.get(entry.revision);
+    if (migration === undefined) problems.push({ revision: entry.revision, name: entry.name, kind: "unknown" });
+    else if (migration.checksum !== entry.checksum) {
+      problems.push({ revision: entry.revision, name: entry.name, kind: "edited" });
+    }
+  }
+  return problems;
+}
+
+/** Runs one step of a migration: its SQL statement by statement, or its function. */
+async function runStep(
+  db: Queryable,
+  step: MigrationStep,
+  migration: LoadedMigration,
+  action: "upgrade" | "downgrade",
+): Promise<void> {
+  const label = `${migration.revision}_${migration.name}`;
+  const partly = db.dialect === "mysql"
+    ? "; MySQL commits DDL as it runs, so what ran before the failure stays applied: undo it before trying again"
+    : "; the migration was rolled back";
+  if (typeof step === "function") {
+    try {
+      await step(db);
+    } catch (error) {
+      throw new MigrationError(`${action} of migration ${label} failed: ${messageOf(error)}${partly}`, {
+        code: "ROOST_MIGRATION_FAILED",
+        cause: error,
+        revision: migration.revision,
+        file: migration.file,
+      });
+    }
+    return;
+  }
+  const statements = splitStatements(step, db.dialect);
+  for (let i = 0; i < statements.length; i++) {
+    try {
+      await db.execute(statements[i]);
+    } catch (error) {
+      throw new MigrationError(
+        `${action} of migration ${label} failed at statement ${i + 1} of ${statements.length}: ${
+          messageOf(error)
+        }${partly}`,
+        {
+          code: "ROOST_MIGRATION_FAILED",
+          cause: error,
+          revision: migration.revision,
+          statement: i + 1,
+          file: migration.file,
+        },
+      );
+    }
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
