@@ -6,6 +6,7 @@
  * @module
  */
 import { ConfigError } from "../errors.ts";
+import { builtinModule } from "../runtime.ts";
 import type { DatabaseUrl } from "../url.ts";
 
 /** libpq's TLS modes; MySQL's names map onto them. */
@@ -41,8 +42,7 @@ type FileSystem = { readFileSync(path: string, encoding: "utf8"): string };
 
 /** Reads a certificate or key file named by a URL option. */
 function readPem(path: string, option: string): string {
-  const fs = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process
-    ?.getBuiltinModule?.("node:fs") as FileSystem | undefined;
+  const fs = builtinModule<FileSystem>("node:fs");
   if (fs === undefined) {
     throw new ConfigError(`the URL option ${option} names a file, and this runtime cannot read files`);
   }
@@ -99,10 +99,7 @@ type TlsModule = { checkServerIdentity(host: string, certificate: unknown): Erro
  */
 export function nodeTlsOptions(request: TlsRequest, host: string): NodeTlsOptions {
   const { mode, ca, cert, key } = request;
-  const tls = mode === "verify-full"
-    ? (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process
-      ?.getBuiltinModule?.("node:tls") as TlsModule | undefined
-    : undefined;
+  const tls = mode === "verify-full" ? builtinModule<TlsModule>("node:tls") : undefined;
   return {
     rejectUnauthorized: mode === "verify-ca" || mode === "verify-full",
     ...(ca === undefined ? {} : { ca }),

@@ -39,6 +39,21 @@ export function lockKey(text: string): bigint {
   return BigInt.asIntN(64, hash);
 }
 
+/** Calls `take` until it returns true, backing off from 10 ms to 200 ms; `ROOST_MIGRATION_LOCKED` at the deadline. */
+async function pollUntil(
+  deadline: number,
+  table: string,
+  timeout: number,
+  take: () => Promise<boolean>,
+): Promise<void> {
+  for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
+    if (await take()) return;
+    const left = deadline - Date.now();
+    if (left <= 0) throw lockedError(table, timeout);
+    await sleep(Math.min(delay, left));
+  }
+}
+
 function lockedError(table: string, timeout: number, cause?: unknown): MigrationError {
   return new MigrationError(
     `another migrator held the migration lock of "${table}" for longer than lockTimeout (${timeout} ms)`,
@@ -55,34 +70,28 @@ export async function acquireLock(conn: Queryable, table: string, timeout: numbe
   const deadline = Date.now() + timeout;
   if (conn.dialect === "postgres") {
     // The key is computed, never user text: it is safe to write inline (and every driver types a literal alike).
-    const key = lockKey(table).toString();
-    for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
-      const taken = await conn.fetchVal(sql`select pg_try_advisory_lock(${sql.unsafe(key)})`);
-      if (taken === true || taken === "t") break;
-      const left = deadline - Date.now();
-      if (left <= 0) throw lockedError(table, timeout);
-      await sleep(Math.min(delay, left));
-    }
+    const key = sql.unsafe(lockKey(table).toString());
+    await pollUntil(deadline, table, timeout, async () => {
+      const taken = await conn.fetchVal(sql`select pg_try_advisory_lock(${key})`);
+      return taken === true || taken === "t";
+    });
     return async () => {
-      await conn.execute(sql`select pg_advisory_unlock(${sql.unsafe(key)})`);
+      await conn.execute(sql`select pg_advisory_unlock(${key})`);
     };
   }
   if (conn.dialect === "mysql") {
     const name = sql`concat('roost_migrate_', sha1(concat(database(), '.', ${table})))`;
-    for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
-      const left = deadline - Date.now();
-      const seconds = Math.max(0, Math.floor(left / 1000));
+    await pollUntil(deadline, table, timeout, async () => {
+      // GET_LOCK waits up to the whole seconds left itself; the poll covers the last fraction.
+      const seconds = Math.max(0, Math.floor((deadline - Date.now()) / 1000));
       const taken = await conn.fetchVal(sql`select get_lock(${name}, ${seconds})`);
-      if (taken !== null && Number(taken) === 1) break;
       if (taken === null || taken === undefined) {
         throw new MigrationError(`GET_LOCK failed for the migration lock of "${table}"`, {
           code: "ROOST_MIGRATION_LOCKED",
         });
       }
-      const after = deadline - Date.now();
-      if (after <= 0) throw lockedError(table, timeout);
-      if (seconds === 0) await sleep(Math.min(delay, after));
-    }
+      return Number(taken) === 1;
+    });
     return async () => {
       await conn.execute(sql`select release_lock(${name})`);
     };

@@ -9,7 +9,9 @@
 import type * as Fs from "node:fs/promises";
 import type * as Path from "node:path";
 import type * as Url from "node:url";
+import { ConfigError } from "../errors.ts";
 import type { Queryable } from "../queryable.ts";
+import { builtinModule } from "../runtime.ts";
 import { MigrationError } from "./errors.ts";
 
 /**
@@ -167,13 +169,16 @@ export async function loadList(list: readonly Migration[]): Promise<LoadedMigrat
 }
 
 /**
- * Imports a Node built-in (which Deno and Bun provide too) by a computed
- * name: a bundler for the edge leaves it out instead of failing on it, and
- * only a directory source ever loads one.
+ * A Node built-in (Deno and Bun provide them too) through the runtime, not an
+ * import a bundler would follow: only a directory source needs one, and a
+ * Worker bundle of the migrator must not carry it.
  */
-function builtin<T>(name: string): Promise<T> {
-  const specifier = `node:${name}`;
-  return import(specifier) as Promise<T>;
+function builtin<T>(name: string): T {
+  const module = builtinModule<T>(`node:${name}`);
+  if (module === undefined) {
+    throw new ConfigError("this runtime has no file system: pass the migrations option (a list) instead of directory");
+  }
+  return module;
 }
 
 /**
@@ -211,9 +216,9 @@ export function parseMigrationFileName(
  * with CRLF line ends read as LF.
  */
 export async function loadDirectory(directory: string | URL): Promise<LoadedMigration[]> {
-  const { readdir, readFile } = await builtin<typeof Fs>("fs/promises");
-  const { join, resolve } = await builtin<typeof Path>("path");
-  const { fileURLToPath, pathToFileURL } = await builtin<typeof Url>("url");
+  const { readdir, readFile } = builtin<typeof Fs>("fs/promises");
+  const { join, resolve } = builtin<typeof Path>("path");
+  const { fileURLToPath, pathToFileURL } = builtin<typeof Url>("url");
   const dir = typeof directory === "string" ? resolve(directory) : fileURLToPath(directory);
   let entries: { name: string; isFile(): boolean }[];
   try {
@@ -227,13 +232,11 @@ export async function loadDirectory(directory: string | URL): Promise<LoadedMigr
   }
   const loaded: LoadedMigration[] = [];
   for (const entry of entries) {
-    if (!entry.isFile() || entry.name.startsWith(".") || entry.name.endsWith(".d.ts")) continue;
-    const extension = [".sql", ...moduleExtensions].find((candidate) => entry.name.endsWith(candidate));
-    if (extension === undefined) continue;
+    if (!entry.isFile() || entry.name.startsWith(".")) continue;
     const file = join(dir, entry.name);
     const parsed = parseMigrationFileName(entry.name);
     if (parsed === undefined) {
-      if (extension !== ".sql") continue;
+      if (!entry.name.endsWith(".sql")) continue;
       throw invalid(
         `${file} is not named <revision>_<name>.sql (a revision is letters, digits, "." and "-")`,
         file,
@@ -243,7 +246,7 @@ export async function loadDirectory(directory: string | URL): Promise<LoadedMigr
     const text = await readFile(file, "utf8");
     // A checkout that turns LF into CRLF (git's autocrlf) is not an edit.
     const sum = await checksum(text.replaceAll("\r\n", "\n"));
-    if (extension === ".sql") {
+    if (parsed.extension === ".sql") {
       loaded.push({ ...parts, ...parseSqlMigration(text, file), checksum: sum, file });
       continue;
     }

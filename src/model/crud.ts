@@ -191,8 +191,14 @@ function insertedWhere(table: CrudTable, values: [string, unknown][], lastInsert
   }
   const serial = key.length === 1 && /serial/.test(table.columns[key[0]].spec.kind);
   if (serial && lastInsertId !== undefined) return { ...keyWhere(table, lastInsertId) };
-  const comparable = values.filter(([name]) => !["json", "blob", "real"].includes(table.columns[name].spec.kind));
-  return Object.fromEntries(comparable);
+  return comparable(table, values);
+}
+
+/** The values a row can be found again by: JSON, bytes and floats do not compare reliably by equality. */
+function comparable(table: CrudTable, values: [string, unknown][]): Record<string, unknown> {
+  return Object.fromEntries(
+    values.filter(([name]) => !["json", "blob", "real"].includes(table.columns[name].spec.kind)),
+  );
 }
 
 /** Inserts one row and returns it as stored (defaults and serial keys filled in). */
@@ -286,10 +292,7 @@ async function updateReturning<T>(
   const key = table.primaryKey;
   const after = key.length > 0
     ? Object.fromEntries(key.map((name) => [name, changed[name] ?? found[name]]))
-    : Object.fromEntries(
-      [...Object.entries(where), ...Object.entries(changed)]
-        .filter(([name]) => !["json", "blob", "real"].includes(table.columns[name].spec.kind)),
-    );
+    : comparable(table, [...Object.entries(where), ...Object.entries(changed)]);
   return await findOne<T>(db, table, after, true);
 }
 
