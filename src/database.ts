@@ -23,6 +23,7 @@ import {
   replicaWriteError,
   reportQuery,
   Router,
+  type RouteReason,
   type Target,
 } from "./router.ts";
 import { Schema } from "./schema.ts";
@@ -30,6 +31,24 @@ import { CallContext, type ScopeState, Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
 import { checkTransactionOptions, executeManyAtomically, runTransaction, Transaction } from "./transaction.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
+
+/** A connection held on its own by a query builder's driver, and how to give it back. */
+export interface HeldConnection {
+  /** The handle its statements run on. */
+  readonly connection: Connection;
+  /** Rolls back a transaction left open on it and returns it to its pool. */
+  release(): Promise<void>;
+}
+
+/**
+ * Package-internal, for query-builder drivers (`@roost/db/kysely`): holds a
+ * connection for a sequence of statements, on the server the instance routes
+ * `first` to (a statement's SQL; none for a transaction, which goes to the
+ * primary). `undefined` means the statements must run through the instance
+ * itself: inside a held scope, whose connection they join, or with
+ * `forceRollback`.
+ */
+export let holdConnection: (db: Database, first: string | undefined) => Promise<HeldConnection | undefined>;
 
 /** What `db.stats()` returns. */
 export interface DatabaseStats {
@@ -164,6 +183,29 @@ export class Database extends Queryable implements AsyncDisposable {
     this.#direct = replicas.length === 0 && resolved.onQuery === undefined && this.#readYourWrites === 0 &&
       !this.#forceRollback;
     if (resolved.name !== undefined) register(resolved.name, this);
+  }
+
+  static {
+    holdConnection = (db, first) => db.#hold(first, db.#scopeState());
+  }
+
+  async #hold(first: string | undefined, state: ScopeState | undefined): Promise<HeldConnection | undefined> {
+    if (state?.session !== undefined || this.#forceRollback) return undefined;
+    this.#assertOpen();
+    const reads = first !== undefined && isReadStatement(first);
+    for (let target = reads || state?.route ? this.#readTarget(state, reads) : this.#primary.via.write;;) {
+      try {
+        const session = await this.#session(target.member, state, target.reason);
+        const release = async () => {
+          await Transaction.rollbackOpen(session);
+          session.end();
+        };
+        return { connection: new Connection(session), release };
+      } catch (error) {
+        if (!this.#retryable(target, error)) throw error;
+        target = this.#replicaTarget(target.reason === "read" ? "read" : "replica-scope");
+      }
+    }
   }
 
   /**
@@ -398,7 +440,7 @@ export class Database extends Queryable implements AsyncDisposable {
     return pool;
   }
 
-  async #session(member: Member, state: ScopeState | undefined): Promise<Session> {
+  async #session(member: Member, state: ScopeState | undefined, reason?: RouteReason): Promise<Session> {
     this.#assertOpen();
     const pool = this.#poolOf(member, state);
     const item = await pool.acquire();
@@ -410,6 +452,7 @@ export class Database extends Queryable implements AsyncDisposable {
       readYourWrites: this.#readYourWrites > 0,
       observe: this.#onQuery,
       debug: this.#debug,
+      reason,
       release: (session) => {
         // A replica whose connection broke under a held scope leaves the rotation too.
         if (session.broken) this.#router.markDown(member, "its connection was lost during a connection scope");

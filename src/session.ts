@@ -17,6 +17,7 @@ import {
   type QueryHook,
   replicaWriteError,
   reportQuery,
+  type RouteReason,
 } from "./router.ts";
 import type { CompiledQuery } from "./sql.ts";
 import type { Transaction } from "./transaction.ts";
@@ -104,6 +105,8 @@ export interface SessionSetup {
   readonly debug: boolean;
   /** Hands the connection back. */
   readonly release: (session: Session) => void;
+  /** Why its queries run where they do, as `onQuery` reports it. Default `"held"`. */
+  readonly reason?: RouteReason;
 }
 
 const noParams: readonly unknown[] = Object.freeze([]);
@@ -138,6 +141,7 @@ export class Session {
   readonly #clock: CallContext | undefined;
   readonly #observe: QueryHook | undefined;
   readonly #debug: boolean;
+  readonly #reason: RouteReason;
   #wrote = false;
 
   /** Holds `item` until {@linkcode end}, which hands it to `setup.release`. */
@@ -152,6 +156,7 @@ export class Session {
     this.#observe = setup.observe;
     this.#debug = setup.debug;
     this.#release = setup.release;
+    this.#reason = setup.reason ?? "held";
   }
 
   /** The scope state of a callback running on this session. */
@@ -189,7 +194,16 @@ export class Session {
     started: number,
     error?: unknown,
   ): void {
-    reportQuery(this.#observe!, this.member, "held", method, sql, started, error, this.#debug ? params : undefined);
+    reportQuery(
+      this.#observe!,
+      this.member,
+      this.#reason,
+      method,
+      sql,
+      started,
+      error,
+      this.#debug ? params : undefined,
+    );
   }
 
   /** The error a failed query rejects with: reported to the hook, its parameters redacted or attached. */
