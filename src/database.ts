@@ -43,12 +43,13 @@ export interface HeldConnection {
 /**
  * Package-internal, for query-builder drivers (`@roost/db/kysely`): holds a
  * connection for a sequence of statements, on the server the instance routes
- * `first` to (a statement's SQL; none for a transaction, which goes to the
- * primary). `undefined` means the statements must run through the instance
- * itself: inside a held scope, whose connection they join, or with
- * `forceRollback`.
+ * the first one to: `reads` says whether it only reads (the builder knows
+ * from its syntax tree); `undefined` stands for a transaction, which goes to
+ * the primary. `undefined` comes back when the statements must run through
+ * the instance itself: inside a held scope, whose connection they join, or
+ * with `forceRollback`.
  */
-export let holdConnection: (db: Database, first: string | undefined) => Promise<HeldConnection | undefined>;
+export let holdConnection: (db: Database, reads: boolean | undefined) => Promise<HeldConnection | undefined>;
 
 /** What `db.stats()` returns. */
 export interface DatabaseStats {
@@ -186,16 +187,17 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   static {
-    holdConnection = (db, first) => db.#hold(first, db.#scopeState());
+    holdConnection = (db, reads) => db.#hold(reads, db.#scopeState());
   }
 
-  async #hold(first: string | undefined, state: ScopeState | undefined): Promise<HeldConnection | undefined> {
+  async #hold(first: boolean | undefined, state: ScopeState | undefined): Promise<HeldConnection | undefined> {
     if (state?.session !== undefined || this.#forceRollback) return undefined;
     this.#assertOpen();
-    const reads = first !== undefined && isReadStatement(first);
+    const reads = first === true;
     for (let target = reads || state?.route ? this.#readTarget(state, reads) : this.#primary.via.write;;) {
       try {
-        const session = await this.#session(target.member, state, target.reason);
+        // A connection taken for a transaction reports as any held one; for a statement, why it went there.
+        const session = await this.#session(target.member, state, first === undefined ? undefined : target.reason);
         const release = async () => {
           await Transaction.rollbackOpen(session);
           session.end();

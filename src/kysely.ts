@@ -167,8 +167,10 @@ export class RoostDialect implements Dialect {
 
   /**
    * The adapter of the database's dialect. On SQLite it tells Kysely that
-   * several connections may be open: Roost's pool decides who waits, so a
-   * query inside a `stream()` loop is not locked out.
+   * several connections may be open (Roost's pool decides who waits, so a
+   * query inside a `stream()` loop is not locked out) and that DDL is
+   * transactional, so Kysely's `Migrator` runs in one transaction, which
+   * SQLite serialises between connections and processes.
    */
   createAdapter(): DialectAdapter {
     switch (this.#dialect) {
@@ -194,9 +196,18 @@ export class RoostDialect implements Dialect {
   }
 }
 
-/** Kysely's SQLite adapter, for a pool of connections rather than one. */
+/**
+ * Kysely's SQLite adapter, for a pool of connections rather than one. Kysely
+ * takes no migration lock on SQLite, counting on a single connection; with
+ * several, migrations run in a transaction instead (Roost begins SQLite
+ * transactions IMMEDIATE), so two migrators never apply one migration twice.
+ */
 class PooledSqliteAdapter extends SqliteAdapter {
   override get supportsMultipleConnections(): boolean {
+    return true;
+  }
+
+  override get supportsTransactionalDdl(): boolean {
     return true;
   }
 }
@@ -286,13 +297,42 @@ const abortedTransaction = Symbol.for("kysely.AbortedTransactionError");
 /** Kysely's statement kinds that change rows, whose counts Kysely reports. */
 const rowChanges = new Set(["InsertQueryNode", "UpdateQueryNode", "DeleteQueryNode", "MergeQueryNode"]);
 
+/** The parts of Kysely's syntax tree that say whether a statement returns rows or writes. */
+interface StatementNode {
+  readonly kind: string;
+  readonly returning?: unknown;
+  readonly output?: unknown;
+  readonly endModifiers?: readonly { readonly modifier?: string }[];
+  readonly with?: { readonly expressions: readonly { readonly expression: StatementNode }[] };
+}
+
 /** True when a statement hands back rows, so it runs as `fetchAll` rather than `execute`. */
 function returnsRows(query: CompiledQuery): boolean {
-  const node = query.query as { readonly kind: string; readonly returning?: unknown; readonly output?: unknown };
+  const node = query.query as StatementNode;
   if (node.kind === "SelectQueryNode") return true;
   if (rowChanges.has(node.kind)) return node.returning !== undefined || node.output !== undefined;
   if (node.kind !== "RawNode") return false;
   return isReadStatement(query.sql) || /^\s*pragma\b/i.test(query.sql) || /\breturning\b/i.test(query.sql);
+}
+
+/** True when a CTE of `node` inserts, updates, deletes or merges. */
+function writesInCte(node: StatementNode): boolean {
+  return node.with?.expressions.some(({ expression }) =>
+    rowChanges.has(expression.kind) || (expression.kind === "SelectQueryNode" && writesInCte(expression))
+  ) ?? false;
+}
+
+/**
+ * True when a statement only reads, so Roost may route it to a replica. The
+ * syntax tree decides for Kysely's builders: a select that locks rows (`FOR
+ * UPDATE`, `FOR SHARE`) or writes in a CTE is a write. Raw SQL is judged by
+ * its first keyword, as Roost judges its own queries.
+ */
+function onlyReads(query: CompiledQuery): boolean {
+  const node = query.query as StatementNode;
+  if (node.kind === "RawNode") return isReadStatement(query.sql);
+  if (node.kind !== "SelectQueryNode") return false;
+  return !node.endModifiers?.some((m) => m.modifier?.startsWith("For")) && !writesInCte(node);
 }
 
 /** Runs one Kysely statement on a Roost handle and reports it as Kysely expects. */
@@ -338,10 +378,14 @@ class RoostConnection implements DatabaseConnection {
       (this.#throughDatabase ? this.#database : this.#held?.connection);
   }
 
-  /** Takes the Roost connection where `first` is routed (the primary for a transaction). */
-  async #take(first: string | undefined): Promise<Database | Connection> {
+  /**
+   * Takes the Roost connection for the first statement: a replica's if it
+   * only `reads` and the database routes reads there, else the primary's
+   * (`undefined`: for a transaction).
+   */
+  async #take(reads: boolean | undefined): Promise<Database | Connection> {
     if (this.#released) throw new TransactionError("this Kysely connection was already released");
-    const held = await holdConnection(this.#database, first);
+    const held = await holdConnection(this.#database, reads);
     if (held === undefined) {
       this.#throughDatabase = true;
       return this.#database;
@@ -355,12 +399,17 @@ class RoostConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    return await run<R>(this.#current ?? await this.#take(query.sql), query);
+    return await run<R>(this.#current ?? await this.#take(onlyReads(query)), query);
   }
 
-  /** Streams through Roost's `iterate`, `chunkSize` rows a batch; before any statement, routed as `db.iterate` is. */
+  /**
+   * Streams through Roost's `iterate`, `chunkSize` rows a batch. A read that
+   * is the connection's first statement streams as `db.iterate` does: routed,
+   * holding a connection only while it runs, and lending it to queries
+   * inside the loop.
+   */
   async *streamQuery<R>(query: CompiledQuery, chunkSize = 100): AsyncIterableIterator<QueryResult<R>> {
-    const on = this.#current ?? this.#database;
+    const on = this.#current ?? (onlyReads(query) ? this.#database : await this.#take(false));
     let rows: R[] = [];
     for await (const row of on.iterate<R>(query, undefined, { batchSize: chunkSize })) {
       rows.push(row);
