@@ -11,7 +11,7 @@ import { type Generated, isAbortedTransactionError, Kysely, sql as ksql } from "
 import { type Migration, Migrator } from "kysely/migration";
 import {
   ConfigError,
-  Database,
+  type Database,
   type DatabaseOptions,
   QueryError,
   type QueryEvent,
