@@ -42,7 +42,6 @@ import {
   type CompiledQuery,
   type DatabaseConnection,
   type DatabaseIntrospector,
-  type Dialect,
   type DialectAdapter,
   type Driver,
   type Kysely,
@@ -112,7 +111,7 @@ export interface RoostDialectConfig {
  * });
  * ```
  */
-export class RoostDialect implements Dialect {
+export class RoostDialect {
   readonly #database: Database | string;
   readonly #dialect: DialectName;
 
@@ -148,12 +147,20 @@ export class RoostDialect implements Dialect {
     this.#dialect = resolved;
   }
 
-  /** The driver Kysely runs its queries through. */
+  /**
+   * Kysely calls it: the driver Kysely runs its queries through.
+   *
+   * @ignore
+   */
   createDriver(): Driver {
     return new RoostDriver(this.#database, this.#dialect);
   }
 
-  /** The query compiler of the database's dialect. */
+  /**
+   * Kysely calls it: the query compiler of the database's dialect.
+   *
+   * @ignore
+   */
   createQueryCompiler(): QueryCompiler {
     switch (this.#dialect) {
       case "postgres":
@@ -166,11 +173,13 @@ export class RoostDialect implements Dialect {
   }
 
   /**
-   * The adapter of the database's dialect. On SQLite it tells Kysely that
+   * Kysely calls it: the adapter of the database's dialect. On SQLite it tells Kysely that
    * several connections may be open (Roost's pool decides who waits, so a
    * query inside a `stream()` loop is not locked out) and that DDL is
    * transactional, so Kysely's `Migrator` runs in one transaction, which
    * SQLite serialises between connections and processes.
+   *
+   * @ignore
    */
   createAdapter(): DialectAdapter {
     switch (this.#dialect) {
@@ -183,7 +192,11 @@ export class RoostDialect implements Dialect {
     }
   }
 
-  /** The schema introspector of the database's dialect (`kysely.introspection`). */
+  /**
+   * Kysely calls it: the schema introspector of the database's dialect (`kysely.introspection`).
+   *
+   * @ignore
+   */
   createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
     switch (this.#dialect) {
       case "postgres":
