@@ -162,34 +162,17 @@ export class RoostDialect {
    * @ignore
    */
   createQueryCompiler(): QueryCompiler {
-    switch (this.#dialect) {
-      case "postgres":
-        return new PostgresQueryCompiler();
-      case "mysql":
-        return new MysqlQueryCompiler();
-      case "sqlite":
-        return new SqliteQueryCompiler();
-    }
+    return kyselyParts[this.#dialect].compiler();
   }
 
   /**
-   * Kysely calls it: the adapter of the database's dialect. On SQLite it tells Kysely that
-   * several connections may be open (Roost's pool decides who waits, so a
-   * query inside a `stream()` loop is not locked out) and that DDL is
-   * transactional, so Kysely's `Migrator` runs in one transaction, which
-   * SQLite serialises between connections and processes.
+   * Kysely calls it: the adapter of the database's dialect (on SQLite, see
+   * {@linkcode PooledSqliteAdapter}).
    *
    * @ignore
    */
   createAdapter(): DialectAdapter {
-    switch (this.#dialect) {
-      case "postgres":
-        return new PostgresAdapter();
-      case "mysql":
-        return new MysqlAdapter();
-      case "sqlite":
-        return new PooledSqliteAdapter();
-    }
+    return kyselyParts[this.#dialect].adapter();
   }
 
   /**
@@ -198,22 +181,44 @@ export class RoostDialect {
    * @ignore
    */
   createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
-    switch (this.#dialect) {
-      case "postgres":
-        return new PostgresIntrospector(db);
-      case "mysql":
-        return new MysqlIntrospector(db);
-      case "sqlite":
-        return new SqliteIntrospector(db);
-    }
+    return kyselyParts[this.#dialect].introspector(db);
   }
 }
 
+/** Kysely's own parts for one SQL dialect. */
+interface KyselyParts {
+  compiler(): QueryCompiler;
+  adapter(): DialectAdapter;
+  introspector(db: Kysely<unknown>): DatabaseIntrospector;
+}
+
+const kyselyParts: Readonly<Record<DialectName, KyselyParts>> = {
+  postgres: {
+    compiler: () => new PostgresQueryCompiler(),
+    adapter: () => new PostgresAdapter(),
+    introspector: (db) => new PostgresIntrospector(db),
+  },
+  mysql: {
+    compiler: () => new MysqlQueryCompiler(),
+    adapter: () => new MysqlAdapter(),
+    introspector: (db) => new MysqlIntrospector(db),
+  },
+  sqlite: {
+    compiler: () => new SqliteQueryCompiler(),
+    adapter: () => new PooledSqliteAdapter(),
+    introspector: (db) => new SqliteIntrospector(db),
+  },
+};
+
 /**
- * Kysely's SQLite adapter, for a pool of connections rather than one. Kysely
- * takes no migration lock on SQLite, counting on a single connection; with
- * several, migrations run in a transaction instead (Roost begins SQLite
- * transactions IMMEDIATE), so two migrators never apply one migration twice.
+ * Kysely's SQLite adapter, for a pool of connections rather than one. It
+ * tells Kysely that several connections may be open: Roost's pool decides
+ * who waits, so a query inside a `stream()` loop is not locked out. And
+ * since Kysely takes no migration lock on SQLite, counting on a single
+ * connection, it declares DDL transactional: Kysely's `Migrator` then runs
+ * in one transaction, which Roost begins IMMEDIATE, so SQLite serialises
+ * migrators between connections and processes and none applies a migration
+ * twice.
  */
 class PooledSqliteAdapter extends SqliteAdapter {
   override get supportsMultipleConnections(): boolean {
