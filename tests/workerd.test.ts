@@ -128,6 +128,19 @@ for (const target of servers) {
       running.splice(running.indexOf(worker), 1);
     });
 
+    test("Kysely on Roost inside db.context(): transactions and replica reads on the request's own connections", async () => {
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      const answers = await Promise.all([401, 402, 403, 404, 405].map((id) => ok(worker, `/kysely?id=${id}`)));
+      for (const [i, body] of answers.entries()) {
+        assert.deepEqual(body, { id: 401 + i, note: "kysely", onReplica: true });
+      }
+      // Each request closed its connections before answering.
+      await eventually("no connection after the Kysely requests", serverConnections, (n) => n === 0, 5_000);
+      await worker.dispose();
+      running.splice(running.indexOf(worker), 1);
+    });
+
     test("a Worker that passes no driver gets a ConfigError naming the import", async () => {
       const worker = await start(true);
       const answer = await ask(worker, "/nodriver");

@@ -7,6 +7,8 @@
  * @module
  */
 import { asyncContextAvailable, Database, type Driver, type RoutedScope, sql } from "@roost/db";
+import { RoostDialect } from "@roost/db/kysely";
+import { Kysely, sql as ksql } from "kysely";
 
 /** The Worker's bindings. */
 export interface Env {
@@ -60,6 +62,16 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
     new Database(url, { name: `${dialect}-solo`, driver: drivers[dialect] });
   }
 
+  // Kysely on the registered instances, made on first use (the instances exist by then).
+  const kyselies = new Map<Dialect, Kysely<{ items: { id: number; note: string } }>>();
+  const kyselyFor = (dialect: Dialect) => {
+    let kysely = kyselies.get(dialect);
+    if (kysely === undefined) {
+      kyselies.set(dialect, kysely = new Kysely({ dialect: new RoostDialect({ database: dialect }) }));
+    }
+    return kysely;
+  };
+
   async function route(url: URL, dialect: Dialect): Promise<unknown> {
     const db = Database.get(dialect);
     const id = Number(url.searchParams.get("id") ?? 0);
@@ -85,6 +97,20 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
           const onReplica = isReadOnly(await db.replica(() => db.fetchVal(readOnlyQuery(dialect))));
           const onPrimary = isReadOnly(await db.fetchVal(readOnlyQuery(dialect)));
           return { onReplica, onPrimary };
+        });
+      case "/kysely":
+        // Kysely on Roost inside the request's context (needs async context): the request's own connections.
+        return await db.context(async () => {
+          const kysely = kyselyFor(dialect);
+          await kysely.transaction().execute((trx) => trx.insertInto("items").values({ id, note: "kysely" }).execute());
+          const { note } = await kysely.selectFrom("items").select("note").where("id", "=", id)
+            .executeTakeFirstOrThrow();
+          const probe = await db.replica(() =>
+            (dialect === "postgres"
+              ? ksql<{ v: unknown }>`select current_setting('transaction_read_only') as v`
+              : ksql<{ v: unknown }>`select @@tx_read_only as v`).execute(kysely)
+          );
+          return { id, note, onReplica: isReadOnly(probe.rows[0].v) };
         });
       case "/nodriver":
         // A bundle holds only the drivers it imports: without the driver option, the error says which to import.
