@@ -36,6 +36,12 @@ import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 export interface HeldConnection {
   /** The handle its statements run on. */
   readonly connection: Connection;
+  /**
+   * True when it is a replica's because its first statement read and reads
+   * go to replicas (not because of a replica scope): writes on it throw
+   * `ReadOnlyError`.
+   */
+  readonly routedRead: boolean;
   /** Rolls back a transaction left open on it and returns it to its pool. */
   release(): Promise<void>;
 }
@@ -202,7 +208,8 @@ export class Database extends Queryable implements AsyncDisposable {
           await Transaction.rollbackOpen(session);
           session.end();
         };
-        return { connection: new Connection(session), release };
+        const routedRead = session.readOnly && target.reason === "read";
+        return { connection: new Connection(session), routedRead, release };
       } catch (error) {
         if (!this.#retryable(target, error)) throw error;
         target = this.#replicaTarget(target.reason === "read" ? "read" : "replica-scope");

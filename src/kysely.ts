@@ -61,7 +61,7 @@ import {
 import type { Connection } from "./connection.ts";
 import { Database, type HeldConnection, holdConnection } from "./database.ts";
 import type { DialectName, TransactionOptions } from "./dialect.ts";
-import { ConfigError, TransactionError } from "./errors.ts";
+import { ConfigError, ReadOnlyError, TransactionError } from "./errors.ts";
 import type { Queryable } from "./queryable.ts";
 import { isReadStatement } from "./router.ts";
 import type { Transaction } from "./transaction.ts";
@@ -167,12 +167,13 @@ export class RoostDialect {
 
   /**
    * Kysely calls it: the adapter of the database's dialect (on SQLite, see
-   * {@linkcode PooledSqliteAdapter}).
+   * {@linkcode PooledSqliteAdapter}; on the servers, see
+   * {@linkcode PrimaryLockPostgresAdapter}).
    *
    * @ignore
    */
   createAdapter(): DialectAdapter {
-    return kyselyParts[this.#dialect].adapter();
+    return kyselyParts[this.#dialect].adapter(() => resolveDatabase(this.#database, this.#dialect));
   }
 
   /**
@@ -188,19 +189,19 @@ export class RoostDialect {
 /** Kysely's own parts for one SQL dialect. */
 interface KyselyParts {
   compiler(): QueryCompiler;
-  adapter(): DialectAdapter;
+  adapter(database: () => Database): DialectAdapter;
   introspector(db: Kysely<unknown>): DatabaseIntrospector;
 }
 
 const kyselyParts: Readonly<Record<DialectName, KyselyParts>> = {
   postgres: {
     compiler: () => new PostgresQueryCompiler(),
-    adapter: () => new PostgresAdapter(),
+    adapter: (database) => new PrimaryLockPostgresAdapter(database),
     introspector: (db) => new PostgresIntrospector(db),
   },
   mysql: {
     compiler: () => new MysqlQueryCompiler(),
-    adapter: () => new MysqlAdapter(),
+    adapter: (database) => new PrimaryLockMysqlAdapter(database),
     introspector: (db) => new MysqlIntrospector(db),
   },
   sqlite: {
@@ -209,6 +210,39 @@ const kyselyParts: Readonly<Record<DialectName, KyselyParts>> = {
     introspector: (db) => new SqliteIntrospector(db),
   },
 };
+
+/**
+ * Kysely's Postgres adapter, whose migration lock is taken on the primary.
+ * Kysely's `Migrator` holds one connection, and its first statement, the
+ * lock, is a select: without this, under `routing.reads: "replicas"` the
+ * connection would be a replica's and the migration would fail there.
+ */
+class PrimaryLockPostgresAdapter extends PostgresAdapter {
+  readonly #database: () => Database;
+
+  constructor(database: () => Database) {
+    super();
+    this.#database = database;
+  }
+
+  override async acquireMigrationLock(...args: Parameters<PostgresAdapter["acquireMigrationLock"]>): Promise<void> {
+    await this.#database().primary(() => super.acquireMigrationLock(...args));
+  }
+}
+
+/** Kysely's MySQL adapter, whose migration lock (`GET_LOCK`) is taken on the primary, as on Postgres. */
+class PrimaryLockMysqlAdapter extends MysqlAdapter {
+  readonly #database: () => Database;
+
+  constructor(database: () => Database) {
+    super();
+    this.#database = database;
+  }
+
+  override async acquireMigrationLock(...args: Parameters<MysqlAdapter["acquireMigrationLock"]>): Promise<void> {
+    await this.#database().primary(() => super.acquireMigrationLock(...args));
+  }
+}
 
 /**
  * Kysely's SQLite adapter, for a pool of connections rather than one. It
@@ -230,6 +264,18 @@ class PooledSqliteAdapter extends SqliteAdapter {
   }
 }
 
+/** The database itself, or the one registered under the name now; it must speak `dialect`. */
+function resolveDatabase(database: Database | string, dialect: DialectName): Database {
+  const resolved = typeof database === "string" ? Database.get(database) : database;
+  if (resolved.dialect !== dialect) {
+    throw new ConfigError(
+      `the database registered as "${database}" speaks ${resolved.dialect}, but this Kysely instance was made for ` +
+        dialect,
+    );
+  }
+  return resolved;
+}
+
 /** Kysely's driver interface over a Roost database: each Kysely connection is a {@linkcode RoostConnection}. */
 class RoostDriver implements Driver {
   readonly #database: Database | string;
@@ -245,14 +291,7 @@ class RoostDriver implements Driver {
   /** A connection that takes a Roost connection only when its first statement runs. */
   acquireConnection(): Promise<DatabaseConnection> {
     try {
-      const database = typeof this.#database === "string" ? Database.get(this.#database) : this.#database;
-      if (database.dialect !== this.#dialect) {
-        throw new ConfigError(
-          `the database registered as "${this.#database}" speaks ${database.dialect}, but this Kysely instance ` +
-            `was made for ${this.#dialect}`,
-        );
-      }
-      return Promise.resolve(new RoostConnection(database));
+      return Promise.resolve(new RoostConnection(resolveDatabase(this.#database, this.#dialect)));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -417,7 +456,25 @@ class RoostConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    return await run<R>(this.#current ?? await this.#take(onlyReads(query)), query);
+    try {
+      return await run<R>(this.#current ?? await this.#take(onlyReads(query)), query);
+    } catch (error) {
+      throw this.#explained(error);
+    }
+  }
+
+  /**
+   * A write refused on a connection taken for a read says why: a Kysely
+   * `connection()` is routed by its first statement.
+   */
+  #explained(error: unknown): unknown {
+    if (!(error instanceof ReadOnlyError) || this.#held?.routedRead !== true) return error;
+    return new ReadOnlyError(
+      "this Kysely connection is a replica's: its first statement was a read, which Roost routed to a replica, and " +
+        "a connection stays where its first statement ran. Run the connection() inside db.primary(), or begin it " +
+        "with a write",
+      { cause: error },
+    );
   }
 
   /**
@@ -443,7 +500,11 @@ class RoostConnection implements DatabaseConnection {
     if (this.#tx !== undefined) throw new TransactionError("this Kysely connection already has an open transaction");
     const options = transactionOptions(settings);
     const on = this.#throughDatabase ? this.#database : this.#held?.connection ?? await this.#take(undefined);
-    this.#tx = await on.begin(options);
+    try {
+      this.#tx = await on.begin(options);
+    } catch (error) {
+      throw this.#explained(error);
+    }
   }
 
   #root(action: string): Transaction {
