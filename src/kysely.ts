@@ -168,7 +168,7 @@ export class RoostDialect {
   /**
    * Kysely calls it: the adapter of the database's dialect (on SQLite, see
    * {@linkcode PooledSqliteAdapter}; on the servers, see
-   * {@linkcode PrimaryLockPostgresAdapter}).
+   * {@linkcode lockingOnPrimary}).
    *
    * @ignore
    */
@@ -196,12 +196,12 @@ interface KyselyParts {
 const kyselyParts: Readonly<Record<DialectName, KyselyParts>> = {
   postgres: {
     compiler: () => new PostgresQueryCompiler(),
-    adapter: (database) => new PrimaryLockPostgresAdapter(database),
+    adapter: (database) => lockingOnPrimary(new PostgresAdapter(), database),
     introspector: (db) => new PostgresIntrospector(db),
   },
   mysql: {
     compiler: () => new MysqlQueryCompiler(),
-    adapter: (database) => new PrimaryLockMysqlAdapter(database),
+    adapter: (database) => lockingOnPrimary(new MysqlAdapter(), database),
     introspector: (db) => new MysqlIntrospector(db),
   },
   sqlite: {
@@ -212,36 +212,16 @@ const kyselyParts: Readonly<Record<DialectName, KyselyParts>> = {
 };
 
 /**
- * Kysely's Postgres adapter, whose migration lock is taken on the primary.
+ * Makes a server adapter take Kysely's migration lock on the primary.
  * Kysely's `Migrator` holds one connection, and its first statement, the
- * lock, is a select: without this, under `routing.reads: "replicas"` the
- * connection would be a replica's and the migration would fail there.
+ * lock (`pg_advisory_lock`, `GET_LOCK`), is a select: without this, under
+ * `routing.reads: "replicas"` the connection would be a replica's, and the
+ * migration would fail there.
  */
-class PrimaryLockPostgresAdapter extends PostgresAdapter {
-  readonly #database: () => Database;
-
-  constructor(database: () => Database) {
-    super();
-    this.#database = database;
-  }
-
-  override async acquireMigrationLock(...args: Parameters<PostgresAdapter["acquireMigrationLock"]>): Promise<void> {
-    await this.#database().primary(() => super.acquireMigrationLock(...args));
-  }
-}
-
-/** Kysely's MySQL adapter, whose migration lock (`GET_LOCK`) is taken on the primary, as on Postgres. */
-class PrimaryLockMysqlAdapter extends MysqlAdapter {
-  readonly #database: () => Database;
-
-  constructor(database: () => Database) {
-    super();
-    this.#database = database;
-  }
-
-  override async acquireMigrationLock(...args: Parameters<MysqlAdapter["acquireMigrationLock"]>): Promise<void> {
-    await this.#database().primary(() => super.acquireMigrationLock(...args));
-  }
+function lockingOnPrimary<A extends PostgresAdapter | MysqlAdapter>(adapter: A, database: () => Database): A {
+  const acquire = adapter.acquireMigrationLock.bind(adapter);
+  adapter.acquireMigrationLock = (...args) => database().primary(() => acquire(...args));
+  return adapter;
 }
 
 /**
