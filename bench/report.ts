@@ -6,7 +6,14 @@
  * @module
  */
 import type { BenchRuntime } from "./contenders/contender.ts";
-import { type CaseName, caseNames, type CaseResult, contenderNames, type WorkerReport } from "./worker.ts";
+import {
+  type CaseName,
+  caseNames,
+  type CaseResult,
+  type ContenderName,
+  contenderNames,
+  type WorkerReport,
+} from "./worker.ts";
 
 /** Where and when a run happened. */
 export interface Machine {
@@ -47,6 +54,21 @@ export const caseLabels: Record<CaseName, string> = {
   "iterate": "iterate 1,000,000 rows",
 };
 
+/** How each contender is named in the tables' headers and notes. */
+export const contenderLabels: Record<ContenderName, string> = {
+  raw: "raw driver",
+  roost: "Roost",
+  kysely: "Kysely",
+  "roost-kysely": "Kysely on Roost",
+  drizzle: "Drizzle",
+};
+
+/** The contenders with a result in these reports, in {@linkcode contenderNames} order. */
+function present(reports: readonly WorkerReport[]): ContenderName[] {
+  const seen = new Set(reports.flatMap((report) => report.results.map((result) => result.contender)));
+  return contenderNames.filter((name) => seen.has(name));
+}
+
 const grouped = (n: number) => Math.round(n).toLocaleString("en-US");
 
 /** A figure as the tables show it. */
@@ -67,32 +89,48 @@ export function ratio(result: CaseResult | undefined, raw: CaseResult | undefine
 
 function cell(result: CaseResult | undefined, raw: CaseResult | undefined): string {
   if (result === undefined) return "";
-  if (result.perSecond === undefined) return `— (${result.skipped ?? "no figure"})`;
+  // Why there is no figure goes under the table, so one long reason does not widen a column.
+  if (result.perSecond === undefined) return "—";
   if (result === raw) return figure(result);
   const r = ratio(result, raw);
   return r === undefined ? figure(result) : `${figure(result)} (**${r.toFixed(2)}×**)`;
 }
 
-/** The Markdown tables of a run: one per runtime, a row per dialect and workload. */
+/**
+ * The Markdown tables of a run: one per runtime, a row per dialect and
+ * workload, a column per contender measured (in {@linkcode contenderNames}
+ * order). A workload a contender has no figure for shows "—", and why is
+ * listed under the table.
+ */
 export function markdownTables(run: RunResults): string {
   const lines: string[] = [];
   const runtimes = [...new Set(run.reports.map((report) => report.runtime))];
   for (const runtime of runtimes) {
     const reports = run.reports.filter((report) => report.runtime === runtime);
+    const columns = present(reports);
+    const headers = ["dialect (driver)", "workload", ...columns.map((name) => contenderLabels[name])];
+    const notes = new Set<string>();
     lines.push(`### ${runtime} ${reports[0].runtimeVersion}`, "");
-    lines.push(`| dialect (driver) | workload | raw driver | Roost | Kysely | Drizzle |`);
-    lines.push(`| ---------------- | -------- | ---------- | ----- | ------ | ------- |`);
+    lines.push(`| ${headers.join(" | ")} |`);
+    lines.push(`| ${headers.map((header) => "-".repeat(header.length)).join(" | ")} |`);
     for (const report of reports) {
       for (const caseName of caseNames) {
         const results = report.results.filter((result) => result.case === caseName);
         if (results.length === 0) continue;
         const raw = results.find((result) => result.contender === "raw");
         const driver = raw?.driver ?? results[0].driver;
-        const cells = contenderNames.map((name) => cell(results.find((result) => result.contender === name), raw));
+        const cells = columns.map((name) => {
+          const result = results.find((result) => result.contender === name);
+          if (result !== undefined && result.perSecond === undefined) {
+            notes.add(`${contenderLabels[name]}, ${caseLabels[caseName]}: ${result.skipped ?? "no figure"}`);
+          }
+          return cell(result, raw);
+        });
         lines.push(`| ${report.dialect} (${driver}) | ${caseLabels[caseName]} | ${cells.join(" | ")} |`);
       }
     }
     lines.push("");
+    if (notes.size > 0) lines.push("Not measured (—):", "", ...[...notes].map((note) => `- ${note}`), "");
   }
   for (const failure of run.failures) {
     lines.push(`- ${failure.runtime} / ${failure.dialect}: no figures (${failure.error})`);
@@ -103,11 +141,16 @@ export function markdownTables(run: RunResults): string {
 /** The machine line under the tables. */
 export function machineLine(machine: Machine): string {
   const servers = Object.entries(machine.servers).map(([name, version]) => `${name} ${version}`).join(", ");
-  return `${machine.date}: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; ` +
-    `${servers} on loopback.`;
+  const host = `${machine.date}: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`;
+  return servers === "" ? `${host}.` : `${host}; ${servers} on loopback.`;
 }
 
-const colors: Record<string, string> = { roost: "#2f6f4f", kysely: "#4a6fa5", drizzle: "#b5703a" };
+const colors: Record<Exclude<ContenderName, "raw">, string> = {
+  roost: "#2f6f4f",
+  kysely: "#4a6fa5",
+  "roost-kysely": "#7a5195",
+  drizzle: "#b5703a",
+};
 
 const escapeXml = (text: string) => text.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -117,8 +160,8 @@ const escapeXml = (text: string) => text.replace(/[<>&"]/g, (c) => `&#${c.charCo
  */
 export function svgChart(run: RunResults, runtime: BenchRuntime): string {
   const reports = run.reports.filter((report) => report.runtime === runtime);
-  const others = contenderNames.filter((name) => name !== "raw");
-  const rows: { label: string; bars: { name: string; value: number | undefined }[] }[] = [];
+  const others = present(reports).filter((name): name is Exclude<ContenderName, "raw"> => name !== "raw");
+  const rows: { label: string; bars: { name: Exclude<ContenderName, "raw">; value: number | undefined }[] }[] = [];
   for (const report of reports) {
     for (const caseName of caseNames) {
       const results = report.results.filter((result) => result.case === caseName);
@@ -145,8 +188,8 @@ export function svgChart(run: RunResults, runtime: BenchRuntime): string {
     }</text>`,
   ];
   others.forEach((name, i) => {
-    out.push(`<rect x="${left + i * 90}" y="24" width="10" height="10" fill="${colors[name]}"/>`);
-    out.push(`<text x="${left + i * 90 + 14}" y="33">${name}</text>`);
+    out.push(`<rect x="${left + i * 100}" y="24" width="10" height="10" fill="${colors[name]}"/>`);
+    out.push(`<text x="${left + i * 100 + 14}" y="33">${name}</text>`);
   });
   rows.forEach((row, r) => {
     const y = top + r * rowHeight;

@@ -1,6 +1,6 @@
 /**
- * The benchmark: Roost, Kysely and Drizzle against the raw driver under
- * them, on every runtime and dialect, in one run. Writes
+ * The benchmark: Roost, Kysely, Kysely on Roost and Drizzle against the raw
+ * driver under them, on every runtime and dialect, in one run. Writes
  * bench/results/latest.{json,md} and one SVG chart per runtime, and puts
  * the tables in the README (a full run only, unless --readme).
  *
@@ -36,6 +36,19 @@ const cases = option("cases")?.split(",") ?? [...caseNames];
 const contenders = option("contenders")?.split(",") ?? [...contenderNames];
 const rounds = Number(option("rounds") ?? 3);
 const seconds = Number(option("seconds") ?? 1);
+const choices = [
+  ["runtimes", runtimes, allRuntimes],
+  ["dialects", dialects, allDialects],
+  ["cases", cases, caseNames],
+  ["contenders", contenders, contenderNames],
+] as const;
+for (const [what, given, known] of choices) {
+  const unknown = given.filter((name) => !(known as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    console.error(`unknown ${what}: ${unknown.join(", ")} (known: ${known.join(", ")})`);
+    process.exit(2);
+  }
+}
 const full = !option("runtimes") && !option("dialects") && !option("cases") && !option("contenders");
 
 function binary(name: string): string {

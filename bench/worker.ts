@@ -33,8 +33,8 @@ export const caseNames = [
 /** A workload's name. */
 export type CaseName = typeof caseNames[number];
 
-/** The contenders, baseline first. */
-export const contenderNames = ["raw", "roost", "kysely", "drizzle"] as const;
+/** The contenders, baseline first; the results tables and charts list them in this order. */
+export const contenderNames = ["raw", "roost", "kysely", "roost-kysely", "drizzle"] as const;
 
 /** A contender's name. */
 export type ContenderName = typeof contenderNames[number];
@@ -94,6 +94,7 @@ const loaders: Record<ContenderName, () => Promise<(setup: BenchSetup) => Promis
   raw: async () => (await import("./contenders/raw.ts")).rawContender,
   roost: async () => (await import("./contenders/roost.ts")).roostContender,
   kysely: async () => (await import("./contenders/kysely.ts")).kyselyContender,
+  "roost-kysely": async () => (await import("./contenders/roost_kysely.ts")).roostKyselyContender,
   drizzle: async () => (await import("./contenders/drizzle.ts")).drizzleContender,
 };
 
@@ -134,6 +135,15 @@ async function main(): Promise<void> {
   const wanted = (option("contenders")?.split(",") ?? contenderNames) as ContenderName[];
   const rounds = Number(option("rounds") ?? 3);
   const seconds = Number(option("seconds") ?? 1);
+  const unknown = [
+    ...cases.filter((name) => !caseNames.includes(name)),
+    ...wanted.filter((name) => !Object.hasOwn(loaders, name)),
+  ];
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown cases or contenders: ${unknown.join(", ")} (known: ${[...caseNames, ...contenderNames].join(", ")})`,
+    );
+  }
   const tag = `${runtime}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const sqlitePath = `/tmp/roost-bench-${tag}.db`;
   const setup: BenchSetup = {

@@ -54,7 +54,7 @@ export interface UserRow {
  * says why.
  */
 export interface Contender {
-  /** "raw", "roost", "kysely" or "drizzle". */
+  /** "raw", "roost", "kysely", "roost-kysely" (Kysely on Roost) or "drizzle". */
   readonly name: string;
   /** The driver under it, as shown in the results ("postgres.js", "mysql2", "node:sqlite", "bun:sqlite"). */
   readonly driver: string;

@@ -1,7 +1,8 @@
 /**
  * The Kysely contender: the benchmark workloads written with Kysely's query
  * builder, as a Kysely user writes them, on the same driver the other
- * contenders use.
+ * contenders use. The workloads themselves ({@linkcode kyselyWorkloads}) are
+ * shared with the Kysely-on-Roost contender (roost_kysely.ts).
  *
  * @module
  */
@@ -150,6 +151,30 @@ export async function kyselyContender(setup: BenchSetup): Promise<Contender> {
     base = new Kysely({ dialect: new SqliteDialect({ database: sqlite.database }) });
   }
 
+  return kyselyWorkloads(base, setup, { name: "kysely", driver }, () => base.destroy());
+}
+
+/** Who runs the Kysely workloads: the contender's name and the driver under it, as the results show them. */
+export interface KyselyIdentity {
+  /** The contender's name in the results ("kysely", "roost-kysely"). */
+  readonly name: string;
+  /** The driver under it ("postgres.js", "mysql2", "node:sqlite", "bun:sqlite"). */
+  readonly driver: string;
+}
+
+/**
+ * The benchmark workloads written with Kysely's query builder, as a Kysely
+ * user writes them, on any Kysely instance: every Kysely contender runs
+ * these, so they differ only in the dialect under Kysely. `close` ends
+ * whatever `base` runs on (for a dialect that owns its pool,
+ * `base.destroy()`).
+ */
+export function kyselyWorkloads(
+  base: Kysely<Record<never, never>>,
+  setup: BenchSetup,
+  identity: KyselyIdentity,
+  close: () => Promise<void>,
+): Contender {
   // The table names are only known at run time, so each table gets its own
   // typed view of the one instance ($extendTables changes types only).
   const users = base.$extendTables<Record<string, UserRow>>();
@@ -157,8 +182,8 @@ export async function kyselyContender(setup: BenchSetup): Promise<Contender> {
   const millionRows = sql<MillionRow>`(${sql.raw(setup.millionRows)})`.as("t");
 
   return {
-    name: "kysely",
-    driver,
+    name: identity.name,
+    driver: identity.driver,
     pointSelect: (id) =>
       users.selectFrom(setup.users).select(["id", "name", "email", "score"]).where("id", "=", id).executeTakeFirst(),
     select100: (after) =>
@@ -180,6 +205,6 @@ export async function kyselyContender(setup: BenchSetup): Promise<Contender> {
       for await (const _ of base.selectFrom(millionRows).selectAll().stream(1_000)) count++;
       return count;
     },
-    close: () => base.destroy(),
+    close,
   };
 }

@@ -18,22 +18,34 @@ function template(text: string): (...values: unknown[]) => Sql {
   return (...values) => sql(strings, ...values);
 }
 
-/** Roost with a pool of `setup.poolSize` on the runtime's default driver. */
-export async function roostContender(setup: BenchSetup): Promise<Contender> {
+/** The driver Roost uses by default on this runtime, by dialect, as the results name it. */
+const defaultDrivers: Record<BenchSetup["dialect"], string> = {
+  postgres: "postgres.js",
+  mysql: "mysql2",
+  sqlite: "Bun" in globalThis ? "bun:sqlite" : "node:sqlite",
+};
+
+/**
+ * Opens the Roost database every Roost contender measures: a pool of
+ * `setup.poolSize` on the runtime's default driver, connected. Resolves to
+ * it and the driver's name as the results show it.
+ */
+export async function openRoost(setup: BenchSetup): Promise<{ db: Database; driver: string }> {
   const db = new Database(setup.url, { pool: { max: setup.poolSize } });
   await db.connect();
+  return { db, driver: defaultDrivers[setup.dialect] };
+}
+
+/** Roost with a pool of `setup.poolSize` on the runtime's default driver. */
+export async function roostContender(setup: BenchSetup): Promise<Contender> {
+  const { db, driver } = await openRoost(setup);
   const point = template(`select id, name, email, score from ${setup.users} where id = ?`);
   const range = template(`select id, name, email, score from ${setup.users} where id > ? order by id limit 100`);
   const insert = template(`insert into ${setup.log} (n, label) values (?, ?)`);
   const million = sql.unsafe(setup.millionRows);
-  const drivers = {
-    postgres: "postgres.js",
-    mysql: "mysql2",
-    sqlite: "Bun" in globalThis ? "bun:sqlite" : "node:sqlite",
-  };
   return {
     name: "roost",
-    driver: drivers[setup.dialect],
+    driver,
     pointSelect: (id) => db.fetchOne<UserRow>(point(id)),
     select100: (after) => db.fetchAll<UserRow>(range(after)),
     async insertOne(n, label) {
