@@ -29,7 +29,13 @@ import {
 import { Schema } from "./schema.ts";
 import { CallContext, type ScopeState, Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
-import { checkTransactionOptions, executeManyAtomically, runTransaction, Transaction } from "./transaction.ts";
+import {
+  checkTransactionOptions,
+  endSession,
+  executeManyAtomically,
+  runTransaction,
+  Transaction,
+} from "./transaction.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 
 /** A connection held on its own by a query builder's driver, and how to give it back. */
@@ -200,21 +206,11 @@ export class Database extends Queryable implements AsyncDisposable {
     if (state?.session !== undefined || this.#forceRollback) return undefined;
     this.#assertOpen();
     const reads = first === true;
-    for (let target = reads || state?.route ? this.#readTarget(state, reads) : this.#primary.via.write;;) {
-      try {
-        // A connection taken for a transaction reports as any held one; for a statement, why it went there.
-        const session = await this.#session(target.member, state, first === undefined ? undefined : target.reason);
-        const release = async () => {
-          await Transaction.rollbackOpen(session);
-          session.end();
-        };
-        const routedRead = session.readOnly && target.reason === "read";
-        return { connection: new Connection(session), routedRead, release };
-      } catch (error) {
-        if (!this.#retryable(target, error)) throw error;
-        target = this.#replicaTarget(target.reason === "read" ? "read" : "replica-scope");
-      }
-    }
+    const target = reads || state?.route ? this.#readTarget(state, reads) : this.#primary.via.write;
+    // A connection taken for a transaction reports as any held one; for a statement, why it went there.
+    const session = await this.#sessionAt(target, state, first !== undefined);
+    const routedRead = session.readOnly && session.reason === "read";
+    return { connection: new Connection(session), routedRead, release: () => endSession(session) };
   }
 
   /**
@@ -470,14 +466,18 @@ export class Database extends Queryable implements AsyncDisposable {
     });
   }
 
-  /** A session on a healthy replica (or the fallback), skipping replicas that cannot connect. */
-  async #replicaSession(state: ScopeState | undefined): Promise<Session> {
-    for (let target = this.#replicaTarget("replica-scope");;) {
+  /**
+   * A session on `target`; a replica that cannot connect leaves the rotation
+   * and another healthy one (or the fallback) is tried. With `reports`, its
+   * queries report the route's reason to `onQuery`; otherwise `"held"`.
+   */
+  async #sessionAt(target: Target, state: ScopeState | undefined, reports = false): Promise<Session> {
+    for (;;) {
       try {
-        return await this.#session(target.member, state);
+        return await this.#session(target.member, state, reports ? target.reason : undefined);
       } catch (error) {
         if (!this.#retryable(target, error)) throw error;
-        target = this.#replicaTarget("replica-scope");
+        target = this.#replicaTarget(target.reason === "read" ? "read" : "replica-scope");
       }
     }
   }
@@ -701,14 +701,12 @@ export class Database extends Queryable implements AsyncDisposable {
     if (state?.session) return await fn(new Connection(state.session));
     if (this.#forceRollback) return await this.#forcedRun(async (session) => await fn(new Connection(session)), true);
     const session = state?.route === "replica"
-      ? await this.#replicaSession(state)
+      ? await this.#sessionAt(this.#replicaTarget("replica-scope"), state)
       : await this.#session(this.#primary, state);
     try {
       return await this.#scope.run(session.state(undefined), () => fn(new Connection(session)));
     } finally {
-      // A transaction the callback began and never ended must not leak into the pool.
-      await Transaction.rollbackOpen(session);
-      session.end();
+      await endSession(session);
     }
   }
 

@@ -62,7 +62,7 @@ import type { Connection } from "./connection.ts";
 import { Database, type HeldConnection, holdConnection } from "./database.ts";
 import type { DialectName, TransactionOptions } from "./dialect.ts";
 import { ConfigError, ReadOnlyError, TransactionError } from "./errors.ts";
-import type { Queryable } from "./queryable.ts";
+import { type Queryable, streamBatches } from "./queryable.ts";
 import { isReadStatement } from "./router.ts";
 import type { Transaction } from "./transaction.ts";
 
@@ -397,8 +397,12 @@ class RoostConnection implements DatabaseConnection {
   readonly #database: Database;
   /** The connection held for this Kysely connection, once taken. */
   #held: HeldConnection | undefined;
-  /** Set once statements run through the database itself (a Roost scope, or forceRollback). */
-  #throughDatabase = false;
+  /**
+   * Where statements outside a transaction run, once the first one ran: the
+   * held connection, or the database itself (in a Roost scope, or with
+   * forceRollback).
+   */
+  #base: Database | Connection | undefined;
   /** The open transaction Kysely began, if any. */
   #tx: Transaction | undefined;
   /** Kysely's open savepoints, innermost last. */
@@ -411,8 +415,7 @@ class RoostConnection implements DatabaseConnection {
 
   /** Where statements run now: the innermost savepoint or transaction, or the held connection. */
   get #current(): Queryable | undefined {
-    return this.#savepoints.at(-1)?.tx ?? this.#tx ??
-      (this.#throughDatabase ? this.#database : this.#held?.connection);
+    return this.#savepoints.at(-1)?.tx ?? this.#tx ?? this.#base;
   }
 
   /**
@@ -423,16 +426,13 @@ class RoostConnection implements DatabaseConnection {
   async #take(reads: boolean | undefined): Promise<Database | Connection> {
     if (this.#released) throw new TransactionError("this Kysely connection was already released");
     const held = await holdConnection(this.#database, reads);
-    if (held === undefined) {
-      this.#throughDatabase = true;
-      return this.#database;
-    }
+    if (held === undefined) return this.#base = this.#database;
     if (this.#released) {
       await held.release();
       throw new TransactionError("this Kysely connection was already released");
     }
     this.#held = held;
-    return held.connection;
+    return this.#base = held.connection;
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -465,21 +465,13 @@ class RoostConnection implements DatabaseConnection {
    */
   async *streamQuery<R>(query: CompiledQuery, chunkSize = 100): AsyncIterableIterator<QueryResult<R>> {
     const on = this.#current ?? (onlyReads(query) ? this.#database : await this.#take(false));
-    let rows: R[] = [];
-    for await (const row of on.iterate<R>(query, undefined, { batchSize: chunkSize })) {
-      rows.push(row);
-      if (rows.length >= chunkSize) {
-        yield { rows };
-        rows = [];
-      }
-    }
-    if (rows.length > 0) yield { rows };
+    for await (const rows of streamBatches(on, query, chunkSize)) if (rows.length > 0) yield { rows: rows as R[] };
   }
 
   async begin(settings: TransactionSettings): Promise<void> {
     if (this.#tx !== undefined) throw new TransactionError("this Kysely connection already has an open transaction");
     const options = transactionOptions(settings);
-    const on = this.#throughDatabase ? this.#database : this.#held?.connection ?? await this.#take(undefined);
+    const on = this.#base ?? await this.#take(undefined);
     try {
       this.#tx = await on.begin(options);
     } catch (error) {
@@ -523,6 +515,7 @@ class RoostConnection implements DatabaseConnection {
     if (root?.active) await root.rollback();
   }
 
+  /** Opens a savepoint named `name` in the innermost open level. */
   async savepoint(name: string): Promise<void> {
     const parent = this.#savepoints.at(-1)?.tx ?? this.#root("open a savepoint in");
     this.#savepoints.push({ name, tx: await parent.begin() });
@@ -539,8 +532,7 @@ class RoostConnection implements DatabaseConnection {
     const { tx } = this.#savepoints[i];
     this.#savepoints.length = i;
     await tx.rollback();
-    const parent = this.#savepoints.at(-1)?.tx ?? this.#root("open a savepoint in");
-    this.#savepoints.push({ name, tx: await parent.begin() });
+    await this.savepoint(name);
   }
 
   /** Releases the savepoint and every one opened after it into the enclosing level. */

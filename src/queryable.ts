@@ -122,6 +122,13 @@ function firstValue(row: Row | undefined): unknown {
 }
 
 /**
+ * Package-internal, for query-builder drivers (`@roost/db/kysely`): streams a
+ * query's rows on a handle in the batches the driver fetches them in, as
+ * `iterate` does but without handing them out one by one.
+ */
+export let streamBatches: (on: Queryable, query: Query, batchSize: number) => AsyncIterableIterator<Row[]>;
+
+/**
  * Anything that runs queries: a {@linkcode Database}, a `Connection` handle
  * or a `Transaction` handle. Accept `Queryable` in your own functions to let
  * callers pass whichever they hold.
@@ -138,6 +145,10 @@ export abstract class Queryable {
   /** The SQL dialect this handle speaks. */
   readonly dialect: DialectName;
   readonly #rules: Dialect;
+
+  static {
+    streamBatches = (on, query, batchSize) => on.stream(compileQuery(query, undefined, on.#rules), batchSize);
+  }
 
   /** Sets the dialect; subclasses only. */
   protected constructor(dialect: DialectName) {

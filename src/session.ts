@@ -141,7 +141,8 @@ export class Session {
   readonly #clock: CallContext | undefined;
   readonly #observe: QueryHook | undefined;
   readonly #debug: boolean;
-  readonly #reason: RouteReason;
+  /** Why its queries run where they do, as `onQuery` reports it. */
+  readonly reason: RouteReason;
   #wrote = false;
 
   /** Holds `item` until {@linkcode end}, which hands it to `setup.release`. */
@@ -156,7 +157,7 @@ export class Session {
     this.#observe = setup.observe;
     this.#debug = setup.debug;
     this.#release = setup.release;
-    this.#reason = setup.reason ?? "held";
+    this.reason = setup.reason ?? "held";
   }
 
   /** The scope state of a callback running on this session. */
@@ -197,7 +198,7 @@ export class Session {
     reportQuery(
       this.#observe!,
       this.member,
-      this.#reason,
+      this.reason,
       method,
       sql,
       started,

@@ -276,6 +276,12 @@ export class Transaction extends Queryable implements AsyncDisposable {
   }
 }
 
+/** Ends a held session: a transaction left open on it is rolled back first, so none leaks into the pool. */
+export async function endSession(session: Session): Promise<void> {
+  await Transaction.rollbackOpen(session);
+  session.end();
+}
+
 /**
  * Runs a transaction callback inside the instance's scope: commits when it
  * returns, rolls back and rethrows when it throws.
