@@ -4,30 +4,13 @@
  * Postgres and a MySQL/MariaDB database of its own.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { Database, sql } from "../mod.ts";
-import { OwnDatabase, runtime, targets } from "./support.ts";
+import { OwnDatabase, runScript, runtime, type ScriptRun, serverTargets } from "./support.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+/** Runs the example to its end with `env` over this process's environment. */
+const runExample = (env: Record<string, string>) => runScript("examples/birdwatch.ts", [], env);
 
-/** Runs the example to its end; resolves with its exit code and output. */
-function runExample(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const script = "examples/birdwatch.ts";
-  const child = spawn(process.execPath, runtime === "deno" ? ["run", "-A", script] : [script], {
-    cwd: root,
-    env: { ...process.env, ...env },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => stdout += chunk);
-  child.stderr.on("data", (chunk) => stderr += chunk);
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-}
-
-function assertRun(run: { code: number | null; stdout: string; stderr: string }): void {
+function assertRun(run: ScriptRun): void {
   assert.equal(run.code, 0, run.stderr);
   const lines = run.stdout.trim().split("\n");
   assert.match(lines[0], /^migrated upgrade 0001_create_log \(\d+ ms\)$/);
@@ -42,16 +25,11 @@ function assertRun(run: { code: number | null; stdout: string; stderr: string })
 
 describe(`the birdwatch example on [example sqlite memory · ${runtime}]`, () => {
   test("migrates, records 10 sightings of 4 birds, pages through them and migrates back", async () => {
-    const env: Record<string, string> = {};
-    if (process.env.DATABASE_URL !== undefined) env.DATABASE_URL = "sqlite::memory:";
-    assertRun(await runExample(env));
+    assertRun(await runExample({ DATABASE_URL: "sqlite::memory:" }));
   });
 });
 
-const servers = targets().filter((target, i, all) =>
-  target.dialect !== "sqlite" && all.findIndex((other) => other.dialect === target.dialect) === i
-);
-for (const target of servers) {
+for (const target of serverTargets()) {
   describe(`the birdwatch example on [example ${target.dialect} · ${runtime}]`, () => {
     const own = new OwnDatabase(target, "roost_birdwatch");
     before(() => own.create());
@@ -59,17 +37,7 @@ for (const target of servers) {
 
     test("migrates, records, pages and migrates back on a database of its own, leaving no table but the history", async () => {
       assertRun(await runExample({ DATABASE_URL: own.url }));
-      const db = new Database(own.url);
-      try {
-        const tables = await db.fetchAll<{ name: string }>(
-          target.dialect === "postgres"
-            ? sql`select table_name as name from information_schema.tables where table_schema = 'public'`
-            : sql`select table_name as name from information_schema.tables where table_schema = database()`,
-        );
-        assert.deepEqual(tables.map((table) => table.name), ["roost_migrations"]);
-      } finally {
-        await db.close();
-      }
+      assert.deepEqual(await own.tables(), ["roost_migrations"]);
     });
   });
 }

@@ -5,39 +5,15 @@
  * database of its own given on the command line.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { Database, sql } from "../mod.ts";
-import { OwnDatabase, runtime, targets } from "./support.ts";
+import { OwnDatabase, runScript, runtime, type ScriptRun, serverTargets } from "./support.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the example to its end with `args` after the script and `env` over this process's environment. */
-function runExample(args: string[], env: Record<string, string | undefined>): Promise<Run> {
-  const script = "examples/kysely.ts";
-  const merged: Record<string, string> = {};
-  for (const [key, value] of Object.entries({ ...process.env, ...env })) if (value !== undefined) merged[key] = value;
-  const child = spawn(process.execPath, runtime === "deno" ? ["run", "-A", script, ...args] : [script, ...args], {
-    cwd: root,
-    env: merged,
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => stdout += chunk);
-  child.stderr.on("data", (chunk) => stderr += chunk);
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-}
+/** Runs the example with `args` after the script and `env` over this process's environment. */
+const runExample = (args: string[], env: Record<string, string | undefined>) =>
+  runScript("examples/kysely.ts", args, env);
 
 /** What every run prints after the routing trace, whatever the database. */
 const rest = [
@@ -65,7 +41,7 @@ const rest = [
  * is one (else the primary), the write on the primary, the transaction's
  * read and write on its held primary connection, then the rest.
  */
-function assertRun(run: Run, dialect: string, replica: boolean): void {
+function assertRun(run: ScriptRun, dialect: string, replica: boolean): void {
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stderr, "");
   const lines = run.stdout.trimEnd().split("\n");
@@ -103,10 +79,7 @@ describe(`the Kysely example on [example sqlite memory · ${runtime}]`, () => {
   });
 });
 
-const servers = targets().filter((target, i, all) =>
-  target.dialect !== "sqlite" && all.findIndex((other) => other.dialect === target.dialect) === i
-);
-for (const target of servers) {
+for (const target of serverTargets()) {
   describe(`the Kysely example on [example ${target.dialect} · ${runtime}]`, () => {
     const own = new OwnDatabase(target, "roost_kysely");
     before(() => own.create());
@@ -114,17 +87,7 @@ for (const target of servers) {
 
     test("runs on the database given as its argument, the server as its own replica, and leaves no table", async () => {
       assertRun(await runExample([own.url], { DATABASE_URL: undefined }), target.dialect, true);
-      const db = new Database(own.url);
-      try {
-        const tables = await db.fetchAll<{ name: string }>(
-          target.dialect === "postgres"
-            ? sql`select table_name as name from information_schema.tables where table_schema = 'public'`
-            : sql`select table_name as name from information_schema.tables where table_schema = database()`,
-        );
-        assert.deepEqual(tables, []);
-      } finally {
-        await db.close();
-      }
+      assert.deepEqual(await own.tables(), []);
     });
   });
 }

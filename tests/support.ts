@@ -2,9 +2,12 @@
  * Shared test helpers: the databases every behavioural test runs against,
  * unique names so runtimes can share a server, and cleanup.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { ConfigError, Database, type DatabaseOptions, type DialectName, type DriverName, sql } from "../mod.ts";
 import { availableDrivers } from "../src/drivers/mod.ts";
 
@@ -149,6 +152,45 @@ export function targets(): Target[] {
   return usableTargets;
 }
 
+/** One target per server dialect (Postgres, MySQL), for tests about a server rather than a driver. */
+export function serverTargets(): Target[] {
+  return usableTargets.filter((target, i, all) =>
+    target.dialect !== "sqlite" && all.findIndex((other) => other.dialect === target.dialect) === i
+  );
+}
+
+/** A finished script: its exit code and output. */
+export interface ScriptRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const repository = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * Runs a script of the repository (`examples/…`) to its end under this
+ * runtime, from the repository's root, with `args` after it and `env` over
+ * this process's environment (an undefined value removes a variable).
+ */
+export function runScript(
+  script: string,
+  args: readonly string[] = [],
+  env: Record<string, string | undefined> = {},
+): Promise<ScriptRun> {
+  const merged: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...process.env, ...env })) if (value !== undefined) merged[key] = value;
+  const child = spawn(process.execPath, runtime === "deno" ? ["run", "-A", script, ...args] : [script, ...args], {
+    cwd: repository,
+    env: merged,
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => stdout += chunk);
+  child.stderr.on("data", (chunk) => stderr += chunk);
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
 /** Column types that differ between dialects. */
 export function columnType(dialect: DialectName, kind: "autoId" | "bytes"): string {
   const types = {
@@ -233,6 +275,21 @@ export class OwnDatabase {
         : sql`select id from information_schema.processlist where db = ${this.name}`,
     );
     return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+  }
+
+  /** The names of the tables in the database, sorted. */
+  async tables(): Promise<string[]> {
+    const db = new Database(this.url);
+    try {
+      const rows = await db.fetchAll<{ name: string }>(
+        this.#postgres
+          ? sql`select table_name as name from information_schema.tables where table_schema = 'public'`
+          : sql`select table_name as name from information_schema.tables where table_schema = database()`,
+      );
+      return rows.map((row) => row.name).sort();
+    } finally {
+      await db.close();
+    }
   }
 
   /** How many connections the server has to the database. */
