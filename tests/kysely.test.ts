@@ -37,6 +37,24 @@ function kyselyOn(database: Database | string): Kysely<Tables> {
   return new Kysely<Tables>({ dialect: new RoostDialect({ database }) });
 }
 
+/** A migration creating (and, down, dropping) a one-column table. */
+function createTableMigration(table: string): Migration {
+  return {
+    up: (k) => k.schema.createTable(table).addColumn("id", "integer", (c) => c.primaryKey()).execute(),
+    down: (k) => k.schema.dropTable(table).execute(),
+  };
+}
+
+/** Kysely's Migrator over in-memory `migrations`, recording them in `history` (and its lock table). */
+function kyselyMigrator(on: Kysely<Tables>, migrations: Record<string, Migration>, history: string): Migrator {
+  return new Migrator({
+    db: on,
+    provider: { getMigrations: () => Promise.resolve(migrations) },
+    migrationTableName: history,
+    migrationLockTableName: `${history}_lock`,
+  });
+}
+
 /** The server's id of the connection a statement runs on (SQLite: none, it is one file). */
 function connectionIdQuery(target: Target) {
   if (target.dialect === "postgres") return ksql<{ id: number }>`select pg_backend_pid() as id`;
@@ -366,10 +384,7 @@ for (const target of targets()) {
       const migrated = uniqueName("kysely_migrated");
       const history = uniqueName("kysely_migrations");
       const migrations: Record<string, Migration> = {
-        "0001_create": {
-          up: (k) => k.schema.createTable(migrated).addColumn("id", "integer", (c) => c.primaryKey()).execute(),
-          down: (k) => k.schema.dropTable(migrated).execute(),
-        },
+        "0001_create": createTableMigration(migrated),
         "0002_seed": {
           up: async (k) => {
             await ksql`insert into ${ksql.table(migrated)} (id) values (1), (2)`.execute(k);
@@ -379,13 +394,7 @@ for (const target of targets()) {
           },
         },
       };
-      const migrator = (on: Kysely<Tables>) =>
-        new Migrator({
-          db: on,
-          provider: { getMigrations: () => Promise.resolve(migrations) },
-          migrationTableName: history,
-          migrationLockTableName: `${history}_lock`,
-        });
+      const migrator = (on: Kysely<Tables>) => kyselyMigrator(on, migrations, history);
       try {
         const results = await Promise.all([migrator(kysely).migrateToLatest(), migrator(kysely).migrateToLatest()]);
         for (const { error } of results) assert.equal(error, undefined);
@@ -544,18 +553,7 @@ for (const target of targets()) {
       const { db, kysely } = open();
       const migrated = uniqueName("kysely_routed_migrated");
       const history = uniqueName("kysely_routed_migrations");
-      const migrations: Record<string, Migration> = {
-        "0001": {
-          up: (k) => k.schema.createTable(migrated).addColumn("id", "integer", (c) => c.primaryKey()).execute(),
-          down: (k) => k.schema.dropTable(migrated).execute(),
-        },
-      };
-      const migrator = new Migrator({
-        db: kysely,
-        provider: { getMigrations: () => Promise.resolve(migrations) },
-        migrationTableName: history,
-        migrationLockTableName: `${history}_lock`,
-      });
+      const migrator = kyselyMigrator(kysely, { "0001": createTableMigration(migrated) }, history);
       try {
         const { error, results } = await migrator.migrateToLatest();
         assert.equal(error, undefined);
