@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { inspect } from "node:util";
-import { ConfigError, Database, type Driver, parseDatabaseUrl } from "../mod.ts";
+import { ConfigError, Database, type Driver, type DriverName, parseDatabaseUrl, sql } from "../mod.ts";
+import { tmpdir } from "node:os";
+import { main } from "../src/cli.ts";
+import { targets } from "./support.ts";
 
 const secret = "s3cr3t-P@ss:w/rd";
 const encoded = encodeURIComponent(secret);
@@ -139,5 +142,75 @@ describe("Database options", () => {
 
   test("a driver for another dialect or runtime is refused at construction", () => {
     configError(() => new Database("sqlite::memory:", { driver: "Bun" in globalThis ? "node-sqlite" : "bun-sqlite" }));
+  });
+});
+
+/** Where a SQLite instance keeps its main database: "" when in memory, else the file's path. */
+async function mainFile(db: Database): Promise<string> {
+  return String(await db.fetchVal(sql`select file from pragma_database_list where name = 'main'`) ?? "");
+}
+
+/** How a query on a fresh instance of `url` ends: the main file, or the error's class and code. */
+async function opened(url: string, driver: DriverName): Promise<string> {
+  const db = new Database(url, { driver });
+  try {
+    await db.execute(sql`create table if not exists t (n integer)`);
+    return `file "${await mainFile(db)}"`;
+  } catch (error) {
+    return `${(error as Error).name} ${(error as { code?: string }).code}`;
+  } finally {
+    await db.close();
+  }
+}
+
+describe("SQLite URLs: :memory: and the filesystem root", () => {
+  test("`:memory:` is in memory in every SQLite URL form, with or without options", () => {
+    for (const form of ["sqlite::memory:", "sqlite://:memory:", "sqlite:///:memory:", "sqlite:%3Amemory%3A"]) {
+      for (const query of ["", "?mode=ro", "?worker=true&foreign_keys=off"]) {
+        const url = parseDatabaseUrl(`${form}${query}`);
+        assert.equal(url.inMemory, true, `${form}${query}`);
+        assert.equal(url.database, ":memory:", `${form}${query}`);
+        assert.deepEqual(url.options, parseDatabaseUrl(`sqlite::memory:${query}`).options, `${form}${query}`);
+      }
+    }
+  });
+
+  test("a SQLite file in the filesystem root is a ConfigError ROOST_SQLITE_ROOT_PATH; other absolute paths parse", () => {
+    for (const url of ["sqlite:///app.db", "sqlite:////app.db", "sqlite:/app.db", "sqlite:%2Fapp.db", "sqlite:///"]) {
+      const error = configError(() => new Database(`${url}?mode=rwc`));
+      assert.equal(error.code, "ROOST_SQLITE_ROOT_PATH", url);
+      assert.match(error.message, /filesystem root.*sqlite:app\.db/, url);
+    }
+    configError(() => parseDatabaseUrl("sqlite:///tmp/../app.db"));
+    assert.equal(parseDatabaseUrl("sqlite:///var/data/app.db").database, "/var/data/app.db");
+    assert.equal(parseDatabaseUrl("sqlite:////var/data/app.db").database, "//var/data/app.db");
+    assert.equal(parseDatabaseUrl("sqlite:app.db").database, "app.db");
+    assert.equal(parseDatabaseUrl("sqlite:./app.db").database, "./app.db");
+  });
+
+  for (const target of targets().filter((t) => t.label === `[sqlite memory · ${t.driver}]`)) {
+    const driver = target.driver;
+    test(`sqlite:///:memory: and sqlite://:memory: open an in-memory database, alone and with worker=true or mode=ro ${target.label}`, async () => {
+      const queries = driver === "deno-sqlite" ? ["", "?mode=ro"] : ["", "?worker=true", "?mode=ro"];
+      for (const query of queries) {
+        const expected = await opened(`sqlite::memory:${query}`, driver);
+        if (query !== "?mode=ro") assert.equal(expected, 'file ""', query);
+        for (const form of ["sqlite://:memory:", "sqlite:///:memory:"]) {
+          assert.equal(await opened(`${form}${query}`, driver), expected, `${form}${query}`);
+        }
+      }
+    });
+  }
+
+  test("the migrate CLI refuses DATABASE_URL=sqlite:///app.db with the root-path message and code", async () => {
+    const errors: string[] = [];
+    const code = await main(["status"], {
+      out: () => {},
+      err: (line) => errors.push(line),
+      env: { DATABASE_URL: "sqlite:///app.db" },
+      cwd: tmpdir(),
+    });
+    assert.equal(code, 1);
+    assert.match(errors.join("\n"), /filesystem root.*ROOST_SQLITE_ROOT_PATH/s);
   });
 });
