@@ -1,11 +1,18 @@
 /** URLs and options: typed validation, and the password never printed anywhere. */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { spawn } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { ConfigError, Database, type Driver, type DriverName, parseDatabaseUrl, sql } from "../mod.ts";
 import { tmpdir } from "node:os";
 import { main } from "../src/cli.ts";
-import { targets } from "./support.ts";
+import { runtime, type ScriptRun, targets } from "./support.ts";
+
+const repository = fileURLToPath(new URL("..", import.meta.url));
 
 const secret = "s3cr3t-P@ss:w/rd";
 const encoded = encodeURIComponent(secret);
@@ -212,5 +219,87 @@ describe("SQLite URLs: :memory: and the filesystem root", () => {
     });
     assert.equal(code, 1);
     assert.match(errors.join("\n"), /filesystem root.*ROOST_SQLITE_ROOT_PATH/s);
+  });
+});
+
+/**
+ * A project of its own in a temporary directory: Roost's sources (`mod.ts`,
+ * `src/`, `bin/`) copied in, a `migrations` directory, and an empty
+ * `node_modules`, so no driver package can be found (Bun installs missing
+ * packages on the fly only where no `node_modules` exists).
+ */
+function projectWithoutDrivers(): string {
+  const dir = mkdtempSync(join(tmpdir(), "roost-nodrivers-"));
+  for (const part of ["mod.ts", "src", "bin"]) cpSync(join(repository, part), join(dir, part), { recursive: true });
+  for (const empty of ["node_modules", "migrations"]) mkdirSync(join(dir, empty));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "no-drivers", type: "module", private: true }));
+  writeFileSync(
+    join(dir, "probe.ts"),
+    `import { Database, sql } from "./mod.ts";
+const db = new Database(process.argv.at(-1));
+try {
+  await db.fetchVal(sql\`select 1\`);
+  console.log("connected");
+} catch (error) {
+  console.log(JSON.stringify({ name: error.name, code: error.code, message: error.message }));
+} finally {
+  await db.close();
+}
+`,
+  );
+  return dir;
+}
+
+/** Runs `script` with this runtime in `cwd`; resolves with its exit code and output. */
+function runIn(cwd: string, script: string, args: string[], env: Record<string, string> = {}): Promise<ScriptRun> {
+  const argv = runtime === "deno" ? ["run", "-A", script, ...args] : [script, ...args];
+  const child = spawn(process.execPath, argv, { cwd, env: { ...process.env, NO_COLOR: "1", ...env } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => stdout += chunk);
+  child.stderr.on("data", (chunk) => stderr += chunk);
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+const install = (name: string) =>
+  runtime === "bun" ? `bun add ${name}` : runtime === "deno" ? `deno add npm:${name}` : `npm i ${name}`;
+
+describe("a driver package that cannot be loaded", () => {
+  let dir = "";
+  before(() => dir = projectWithoutDrivers());
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (
+    const [dialect, pkg, driver, url] of [
+      ["postgres", "postgres", "postgres-js", `postgres://app:${encoded}@127.0.0.1:5432/test`],
+      ["mysql", "mysql2", "mysql2", `mysql://app:${encoded}@127.0.0.1:3306/test`],
+    ]
+  ) {
+    test(`a ${dialect} URL without the ${pkg} package: ROOST_DRIVER_UNAVAILABLE naming the dialect, driver and package`, async () => {
+      const run = await runIn(dir, "probe.ts", [url]);
+      const error = JSON.parse(run.stdout.trim().split("\n").at(-1)!);
+      assert.equal(error.name, "ConfigError", run.stdout + run.stderr);
+      assert.equal(error.code, "ROOST_DRIVER_UNAVAILABLE");
+      assert.ok(error.message.includes(`the ${dialect} driver "${driver}" could not be loaded`), error.message);
+      assert.ok(error.message.includes(`(${install(pkg)})`), error.message);
+      assert.ok(error.message.includes(`from "@roost/db/drivers/${driver}"`), error.message);
+      assert.match(error.message, new RegExp(`the import failed with: .*${pkg}`));
+      assert.doesNotMatch(error.message, /node:sqlite/);
+      assertNoSecret(error.message);
+    });
+  }
+
+  test("the CLI prints the same message and code on one line, exit code 1, no password", async () => {
+    const run = await runIn(dir, join("bin", "roost.js"), ["status"], {
+      DATABASE_URL: `postgres://app:${encoded}@127.0.0.1:5432/test`,
+    });
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(
+      run.stderr,
+      /^error: the postgres driver "postgres-js" could not be loaded: install the package "postgres"/m,
+    );
+    assert.ok(run.stderr.includes(`(${install("postgres")})`), run.stderr);
+    assert.match(run.stderr, /\(ROOST_DRIVER_UNAVAILABLE\)$/m);
+    assertNoSecret(run.stderr);
   });
 });
