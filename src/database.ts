@@ -9,7 +9,7 @@ import { ScopeSlot } from "./context.ts";
 import { type DialectName, dialectOf, type TransactionOptions } from "./dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { driverLoader } from "./drivers/mod.ts";
-import { ClosedError, type ConfigError, ConnectionError, TransactionError, withParameters } from "./errors.ts";
+import { ClosedError, ConnectionError, TransactionError, withParameters } from "./errors.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
 import { Pool, type PooledConnection, type PoolHooks, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
 import { EXECUTE, methodOf, Queryable, type QueryKind, runOn } from "./queryable.ts";
