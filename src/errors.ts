@@ -52,8 +52,9 @@ export class ConnectionError extends RoostError {}
  * (code `ROOST_COMMIT_UNKNOWN`, the lost connection's error as `cause`), so
  * code that catches those still catches it. Before retrying, find out whether
  * the work took effect: look the rows up, or make the work idempotent (a
- * unique key the retry would collide with). A connection lost before COMMIT
- * was sent is a plain `ConnectionError`: that transaction was not committed.
+ * unique key the retry would collide with). A connection known lost before
+ * COMMIT was due is a plain `ConnectionError`: COMMIT is not sent, and the
+ * transaction was not committed.
  *
  * @example
  * ```ts

@@ -10,6 +10,7 @@ import { inspect } from "node:util";
 import { ConfigError, Database, type Driver, type DriverName, parseDatabaseUrl, sql } from "../mod.ts";
 import { tmpdir } from "node:os";
 import { main } from "../src/cli.ts";
+import { driverUnavailable } from "../src/drivers/mod.ts";
 import { runtime, type ScriptRun, targets } from "./support.ts";
 
 const repository = fileURLToPath(new URL("..", import.meta.url));
@@ -301,5 +302,24 @@ describe("a driver package that cannot be loaded", () => {
     assert.ok(run.stderr.includes(`(${install("postgres")})`), run.stderr);
     assert.match(run.stderr, /\(ROOST_DRIVER_UNAVAILABLE\)$/m);
     assertNoSecret(run.stderr);
+  });
+});
+
+describe("a built-in driver that cannot be loaded", () => {
+  test("the message names the dialect, the driver, the runtime it needs and this runtime's version", () => {
+    const error = driverUnavailable("sqlite", "node-sqlite", new Error("No such built-in module: node:sqlite"));
+    assert.equal(error.code, "ROOST_DRIVER_UNAVAILABLE");
+    assert.match(
+      error.message,
+      /^the sqlite driver "node-sqlite" could not be loaded: it needs node:sqlite \(Node\.js >= 22\.13/,
+    );
+    const version = runtime === "bun"
+      ? `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
+      : runtime === "deno"
+      ? `Deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
+      : `Node.js ${process.version}`;
+    assert.ok(error.message.includes(`this is ${version}`), error.message);
+    assert.ok(error.message.includes('import { nodeSqlite } from "@roost/db/drivers/node-sqlite"'), error.message);
+    assert.match(error.message, /the import failed with: Error: No such built-in module: node:sqlite\)$/);
   });
 });
