@@ -47,6 +47,7 @@ export type { DatabaseUrlParts, UrlOptionValue } from "./src/url.ts";
 export { asyncContextAvailable } from "./src/context.ts";
 export {
   ClosedError,
+  CommitUnknownError,
   ConfigError,
   ConnectionError,
   NoResultError,

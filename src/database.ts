@@ -9,7 +9,7 @@ import { ScopeSlot } from "./context.ts";
 import { type DialectName, dialectOf, type TransactionOptions } from "./dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { driverLoader } from "./drivers/mod.ts";
-import { ClosedError, ConfigError, ConnectionError, TransactionError, withParameters } from "./errors.ts";
+import { ClosedError, ConnectionError, TransactionError, withParameters } from "./errors.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
 import { Pool, type PooledConnection, type PoolHooks, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
 import { EXECUTE, methodOf, Queryable, type QueryKind, runOn } from "./queryable.ts";
@@ -311,18 +311,9 @@ export class Database extends Queryable implements AsyncDisposable {
     return this.#closing !== undefined;
   }
 
+  /** Loads the driver once; a driver that cannot load is a `ConfigError` `ROOST_DRIVER_UNAVAILABLE` saying why. */
   async #driverLoaded(): Promise<Driver> {
-    try {
-      this.#driver = await this.#loadDriver();
-    } catch (error) {
-      if (error instanceof ConfigError) throw error;
-      throw new ConfigError(
-        `the ${this.dialect} driver could not be loaded on this runtime (node:sqlite needs Node.js >= 22.13; ` +
-          `a bundled program must import the driver module and pass it as the driver option)`,
-        { cause: error },
-      );
-    }
-    return this.#driver;
+    return this.#driver ??= await this.#loadDriver();
   }
 
   /** Opens the primary's first connections now (up to `pool.min`, at least one), proving the URL works. */

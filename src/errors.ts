@@ -45,6 +45,46 @@ export class ConfigError extends RoostError {}
 /** A connection could not be opened, or was lost while in use. */
 export class ConnectionError extends RoostError {}
 
+/**
+ * The connection was lost after COMMIT was sent and before its answer came:
+ * the server may have committed the transaction or rolled it back, and
+ * nothing on this side can tell which. It is a {@linkcode ConnectionError}
+ * (code `ROOST_COMMIT_UNKNOWN`, the lost connection's error as `cause`), so
+ * code that catches those still catches it. Before retrying, find out whether
+ * the work took effect: look the rows up, or make the work idempotent (a
+ * unique key the retry would collide with). A connection known lost before
+ * COMMIT was due is a plain `ConnectionError`: COMMIT is not sent, and the
+ * transaction was not committed.
+ *
+ * @example
+ * ```ts
+ * import { CommitUnknownError, Database, sql } from "@roost/db";
+ * const db = new Database("sqlite::memory:");
+ * await db.execute(sql`create table payments (key text primary key, cents integer)`);
+ * const pay = () =>
+ *   db.transaction(async (tx) => {
+ *     await tx.execute(sql`insert into payments values (${"order-17"}, ${500})`);
+ *   });
+ * try {
+ *   await pay();
+ * } catch (error) {
+ *   if (!(error instanceof CommitUnknownError)) throw error;
+ *   // Retry only if the first attempt did not commit.
+ *   if (await db.fetchOne(sql`select 1 from payments where key = ${"order-17"}`) === undefined) await pay();
+ * }
+ * ```
+ */
+export class CommitUnknownError extends ConnectionError {
+  /** Wraps the error the COMMIT failed with. */
+  constructor(lost: unknown) {
+    super(
+      `the connection was lost during COMMIT, so whether the transaction committed is unknown: check whether its ` +
+        `work took effect before retrying (${lost instanceof Error ? lost.message : String(lost)})`,
+      { cause: lost, code: "ROOST_COMMIT_UNKNOWN" },
+    );
+  }
+}
+
 /** The options of a {@linkcode QueryError}. */
 export interface QueryErrorOptions extends RoostErrorOptions {
   /** The SQL text that failed (never its parameters). */

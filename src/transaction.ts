@@ -6,7 +6,7 @@
  */
 import { savepointName, type TransactionOptions } from "./dialect.ts";
 import type { ExecuteResult, Row } from "./driver.ts";
-import { ConfigError, TransactionError } from "./errors.ts";
+import { CommitUnknownError, ConfigError, ConnectionError, TransactionError } from "./errors.ts";
 import { Queryable, type QueryKind } from "./queryable.ts";
 import type { Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
@@ -176,6 +176,12 @@ export class Transaction extends Queryable implements AsyncDisposable {
         { cause: aborted.error },
       );
     }
+    if (!this.nested && (this.#session.broken || this.#session.item.connection.broken === true)) {
+      // Lost before COMMIT went out: the server rolls the transaction back, so the outcome is known.
+      this.#state = "rolled back";
+      await this.#finish();
+      throw new ConnectionError("the connection was lost before COMMIT: the transaction was not committed");
+    }
     this.#state = "committed";
     try {
       await this.#session.exec(this.#savepoint ? `RELEASE SAVEPOINT ${this.#savepoint}` : "COMMIT");
@@ -184,7 +190,8 @@ export class Transaction extends Queryable implements AsyncDisposable {
       this.#state = "rolled back";
       await this.#undo().catch(() => {});
       await this.#finish();
-      throw error;
+      // A COMMIT cut off on its way may have committed; a RELEASE commits nothing by itself.
+      throw !this.nested && error instanceof ConnectionError ? new CommitUnknownError(error) : error;
     }
     await this.#finish();
   }

@@ -185,22 +185,48 @@ function splitQuery(rest: string): [string, string] {
   return at < 0 ? [rest, ""] : [rest.slice(0, at), rest.slice(at + 1)];
 }
 
-function parseSqlite(scheme: string, rest: string): DatabaseUrl {
-  const [location, query] = splitQuery(rest);
-  let database: string;
-  if (location === ":memory:") {
-    database = ":memory:";
-  } else if (location.startsWith("///")) {
-    database = decode(location.slice(2), "path");
-  } else if (location.startsWith("//")) {
+/**
+ * The file (or `:memory:`) a SQLite URL's location names. `:memory:` after
+ * any number of slashes is the in-memory database (`sqlite::memory:`, and the
+ * `sqlite://:memory:` and `sqlite:///:memory:` other libraries write); one
+ * slash or three or more start an absolute path, none a relative one.
+ */
+function sqlitePath(location: string): string {
+  const slashes = /^\/*/.exec(location)![0].length;
+  if (decode(location.slice(slashes), "path") === ":memory:") return ":memory:";
+  if (slashes === 2) {
     throw new ConfigError(
       "a SQLite URL has no host: use sqlite::memory:, sqlite:relative/path.db or sqlite:///absolute/path.db",
     );
-  } else {
-    database = decode(location, "path");
   }
-  if (database === "" || database === "/") {
+  return decode(slashes >= 3 ? location.slice(2) : location, "path");
+}
+
+/** True for a path naming the filesystem root itself or a file directly in it (`/app.db`, `//app.db`, `/x/../app.db`). */
+function inRoot(path: string): boolean {
+  if (!path.startsWith("/")) return false;
+  const segments: string[] = [];
+  for (const segment of path.split("/")) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") segments.pop();
+    else segments.push(segment);
+  }
+  return segments.length <= 1;
+}
+
+function parseSqlite(scheme: string, rest: string): DatabaseUrl {
+  const [location, query] = splitQuery(rest);
+  const database = sqlitePath(location);
+  if (database === "") {
     throw new ConfigError("a SQLite URL needs a file path or :memory: (sqlite::memory:, sqlite:path/to/file.db)");
+  }
+  if (inRoot(database)) {
+    throw new ConfigError(
+      `the SQLite path "${database}" is in the filesystem root, which is never meant (sqlite:///app.db is ` +
+        `/app.db here but app.db in SQLAlchemy): for a file relative to the working directory write ` +
+        `sqlite:app.db; for an absolute path name its directory, as in sqlite:///var/data/app.db`,
+      { code: "ROOST_SQLITE_ROOT_PATH" },
+    );
   }
   const options = parseOptions("sqlite", query);
   return new DatabaseUrl({ dialect: "sqlite", scheme, host: "", port: 0, user: "", database, options });
@@ -243,10 +269,12 @@ function parseServer(dialect: DialectName, scheme: string, rest: string): Databa
  * Parses and validates a database URL.
  *
  * Accepted forms: `postgres://user:pass@host:5432/db?sslmode=require`,
- * `postgresql://…`, `mysql://…`, `mariadb://…`, `sqlite::memory:`,
- * `sqlite:relative/path.db`, `sqlite:///absolute/path.db`. Unknown or
- * mistyped options throw {@linkcode ConfigError}; no message ever contains
- * the password.
+ * `postgresql://…`, `mysql://…`, `mariadb://…`, `sqlite::memory:` (also
+ * `sqlite://:memory:` and `sqlite:///:memory:`), `sqlite:relative/path.db`,
+ * `sqlite:///absolute/path.db`. Unknown or mistyped options throw
+ * {@linkcode ConfigError}; so does a SQLite file directly in the filesystem
+ * root (`sqlite:///app.db`: code `ROOST_SQLITE_ROOT_PATH`), which other
+ * libraries read as a relative path. No message ever contains the password.
  *
  * @example
  * ```ts

@@ -19,8 +19,8 @@ const loaded = new Map<string, Promise<unknown>>();
 /** Terminal colour codes, which Deno puts in some messages. */
 const ansiColour = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
 
-/** An import failure's reason as one short line: no control characters, at most 300 characters. */
-function reason(error: unknown): string {
+/** An import failure's reason as one short line: no control characters or colour codes, at most 300 characters. */
+export function oneLine(error: unknown): string {
   const text = (error instanceof Error ? `${error.name}: ${error.message}` : String(error)).replace(ansiColour, "");
   let line = "";
   for (const char of text) line += char < " " || char === "\x7f" ? " " : char;
@@ -59,7 +59,7 @@ export async function importJsr<T>(driver: string, specifier: string, load: () =
   } catch (error) {
     throw new ConfigError(
       `the ${driver} driver could not load ${specifier}: JSR could not be reached or the package could not be ` +
-        `loaded (${reason(error)})`,
+        `loaded (${oneLine(error)})`,
       { code: "ROOST_DRIVER_UNAVAILABLE", cause: error },
     );
   } finally {

@@ -13,6 +13,7 @@ import type { DialectName } from "../dialect.ts";
 import type { Driver } from "../driver.ts";
 import { ConfigError } from "../errors.ts";
 import { runtime, type RuntimeName } from "../runtime.ts";
+import { oneLine } from "./jsr.ts";
 
 /** The drivers Roost ships, by the name the `driver` option takes. */
 export type DriverName =
@@ -83,6 +84,59 @@ export const defaultDrivers: Readonly<Record<RuntimeName, Partial<Record<Dialect
   unknown: { postgres: "postgres-js", mysql: "mysql2" },
 };
 
+/**
+ * What a driver needs besides Roost, for the message when it cannot load:
+ * an npm package to install, or the runtime feature it is built on. The
+ * `export` is what to import from `@roost/db/drivers/<name>` to pass the
+ * driver object yourself.
+ */
+const needs: Record<DriverName, { package?: string; builtin?: string; export: string }> = {
+  "node-sqlite": { builtin: "node:sqlite (Node.js >= 22.13, or Deno)", export: "nodeSqlite" },
+  "bun-sqlite": { builtin: "bun:sqlite (Bun)", export: "bunSqlite" },
+  "deno-sqlite": { package: "jsr:@db/sqlite", export: "denoSqlite" },
+  "postgres-js": { package: "postgres", export: "postgresJs" },
+  "deno-postgres": { package: "jsr:@db/postgres", export: "denoPostgres" },
+  "bun-sql": { builtin: "Bun.SQL (Bun >= 1.2)", export: "bunSqlPostgres" },
+  "mysql2": { package: "mysql2", export: "mysql2" },
+};
+
+/** The command that installs an npm package on the current runtime. */
+function installCommand(name: string): string {
+  if (name.startsWith("jsr:")) return `deno add ${name}`;
+  if (runtime === "bun") return `bun add ${name}`;
+  if (runtime === "deno") return `deno add npm:${name}`;
+  return `npm i ${name}`;
+}
+
+/** The running runtime's name and version, for messages. */
+function runtimeVersion(): string {
+  const facts = globalThis as { Bun?: { version?: string }; Deno?: { version?: { deno?: string } } };
+  const process = (globalThis as { process?: { version?: string } }).process;
+  if (runtime === "bun") return `Bun ${facts.Bun?.version ?? "?"}`;
+  if (runtime === "deno") return `Deno ${facts.Deno?.version?.deno ?? "?"}`;
+  return runtime === "node" ? `Node.js ${process?.version ?? "?"}` : runtime;
+}
+
+/**
+ * The `ConfigError` (`ROOST_DRIVER_UNAVAILABLE`) for a driver whose module
+ * failed to load: it names the dialect, the driver, what to install (or the
+ * runtime it needs), the way round it (pass the driver object) and the
+ * underlying error's message on one line.
+ */
+export function driverUnavailable(dialect: DialectName, name: DriverName, error: unknown): ConfigError {
+  const need = needs[name];
+  const fix = need.package !== undefined
+    ? `install the package "${need.package}" (${installCommand(need.package)})`
+    : `it needs ${need.builtin}, and this is ${runtimeVersion()}`;
+  const exported = name === "bun-sql" && dialect === "mysql" ? "bunSqlMysql" : need.export;
+  return new ConfigError(
+    `the ${dialect} driver "${name}" could not be loaded: ${fix}; a bundle imports the driver itself and passes ` +
+      `it: import { ${exported} } from "@roost/db/drivers/${name}" and new Database(url, { driver: ${exported} }) ` +
+      `(the import failed with: ${oneLine(error)})`,
+    { code: "ROOST_DRIVER_UNAVAILABLE", cause: error },
+  );
+}
+
 /** What to import on a runtime without default drivers. */
 const bundledDrivers: Partial<Record<DialectName, { name: string; path: string }>> = {
   postgres: { name: "postgresJs", path: "postgres-js" },
@@ -138,5 +192,13 @@ export function driverLoader(dialect: DialectName, option: DriverName | Driver |
   if (!entry.runtimes.includes(runtime)) {
     throw new ConfigError(`driver "${name}" runs on ${entry.runtimes.join(", ")}, not on ${runtime}`);
   }
-  return load;
+  return async () => {
+    try {
+      return await load();
+    } catch (error) {
+      // The JSR drivers say why themselves, with the same code.
+      if (error instanceof ConfigError && error.code === "ROOST_DRIVER_UNAVAILABLE") throw error;
+      throw driverUnavailable(dialect, name, error);
+    }
+  };
 }
