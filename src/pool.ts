@@ -1,8 +1,9 @@
 /**
  * A runtime-agnostic connection pool: limits, FIFO waiters with an acquire
  * timeout, idle timeout, max lifetime with jitter, validation of long-idle
- * connections, eviction of broken ones, and a draining close. Its timers
- * never keep a process alive.
+ * connections, eviction of broken ones, and a draining close. Its
+ * housekeeping timers never keep a process alive; a caller waiting for a
+ * connection does, until it is served or its `acquireTimeout` rejects it.
  *
  * @module
  */
@@ -327,7 +328,8 @@ export class Pool<C> {
       const { acquireTimeout } = this.#options;
       if (acquireTimeout > 0) {
         const since = Date.now();
-        waiter.timer = backgroundTimeout(() => {
+        // An ordinary timer: someone awaits this waiter, so the process must live until it settles.
+        waiter.timer = setTimeout(() => {
           this.#waiters = this.#waiters.filter((w) => w !== waiter);
           const { size, busy, waiting } = this.stats();
           this.#settle(waiter)?.reject(

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { runtime, tempDatabasePath } from "./support.ts";
 
 const fixture = fileURLToPath(new URL("./fixtures/forgotten_pool.ts", import.meta.url));
+const waitingCaller = fileURLToPath(new URL("./fixtures/waiting_caller.ts", import.meta.url));
 const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
 
 function runToExit(args: string[], limitMs: number): Promise<{ code: number | null; output: string; ms: number }> {
@@ -30,5 +31,12 @@ describe("process exit", () => {
     const { code, output, ms } = await runToExit([...args, tempDatabasePath()], 20_000);
     assert.match(output, /done/, output);
     assert.equal(code, 0, `the process was killed after ${ms} ms or failed: ${output}`);
+  });
+
+  test("a caller waiting for a connection keeps the process alive until its acquireTimeout rejects it", async () => {
+    const args = runtime === "deno" ? ["run", "-A", waitingCaller] : [waitingCaller];
+    const { code, output, ms } = await runToExit(args, 20_000);
+    assert.match(output, /timed out\s+done/, `the waiting call never settled (exit ${code} after ${ms} ms): ${output}`);
+    assert.equal(code, 0, output);
   });
 });
