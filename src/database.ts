@@ -157,8 +157,8 @@ export class Database extends Queryable implements AsyncDisposable {
   /** Contexts running now, whose connections `close()` closes too. */
   readonly #liveContexts = new Set<CallContext>();
   #driver: Driver | undefined;
-  /** Set once the instance warned about a connection outside any context. */
-  #warned = false;
+  /** Set once the instance warned about a connection outside any context, or when it chose its connectionScope. */
+  #warned: boolean;
   #closing: Promise<void> | undefined;
   #schema: Schema | undefined;
   /** With `forceRollback`: the held connection and the outer transaction, once the first query opened them. */
@@ -182,6 +182,8 @@ export class Database extends Queryable implements AsyncDisposable {
     this.#name = resolved.name;
     this.#loadDriver = loadDriver;
     this.#scoped = resolved.connectionScope === "context";
+    // Only an instance that got "context" by default (on Workers) is told what it costs outside a context.
+    this.#warned = options.connectionScope !== undefined;
     const label = resolved.name === undefined ? `pool of ${parsed}` : `pool of "${resolved.name}"`;
     const servers = 1 + resolved.replicas.length;
     this.#primary = this.#member("primary", -1, parsed, resolved.pool, label, servers);
@@ -267,9 +269,9 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   /**
-   * With connections scoped to contexts, says once per instance (through the
-   * console) that a connection was opened outside any `db.context()`: each
-   * such statement or scope pays a connection of its own.
+   * With connections scoped to contexts by default (Workers), says once per
+   * instance (through the console) that a connection was opened outside any
+   * `db.context()`: each such statement or scope pays a connection of its own.
    */
   #warnOutsideContext(): void {
     if (this.#warned) return;

@@ -292,9 +292,10 @@ for (const target of servers) {
       await stop(worker);
     });
 
-    test("requests that run in db.context() print no warning", async () => {
+    test("requests that run in db.context(), and an instance that chose its connectionScope, print no warning", async () => {
       const worker = await start(true);
       await ok(worker, "/setup");
+      assert.deepEqual(await ok(worker, "/explicit"), { one: 1 });
       await Promise.all([801, 802, 803].map((id) => ok(worker, `/context?id=${id}`)));
       await ok(worker, `/joins?id=804`);
       await ok(worker, "/implicit");

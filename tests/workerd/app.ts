@@ -146,6 +146,15 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
             return { same: own === viaDb, seen: await tx.fetchVal(sql`select note from items where id = ${id}`) };
           })
         );
+      case "/explicit": {
+        // An instance that chose connectionScope "context" itself, queried outside any context.
+        const chosen = new Database(urls[dialect]!, { driver: drivers[dialect], connectionScope: "context" });
+        try {
+          return { one: Number(await chosen.fetchVal(sql`select 1 as one`)) };
+        } finally {
+          await chosen.close();
+        }
+      }
       case "/log":
         // A marker in the Worker's console: once the suite reads it, everything logged before has arrived.
         console.log(`marker ${id}`);
