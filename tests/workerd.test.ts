@@ -195,7 +195,7 @@ for (const target of servers) {
     });
 
     if (postgres) {
-      test("without nodejs_compat the core loads: explicit handles work, db.* in an open scope is a clear error", async () => {
+      test("without nodejs_compat the core loads: explicit handles work, db.* inside scopes and out is one clear error", async () => {
         const baseline = await serverConnections();
         const worker = await start(false);
         await ok(worker, "/setup");
