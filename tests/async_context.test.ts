@@ -18,24 +18,30 @@ async function probe(mode: "imported" | "absent"): Promise<Record<string, unknow
   return JSON.parse(run.stdout);
 }
 
-describe("async context hidden on [sqlite file · node-sqlite]", { skip }, () => {
-  test("where AsyncLocalStorage can only be imported, the first db.* call waits for it and scopes follow it", async () => {
-    const seen = await probe("imported");
-    const works = { bare: { ok: 1 }, bareConnection: { ok: 2 }, inContext: { ok: 3 }, handle: { ok: 4 } };
-    assert.deepEqual(seen, {
-      available: true,
-      pendingAtFirstCall: true,
-      first: { ok: 1 },
-      alone: works,
-      beside: works,
-      // The holding task's own db.* call ran in its transaction.
-      held: { ok: { ok: 6 } },
-      forcedBare: { ok: { rowCount: 0 } },
-      forcedHandle: { ok: 1 },
-    });
-  });
+describe("async context hidden on [sqlite file · node-sqlite]", () => {
+  test(
+    "where AsyncLocalStorage can only be imported, the first db.* call waits for it and scopes follow it",
+    { skip },
+    async () => {
+      const seen = await probe("imported");
+      const works = { bare: { ok: 1 }, bareConnection: { ok: 2 }, inContext: { ok: 3 }, handle: { ok: 4 } };
+      assert.deepEqual(seen, {
+        available: true,
+        pendingAtFirstCall: true,
+        first: { ok: 1 },
+        alone: works,
+        beside: works,
+        // The holding task's own db.* call ran in its transaction.
+        held: { ok: { ok: 6 } },
+        forcedBare: { ok: { rowCount: 0 } },
+        forcedHandle: { ok: 1 },
+      });
+    },
+  );
 
-  test("where there is none, db.* is refused inside and outside scopes alike, whatever another task holds open", async () => {
+  test("where there is none, db.* is refused inside and outside scopes alike, whatever another task holds open", {
+    skip,
+  }, async () => {
     const seen = await probe("absent");
     // The same answers alone and while another task holds a context and a transaction open.
     assert.deepEqual(seen.beside, seen.alone);
