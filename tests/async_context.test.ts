@@ -24,7 +24,15 @@ describe("async context hidden on [sqlite file · node-sqlite]", () => {
     { skip },
     async () => {
       const seen = await probe("imported");
-      const works = { bare: { ok: 1 }, bareConnection: { ok: 2 }, inContext: { ok: 3 }, handle: { ok: 4 } };
+      const works = {
+        bare: { ok: 1 },
+        bareConnection: { ok: 2 },
+        inContext: { ok: 3 },
+        handle: { ok: 4 },
+        iterate: { ok: 5 },
+        replica: { ok: 6 },
+        primary: { ok: 7 },
+      };
       assert.deepEqual(seen, {
         available: true,
         pendingAtFirstCall: true,
@@ -32,7 +40,7 @@ describe("async context hidden on [sqlite file · node-sqlite]", () => {
         alone: works,
         beside: works,
         // The holding task's own db.* call ran in its transaction.
-        held: { ok: { ok: 6 } },
+        held: { ok: { ok: 9 } },
         forcedBare: { ok: { rowCount: 0 } },
         forcedHandle: { ok: 1 },
       });
@@ -50,7 +58,15 @@ describe("async context hidden on [sqlite file · node-sqlite]", () => {
       available: false,
       pendingAtFirstCall: true,
       first: refused,
-      alone: { bare: refused, bareConnection: refused, inContext: refused, handle: { ok: 4 } },
+      alone: {
+        bare: refused,
+        bareConnection: refused,
+        inContext: refused,
+        handle: { ok: 4 },
+        iterate: refused,
+        replica: refused,
+        primary: refused,
+      },
       beside: seen.alone,
       held: { ok: refused },
       // forceRollback: db.* follows the same rule; the handles, savepoints included, work.
