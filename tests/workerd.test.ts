@@ -207,7 +207,7 @@ for (const target of servers) {
         const answers = await Promise.all([306, 307, 308, 309, 310].map((id) => ask(worker, `/context?id=${id}`)));
         for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
         // Routing never guesses: without async context, db.* refuses to run, inside an open scope or not.
-        for (const path of ["/implicit", "/bare?id=311"]) {
+        for (const path of ["/implicit", "/bare?id=311", "/kysely?id=312"]) {
           const refused = await ask(worker, path);
           assert.equal(refused.status, 500, path);
           assert.deepEqual([refused.body.name, refused.body.code], ["ConfigError", "ROOST_NO_ASYNC_CONTEXT"]);
