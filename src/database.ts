@@ -255,7 +255,7 @@ export class Database extends Queryable implements AsyncDisposable {
       broken: (connection) => connection.broken === true,
       ping: (connection) => connection.ping?.(),
     };
-    // Outside any context a connection serves one statement or scope: said once, it is a cost to know of.
+    // Outside any context each connection serves one statement or scope: the first one opened is said once.
     const root = { ...hooks, open: () => (this.#warnOutsideContext(), hooks.open()) };
     const pool = this.#scoped
       ? new Pool(root, { ...options, max: Infinity }, label, false)
