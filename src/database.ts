@@ -5,7 +5,7 @@
  * @module
  */
 import { Connection } from "./connection.ts";
-import { ScopeSlot } from "./context.ts";
+import { asyncContextLookup, ScopeSlot } from "./context.ts";
 import { type DialectName, dialectOf, type TransactionOptions } from "./dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { driverLoader } from "./drivers/mod.ts";
@@ -157,6 +157,8 @@ export class Database extends Queryable implements AsyncDisposable {
   /** Contexts running now, whose connections `close()` closes too. */
   readonly #liveContexts = new Set<CallContext>();
   #driver: Driver | undefined;
+  /** Set once the instance warned about a connection outside any context, or when it chose its connectionScope. */
+  #warned: boolean;
   #closing: Promise<void> | undefined;
   #schema: Schema | undefined;
   /** With `forceRollback`: the held connection and the outer transaction, once the first query opened them. */
@@ -180,6 +182,8 @@ export class Database extends Queryable implements AsyncDisposable {
     this.#name = resolved.name;
     this.#loadDriver = loadDriver;
     this.#scoped = resolved.connectionScope === "context";
+    // Only an instance that got "context" by default (on Workers) is told what it costs outside a context.
+    this.#warned = options.connectionScope !== undefined;
     const label = resolved.name === undefined ? `pool of ${parsed}` : `pool of "${resolved.name}"`;
     const servers = 1 + resolved.replicas.length;
     this.#primary = this.#member("primary", -1, parsed, resolved.pool, label, servers);
@@ -199,7 +203,10 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   static {
-    holdConnection = (db, reads) => db.#hold(reads, db.#scopeState());
+    holdConnection = async (db, reads) => {
+      await asyncContextLookup();
+      return await db.#hold(reads, db.#scopeState());
+    };
   }
 
   async #hold(first: boolean | undefined, state: ScopeState | undefined): Promise<HeldConnection | undefined> {
@@ -248,8 +255,10 @@ export class Database extends Queryable implements AsyncDisposable {
       broken: (connection) => connection.broken === true,
       ping: (connection) => connection.ping?.(),
     };
+    // Outside any context each connection serves one statement or scope: the first one opened is said once.
+    const root = { ...hooks, open: () => (this.#warnOutsideContext(), hooks.open()) };
     const pool = this.#scoped
-      ? new Pool(hooks, { ...options, max: Infinity }, label, false)
+      ? new Pool(root, { ...options, max: Infinity }, label, false)
       : new Pool(hooks, options, label);
     const member = new Member(served, index, url.toString(), pool);
     if (this.#scoped) {
@@ -257,6 +266,21 @@ export class Database extends Queryable implements AsyncDisposable {
       this.#contextPools.set(member, () => new Pool(hooks, { ...options, min: 0, max }, `${label} (context)`));
     }
     return member;
+  }
+
+  /**
+   * With connections scoped to contexts by default (Workers), says once per
+   * instance (through the console) that a connection was opened outside any
+   * `db.context()`: each such statement or scope pays a connection of its own.
+   */
+  #warnOutsideContext(): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    console.warn(
+      `Roost: ${this} opened a connection outside db.context(); with connectionScope "context" (the Workers ` +
+        "default) each statement there opens one of its own. Wrap each request in db.context((scope) => ...) to " +
+        "share up to 6 per context. (Said once.)",
+    );
   }
 
   /** The instance registered under `name`; a missing name is a `RegistryError` listing the registered ones. */
@@ -757,6 +781,7 @@ export class Database extends Queryable implements AsyncDisposable {
    * Inside `db.replica()` the connection is a replica's, and read-only.
    */
   async connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T> {
+    await asyncContextLookup();
     return await this.#connection(fn, this.#scopeState());
   }
 
@@ -767,6 +792,7 @@ export class Database extends Queryable implements AsyncDisposable {
    * own work. Inside `db.replica()` it throws `ReadOnlyError`.
    */
   async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
+    await asyncContextLookup();
     return await this.#transaction(fn, options, this.#scopeState());
   }
 
@@ -776,6 +802,7 @@ export class Database extends Queryable implements AsyncDisposable {
    * back. `db.*` calls do not join it: run its queries through the handle.
    */
   async begin(options: TransactionOptions = {}): Promise<Transaction> {
+    await asyncContextLookup();
     return await this.#begin(options, this.#scopeState());
   }
 
@@ -797,6 +824,7 @@ export class Database extends Queryable implements AsyncDisposable {
    * ```
    */
   async replica<T>(fn: (replica: RoutedScope) => Promise<T> | T): Promise<T> {
+    await asyncContextLookup();
     return await this.#routed("replica", fn, this.#scopeState());
   }
 
@@ -805,6 +833,7 @@ export class Database extends Queryable implements AsyncDisposable {
    * the primary, also inside a `db.replica()` scope.
    */
   async primary<T>(fn: (primary: RoutedScope) => Promise<T> | T): Promise<T> {
+    await asyncContextLookup();
     return await this.#routed("primary", fn, this.#scopeState());
   }
 
@@ -831,6 +860,7 @@ export class Database extends Queryable implements AsyncDisposable {
    */
   async context<T>(fn: (scope: RoutedScope) => Promise<T> | T): Promise<T> {
     this.#assertOpen();
+    await asyncContextLookup();
     // Without async context a context cannot see an enclosing one (perhaps another request's): it stands alone.
     const outer = this.#scope.peek()?.context;
     const context = new CallContext(outer === this.#rootContext ? undefined : outer);
@@ -846,6 +876,8 @@ export class Database extends Queryable implements AsyncDisposable {
 
   /** Runs one compiled query where this handle runs queries. */
   protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    const lookup = asyncContextLookup();
+    if (lookup) return lookup.then(() => this.perform(kind, query));
     if (this.#direct) {
       const state = this.#scopeState();
       if (state?.session) return state.session.perform(kind, query);
@@ -856,12 +888,22 @@ export class Database extends Queryable implements AsyncDisposable {
 
   /** Runs one statement for many parameter sets, atomically. */
   protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    const lookup = asyncContextLookup();
+    if (lookup) return lookup.then(() => this.performMany(text, paramSets));
     return this.#performMany(text, paramSets, this.#scopeState());
   }
 
   /** Streams a compiled query's rows. */
   protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
+    const lookup = asyncContextLookup();
+    if (lookup) return this.#streamAfter(lookup, query, batchSize);
     return this.#stream(query, batchSize, this.#scopeState());
+  }
+
+  /** Streams once async context's lookup has settled. */
+  async *#streamAfter(lookup: Promise<void>, query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
+    await lookup;
+    yield* this.stream(query, batchSize);
   }
 
   /** A description with the password redacted. */

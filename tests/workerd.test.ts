@@ -18,6 +18,7 @@ if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the worke
 const harness = runtime === "node" ? await import("./workerd/harness.ts") : undefined;
 const compatScript = harness?.bundleWorker("tests/workerd/worker_compat.ts", { nodejsCompat: true });
 const plainScript = harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: false });
+const postgresCompatScript = harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: true });
 
 interface Answer {
   status: number;
@@ -32,16 +33,58 @@ for (const target of servers) {
     const url = own.url;
     const running: Miniflare[] = [];
     let output = "";
+    /** What each Worker wrote (workerd's logs and its console). */
+    const outputs = new Map<Miniflare, string>();
 
-    const start = async (nodejsCompat: boolean) => {
-      const script = await (nodejsCompat ? compatScript : plainScript)!;
-      const worker = harness!.startWorker(script, {
+    const start = async (
+      nodejsCompat: boolean,
+      options: { compatibilityDate?: string; url?: string; postgresOnly?: boolean } = {},
+    ) => {
+      const script = await (options.postgresOnly ? postgresCompatScript : nodejsCompat ? compatScript : plainScript)!;
+      const bound = options.url ?? url;
+      const worker: Miniflare = harness!.startWorker(script, {
         nodejsCompat,
-        bindings: postgres ? { POSTGRES_URL: url } : { MYSQL_URL: url },
-        onOutput: (text) => output += text,
+        compatibilityDate: options.compatibilityDate,
+        bindings: postgres ? { POSTGRES_URL: bound } : { MYSQL_URL: bound },
+        onOutput: (text) => {
+          output += text;
+          outputs.set(worker, (outputs.get(worker) ?? "") + text);
+        },
       });
       running.push(worker);
       return worker;
+    };
+    const stop = async (worker: Miniflare) => {
+      running.splice(running.indexOf(worker), 1);
+      await worker.dispose();
+    };
+    /** Everything the Worker wrote so far: it logs a marker and waits until the marker arrives. */
+    let markers = 0;
+    const written = async (worker: Miniflare) => {
+      const marker = ++markers;
+      await ok(worker, `/log?id=${marker}`);
+      return await eventually(
+        `marker ${marker} in the Worker's output`,
+        () => outputs.get(worker) ?? "",
+        (text) => text.includes(`marker ${marker}`),
+        10_000,
+      );
+    };
+    /** `/probe` alone, then while another request holds a context and a transaction open, then alone again. */
+    const probeAloneAndBeside = async (worker: Miniflare, id: number) => {
+      const alone = await ok(worker, "/probe");
+      const holder = ask(worker, `/hold?id=${id}`);
+      await eventually(
+        "the holding request in its context",
+        () => ok(worker, `/holding?id=${id}`),
+        (body) => body.holding === true,
+        10_000,
+      );
+      const beside = await Promise.all([ok(worker, "/probe"), ok(worker, "/probe"), ok(worker, "/probe")]);
+      await ok(worker, `/release?id=${id}`);
+      const held = await holder;
+      assert.equal(held.status, 200, JSON.stringify(held.body));
+      return { alone, beside, held: held.body, after: await ok(worker, "/probe") };
     };
     const ask = async (worker: Miniflare, path: string): Promise<Answer> => {
       const response = await worker.dispatchFetch(
@@ -152,7 +195,7 @@ for (const target of servers) {
     });
 
     if (postgres) {
-      test("without nodejs_compat the core loads: explicit handles work, db.* in an open scope is a clear error", async () => {
+      test("without nodejs_compat the core loads: explicit handles work, db.* inside scopes and out is one clear error", async () => {
         const baseline = await serverConnections();
         const worker = await start(false);
         await ok(worker, "/setup");
@@ -163,16 +206,102 @@ for (const target of servers) {
         }
         const answers = await Promise.all([306, 307, 308, 309, 310].map((id) => ask(worker, `/context?id=${id}`)));
         for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
-        assert.equal((await ok(worker, "/bare?id=311")).note, "bare");
-        // Routing never guesses: without async context, db.* inside an open scope refuses to run.
-        const implicit = await ask(worker, "/implicit");
-        assert.equal(implicit.status, 500);
-        assert.deepEqual([implicit.body.name, implicit.body.code], ["ConfigError", "ROOST_NO_ASYNC_CONTEXT"]);
-        await worker.dispose();
-        running.splice(running.indexOf(worker), 1);
+        // Routing never guesses: without async context, db.* refuses to run, inside an open scope or not.
+        for (const path of ["/implicit", "/bare?id=311", "/kysely?id=312"]) {
+          const refused = await ask(worker, path);
+          assert.equal(refused.status, 500, path);
+          assert.deepEqual([refused.body.name, refused.body.code], ["ConfigError", "ROOST_NO_ASYNC_CONTEXT"]);
+          assert.match(String(refused.body.error), /db\.context\(\(scope\) => scope\.fetchAll/);
+        }
+        await stop(worker);
         await eventually("no connection after dispose", serverConnections, (n) => n === baseline);
         assert.doesNotMatch(output, /different request/i);
       });
+
+      test("without nodejs_compat, a request holding db.context() open changes no other request's answers", async () => {
+        const worker = await start(false);
+        await ok(worker, "/setup");
+        const { alone, beside, held, after } = await probeAloneAndBeside(worker, 501);
+        for (const answer of beside) assert.deepEqual(answer, alone);
+        const refused = { name: "ConfigError", code: "ROOST_NO_ASYNC_CONTEXT" };
+        assert.deepEqual(alone, {
+          bare: refused,
+          bareTransaction: refused,
+          inContext: refused,
+          handle: { ok: 4 },
+          visible: alone.visible,
+        });
+        assert.deepEqual(held, { id: 501, joined: "no async context" });
+        assert.deepEqual({ ...after, visible: undefined }, { ...alone, visible: undefined });
+        await stop(worker);
+      });
     }
+
+    test("with nodejs_compat, a request holding a context and a transaction open changes no other request's answers", async () => {
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      const { alone, beside, held, after } = await probeAloneAndBeside(worker, 502);
+      assert.deepEqual({ ...alone, visible: undefined }, {
+        bare: { ok: 1 },
+        bareTransaction: { ok: 2 },
+        inContext: { ok: 3 },
+        handle: { ok: 4 },
+        visible: undefined,
+      });
+      // The others neither join the held transaction nor see its uncommitted row.
+      for (const answer of beside) assert.deepEqual(answer, alone);
+      // Its own db.* call joined it.
+      assert.deepEqual(held, { id: 502, joined: "held" });
+      assert.equal(Number((after.visible as { ok: unknown }).ok), Number((alone.visible as { ok: unknown }).ok) + 1);
+      await stop(worker);
+    });
+
+    for (const compatibilityDate of ["2024-09-22", "2024-09-23"]) {
+      // Before 2024-09-23 there is no `process` global, so AsyncLocalStorage can only be imported.
+      const early = compatibilityDate < "2024-09-23";
+      const skip = early && !postgres && "mysql2 needs the Buffer global, which nodejs_compat has from 2024-09-23";
+      const name =
+        `with nodejs_compat dated ${compatibilityDate}, scopes follow async context: db.* inside db.transaction joins it`;
+      test(name, { skip }, async () => {
+        const worker = await start(true, { compatibilityDate, postgresOnly: early });
+        await ok(worker, "/setup");
+        assert.equal((await ok(worker, "/facts")).asyncContextAvailable, true);
+        const id = compatibilityDate === "2024-09-22" ? 601 : 602;
+        assert.deepEqual(await ok(worker, `/joins?id=${id}`), { same: true, seen: "joined" });
+        assert.deepEqual(await ok(worker, "/implicit"), { onReplica: true, onPrimary: false });
+        await stop(worker);
+      });
+    }
+
+    test("a Worker querying outside db.context() is told once, on its console, to wrap requests in it", async () => {
+      // Postgres trusts this client, so the password only has to stay out of the warning.
+      const password = "pw-never-printed-7f3a";
+      const withPassword = new URL(url);
+      if (postgres) withPassword.password = password;
+      const worker = await start(true, { url: withPassword.toString() });
+      await ok(worker, "/setup");
+      assert.doesNotMatch(await written(worker), /outside db\.context/);
+      for (let id = 701; id <= 703; id++) assert.equal((await ok(worker, `/bare?id=${id}`)).note, "bare");
+      await Promise.all([704, 705].map((id) => ok(worker, `/bare?id=${id}`)));
+      const text = await written(worker);
+      const warnings = text.match(/opened a connection outside db\.context\(\)/g) ?? [];
+      assert.equal(warnings.length, 1, text);
+      assert.match(text, new RegExp(`Roost: Database\\("${dialect}" [^)]*\\) opened a connection outside`));
+      assert.match(text, /db\.context\(\(scope\) => \.\.\.\)/);
+      assert.doesNotMatch(text, new RegExp(password));
+      await stop(worker);
+    });
+
+    test("requests that run in db.context(), and an instance that chose its connectionScope, print no warning", async () => {
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      assert.deepEqual(await ok(worker, "/explicit"), { one: 1 });
+      await Promise.all([801, 802, 803].map((id) => ok(worker, `/context?id=${id}`)));
+      await ok(worker, `/joins?id=804`);
+      await ok(worker, "/implicit");
+      await ok(worker, `/kysely?id=805`);
+      assert.doesNotMatch(await written(worker), /Roost:|outside db\.context/);
+      await stop(worker);
+    });
   });
 }

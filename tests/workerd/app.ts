@@ -31,6 +31,31 @@ function readOnlyQuery(dialect: Dialect) {
     : sql`select @@tx_read_only as v`;
 }
 
+function connectionIdQuery(dialect: Dialect) {
+  return dialect === "postgres" ? sql`select pg_backend_pid() as id` : sql`select connection_id() as id`;
+}
+
+/** Ids of `/hold` requests holding their context open, and of those told to let go. */
+const holding = new Set<number>();
+const released = new Set<number>();
+
+/** Waits (polling, so no promise crosses requests) until another request releases `id`. */
+async function heldUntilReleased(id: number): Promise<void> {
+  holding.add(id);
+  while (!released.has(id)) await new Promise((resolve) => setTimeout(resolve, 5));
+  holding.delete(id);
+}
+
+/** A route's answer or its error, as the suite compares them. */
+async function outcome(run: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return { ok: await run() };
+  } catch (error) {
+    const { name, code } = error as { name: string; code?: string };
+    return { name, code };
+  }
+}
+
 const isReadOnly = (value: unknown) => value === "on" || value === 1 || value === "1" || value === true;
 
 /** One request's work: queries, 10 concurrent ones, a transaction, a replica read. */
@@ -77,8 +102,63 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
     const id = Number(url.searchParams.get("id") ?? 0);
     switch (url.pathname) {
       case "/setup":
-        await db.execute(sql`create table if not exists items (id int primary key, note varchar(20) not null)`);
+        // In a context, as every route that should not be warned about connections outside one.
+        await db.context((scope) =>
+          scope.execute(sql`create table if not exists items (id int primary key, note varchar(20) not null)`)
+        );
         return { created: true };
+      case "/hold":
+        // Holds a context and a transaction open until /release: the handles work with or without async context.
+        return await db.context((scope) =>
+          scope.transaction(async (tx) => {
+            await tx.execute(sql`insert into items (id, note) values (${id}, ${"held"})`);
+            // With async context db.* joins the transaction: it sees the uncommitted row.
+            const joined = asyncContextAvailable
+              ? await db.fetchVal(sql`select note from items where id = ${id}`)
+              : "no async context";
+            await heldUntilReleased(id);
+            return { id, joined };
+          })
+        );
+      case "/holding":
+        return { holding: holding.has(id) };
+      case "/release":
+        released.add(id);
+        return { released: id };
+      case "/probe":
+        // What each way of querying answers: db.* outside scopes, db.* inside them, and the handles.
+        return {
+          bare: await outcome(() => db.fetchVal(sql`select 1 as one`)),
+          bareTransaction: await outcome(() => db.transaction((tx) => tx.fetchVal(sql`select 2 as two`))),
+          inContext: await outcome(() => db.context(() => db.fetchVal(sql`select 3 as three`))),
+          handle: await outcome(() => db.context((scope) => scope.fetchVal(sql`select 4 as four`))),
+          visible: await outcome(() =>
+            db.context((scope) => scope.fetchVal(sql`select count(*) from items where note = ${"held"}`))
+          ),
+        };
+      case "/joins":
+        // db.* inside db.transaction inside db.context runs on the transaction's connection.
+        return await db.context(() =>
+          db.transaction(async (tx) => {
+            const own = await tx.fetchVal(connectionIdQuery(dialect));
+            const viaDb = await db.fetchVal(connectionIdQuery(dialect));
+            await db.execute(sql`insert into items (id, note) values (${id}, ${"joined"})`);
+            return { same: own === viaDb, seen: await tx.fetchVal(sql`select note from items where id = ${id}`) };
+          })
+        );
+      case "/explicit": {
+        // An instance that chose connectionScope "context" itself, queried outside any context.
+        const chosen = new Database(urls[dialect]!, { driver: drivers[dialect], connectionScope: "context" });
+        try {
+          return { one: Number(await chosen.fetchVal(sql`select 1 as one`)) };
+        } finally {
+          await chosen.close();
+        }
+      }
+      case "/log":
+        // A marker in the Worker's console: once the suite reads it, everything logged before has arrived.
+        console.log(`marker ${id}`);
+        return { logged: id };
       case "/context":
         // The request's own connections, closed before the response leaves.
         return await db.context((scope) => work(scope, dialect, id));

@@ -99,6 +99,8 @@ export async function bundleWorker(entry: string, options: BundleOptions): Promi
 export interface WorkerOptions {
   /** Run with the `nodejs_compat` compatibility flag. */
   nodejsCompat: boolean;
+  /** The compatibility date; default 2025-09-01. */
+  compatibilityDate?: string;
   /** Text bindings (`env`). */
   bindings?: Record<string, string>;
   /** Receives everything workerd writes (its logs and the Worker's console). */
@@ -110,7 +112,7 @@ export function startWorker(script: string, options: WorkerOptions): Miniflare {
   return new Miniflare({
     // Listed, not discovered: miniflare would refuse the computed driver imports the bundle keeps (never reached here).
     modules: [{ type: "ESModule", path: "worker.js", contents: script }],
-    compatibilityDate: "2025-09-01",
+    compatibilityDate: options.compatibilityDate ?? "2025-09-01",
     compatibilityFlags: options.nodejsCompat ? ["nodejs_compat"] : [],
     bindings: options.bindings ?? {},
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {

@@ -1,6 +1,7 @@
 /**
- * The suite's Worker without `nodejs_compat`: Postgres only (mysql2 needs
- * Node's `net`), and no async context.
+ * The suite's Postgres-only Worker: without `nodejs_compat` (mysql2 needs
+ * Node's `net`), where there is no async context, and with it before
+ * 2024-09-23 (mysql2 needs the `Buffer` global that date brings).
  *
  * @module
  */
