@@ -568,7 +568,7 @@ for (const target of targets()) {
       );
       assert.ok(listener.clients.length >= 1, "the client connected");
       assert.deepEqual(db.stats().primary, { size: 0, idle: 0, busy: 0, waiting: 0 });
-      await eventually("the client closes its sockets", () => listener.open, (n) => n === 0, 3_000);
+      await eventually("the client closes its sockets", () => listener.open, (n) => n === 0, 10_000);
       await db.close();
     });
 
