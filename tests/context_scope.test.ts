@@ -244,16 +244,17 @@ for (const target of targets().filter((t) => !t.url.includes(":memory:"))) {
     test("a replica that cannot connect leaves the rotation and is tried again only by a read once due", async () => {
       const missing = tempDatabasePath();
       // Outside contexts every read opens a connection (with worker=true, a thread: a few hundred ms on Deno); the
-      // recheck delay must leave room for several reads before it is due: 400 ms, or more where connecting is slow.
+      // recheck delay must leave room for several reads before it is due: 300 ms, or more where connecting is slow.
       const timing = open();
       const from = Date.now();
       for (let i = 0; i < 2; i++) await timing.fetchVal(sql`select 1`);
-      const recheck = Math.max(400, Math.ceil((Date.now() - from) * 8 / 100) * 100);
+      const recheck = Math.max(300, Math.ceil((Date.now() - from) * 6 / 100) * 100);
       await timing.close();
       const events: QueryEvent[] = [];
       const db = open({
         replicas: [unreachableReplica(target, missing)],
-        routing: { reads: "replicas", recheckAfter: recheck },
+        // Its cap follows, so a long calibrated delay still doubles twice.
+        routing: { reads: "replicas", recheckAfter: recheck, maxRecheckAfter: 4 * recheck },
         onQuery: (event) => events.push(event),
       });
       const replicaTries = () => events.filter((e) => e.served === "replica").length;
