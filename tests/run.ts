@@ -46,7 +46,10 @@ const runners: Record<string, Runner> = {
     fullName: (name) => name.includes(" > ") ? name : "",
     counts: (out) => ({
       // Deno counts each describe as a test and each test inside it as a step;
-      // so every test of the suite lives inside a describe.
+      // so every test of the suite lives inside a describe. A test skipped with
+      // node:test's `skip` option (tests/support.ts skipUnless) is an ignored
+      // step: "0 ignored (35 steps)". Skip tests, never a describe: Deno would
+      // count a skipped describe as one ignored test, Node and Bun not at all.
       passed: number(out, /\| \d+ passed \((\d+) steps?\)/),
       failed: number(out, /\| \d+ failed \((\d+) steps?\)/) || number(out, /\| (\d+) failed/),
       skipped: number(out, /\| \d+ ignored \((\d+) steps?\)/),
