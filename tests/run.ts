@@ -146,7 +146,8 @@ function countsByTarget(runner: Runner, report: string): Map<string, Counts> {
   const byTarget = new Map<string, Counts>();
   if (!existsSync(report)) return byTarget;
   const xml = readFileSync(report, "utf8");
-  for (const match of xml.matchAll(/<testcase\b([^>]*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)) {
+  // Attributes are read quote by quote: Node's report leaves a ">" in a test's name unescaped.
+  for (const match of xml.matchAll(/<testcase\b((?:[^>"]|"[^"]*")*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)) {
     const [, attributes, body = ""] = match;
     const fullName = runner.fullName(attribute(attributes, "name"), attribute(attributes, "classname"));
     if (fullName === "") continue;
