@@ -13,7 +13,7 @@ import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/cli.ts";
-import { runtime, tempDatabasePath } from "./support.ts";
+import { runtime, skipUnless, tempDatabasePath } from "./support.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = join(root, "bin", "roost.js");
@@ -303,7 +303,7 @@ describe("roost command line, installed from the npm package", () => {
   const bunPath = join(root, "node_modules", ".bin", "bun");
   test(
     "npm pack, npm install, then npx roost (and bun x roost) run migrations, .ts ones importing @roost/db included",
-    { skip: runtime === "node" ? false : "packaging runs once, on Node (npm's own runtime)" },
+    skipUnless(runtime === "node", "packaging runs once, on Node (npm's own runtime)"),
     async () => {
       const work = await mkdtemp(join(tmpdir(), "roost-pack-"));
       // npm, npx and the bin's `#!/usr/bin/env node` find this Node first.

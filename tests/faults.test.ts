@@ -217,16 +217,17 @@ for (const target of targets().filter((t) => t.dialect === "postgres")) {
         standby = await createStandby(target.url);
       } catch (error) {
         if (inCi) throw error;
-        console.warn(`SKIPPING the restart test on ${standbyLabel(target)}: ${messageOf(error)}`);
+        console.warn(`SKIPPING ${standbyLabel(target)}: no standby for the restart test: ${messageOf(error)}`);
       }
     });
     after(() => standby?.destroy());
 
     test(
-      "stopped under 50 queries: each fails with a ConnectionError, nothing goes unhandled, and it serves again within 5 s of its start",
+      "stopped under 50 queries: each fails with a ConnectionError, nothing goes unhandled, and it serves again within 15 s of its start",
       { timeout: 60_000 },
-      async () => {
-        if (standby === undefined) return;
+      async (t) => {
+        // Decided in before(): Node and Bun report the skip; Deno's node:test has no t.skip() and reports a pass.
+        if (standby === undefined) return t.skip("no standby could be created here (see the SKIPPING line)");
         const since = unhandled.length;
         const app = uniqueName("faults_restart");
         const db = new Database(withOptions(standby.url, { application_name: app, connect_timeout: 2 }), {
@@ -266,7 +267,7 @@ for (const target of targets().filter((t) => t.dialect === "postgres")) {
           const started = Date.now();
           let recovered: number | undefined;
           let last: unknown;
-          while (Date.now() - started < 5_000) {
+          while (Date.now() - started < 15_000) {
             const attempt = await outcome(() => db.fetchVal<number>(sql`select 1`));
             if (attempt.ok) {
               recovered = Date.now() - started;
@@ -275,8 +276,7 @@ for (const target of targets().filter((t) => t.dialect === "postgres")) {
             last = attempt.error;
             await sleep(50);
           }
-          assert.ok(recovered !== undefined, `no query succeeded within 5 s of start(); last error: ${String(last)}`);
-          assert.ok(recovered < 5_000, `recovered after ${recovered} ms`);
+          assert.ok(recovered !== undefined, `no query succeeded within 15 s of start(); last error: ${String(last)}`);
           const again = await Promise.all(Array.from({ length: 10 }, () => db.fetchVal<number>(sql`select 1`)));
           assert.deepEqual(again.map(Number), Array(10).fill(1));
           console.log(
@@ -543,12 +543,12 @@ for (const target of targets()) {
     );
 
     // 3. A closed port.
-    test("connecting to a closed port fails with a ConnectionError in under 2 s", async () => {
+    test("connecting to a closed port fails with a ConnectionError in under 10 s (connect_timeout: 30 s)", async () => {
       const port = await closedPort();
       const db = open(atPort(target.url, port));
       const result = await outcome(() => db.fetchVal(sql`select 1`));
       assert.ok(!result.ok && result.error instanceof ConnectionError, `got ${show(result)}`);
-      assert.ok(result.ms < 2_000, `failed after ${result.ms} ms`);
+      assert.ok(result.ms < 10_000, `failed after ${result.ms} ms`);
       console.log(
         `${target.label}: closed port refused in ${result.ms} ms (${(result.error as ConnectionError).code})`,
       );
@@ -562,13 +562,13 @@ for (const target of targets()) {
       const db = open(withOptions(atPort(target.url, listener.port), { connect_timeout: 1 }));
       const result = await outcome(() => db.fetchVal(sql`select 1`));
       assert.ok(!result.ok && result.error instanceof ConnectionError, `got ${show(result)}`);
-      assert.ok(result.ms >= 800 && result.ms <= 3_000, `failed after ${result.ms} ms`);
+      assert.ok(result.ms >= 800 && result.ms < 10_000, `failed after ${result.ms} ms (the default is 30 s)`);
       console.log(
         `${target.label}: silent server timed out in ${result.ms} ms (${(result.error as ConnectionError).code})`,
       );
       assert.ok(listener.clients.length >= 1, "the client connected");
       assert.deepEqual(db.stats().primary, { size: 0, idle: 0, busy: 0, waiting: 0 });
-      await eventually("the client closes its sockets", () => listener.open, (n) => n === 0, 3_000);
+      await eventually("the client closes its sockets", () => listener.open, (n) => n === 0, 10_000);
       await db.close();
     });
 
@@ -586,7 +586,7 @@ for (const target of targets()) {
         const db = open(withOptions(atPort(own.url, proxy.port), options));
         const result = await outcome(() => db.fetchVal(sql`select 1`));
         assert.ok(!result.ok && result.error instanceof ConnectionError, `got ${show(result)}`);
-        assert.ok(result.ms >= 800 && result.ms <= 3_000, `failed after ${result.ms} ms`);
+        assert.ok(result.ms >= 800 && result.ms < 10_000, `failed after ${result.ms} ms (the default is 30 s)`);
         assert.deepEqual(db.stats().primary, { size: 0, idle: 0, busy: 0, waiting: 0 });
 
         await sleep(3_000); // past the proxy's delay: a client that kept its socket would now be logged in
@@ -616,14 +616,17 @@ for (const target of targets()) {
       // statementTimeout-option: the Database option (before it existed: the URL's `statement_timeout=300`).
       const db = open(target.url, { statementTimeout: 300, pool: { max: 1 } });
       const before = await backendId(db);
-      const result = await outcome(() => db.fetchVal(postgres ? sql`select pg_sleep(3)` : sql`select sleep(3)`));
+      const result = await outcome(() => db.fetchVal(postgres ? sql`select pg_sleep(20)` : sql`select sleep(20)`));
       assert.ok(!result.ok, "the slow statement was cancelled");
       const error = result.error;
       // statementTimeout-option: a QueryCanceledError (before it existed: a QueryError) with the server's code.
       assert.ok(error instanceof QueryCanceledError, `got ${String(error)}`);
       assert.ok(error instanceof QueryError);
       assert.equal(error.code, postgres ? "57014" : "ER_STATEMENT_TIMEOUT");
-      assert.ok(result.ms >= 250 && result.ms < 2_000, `cancelled after ${result.ms} ms`);
+      assert.ok(
+        result.ms >= 250 && result.ms < 10_000,
+        `cancelled after ${result.ms} ms, well before the 20 s statement`,
+      );
       console.log(`${target.label}: statement cancelled after ${result.ms} ms with ${error.code}`);
       assert.equal(Number(await db.fetchVal(sql`select 1`)), 1);
       assert.equal(await backendId(db), before, "the same connection serves the next query");

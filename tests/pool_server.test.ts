@@ -69,7 +69,7 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
     });
     after(() => own.drop());
 
-    test("saturation: max busy, 20 waiters, each timeout fires within 100 ms and says how long and how big", async () => {
+    test("saturation: max busy, 20 waiters, each timeout fires at acquireTimeout and says how long and how big", async () => {
       const db = open({ pool: { max: 3, acquireTimeout: 300 } });
       const release = signal();
       const holders = [1, 2, 3].map(() => db.connection(() => release.promise));
@@ -86,10 +86,12 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
       for (const { ok, ms, error } of await Promise.all(waits)) {
         assert.equal(ok, false);
         assert.ok(error instanceof PoolTimeoutError, String(error));
-        assert.ok(ms >= 290 && ms < 400, `timed out after ${ms} ms`);
+        // Never early; the holders never release before the timeouts, so only the pool's timer ends the wait
+        // (the upper limit is for a busy machine, not a measurement).
+        assert.ok(ms >= 290 && ms < 5_000, `timed out after ${ms} ms`);
         const waited = Number(error.message.match(/no connection became free in (\d+) ms/)?.[1]);
         // Date.now() has millisecond steps, so a timer may seem to fire 1 ms early.
-        assert.ok(waited >= 299 && waited < 400, error.message);
+        assert.ok(waited >= 299 && waited < 5_000, error.message);
         assert.match(error.message, /acquireTimeout 300 ms/);
         assert.match(error.message, /3 of 3 busy, max 3/);
       }
@@ -141,7 +143,7 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
         while (!stop) seen.push(Number(await db.fetchVal(sql`select count(*) from ${table}`)));
       });
       await sleep(100);
-      const started = Date.now();
+      // A transaction starved by the stream would fail with a PoolTimeoutError after acquireTimeout (5 s).
       await db.transaction(async (tx) => {
         await tx.execute(sql`insert into ${table} (n) values (1)`);
         const before = seen.length;
@@ -149,10 +151,8 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
         // The row is inserted and not committed: no statement ran on this connection, so none saw it.
         assert.deepEqual(seen.slice(before).filter((n) => n !== 0), []);
       });
-      const took = Date.now() - started;
       stop = true;
       await Promise.all(lanes);
-      assert.ok(took < 2_000, `the transaction waited ${took} ms for a connection`);
       assert.equal(Number(await db.fetchVal(sql`select count(*) from ${table}`)), 1);
       await db.execute(sql`drop table ${table}`);
       await db.close();
@@ -329,18 +329,19 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
     test("close() waits no longer than its timeout, then closes the connections still busy", async () => {
       const db = open({ pool: { max: 2 } });
       const idle = db.fetchVal(sql`select 1`);
-      const slow = db.fetchVal(slowQuery(0.6)).then(() => "finished", (error) => error);
+      const slow = db.fetchVal(slowQuery(6)).then(() => "finished", (error) => error);
       await idle;
       await slowQueriesRunning(1);
       assert.equal(db.stats().primary.busy, 1);
       const started = Date.now();
       await db.close({ timeout: 100 });
       const took = Date.now() - started;
-      assert.ok(took >= 90 && took < 400, `close took ${took} ms`);
+      // Well before the statement's 6 s: close() did not wait for it.
+      assert.ok(took >= 90 && took < 3_000, `close took ${took} ms`);
       assert.equal(db.stats().primary.size, 0);
       const outcome = await slow; // the driver may let it finish or cut it off, but it settles
       assert.ok(outcome === "finished" || outcome instanceof Error, String(outcome));
-      await serverCountIs(0, "after the forced close", 5_000);
+      await serverCountIs(0, "after the forced close", 10_000);
     });
   });
 }

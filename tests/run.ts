@@ -46,7 +46,10 @@ const runners: Record<string, Runner> = {
     fullName: (name) => name.includes(" > ") ? name : "",
     counts: (out) => ({
       // Deno counts each describe as a test and each test inside it as a step;
-      // so every test of the suite lives inside a describe.
+      // so every test of the suite lives inside a describe. A test skipped with
+      // node:test's `skip` option (tests/support.ts skipUnless) is an ignored
+      // step: "0 ignored (35 steps)". Skip tests, never a describe: Deno would
+      // count a skipped describe as one ignored test, Node and Bun not at all.
       passed: number(out, /\| \d+ passed \((\d+) steps?\)/),
       failed: number(out, /\| \d+ failed \((\d+) steps?\)/) || number(out, /\| (\d+) failed/),
       skipped: number(out, /\| \d+ ignored \((\d+) steps?\)/),
@@ -143,7 +146,8 @@ function countsByTarget(runner: Runner, report: string): Map<string, Counts> {
   const byTarget = new Map<string, Counts>();
   if (!existsSync(report)) return byTarget;
   const xml = readFileSync(report, "utf8");
-  for (const match of xml.matchAll(/<testcase\b([^>]*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)) {
+  // Attributes are read quote by quote: Node's report leaves a ">" in a test's name unescaped.
+  for (const match of xml.matchAll(/<testcase\b((?:[^>"]|"[^"]*")*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)) {
     const [, attributes, body = ""] = match;
     const fullName = runner.fullName(attribute(attributes, "name"), attribute(attributes, "classname"));
     if (fullName === "") continue;

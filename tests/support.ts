@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import type { TestOptions } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ConfigError, Database, type DatabaseOptions, type DialectName, type DriverName, sql } from "../mod.ts";
 import { availableDrivers } from "../src/drivers/mod.ts";
@@ -189,6 +190,31 @@ export function runScript(
   child.stdout.on("data", (chunk) => stdout += chunk);
   child.stderr.on("data", (chunk) => stderr += chunk);
   return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+/**
+ * The suite's one way to leave a test out where it does not apply: node:test
+ * options (`options` kept) that skip it with `reason` unless `applies`.
+ * node --test, bun test and deno test all report such a test as skipped
+ * (Deno: an ignored step), so a test that does not apply never counts as a
+ * pass. Skip tests, not describes: a skipped describe vanishes from Node's
+ * and Bun's counts. Where a whole group cannot apply, do not define it.
+ */
+export function skipUnless(applies: boolean, reason: string, options: TestOptions = {}): TestOptions {
+  return applies ? options : { ...options, skip: reason };
+}
+
+/**
+ * Resolves as `promise` does, or fails naming `what` when it has not settled
+ * within `ms`: a generous limit for "this happens instead of hanging", never
+ * a measurement of how fast.
+ */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** Column types that differ between dialects. */
