@@ -251,12 +251,15 @@ export class Pool<C> {
   /** The least loaded busy connection a single statement may join now, with that statement counted in. */
   #share(): PooledConnection<C> | undefined {
     const now = this.#now();
+    const wallClock = Date.now();
     let least: PooledConnection<C> | undefined;
     for (const item of this.#all) {
       if (
         !item.shared || item.broken || item.holders >= shareDepth || now - item.since >= shareWithin ||
         (least !== undefined && item.holders >= least.holders) || this.#hooks.broken?.(item.connection)
       ) continue;
+      // A connection past its lifetime takes no more, so it drains and retires even under steady load.
+      if (wallClock >= item.expiresAt) continue;
       least = item;
     }
     if (least !== undefined) least.holders++;

@@ -154,6 +154,20 @@ describe("pool sharing (in-memory fake connections)", () => {
     await pool.close();
   });
 
+  test("a shared connection past its maxLifetime takes no more statements, so it retires under steady load", async () => {
+    const { pool, opened } = fakePool({ maxLifetime: 20 });
+    const first = await pool.acquire(true);
+    await sleep(40); // past the lifetime by wall clock; the statement's age stays 0 on the pool's own clock
+    const second = pool.acquire(true);
+    assert.equal(await state(second), "pending", "nothing joins an expired connection");
+    pool.release(first);
+    const fresh = (await second) as PooledConnection<Fake>;
+    assert.notEqual(fresh, first);
+    assert.equal(opened[0].closed, true, "the expired one retired");
+    pool.release(fresh);
+    await pool.close();
+  });
+
   test("close() fails statements waiting to share with ClosedError", async () => {
     const { pool, ageOut } = fakePool();
     const first = await pool.acquire(true);
