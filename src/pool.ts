@@ -16,7 +16,7 @@ import { backgroundTimeout } from "./runtime.ts";
  */
 export const shareWithin = 5;
 /** At most this many single statements are in flight on one shared connection. */
-export const shareDepth = 4;
+export const shareDepth = 8;
 
 /** Pool limits and timeouts; durations are in milliseconds, and 0 disables a timeout. */
 export interface PoolOptions {
