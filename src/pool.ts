@@ -10,6 +10,15 @@
 import { ClosedError, PoolTimeoutError } from "./errors.ts";
 import { backgroundTimeout } from "./runtime.ts";
 
+/**
+ * A busy connection of a pipelining driver takes one more single statement
+ * only while the statement it runs began less than this many milliseconds
+ * ago, so nothing queues behind a statement already known to be slow.
+ */
+export const shareWithin = 5;
+/** At most this many single statements are in flight on one shared connection. */
+export const shareDepth = 8;
+
 /** Pool limits and timeouts; durations are in milliseconds, and 0 disables a timeout. */
 export interface PoolOptions {
   /** Connections kept open even when idle (opened by `connect()`, refilled in the background). Default 0. */
@@ -57,6 +66,8 @@ export interface PoolHooks<C> {
    * rejects when it is dead, or undefined when the connection needs no check.
    */
   ping?(connection: C): Promise<void> | undefined;
+  /** The clock the age of a shared connection's statement is read from (tests pass their own). Default `Date.now`. */
+  now?(): number;
 }
 
 /** One pooled connection and its bookkeeping. */
@@ -73,6 +84,11 @@ export class PooledConnection<C> {
   holders = 1;
   /** Set while only single statements of a pipelining driver hold it, so more of them may join. */
   shared = false;
+  /**
+   * While shared: when the statement it runs now began, as far as the pool
+   * can tell (when it was handed out, or when a statement sharing it ended).
+   */
+  since = 0;
   /** Set when an error showed the connection is unusable. */
   broken = false;
   /** Set once the connection has been given back (so the next hand-out may need a check). */
@@ -112,6 +128,7 @@ export const poolDefaults: ResolvedPoolOptions = Object.freeze({
 /** A pool of connections of type `C`. */
 export class Pool<C> {
   readonly #hooks: PoolHooks<C>;
+  readonly #now: () => number;
   readonly #options: ResolvedPoolOptions;
   readonly #label: string;
   readonly #all = new Set<PooledConnection<C>>();
@@ -135,6 +152,7 @@ export class Pool<C> {
    */
   constructor(hooks: PoolHooks<C>, options: ResolvedPoolOptions, label: string, reuse = true) {
     this.#hooks = hooks;
+    this.#now = hooks.now ?? Date.now;
     this.#options = options;
     this.#label = label;
     this.#reuse = reuse;
@@ -161,22 +179,39 @@ export class Pool<C> {
     await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.#openIdle()));
   }
 
-  /** Takes a connection, waiting (FIFO) up to `acquireTimeout` when all are busy. */
+  /**
+   * Takes a connection, waiting (FIFO) up to `acquireTimeout` when all are
+   * busy. With `shares` (one statement of a pipelining driver), a busy
+   * connection may be shared while its current statement is young and its
+   * pipeline short ({@linkcode shareWithin}, {@linkcode shareDepth}).
+   */
   async acquire(shares = false): Promise<PooledConnection<C>> {
     for (;;) {
       const item = await this.#obtain(shares);
-      // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
-      const fresh = !item.released;
-      if (item.holders > 1 || fresh || Date.now() - item.idleSince < this.#options.validateAfter) return item;
-      const check = this.#hooks.ping?.(item.connection);
-      if (check === undefined) return item;
-      try {
-        await check;
-        return item;
-      } catch {
-        item.holders = 0;
-        this.#destroy(item);
+      if (!await this.#checked(item)) continue;
+      if (shares && item.holders === 1 && !item.shared) {
+        // An idle or new connection taken by a single statement is one that more of them may join.
+        this.#startShared(item);
+        this.#dispatch();
       }
+      return item;
+    }
+  }
+
+  /** False when a long-idle connection failed its check (it is closed then). */
+  async #checked(item: PooledConnection<C>): Promise<boolean> {
+    // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
+    const fresh = !item.released;
+    if (item.holders > 1 || fresh || Date.now() - item.idleSince < this.#options.validateAfter) return true;
+    const check = this.#hooks.ping?.(item.connection);
+    if (check === undefined) return true;
+    try {
+      await check;
+      return true;
+    } catch {
+      item.holders = 0;
+      this.#destroy(item);
+      return false;
     }
   }
 
@@ -198,25 +233,35 @@ export class Pool<C> {
 
   /**
    * A connection for one statement of a pipelining driver, taken at once: an
-   * idle one, or, when none is idle and the pool is full, the busy one with
-   * the fewest such statements (never one a scope or stream holds). Undefined
-   * when the caller must go through `acquire`: one can still be opened, or
-   * others wait (sharing stops then, so busy connections drain to them).
+   * idle one, or, when none is idle and the pool is full, a busy one that
+   * only such statements hold (never one a scope or stream holds), whose
+   * current statement began less than {@linkcode shareWithin} ms ago and
+   * with fewer than {@linkcode shareDepth} in flight, the least loaded.
+   * Undefined when the caller must go through `acquire`: one can still be
+   * opened, others wait (they go first; while a scope or stream waits,
+   * nothing is shared, so busy connections drain to it), or no busy
+   * connection may be shared now.
    */
   takeShared(): PooledConnection<C> | undefined {
     const ready = this.takeReady();
-    if (ready !== undefined) {
-      ready.shared = true;
-      return ready;
-    }
-    if (this.#exclusiveWaiters > 0 || this.closed || this.#canGrow()) return undefined;
+    if (ready !== undefined) return this.#startShared(ready);
+    if (this.#waiters.length > 0 || this.closed || this.#canGrow()) return undefined;
     return this.#share();
   }
 
+  /** The least loaded busy connection a single statement may join now, with that statement counted in. */
   #share(): PooledConnection<C> | undefined {
+    const now = this.#now();
+    const wallClock = Date.now();
     let least: PooledConnection<C> | undefined;
     for (const item of this.#all) {
-      if (item.shared && !item.broken && (least === undefined || item.holders < least.holders)) least = item;
+      if (
+        !item.shared || item.broken || item.holders >= shareDepth || now - item.since >= shareWithin ||
+        (least !== undefined && item.holders >= least.holders) || this.#hooks.broken?.(item.connection)
+      ) continue;
+      // A connection past its lifetime takes no more, so it drains and retires even under steady load.
+      if (wallClock >= item.expiresAt) continue;
+      least = item;
     }
     if (least !== undefined) least.holders++;
     return least;
@@ -241,7 +286,12 @@ export class Pool<C> {
   release(item: PooledConnection<C>, broken = false): void {
     if (broken) item.broken = true;
     if (--item.holders > 0) {
-      if (item.shared) return;
+      if (item.shared) {
+        // Its next statement starts now: statements waiting to share may join it.
+        item.since = this.#now();
+        this.#dispatch();
+        return;
+      }
       // A borrower gave back a streaming connection: the next waiter may borrow it.
       if (this.#lenders.has(item)) this.#dispatch();
       return;
@@ -261,6 +311,8 @@ export class Pool<C> {
     if (waiter) {
       item.holders = 1;
       waiter.resolve(item);
+      // More single statements waiting may join the one that just took it.
+      if (waiter.shares) this.#dispatch();
       return;
     }
     this.#idle.push(item);
@@ -301,21 +353,23 @@ export class Pool<C> {
 
   #obtain(shares: boolean): Promise<PooledConnection<C>> | PooledConnection<C> {
     if (this.closed) throw new ClosedError(`${this.#label} is closed`);
+    // Whoever comes while others wait queues behind them.
     if (this.#waiters.length === 0) {
       const idle = this.#takeIdle();
       if (idle) return idle;
       if (this.#canGrow()) return this.#open();
       const lender = this.#borrow();
       if (lender) return lender;
+      const shared = shares ? this.#share() : undefined;
+      if (shared) return shared;
     }
-    const shared = shares && this.#exclusiveWaiters === 0 ? this.#share() : undefined;
-    if (shared) return shared;
+    // Nothing is sent for a waiting statement, so its timeout withdraws it whole.
     return new Promise<PooledConnection<C>>((resolve, reject) => {
       const waiter: Waiter<C> = {
         resolve: shares
           ? (item) => {
             // A borrowed streaming connection (two holders) stays the stream's.
-            if (item.holders === 1) item.shared = true;
+            if (item.holders === 1) this.#startShared(item);
             resolve(item);
           }
           : resolve,
@@ -342,6 +396,13 @@ export class Pool<C> {
       }
       this.#waiters.push(waiter);
     });
+  }
+
+  /** Marks a connection just handed to a single statement as shared, its statement starting now. */
+  #startShared(item: PooledConnection<C>): PooledConnection<C> {
+    item.shared = true;
+    item.since = this.#now();
+    return item;
   }
 
   #canGrow(): boolean {
@@ -421,10 +482,18 @@ export class Pool<C> {
         else this.release(item);
         continue;
       }
-      if (!this.#canGrow()) return;
-      const waiter = this.#nextWaiter();
-      if (!waiter) return;
-      this.#open().then(waiter.resolve, waiter.reject);
+      if (this.#canGrow()) {
+        const waiter = this.#nextWaiter();
+        if (!waiter) return;
+        this.#open().then(waiter.resolve, waiter.reject);
+        continue;
+      }
+      // None free: a single statement first in line may join a busy connection, unless a scope or stream waits.
+      while (this.#waiters[0]?.settled) this.#waiters.shift();
+      if (this.#waiters[0]?.shares !== true || this.#exclusiveWaiters > 0) return;
+      const shared = this.#share();
+      if (shared === undefined) return;
+      this.#nextWaiter()!.resolve(shared);
     }
   }
 

@@ -16,6 +16,7 @@ import {
   QueryError,
   sql,
 } from "../mod.ts";
+import { shareWithin } from "../src/pool.ts";
 import { eventually, OwnDatabase, signal, sleep, targets, uniqueTable } from "./support.ts";
 
 for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
@@ -117,20 +118,65 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
       await db.close();
     });
 
-    test("50 statements on a pool of 2: never more connections; postgres.js pipelines them on busy connections", async () => {
+    test("50 statements on a pool of 2: never more connections, and each gets its own answer", async () => {
       const db = open({ pool: { max: 2, acquireTimeout: 5_000 } });
       await db.connect();
-      const pipelines = target.driver === "postgres-js";
       const running = Array.from({ length: 50 }, (_, i) => db.fetchVal<number>(sql`select ${i} + 0 as n`));
       const { busy, waiting, size } = db.stats().primary;
       assert.ok(size <= 2 && busy <= 2, JSON.stringify(db.stats().primary));
-      // A pipelining driver queues further statements on its busy connections, as its own pool does; others wait.
-      if (pipelines) assert.equal(waiting, 0);
-      else assert.ok(waiting > 0, JSON.stringify(db.stats().primary));
+      // A pipelining driver queues a few statements on each busy connection (tests/pool.test.ts); the rest wait.
+      assert.ok(waiting > 0 && waiting <= 48, JSON.stringify(db.stats().primary));
       assert.deepEqual((await Promise.all(running)).map(Number), Array.from({ length: 50 }, (_, i) => i));
       assert.ok((await serverConnections()) <= 2);
       assert.deepEqual(db.stats().primary, { size: 2, idle: 2, busy: 0, waiting: 0 });
       await db.close();
+    });
+
+    test("a statement never queues behind a long one: on a pool of 2 busy with a 5 s and a 0.1 s statement, a third ends before the 5 s one", async () => {
+      // Warm with one: the long statement takes it as a statement that others may join.
+      const db = open({ pool: { min: 1, max: 2, acquireTimeout: 20_000 } });
+      await db.connect();
+      const settled: string[] = [];
+      const long = db.fetchVal(slowQuery(5)).finally(() => settled.push("long"));
+      await slowQueriesRunning(1);
+      // Past the age up to which a busy connection may still take a statement (a lower bound: load only adds to it).
+      await sleep(10 * shareWithin);
+      // The short one opens the second connection; the third finds none free and must not join the long one.
+      const short = db.fetchVal(slowQuery(0.1)).finally(() => settled.push("short"));
+      const third = db.fetchVal(sql`select 1`).finally(() => settled.push("third"));
+      assert.equal(Number(await third), 1);
+      assert.deepEqual(settled, ["short", "third"], "the third statement ran on the connection the short one freed");
+      assert.equal(Number(await short), 1);
+      assert.equal(Number(await long), 1);
+      await db.close();
+    });
+
+    test("acquireTimeout bounds the wait to start: with both connections busy on long statements, an insert fails with PoolTimeoutError and never runs", async () => {
+      const db = open({ pool: { min: 2, max: 2, acquireTimeout: 300 } });
+      const table = uniqueTable("late");
+      await db.execute(sql`create table ${table} (n integer)`);
+      await db.connect();
+      assert.equal(db.stats().primary.size, 2);
+      const settled: string[] = [];
+      const longs = [1, 2].map(() => db.fetchVal(slowQuery(5)).finally(() => settled.push("long")));
+      await slowQueriesRunning(2);
+      // Past the age up to which a busy connection may still take a statement (a lower bound: load only adds to it).
+      await sleep(10 * shareWithin);
+      const insert = db.execute(sql`insert into ${table} (n) values (1)`).then(
+        () => "inserted",
+        (error: unknown) => error,
+      ).finally(() => settled.push("insert"));
+      const outcome = await insert;
+      assert.ok(outcome instanceof PoolTimeoutError, String(outcome));
+      assert.match(outcome.message, /acquireTimeout 300 ms/);
+      assert.deepEqual(settled, ["insert"], "it failed before the long statements ended");
+      assert.deepEqual((await Promise.all(longs)).map(Number), [1, 1]);
+      // Whatever a pool had queued on a connection has run once the long statements ended and the pool closed.
+      await db.close();
+      const check = open();
+      assert.equal(Number(await check.fetchVal(sql`select count(*) from ${table}`)), 0, "the insert never ran");
+      await check.execute(sql`drop table ${table}`);
+      await check.close();
     });
 
     test("under a stream of statements, a transaction gets a connection of its own, and nothing rides on it", async () => {
