@@ -136,9 +136,12 @@ function convertRow(row: Row, plan: Plan): Row {
 class Mysql2Connection implements DriverConnection {
   readonly #connection: Connection;
   #lost: Error | undefined;
+  /** The server's connection id. */
+  readonly backendId: number;
 
   constructor(connection: Connection) {
     this.#connection = connection;
+    this.backendId = connection.threadId;
     // An idle connection's error must never crash the process: remember it, fail the next use.
     connection.on("error", (error: Error) => this.#lost = error);
     // The server closing the socket (KILL, a restart) comes as "end"; "error" follows only once the socket
@@ -323,13 +326,6 @@ export const mysql2: Driver = {
     } catch (error) {
       await wrapped.close();
       throw error;
-    }
-    if (url.options.statement_timeout !== undefined) {
-      // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
-      const ms = Number(url.options.statement_timeout);
-      await wrapped.execute(`SET SESSION max_statement_time = ${ms / 1_000}`, []).catch(() =>
-        wrapped.execute(`SET SESSION max_execution_time = ${ms}`, [])
-      );
     }
     return wrapped;
   },
