@@ -26,7 +26,17 @@ import {
   sql,
 } from "../mod.ts";
 import { createStandby, type Standby } from "./standby.ts";
-import { eventually, inCi, OwnDatabase, sleep, type Target, targets, uniqueName, uniqueTable } from "./support.ts";
+import {
+  eventually,
+  inCi,
+  OwnDatabase,
+  signal,
+  sleep,
+  type Target,
+  targets,
+  uniqueName,
+  uniqueTable,
+} from "./support.ts";
 
 /** Every promise rejection nobody handled while this file ran. */
 const unhandled: unknown[] = [];
@@ -630,6 +640,38 @@ for (const target of targets()) {
       assert.deepEqual(db.stats().primary, { size: 1, idle: 1, busy: 0, waiting: 0 });
       await db.close();
     });
+
+    // close × a stream in flight.
+    if (server) {
+      test("close({ timeout: 100 }) with a stream paused between batches: the loop fails with a ConnectionError, never ends as if complete", async () => {
+        const db = open(own!.url);
+        const total = 100_000;
+        const rows = postgres
+          ? sql`select g from generate_series(1, ${total}) g`
+          : sql`select seq from seq_1_to_100000`;
+        const paused = signal();
+        const closed = signal();
+        const reading = outcome(async () => {
+          let n = 0;
+          for await (const _ of db.iterate(rows, undefined, { batchSize: 10 })) {
+            if (n++ === 0) {
+              paused.resolve();
+              await closed.promise;
+            }
+          }
+          return n;
+        });
+        await paused.promise;
+        await db.close({ timeout: 100 });
+        closed.resolve();
+        // close-cuts-streams: before, postgres.js ended the loop after the first batch as if the result were complete,
+        // and a mysql2 loop waited forever. A driver that reads the rows first (bun-sql on MySQL) may hand them all.
+        const result = await within(reading, 10_000, "the loop's end");
+        if (result.ok) assert.equal(result.value, total, `the loop ended early: ${show(result)}`);
+        else assert.ok(result.error instanceof ConnectionError, `got ${show(result)}`);
+        console.log(`${target.label}: a stream cut off by close: ${show(result)}`);
+      });
+    }
 
     // statementTimeout × connection set-up: the timeout is set after the driver's and Roost's set-up statements.
     const setups: { how: string; url: () => string; options: DatabaseOptions }[] = [

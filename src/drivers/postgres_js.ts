@@ -209,7 +209,7 @@ class PostgresJsConnection implements DriverConnection {
   /** The client, unless its connection was lost. */
   #live(): Client {
     if (this.#lost) {
-      throw new ConnectionError("postgres connection lost: the server closed the connection", {
+      throw new ConnectionError("postgres connection lost: the connection closed", {
         code: "CONNECTION_CLOSED",
       });
     }
@@ -282,6 +282,8 @@ class PostgresJsConnection implements DriverConnection {
         ) {
           yield Array.from(batch);
         }
+        // postgres.js ends a cursor whose connection was cut off between batches as if its result were complete.
+        this.#live();
       } catch (error) {
         throw translate(error, text);
       }
@@ -309,9 +311,9 @@ class PostgresJsConnection implements DriverConnection {
   }
 
   async destroy(): Promise<void> {
-    const ending = this.#sql.end({ timeout: 0 }).catch(() => {});
+    this.lose();
     this.#cut();
-    await ending;
+    await this.#sql.end({ timeout: 0 }).catch(() => {});
   }
 }
 
