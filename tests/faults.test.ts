@@ -673,6 +673,32 @@ for (const target of targets()) {
       });
     }
 
+    // close × replicas: cut-off replica connections' sessions end on the replica's server.
+    if (server) {
+      test("close({ timeout: 100 }) with sleeps running on a replica: they fail with ConnectionError and stop on the server", async () => {
+        const db = open(own!.url, { replicas: [own!.url], routing: { reads: "replicas" }, pool: { max: 4 } });
+        const sleep60 = postgres ? sql`select pg_sleep(60)` : sql`select sleep(60)`;
+        const running = postgres
+          ? sql`select count(*) from pg_stat_activity where datname = ${
+            own!.name
+          } and state = 'active' and query like ${"select pg_sleep(60)%"}`
+          : sql`select count(*) from information_schema.processlist where db = ${
+            own!.name
+          } and info like ${"select sleep(60)%"}`;
+        const count = async () => Number(await own!.observer.fetchVal(running));
+        const sleeps = Array.from({ length: 4 }, () => outcome(() => db.fetchVal(sleep60)));
+        await eventually("4 sleeps running on the replica", count, (n) => n === 4, 15_000);
+        await db.close({ timeout: 100 });
+        const results = await Promise.all(sleeps);
+        assert.ok(
+          results.every((result) => !result.ok && result.error instanceof ConnectionError),
+          results.map(show).join("; "),
+        );
+        // close-ends-sessions: before, the replica's server ran them to their end.
+        await eventually("no sleep running on the server", count, (n) => n === 0);
+      });
+    }
+
     // statementTimeout × connection set-up: the timeout is set after the driver's and Roost's set-up statements.
     const setups: { how: string; url: () => string; options: DatabaseOptions }[] = [
       { how: "the statementTimeout option", url: () => own!.url, options: { statementTimeout: 500 } },
