@@ -27,8 +27,11 @@ import {
   type Target,
 } from "./router.ts";
 import { Schema } from "./schema.ts";
+import { openSession, setupUrl } from "./session_setup.ts";
 import { CallContext, type ScopeState, Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
+import { runtime } from "./runtime.ts";
+import { sessionEnder } from "./terminate.ts";
 import {
   checkTransactionOptions,
   endSession,
@@ -235,23 +238,28 @@ export class Database extends Queryable implements AsyncDisposable {
     label: string,
     servers: number,
   ): Member {
-    const readOnlySession = dialectOf(url.dialect).readOnlySession;
+    const dialect = dialectOf(url.dialect);
+    const driver = async () => this.#driver ?? await this.#driverLoaded();
+    const endSession = dialect.terminateSessions && runtime !== "workerd"
+      ? sessionEnder(
+        async () => (await driver()).connect(setupUrl(url, { connect_timeout: 1 })),
+        dialect.terminateSessions,
+      )
+      : undefined;
     const hooks: PoolHooks<DriverConnection> = {
       open: async () => {
-        const connection = await (this.#driver ?? await this.#driverLoaded()).connect(url);
-        if (served === "replica") {
-          try {
-            await connection.execute(readOnlySession, []);
-          } catch (error) {
-            await connection.close();
-            throw error;
-          }
-          this.#router.confirm(member);
-        }
+        const connection = await openSession(await driver(), url, dialect, served === "replica");
+        if (served === "replica") this.#router.confirm(member);
         return connection;
       },
       close: (connection) => connection.close(),
-      destroy: (connection) => connection.destroy?.() ?? connection.close(),
+      destroy: (connection) => {
+        const id = connection.backendId;
+        const cut = connection.destroy?.() ?? connection.close();
+        // Its socket is cut now (the pool's close never waits on the server); the session ends right after.
+        if (id !== undefined) endSession?.(id);
+        return cut;
+      },
       broken: (connection) => connection.broken === true,
       ping: (connection) => connection.ping?.(),
     };

@@ -45,6 +45,18 @@ export interface Dialect {
   readonly errorAbortsTransaction: boolean;
   /** The statement that makes every later statement of a session read-only (replica connections). */
   readonly readOnlySession: string;
+  /**
+   * The statements that set a session's statement timeout to `ms`, tried in
+   * order until one succeeds (the last one's error stands); empty where the
+   * dialect has none.
+   */
+  statementTimeout(ms: number): readonly string[];
+  /**
+   * The statements that end the given server sessions (their running and
+   * queued statements with them) from another connection, where a server
+   * would otherwise run a cut-off connection's statements to their end.
+   */
+  terminateSessions?(ids: readonly number[]): readonly string[];
   /** Compiled text of plain templates, keyed by the template's strings array. */
   readonly textCache: WeakMap<readonly string[], string>;
 }
@@ -65,6 +77,10 @@ const postgres: Dialect = {
   quoteIdent: doubleQuoted,
   errorAbortsTransaction: true,
   readOnlySession: "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+  statementTimeout: (ms) => [`SET statement_timeout = ${ms}`],
+  // A backend notices its client is gone only when it next writes: a cancelled
+  // statement would let the ones queued behind it run. Ending the session stops them all.
+  terminateSessions: (ids) => [`SELECT pg_terminate_backend(unnest(ARRAY[${ids.join()}]))`],
   begin({ isolation, readOnly }) {
     let text = "BEGIN";
     if (isolation) text += ` ISOLATION LEVEL ${isolationSql[isolation]}`;
@@ -81,6 +97,12 @@ const mysql: Dialect = {
   quoteIdent: (name) => `\`${name.replaceAll("`", "``")}\``,
   errorAbortsTransaction: false,
   readOnlySession: "SET SESSION TRANSACTION READ ONLY",
+  // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
+  statementTimeout: (
+    ms,
+  ) => [`SET SESSION max_statement_time = ${ms / 1_000}`, `SET SESSION max_execution_time = ${ms}`],
+  // MariaDB notices a client gone only every few seconds, and MySQL may run on to the statement's end.
+  terminateSessions: (ids) => ids.map((id) => `KILL ${id}`),
   begin({ isolation, readOnly }) {
     const start = readOnly ? "START TRANSACTION READ ONLY" : "START TRANSACTION";
     // SET TRANSACTION applies to the next transaction only, so it must come first.
@@ -96,6 +118,7 @@ const sqlite: Dialect = {
   quoteIdent: doubleQuoted,
   errorAbortsTransaction: false,
   readOnlySession: "PRAGMA query_only = ON",
+  statementTimeout: () => none,
   // IMMEDIATE takes the write lock up front: a deferred transaction that reads
   // and then writes fails with SQLITE_BUSY at once when another connection
   // writes, without waiting for the busy timeout.

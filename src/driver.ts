@@ -58,6 +58,12 @@ export interface DriverConnection {
    * of handing it out again.
    */
   readonly broken?: boolean;
+  /**
+   * The server's id of this connection's session (a Postgres backend's pid).
+   * After cutting the connection off with `destroy`, the core ends the
+   * session from another connection, so its statements stop on the server too.
+   */
+  readonly backendId?: number;
   /** Checks that the connection still works (used before reusing a long-idle one). */
   ping?(): Promise<void>;
   /** Closes the connection; never throws. */

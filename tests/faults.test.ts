@@ -26,7 +26,17 @@ import {
   sql,
 } from "../mod.ts";
 import { createStandby, type Standby } from "./standby.ts";
-import { eventually, inCi, OwnDatabase, sleep, type Target, targets, uniqueName, uniqueTable } from "./support.ts";
+import {
+  eventually,
+  inCi,
+  OwnDatabase,
+  signal,
+  sleep,
+  type Target,
+  targets,
+  uniqueName,
+  uniqueTable,
+} from "./support.ts";
 
 /** Every promise rejection nobody handled while this file ran. */
 const unhandled: unknown[] = [];
@@ -633,6 +643,127 @@ for (const target of targets()) {
       assert.deepEqual(db.stats().primary, { size: 1, idle: 1, busy: 0, waiting: 0 });
       await db.close();
     });
+
+    // close × a stream in flight.
+    if (server) {
+      test("close({ timeout: 100 }) with a stream paused between batches: the loop fails with a ConnectionError, never ends as if complete", async () => {
+        const db = open(own!.url);
+        const total = 100_000;
+        const rows = postgres
+          ? sql`select g from generate_series(1, ${total}) g`
+          : sql`select seq from seq_1_to_100000`;
+        const paused = signal();
+        const closed = signal();
+        const reading = outcome(async () => {
+          let n = 0;
+          for await (const _ of db.iterate(rows, undefined, { batchSize: 10 })) {
+            if (n++ === 0) {
+              paused.resolve();
+              await closed.promise;
+            }
+          }
+          return n;
+        });
+        await paused.promise;
+        await db.close({ timeout: 100 });
+        closed.resolve();
+        // close-cuts-streams: before, postgres.js ended the loop after the first batch as if the result were complete,
+        // and a mysql2 loop waited forever. A driver that reads the rows first (bun-sql on MySQL) may hand them all.
+        const result = await within(reading, 10_000, "the loop's end");
+        if (result.ok) assert.equal(result.value, total, `the loop ended early: ${show(result)}`);
+        else assert.ok(result.error instanceof ConnectionError, `got ${show(result)}`);
+        console.log(`${target.label}: a stream cut off by close: ${show(result)}`);
+      });
+    }
+
+    // close × replicas: cut-off replica connections' sessions end on the replica's server.
+    if (server) {
+      test("close({ timeout: 100 }) with sleeps running on a replica: they fail with ConnectionError and stop on the server", async () => {
+        const db = open(own!.url, { replicas: [own!.url], routing: { reads: "replicas" }, pool: { max: 4 } });
+        const sleep60 = postgres ? sql`select pg_sleep(60)` : sql`select sleep(60)`;
+        const running = postgres
+          ? sql`select count(*) from pg_stat_activity where datname = ${
+            own!.name
+          } and state = 'active' and query like ${"select pg_sleep(60)%"}`
+          : sql`select count(*) from information_schema.processlist where db = ${
+            own!.name
+          } and info like ${"select sleep(60)%"}`;
+        const count = async () => Number(await own!.observer.fetchVal(running));
+        const sleeps = Array.from({ length: 4 }, () => outcome(() => db.fetchVal(sleep60)));
+        await eventually("4 sleeps running on the replica", count, (n) => n === 4, 15_000);
+        await db.close({ timeout: 100 });
+        const results = await Promise.all(sleeps);
+        assert.ok(
+          results.every((result) => !result.ok && result.error instanceof ConnectionError),
+          results.map(show).join("; "),
+        );
+        // close-ends-sessions: before, the replica's server ran them to their end.
+        await eventually("no sleep running on the server", count, (n) => n === 0);
+      });
+    }
+
+    // statementTimeout × connection set-up: the timeout is set after the driver's and Roost's set-up statements.
+    const setups: { how: string; url: () => string; options: DatabaseOptions }[] = [
+      { how: "the statementTimeout option", url: () => own!.url, options: { statementTimeout: 500 } },
+      { how: "the URL's statement_timeout", url: () => withOptions(own!.url, { statement_timeout: 500 }), options: {} },
+      {
+        how: "statementTimeout on replicas (whose set-up also makes them read-only)",
+        url: () => own!.url,
+        options: { statementTimeout: 500, replicas: [own!.url], routing: { reads: "replicas" } },
+      },
+    ];
+    // MySQL's set-up (SET time_zone) takes no lock a test could hold up; it ran before the timeout already.
+    for (const { how, url, options } of postgres ? setups : []) {
+      test(
+        `${how} never cuts off connection set-up: 10 fresh connections held up past the timeout by a locked type catalogue all open; a longer statement is still cancelled`,
+        {
+          timeout: 30_000,
+          skip: target.driver === "deno-postgres"
+            ? "deno-postgres runs no set-up query: its first statement is the user's, which the timeout rightly covers"
+            : false,
+        },
+        async () => {
+          // The drivers' set-up reads pg_type (postgres.js's array types; every first query of a backend):
+          // an exclusive lock on it in the suite's database holds set-up up for as long as the test likes.
+          const holder = open(own!.url, { pool: { max: 1 } });
+          const locking = await holder.begin();
+          await locking.execute(sql`lock table pg_catalog.pg_type in access exclusive mode`);
+          const db = open(url(), { ...options, pool: { max: 10, acquireTimeout: 20_000 } });
+          try {
+            const queries = Array.from({ length: 10 }, () => outcome(() => db.fetchVal(sql`select 1`)));
+            await eventually(
+              "10 connections waiting for the catalogue",
+              async () =>
+                Number(
+                  await own!.observer.fetchVal(
+                    sql`select count(*) from pg_stat_activity where datname = ${
+                      own!.name
+                    } and wait_event_type = 'Lock'`,
+                  ),
+                ),
+              (n) => n === 10,
+              15_000,
+            );
+            // set-up-outside-timeout: held past the timeout, a set-up under it (before the fix) was cancelled by now.
+            await sleep(1_000);
+            await locking.commit();
+            const results = await Promise.all(queries);
+            const failed = results.filter((result) => !result.ok).map(show);
+            assert.deepEqual(failed, [], "set-up statements cancelled by the statement timeout");
+            assert.deepEqual(results.map((result) => result.ok && Number(result.value)), Array(10).fill(1));
+            const session = await db.fetchOne<{ timeout: string; readOnly: string }>(
+              sql`select current_setting('statement_timeout') as "timeout", current_setting('transaction_read_only') as "readOnly"`,
+            );
+            assert.deepEqual(session, { timeout: "500ms", readOnly: options.replicas ? "on" : "off" });
+            const slow = await outcome(() => db.fetchVal(sql`select pg_sleep(3)`));
+            assert.ok(!slow.ok && slow.error instanceof QueryCanceledError, `got ${show(slow)}`);
+            assert.equal(slow.error.code, "57014");
+          } finally {
+            await locking.rollback().catch(() => {});
+          }
+        },
+      );
+    }
   });
 }
 

@@ -277,6 +277,8 @@ class BunSqlConnection implements DriverConnection {
   readonly #sql: BunSqlClient;
   readonly #flavour: Flavour;
   #lost: Error | undefined;
+  /** The server's id of the session (Postgres backend pid, MySQL connection id), read when it opens. */
+  backendId?: number;
 
   constructor(sql: BunSqlClient, flavour: Flavour) {
     this.#sql = sql;
@@ -395,7 +397,6 @@ class BunSqlConnection implements DriverConnection {
   async ping(): Promise<void> {
     await this.#run("SELECT 1", []);
   }
-
   async close(): Promise<void> {
     await this.#sql.close({ timeout: 0 }).catch(() => {});
   }
@@ -416,7 +417,7 @@ function tlsOption(url: DatabaseUrl): string | boolean | NodeTlsOptions {
 function connector(flavour: Flavour): Driver["connect"] {
   return async (url) => {
     const SQL = bunSql();
-    const { connect_timeout, statement_timeout } = url.options;
+    const { connect_timeout } = url.options;
     const connection = flavour.dialect === "postgres" ? postgresSessionParameters(url) : {};
     // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
     const opened: { connection?: BunSqlConnection } = {};
@@ -440,7 +441,9 @@ function connector(flavour: Flavour): Driver["connect"] {
     });
     const wrapped = opened.connection = new BunSqlConnection(sql, flavour);
     try {
-      await wrapped.ping();
+      // The first round trip also learns the session's id, so a cut-off session can be ended on the server.
+      const id = flavour.dialect === "postgres" ? "pg_backend_pid()" : "CONNECTION_ID()";
+      wrapped.backendId = Number((await wrapped.fetchOne(`SELECT ${id} AS id`, []))?.id);
     } catch (error) {
       await sql.close({ timeout: 0 }).catch(() => {});
       const reason = error instanceof Error ? error.message : String(error);
@@ -457,14 +460,6 @@ function connector(flavour: Flavour): Driver["connect"] {
         await wrapped.close();
         throw error;
       }
-    }
-    if (flavour.dialect === "mysql" && statement_timeout !== undefined) {
-      // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
-      const ms = Number(statement_timeout);
-      const session = wrapped;
-      await session.execute(`SET SESSION max_statement_time = ${ms / 1_000}`, []).catch(() =>
-        session.execute(`SET SESSION max_execution_time = ${ms}`, [])
-      );
     }
     return wrapped;
   };

@@ -66,6 +66,7 @@ interface PgArrayResult {
 /** The part of deno-postgres's `Client` this driver uses. */
 interface PgClient {
   readonly connected: boolean;
+  readonly session?: { readonly pid?: number };
   connect(): Promise<void>;
   queryArray(query: {
     text: string;
@@ -332,9 +333,12 @@ class DenoPostgresConnection implements DriverConnection {
   /** The server's parameter types per statement text, for array parameters. */
   readonly #types = new Map<string, readonly string[]>();
   #lost = false;
+  /** The backend's pid, as the server announced it at start-up. */
+  readonly backendId?: number;
 
   constructor(client: PgClient) {
     this.#client = client;
+    this.backendId = client.session?.pid;
   }
 
   /** True once the socket failed or the server ended the session; the pool replaces the connection. */

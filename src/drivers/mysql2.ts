@@ -136,9 +136,14 @@ function convertRow(row: Row, plan: Plan): Row {
 class Mysql2Connection implements DriverConnection {
   readonly #connection: Connection;
   #lost: Error | undefined;
+  /** The server's connection id. */
+  readonly backendId: number;
+  /** The rows of the stream running now, which a destroy must end too. */
+  #rows: { destroy(error?: Error): void } | undefined;
 
   constructor(connection: Connection) {
     this.#connection = connection;
+    this.backendId = connection.threadId;
     // An idle connection's error must never crash the process: remember it, fail the next use.
     connection.on("error", (error: Error) => this.#lost = error);
     // The server closing the socket (KILL, a restart) comes as "end"; "error" follows only once the socket
@@ -206,7 +211,9 @@ class Mysql2Connection implements DriverConnection {
     const query = core.query({ sql: text, values: mysqlParams(params) });
     let fields: Field[] | undefined;
     query.on("fields", (received: Field[]) => fields = received);
-    const rows = query.stream({ highWaterMark: batchSize }) as AsyncIterable<Row> & { destroy(): void };
+    const rows = this.#rows = query.stream({ highWaterMark: batchSize }) as AsyncIterable<Row> & {
+      destroy(error?: Error): void;
+    };
     let finished = false;
     try {
       let batch: Row[] = [];
@@ -224,6 +231,7 @@ class Mysql2Connection implements DriverConnection {
     } catch (error) {
       throw translate(error, text);
     } finally {
+      this.#rows = undefined;
       if (!finished) {
         // The server keeps sending the rest of the result and MySQL cannot
         // cancel it: the connection is discarded rather than drained.
@@ -253,6 +261,8 @@ class Mysql2Connection implements DriverConnection {
 
   destroy(): Promise<void> {
     this.#lost ??= new Error("connection destroyed");
+    // A stream cut off between batches would otherwise wait forever for its next row.
+    this.#rows?.destroy(Object.assign(this.#lost, { fatal: true }));
     // mysql2's own destroy() only half-closes the socket, so a running statement would still deliver its result.
     const core = (this.#connection as unknown as { connection: CoreConnection }).connection;
     if (core.stream) core.stream.destroy();
@@ -323,13 +333,6 @@ export const mysql2: Driver = {
     } catch (error) {
       await wrapped.close();
       throw error;
-    }
-    if (url.options.statement_timeout !== undefined) {
-      // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
-      const ms = Number(url.options.statement_timeout);
-      await wrapped.execute(`SET SESSION max_statement_time = ${ms / 1_000}`, []).catch(() =>
-        wrapped.execute(`SET SESSION max_execution_time = ${ms}`, [])
-      );
     }
     return wrapped;
   },

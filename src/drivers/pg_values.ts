@@ -161,12 +161,12 @@ function checkedElements(array: unknown[], index: number): unknown[] {
 /**
  * The run-time parameters every Roost Postgres session starts with: UTC and
  * ISO dates, so wall-clock types and now() agree with how Roost reads them,
- * plus the URL's `statement_timeout` and `application_name`.
+ * plus the URL's `application_name`. The statement timeout is not among
+ * them: the core sets it once the driver's set-up queries are done.
  */
 export function postgresSessionParameters(url: DatabaseUrl): Record<string, string> {
-  const { application_name, statement_timeout } = url.options;
+  const { application_name } = url.options;
   const parameters: Record<string, string> = { TimeZone: "UTC", DateStyle: "ISO, MDY" };
-  if (statement_timeout !== undefined) parameters.statement_timeout = String(statement_timeout);
   if (application_name !== undefined) parameters.application_name = String(application_name);
   return parameters;
 }

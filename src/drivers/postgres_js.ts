@@ -31,6 +31,7 @@ import {
   serializeJson,
 } from "./pg_values.ts";
 import { integerFromText } from "./values.ts";
+import { builtinModule, runtime } from "../runtime.ts";
 
 type Client = ReturnType<typeof postgres>;
 type Params = Parameters<Client["unsafe"]>[1];
@@ -123,6 +124,35 @@ function translate(error: unknown, text: string): Error {
   return queryError(message, { cause, code, sql: text });
 }
 
+/** The part of a `node:net` socket this driver uses. */
+interface NetSocket {
+  host?: string;
+  connect(port: number, host: string): NetSocket;
+  once(event: "close", listener: () => void): void;
+  destroy(): void;
+}
+
+/**
+ * Opens the sockets of one postgres.js client as postgres.js itself would,
+ * where `node:net` exists (Deno, Bun, Node), and returns the function that
+ * destroys them: postgres.js's own ending only half-closes a socket, which
+ * then stays open (and keeps the process alive) until the server finishes
+ * the statement it runs. On Workers, whose postgres.js build brings its own
+ * sockets, there is none.
+ */
+function ownSockets(url: DatabaseUrl): [(() => NetSocket) | undefined, () => void] {
+  const net = runtime === "workerd" ? undefined : builtinModule<{ Socket: new () => NetSocket }>("node:net");
+  const sockets = new Set<NetSocket>();
+  const open = net && (() => {
+    const socket = new net.Socket();
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.host = url.host; // the name postgres.js gives the TLS server, as on its own sockets
+    return socket.connect(url.port, url.host);
+  });
+  return [open, () => sockets.forEach((socket) => socket.destroy())];
+}
+
 /**
  * The URL's TLS settings as postgres.js's `ssl` option: its mode names where
  * they suffice, `node:tls` options where a certificate is checked against
@@ -142,10 +172,16 @@ function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["s
 
 class PostgresJsConnection implements DriverConnection {
   readonly #sql: Client;
+  /** Destroys the client's sockets. */
+  readonly #cut: () => void;
   #lost = false;
+  /** The backend's pid, read when the connection opened. */
+  readonly backendId: number;
 
-  constructor(sql: Client) {
+  constructor(sql: Client, cut: () => void, backendId: number) {
     this.#sql = sql;
+    this.#cut = cut;
+    this.backendId = backendId;
   }
 
   /**
@@ -173,7 +209,7 @@ class PostgresJsConnection implements DriverConnection {
   /** The client, unless its connection was lost. */
   #live(): Client {
     if (this.#lost) {
-      throw new ConnectionError("postgres connection lost: the server closed the connection", {
+      throw new ConnectionError("postgres connection lost: the connection closed", {
         code: "CONNECTION_CLOSED",
       });
     }
@@ -246,6 +282,8 @@ class PostgresJsConnection implements DriverConnection {
         ) {
           yield Array.from(batch);
         }
+        // postgres.js ends a cursor whose connection was cut off between batches as if its result were complete.
+        this.#live();
       } catch (error) {
         throw translate(error, text);
       }
@@ -269,9 +307,12 @@ class PostgresJsConnection implements DriverConnection {
 
   async close(): Promise<void> {
     await this.#sql.end({ timeout: 1 }).catch(() => {});
+    this.#cut();
   }
 
   async destroy(): Promise<void> {
+    this.lose();
+    this.#cut();
     await this.#sql.end({ timeout: 0 }).catch(() => {});
   }
 }
@@ -286,6 +327,7 @@ export const postgresJs: Driver = {
     const { connect_timeout } = url.options;
     const connection = postgresSessionParameters(url);
     const opened: { connection?: PostgresJsConnection } = {};
+    const [socket, cut] = ownSockets(url);
     const sql = postgres({
       host: url.host,
       port: url.port,
@@ -305,17 +347,23 @@ export const postgresJs: Driver = {
       fetch_types: false,
       // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
       onclose: () => opened.connection?.lose(),
+      // An option postgres.js's types do not list.
+      ...(socket && { socket } as object),
     });
+    let backendId: number;
     try {
-      await registerArrayTypes(sql);
+      // Pipelined with the catalogue query: the pid lets a cut-off session be ended on the server.
+      const [, [row]] = await Promise.all([registerArrayTypes(sql), sql.unsafe("SELECT pg_backend_pid() AS pid")]);
+      backendId = Number(row.pid);
     } catch (error) {
       await sql.end({ timeout: 0 }).catch(() => {});
+      cut();
       const reason = error instanceof Error ? error.message : String(error);
       throw new ConnectionError(`could not connect to postgres at ${url.host}:${url.port}: ${reason}`, {
         cause: sanitized(error),
         code: typeof (error as { code?: unknown }).code === "string" ? (error as { code: string }).code : undefined,
       });
     }
-    return opened.connection = new PostgresJsConnection(sql);
+    return opened.connection = new PostgresJsConnection(sql, cut, backendId);
   },
 };
