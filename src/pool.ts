@@ -93,6 +93,8 @@ interface Waiter<C> {
   settled: boolean;
   /** A single statement of a pipelining driver, which may share a busy connection. */
   shares: boolean;
+  /** False for a stream, which needs a connection of its own and never borrows a streaming one. */
+  borrows: boolean;
 }
 
 /** Pool options with every default filled in. */
@@ -116,6 +118,10 @@ export class Pool<C> {
   readonly #all = new Set<PooledConnection<C>>();
   readonly #idle: PooledConnection<C>[] = [];
   readonly #lenders = new Set<PooledConnection<C>>();
+  /** Streams that give their connection back when asked, with how to ask them (see `lend`). */
+  readonly #yielders = new Map<PooledConnection<C>, () => void>();
+  /** Streams asked to give their connection back that have not yet done so. */
+  readonly #asked = new Set<PooledConnection<C>>();
   /** Waiters that need a connection of their own (scopes, streams): while any waits, nothing is shared. */
   #exclusiveWaiters = 0;
   #waiters: Waiter<C>[] = [];
@@ -160,10 +166,16 @@ export class Pool<C> {
     await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.#openIdle()));
   }
 
-  /** Takes a connection, waiting (FIFO) up to `acquireTimeout` when all are busy. */
-  async acquire(shares = false): Promise<PooledConnection<C>> {
+  /**
+   * Takes a connection, waiting (FIFO) up to `acquireTimeout` when all are
+   * busy. `shares`: a single statement of a pipelining driver, which may share
+   * a busy connection. `borrows: false`: a stream, which never borrows a
+   * streaming connection (two streams on one connection would hold its only
+   * borrower's place between them).
+   */
+  async acquire(shares = false, borrows = true): Promise<PooledConnection<C>> {
     for (;;) {
-      const item = await this.#obtain(shares);
+      const item = await this.#obtain(shares, borrows);
       // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
       const fresh = !item.released;
       if (item.holders > 1 || fresh || Date.now() - item.idleSince < this.#options.validateAfter) return item;
@@ -222,23 +234,35 @@ export class Pool<C> {
   }
 
   /**
-   * Marks a held connection as streaming: while it streams, callers that
-   * would otherwise wait may share it (only for drivers whose connections run
-   * statements between a stream's batches).
+   * Marks a held connection as streaming, so a caller that finds the pool
+   * exhausted is not left waiting on it. Without `giveBack`, callers that
+   * would otherwise wait borrow it, one at a time (for drivers whose
+   * connections run statements between a stream's batches). With it, the
+   * pool calls `giveBack` once when a caller waits and no connection can be
+   * opened: the stream is then to release its connection soon (the caller
+   * still waits no longer than `acquireTimeout`).
    */
-  lend(item: PooledConnection<C>): void {
-    this.#lenders.add(item);
-    this.#dispatch();
+  lend(item: PooledConnection<C>, giveBack?: () => void): void {
+    if (giveBack === undefined) {
+      this.#lenders.add(item);
+      this.#dispatch();
+      return;
+    }
+    this.#yielders.set(item, giveBack);
+    this.#askYielders();
   }
 
   /** Ends {@linkcode lend}. */
   unlend(item: PooledConnection<C>): void {
     this.#lenders.delete(item);
+    this.#yielders.delete(item);
+    this.#asked.delete(item);
   }
 
   /** Gives a connection back; a broken one is closed and replaced on demand. */
   release(item: PooledConnection<C>, broken = false): void {
     if (broken) item.broken = true;
+    if (this.#asked.delete(item)) this.#yielders.delete(item);
     if (--item.holders > 0) {
       if (item.shared) return;
       // A borrower gave back a streaming connection: the next waiter may borrow it.
@@ -298,13 +322,13 @@ export class Pool<C> {
     return this.#closing;
   }
 
-  #obtain(shares: boolean): Promise<PooledConnection<C>> | PooledConnection<C> {
+  #obtain(shares: boolean, borrows: boolean): Promise<PooledConnection<C>> | PooledConnection<C> {
     if (this.closed) throw new ClosedError(`${this.#label} is closed`);
     if (this.#waiters.length === 0) {
       const idle = this.#takeIdle();
       if (idle) return idle;
       if (this.#canGrow()) return this.#open();
-      const lender = this.#borrow();
+      const lender = borrows ? this.#borrow() : undefined;
       if (lender) return lender;
     }
     const shared = shares && this.#exclusiveWaiters === 0 ? this.#share() : undefined;
@@ -322,6 +346,7 @@ export class Pool<C> {
         timer: undefined,
         settled: false,
         shares,
+        borrows,
       };
       if (!shares) this.#exclusiveWaiters++;
       const { acquireTimeout } = this.#options;
@@ -339,7 +364,23 @@ export class Pool<C> {
         }, acquireTimeout);
       }
       this.#waiters.push(waiter);
+      // Streams waiting ahead of it do not keep a caller from borrowing a streaming connection.
+      if (borrows && this.#lenders.size > 0) this.#dispatch();
+      this.#askYielders();
     });
+  }
+
+  /** Asks streams to give their connection back, one per caller that waits with no connection left to open. */
+  #askYielders(): void {
+    if (this.#yielders.size === 0 || this.#canGrow()) return;
+    let wanted = this.#waiters.length - this.#asked.size;
+    for (const [item, giveBack] of this.#yielders) {
+      if (wanted <= 0) return;
+      if (this.#asked.has(item)) continue;
+      this.#asked.add(item);
+      wanted--;
+      giveBack();
+    }
   }
 
   #canGrow(): boolean {
@@ -360,11 +401,13 @@ export class Pool<C> {
 
   /** A streaming connection nobody else borrows yet: one borrower at a time, so scopes never mix. */
   #borrow(): PooledConnection<C> | undefined {
-    for (const item of this.#lenders) {
-      if (item.holders !== 1) continue;
-      item.holders++;
-      return item;
-    }
+    const item = this.#lendable();
+    if (item) item.holders++;
+    return item;
+  }
+
+  #lendable(): PooledConnection<C> | undefined {
+    for (const item of this.#lenders) if (item.holders === 1) return item;
     return undefined;
   }
 
@@ -410,13 +453,28 @@ export class Pool<C> {
     return undefined;
   }
 
+  /** The first waiter that may borrow a streaming connection, taken out of the queue. */
+  #nextBorrower(): Waiter<C> | undefined {
+    const at = this.#waiters.findIndex((waiter) => waiter.borrows && !waiter.settled);
+    if (at < 0) return undefined;
+    const [waiter] = this.#waiters.splice(at, 1);
+    return this.#settle(waiter!);
+  }
+
   #dispatch(): void {
     while (this.#waiters.length > 0 && !this.closed) {
-      const item = this.#takeIdle() ?? this.#borrow();
-      if (item) {
+      const idle = this.#takeIdle();
+      if (idle) {
         const waiter = this.#nextWaiter();
-        if (waiter) waiter.resolve(item);
-        else this.release(item);
+        if (waiter) waiter.resolve(idle);
+        else this.release(idle);
+        continue;
+      }
+      const lender = this.#lendable();
+      const borrower = lender && this.#nextBorrower();
+      if (lender && borrower) {
+        lender.holders++;
+        borrower.resolve(lender);
         continue;
       }
       if (!this.#canGrow()) return;
@@ -431,6 +489,8 @@ export class Pool<C> {
     const at = this.#idle.indexOf(item);
     if (at >= 0) this.#idle.splice(at, 1);
     this.#lenders.delete(item);
+    this.#yielders.delete(item);
+    this.#asked.delete(item);
     const close = force && this.#hooks.destroy ? this.#hooks.destroy : this.#hooks.close;
     const closing: Promise<void> = close(item.connection).catch(() => {}).then(() => {
       this.#closes.delete(closing);
