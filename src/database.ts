@@ -532,10 +532,9 @@ export class Database extends Queryable implements AsyncDisposable {
     query: CompiledQuery,
     started: number,
     shares = false,
-    borrows = true,
   ): Promise<PooledConnection<DriverConnection>> {
     this.#assertOpen();
-    const acquiring = pool.acquire(shares, borrows);
+    const acquiring = pool.acquire(shares);
     if (!this.#onQuery) return acquiring;
     return acquiring.catch((error: unknown) => {
       this.#report(target, method, query, started, error);
@@ -679,7 +678,7 @@ export class Database extends Queryable implements AsyncDisposable {
   ): AsyncIterableIterator<Row[]> {
     const pool = this.#poolOf(target.member, state);
     const started = this.#onQuery ? performance.now() : 0;
-    const item = await this.#acquire(target, pool, "iterate", query, started, false, false);
+    const item = await this.#acquire(target, pool, "iterate", query, started);
     let released = false;
     const release = (error: unknown) => {
       if (released) return;

@@ -93,8 +93,6 @@ interface Waiter<C> {
   settled: boolean;
   /** A single statement of a pipelining driver, which may share a busy connection. */
   shares: boolean;
-  /** False for a stream, which needs a connection of its own and never borrows a streaming one. */
-  borrows: boolean;
 }
 
 /** Pool options with every default filled in. */
@@ -117,7 +115,8 @@ export class Pool<C> {
   readonly #label: string;
   readonly #all = new Set<PooledConnection<C>>();
   readonly #idle: PooledConnection<C>[] = [];
-  readonly #lenders = new Set<PooledConnection<C>>();
+  /** Streaming connections that callers may borrow, with how many streams run on each (see `lend`). */
+  readonly #lenders = new Map<PooledConnection<C>, number>();
   /** Streams that give their connection back when asked, with how to ask them (see `lend`). */
   readonly #yielders = new Map<PooledConnection<C>, () => void>();
   /** Streams asked to give their connection back that have not yet done so. */
@@ -166,16 +165,10 @@ export class Pool<C> {
     await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.#openIdle()));
   }
 
-  /**
-   * Takes a connection, waiting (FIFO) up to `acquireTimeout` when all are
-   * busy. `shares`: a single statement of a pipelining driver, which may share
-   * a busy connection. `borrows: false`: a stream, which never borrows a
-   * streaming connection (two streams on one connection would hold its only
-   * borrower's place between them).
-   */
-  async acquire(shares = false, borrows = true): Promise<PooledConnection<C>> {
+  /** Takes a connection, waiting (FIFO) up to `acquireTimeout` when all are busy. */
+  async acquire(shares = false): Promise<PooledConnection<C>> {
     for (;;) {
-      const item = await this.#obtain(shares, borrows);
+      const item = await this.#obtain(shares);
       // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
       const fresh = !item.released;
       if (item.holders > 1 || fresh || Date.now() - item.idleSince < this.#options.validateAfter) return item;
@@ -236,15 +229,16 @@ export class Pool<C> {
   /**
    * Marks a held connection as streaming, so a caller that finds the pool
    * exhausted is not left waiting on it. Without `giveBack`, callers that
-   * would otherwise wait borrow it, one at a time (for drivers whose
-   * connections run statements between a stream's batches). With it, the
+   * would otherwise wait borrow it (for drivers whose connections run
+   * statements between a stream's batches): any number of streams, and one
+   * other caller at a time, so scopes never mix. With it, the
    * pool calls `giveBack` once when a caller waits and no connection can be
    * opened: the stream is then to release its connection soon (the caller
    * still waits no longer than `acquireTimeout`).
    */
   lend(item: PooledConnection<C>, giveBack?: () => void): void {
     if (giveBack === undefined) {
-      this.#lenders.add(item);
+      this.#lenders.set(item, (this.#lenders.get(item) ?? 0) + 1);
       this.#dispatch();
       return;
     }
@@ -254,7 +248,9 @@ export class Pool<C> {
 
   /** Ends {@linkcode lend}. */
   unlend(item: PooledConnection<C>): void {
-    this.#lenders.delete(item);
+    const streams = this.#lenders.get(item);
+    if (streams !== undefined && streams > 1) this.#lenders.set(item, streams - 1);
+    else this.#lenders.delete(item);
     this.#yielders.delete(item);
     this.#asked.delete(item);
   }
@@ -322,13 +318,13 @@ export class Pool<C> {
     return this.#closing;
   }
 
-  #obtain(shares: boolean, borrows: boolean): Promise<PooledConnection<C>> | PooledConnection<C> {
+  #obtain(shares: boolean): Promise<PooledConnection<C>> | PooledConnection<C> {
     if (this.closed) throw new ClosedError(`${this.#label} is closed`);
     if (this.#waiters.length === 0) {
       const idle = this.#takeIdle();
       if (idle) return idle;
       if (this.#canGrow()) return this.#open();
-      const lender = borrows ? this.#borrow() : undefined;
+      const lender = this.#borrow();
       if (lender) return lender;
     }
     const shared = shares && this.#exclusiveWaiters === 0 ? this.#share() : undefined;
@@ -346,7 +342,6 @@ export class Pool<C> {
         timer: undefined,
         settled: false,
         shares,
-        borrows,
       };
       if (!shares) this.#exclusiveWaiters++;
       const { acquireTimeout } = this.#options;
@@ -364,8 +359,8 @@ export class Pool<C> {
         }, acquireTimeout);
       }
       this.#waiters.push(waiter);
-      // Streams waiting ahead of it do not keep a caller from borrowing a streaming connection.
-      if (borrows && this.#lenders.size > 0) this.#dispatch();
+      // Callers waiting ahead of it may have left a streaming connection free to borrow.
+      if (this.#lenders.size > 0) this.#dispatch();
       this.#askYielders();
     });
   }
@@ -399,7 +394,7 @@ export class Pool<C> {
     return undefined;
   }
 
-  /** A streaming connection nobody else borrows yet: one borrower at a time, so scopes never mix. */
+  /** A streaming connection that only streams hold: one other borrower at a time, so scopes never mix. */
   #borrow(): PooledConnection<C> | undefined {
     const item = this.#lendable();
     if (item) item.holders++;
@@ -407,7 +402,7 @@ export class Pool<C> {
   }
 
   #lendable(): PooledConnection<C> | undefined {
-    for (const item of this.#lenders) if (item.holders === 1) return item;
+    for (const [item, streams] of this.#lenders) if (item.holders === streams) return item;
     return undefined;
   }
 
@@ -453,28 +448,13 @@ export class Pool<C> {
     return undefined;
   }
 
-  /** The first waiter that may borrow a streaming connection, taken out of the queue. */
-  #nextBorrower(): Waiter<C> | undefined {
-    const at = this.#waiters.findIndex((waiter) => waiter.borrows && !waiter.settled);
-    if (at < 0) return undefined;
-    const [waiter] = this.#waiters.splice(at, 1);
-    return this.#settle(waiter!);
-  }
-
   #dispatch(): void {
     while (this.#waiters.length > 0 && !this.closed) {
-      const idle = this.#takeIdle();
-      if (idle) {
+      const item = this.#takeIdle() ?? this.#borrow();
+      if (item) {
         const waiter = this.#nextWaiter();
-        if (waiter) waiter.resolve(idle);
-        else this.release(idle);
-        continue;
-      }
-      const lender = this.#lendable();
-      const borrower = lender && this.#nextBorrower();
-      if (lender && borrower) {
-        lender.holders++;
-        borrower.resolve(lender);
+        if (waiter) waiter.resolve(item);
+        else this.release(item);
         continue;
       }
       if (!this.#canGrow()) return;

@@ -73,6 +73,29 @@ for (const target of targets()) {
       }
     });
 
+    test("a second iterate inside the loop streams on a pool of one", async () => {
+      const db = open();
+      try {
+        const seen: number[] = [];
+        let inner = 0;
+        for await (const { n } of db.iterate<{ n: number }>(numbers(), undefined, { batchSize })) {
+          seen.push(Number(n));
+          if (Number(n) % 50 !== 1) continue;
+          const got: number[] = [];
+          for await (const row of db.iterate<{ n: number }>(numbers(5), undefined, { batchSize: 2 })) {
+            got.push(Number(row.n));
+          }
+          assert.deepEqual(got, [1, 2, 3, 4, 5]);
+          inner++;
+        }
+        assertEveryRowOnce(seen);
+        assert.equal(inner, rows / 50);
+        assert.equal(db.stats().primary.busy, 0);
+      } finally {
+        await db.close();
+      }
+    });
+
     test("ten loops at once on a pool of ten, each querying inside, see every row and get every answer", async () => {
       const db = open({ pool: { max: 10 } });
       try {
