@@ -7,7 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { Kysely, sql as ksql } from "kysely";
 import { type Database, type DatabaseOptions, PoolTimeoutError, sql } from "../mod.ts";
+import { RoostDialect } from "../src/kysely.ts";
 import { signal, type Target, targets } from "./support.ts";
 
 const rows = 200;
@@ -151,6 +153,26 @@ for (const target of targets()) {
         assert.equal(Number(await db.fetchVal(double(21))), 42);
       } finally {
         await db.close();
+      }
+    });
+
+    test("a Kysely stream() over RoostDialect, with Roost and Kysely queries inside, on a pool of one", async () => {
+      const db = open();
+      const kysely = new Kysely<Record<string, { n: number }>>({ dialect: new RoostDialect({ database: db }) });
+      try {
+        const seen: number[] = [];
+        const recursive =
+          `with recursive s(n) as (select 1 union all select n + 1 from s where n < ${rows}) select n from s`;
+        const from = ksql<{ n: number }>`(${ksql.raw(recursive)})`.as("s");
+        for await (const { n } of kysely.selectFrom(from).select("n").stream(batchSize)) {
+          seen.push(Number(n));
+          assert.equal(Number(await db.fetchVal(double(Number(n)))), Number(n) * 2);
+          const one = await kysely.selectNoFrom(ksql<number>`${Number(n)} + 1`.as("v")).executeTakeFirstOrThrow();
+          assert.equal(Number(one.v), Number(n) + 1);
+        }
+        assertEveryRowOnce(seen);
+      } finally {
+        await kysely.destroy();
       }
     });
 
