@@ -143,6 +143,8 @@ function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["s
 class PostgresJsConnection implements DriverConnection {
   readonly #sql: Client;
   #lost = false;
+  /** Set when a cursor failed mid-result: postgres.js then misnumbers the next result's rows (`[ <9 empty items>, row ]`). */
+  #spoiled = false;
 
   constructor(sql: Client) {
     this.#sql = sql;
@@ -167,7 +169,7 @@ class PostgresJsConnection implements DriverConnection {
   }
 
   get broken(): boolean {
-    return this.#lost;
+    return this.#lost || this.#spoiled;
   }
 
   /** The client, unless its connection was lost. */
@@ -247,6 +249,7 @@ class PostgresJsConnection implements DriverConnection {
           yield Array.from(batch);
         }
       } catch (error) {
+        this.#spoiled = true;
         throw translate(error, text);
       }
       return;
