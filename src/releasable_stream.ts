@@ -24,8 +24,8 @@ export class ReleasableStream {
   #wanted = false;
   #stopped = false;
   #released = false;
-  /** The rest of the result, being read into memory once the connection is wanted. */
-  #rest: Promise<Row[][]> | undefined;
+  /** The rest of the result, being read into memory once the connection is wanted, and the error that cut it short. */
+  #rest: Promise<{ batches: Row[][]; failed: boolean; error: unknown }> | undefined;
 
   /** Wraps `source`, whose connection `release` gives back. */
   constructor(source: AsyncIterator<Row[]>, release: (error: unknown) => void) {
@@ -47,7 +47,9 @@ export class ReleasableStream {
         if (this.#rest) {
           const rest = await this.#rest;
           finished = true;
-          yield* rest;
+          // The rows read before a failure are handed out first, as they would have been without the wait.
+          yield* rest.batches;
+          if (rest.failed) throw rest.error;
           return;
         }
         const next = await this.#source.next();
@@ -67,7 +69,7 @@ export class ReleasableStream {
     } finally {
       this.#between = false;
       this.#stopped = true;
-      if (this.#rest) await this.#rest.catch(() => {});
+      if (this.#rest) await this.#rest;
       else if (!finished) await this.#source.return?.();
       this.#giveBackOnce(undefined);
     }
@@ -76,7 +78,7 @@ export class ReleasableStream {
   #readRest(): void {
     if (this.#rest) return;
     this.#rest = (async () => {
-      const rest: Row[][] = [];
+      const batches: Row[][] = [];
       try {
         for (;;) {
           // The loop was left meanwhile: the rest is not needed.
@@ -86,17 +88,16 @@ export class ReleasableStream {
           }
           const next = await this.#source.next();
           if (next.done) break;
-          rest.push(next.value);
+          batches.push(next.value);
         }
       } catch (error) {
+        // Thrown where the loop resumes, after the rows read before it.
         this.#giveBackOnce(error);
-        throw error;
+        return { batches, failed: true, error };
       }
       this.#giveBackOnce(undefined);
-      return rest;
+      return { batches, failed: false, error: undefined };
     })();
-    // A failure is thrown where the loop resumes; until then it is not unhandled.
-    this.#rest.catch(() => {});
   }
 
   #giveBackOnce(error: unknown): void {
