@@ -196,8 +196,10 @@ for (const target of targets()) {
             })(),
             QueryError,
           );
-          // Read ahead at the first row, the rows before the failing batch are still handed out, once each, in order.
-          assert.ok(seen.length >= 100 && seen.length < 150, `saw ${seen.length} rows`);
+          // Read ahead at the first row, the rows before the failing batch are still handed out, once each, in order
+          // (Bun.SQL reads a MySQL result whole before the first row, so there the failure comes first).
+          if (target.driver === "bun-sql" && target.dialect === "mysql") assert.equal(seen.length, 0);
+          else assert.ok(seen.length >= 100 && seen.length < 150, `saw ${seen.length} rows`);
           assertEveryRowOnce(seen, seen.length);
           assert.equal(db.stats().primary.busy, 0);
           assert.equal(Number(await db.fetchVal(double(21))), 42);
