@@ -14,6 +14,7 @@ import { type DatabaseOptions, resolveOptions } from "./options.ts";
 import { Pool, type PooledConnection, type PoolHooks, type PoolStats, type ResolvedPoolOptions } from "./pool.ts";
 import { EXECUTE, methodOf, Queryable, type QueryKind, runOn } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
+import { ReleasableStream } from "./releasable_stream.ts";
 import {
   isReadStatement,
   Member,
@@ -701,22 +702,34 @@ export class Database extends Queryable implements AsyncDisposable {
     const pool = this.#poolOf(target.member, state);
     const started = this.#onQuery ? performance.now() : 0;
     const item = await this.#acquire(target, pool, "iterate", query, started);
-    // While this connection streams, a query that finds the pool exhausted may
-    // borrow it, so querying inside the loop cannot deadlock.
-    const lend = this.#driver?.interleavedStreams === true;
-    if (lend) pool.lend(item);
-    let broken = false;
+    let released = false;
+    const release = (error: unknown) => {
+      if (released) return;
+      released = true;
+      pool.unlend(item);
+      pool.release(item, error instanceof ConnectionError);
+    };
+    const source = item.connection.stream(query.text, query.params, batchSize, "own");
+    // While this connection streams, a query that finds the pool exhausted
+    // borrows it (SQLite), or the stream reads the rest of its result and
+    // gives it back (Postgres, MySQL): querying inside the loop cannot deadlock.
+    let batches: AsyncIterable<Row[]> = source;
+    if (this.#driver?.interleavedStreams === true) pool.lend(item);
+    else {
+      const releasable = new ReleasableStream(source, release);
+      batches = releasable.batches();
+      pool.lend(item, releasable.giveBack);
+    }
     try {
-      yield* item.connection.stream(query.text, query.params, batchSize, "own");
+      yield* batches;
       if (this.#onQuery) this.#report(target, "iterate", query, started);
     } catch (caught) {
-      broken = caught instanceof ConnectionError;
       const error = withParameters(caught, query.params, this.#debug);
       if (this.#onQuery) this.#report(target, "iterate", query, started, error);
+      release(caught);
       throw error;
     } finally {
-      if (lend) pool.unlend(item);
-      pool.release(item, broken);
+      release(undefined);
     }
   }
 

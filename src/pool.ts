@@ -133,7 +133,12 @@ export class Pool<C> {
   readonly #label: string;
   readonly #all = new Set<PooledConnection<C>>();
   readonly #idle: PooledConnection<C>[] = [];
-  readonly #lenders = new Set<PooledConnection<C>>();
+  /** Streaming connections that callers may borrow, with how many streams run on each (see `lend`). */
+  readonly #lenders = new Map<PooledConnection<C>, number>();
+  /** Streams that give their connection back when asked, with how to ask them (see `lend`). */
+  readonly #yielders = new Map<PooledConnection<C>, () => void>();
+  /** Streams asked to give their connection back that have not yet done so. */
+  readonly #asked = new Set<PooledConnection<C>>();
   /** Waiters that need a connection of their own (scopes, streams): while any waits, nothing is shared. */
   #exclusiveWaiters = 0;
   #waiters: Waiter<C>[] = [];
@@ -268,23 +273,38 @@ export class Pool<C> {
   }
 
   /**
-   * Marks a held connection as streaming: while it streams, callers that
-   * would otherwise wait may share it (only for drivers whose connections run
-   * statements between a stream's batches).
+   * Marks a held connection as streaming, so a caller that finds the pool
+   * exhausted is not left waiting on it. Without `giveBack`, callers that
+   * would otherwise wait borrow it (for drivers whose connections run
+   * statements between a stream's batches): any number of streams, and one
+   * other caller at a time, so scopes never mix. With it, the
+   * pool calls `giveBack` once when a caller waits and no connection can be
+   * opened: the stream is then to release its connection soon (the caller
+   * still waits no longer than `acquireTimeout`).
    */
-  lend(item: PooledConnection<C>): void {
-    this.#lenders.add(item);
-    this.#dispatch();
+  lend(item: PooledConnection<C>, giveBack?: () => void): void {
+    if (giveBack === undefined) {
+      this.#lenders.set(item, (this.#lenders.get(item) ?? 0) + 1);
+      this.#dispatch();
+      return;
+    }
+    this.#yielders.set(item, giveBack);
+    this.#askYielders();
   }
 
   /** Ends {@linkcode lend}. */
   unlend(item: PooledConnection<C>): void {
-    this.#lenders.delete(item);
+    const streams = this.#lenders.get(item);
+    if (streams !== undefined && streams > 1) this.#lenders.set(item, streams - 1);
+    else this.#lenders.delete(item);
+    this.#yielders.delete(item);
+    this.#asked.delete(item);
   }
 
   /** Gives a connection back; a broken one is closed and replaced on demand. */
   release(item: PooledConnection<C>, broken = false): void {
     if (broken) item.broken = true;
+    if (this.#asked.delete(item)) this.#yielders.delete(item);
     if (--item.holders > 0) {
       if (item.shared) {
         // Its next statement starts now: statements waiting to share may join it.
@@ -395,6 +415,9 @@ export class Pool<C> {
         }, acquireTimeout);
       }
       this.#waiters.push(waiter);
+      // Callers waiting ahead of it may have left a streaming connection free to borrow.
+      if (this.#lenders.size > 0) this.#dispatch();
+      this.#askYielders();
     });
   }
 
@@ -403,6 +426,19 @@ export class Pool<C> {
     item.shared = true;
     item.since = this.#now();
     return item;
+  }
+
+  /** Asks streams to give their connection back, one per caller that waits with no connection left to open. */
+  #askYielders(): void {
+    if (this.#yielders.size === 0 || this.#canGrow()) return;
+    let wanted = this.#waiters.length - this.#asked.size;
+    for (const [item, giveBack] of this.#yielders) {
+      if (wanted <= 0) return;
+      if (this.#asked.has(item)) continue;
+      this.#asked.add(item);
+      wanted--;
+      giveBack();
+    }
   }
 
   #canGrow(): boolean {
@@ -421,13 +457,15 @@ export class Pool<C> {
     return undefined;
   }
 
-  /** A streaming connection nobody else borrows yet: one borrower at a time, so scopes never mix. */
+  /** A streaming connection that only streams hold: one other borrower at a time, so scopes never mix. */
   #borrow(): PooledConnection<C> | undefined {
-    for (const item of this.#lenders) {
-      if (item.holders !== 1) continue;
-      item.holders++;
-      return item;
-    }
+    const item = this.#lendable();
+    if (item) item.holders++;
+    return item;
+  }
+
+  #lendable(): PooledConnection<C> | undefined {
+    for (const [item, streams] of this.#lenders) if (item.holders === streams) return item;
     return undefined;
   }
 
@@ -502,6 +540,8 @@ export class Pool<C> {
     const at = this.#idle.indexOf(item);
     if (at >= 0) this.#idle.splice(at, 1);
     this.#lenders.delete(item);
+    this.#yielders.delete(item);
+    this.#asked.delete(item);
     const close = force && this.#hooks.destroy ? this.#hooks.destroy : this.#hooks.close;
     const closing: Promise<void> = close(item.connection).catch(() => {}).then(() => {
       this.#closes.delete(closing);

@@ -177,6 +177,8 @@ class PostgresJsConnection implements DriverConnection {
   #lost = false;
   /** The backend's pid, read when the connection opened. */
   readonly backendId: number;
+  /** Set when a cursor failed mid-result: postgres.js then misnumbers the next result's rows (`[ <9 empty items>, row ]`). */
+  #spoiled = false;
 
   constructor(sql: Client, cut: () => void, backendId: number) {
     this.#sql = sql;
@@ -203,7 +205,7 @@ class PostgresJsConnection implements DriverConnection {
   }
 
   get broken(): boolean {
-    return this.#lost;
+    return this.#lost || this.#spoiled;
   }
 
   /** The client, unless its connection was lost. */
@@ -285,6 +287,7 @@ class PostgresJsConnection implements DriverConnection {
         // postgres.js ends a cursor whose connection was cut off between batches as if its result were complete.
         this.#live();
       } catch (error) {
+        this.#spoiled = true;
         throw translate(error, text);
       }
       return;
