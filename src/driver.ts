@@ -64,6 +64,13 @@ export interface DriverConnection {
    * session from another connection, so its statements stop on the server too.
    */
   readonly backendId?: number;
+  /**
+   * Told by the core once it has set the session's statement timeout. A
+   * driver whose native cursor keeps one statement timer running for a whole
+   * stream (postgres.js) then streams through DECLARE/FETCH, so the timeout
+   * bounds each batch and not the consumer's pace.
+   */
+  timeoutSet?(): void;
   /** Checks that the connection still works (used before reusing a long-idle one). */
   ping?(): Promise<void>;
   /** Closes the connection; never throws. */

@@ -43,6 +43,7 @@ export async function openSession(
         if (failed === undefined) break;
       }
       if (failed) throw failed;
+      connection.timeoutSet?.();
     }
   } catch (error) {
     await connection.close();

@@ -31,6 +31,7 @@ import {
   inCi,
   OwnDatabase,
   signal,
+  skipUnless,
   sleep,
   type Target,
   targets,
@@ -643,6 +644,53 @@ for (const target of targets()) {
       assert.deepEqual(db.stats().primary, { size: 1, idle: 1, busy: 0, waiting: 0 });
       await db.close();
     });
+
+    // statementTimeout × iterate: a loop slower than the timeout.
+    if (server) {
+      test(
+        postgres
+          ? "statementTimeout bounds each batch of a stream, not the consumer's pace: a loop slower than the timeout reads every row; a slow batch, and a write streamed with RETURNING, still work as they should"
+          : "statementTimeout on MySQL/MariaDB times a stream until its last row: a loop slower than the timeout fails with QueryCanceledError, never ends as if complete",
+        skipUnless(
+          target.driver !== "bun-sql" || postgres,
+          "Bun.SQL reads a MySQL result whole before the loop starts, so the consumer's pace never meets the timeout",
+        ),
+        async () => {
+          const db = open(own!.url, { statementTimeout: 500, pool: { max: 1 } });
+          // MySQL: larger than any socket buffer, so the server is still sending while the loop sleeps.
+          const total = postgres ? 300_000 : 2_000_000;
+          const rows = postgres
+            ? sql`select g from generate_series(1, ${total}) g`
+            : sql`select seq from seq_1_to_2000000`;
+          let seen = 0;
+          const reading = await outcome(async () => {
+            for await (const _ of db.iterate(rows)) {
+              // Three pauses of 800 ms: the loop lasts well past the 500 ms timeout.
+              if (seen++ % (total / 3) === 0) await sleep(800);
+            }
+          });
+          if (!postgres) {
+            assert.ok(!reading.ok && reading.error instanceof QueryCanceledError, `got ${show(reading)}`);
+            assert.ok(seen < total, `the loop saw all ${seen} rows although the statement was cancelled`);
+            return;
+          }
+          assert.ok(reading.ok, `the slow loop failed: ${show(reading)}`);
+          assert.equal(seen, total);
+          const slow = await outcome(async () => {
+            for await (const _ of db.iterate(sql`select pg_sleep(20)`)) { /* never reached */ }
+          });
+          assert.ok(!slow.ok && slow.error instanceof QueryCanceledError, `got ${show(slow)}`);
+          const table = uniqueTable("stream_write");
+          await db.execute(sql`create table ${table} (n int)`);
+          const written: unknown[] = [];
+          for await (const row of db.iterate(sql`insert into ${table} select generate_series(1, 3) returning n`)) {
+            written.push(row.n);
+          }
+          assert.deepEqual(written, [1, 2, 3]);
+          assert.equal(Number(await db.fetchVal(sql`select count(*) from ${table}`)), 3, "the write ran once");
+        },
+      );
+    }
 
     // close × a stream in flight.
     if (server) {

@@ -170,6 +170,9 @@ function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["s
   return nodeTlsOptions(request, url.host);
 }
 
+/** True for the errors of a DECLARE whose query cannot be a cursor: not a SELECT (42601), a data-modifying WITH (0A000). */
+const notCursorable = (error: unknown) => ["42601", "0A000"].includes((error as { code?: unknown })?.code as string);
+
 class PostgresJsConnection implements DriverConnection {
   readonly #sql: Client;
   /** Destroys the client's sockets. */
@@ -202,6 +205,13 @@ class PostgresJsConnection implements DriverConnection {
       throw new Error("connection lost: Roost does not reconnect inside a session");
     };
     this.#sql.end({ timeout: 0 }).catch(() => {});
+  }
+
+  /** Set once the core has set a statement timeout on the session (see `timeoutSet`). */
+  #timed = false;
+
+  timeoutSet(): void {
+    this.#timed = true;
   }
 
   get broken(): boolean {
@@ -277,6 +287,23 @@ class PostgresJsConnection implements DriverConnection {
     batchSize: number,
     placement: StreamPlacement,
   ): AsyncIterableIterator<Row[]> {
+    if (placement === "own" && this.#timed) {
+      // Under a statement timeout a native cursor is one statement until its last row, so a consumer slower than
+      // the timeout would be cancelled: each FETCH of a server cursor is timed on its own instead.
+      let declared = false;
+      const run = (statement: string, values: readonly unknown[] = []) =>
+        this.#live().unsafe(statement, this.#params(values)).then((rows) => {
+          if (statement.startsWith("DECLARE")) declared = true;
+          return Array.from(rows);
+        });
+      try {
+        yield* cursorBatches(run, text, params, batchSize, "own-transaction");
+        return;
+      } catch (error) {
+        // A statement that cannot be a cursor (a write, a data-modifying WITH) streams natively below.
+        if (declared || !notCursorable(error)) throw translate(error, text);
+      }
+    }
     if (placement === "own") {
       try {
         for await (
