@@ -25,7 +25,7 @@ import { ConfigError, ConnectionError, QueryError, queryError } from "../errors.
 import type { DatabaseUrl } from "../url.ts";
 import { executeBatched, insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
-import { cursorBatches } from "./pg_cursor.ts";
+import { cursorBatches, NotACursor } from "./pg_cursor.ts";
 import { postgresParam, postgresSessionParameters } from "./pg_values.ts";
 import { type NodeTlsOptions, nodeTlsOptions, tlsRequest, withoutFiles } from "./tls.ts";
 import { bindValue, exactInteger, mysqlRules, setColumn, tinyintBoolean } from "./values.ts";
@@ -387,11 +387,16 @@ class BunSqlConnection implements DriverConnection {
     const mode = placement === "own" ? "own-transaction" : placement === "shared" ? "hold" : "in-transaction";
     const run = async (statement: string, values: readonly unknown[] = []) =>
       this.#rows(await this.#run(statement, values));
+    let rows: Row[];
     try {
       yield* cursorBatches(run, text, params, batchSize, mode);
+      return;
     } catch (error) {
-      throw translate(this.#flavour, error, text);
+      // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) is read whole.
+      if (!(error instanceof NotACursor)) throw translate(this.#flavour, error, text);
+      rows = await this.fetchAll(text, params);
     }
+    for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
   }
 
   async ping(): Promise<void> {

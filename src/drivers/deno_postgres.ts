@@ -28,7 +28,7 @@ import type { DatabaseUrl } from "../url.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
 import { insertInChunks, multiRowInsert } from "./batch.ts";
 import { importJsr } from "./jsr.ts";
-import { cursorBatches } from "./pg_cursor.ts";
+import { cursorBatches, NotACursor } from "./pg_cursor.ts";
 import { parseArray, parseTimestamp, postgresParam, postgresSessionParameters, serializeArray } from "./pg_values.ts";
 import { integerFromText } from "./values.ts";
 
@@ -503,9 +503,13 @@ class DenoPostgresConnection implements DriverConnection {
       const run = async (statement: string, values: readonly unknown[] = []) =>
         rowsOf(await this.#send(statement, values as EncodedParam[]));
       yield* cursorBatches(run, typed, args, batchSize, mode);
+      return;
     } catch (error) {
-      throw this.#translate(error, text);
+      if (!(error instanceof NotACursor)) throw this.#translate(error, text);
     }
+    // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) is read whole.
+    const rows = await this.fetchAll(text, params);
+    for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
   }
 
   async ping(): Promise<void> {

@@ -13,6 +13,26 @@ export type RunStatement = (text: string, params?: readonly unknown[]) => Promis
 let cursorCount = 0;
 
 /**
+ * What {@linkcode cursorBatches} throws in `own-transaction` mode, with the
+ * server's error as `cause`, when the server refuses to make the query a cursor (it is not a SELECT or
+ * VALUES: 42601, or has a data-modifying WITH: 0A000). Nothing of the query
+ * ran, so the caller may run it another way.
+ */
+export class NotACursor extends Error {
+  /** Wraps the server's refusal. */
+  constructor(cause: unknown) {
+    super("the query cannot be a cursor", { cause });
+    this.name = "NotACursor";
+  }
+}
+
+/** True for the server's refusals of a DECLARE for what its query is (postgres.js's `code`, Bun.SQL's `errno`). */
+function refusedAsCursor(error: unknown): boolean {
+  const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
+  return [code, errno].some((value) => value === "42601" || value === "0A000");
+}
+
+/**
  * Yields a query's rows in batches from a server-side cursor.
  * `hold` declares it `WITH HOLD` (needed outside a transaction; Postgres then
  * computes the whole result before the first row). `transaction` wraps the
@@ -30,7 +50,11 @@ export async function* cursorBatches(
   if (mode === "own-transaction") await run("BEGIN");
   let ok = false;
   try {
-    await run(`DECLARE ${name} NO SCROLL CURSOR${mode === "hold" ? " WITH HOLD" : ""} FOR ${text}`, params);
+    const declare = `DECLARE ${name} NO SCROLL CURSOR${mode === "hold" ? " WITH HOLD" : ""} FOR ${text}`;
+    await run(declare, params).catch((error) => {
+      // Only a cursor of its own transaction is refused harmlessly: in the caller's, the refusal aborted it.
+      throw mode === "own-transaction" && refusedAsCursor(error) ? new NotACursor(error) : error;
+    });
     try {
       for (;;) {
         const batch = await run(`FETCH ${batchSize} FROM ${name}`);

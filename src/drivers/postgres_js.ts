@@ -19,7 +19,7 @@ import { tooManyParameters } from "../query.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
-import { cursorBatches } from "./pg_cursor.ts";
+import { cursorBatches, NotACursor } from "./pg_cursor.ts";
 import { nodeTlsOptions, tlsRequest, withoutFiles } from "./tls.ts";
 import {
   parseArray,
@@ -170,9 +170,6 @@ function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["s
   return nodeTlsOptions(request, url.host);
 }
 
-/** True for the errors of a DECLARE whose query cannot be a cursor: not a SELECT (42601), a data-modifying WITH (0A000). */
-const notCursorable = (error: unknown) => ["42601", "0A000"].includes((error as { code?: unknown })?.code as string);
-
 class PostgresJsConnection implements DriverConnection {
   readonly #sql: Client;
   /** Destroys the client's sockets. */
@@ -290,18 +287,14 @@ class PostgresJsConnection implements DriverConnection {
     if (placement === "own" && this.#timed) {
       // Under a statement timeout a native cursor is one statement until its last row, so a consumer slower than
       // the timeout would be cancelled: each FETCH of a server cursor is timed on its own instead.
-      let declared = false;
       const run = (statement: string, values: readonly unknown[] = []) =>
-        this.#live().unsafe(statement, this.#params(values)).then((rows) => {
-          if (statement.startsWith("DECLARE")) declared = true;
-          return Array.from(rows);
-        });
+        this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
       try {
         yield* cursorBatches(run, text, params, batchSize, "own-transaction");
         return;
       } catch (error) {
-        // A statement that cannot be a cursor (a write, a data-modifying WITH) streams natively below.
-        if (declared || !notCursorable(error)) throw translate(error, text);
+        // A statement that cannot be a cursor (a write with RETURNING) streams natively below.
+        if (!(error instanceof NotACursor)) throw translate(error, text);
       }
     }
     if (placement === "own") {
