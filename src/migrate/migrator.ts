@@ -5,6 +5,7 @@
  * @module
  */
 import type { Connection } from "../connection.ts";
+import { asyncContextAvailable } from "../context.ts";
 import type { Database } from "../database.ts";
 import { ConfigError } from "../errors.ts";
 import type { Queryable } from "../queryable.ts";
@@ -187,8 +188,14 @@ export class Migrator {
     return this.#directory !== undefined ? await loadDirectory(this.#directory) : await loadList(this.#migrations!);
   }
 
-  /** Runs `fn` on one primary connection, also inside a replica scope and with replica reads. */
+  /**
+   * Runs `fn` on one primary connection, also inside a replica scope and with
+   * replica reads. Without async context (Workers without `nodejs_compat`)
+   * `db.primary()` is refused, so the connection is taken through the handle
+   * of a context of its own, which needs none.
+   */
   #pinned<T>(fn: (conn: Connection) => Promise<T>): Promise<T> {
+    if (!asyncContextAvailable) return this.#db.context((scope) => scope.primary((primary) => primary.connection(fn)));
     return this.#db.primary((primary) => primary.connection(fn));
   }
 
