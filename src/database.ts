@@ -257,9 +257,9 @@ export class Database extends Queryable implements AsyncDisposable {
       destroy: (connection) => {
         const id = connection.backendId;
         const cut = connection.destroy?.() ?? connection.close();
-        // Its socket is cut now (the pool's close never waits on the server); the session ends right after.
-        if (id !== undefined) endSession?.(id);
-        return cut;
+        // Its socket is cut now; the session ends on the server right after, which a closing pool waits for
+        // (boundedly), so once close() resolves nothing of Roost's holds the process or runs on the server.
+        return id === undefined || endSession === undefined ? cut : Promise.all([cut, endSession(id)]).then(() => {});
       },
       broken: (connection) => connection.broken === true,
       ping: (connection) => connection.ping?.(),

@@ -9,20 +9,20 @@ import type { DriverConnection } from "./driver.ts";
 import { backgroundTimeout } from "./runtime.ts";
 
 /**
- * Returns a function that ends server session `id` soon: the ids added in
- * the same turn of the event loop are ended together, from one connection
- * `open` makes (with a short connect timeout), which lives at most a
- * second more. Nothing waits for it and it never throws, so a close
- * resolves as soon as its sockets are cut.
+ * Returns a function that ends server session `id`: the ids given in the
+ * same turn of the event loop are ended together, from one connection
+ * `open` makes (with a short connect timeout), which lives at most a second
+ * once open. The promise it returns settles when that is done or has
+ * failed; it never rejects, so whoever awaits it (a pool's close) is held
+ * up by a bounded wait only.
  */
 export function sessionEnder(
   open: () => Promise<DriverConnection>,
   statements: (ids: readonly number[]) => readonly string[],
-): (id: number) => void {
+): (id: number) => Promise<void> {
   let pending: number[] = [];
-  const run = async () => {
-    const ids = pending;
-    pending = [];
+  let batch: Promise<void> | undefined;
+  const run = async (ids: readonly number[]) => {
     const connection = await open();
     // Unreferenced: the connection's socket keeps the process alive meanwhile, never longer than this.
     const timer = backgroundTimeout(() => connection.close(), 1_000);
@@ -32,6 +32,13 @@ export function sessionEnder(
     await connection.close();
   };
   return (id) => {
-    if (pending.push(id) === 1) queueMicrotask(() => run().catch(() => {}));
+    pending.push(id);
+    batch ??= Promise.resolve().then(() => {
+      const ids = pending;
+      pending = [];
+      batch = undefined;
+      return run(ids).catch(() => {});
+    });
+    return batch;
   };
 }
