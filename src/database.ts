@@ -240,7 +240,7 @@ export class Database extends Queryable implements AsyncDisposable {
     servers: number,
   ): Member {
     const dialect = dialectOf(url.dialect);
-    const driver = async () => this.#driver ?? await this.#driverLoaded();
+    const driver = () => this.#driverLoaded();
     const endSession = dialect.terminateSessions && runtime !== "workerd"
       ? sessionEnder(
         async () => (await driver()).connect(setupUrl(url, { connect_timeout: 1 })),

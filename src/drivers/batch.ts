@@ -1,11 +1,17 @@
 /**
  * The multi-row insert batch path: a single-row `INSERT … VALUES (…)` run
  * for many parameter sets becomes multi-row inserts, one statement (and one
- * round trip) per chunk of rows.
+ * round trip) per chunk of rows; and a result read whole, handed out as a
+ * stream's batches where a driver cannot stream it.
  *
  * @module
  */
-import type { ExecuteResult } from "../driver.ts";
+import type { ExecuteResult, Row } from "../driver.ts";
+
+/** Hands out `rows`, read whole, in batches of `size`, as a stream of the driver would. */
+export function* inBatches(rows: readonly Row[], size: number): Generator<Row[]> {
+  for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size);
+}
 
 /** `insert … values (…)` ending the statement: its tuple can repeat for a multi-row insert. */
 const singleTupleInsert = /^(\s*insert\s[\s\S]*?\svalues\s*)(\([^()]*\))\s*;?\s*$/i;

@@ -23,7 +23,7 @@ import type { DialectName } from "../dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
 import { ConfigError, ConnectionError, QueryError, queryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
-import { executeBatched, insertInChunks, multiRowInsert } from "./batch.ts";
+import { executeBatched, inBatches, insertInChunks, multiRowInsert } from "./batch.ts";
 import { fatalPostgresState, postgresErrorFields, redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { cursorBatches, NotACursor } from "./pg_cursor.ts";
 import { postgresParam, postgresSessionParameters } from "./pg_values.ts";
@@ -377,8 +377,7 @@ class BunSqlConnection implements DriverConnection {
     if (this.#flavour.dialect === "mysql") {
       // Bun.SQL has no row stream for MySQL: the rows are read first, then
       // handed out in batches.
-      const rows = await this.fetchAll(text, params);
-      for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+      yield* inBatches(await this.fetchAll(text, params), batchSize);
       return;
     }
     // Bun.SQL has no cursor API: the server keeps one. On a connection of its
@@ -387,21 +386,20 @@ class BunSqlConnection implements DriverConnection {
     const mode = placement === "own" ? "own-transaction" : placement === "shared" ? "hold" : "in-transaction";
     const run = async (statement: string, values: readonly unknown[] = []) =>
       this.#rows(await this.#run(statement, values));
-    let rows: Row[];
     try {
       yield* cursorBatches(run, text, params, batchSize, mode);
       return;
     } catch (error) {
-      // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) is read whole.
       if (!(error instanceof NotACursor)) throw translate(this.#flavour, error, text);
-      rows = await this.fetchAll(text, params);
     }
-    for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+    // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) is read whole.
+    yield* inBatches(await this.fetchAll(text, params), batchSize);
   }
 
   async ping(): Promise<void> {
     await this.#run("SELECT 1", []);
   }
+
   async close(): Promise<void> {
     await this.#sql.close({ timeout: 0 }).catch(() => {});
   }

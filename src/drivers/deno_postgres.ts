@@ -26,7 +26,7 @@ import { ConfigError, ConnectionError, QueryError, queryError } from "../errors.
 import { backgroundTimeout } from "../runtime.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
-import { insertInChunks, multiRowInsert } from "./batch.ts";
+import { inBatches, insertInChunks, multiRowInsert } from "./batch.ts";
 import { importJsr } from "./jsr.ts";
 import { cursorBatches, NotACursor } from "./pg_cursor.ts";
 import { parseArray, parseTimestamp, postgresParam, postgresSessionParameters, serializeArray } from "./pg_values.ts";
@@ -508,8 +508,7 @@ class DenoPostgresConnection implements DriverConnection {
       if (!(error instanceof NotACursor)) throw this.#translate(error, text);
     }
     // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) is read whole.
-    const rows = await this.fetchAll(text, params);
-    for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+    yield* inBatches(await this.fetchAll(text, params), batchSize);
   }
 
   async ping(): Promise<void> {

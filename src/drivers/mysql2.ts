@@ -18,7 +18,7 @@ import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } fr
 import { ConnectionError, QueryError, queryError } from "../errors.ts";
 import { nodeTlsOptions, tlsRequest } from "./tls.ts";
 import type { DatabaseUrl } from "../url.ts";
-import { executeBatched } from "./batch.ts";
+import { executeBatched, inBatches } from "./batch.ts";
 import { redactMysqlValues, sanitizedCause } from "./cause.ts";
 import { bindValue, integerFromText, mysqlRules, tinyintBoolean } from "./values.ts";
 
@@ -203,8 +203,7 @@ class Mysql2Connection implements DriverConnection {
       // MySQL has no cursor that lets other statements run on the connection
       // meanwhile: on a shared connection the rows are read first, then handed
       // out in batches, so queries inside the loop cannot deadlock.
-      const rows = await this.fetchAll(text, params);
-      for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+      yield* inBatches(await this.fetchAll(text, params), batchSize);
       return;
     }
     const core = (this.#connection as unknown as { connection: CoreConnection }).connection;
