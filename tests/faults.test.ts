@@ -750,6 +750,45 @@ for (const target of targets()) {
       });
     }
 
+    // close × a server that stops answering: ending the cut-off sessions cannot hold close() up for long.
+    if (server) {
+      test("close({ timeout: 100 }) when the server stops answering new connections: close() still resolves, bounded by the side connection's 1 s connect timeout", async () => {
+        const real = new URL(own!.url);
+        let answering = true;
+        const proxy = await new Listener((client) => {
+          // Once the server "stops answering", a new connection is accepted and never served.
+          if (!answering) return void client.resume();
+          const upstream = connect(Number(real.port), real.hostname);
+          proxy.upstreams.push(upstream);
+          upstream.on("error", () => client.destroy());
+          client.on("error", () => upstream.destroy());
+          client.pipe(upstream).pipe(client);
+        }).listen();
+        listeners.push(proxy);
+        const db = open(atPort(own!.url, proxy.port), { pool: { max: 3 } });
+        const running = postgres
+          ? sql`select count(*) from pg_stat_activity where datname = ${
+            own!.name
+          } and state = 'active' and query like ${"select pg_sleep(10)%"}`
+          : sql`select count(*) from information_schema.processlist where db = ${
+            own!.name
+          } and info like ${"select sleep(10)%"}`;
+        const sleeps = Array.from(
+          { length: 3 },
+          () => outcome(() => db.fetchVal(postgres ? sql`select pg_sleep(10)` : sql`select sleep(10)`)),
+        );
+        await eventually("3 sleeps running", async () => Number(await own!.observer.fetchVal(running)), (n) => n === 3);
+        answering = false;
+        const closing = await outcome(() => within(db.close({ timeout: 100 }), 8_000, "close()"));
+        assert.ok(closing.ok, `close() did not resolve: ${show(closing)}`);
+        console.log(`${target.label}: close() resolved in ${closing.ms} ms with the server not answering`);
+        const results = await Promise.all(sleeps);
+        assert.ok(results.every((r) => !r.ok && r.error instanceof ConnectionError), results.map(show).join("; "));
+        // The side connection was given up: it reached the proxy and was never served.
+        assert.ok(proxy.clients.length > 3, "the side connection that ends the sessions was tried");
+      });
+    }
+
     // statementTimeout × connection set-up: the timeout is set after the driver's and Roost's set-up statements.
     const setups: { how: string; url: () => string; options: DatabaseOptions }[] = [
       { how: "the statementTimeout option", url: () => own!.url, options: { statementTimeout: 500 } },
