@@ -1,19 +1,19 @@
 /**
  * The `roost` command line: `main()` in process, then bin/roost.js spawned
- * under the runtime running the tests (as users run it), and on Node the
- * package as npm installs it (`npx roost`, `bun x roost`).
+ * under the runtime running the tests (as users run it). The package as npm
+ * and Bun install it (`npx @roost/db`, `bunx @roost/db`, `deno run -A
+ * npm:@roost/db`) is tested in tests/install/packaged.ts.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join } from "node:path";
+import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/cli.ts";
-import { runtime, skipUnless, tempDatabasePath } from "./support.ts";
+import { runtime, tempDatabasePath } from "./support.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = join(root, "bin", "roost.js");
@@ -297,71 +297,4 @@ export async function down(db: Handle): Promise<void> {
       assert.ok(!output.includes("    at "), "no stack trace");
     }
   });
-});
-
-describe("roost command line, installed from the npm package", () => {
-  const bunPath = join(root, "node_modules", ".bin", "bun");
-  test(
-    "npm pack, npm install, then npx roost (and bun x roost) run migrations, .ts ones importing @roost/db included",
-    skipUnless(runtime === "node", "packaging runs once, on Node (npm's own runtime)"),
-    async () => {
-      const work = await mkdtemp(join(tmpdir(), "roost-pack-"));
-      // npm, npx and the bin's `#!/usr/bin/env node` find this Node first.
-      const env = {
-        PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}`,
-        npm_config_update_notifier: "false",
-      };
-      try {
-        const pack = await spawned("npm", ["pack", "--pack-destination", work], root, env);
-        assert.equal(pack.code, 0, show(pack));
-        const tarball = (await readdir(work)).find((file) => file.endsWith(".tgz"));
-        assert.ok(tarball, show(pack));
-        const project = join(work, "project");
-        await mkdir(join(project, "migrations"), { recursive: true });
-        await writeFile(
-          join(project, "package.json"),
-          JSON.stringify({ name: "project", private: true, type: "module" }),
-        );
-        const install = await spawned(
-          "npm",
-          ["install", "--offline", "--no-audit", "--no-fund", join(work, tarball)],
-          project,
-          env,
-        );
-        assert.equal(install.code, 0, show(install));
-        assert.ok(existsSync(join(project, "node_modules", "@roost", "db", "bin", "roost.js")));
-        await fill(
-          join(project, "migrations", "0001_create_notes.sql"),
-          "create table notes (id integer primary key, body text);",
-          "drop table notes;",
-        );
-        await writeFile(
-          join(project, "migrations", "0002_seed.ts"),
-          `import { type Queryable, sql } from "@roost/db";
-export async function up(db: Queryable): Promise<void> {
-  await db.execute(sql\`insert into notes (id, body) values (\${1}, \${"hello"})\`);
-}
-`,
-        );
-        const dbEnv = { ...env, DATABASE_URL: `sqlite:${join(work, "app.db")}` };
-        let run = await spawned("npx", ["--offline", "roost", "upgrade"], project, dbEnv);
-        assert.equal(run.code, 0, show(run));
-        assert.equal(run.out.at(-1), "applied 2 migrations (current: 0002)", show(run));
-        assert.ok(!run.err.some((line) => /ExperimentalWarning/.test(line)), show(run));
-        run = await spawned("npx", ["--offline", "roost", "status"], project, dbEnv);
-        assert.equal(run.code, 0, show(run));
-        assert.ok(run.out.includes("status: up-to-date"), show(run));
-        assert.ok(run.out.includes("current: 0002_seed"), show(run));
-        if (existsSync(bunPath)) {
-          for (const args of [["x", "roost", "status"], ["x", "--bun", "roost", "status"]]) {
-            run = await spawned(bunPath, args, project, dbEnv);
-            assert.equal(run.code, 0, `bun ${args.join(" ")}: ${show(run)}`);
-            assert.ok(run.out.includes("status: up-to-date"), show(run));
-          }
-        }
-      } finally {
-        await rm(work, { recursive: true, force: true });
-      }
-    },
-  );
 });

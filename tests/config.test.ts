@@ -225,13 +225,15 @@ describe("SQLite URLs: :memory: and the filesystem root", () => {
 
 /**
  * A project of its own in a temporary directory: Roost's sources (`mod.ts`,
- * `src/`, `bin/`) copied in, a `migrations` directory, and an empty
+ * `src/`), its build (`dist/`, which `bin/` runs) and `bin/` copied in, a `migrations` directory, and an empty
  * `node_modules`, so no driver package can be found (Bun installs missing
  * packages on the fly only where no `node_modules` exists).
  */
 function projectWithoutDrivers(): string {
   const dir = mkdtempSync(join(tmpdir(), "roost-nodrivers-"));
-  for (const part of ["mod.ts", "src", "bin"]) cpSync(join(repository, part), join(dir, part), { recursive: true });
+  for (const part of ["mod.ts", "src", "bin", "dist"]) {
+    cpSync(join(repository, part), join(dir, part), { recursive: true });
+  }
   for (const empty of ["node_modules", "migrations"]) mkdirSync(join(dir, empty));
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "no-drivers", type: "module", private: true }));
   writeFileSync(

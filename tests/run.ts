@@ -1,11 +1,13 @@
 /**
- * Runs the behavioural suite on Deno, Bun and Node, one after the other, and
- * fails when any of them fails. `npm test` calls it.
+ * Builds the npm package's JavaScript (scripts/build.ts), runs the
+ * behavioural suite on Deno, Bun and Node, one after the other, then the
+ * install tests (tests/install/: the packed package in fresh projects, on
+ * every runtime), and fails when any of them fails. `npm test` calls it.
  *
- *   node tests/run.ts                      every runtime
- *   node tests/run.ts --runtime=deno,bun   some of them
+ *   node tests/run.ts                              every runner
+ *   node tests/run.ts --runtime=deno,bun,install   some of them
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -37,6 +39,25 @@ interface Counts {
 }
 
 const number = (output: string, pattern: RegExp) => Number(output.match(pattern)?.[1] ?? 0);
+
+/** Reads node --test's closing counts. */
+function nodeCounts(out: string): Counts {
+  return {
+    passed: number(out, /^ℹ pass (\d+)$/m),
+    failed: number(out, /^ℹ fail (\d+)$/m) + number(out, /^ℹ cancelled (\d+)$/m),
+    skipped: number(out, /^ℹ skipped (\d+)$/m),
+  };
+}
+
+/** node --test's arguments for `files`: the spec report on stdout, a JUnit one named `report`. */
+const nodeTest = (files: string[], report: string): string[] => [
+  "--test",
+  "--test-reporter=spec",
+  "--test-reporter-destination=stdout",
+  "--test-reporter=junit",
+  `--test-reporter-destination=${reportPath(report)}`,
+  ...files,
+];
 
 const runners: Record<string, Runner> = {
   deno: {
@@ -75,20 +96,16 @@ const runners: Record<string, Runner> = {
   },
   node: {
     command: bin("node"),
-    args: [
-      "--test",
-      "--test-reporter=spec",
-      "--test-reporter-destination=stdout",
-      "--test-reporter=junit",
-      `--test-reporter-destination=${reportPath("node")}`,
-      "tests/**/*.test.ts",
-    ],
+    args: nodeTest(["tests/**/*.test.ts"], "node"),
     fullName: (name, classname) => `${classname} > ${name}`,
-    counts: (out) => ({
-      passed: number(out, /^ℹ pass (\d+)$/m),
-      failed: number(out, /^ℹ fail (\d+)$/m) + number(out, /^ℹ cancelled (\d+)$/m),
-      skipped: number(out, /^ℹ skipped (\d+)$/m),
-    }),
+    counts: nodeCounts,
+  },
+  // The packed package in fresh projects (tests/install/): it spawns every runtime itself, so it runs once, on Node.
+  install: {
+    command: bin("node"),
+    args: nodeTest(["tests/install/packaged.ts"], "install"),
+    fullName: (name, classname) => `${classname} > ${name}`,
+    counts: nodeCounts,
   },
 };
 
@@ -176,6 +193,14 @@ interface Result {
   skipped: Map<string, string>;
 }
 
+// The suites import the package by name in places (examples, bundled Workers), which resolves to the build.
+console.log("=== build: node scripts/build.ts");
+const build = spawnSync(bin("node"), ["scripts/build.ts"], { cwd: root, stdio: "inherit" });
+if (build.status !== 0) {
+  console.error("build failed: the suites would run against a stale or missing dist/");
+  process.exit(1);
+}
+
 const results: Result[] = [];
 for (const name of chosen) {
   const { code, counts, output } = await run(name, runners[name]);
@@ -183,16 +208,16 @@ for (const name of chosen) {
   results.push({ name, code, counts, byTarget, skipped: skippedTargets(output) });
 }
 
-console.log("\n=== per runtime x target (place · driver)");
+console.log("\n=== per runner x target (place · driver; for install: runtime · form)");
 for (const { name, byTarget, skipped } of results) {
   for (const [target, counts] of [...byTarget].sort(([a], [b]) => a.localeCompare(b))) {
     console.log(
-      `${name.padEnd(5)} ${
+      `${name.padEnd(7)} ${
         target.padEnd(32)
       } ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
     );
   }
-  for (const [target, why] of skipped) console.log(`${name.padEnd(5)} ${target.padEnd(32)} not run: ${why}`);
+  for (const [target, why] of skipped) console.log(`${name.padEnd(7)} ${target.padEnd(32)} not run: ${why}`);
 }
 
 console.log("\n=== summary");

@@ -2,8 +2,9 @@
  * Picks a driver for a dialect on the current runtime, loading it lazily so
  * the core never imports a driver it does not use.
  *
- * The driver modules are imported through specifiers computed at run time,
- * so a bundler (esbuild, wrangler, Vite) never follows them: a bundle holds
+ * The driver modules are imported through specifiers computed at run time
+ * (with this module's own extension, so the TypeScript sources and a
+ * compiled build both work), so a bundler (esbuild, wrangler, Vite) never follows them: a bundle holds
  * only the drivers its code imports itself and passes as the `driver`
  * option, which is how Workers and other bundled targets load one.
  *
@@ -14,6 +15,7 @@ import type { Driver } from "../driver.ts";
 import { ConfigError } from "../errors.ts";
 import { runtime, type RuntimeName } from "../runtime.ts";
 import { oneLine } from "./jsr.ts";
+import { siblingModule } from "./sibling.ts";
 
 /** The drivers Roost ships, by the name the `driver` option takes. */
 export type DriverName =
@@ -25,10 +27,9 @@ export type DriverName =
   | "bun-sql"
   | "mysql2";
 
-/** Imports a module of this directory by a specifier no bundler resolves at build time. */
-async function driverModule(file: string): Promise<Record<string, Driver>> {
-  const specifier = new URL(file, import.meta.url).href;
-  return await import(specifier);
+/** Imports a driver module of this directory (`stem` without extension) by a specifier no bundler resolves. */
+async function driverModule(stem: string): Promise<Record<string, Driver>> {
+  return await import(siblingModule(stem, import.meta.url).href);
 }
 
 interface DriverEntry {
@@ -40,34 +41,34 @@ interface DriverEntry {
 const drivers: Record<DriverName, DriverEntry> = {
   "node-sqlite": {
     runtimes: ["node", "deno"],
-    dialects: { sqlite: () => driverModule("./node_sqlite.ts").then((m) => m.nodeSqlite) },
+    dialects: { sqlite: () => driverModule("node_sqlite").then((m) => m.nodeSqlite) },
   },
   "bun-sqlite": {
     runtimes: ["bun"],
-    dialects: { sqlite: () => driverModule("./bun_sqlite.ts").then((m) => m.bunSqlite) },
+    dialects: { sqlite: () => driverModule("bun_sqlite").then((m) => m.bunSqlite) },
   },
   "deno-sqlite": {
     runtimes: ["deno"],
-    dialects: { sqlite: () => driverModule("./deno_sqlite.ts").then((m) => m.denoSqlite) },
+    dialects: { sqlite: () => driverModule("deno_sqlite").then((m) => m.denoSqlite) },
   },
   "postgres-js": {
     runtimes: ["node", "deno", "bun", "workerd"],
-    dialects: { postgres: () => driverModule("./postgres_js.ts").then((m) => m.postgresJs) },
+    dialects: { postgres: () => driverModule("postgres_js").then((m) => m.postgresJs) },
   },
   "deno-postgres": {
     runtimes: ["deno"],
-    dialects: { postgres: () => driverModule("./deno_postgres.ts").then((m) => m.denoPostgres) },
+    dialects: { postgres: () => driverModule("deno_postgres").then((m) => m.denoPostgres) },
   },
   "bun-sql": {
     runtimes: ["bun"],
     dialects: {
-      postgres: () => driverModule("./bun_sql.ts").then((m) => m.bunSqlPostgres),
-      mysql: () => driverModule("./bun_sql.ts").then((m) => m.bunSqlMysql),
+      postgres: () => driverModule("bun_sql").then((m) => m.bunSqlPostgres),
+      mysql: () => driverModule("bun_sql").then((m) => m.bunSqlMysql),
     },
   },
   "mysql2": {
     runtimes: ["node", "deno", "bun", "workerd"],
-    dialects: { mysql: () => driverModule("./mysql2.ts").then((m) => m.mysql2) },
+    dialects: { mysql: () => driverModule("mysql2").then((m) => m.mysql2) },
   },
 };
 

@@ -15,6 +15,7 @@ import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../d
 import { ConnectionError, QueryError } from "../errors.ts";
 import type { DatabaseUrl } from "../url.ts";
 import { sqliteParams } from "./sqlite.ts";
+import { siblingModule } from "./sibling.ts";
 import {
   decodeError,
   type SqliteWorkerDriver,
@@ -29,12 +30,6 @@ type Request = SqliteWorkerRequest extends infer R ? R extends unknown ? Omit<R,
 interface Pending {
   resolve(value: unknown): void;
   reject(error: unknown): void;
-}
-
-/** The thread's entry, with this module's extension (`.ts` from source, `.js` once compiled). */
-function threadEntry(): URL {
-  const extension = /\.[cm]?[jt]s$/.exec(new URL(import.meta.url).pathname)?.[0] ?? ".ts";
-  return new URL(`./sqlite_worker_thread${extension}`, import.meta.url);
 }
 
 const reason = (error: unknown) => error instanceof Error ? error.message : String(error);
@@ -73,7 +68,7 @@ export class SqliteWorkerConnection implements DriverConnection {
   static async open(driver: SqliteWorkerDriver, url: DatabaseUrl): Promise<SqliteWorkerConnection> {
     let worker: Worker;
     try {
-      worker = new Worker(threadEntry());
+      worker = new Worker(siblingModule("sqlite_worker_thread", import.meta.url));
     } catch (error) {
       throw new ConnectionError(`could not start a worker thread for SQLite: ${reason(error)}`, { cause: error });
     }

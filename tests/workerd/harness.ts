@@ -73,13 +73,24 @@ export interface BundleOptions {
   nodejsCompat: boolean;
   /** Minify (as `wrangler deploy --minify`). */
   minify?: boolean;
+  /** The project the entry and its packages resolve from; default the repository. */
+  project?: string;
 }
 
 /** Bundles a Worker module; returns its single ESM file. */
 export async function bundleWorker(entry: string, options: BundleOptions): Promise<string> {
+  return (await bundleWorkerFiles(entry, options)).text;
+}
+
+/** Bundles a Worker module; returns its single ESM file and the files it was built from (relative paths). */
+export async function bundleWorkerFiles(
+  entry: string,
+  options: BundleOptions,
+): Promise<{ text: string; inputs: string[] }> {
   const result = await esbuild.build({
     entryPoints: [entry],
-    absWorkingDir: root,
+    absWorkingDir: options.project ?? root,
+    metafile: true,
     bundle: true,
     write: false,
     format: "esm",
@@ -92,7 +103,7 @@ export async function bundleWorker(entry: string, options: BundleOptions): Promi
     plugins: [options.nodejsCompat ? nodeCompat : noNodeCompat],
     logLevel: "silent",
   });
-  return result.outputFiles[0].text;
+  return { text: result.outputFiles[0].text, inputs: Object.keys(result.metafile.inputs) };
 }
 
 /** Options of {@linkcode startWorker}. */
