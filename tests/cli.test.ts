@@ -4,7 +4,7 @@
  * package as npm installs it (`npx roost`, `bun x roost`).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,6 +19,18 @@ import { runtime, skipUnless, tempDatabasePath } from "./support.ts";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = join(root, "bin", "roost.js");
 const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+
+/** A Node.js older than 22.18 on this machine (the system's, say), to see bin/roost.js refuse it. */
+const oldNode = ["/usr/bin/node", "/usr/local/bin/node", "/bin/node"].find((path) => {
+  if (!existsSync(path)) return false;
+  try {
+    const [major, minor] = execFileSync(path, ["--version"], { encoding: "utf8" }).trim().slice(1).split(".")
+      .map(Number);
+    return major < 22 || (major === 22 && minor < 18);
+  } catch {
+    return false;
+  }
+});
 
 interface Run {
   code: number | null;
@@ -480,6 +492,34 @@ export async function down(db: Handle): Promise<void> {
     assert.equal(run.code, 0, show(run));
     assert.deepEqual(run.out, [version]);
   });
+
+  test(
+    "on a Node.js older than 22.18 it says how to run it instead (bunx --bun when Bun started it)",
+    skipUnless(oldNode !== undefined, "no Node.js older than 22.18 on this machine"),
+    async () => {
+      const command = oldNode!;
+      const nodeVersion = execFileSync(command, ["--version"], { encoding: "utf8" }).trim();
+      const plain = await spawned(command, [bin, "status"], cwd, { npm_config_user_agent: "" });
+      assert.equal(plain.code, 1, show(plain));
+      assert.deepEqual(plain.out, []);
+      assert.deepEqual(plain.err, [
+        `error: roost needs Node.js >= 22.18 (this is ${nodeVersion})`,
+        "Upgrade Node.js (then npx @roost/db <command> runs it without installing it), or run it on Bun:",
+        "  bunx --bun @roost/db <command>",
+      ]);
+      // `bunx roost` runs the bin with the system's Node.js unless told --bun.
+      const bunx = await spawned(command, [bin, "status"], cwd, {
+        npm_config_user_agent: "bun/1.4.5 npm/? node/v24.3.0 linux x64",
+        npm_lifecycle_event: "bunx",
+      });
+      assert.equal(bunx.code, 1, show(bunx));
+      assert.deepEqual(bunx.err, [
+        `error: roost needs Node.js >= 22.18 (this is ${nodeVersion})`,
+        "Bun started it with that Node.js: run it on Bun itself with --bun:",
+        "  bunx --bun @roost/db <command>   (or bunx --bun roost <command> where it is installed)",
+      ]);
+    },
+  );
 
   test("a connection error prints no password", async () => {
     await mkdir(join(cwd, "migrations"), { recursive: true });
