@@ -203,20 +203,28 @@ async function checkDirectory(dir: string, shownDir: string): Promise<void> {
     isDirectory = (await stat(dir)).isDirectory();
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if (code === "ENOTDIR") isDirectory = false;
-    else if (code !== "ENOENT") throw error;
-    else {
+    if (code === "ENOENT") {
       throw new SetupError(
         `no migrations directory ${where}: "roost new <name>" creates it with a first migration, ` +
           `or pass --dir DIR for another directory`,
       );
     }
+    if (code !== "ENOTDIR") throw error;
   }
   if (!isDirectory) throw new SetupError(`the migrations directory ${where} is not a directory: pass --dir DIR`);
 }
 
-/** What `status` reports as a problem: anything that makes `upgrade` or `downgrade` refuse to run. */
-function problems(source: readonly LoadedMigration[], applied: readonly HistoryEntry[], dialect: Database["dialect"]) {
+/**
+ * What `status` reports as a problem, one line each: what makes `upgrade`
+ * refuse to run (an applied migration edited since, a pending one older than
+ * the newest applied one or empty) and an applied migration missing from the
+ * directory (which `downgrade` cannot revert).
+ */
+function problems(
+  source: readonly LoadedMigration[],
+  applied: readonly HistoryEntry[],
+  dialect: Database["dialect"],
+): string[] {
   const lines: string[] = [];
   const bySource = new Map(source.map((migration) => [migration.revision, migration]));
   for (const entry of applied) {
