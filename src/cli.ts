@@ -275,10 +275,10 @@ async function run(parsed: Parsed, io: CliIo): Promise<number> {
     io.err("error: no database URL: set the DATABASE_URL environment variable or pass --url");
     return 2;
   }
-  // history reads only the database.
-  if (command !== "history") await checkDirectory(dir, parsed.dir);
   const db = new Database(url);
   try {
+    // A bad URL is reported first (the line above); history reads only the database.
+    if (command !== "history") await checkDirectory(dir, parsed.dir);
     const migrator = new Migrator(db, {
       directory: dir,
       ...(parsed.table === undefined ? {} : { table: parsed.table }),
