@@ -6,23 +6,29 @@
  * roost <command> [args] [--url URL] [--dir DIR] [--table NAME]
  * ```
  *
- * Run it as `npx roost`, `bunx roost` or `deno run -A jsr:@roost/db/cli`.
- * The URL comes from `--url` or the `DATABASE_URL` environment variable;
- * the migrations directory is `migrations` in the working directory unless
- * `--dir` says otherwise. Progress goes to standard output; errors go to
- * standard error as one line (message and code, no stack) with exit code 1,
- * and usage errors exit with 2. A URL's password is never printed.
+ * In a project that has `@roost/db` installed, run it as `npx roost` or
+ * `bunx roost`; without a local install, as `npx @roost/db`,
+ * `bunx @roost/db`, `deno run -A npm:@roost/db` or
+ * `deno run -A jsr:@roost/db/cli`. The URL comes from `--url` or the
+ * `DATABASE_URL` environment variable; the migrations directory is
+ * `migrations` in the working directory unless `--dir` says otherwise.
+ * Progress goes to standard output; errors go to standard error as one line
+ * (message and code, no stack). Exit codes: 0 done, 1 the command failed or
+ * `status` found a problem, 2 a usage error (a bad command line, no database
+ * URL, no migrations directory). A URL's password is never printed.
  *
  * @module
  */
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Database } from "./database.ts";
 import { RoostError } from "./errors.ts";
-import { type MigrationEvent, Migrator } from "./migrate/migrator.ts";
-import { parseMigrationFileName } from "./migrate/source.ts";
+import type { HistoryEntry } from "./migrate/history.ts";
+import { isEmptyStep, type MigrationEvent, Migrator } from "./migrate/migrator.ts";
+import { compareRevisions, type LoadedMigration, parseMigrationFileName } from "./migrate/source.ts";
+import { packageVersion } from "./package_version.ts";
 
 /** Where {@linkcode main} reads and writes; every field defaults to the process's own. */
 export interface CliIo {
@@ -39,20 +45,37 @@ export interface CliIo {
 const usage = `Usage: roost <command> [args] [options]
 
 Commands:
-  status                 show the current and head revisions, the status and pending migrations
+  status                 show the current and head revisions, pending migrations and problems
   upgrade [target]       apply pending migrations up to target (default: head)
   downgrade [target]     revert migrations back to target, a revision or "base" (default: the newest one only)
   history                list the applied migrations
-  new <name>             create <dir>/<revision>_<name>.sql (name: lowercase letters, digits and _)
-  help                   show this help
+  new <name>             create <dir>/<revision>_<name>.sql to fill in (name: lowercase letters, digits and _);
+                         upgrade refuses it while its up section is empty
+  version                print roost's version (also --version, -v)
+  help                   show this help (also --help, -h)
 
 Options:
   --url URL              the database URL (default: the DATABASE_URL environment variable)
   --dir DIR              the migrations directory (default: migrations)
-  --table NAME           the history table (default: roost_migrations)`;
+  --table NAME           the history table (default: roost_migrations)
+
+Exit codes:
+  0                      done; for status, no problem found (pending migrations are not a problem)
+  1                      the command failed, or status found a problem: an applied migration edited or missing
+                         from the directory, a pending one older than the newest applied one or empty
+  2                      usage error: a bad command line, no database URL, no migrations directory
+
+Without installing @roost/db in the project:
+  npx @roost/db <command>                 Node.js >= 22.18
+  bunx @roost/db <command>                Bun (add --bun to run on Bun when the system Node.js is older)
+  deno run -A npm:@roost/db <command>     Deno
+In a project that has it installed: npx roost <command>, bunx roost <command>.`;
 
 /** A mistake in the command line: reported with the usage hint and exit code 2. */
 class UsageError extends Error {}
+
+/** Something the command needs is not set up (the migrations directory): reported as it is, with exit code 2. */
+class SetupError extends Error {}
 
 interface Parsed {
   command: string | undefined;
@@ -61,6 +84,7 @@ interface Parsed {
   dir: string;
   table: string | undefined;
   help: boolean;
+  version: boolean;
 }
 
 const optionNames = new Set(["url", "dir", "table"]);
@@ -73,11 +97,14 @@ function parse(args: readonly string[]): Parsed {
     dir: "migrations",
     table: undefined,
     help: false,
+    version: false,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--help" || arg === "-h") {
       parsed.help = true;
+    } else if (arg === "--version" || arg === "-v") {
+      parsed.version = true;
     } else if (arg.startsWith("--")) {
       const equals = arg.indexOf("=");
       const name = arg.slice(2, equals < 0 ? undefined : equals);
@@ -96,7 +123,15 @@ function parse(args: readonly string[]): Parsed {
   return parsed;
 }
 
-const expectedArgs: Record<string, number> = { status: 0, history: 0, upgrade: 1, downgrade: 1, new: 1, help: 0 };
+const expectedArgs: Record<string, number> = {
+  status: 0,
+  history: 0,
+  upgrade: 1,
+  downgrade: 1,
+  new: 1,
+  help: 0,
+  version: 0,
+};
 
 /** The text of one error for standard error: its message and code, never a stack. */
 function errorLine(error: unknown): string {
@@ -135,14 +170,92 @@ async function createMigration(dir: string, shownDir: string, name: string, io: 
     throw new RoostError(`a migration with revision ${revision} already exists in ${shownDir}: try again in a second`);
   }
   const file = `${revision}_${name}.sql`;
-  await writeFile(
-    join(dir, file),
-    `-- ${revision} ${name}: the SQL after "-- migrate:up" applies this migration, the SQL after ` +
-      `"-- migrate:down" reverts it.\n-- migrate:up\n\n\n-- migrate:down\n\n`,
-    { flag: "wx" },
-  );
+  await writeFile(join(dir, file), template(revision, name), { flag: "wx" });
   io.out(join(shownDir, file));
   return 0;
+}
+
+/**
+ * A new migration file: the markers, with nothing to run. `upgrade` refuses
+ * it until its up section holds SQL; without SQL after `-- migrate:down` it
+ * cannot be reverted.
+ */
+function template(revision: string, name: string): string {
+  return `-- ${revision} ${name}
+-- Write the SQL that applies this migration after "-- migrate:up" (upgrade refuses the file while that part is
+-- empty), and the SQL that reverts it after "-- migrate:down" (left empty, downgrade refuses to revert it).
+-- migrate:up
+
+
+-- migrate:down
+
+`;
+}
+
+/**
+ * The migrations directory for a command that reads it: a usage error (exit
+ * code 2) naming it, and how to create it, when it is missing.
+ */
+async function checkDirectory(dir: string, shownDir: string): Promise<void> {
+  const where = shownDir === dir ? dir : `${shownDir} (${dir})`;
+  let isDirectory = false;
+  try {
+    isDirectory = (await stat(dir)).isDirectory();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === "ENOENT") {
+      throw new SetupError(
+        `no migrations directory ${where}: "roost new <name>" creates it with a first migration, ` +
+          `or pass --dir DIR for another directory`,
+      );
+    }
+    if (code !== "ENOTDIR") throw error;
+  }
+  if (!isDirectory) throw new SetupError(`the migrations directory ${where} is not a directory: pass --dir DIR`);
+}
+
+/**
+ * What `status` reports as a problem, one line each: what makes `upgrade`
+ * refuse to run (an applied migration edited since, a pending one older than
+ * the newest applied one or empty) and an applied migration missing from the
+ * directory (which `downgrade` cannot revert).
+ */
+function problems(
+  source: readonly LoadedMigration[],
+  applied: readonly HistoryEntry[],
+  dialect: Database["dialect"],
+): string[] {
+  const lines: string[] = [];
+  const bySource = new Map(source.map((migration) => [migration.revision, migration]));
+  for (const entry of applied) {
+    const migration = bySource.get(entry.revision);
+    if (migration === undefined) lines.push(`${label(entry)} is applied but not in the migrations directory`);
+    else if (migration.checksum !== entry.checksum) lines.push(`${label(entry)} was edited after it was applied`);
+  }
+  const done = new Set(applied.map((entry) => entry.revision));
+  const newest = applied.at(-1)?.revision;
+  for (const migration of source) {
+    if (done.has(migration.revision)) continue;
+    if (newest !== undefined && compareRevisions(migration.revision, newest) < 0) {
+      lines.push(
+        `${label(migration)} is pending but older than the newest applied migration (${newest}): ` +
+          `give it a revision after ${newest}`,
+      );
+    }
+    if (isEmptyStep(migration.up, dialect)) {
+      const where = migration.file === undefined ? "" : ` in ${migration.file}`;
+      lines.push(`${label(migration)} is empty: write its SQL after "-- migrate:up"${where}, or delete it`);
+    }
+  }
+  return lines;
+}
+
+/** Rows as columns, each padded to its widest cell (the last one is not padded). */
+function table(rows: readonly (readonly string[])[]): string[] {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows.map((row) =>
+    row.map((cell, column) => column === row.length - 1 ? cell : cell.padEnd(widths[column])).join("  ")
+  );
 }
 
 function progress(io: CliIo): (event: MigrationEvent) => void {
@@ -164,6 +277,8 @@ async function run(parsed: Parsed, io: CliIo): Promise<number> {
   }
   const db = new Database(url);
   try {
+    // A bad URL is reported first (the line above); history reads only the database.
+    if (command !== "history") await checkDirectory(dir, parsed.dir);
     const migrator = new Migrator(db, {
       directory: dir,
       ...(parsed.table === undefined ? {} : { table: parsed.table }),
@@ -183,16 +298,9 @@ async function run(parsed: Parsed, io: CliIo): Promise<number> {
         io.out(`head: ${head === undefined ? "none" : label(head)}`);
         io.out(`status: ${await migrator.status()}`);
         io.out(`pending: ${pending.length === 0 ? "none" : pending.map(label).join(", ")}`);
-        for (const problem of await migrator.check()) {
-          io.out(
-            `problem: ${label(problem)} ${
-              problem.kind === "edited"
-                ? "was edited after it was applied"
-                : "is applied but not in the migrations directory"
-            }`,
-          );
-        }
-        return 0;
+        const found = problems(source, applied, db.dialect);
+        for (const problem of found) io.out(`problem: ${problem}`);
+        return found.length === 0 ? 0 : 1;
       }
       case "upgrade": {
         const applied = await migrator.upgrade(target ?? "head");
@@ -223,10 +331,12 @@ async function run(parsed: Parsed, io: CliIo): Promise<number> {
       }
       case "history": {
         const applied = await migrator.history();
-        if (applied.length === 0) io.out("no migration is applied");
-        for (const entry of applied) {
-          io.out(`${label(entry)}  ${entry.appliedAt.toISOString()}  ${entry.checksum.slice(0, 12)}`);
+        if (applied.length === 0) {
+          io.out("no migration is applied");
+          return 0;
         }
+        const rows = applied.map((entry) => [label(entry), entry.appliedAt.toISOString(), entry.checksum.slice(0, 12)]);
+        for (const line of table([["migration", "applied at (UTC)", "checksum"], ...rows])) io.out(line);
         return 0;
       }
     }
@@ -236,10 +346,20 @@ async function run(parsed: Parsed, io: CliIo): Promise<number> {
   }
 }
 
+/** Prints the version of the `@roost/db` this module belongs to, as `package.json` (or JSR's URL) says. */
+async function printVersion(io: CliIo): Promise<number> {
+  const version = await packageVersion(import.meta.url);
+  if (version === undefined) throw new RoostError(`no package.json of @roost/db above ${import.meta.url}`);
+  io.out(version);
+  return 0;
+}
+
 /**
  * Runs the `roost` command line with `args` (without the program name) and
- * resolves to its exit code: 0 on success, 1 when the command failed, 2 for
- * a usage error. It never throws and never calls `process.exit`.
+ * resolves to its exit code: 0 on success, 1 when the command failed or
+ * `status` found a problem, 2 for a usage error (including no database URL
+ * and no migrations directory). It never throws and never calls
+ * `process.exit`.
  *
  * @example
  * ```ts
@@ -257,6 +377,7 @@ export async function main(args: string[], io: Partial<CliIo> = {}): Promise<num
   };
   try {
     const parsed = parse(args);
+    if (parsed.version) return await printVersion(full);
     if (parsed.help || parsed.command === undefined || parsed.command === "help") {
       (parsed.command === undefined && !parsed.help ? full.err : full.out)(usage);
       return parsed.command === undefined && !parsed.help ? 2 : 0;
@@ -265,10 +386,15 @@ export async function main(args: string[], io: Partial<CliIo> = {}): Promise<num
     if (most === undefined) throw new UsageError(`unknown command ${JSON.stringify(parsed.command)}`);
     if (parsed.positionals.length > most) throw new UsageError(`too many arguments for ${parsed.command}`);
     if (parsed.command === "new" && parsed.positionals.length === 0) throw new UsageError("new needs a name");
+    if (parsed.command === "version") return await printVersion(full);
     return await run(parsed, full);
   } catch (error) {
     if (error instanceof UsageError) {
       full.err(`error: ${error.message} (run "roost help" for usage)`);
+      return 2;
+    }
+    if (error instanceof SetupError) {
+      full.err(`error: ${error.message}`);
       return 2;
     }
     full.err(errorLine(error));

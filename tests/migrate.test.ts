@@ -190,6 +190,26 @@ describe("migration sources", () => {
     }
   });
 
+  test("upgrade refuses a pending migration whose up step has no statement, before running any", async () => {
+    await using db = new Database("sqlite::memory:");
+    const migrator = new Migrator(db, {
+      migrations: [
+        { revision: "1", name: "create", up: "create table t (n integer)", down: "drop table t" },
+        { revision: "2", name: "blank", up: "\n  \n" },
+        { revision: "3", name: "comments", up: "-- to do\n/* later */", down: "select 1" },
+      ],
+    });
+    const error = await migrationError(migrator.upgrade(), "ROOST_MIGRATION_EMPTY");
+    assert.deepEqual(error.revisions, ["2", "3"]);
+    assert.match(
+      error.message,
+      /^pending migrations have nothing to apply: 2_blank \(its up step has no statement\); /,
+    );
+    assert.equal(await migrator.currentRevision(), null, "the migration before them did not run either");
+    await migrationError(migrator.sync(), "ROOST_MIGRATION_EMPTY");
+    assert.deepEqual(await migrator.upgrade("1"), ["1"], "up to a target before them, they are not in the way");
+  });
+
   test("bad options are a ConfigError", async () => {
     await using db = new Database("sqlite::memory:");
     const bad: unknown[] = [

@@ -14,6 +14,8 @@ import { RoostError } from "../errors.ts";
  * - `ROOST_MIGRATION_DUPLICATE`: two migrations share a revision.
  * - `ROOST_MIGRATION_EDITED`: an applied migration's source changed since it ran.
  * - `ROOST_MIGRATION_OUT_OF_ORDER`: a pending migration is older than the newest applied one.
+ * - `ROOST_MIGRATION_EMPTY`: a pending migration's up step is SQL without a
+ *   statement (such as a file `roost new` created and nobody filled in).
  * - `ROOST_MIGRATION_UNKNOWN_TARGET`: the target revision is neither in the source nor applied.
  * - `ROOST_MIGRATION_MISSING`: a migration to revert is applied but no longer in the source.
  * - `ROOST_MIGRATION_IRREVERSIBLE`: a migration to revert has no down step.
@@ -25,6 +27,7 @@ export type MigrationErrorCode =
   | "ROOST_MIGRATION_DUPLICATE"
   | "ROOST_MIGRATION_EDITED"
   | "ROOST_MIGRATION_OUT_OF_ORDER"
+  | "ROOST_MIGRATION_EMPTY"
   | "ROOST_MIGRATION_UNKNOWN_TARGET"
   | "ROOST_MIGRATION_MISSING"
   | "ROOST_MIGRATION_IRREVERSIBLE"
@@ -39,7 +42,7 @@ export interface MigrationErrorOptions {
   cause?: unknown;
   /** The migration the error is about, when it is about one. */
   revision?: string;
-  /** The migrations the error is about, when it is about several (edited, out of order, irreversible). */
+  /** The migrations the error is about, when it is about several (edited, out of order, empty, irreversible). */
   revisions?: readonly string[];
   /** The 1-based index of the failed statement among the migration's statements. */
   statement?: number;

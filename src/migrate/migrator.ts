@@ -229,7 +229,9 @@ export class Migrator {
    * applied some meanwhile). Refuses, before running anything, when an
    * applied migration was edited (`ROOST_MIGRATION_EDITED`), when a pending
    * migration is older than the newest applied one
-   * (`ROOST_MIGRATION_OUT_OF_ORDER`) and when `target` is not a revision of
+   * (`ROOST_MIGRATION_OUT_OF_ORDER`), when a pending migration's up step is
+   * SQL without a statement (`ROOST_MIGRATION_EMPTY`: a file `roost new`
+   * created that was never written) and when `target` is not a revision of
    * the source (`ROOST_MIGRATION_UNKNOWN_TARGET`).
    */
   async upgrade(target: string = "head"): Promise<string[]> {
@@ -270,6 +272,15 @@ export class Migrator {
           { code: "ROOST_MIGRATION_OUT_OF_ORDER", revisions: list, revision: list[0] },
         );
       }
+      const empty = pending.filter((migration) => isEmptyStep(migration.up, conn.dialect));
+      if (empty.length > 0) {
+        const list = empty.map((migration) => migration.revision);
+        throw new MigrationError(
+          `pending migrations have nothing to apply: ${empty.map((m) => lacking(m, "up")).join("; ")}. ` +
+            `Write the migration, or delete it; nothing was applied`,
+          { code: "ROOST_MIGRATION_EMPTY", revisions: list, revision: list[0], file: empty[0].file },
+        );
+      }
       const ran: string[] = [];
       for (const migration of pending) {
         if (await this.#run(conn, migration, "upgrade")) ran.push(migration.revision);
@@ -307,13 +318,14 @@ export class Migrator {
         );
       }
       const migrations = reverting.map((entry) => bySource.get(entry.revision)!);
-      const irreversible = migrations
-        .filter((migration) => !hasDown(migration, conn.dialect))
-        .map((migration) => migration.revision);
+      const irreversible = migrations.filter((migration) => isEmptyStep(migration.down, conn.dialect));
       if (irreversible.length > 0) {
+        const list = irreversible.map((migration) => migration.revision);
         throw new MigrationError(
-          `migrations without a down step cannot be reverted: ${irreversible.join(", ")}`,
-          { code: "ROOST_MIGRATION_IRREVERSIBLE", revisions: irreversible, revision: irreversible[0] },
+          `migrations without a down step cannot be reverted: ${
+            irreversible.map((m) => lacking(m, "down")).join("; ")
+          }. Write their down step, or downgrade to a revision after them; nothing was reverted`,
+          { code: "ROOST_MIGRATION_IRREVERSIBLE", revisions: list, revision: list[0], file: irreversible[0].file },
         );
       }
       const ran: string[] = [];
@@ -428,11 +440,22 @@ function unknownTarget(target: string, action: string): MigrationError {
   );
 }
 
-/** True when a migration can be reverted: it has a down function, or down SQL with a statement in it. */
-function hasDown(migration: LoadedMigration, dialect: Queryable["dialect"]): boolean {
-  const down = migration.down;
-  if (down === undefined) return false;
-  return typeof down === "function" || splitStatements(down, dialect).length > 0;
+/**
+ * True when a step does nothing: absent, or SQL without a statement (blank or
+ * only comments, as in the file `roost new` creates). A function never is.
+ */
+export function isEmptyStep(step: MigrationStep | undefined, dialect: Queryable["dialect"]): boolean {
+  if (step === undefined) return true;
+  return typeof step === "string" && splitStatements(step, dialect).length === 0;
+}
+
+/** Names a migration and where its empty `up` or `down` step lives, for an error message. */
+function lacking(migration: LoadedMigration, step: "up" | "down"): string {
+  const label = `${migration.revision}_${migration.name}`;
+  const file = migration.file;
+  if (file === undefined) return `${label} (its ${step} step has no statement)`;
+  if (file.endsWith(".sql")) return `${label} (${file} has no SQL after "-- migrate:${step}")`;
+  return `${label} (${file} ${migration[step] === undefined ? "exports no" : "has an empty"} ${step} step)`;
 }
 
 /** The applied migrations that do not match the source. */

@@ -224,7 +224,13 @@ export async function loadDirectory(directory: string | URL): Promise<LoadedMigr
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {
-    throw new MigrationError(`the migrations directory ${dir} cannot be read (${(error as Error).message})`, {
+    const code = (error as { code?: unknown }).code;
+    const why = code === "ENOENT"
+      ? "does not exist"
+      : code === "ENOTDIR"
+      ? "is not a directory"
+      : `cannot be read (${(error as Error).message})`;
+    throw new MigrationError(`the migrations directory ${dir} ${why}`, {
       code: "ROOST_MIGRATION_INVALID",
       cause: error,
       file: dir,
