@@ -2,6 +2,7 @@
  * The notes API (examples/notes.ts) as a Cloudflare Worker over a named Roost
  * database.
  *
+ *   npm i -D wrangler                     # wrangler is not a dependency of Roost
  *   cd examples && npx wrangler dev      # uses examples/wrangler.toml
  *   curl -X POST localhost:8787/notes -d '{"text":"hello"}'
  *   curl localhost:8787/notes

@@ -28,11 +28,17 @@ export function oneLine(error: unknown): string {
   return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }
 
+/** True when the module at `url` was installed as an npm package, where Deno refuses `jsr:` imports. */
+export function fromNpmPackage(url: string): boolean {
+  return url.includes("/node_modules/");
+}
+
 /**
  * Imports `specifier` (a `jsr:` package) through `load` for the driver named `driver`.
  * Throws `ConfigError` (`ROOST_DRIVER_UNAVAILABLE`) off Deno, when the import
  * fails (JSR unreachable, package or native library not loadable, missing
- * permission) or when it has not finished after 20 seconds.
+ * permission, or Roost installed from npm, where Deno loads no `jsr:`
+ * package) or when it has not finished after 20 seconds.
  */
 export async function importJsr<T>(driver: string, specifier: string, load: () => Promise<unknown>): Promise<T> {
   if (runtime !== "deno") {
@@ -57,6 +63,13 @@ export async function importJsr<T>(driver: string, specifier: string, load: () =
     loaded.set(specifier, attempt);
     return module as T;
   } catch (error) {
+    if (fromNpmPackage(import.meta.url)) {
+      throw new ConfigError(
+        `the ${driver} driver needs Roost from JSR (deno add jsr:@roost/db): Deno does not load ${specifier} ` +
+          `from inside an npm package, which is where this copy of Roost is (${oneLine(error)})`,
+        { code: "ROOST_DRIVER_UNAVAILABLE", cause: error },
+      );
+    }
     throw new ConfigError(
       `the ${driver} driver could not load ${specifier}: JSR could not be reached or the package could not be ` +
         `loaded (${oneLine(error)})`,

@@ -37,6 +37,10 @@ const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const installedVersion = (name: string): string =>
   JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")).version;
 
+/** The version of @roost/db installed in `project`. */
+const installedVersionIn = (project: string): string =>
+  JSON.parse(readFileSync(join(project, "node_modules", "@roost", "db", "package.json"), "utf8")).version;
+
 const env = process.env;
 const postgresUrl = env.ROOST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const mysqlUrl = env.ROOST_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
@@ -439,8 +443,11 @@ describe("the roost command", () => {
     await writeMigrations(bunProject);
   });
 
-  test("[node 24 · npm] cli: npx @roost/db upgrade, then status", async () => {
+  test("[node 24 · npm] cli: npx @roost/db upgrade, then status; --version reads the installed package.json", async () => {
     await migrate("npx", ["--offline", "@roost/db"], npmProject, "cli-npx");
+    const version = await spawned("npx", ["--offline", "@roost/db", "--version"], npmProject);
+    assert.equal(version.code, 0, show(version));
+    assert.equal(version.out.trim(), installedVersionIn(npmProject), show(version));
   });
   test("[node 24 · npm] cli: npx roost (the bin's own name)", async () => {
     await migrate("npx", ["--offline", "roost"], npmProject, "cli-npx-roost");
@@ -580,4 +587,73 @@ console.log(JSON.stringify(seen));
       }
     });
   }
+});
+
+describe("the README's quick start, as written", () => {
+  /** The first TypeScript block after the README's "## Quick start" heading. */
+  async function quickStart(): Promise<string> {
+    const readme = await readFile(join(root, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("\n## Quick start\n"));
+    const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(block, "README has a ts block under ## Quick start");
+    return block;
+  }
+  const runs = [
+    ["node 24 · npm", () => npmProject, () => [bin("node")], true],
+    ["node 22 · npm", () => npmProject, () => [node22], node22Applies],
+    ["bun · bun add", () => bunProject, () => [bin("bun")], true],
+    ["deno · npm:", () => npmProject, () => [bin("deno"), "run", "-A"], true],
+  ] as const;
+  for (const [target, project, command, applies] of runs) {
+    test(
+      `[${target}] sqlite: app.ts from the README runs twice, adding a bird each time`,
+      skipUnless(applies, "Node 22 is fetched for linux-x64 only"),
+      async () => {
+        const dir = join(project(), `readme-${target.split(" ")[0]}${target.includes("22") ? "22" : ""}`);
+        await mkdir(dir, { recursive: true });
+        await writeFile(join(dir, "app.ts"), await quickStart());
+        const [executable, ...args] = command();
+        for (const times of [1, 2]) {
+          const run = await spawned(executable, [...args, "app.ts"], dir);
+          assert.equal(run.code, 0, show(run));
+          assert.equal(run.out.match(/barn owl/g)?.length, times, show(run));
+        }
+      },
+    );
+  }
+});
+
+describe("the Deno drivers from the npm package", () => {
+  test("[deno · npm:] postgres, sqlite: deno-postgres and deno-sqlite say they need Roost from JSR", async () => {
+    const file = join(npmProject, "deno-jsr-drivers.ts");
+    await writeFile(
+      file,
+      `import { Database, sql } from "npm:@roost/db";
+import { denoPostgres } from "npm:@roost/db/drivers/deno-postgres";
+import { denoSqlite } from "npm:@roost/db/drivers/deno-sqlite";
+const seen = [];
+for (const [url, driver] of [[${
+        JSON.stringify(postgresUrl)
+      }, denoPostgres], ["sqlite::memory:", denoSqlite]] as const) {
+  const db = new Database(url, { driver });
+  try {
+    await db.fetchVal(sql\`select 1\`);
+    seen.push("connected");
+  } catch (error) {
+    seen.push({ code: (error as { code?: string }).code, message: (error as Error).message });
+  } finally {
+    await db.close();
+  }
+}
+console.log(JSON.stringify(seen));
+`,
+    );
+    const run = await spawned(bin("deno"), ["run", "-A", file], npmProject);
+    const seen = answer(run) as unknown as { code: string; message: string }[];
+    assert.equal(seen.length, 2, show(run));
+    for (const result of seen) {
+      assert.equal(result.code, "ROOST_DRIVER_UNAVAILABLE", show(run));
+      assert.match(result.message, /needs Roost from JSR \(deno add jsr:@roost\/db\)/, show(run));
+    }
+  });
 });
