@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `roost` command (see src/cli.ts): `npx @roost/db`, `bunx @roost/db`, `deno run -A npm:@roost/db`.
-// It runs the compiled build in dist/ (`npm ci` and `npm pack` build it).
+// It runs the compiled build in dist/ (`npm run build`, `npm test` and `npm pack` build it).
 const runtime = globalThis;
 
 if (runtime.Bun === undefined && runtime.Deno === undefined) {

@@ -6,7 +6,8 @@
  *
  *   node scripts/build.ts
  *
- * `npm ci` runs it (the `prepare` script), and so do `npm pack` and `npm test`.
+ * `npm run build` runs it, and so do `npm pack` (the `prepack` script), `npm test` and
+ * `npm run quickstart`. It is not an install script: installing the package runs nothing.
  *
  * @module
  */

