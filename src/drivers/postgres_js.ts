@@ -34,7 +34,8 @@ import { integerFromText } from "./values.ts";
 import { builtinModule, runtime } from "../runtime.ts";
 
 type Client = ReturnType<typeof postgres>;
-type Params = Parameters<Client["unsafe"]>[1];
+/** Bound values as `sql.unsafe` takes them (postgres.js 4 overloads `unsafe`, so it is named, not inferred). */
+type Params = postgres.ParameterOrJSON<never>[];
 
 /** int8 as a number when exact, else as a bigint: never rounded, and `count(*)` stays a number. */
 const int8 = {
