@@ -4,9 +4,14 @@
  *
  *   node tests/run.ts                      every runtime
  *   node tests/run.ts --runtime=deno,bun   some of them
+ *
+ * `node-pg4` runs the suite's Postgres targets once more on Node with
+ * postgres.js 4.x (the `postgres-v4` devDependency, loaded wherever
+ * `postgres` is imported through tests/postgres_v4.ts), so the postgres-js
+ * driver is tested on both lines it supports; the other runners use 3.4.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +29,8 @@ const reportPath = (name: string) => join(reports, `${name}.xml`);
 interface Runner {
   command: string;
   args: string[];
+  /** Set over this process's environment. */
+  env?: Record<string, string>;
   /** How a test's full name (`describe > test`) is read from a JUnit test case. */
   fullName(name: string, classname: string): string;
   /** Reads the pass/fail/skip counts from the runner's closing lines. */
@@ -73,24 +80,52 @@ const runners: Record<string, Runner> = {
       skipped: number(out, /^\s*(\d+) skip$/m),
     }),
   },
-  node: {
+  node: nodeRunner("node", [], {}),
+  "node-pg4": nodeRunner("node-pg4", ["--import=./tests/postgres_v4.ts"], { ROOST_TEST_DRIVERS: "postgres-js" }, [
+    ...perTargetFiles(),
+  ]),
+};
+
+/**
+ * The test files whose tests run per target (they call tests/support.ts's
+ * `targets()` or `serverTargets()`), the ones a run limited to one driver needs.
+ */
+function perTargetFiles(): string[] {
+  const tests = join(root, "tests");
+  return readdirSync(tests)
+    .filter((name) => name.endsWith(".test.ts"))
+    .filter((name) => /\b(?:targets|serverTargets)\(\)/.test(readFileSync(join(tests, name), "utf8")))
+    .sort()
+    .map((name) => `tests/${name}`);
+}
+
+/** `node --test` over `files` (the whole suite), with `flags` before `--test` and `env` set. */
+function nodeRunner(
+  name: string,
+  flags: string[],
+  env: Record<string, string>,
+  files = ["tests/**/*.test.ts"],
+): Runner {
+  return {
     command: bin("node"),
     args: [
+      ...flags,
       "--test",
       "--test-reporter=spec",
       "--test-reporter-destination=stdout",
       "--test-reporter=junit",
-      `--test-reporter-destination=${reportPath("node")}`,
-      "tests/**/*.test.ts",
+      `--test-reporter-destination=${reportPath(name)}`,
+      ...files,
     ],
+    env,
     fullName: (name, classname) => `${classname} > ${name}`,
     counts: (out) => ({
       passed: number(out, /^ℹ pass (\d+)$/m),
       failed: number(out, /^ℹ fail (\d+)$/m) + number(out, /^ℹ cancelled (\d+)$/m),
       skipped: number(out, /^ℹ skipped (\d+)$/m),
     }),
-  },
-};
+  };
+}
 
 const requested = process.argv.find((arg) => arg.startsWith("--runtime="))?.slice("--runtime=".length);
 const chosen = requested ? requested.split(",") : Object.keys(runners);
@@ -106,7 +141,7 @@ function run(name: string, runner: Runner): Promise<{ code: number; counts: Coun
   return new Promise((resolve) => {
     const child = spawn(runner.command, runner.args, {
       cwd: root,
-      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
+      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...runner.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -187,12 +222,12 @@ console.log("\n=== per runtime x target (place · driver)");
 for (const { name, byTarget, skipped } of results) {
   for (const [target, counts] of [...byTarget].sort(([a], [b]) => a.localeCompare(b))) {
     console.log(
-      `${name.padEnd(5)} ${
+      `${name.padEnd(8)} ${
         target.padEnd(32)
       } ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
     );
   }
-  for (const [target, why] of skipped) console.log(`${name.padEnd(5)} ${target.padEnd(32)} not run: ${why}`);
+  for (const [target, why] of skipped) console.log(`${name.padEnd(8)} ${target.padEnd(32)} not run: ${why}`);
 }
 
 console.log("\n=== summary");
