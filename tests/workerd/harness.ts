@@ -67,6 +67,15 @@ const noNodeCompat: esbuild.Plugin = {
   },
 };
 
+/**
+ * The package bundles take postgres.js from: `postgres`, or the `postgres-v4`
+ * devDependency where this process maps `postgres` to it (tests/run.ts's
+ * `node-pg4` runner), so the Worker runs the postgres.js the rest of the run does.
+ */
+const postgresPackage = import.meta.resolve("postgres").includes("/node_modules/postgres-v4/")
+  ? "postgres-v4"
+  : "postgres";
+
 /** Options of {@linkcode bundleWorker}. */
 export interface BundleOptions {
   /** Bundle for a Worker with the `nodejs_compat` flag. */
@@ -77,6 +86,7 @@ export interface BundleOptions {
 
 /** Bundles a Worker module; returns its single ESM file. */
 export async function bundleWorker(entry: string, options: BundleOptions): Promise<string> {
+  const alias: Record<string, string> = postgresPackage === "postgres" ? {} : { postgres: postgresPackage };
   const result = await esbuild.build({
     entryPoints: [entry],
     absWorkingDir: root,
@@ -88,6 +98,7 @@ export async function bundleWorker(entry: string, options: BundleOptions): Promi
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["module", "main"],
     external: ["cloudflare:*"],
+    alias,
     minify: options.minify ?? false,
     plugins: [options.nodejsCompat ? nodeCompat : noNodeCompat],
     logLevel: "silent",
@@ -99,7 +110,7 @@ export async function bundleWorker(entry: string, options: BundleOptions): Promi
 export interface WorkerOptions {
   /** Run with the `nodejs_compat` compatibility flag. */
   nodejsCompat: boolean;
-  /** The compatibility date; default 2025-09-01. */
+  /** The compatibility date; default 2025-09-15, as examples/wrangler.toml (the first with node:os, which postgres.js 4 imports). */
   compatibilityDate?: string;
   /** Text bindings (`env`). */
   bindings?: Record<string, string>;
@@ -112,7 +123,7 @@ export function startWorker(script: string, options: WorkerOptions): Miniflare {
   return new Miniflare({
     // Listed, not discovered: miniflare would refuse the computed driver imports the bundle keeps (never reached here).
     modules: [{ type: "ESModule", path: "worker.js", contents: script }],
-    compatibilityDate: options.compatibilityDate ?? "2025-09-01",
+    compatibilityDate: options.compatibilityDate ?? "2025-09-15",
     compatibilityFlags: options.nodejsCompat ? ["nodejs_compat"] : [],
     bindings: options.bindings ?? {},
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {
