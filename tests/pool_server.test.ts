@@ -5,6 +5,7 @@
  * counts see only this suite's connections, whatever else runs on the server.
  */
 import assert from "node:assert/strict";
+import process from "node:process";
 import { after, afterEach, before, describe, test } from "node:test";
 import {
   ClosedError,
@@ -17,7 +18,7 @@ import {
   sql,
 } from "../mod.ts";
 import { shareWithin } from "../src/pool.ts";
-import { eventually, OwnDatabase, signal, sleep, targets, uniqueTable } from "./support.ts";
+import { eventually, OwnDatabase, signal, skipUnless, sleep, targets, uniqueTable } from "./support.ts";
 
 for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
   const postgres = target.dialect === "postgres";
@@ -224,6 +225,27 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
       await db.close();
       await serverCountIs(0, "after close");
     });
+
+    test(
+      "PGQUERY_TIMEOUT and PGQUEUE_TIMEOUT in the environment time nothing out: a 1.5 s statement completes",
+      skipUnless(postgres, "PG* variables are for Postgres clients; the MySQL drivers read none"),
+      async () => {
+        // postgres.js 4 reads them as its query_timeout and queue_timeout, client-side timeouts that would cancel the
+        // statement; Roost's statementTimeout and acquireTimeout are the only ones.
+        const saved = { query: process.env.PGQUERY_TIMEOUT, queue: process.env.PGQUEUE_TIMEOUT };
+        process.env.PGQUERY_TIMEOUT = "1";
+        process.env.PGQUEUE_TIMEOUT = "1";
+        try {
+          const db = open();
+          assert.equal(await db.fetchVal(slowQuery(1.5)), 1);
+        } finally {
+          for (const [name, value] of [["PGQUERY_TIMEOUT", saved.query], ["PGQUEUE_TIMEOUT", saved.queue]] as const) {
+            if (value === undefined) delete process.env[name];
+            else process.env[name] = value;
+          }
+        }
+      },
+    );
 
     test("a backend killed while idle in the pool is evicted and the next query succeeds on a new one", async () => {
       const db = open({ pool: { max: 1, validateAfter: 100 } });

@@ -37,6 +37,16 @@ type Client = ReturnType<typeof postgres>;
 /** Bound values as `sql.unsafe` takes them (postgres.js 4 overloads `unsafe`, so it is named, not inferred). */
 type Params = postgres.ParameterOrJSON<never>[];
 
+/**
+ * Options only postgres.js 4 reads; 3.4 ignores them and already behaves so.
+ * `infer`: parameters typed by their JavaScript values (a boolean as bool, a
+ * bigint as int8, bytes as bytea), not left to the server, which would read
+ * `${true}` in `select ${true}` as the text 'true'. No client-side timeouts, which
+ * `PGQUERY_TIMEOUT` / `PGQUEUE_TIMEOUT` in the environment would turn on:
+ * Roost's pool and `statementTimeout` bound waits and statements.
+ */
+const version4Options = { infer: true, query_timeout: 0, queue_timeout: 0 };
+
 /** int8 as a number when exact, else as a bigint: never rounded, and `count(*)` stays a number. */
 const int8 = {
   to: 20,
@@ -371,7 +381,8 @@ export const postgresJs: Driver = {
       fetch_types: false,
       // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
       onclose: () => opened.connection?.lose(),
-      // An option postgres.js's types do not list.
+      ...version4Options,
+      // An option postgres.js 3.4's types do not list (4's list a narrower socket than the `node:net` one given here).
       ...(socket && { socket } as object),
     });
     let backendId: number;
