@@ -381,6 +381,15 @@ export const postgresJs: Driver = {
       fetch_types: false,
       // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
       onclose: () => opened.connection?.lose(),
+      // Called after each failed attempt to connect (3.4: also as any socket closes). postgres.js 4 tries again
+      // until connect_timeout has passed since the first failure when the server refused the connection as busy
+      // (53300) or closed it; Roost's pool decides about retries, so no time is left after the first failure: its
+      // queries fail at once with that failure's error, as on 3.4 (tests/pool_server.test.ts). No wait either, as
+      // no attempt follows (Roost never reconnects a connection: see `lose`).
+      backoff: () => {
+        if (!opened.connection) sql.options.connect_timeout = -1;
+        return 0;
+      },
       ...version4Options,
       // An option postgres.js 3.4's types do not list (4's list a narrower socket than the `node:net` one given here).
       ...(socket && { socket } as object),
