@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name: string) => {
@@ -80,10 +80,13 @@ const runners: Record<string, Runner> = {
       skipped: number(out, /^\s*(\d+) skip$/m),
     }),
   },
-  node: nodeRunner("node", [], {}),
-  "node-pg4": nodeRunner("node-pg4", ["--import=./tests/postgres_v4.ts"], { ROOST_TEST_DRIVERS: "postgres-js" }, [
-    ...perTargetFiles(),
-  ]),
+  node: nodeRunner("node", {}),
+  // Through NODE_OPTIONS, so the Node processes the tests start (examples, fixtures, the CLI) load 4.x too.
+  "node-pg4": nodeRunner("node-pg4", {
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${pathToFileURL(join(root, "tests", "postgres_v4.ts"))}`]
+      .filter(Boolean).join(" "),
+    ROOST_TEST_DRIVERS: "postgres-js",
+  }, perTargetFiles()),
 };
 
 /**
@@ -99,17 +102,11 @@ function perTargetFiles(): string[] {
     .map((name) => `tests/${name}`);
 }
 
-/** `node --test` over `files` (the whole suite), with `flags` before `--test` and `env` set. */
-function nodeRunner(
-  name: string,
-  flags: string[],
-  env: Record<string, string>,
-  files = ["tests/**/*.test.ts"],
-): Runner {
+/** `node --test` over `files` (the whole suite), with `env` set. */
+function nodeRunner(name: string, env: Record<string, string>, files = ["tests/**/*.test.ts"]): Runner {
   return {
     command: bin("node"),
     args: [
-      ...flags,
       "--test",
       "--test-reporter=spec",
       "--test-reporter-destination=stdout",
