@@ -24,7 +24,7 @@ import {
   QueryError,
   sql,
 } from "../mod.ts";
-import { runtime, type Target, targets, uniqueName, uniqueTable } from "./support.ts";
+import { postgresJsMajor, runtime, type Target, targets, uniqueName, uniqueTable } from "./support.ts";
 
 /** Bun's default of 5 s per test is too short for the database properties. */
 const slow = { timeout: 30_000 };
@@ -940,11 +940,11 @@ function targetTests(target: Target): void {
   }
 
   /**
-   * postgres.js and mysql2 build rows themselves (README, Values): postgres.js assigns `row.__proto__ = value`,
-   * which drops that column (except on Deno, which has no `__proto__` setter), and mysql2 refuses to read a
-   * column named like an Object.prototype member. Roost builds the other drivers' rows.
+   * postgres.js and mysql2 build rows themselves (README, Values): postgres.js 3.4 assigns `row.__proto__ = value`,
+   * which drops that column (except on Deno, which has no `__proto__` setter; 4.x defines the column as an own key),
+   * and mysql2 refuses to read a column named like an Object.prototype member. Roost builds the other drivers' rows.
    */
-  const dropsProto = target.driver === "postgres-js" && runtime !== "deno";
+  const dropsProto = target.driver === "postgres-js" && runtime !== "deno" && postgresJsMajor < 4;
   const refusesInternals = target.driver === "mysql2";
   test(
     "sql.ident: columns named like JavaScript object internals (__proto__, constructor …) are own keys of the row",

@@ -23,7 +23,15 @@ import {
   splitStatements,
 } from "../src/migrate/mod.ts";
 import { lockKey } from "../src/migrate/lock.ts";
-import { OwnDatabase, runtime, type Target, targets, tempDatabasePath, uniqueName } from "./support.ts";
+import {
+  OwnDatabase,
+  postgresJsMajor,
+  runtime,
+  type Target,
+  targets,
+  tempDatabasePath,
+  uniqueName,
+} from "./support.ts";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
 
@@ -845,6 +853,8 @@ describe("migrations on Workers", () => {
     ? "workerd is driven from Node (miniflare)"
     : postgres === undefined
     ? "no Postgres server (the only dialect a Worker reaches without nodejs_compat)"
+    : postgresJsMajor >= 4
+    ? "postgres.js 4 imports node:os, node:net …: on Workers it needs nodejs_compat"
     : false;
 
   test(

@@ -5,6 +5,7 @@
  * counts see only this suite's connections, whatever else runs on the server.
  */
 import assert from "node:assert/strict";
+import process from "node:process";
 import { after, afterEach, before, describe, test } from "node:test";
 import {
   ClosedError,
@@ -17,7 +18,17 @@ import {
   sql,
 } from "../mod.ts";
 import { shareWithin } from "../src/pool.ts";
-import { eventually, OwnDatabase, signal, sleep, targets, uniqueTable } from "./support.ts";
+import {
+  eventually,
+  OwnDatabase,
+  signal,
+  skipUnless,
+  sleep,
+  targets,
+  uniqueName,
+  uniqueTable,
+  within,
+} from "./support.ts";
 
 for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
   const postgres = target.dialect === "postgres";
@@ -224,6 +235,59 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
       await db.close();
       await serverCountIs(0, "after close");
     });
+
+    test(
+      "PGQUERY_TIMEOUT and PGQUEUE_TIMEOUT in the environment time nothing out: a 1.5 s statement completes",
+      skipUnless(postgres, "PG* variables are for Postgres clients; the MySQL drivers read none"),
+      async () => {
+        // postgres.js 4 reads them as its query_timeout and queue_timeout, client-side timeouts that would cancel the
+        // statement; Roost's statementTimeout and acquireTimeout are the only ones.
+        const saved = { query: process.env.PGQUERY_TIMEOUT, queue: process.env.PGQUEUE_TIMEOUT };
+        process.env.PGQUERY_TIMEOUT = "1";
+        process.env.PGQUEUE_TIMEOUT = "1";
+        try {
+          const db = open();
+          assert.equal(await db.fetchVal(slowQuery(1.5)), 1);
+        } finally {
+          for (const [name, value] of [["PGQUERY_TIMEOUT", saved.query], ["PGQUEUE_TIMEOUT", saved.queue]] as const) {
+            if (value === undefined) delete process.env[name];
+            else process.env[name] = value;
+          }
+        }
+      },
+    );
+
+    test(
+      "a connection the server refuses as busy (53300) fails at once with the server's error, not retried until connect_timeout",
+      skipUnless(
+        postgres,
+        "a role allowed no connection is Postgres's (MySQL's MAX_USER_CONNECTIONS 0 means unlimited)",
+      ),
+      async () => {
+        // A role allowed no connection at all: the server answers every attempt with 53300, a refusal postgres.js 4
+        // would retry until connect_timeout (30 s here); Roost's pool, not the driver, decides about retries.
+        const role = uniqueName("roost_busy");
+        await observer.execute(sql.unsafe(`create role ${role} login password 'busy' connection limit 0`));
+        try {
+          const refused = new URL(url);
+          refused.username = role;
+          refused.password = "busy";
+          refused.searchParams.set("connect_timeout", "30");
+          const db = new Database(refused.toString(), { driver: target.driver, pool: { acquireTimeout: 60_000 } });
+          instances.push(db);
+          const error = await within(
+            db.fetchVal(sql`select 1`).then(() => undefined, (error: unknown) => error),
+            15_000,
+            "the refused connection's query",
+          );
+          assert.ok(error instanceof ConnectionError, `expected a ConnectionError, got ${error}`);
+          assert.equal(error.code, "53300");
+          assert.match(error.message, /too many connections for role/);
+        } finally {
+          await observer.execute(sql.unsafe(`drop role if exists ${role}`));
+        }
+      },
+    );
 
     test("a backend killed while idle in the pool is evicted and the next query succeeds on a new one", async () => {
       const db = open({ pool: { max: 1, validateAfter: 100 } });

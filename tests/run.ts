@@ -4,14 +4,20 @@
  * install tests (tests/install/: the packed package in fresh projects, on
  * every runtime), and fails when any of them fails. `npm test` calls it.
  *
- *   node tests/run.ts                              every runner
- *   node tests/run.ts --runtime=deno,bun,install   some of them
+ *   node tests/run.ts                                  every runner (not the opt-in ones)
+ *   node tests/run.ts --runtime=deno,bun,install       some of them
+ *   node tests/run.ts --runtime=bun-pg4,deno-pg4       opt-in: postgres.js 4.x on Bun and Deno
+ *
+ * `node-pg4` runs the suite's Postgres targets once more on Node with
+ * postgres.js 4.x (the `postgres-v4` devDependency, loaded wherever
+ * `postgres` is imported through tests/postgres_v4.ts), so the postgres-js
+ * driver is tested on both lines it supports; the other runners use 3.4.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name: string) => {
@@ -26,10 +32,14 @@ const reportPath = (name: string) => join(reports, `${name}.xml`);
 interface Runner {
   command: string;
   args: string[];
+  /** Set over this process's environment. */
+  env?: Record<string, string>;
   /** How a test's full name (`describe > test`) is read from a JUnit test case. */
   fullName(name: string, classname: string): string;
   /** Reads the pass/fail/skip counts from the runner's closing lines. */
   counts(output: string): Counts;
+  /** Run only when named in `--runtime=`. */
+  optional?: boolean;
 }
 
 interface Counts {
@@ -39,25 +49,6 @@ interface Counts {
 }
 
 const number = (output: string, pattern: RegExp) => Number(output.match(pattern)?.[1] ?? 0);
-
-/** Reads node --test's closing counts. */
-function nodeCounts(out: string): Counts {
-  return {
-    passed: number(out, /^ℹ pass (\d+)$/m),
-    failed: number(out, /^ℹ fail (\d+)$/m) + number(out, /^ℹ cancelled (\d+)$/m),
-    skipped: number(out, /^ℹ skipped (\d+)$/m),
-  };
-}
-
-/** node --test's arguments for `files`: the spec report on stdout, a JUnit one named `report`. */
-const nodeTest = (files: string[], report: string): string[] => [
-  "--test",
-  "--test-reporter=spec",
-  "--test-reporter-destination=stdout",
-  "--test-reporter=junit",
-  `--test-reporter-destination=${reportPath(report)}`,
-  ...files,
-];
 
 const runners: Record<string, Runner> = {
   deno: {
@@ -94,23 +85,107 @@ const runners: Record<string, Runner> = {
       skipped: number(out, /^\s*(\d+) skip$/m),
     }),
   },
-  node: {
-    command: bin("node"),
-    args: nodeTest(["tests/**/*.test.ts"], "node"),
-    fullName: (name, classname) => `${classname} > ${name}`,
-    counts: nodeCounts,
-  },
-  // The packed package in fresh projects (tests/install/): it spawns every runtime itself, so it runs once, on Node.
-  install: {
-    command: bin("node"),
-    args: nodeTest(["tests/install/packaged.ts"], "install"),
-    fullName: (name, classname) => `${classname} > ${name}`,
-    counts: nodeCounts,
-  },
+  node: nodeRunner("node", {}),
+  // Through NODE_OPTIONS, so the Node processes the tests start (examples, fixtures, the CLI) load 4.x too.
+  "node-pg4": nodeRunner("node-pg4", {
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${pathToFileURL(join(root, "tests", "postgres_v4.ts"))}`]
+      .filter(Boolean).join(" "),
+    ROOST_TEST_DRIVERS: "postgres-js",
+  }, perTargetFiles()),
 };
 
+/** postgres.js 4.x's entry module, where bun-pg4 and deno-pg4 map `postgres`. */
+const v4Entry = join(root, "node_modules", "postgres-v4", "src", "index.js");
+
+/**
+ * Opt-in, not in `npm test` (which keeps to node-pg4, to stay short: these
+ * take about 70 s and 90 s more): the same files on Bun and Deno with
+ * postgres.js 4.x, `postgres` mapped to node_modules/postgres-v4 by a
+ * tsconfig `paths` override (Bun) or an import map (Deno, without type
+ * checking, as the map points at JavaScript; tests/postgres_versions.test.ts
+ * type-checks the driver). Unlike node-pg4's, the mapping does not reach the
+ * processes tests start, which load 3.4.
+ */
+runners["bun-pg4"] = {
+  ...runners.bun,
+  args: [
+    `--tsconfig-override=${
+      writeConfig("bun-pg4.tsconfig.json", { compilerOptions: { paths: { postgres: [v4Entry] } } })
+    }`,
+    ...runners.bun.args.flatMap((arg) => arg === "tests/" ? perTargetFiles() : [arg.replace("bun.xml", "bun-pg4.xml")]),
+  ],
+  env: { ROOST_TEST_DRIVERS: "postgres-js" },
+  optional: true,
+};
+runners["deno-pg4"] = {
+  ...runners.deno,
+  args: runners.deno.args.flatMap((arg) =>
+    arg === "test"
+      ? ["test", "--no-check", `--import-map=${writeConfig("deno-pg4.imports.json", denoImportsWithV4())}`]
+      : arg === "tests/"
+      ? perTargetFiles()
+      : [arg.replace("deno.xml", "deno-pg4.xml")]
+  ),
+  env: { ROOST_TEST_DRIVERS: "postgres-js" },
+  optional: true,
+};
+
+/** Writes a JSON file into the reports' temporary directory; returns its path. */
+function writeConfig(name: string, content: unknown): string {
+  const path = join(reports, name);
+  writeFileSync(path, JSON.stringify(content));
+  return path;
+}
+
+/** deno.json's import map (its relative targets made absolute), with `postgres` mapped to 4.x. */
+function denoImportsWithV4(): { imports: Record<string, string> } {
+  const { imports } = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")) as { imports: Record<string, string> };
+  const absolute = Object.entries(imports).map(([key, target]) =>
+    [key, target.startsWith("./") ? pathToFileURL(join(root, target)).href : target] as const
+  );
+  return { imports: { ...Object.fromEntries(absolute), postgres: pathToFileURL(v4Entry).href } };
+}
+
+/**
+ * The test files whose tests run per target (they call tests/support.ts's
+ * `targets()` or `serverTargets()`), the ones a run limited to one driver needs.
+ */
+function perTargetFiles(): string[] {
+  const tests = join(root, "tests");
+  return readdirSync(tests)
+    .filter((name) => name.endsWith(".test.ts"))
+    .filter((name) => /\b(?:targets|serverTargets)\(\)/.test(readFileSync(join(tests, name), "utf8")))
+    .sort()
+    .map((name) => `tests/${name}`);
+}
+
+// The packed package in fresh projects (tests/install/): it spawns every runtime itself, so it runs once, on Node, last.
+runners.install = nodeRunner("install", {}, ["tests/install/packaged.ts"]);
+
+/** `node --test` over `files` (the whole suite), with `env` set. */
+function nodeRunner(name: string, env: Record<string, string>, files = ["tests/**/*.test.ts"]): Runner {
+  return {
+    command: bin("node"),
+    args: [
+      "--test",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      "--test-reporter=junit",
+      `--test-reporter-destination=${reportPath(name)}`,
+      ...files,
+    ],
+    env,
+    fullName: (name, classname) => `${classname} > ${name}`,
+    counts: (out) => ({
+      passed: number(out, /^ℹ pass (\d+)$/m),
+      failed: number(out, /^ℹ fail (\d+)$/m) + number(out, /^ℹ cancelled (\d+)$/m),
+      skipped: number(out, /^ℹ skipped (\d+)$/m),
+    }),
+  };
+}
+
 const requested = process.argv.find((arg) => arg.startsWith("--runtime="))?.slice("--runtime=".length);
-const chosen = requested ? requested.split(",") : Object.keys(runners);
+const chosen = requested ? requested.split(",") : Object.keys(runners).filter((name) => !runners[name].optional);
 for (const name of chosen) {
   if (!(name in runners)) {
     console.error(`unknown runtime "${name}" (known: ${Object.keys(runners).join(", ")})`);
@@ -123,7 +198,7 @@ function run(name: string, runner: Runner): Promise<{ code: number; counts: Coun
   return new Promise((resolve) => {
     const child = spawn(runner.command, runner.args, {
       cwd: root,
-      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
+      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...runner.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -212,12 +287,12 @@ console.log("\n=== per runner x target (place · driver; for install: runtime ·
 for (const { name, byTarget, skipped } of results) {
   for (const [target, counts] of [...byTarget].sort(([a], [b]) => a.localeCompare(b))) {
     console.log(
-      `${name.padEnd(7)} ${
+      `${name.padEnd(8)} ${
         target.padEnd(32)
       } ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
     );
   }
-  for (const [target, why] of skipped) console.log(`${name.padEnd(7)} ${target.padEnd(32)} not run: ${why}`);
+  for (const [target, why] of skipped) console.log(`${name.padEnd(8)} ${target.padEnd(32)} not run: ${why}`);
 }
 
 console.log("\n=== summary");

@@ -3,7 +3,7 @@
  * unique names so runtimes can share a server, and cleanup.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -139,8 +139,15 @@ async function usable(candidate: Target, server: boolean): Promise<boolean> {
   }
 }
 
+/**
+ * `ROOST_TEST_DRIVERS` (comma-separated driver names) limits the targets to
+ * those drivers' (tests/run.ts's `node-pg4` runner: `postgres-js` only).
+ */
+const onlyDrivers = env.ROOST_TEST_DRIVERS?.split(",").map((name) => name.trim()).filter((name) => name !== "");
+
 const candidates = places.flatMap(({ place, dialect, url, server, drivers }) =>
   availableDrivers(dialect).filter((driver) => drivers?.includes(driver) ?? true)
+    .filter((driver) => onlyDrivers?.includes(driver) ?? true)
     .map((driver) => ({ target: target(place, dialect, driver, url), server }))
 );
 
@@ -159,6 +166,21 @@ export function serverTargets(): Target[] {
     target.dialect !== "sqlite" && all.findIndex((other) => other.dialect === target.dialect) === i
   );
 }
+
+/**
+ * The major version of the postgres.js (npm `postgres`) this runtime loads:
+ * 3, or 4 where `postgres` is mapped to the `postgres-v4` devDependency
+ * (tests/run.ts's `node-pg4` runner); 0 where it is not installed. Read from
+ * the package.json of the package `postgres` resolves to.
+ */
+export const postgresJsMajor: number = (() => {
+  try {
+    const manifest = new URL("../package.json", import.meta.resolve("postgres"));
+    return Number(JSON.parse(readFileSync(manifest, "utf8")).version.split(".")[0]);
+  } catch {
+    return 0;
+  }
+})();
 
 /** A finished script: its exit code and output. */
 export interface ScriptRun {

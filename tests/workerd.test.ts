@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Miniflare } from "miniflare";
-import { eventually, OwnDatabase, runtime, sleep, targets } from "./support.ts";
+import { eventually, OwnDatabase, postgresJsMajor, runtime, skipUnless, sleep, targets } from "./support.ts";
 
 const servers = runtime === "node" ? targets().filter((t) => t.dialect !== "sqlite") : [];
 if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the workerd suite is driven from Node`);
@@ -17,7 +17,15 @@ if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the worke
 // Loaded only on Node: miniflare drives the workerd binary from there.
 const harness = runtime === "node" ? await import("./workerd/harness.ts") : undefined;
 const compatScript = harness?.bundleWorker("tests/workerd/worker_compat.ts", { nodejsCompat: true });
-const plainScript = harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: false });
+// postgres.js 4 imports node:os, node:fs, node:net and more, which no polyfill replaces: on Workers it needs
+// nodejs_compat, at a compatibility date from 2025-09-15 on (workerd's node:os; the harness's default date).
+// 3.4 also runs without nodejs_compat, with polyfills.
+const postgresJs4 = postgresJsMajor >= 4;
+const withoutCompat = !postgresJs4;
+const withoutCompatSkip = "postgres.js 4 imports node:os, node:fs, node:net …: on Workers it needs nodejs_compat";
+const plainScript = withoutCompat
+  ? harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: false })
+  : undefined;
 const postgresCompatScript = harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: true });
 
 interface Answer {
@@ -195,46 +203,54 @@ for (const target of servers) {
     });
 
     if (postgres) {
-      test("without nodejs_compat the core loads: explicit handles work, db.* inside scopes and out is one clear error", async () => {
-        const baseline = await serverConnections();
-        const worker = await start(false);
-        await ok(worker, "/setup");
-        assert.equal((await ok(worker, "/facts")).asyncContextAvailable, false);
-        for (let id = 301; id <= 305; id++) {
-          const body = await ok(worker, `/context?id=${id}`);
-          assert.deepEqual({ ...body, peak: 0 }, { id, note: "done", peak: 0, onReplica: true, onPrimary: false });
-        }
-        const answers = await Promise.all([306, 307, 308, 309, 310].map((id) => ask(worker, `/context?id=${id}`)));
-        for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
-        // Routing never guesses: without async context, db.* refuses to run, inside an open scope or not.
-        for (const path of ["/implicit", "/bare?id=311", "/kysely?id=312"]) {
-          const refused = await ask(worker, path);
-          assert.equal(refused.status, 500, path);
-          assert.deepEqual([refused.body.name, refused.body.code], ["ConfigError", "ROOST_NO_ASYNC_CONTEXT"]);
-          assert.match(String(refused.body.error), /db\.context\(\(scope\) => scope\.fetchAll/);
-        }
-        await stop(worker);
-        await eventually("no connection after dispose", serverConnections, (n) => n === baseline);
-        assert.doesNotMatch(output, /different request/i);
-      });
+      test(
+        "without nodejs_compat the core loads: explicit handles work, db.* inside scopes and out is one clear error",
+        skipUnless(withoutCompat, withoutCompatSkip),
+        async () => {
+          const baseline = await serverConnections();
+          const worker = await start(false);
+          await ok(worker, "/setup");
+          assert.equal((await ok(worker, "/facts")).asyncContextAvailable, false);
+          for (let id = 301; id <= 305; id++) {
+            const body = await ok(worker, `/context?id=${id}`);
+            assert.deepEqual({ ...body, peak: 0 }, { id, note: "done", peak: 0, onReplica: true, onPrimary: false });
+          }
+          const answers = await Promise.all([306, 307, 308, 309, 310].map((id) => ask(worker, `/context?id=${id}`)));
+          for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
+          // Routing never guesses: without async context, db.* refuses to run, inside an open scope or not.
+          for (const path of ["/implicit", "/bare?id=311", "/kysely?id=312"]) {
+            const refused = await ask(worker, path);
+            assert.equal(refused.status, 500, path);
+            assert.deepEqual([refused.body.name, refused.body.code], ["ConfigError", "ROOST_NO_ASYNC_CONTEXT"]);
+            assert.match(String(refused.body.error), /db\.context\(\(scope\) => scope\.fetchAll/);
+          }
+          await stop(worker);
+          await eventually("no connection after dispose", serverConnections, (n) => n === baseline);
+          assert.doesNotMatch(output, /different request/i);
+        },
+      );
 
-      test("without nodejs_compat, a request holding db.context() open changes no other request's answers", async () => {
-        const worker = await start(false);
-        await ok(worker, "/setup");
-        const { alone, beside, held, after } = await probeAloneAndBeside(worker, 501);
-        for (const answer of beside) assert.deepEqual(answer, alone);
-        const refused = { name: "ConfigError", code: "ROOST_NO_ASYNC_CONTEXT" };
-        assert.deepEqual(alone, {
-          bare: refused,
-          bareTransaction: refused,
-          inContext: refused,
-          handle: { ok: 4 },
-          visible: alone.visible,
-        });
-        assert.deepEqual(held, { id: 501, joined: "no async context" });
-        assert.deepEqual({ ...after, visible: undefined }, { ...alone, visible: undefined });
-        await stop(worker);
-      });
+      test(
+        "without nodejs_compat, a request holding db.context() open changes no other request's answers",
+        skipUnless(withoutCompat, withoutCompatSkip),
+        async () => {
+          const worker = await start(false);
+          await ok(worker, "/setup");
+          const { alone, beside, held, after } = await probeAloneAndBeside(worker, 501);
+          for (const answer of beside) assert.deepEqual(answer, alone);
+          const refused = { name: "ConfigError", code: "ROOST_NO_ASYNC_CONTEXT" };
+          assert.deepEqual(alone, {
+            bare: refused,
+            bareTransaction: refused,
+            inContext: refused,
+            handle: { ok: 4 },
+            visible: alone.visible,
+          });
+          assert.deepEqual(held, { id: 501, joined: "no async context" });
+          assert.deepEqual({ ...after, visible: undefined }, { ...alone, visible: undefined });
+          await stop(worker);
+        },
+      );
     }
 
     test("with nodejs_compat, a request holding a context and a transaction open changes no other request's answers", async () => {
@@ -259,7 +275,9 @@ for (const target of servers) {
     for (const compatibilityDate of ["2024-09-22", "2024-09-23"]) {
       // Before 2024-09-23 there is no `process` global, so AsyncLocalStorage can only be imported.
       const early = compatibilityDate < "2024-09-23";
-      const skip = early && !postgres && "mysql2 needs the Buffer global, which nodejs_compat has from 2024-09-23";
+      const skip = postgres
+        ? postgresJs4 && "postgres.js 4 needs workerd's node:os, which nodejs_compat has from 2025-09-15"
+        : early && "mysql2 needs the Buffer global, which nodejs_compat has from 2024-09-23";
       const name =
         `with nodejs_compat dated ${compatibilityDate}, scopes follow async context: db.* inside db.transaction joins it`;
       test(name, { skip }, async () => {

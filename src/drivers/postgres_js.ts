@@ -34,7 +34,18 @@ import { integerFromText } from "./values.ts";
 import { builtinModule, runtime } from "../runtime.ts";
 
 type Client = ReturnType<typeof postgres>;
-type Params = Parameters<Client["unsafe"]>[1];
+/** Bound values as `sql.unsafe` takes them (postgres.js 4 overloads `unsafe`, so it is named, not inferred). */
+type Params = postgres.ParameterOrJSON<never>[];
+
+/**
+ * Options only postgres.js 4 reads; 3.4 ignores them and already behaves so.
+ * `infer`: parameters typed by their JavaScript values (a boolean as bool, a
+ * bigint as int8, bytes as bytea), not left to the server, which would read
+ * `${true}` in `select ${true}` as the text 'true'. No client-side timeouts, which
+ * `PGQUERY_TIMEOUT` / `PGQUEUE_TIMEOUT` in the environment would turn on:
+ * Roost's pool and `statementTimeout` bound waits and statements.
+ */
+const version4Options = { infer: true, query_timeout: 0, queue_timeout: 0 };
 
 /** int8 as a number when exact, else as a bigint: never rounded, and `count(*)` stays a number. */
 const int8 = {
@@ -370,7 +381,17 @@ export const postgresJs: Driver = {
       fetch_types: false,
       // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
       onclose: () => opened.connection?.lose(),
-      // An option postgres.js's types do not list.
+      // Called after each failed attempt to connect (3.4: also as any socket closes). postgres.js 4 tries again
+      // until connect_timeout has passed since the first failure when the server refused the connection as busy
+      // (53300) or closed it; Roost's pool decides about retries, so no time is left after the first failure: its
+      // queries fail at once with that failure's error, as on 3.4 (tests/pool_server.test.ts). No wait either, as
+      // no attempt follows (Roost never reconnects a connection: see `lose`).
+      backoff: () => {
+        if (!opened.connection) sql.options.connect_timeout = -1;
+        return 0;
+      },
+      ...version4Options,
+      // An option postgres.js 3.4's types do not list (4's list a narrower socket than the `node:net` one given here).
       ...(socket && { socket } as object),
     });
     let backendId: number;

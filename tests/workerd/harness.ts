@@ -67,6 +67,15 @@ const noNodeCompat: esbuild.Plugin = {
   },
 };
 
+/**
+ * The package bundles take postgres.js from: `postgres`, or the `postgres-v4`
+ * devDependency where this process maps `postgres` to it (tests/run.ts's
+ * `node-pg4` runner), so the Worker runs the postgres.js the rest of the run does.
+ */
+const postgresPackage = import.meta.resolve("postgres").includes("/node_modules/postgres-v4/")
+  ? "postgres-v4"
+  : "postgres";
+
 /** Options of {@linkcode bundleWorker}. */
 export interface BundleOptions {
   /** Bundle for a Worker with the `nodejs_compat` flag. */
@@ -87,6 +96,9 @@ export async function bundleWorkerFiles(
   entry: string,
   options: BundleOptions,
 ): Promise<{ text: string; inputs: string[] }> {
+  // postgres.js 4 stands in for 3.4 under the node-pg4 runner, in the repository's own bundles.
+  const alias: Record<string, string> =
+    postgresPackage === "postgres" || options.project !== undefined ? {} : { postgres: postgresPackage };
   const result = await esbuild.build({
     entryPoints: [entry],
     absWorkingDir: options.project ?? root,
@@ -99,6 +111,7 @@ export async function bundleWorkerFiles(
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["module", "main"],
     external: ["cloudflare:*"],
+    alias,
     minify: options.minify ?? false,
     plugins: [options.nodejsCompat ? nodeCompat : noNodeCompat],
     logLevel: "silent",
@@ -110,7 +123,7 @@ export async function bundleWorkerFiles(
 export interface WorkerOptions {
   /** Run with the `nodejs_compat` compatibility flag. */
   nodejsCompat: boolean;
-  /** The compatibility date; default 2025-09-01. */
+  /** The compatibility date; default 2025-09-15, as examples/wrangler.toml (the first with node:os, which postgres.js 4 imports). */
   compatibilityDate?: string;
   /** Text bindings (`env`). */
   bindings?: Record<string, string>;
@@ -123,7 +136,7 @@ export function startWorker(script: string, options: WorkerOptions): Miniflare {
   return new Miniflare({
     // Listed, not discovered: miniflare would refuse the computed driver imports the bundle keeps (never reached here).
     modules: [{ type: "ESModule", path: "worker.js", contents: script }],
-    compatibilityDate: options.compatibilityDate ?? "2025-09-01",
+    compatibilityDate: options.compatibilityDate ?? "2025-09-15",
     compatibilityFlags: options.nodejsCompat ? ["nodejs_compat"] : [],
     bindings: options.bindings ?? {},
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {
