@@ -97,8 +97,9 @@ export async function bundleWorkerFiles(
   options: BundleOptions,
 ): Promise<{ text: string; inputs: string[] }> {
   // postgres.js 4 stands in for 3.4 under the node-pg4 runner, in the repository's own bundles.
-  const alias: Record<string, string> =
-    postgresPackage === "postgres" || options.project !== undefined ? {} : { postgres: postgresPackage };
+  const alias: Record<string, string> = postgresPackage === "postgres" || options.project !== undefined
+    ? {}
+    : { postgres: postgresPackage };
   const result = await esbuild.build({
     entryPoints: [entry],
     absWorkingDir: options.project ?? root,
