@@ -350,6 +350,33 @@ describe("Deno, importing npm:@roost/db", () => {
 });
 
 describe("a strict TypeScript consumer", () => {
+  test("[tsc · bun add] a project made by bun init (its own tsconfig, skipLibCheck turned off) checks", async () => {
+    const project = join(work, "bun-init-app");
+    await mkdir(project, { recursive: true });
+    const init = await spawned(bin("bun"), ["init", "-y"], project);
+    assert.equal(init.code, 0, show(init));
+    const add = await spawned(bin("bun"), ["add", tarball], project);
+    assert.equal(add.code, 0, show(add));
+    const tsconfig = await readFile(join(project, "tsconfig.json"), "utf8");
+    assert.match(tsconfig, /"noUncheckedIndexedAccess": true/, "bun init's tsconfig is as the issue saw it");
+    await writeFile(join(project, "tsconfig.json"), tsconfig.replace(/"skipLibCheck": true/, '"skipLibCheck": false'));
+    await writeFile(
+      join(project, "index.ts"),
+      `import { Database, sql } from "@roost/db";
+import { bunSqlite } from "@roost/db/drivers/bun-sqlite";
+import { bunSqlPostgres } from "@roost/db/drivers/bun-sql";
+await using db = new Database("sqlite::memory:", { driver: bunSqlite });
+const rows = await db.fetchAll<{ n: number }>(sql\`select 1 as n\`);
+console.log(rows[0]?.n, bunSqlPostgres.name);
+`,
+    );
+    const check = await spawned(bin("tsc"), ["-p", project], project);
+    assert.equal(check.code, 0, show(check));
+    const run = await spawned(bin("bun"), ["index.ts"], project);
+    assert.equal(run.code, 0, show(run));
+    assert.equal(run.out.trim(), "1 bun-sql", show(run));
+  });
+
   test("[tsc · npm] every export's declarations check under strict, noUncheckedIndexedAccess, exactOptionalPropertyTypes, no skipLibCheck", async () => {
     const dir = join(npmProject, "consumer");
     await mkdir(dir, { recursive: true });
