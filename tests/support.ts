@@ -114,9 +114,9 @@ const reason = (error: unknown) => error instanceof Error ? error.message : Stri
 
 /**
  * Opens one connection through the target's driver. A server that cannot be
- * reached is skipped locally and fails CI; a driver whose package cannot be
- * loaded here (the JSR ones, where JSR is unreachable) is skipped everywhere,
- * with the reason printed.
+ * reached is skipped locally and fails CI; so is a driver whose package cannot
+ * be loaded (the JSR ones, where neither JSR nor the local mirror tests/run.ts
+ * serves can be reached), with the reason printed.
  */
 async function usable(candidate: Target, server: boolean): Promise<boolean> {
   const db = candidate.open({ pool: { acquireTimeout: 5_000 } });
@@ -125,6 +125,10 @@ async function usable(candidate: Target, server: boolean): Promise<boolean> {
     return true;
   } catch (error) {
     if (error instanceof ConfigError && error.code === "ROOST_DRIVER_UNAVAILABLE") {
+      // CI serves the JSR packages from a local mirror (tests/run.ts): there every driver must load.
+      if (inCi) {
+        throw new Error(`${candidate.label} could not load in CI, where every driver must run: ${reason(error)}`);
+      }
       console.warn(`SKIPPING ${candidate.label}: ${reason(error)}`);
       return false;
     }
