@@ -285,7 +285,13 @@ const registry = chosen.includes("deno") ? await startJsrRegistry(root, process.
 if (registry !== undefined) {
   console.log(`=== JSR: serving ${registry.mirror} at ${registry.env.JSR_URL} for the Deno runner`);
   runners.deno.env = { ...runners.deno.env, ...registry.env };
+  // The Deno-only tests (Deno.test with jsr:@std/assert, served by the same registry).
+  runners.deno.args = [...runners.deno.args, "tests/deno/jsr_drivers.deno.ts"];
   process.on("exit", () => registry.stop());
+} else if (chosen.includes("deno")) {
+  console.log(
+    "=== JSR: no local mirror (../shared/jsr or ROOST_JSR_MIRROR): tests/deno/ not run; the Deno drivers use jsr.io",
+  );
 }
 
 const results: Result[] = [];
