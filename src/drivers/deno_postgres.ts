@@ -606,7 +606,7 @@ class TlsFallbackClient implements PgClient {
   }
 }
 
-async function clientOptions(url: DatabaseUrl): Promise<PgClientOptions> {
+function clientOptions(url: DatabaseUrl): PgClientOptions {
   const { application_name, ...parameters } = postgresSessionParameters(url);
   const options: PgClientOptions = {
     hostname: url.host,
@@ -662,7 +662,7 @@ export const denoPostgres: Driver = {
     const where = `postgres at ${url.host}:${url.port}`;
     let client: PgClient;
     try {
-      const options = await clientOptions(url);
+      const options = clientOptions(url);
       const prefer = url.options.sslmode === "prefer" || url.options.sslmode === "allow";
       // A copy of the server settings for each client: the library escapes their spaces in place.
       const make = (tls: PgClientOptions["tls"]) => new Client({ ...options, options: { ...options.options }, tls });
