@@ -1078,7 +1078,11 @@ function targetTests(target: Target): void {
       },
     );
   } else {
-    test("a NUL in a text value is stored and read back whole", slow, async () => {
+    // Deno's node:sqlite and @db/sqlite (deno-sqlite, which reads text as a C string) cut text at its first NUL
+    // when they read it (README, Values); the bytes are stored whole.
+    const cut = runtime === "deno" && (target.driver === "node-sqlite" || target.driver === "deno-sqlite");
+    const read = cut ? "read back cut at the NUL (a documented difference of this driver)" : "read back whole";
+    test(`a NUL in a text value is stored whole and ${read}`, slow, async () => {
       const table = uniqueTable("bi_nul");
       const bytes = dialect === "mysql" ? sql`octet_length(v)` : sql`length(cast(v as blob))`;
       await db.execute(sql`create table ${table} (id integer, v text)`);
@@ -1086,8 +1090,6 @@ function targetTests(target: Target): void {
         await db.execute(sql`insert into ${table} (id, v) values (${1}, ${"a\u0000b"})`);
         await db.execute(`insert into ${compile(table, dialect).text} (id, v) values (?, ?)`, [2, "\u0000x\u0000"]);
         assert.deepEqual(await db.fetchAll(sql`select ${bytes} as n from ${table} order by id`), [{ n: 3 }, { n: 3 }]);
-        // Deno's node:sqlite cuts text at its first NUL when it reads it (README, Values); the bytes are stored whole.
-        const cut = runtime === "deno" && target.driver === "node-sqlite";
         assert.deepEqual(await db.fetchAll(sql`select v from ${table} order by id`), [{ v: cut ? "a" : "a\u0000b" }, {
           v: cut ? "" : "\u0000x\u0000",
         }]);

@@ -314,5 +314,41 @@ for (const target of targets()) {
       assert.ok(missing instanceof QueryError);
       await db.execute(sql`delete from ${users}`);
     });
+
+    test(
+      "SQLite: a duplicate primary key is SQLITE_CONSTRAINT_PRIMARYKEY, a duplicate unique column SQLITE_CONSTRAINT_UNIQUE, on every driver",
+      skipUnless(target.dialect === "sqlite", "SQLite's extended result codes"),
+      async () => {
+        const codeOf = (statement: Promise<unknown>) =>
+          statement.then(() => "no error", (error) => error instanceof QueryError ? error.code : String(error));
+        const rowid = uniqueTable("pk_rowid");
+        const composite = uniqueTable("pk.dotted");
+        await db.execute(sql`create table ${rowid} (id integer primary key, u text unique)`);
+        await db.execute(sql`create table ${composite} (a text, b integer, u integer unique, primary key (a, b))`);
+        try {
+          await db.execute(sql`insert into ${rowid} (id, u) values (${1}, ${"x"})`);
+          await db.execute(sql`insert into ${composite} (a, b, u) values (${"k"}, ${1}, ${1})`);
+          assert.deepEqual(
+            {
+              rowid: await codeOf(db.execute(sql`insert into ${rowid} (id, u) values (${1}, ${"y"})`)),
+              unique: await codeOf(db.execute(sql`insert into ${rowid} (id, u) values (${2}, ${"x"})`)),
+              composite: await codeOf(db.execute(sql`insert into ${composite} (a, b, u) values (${"k"}, ${1}, ${2})`)),
+              compositeUnique: await codeOf(
+                db.execute(sql`insert into ${composite} (a, b, u) values (${"k"}, ${2}, ${1})`),
+              ),
+            },
+            {
+              rowid: "SQLITE_CONSTRAINT_PRIMARYKEY",
+              unique: "SQLITE_CONSTRAINT_UNIQUE",
+              composite: "SQLITE_CONSTRAINT_PRIMARYKEY",
+              compositeUnique: "SQLITE_CONSTRAINT_UNIQUE",
+            },
+          );
+        } finally {
+          await db.execute(sql`drop table ${rowid}`);
+          await db.execute(sql`drop table ${composite}`);
+        }
+      },
+    );
   });
 }

@@ -8,6 +8,13 @@
  * it in each mode, and `pg_stat_ssl` says whether the session is encrypted.
  * The shared Postgres and MariaDB servers, which have TLS off, check that a
  * mode requiring TLS is refused there and a preferring one falls back.
+ *
+ * deno-postgres differs where README's driver table says so: Deno verifies
+ * the server's certificate chain and host name in every sslmode, and Roost
+ * never lets the library fall back to plain text when that check fails, so
+ * a certificate it cannot verify is a ConnectionError even under `allow`,
+ * `prefer` and `require`; it cannot present a client certificate
+ * (a ConfigError).
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -28,7 +35,14 @@ interface Case {
   user?: string;
   options(server: TlsServer): Record<string, string>;
   expect: Expect;
+  /** A driver that, as documented, comes to another outcome, and why. */
+  differs?: Partial<Record<DriverName, [Expect, string]>>;
 }
+
+/** deno-postgres's documented outcome when the server's certificate or host name cannot be verified. */
+const denoVerifies = (why: string): Case["differs"] => ({
+  "deno-postgres": ["refused", `deno-postgres verifies every certificate: ${why}; no fall-back to plain text`],
+});
 
 /** What the session says about itself. */
 interface Session {
@@ -125,15 +139,41 @@ const withTimeout = (options: Record<string, string>) => ({ connect_timeout: "5"
 const cases: Case[] = [
   { title: "sslmode=disable → plain", host: "127.0.0.1", options: () => ({ sslmode: "disable" }), expect: "plain" },
   // libpq's allow tries without TLS first; this server accepts both, so either is right here.
-  { title: "sslmode=allow → connects", host: "127.0.0.1", options: () => ({ sslmode: "allow" }), expect: "connects" },
+  {
+    title: "sslmode=allow → connects",
+    host: "127.0.0.1",
+    options: () => ({ sslmode: "allow" }),
+    expect: "connects",
+    differs: denoVerifies("the server offers TLS and its CA is unknown"),
+  },
   {
     title: "sslmode=allow, user refused without TLS → TLS",
     host: "127.0.0.1",
     user: TLS_ONLY_USER,
     options: () => ({ sslmode: "allow" }),
     expect: "tls",
+    differs: denoVerifies("CA unknown"),
   },
-  { title: "sslmode=prefer → TLS", host: "127.0.0.1", options: () => ({ sslmode: "prefer" }), expect: "tls" },
+  {
+    title: "sslmode=allow, sslrootcert=<the CA>, host localhost, user refused without TLS → TLS",
+    host: "localhost",
+    user: TLS_ONLY_USER,
+    options: (server) => ({ sslmode: "allow", sslrootcert: server.caFile }),
+    expect: "tls",
+  },
+  {
+    title: "sslmode=prefer → TLS",
+    host: "127.0.0.1",
+    options: () => ({ sslmode: "prefer" }),
+    expect: "tls",
+    differs: denoVerifies("CA unknown"),
+  },
+  {
+    title: "sslmode=prefer, sslrootcert=<the CA>, host localhost → TLS",
+    host: "localhost",
+    options: (server) => ({ sslmode: "prefer", sslrootcert: server.caFile }),
+    expect: "tls",
+  },
   {
     title: "sslmode=disable, user refused without TLS → ConnectionError",
     host: "127.0.0.1",
@@ -146,10 +186,18 @@ const cases: Case[] = [
     host: "127.0.0.1",
     options: () => ({ sslmode: "require" }),
     expect: "tls",
+    differs: denoVerifies("CA unknown"),
   },
   {
     title: "sslmode=require, sslrootcert=<the CA> → TLS (checked like verify-ca)",
     host: "127.0.0.1",
+    options: (server) => ({ sslmode: "require", sslrootcert: server.caFile }),
+    expect: "tls",
+    differs: denoVerifies("the certificate does not name 127.0.0.1"),
+  },
+  {
+    title: "sslmode=require, sslrootcert=<the CA>, host localhost → TLS",
+    host: "localhost",
     options: (server) => ({ sslmode: "require", sslrootcert: server.caFile }),
     expect: "tls",
   },
@@ -170,6 +218,7 @@ const cases: Case[] = [
     host: "127.0.0.1",
     options: (server) => ({ sslmode: "verify-ca", sslrootcert: server.caFile }),
     expect: "tls",
+    differs: denoVerifies("the certificate does not name 127.0.0.1"),
   },
   {
     title: "sslmode=verify-ca, sslrootcert=<another CA> → ConnectionError",
@@ -271,11 +320,61 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
 
   for (const driver of postgresDrivers) {
     for (const c of cases) {
-      test(`[${driver}] ${c.title}`, slow, async () => {
+      const [expect, why] = c.differs?.[driver] ?? [c.expect, undefined];
+      const outcome = { tls: "TLS", plain: "plain", connects: "connects", refused: "ConnectionError" }[expect];
+      const title = why === undefined ? c.title : `${c.title} — here ${outcome} (${why})`;
+      test(`[${driver}] ${title}`, slow, async () => {
         const tls = started();
         const url = tls.url(c.host, withTimeout(c.options(tls)), c.user);
-        await expectOutcome(`${c.title} via ${driver} (${url})`, c.expect, () => session(url, driver));
+        await expectOutcome(`${title} via ${driver} (${url})`, expect, () => session(url, driver));
       });
+    }
+
+    test(`[${driver}] an unreadable sslrootcert → ConfigError`, slow, async () => {
+      const tls = started();
+      const missing = `${tls.caFile}.missing`;
+      const url = tls.url("localhost", withTimeout({ sslmode: "verify-full", sslrootcert: missing }));
+      await assert.rejects(session(url, driver), (error: unknown) => {
+        assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${describeError(error)}`);
+        assert.match(error.message, /sslrootcert/);
+        return true;
+      });
+    });
+
+    if (driver === "deno-postgres") {
+      test(`[${driver}] sslcert/sslkey → ConfigError: no client certificates`, slow, async () => {
+        const tls = started();
+        const options = { sslmode: "verify-full", sslrootcert: tls.caFile, sslcert: tls.clientCertFile };
+        const url = tls.url("localhost", withTimeout({ ...options, sslkey: tls.clientKeyFile }), CERT_USER);
+        await assert.rejects(session(url, driver), (error: unknown) => {
+          assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${describeError(error)}`);
+          assert.match(error.message, /client certificate/);
+          return true;
+        });
+      });
+
+      test(
+        `[${driver}] sslmode=prefer, a certificate it cannot verify: a ConnectionError that says what to change, nothing on stderr`,
+        slow,
+        async () => {
+          const tls = started();
+          const url = tls.url("localhost", withTimeout({ sslmode: "prefer", sslrootcert: tls.otherCaFile }));
+          const written: unknown[][] = [];
+          const original = console.error;
+          console.error = (...args: unknown[]) => void written.push(args);
+          try {
+            await assert.rejects(session(url, driver), (error: unknown) => {
+              assert.ok(error instanceof ConnectionError, `expected a ConnectionError, got ${describeError(error)}`);
+              assert.match(error.message, /sslrootcert/);
+              return true;
+            });
+          } finally {
+            console.error = original;
+          }
+          assert.deepEqual(written, [], "the library wrote to stderr");
+        },
+      );
+      continue;
     }
 
     test(`[${driver}] sslcert/sslkey: a client certificate logs its user in over verify-full`, slow, async () => {

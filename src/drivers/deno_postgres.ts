@@ -30,6 +30,7 @@ import { inBatches, insertInChunks, multiRowInsert } from "./batch.ts";
 import { importJsr } from "./jsr.ts";
 import { cursorBatches, NotACursor } from "./pg_cursor.ts";
 import { parseArray, parseTimestamp, postgresParam, postgresSessionParameters, serializeArray } from "./pg_values.ts";
+import { tlsRequest } from "./tls.ts";
 import { integerFromText } from "./values.ts";
 
 /** The package and versions this driver is written against. */
@@ -521,29 +522,91 @@ class DenoPostgresConnection implements DriverConnection {
   }
 }
 
-/** Reads a file on Deno (the only runtime this driver runs on), typed here so other runtimes can load the module. */
-function readTextFile(path: string): Promise<string> {
-  const deno = (globalThis as { Deno?: { readTextFile(path: string): Promise<string> } }).Deno;
-  return deno === undefined ? Promise.reject(new Error("not on Deno")) : deno.readTextFile(path);
-}
+/** The TLS options of a client that connects in plain text. */
+const plainText: PgClientOptions["tls"] = { enabled: false, enforce: false, caCertificates: [] };
 
 /**
  * `sslmode` as deno-postgres's TLS options. Deno always verifies the
  * server's certificate chain and host name, so `require` and `verify-ca`
- * verify as much as `verify-full`; `sslrootcert` adds a CA certificate.
+ * verify as much as `verify-full`; `sslrootcert` adds a CA certificate (an
+ * unreadable file is a `ConfigError`). TLS is always enforced: the library's
+ * own fall-back to plain text after a failed certificate check is never
+ * used (see {@link TlsFallbackClient} for `prefer` and `allow`).
  */
-async function tlsOptions(url: DatabaseUrl): Promise<PgClientOptions["tls"]> {
-  const mode = url.options.sslmode;
-  if (mode === undefined || mode === "disable") return { enabled: false, enforce: false, caCertificates: [] };
+function tlsOptions(url: DatabaseUrl): PgClientOptions["tls"] {
+  if (url.options.sslmode === undefined || url.options.sslmode === "disable") return plainText;
   if (url.options.sslcert !== undefined || url.options.sslkey !== undefined) {
     throw new ConfigError("deno-postgres cannot present a client certificate (sslcert, sslkey): use postgres-js");
   }
-  const root = url.options.sslrootcert;
-  const caCertificates = root === undefined ? [] : [await readTextFile(String(root))];
-  return { enabled: true, enforce: mode !== "allow" && mode !== "prefer", caCertificates };
+  const request = tlsRequest(url);
+  return { enabled: true, enforce: true, caCertificates: request.ca === undefined ? [] : [request.ca] };
 }
 
-async function clientOptions(url: DatabaseUrl): Promise<PgClientOptions> {
+/** The library's message when the server answers the TLS request with "no". */
+const tlsRefusedByServer = /isn't accepting TLS/;
+
+/** The library's message when the TLS handshake fails on the server's certificate. */
+const certificateRejected = /certificate/i;
+
+/**
+ * A client for `sslmode=prefer` or `allow`: it asks for TLS, enforced, and
+ * connects in plain text only when the server has no TLS at all. A server
+ * that offers TLS with a certificate Deno cannot verify is a connection
+ * error, never a silent fall-back to plain text (the library's own
+ * fall-back also writes to stderr). Every mode's certificate failure names
+ * what to change.
+ */
+class TlsFallbackClient implements PgClient {
+  #client: PgClient;
+  readonly #make: (tls: PgClientOptions["tls"]) => PgClient;
+  readonly #prefer: boolean;
+
+  constructor(make: (tls: PgClientOptions["tls"]) => PgClient, tls: PgClientOptions["tls"], prefer: boolean) {
+    this.#make = make;
+    this.#prefer = prefer && tls.enabled;
+    this.#client = make(tls);
+  }
+
+  get connected(): boolean {
+    return this.#client.connected;
+  }
+
+  get session(): PgClient["session"] {
+    return this.#client.session;
+  }
+
+  async connect(): Promise<void> {
+    try {
+      await this.#client.connect();
+    } catch (error) {
+      const message = messageOf(error);
+      if (this.#prefer && tlsRefusedByServer.test(message)) {
+        await this.#client.end().catch(() => {});
+        this.#client = this.#make(plainText);
+        return await this.#client.connect();
+      }
+      if (certificateRejected.test(message) && !tlsRefusedByServer.test(message)) {
+        throw new Error(
+          `${message} (deno-postgres verifies the server's certificate and host name in every sslmode, ` +
+            "and never falls back to plain text when the check fails: name the server's CA with sslrootcert " +
+            "and connect by a host name its certificate lists, or use postgres-js)",
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  queryArray(query: Parameters<PgClient["queryArray"]>[0]): Promise<PgArrayResult> {
+    return this.#client.queryArray(query);
+  }
+
+  end(): Promise<void> {
+    return this.#client.end();
+  }
+}
+
+function clientOptions(url: DatabaseUrl): PgClientOptions {
   const { application_name, ...parameters } = postgresSessionParameters(url);
   const options: PgClientOptions = {
     hostname: url.host,
@@ -553,7 +616,7 @@ async function clientOptions(url: DatabaseUrl): Promise<PgClientOptions> {
     password: url.password() || undefined,
     // As libpq and postgres.js: no database named, the user's.
     database: url.database || url.user || undefined,
-    tls: await tlsOptions(url),
+    tls: tlsOptions(url),
     connection: { attempts: 0 },
     controls: { debug: false, decoders },
     options: parameters,
@@ -599,9 +662,15 @@ export const denoPostgres: Driver = {
     const where = `postgres at ${url.host}:${url.port}`;
     let client: PgClient;
     try {
-      client = new Client(await clientOptions(url));
+      const options = clientOptions(url);
+      const prefer = url.options.sslmode === "prefer" || url.options.sslmode === "allow";
+      // A copy of the server settings for each client: the library escapes their spaces in place.
+      const make = (tls: PgClientOptions["tls"]) => new Client({ ...options, options: { ...options.options }, tls });
+      client = new TlsFallbackClient(make, options.tls, prefer);
     } catch (error) {
-      // Invalid settings, a missing user, no --allow-env or an unreadable sslrootcert.
+      // Settings Roost refuses (a client certificate, an unreadable sslrootcert) stay ConfigErrors.
+      if (error instanceof ConfigError) throw error;
+      // Invalid settings, a missing user or no --allow-env.
       throw new ConnectionError(`could not connect to ${where}: ${messageOf(error)}`, {
         cause: error,
         code: errorCode(error),

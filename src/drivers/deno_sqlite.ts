@@ -116,12 +116,52 @@ function withErrcode(error: unknown): unknown {
   }
 }
 
-/** Runs a call into the package, giving its errors SQLite codes. */
-function guard<T>(call: () => T): T {
+/** SQLite's message for a duplicate key: the table and columns of the index, `t.a, t.b`. */
+const uniqueFailed = /^UNIQUE constraint failed: (.+)$/;
+
+/**
+ * SQLITE_CONSTRAINT_PRIMARYKEY (1555) for a duplicate primary key. SQLite
+ * words it as a UNIQUE violation (2067), and the package passes on the
+ * message without the extended code, so the table's primary key tells them
+ * apart: the violation is the primary key's when the message lists exactly
+ * its columns, in order. Any doubt keeps 2067.
+ */
+function primaryKeyCode(db: JsrDatabase, error: unknown): unknown {
+  if ((error as { errcode?: unknown })?.errcode !== 2067 || !(error instanceof Error)) return error;
+  const listed = uniqueFailed.exec(error.message)?.[1];
+  if (listed === undefined) return error;
+  const first = listed.split(", ")[0];
+  let statement: JsrStatement | undefined;
+  try {
+    statement = db.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk");
+    // The table name ends at one of the dots of the first entry; names may hold dots.
+    for (let dot = first.indexOf("."); dot > 0; dot = first.indexOf(".", dot + 1)) {
+      const table = first.slice(0, dot);
+      const key = statement.values([table]).map(([name]) => `${table}.${String(name)}`).join(", ");
+      if (key === listed) {
+        Object.defineProperty(error, "errcode", { value: 1555, configurable: true, enumerable: true });
+        break;
+      }
+    }
+  } catch {
+    // No answer (a locked schema, a closed database): the error keeps SQLITE_CONSTRAINT_UNIQUE.
+  } finally {
+    try {
+      statement?.finalize();
+    } catch {
+      // Nothing to free.
+    }
+  }
+  return error;
+}
+
+/** Runs a call into the package, giving its errors SQLite codes (the primary key's when `db` can tell). */
+function guard<T>(call: () => T, db?: JsrDatabase): T {
   try {
     return call();
   } catch (error) {
-    throw withErrcode(error);
+    const coded = withErrcode(error);
+    throw db === undefined ? coded : primaryKeyCode(db, coded);
   }
 }
 
@@ -172,10 +212,10 @@ function rowObject(names: readonly string[], values: readonly unknown[]): Record
 const generatedName = /^[^"\\\n\r\u2028\u2029]*$/;
 
 /** Wraps an `iter()` iterator: errors get SQLite codes, values are read as `sqliteValue` says. */
-function guardedIterator(rows: Iterator<Record<string, unknown>>): Iterator<unknown> {
+function guardedIterator(rows: Iterator<Record<string, unknown>>, db: JsrDatabase): Iterator<unknown> {
   return {
     next: () => {
-      const next = guard(() => rows.next());
+      const next = guard(() => rows.next(), db);
       if (next.done) return next;
       const row: Record<string, unknown> = {};
       for (const key in next.value) row[key] = sqliteValue(next.value[key]);
@@ -192,35 +232,35 @@ function adapt(db: JsrDatabase): SyncDatabase {
   let lastRowid: JsrStatement | undefined;
   // The package reads last_insert_rowid() through a 32-bit FFI result; SQL reads all 64 bits.
   const lastInsertRowid = (): number | bigint => {
-    lastRowid ??= guard(() => db.prepare("SELECT last_insert_rowid()"));
-    const [id] = guard(() => lastRowid!.value([])) ?? [0];
+    lastRowid ??= guard(() => db.prepare("SELECT last_insert_rowid()"), db);
+    const [id] = guard(() => lastRowid!.value([]), db) ?? [0];
     return typeof id === "bigint" ? id : Number(id);
   };
   return {
     prepare(text: string): SyncStatement {
-      const statement = guard(() => db.prepare(preparable(text)));
+      const statement = guard(() => db.prepare(preparable(text)), db);
       const inserts = insertPattern.test(text);
       return {
         run(...params) {
-          const changes = guard(() => statement.run(bindable(params)));
+          const changes = guard(() => statement.run(bindable(params)), db);
           return { changes, lastInsertRowid: inserts && changes > 0 ? lastInsertRowid() : 0 };
         },
         all(...params) {
-          const rows = guard(() => statement.values(bindable(params)));
-          const names = guard(() => statement.columnNames());
+          const rows = guard(() => statement.values(bindable(params)), db);
+          const names = guard(() => statement.columnNames(), db);
           return rows.map((values) => rowObject(names, values));
         },
         get(...params) {
-          const values = guard(() => statement.value(bindable(params)));
-          return values === undefined ? undefined : rowObject(guard(() => statement.columnNames()), values);
+          const values = guard(() => statement.value(bindable(params)), db);
+          return values === undefined ? undefined : rowObject(guard(() => statement.columnNames(), db), values);
         },
         iterate(...params) {
-          const names = guard(() => statement.columnNames());
+          const names = guard(() => statement.columnNames(), db);
           if (typeof statement.iter === "function" && names.every((name) => generatedName.test(name))) {
-            return guardedIterator(statement.iter(bindable(params)));
+            return guardedIterator(statement.iter(bindable(params)), db);
           }
           // Names the generated code cannot hold: read the rows at once instead of streaming them.
-          const rows = guard(() => statement.values(bindable(params)));
+          const rows = guard(() => statement.values(bindable(params)), db);
           return rows.map((values) => rowObject(names, values))[Symbol.iterator]();
         },
         finalize() {
@@ -233,7 +273,7 @@ function adapt(db: JsrDatabase): SyncDatabase {
       };
     },
     exec: (text) => {
-      guard(() => db.exec(text));
+      guard(() => db.exec(text), db);
     },
     close: () => {
       try {
@@ -241,7 +281,7 @@ function adapt(db: JsrDatabase): SyncDatabase {
       } catch {
         // See finalize() above.
       }
-      guard(() => db.close());
+      guard(() => db.close(), db);
     },
   };
 }
