@@ -617,9 +617,10 @@ async function clientOptions(url: DatabaseUrl): Promise<PgClientOptions> {
   return options;
 }
 
-/** A socket deno-postgres opened. */
+/** A socket deno-postgres opened (a `Deno.TcpConn`). */
 interface Closable {
   close(): void;
+  setNoDelay?(noDelay?: boolean): void;
 }
 
 /** The sockets one `connect()` call opened, and whether Roost gave up on it. */
@@ -641,6 +642,7 @@ let opening: AsyncStorage | undefined;
  * Roost connection is being made, so a connection Roost gives up on (its
  * `connect_timeout` passed while the server stayed silent) has its socket
  * closed: deno-postgres closes only the sockets of connections it finished.
+ * Each such socket also gets `TCP_NODELAY`.
  * `Deno.connect` is wrapped once, and behaves as before outside Roost's
  * connects (it only records, inside them).
  */
@@ -657,6 +659,9 @@ async function openingSockets(): Promise<AsyncStorage | undefined> {
     const opened = storage.getStore();
     if (opened !== undefined) {
       connecting.then((socket) => {
+        // deno-postgres writes each message of a statement with parameters separately (Parse, Bind, Execute…):
+        // with Nagle's algorithm on, each such statement waits ~40 ms for the server's delayed ACK.
+        socket.setNoDelay?.(true);
         opened.sockets.push(socket);
         if (opened.abandoned) closeSockets(opened);
       }, () => {});
@@ -679,7 +684,7 @@ function closeSockets(opened: Opened): void {
 
 /** Connects, giving up after `seconds` (0: no limit); a connection that arrives later is closed. */
 async function connectWithin(client: PgClient, seconds: number): Promise<void> {
-  const storage = seconds > 0 ? await openingSockets() : undefined;
+  const storage = await openingSockets();
   const opened: Opened = { sockets: [], abandoned: false };
   const connecting = storage === undefined ? client.connect() : storage.run(opened, () => client.connect());
   if (seconds <= 0) return await connecting;
