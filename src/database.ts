@@ -263,6 +263,7 @@ export class Database extends Queryable implements AsyncDisposable {
       },
       broken: (connection) => connection.broken === true,
       ping: (connection) => connection.ping?.(),
+      unwatched: (connection) => connection.unwatched === true,
     };
     // Outside any context each connection serves one statement or scope: the first one opened is said once.
     const root = { ...hooks, open: () => (this.#warnOutsideContext(), hooks.open()) };

@@ -71,6 +71,13 @@ export interface DriverConnection {
    * bounds each batch and not the consumer's pace.
    */
   timeoutSet?(): void;
+  /**
+   * True when the connection notices that the server closed it only when it
+   * next runs a statement (deno-postgres reads its socket only then): the
+   * pool pings it before every reuse, and pings idle ones in the background
+   * while it keeps `min` connections.
+   */
+  readonly unwatched?: boolean;
   /** Checks that the connection still works (used before reusing a long-idle one). */
   ping?(): Promise<void>;
   /** Closes the connection; never throws. */

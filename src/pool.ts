@@ -66,6 +66,15 @@ export interface PoolHooks<C> {
    * rejects when it is dead, or undefined when the connection needs no check.
    */
   ping?(connection: C): Promise<void> | undefined;
+  /**
+   * True when the connection cannot notice by itself that the server closed
+   * it while idle (its driver reads the socket only during a statement): it
+   * is then checked (`ping`) before every reuse, whatever `validateAfter`
+   * says, and while the pool keeps `min` connections its idle ones are
+   * checked in the background, so a dead one is replaced without waiting for
+   * a caller.
+   */
+  unwatched?(connection: C): boolean;
   /** The clock the age of a shared connection's statement is read from (tests pass their own). Default `Date.now`. */
   now?(): number;
 }
@@ -93,6 +102,8 @@ export class PooledConnection<C> {
   broken = false;
   /** Set once the connection has been given back (so the next hand-out may need a check). */
   released = false;
+  /** When a background check last began (connections that cannot watch their own socket). */
+  checkedAt = 0;
 
   /** Wraps a freshly opened connection. */
   constructor(connection: C, now: number, lifetime: number) {
@@ -207,7 +218,10 @@ export class Pool<C> {
   async #checked(item: PooledConnection<C>): Promise<boolean> {
     // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
     const fresh = !item.released;
-    if (item.holders > 1 || fresh || Date.now() - item.idleSince < this.#options.validateAfter) return true;
+    if (item.holders > 1 || fresh) return true;
+    if (Date.now() - item.idleSince < this.#options.validateAfter && !this.#hooks.unwatched?.(item.connection)) {
+      return true;
+    }
     const check = this.#hooks.ping?.(item.connection);
     if (check === undefined) return true;
     try {
@@ -230,7 +244,9 @@ export class Pool<C> {
     if (item === undefined || this.#waiters.length > 0 || this.closed) return undefined;
     const now = Date.now();
     if (now >= item.expiresAt || this.#hooks.broken?.(item.connection)) return undefined;
-    if (now - item.idleSince >= this.#options.validateAfter && this.#hooks.ping !== undefined) return undefined;
+    const due = now - item.idleSince >= this.#options.validateAfter ||
+      this.#hooks.unwatched?.(item.connection) === true;
+    if (due && this.#hooks.ping !== undefined) return undefined;
     this.#idle.pop();
     item.holders = 1;
     return item;
@@ -554,6 +570,35 @@ export class Pool<C> {
     if (this.#drained && this.#all.size + this.#opening === 0) this.#drained();
   }
 
+  /**
+   * Checks an idle connection that cannot watch its own socket, at most once
+   * per `validateAfter`: it is busy meanwhile, goes back idle (with its idle
+   * time kept) when alive, and is replaced when dead.
+   */
+  #checkIdle(item: PooledConnection<C>, now: number): void {
+    if (!this.#hooks.unwatched?.(item.connection) || now - item.checkedAt < this.#options.validateAfter) return;
+    const at = this.#idle.indexOf(item);
+    const check = at < 0 ? undefined : this.#hooks.ping?.(item.connection);
+    if (check === undefined) return;
+    this.#idle.splice(at, 1);
+    item.holders = 1;
+    item.checkedAt = now;
+    const idleSince = item.idleSince;
+    check.then(
+      () => {
+        this.release(item);
+        if (this.#idle.includes(item)) item.idleSince = idleSince;
+      },
+      () => {
+        item.holders = 0;
+        this.#destroy(item);
+        this.#dispatch();
+        if (this.closed) return;
+        for (let n = this.#options.min - this.#all.size - this.#opening; n > 0; n--) this.#openIdle().catch(() => {});
+      },
+    );
+  }
+
   #scheduleReap(): void {
     if (this.#reaper !== undefined || this.closed) return;
     const { idleTimeout, maxLifetime } = this.#options;
@@ -575,6 +620,7 @@ export class Pool<C> {
       const expired = now >= item.expiresAt;
       const idleTooLong = idleTimeout > 0 && now - item.idleSince >= idleTimeout && this.#all.size > min;
       if (broken || expired || idleTooLong) this.#destroy(item);
+      else if (this.#warm && min > 0) this.#checkIdle(item, now);
     }
     if (this.#warm) {
       for (let n = min - this.#all.size - this.#opening; n > 0; n--) this.#openIdle().catch(() => {});

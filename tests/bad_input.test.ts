@@ -24,7 +24,7 @@ import {
   QueryError,
   sql,
 } from "../mod.ts";
-import { postgresJsMajor, runtime, type Target, targets, uniqueName, uniqueTable } from "./support.ts";
+import { postgresJsMajor, runtime, skipUnless, type Target, targets, uniqueName, uniqueTable } from "./support.ts";
 
 /** Bun's default of 5 s per test is too short for the database properties. */
 const slow = { timeout: 30_000 };
@@ -896,6 +896,26 @@ function targetTests(target: Target): void {
   after(async () => {
     await db.close();
   });
+
+  test(
+    "an sslrootcert file that cannot be read is a ConfigError naming the option, and no connection stays open",
+    skipUnless(dialect === "postgres", "about Postgres's sslrootcert"),
+    async () => {
+      const url = new URL(target.url);
+      url.searchParams.set("sslmode", "require");
+      url.searchParams.set("sslrootcert", `/nonexistent/${uniqueName("ca")}.pem`);
+      const bad = new Database(url.toString(), { driver: target.driver });
+      try {
+        // deno-postgres: a ConnectionError before (the file was read inside its connect).
+        const error = await bad.fetchVal(sql`select 1`).then(() => undefined, (caught: unknown) => caught);
+        assert.ok(error instanceof ConfigError, `got ${String(error)}`);
+        assert.match(error.message, /sslrootcert/);
+        assert.deepEqual(bad.stats().primary, { size: 0, idle: 0, busy: 0, waiting: 0 });
+      } finally {
+        await bad.close();
+      }
+    },
+  );
 
   // 2. Identifiers
 

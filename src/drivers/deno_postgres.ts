@@ -159,6 +159,45 @@ for (const [array, element] of Object.entries(arrayTypes)) {
   decoders[Number(array)] = (text) => parseArray(text, parseElement);
 }
 
+/** The part of deno-postgres's array result (the prototype of what `queryArray` returns) the BOM repair wraps. */
+interface RowInserter {
+  rows: unknown[][];
+  insertRow(row: (Uint8Array | null)[], controls?: { decoders?: unknown }): void;
+}
+
+const repaired = new WeakSet<object>();
+/** Set once `repairBoms` has wrapped the result class. */
+let bomsRepaired = false;
+
+/**
+ * deno-postgres decodes every value with a `TextDecoder` that drops a
+ * leading U+FEFF before any decoder of Roost's sees the text, so `'\uFEFFa'`
+ * would read back `'a'`. This wraps the result class's `insertRow` so that,
+ * for results of Roost's clients only (told by their `decoders`), a string
+ * value whose bytes began with the BOM gets it back. Other users of the
+ * library in the process are unaffected.
+ */
+function repairBoms(result: object): void {
+  const prototype = Object.getPrototypeOf(result) as RowInserter | null;
+  if (prototype === null || repaired.has(prototype) || typeof prototype.insertRow !== "function") return;
+  repaired.add(prototype);
+  bomsRepaired = true;
+  const insertRow = prototype.insertRow;
+  prototype.insertRow = function (this: RowInserter, row, controls) {
+    insertRow.call(this, row, controls);
+    if (controls?.decoders !== decoders) return;
+    const values = this.rows[this.rows.length - 1];
+    for (let i = 0; i < row.length; i++) {
+      const bytes = row[i];
+      if (
+        bytes != null && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf && typeof values[i] === "string"
+      ) {
+        values[i] = `\uFEFF${values[i]}`;
+      }
+    }
+  };
+}
+
 function hex(bytes: Uint8Array): string {
   let text = "";
   for (const byte of bytes) text += byte.toString(16).padStart(2, "0");
@@ -336,6 +375,12 @@ class DenoPostgresConnection implements DriverConnection {
   #lost = false;
   /** The backend's pid, as the server announced it at start-up. */
   readonly backendId?: number;
+  /**
+   * deno-postgres reads its socket only during a statement, so a connection
+   * the server closed while it was idle looks alive until its next statement
+   * fails ("Broken pipe"): the pool checks it before each reuse.
+   */
+  readonly unwatched = true;
 
   constructor(client: PgClient) {
     this.#client = client;
@@ -625,9 +670,76 @@ function clientOptions(url: DatabaseUrl): PgClientOptions {
   return options;
 }
 
+/** A socket deno-postgres opened (a `Deno.TcpConn`). */
+interface Closable {
+  close(): void;
+  setNoDelay?(noDelay?: boolean): void;
+}
+
+/** The sockets one `connect()` call opened, and whether Roost gave up on it. */
+interface Opened {
+  sockets: Closable[];
+  abandoned: boolean;
+}
+
+/** What `node:async_hooks` gives this driver. */
+interface AsyncStorage {
+  run<T>(store: Opened, callback: () => T): T;
+  getStore(): Opened | undefined;
+}
+
+let opening: AsyncStorage | undefined;
+
+/**
+ * Records the sockets deno-postgres opens (with `Deno.connect`) while a
+ * Roost connection is being made, so a connection Roost gives up on (its
+ * `connect_timeout` passed while the server stayed silent) has its socket
+ * closed: deno-postgres closes only the sockets of connections it finished.
+ * Each such socket also gets `TCP_NODELAY`.
+ * `Deno.connect` is wrapped once, and behaves as before outside Roost's
+ * connects (it only records, inside them).
+ */
+async function openingSockets(): Promise<AsyncStorage | undefined> {
+  if (opening !== undefined) return opening;
+  const deno = (globalThis as { Deno?: { connect?: (...args: unknown[]) => Promise<Closable> } }).Deno;
+  const connect = deno?.connect;
+  if (deno === undefined || connect === undefined) return undefined;
+  const { AsyncLocalStorage } = await import("node:async_hooks");
+  if (opening !== undefined) return opening;
+  const storage: AsyncStorage = new AsyncLocalStorage<Opened>();
+  deno.connect = function (this: unknown, ...args: unknown[]): Promise<Closable> {
+    const connecting = connect.apply(this, args);
+    const opened = storage.getStore();
+    if (opened !== undefined) {
+      connecting.then((socket) => {
+        // deno-postgres writes each message of a statement with parameters separately (Parse, Bind, Execute…):
+        // with Nagle's algorithm on, each such statement waits ~40 ms for the server's delayed ACK.
+        socket.setNoDelay?.(true);
+        opened.sockets.push(socket);
+        if (opened.abandoned) closeSockets(opened);
+      }, () => {});
+    }
+    return connecting;
+  };
+  opening = storage;
+  return storage;
+}
+
+function closeSockets(opened: Opened): void {
+  for (const socket of opened.sockets.splice(0)) {
+    try {
+      socket.close();
+    } catch {
+      // Closed already, or handed to TLS (which took it over).
+    }
+  }
+}
+
 /** Connects, giving up after `seconds` (0: no limit); a connection that arrives later is closed. */
 async function connectWithin(client: PgClient, seconds: number): Promise<void> {
-  const connecting = client.connect();
+  const storage = await openingSockets();
+  const opened: Opened = { sockets: [], abandoned: false };
+  const connecting = storage === undefined ? client.connect() : storage.run(opened, () => client.connect());
   if (seconds <= 0) return await connecting;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -640,6 +752,9 @@ async function connectWithin(client: PgClient, seconds: number): Promise<void> {
     await Promise.race([connecting, timeout]);
   } catch (error) {
     connecting.then(() => client.end(), () => {}).catch(() => {});
+    // A connect still under way (a silent server) holds its socket until the server answers: close it now.
+    opened.abandoned = true;
+    closeSockets(opened);
     throw error;
   } finally {
     clearTimeout(timer);
@@ -685,6 +800,18 @@ export const denoPostgres: Driver = {
         cause: fields === undefined ? error : serverCause(error as Error, fields),
         code: fields?.code ?? errorCode(error),
       });
+    }
+    // Until a first result has been seen, each new connection fetches one, so none reads text unrepaired.
+    if (!bomsRepaired) {
+      try {
+        repairBoms(await client.queryArray({ text: "SELECT 1" }));
+      } catch (error) {
+        await client.end().catch(() => {});
+        throw new ConnectionError(`could not connect to ${where}: ${messageOf(error)}`, {
+          cause: error,
+          code: errorCode(error),
+        });
+      }
     }
     return new DenoPostgresConnection(client);
   },

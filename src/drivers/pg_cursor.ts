@@ -26,10 +26,13 @@ export class NotACursor extends Error {
   }
 }
 
-/** True for the server's refusals of a DECLARE for what its query is (postgres.js's `code`, Bun.SQL's `errno`). */
+/**
+ * True for the server's refusals of a DECLARE for what its query is
+ * (postgres.js's `code`, Bun.SQL's `errno`, deno-postgres's `fields.code`).
+ */
 function refusedAsCursor(error: unknown): boolean {
-  const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
-  return [code, errno].some((value) => value === "42601" || value === "0A000");
+  const { code, errno, fields } = (error ?? {}) as { code?: unknown; errno?: unknown; fields?: { code?: unknown } };
+  return [code, errno, fields?.code].some((value) => value === "42601" || value === "0A000");
 }
 
 /**

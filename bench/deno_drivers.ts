@@ -1,0 +1,74 @@
+/**
+ * Deno's drivers for each dialect, side by side through Roost in one run:
+ * postgres-js against deno-postgres (jsr:@db/postgres), node-sqlite against
+ * deno-sqlite (jsr:@db/sqlite). For the question whether either JSR driver
+ * should be Deno's default. Prints a table of medians (ms) over the rounds.
+ *
+ *   DENO_SQLITE_PATH=$(ls /usr/lib/*\/libsqlite3.so.0 | head -1) \
+ *     ../shared/jsr/serve -- deno run -A --no-lock bench/deno_drivers.ts [--rounds=5]
+ *
+ * @module
+ */
+import { Database, type DriverName, sql } from "../mod.ts";
+
+const rounds = Number(Deno.args.find((arg) => arg.startsWith("--rounds="))?.slice(9) ?? 5);
+const postgresUrl = Deno.env.get("ROOST_TEST_POSTGRES_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
+const pairs: [string, string, DriverName[]][] = [
+  ["postgres", postgresUrl, ["postgres-js", "deno-postgres"]],
+  ["sqlite", `sqlite://${Deno.makeTempDirSync()}/bench.db`, ["node-sqlite", "deno-sqlite"]],
+];
+
+type Case = (db: Database, table: ReturnType<typeof sql.ident>) => Promise<void>;
+const cases: [string, Case][] = [
+  ["200 point queries, one at a time", async (db) => {
+    for (let i = 0; i < 200; i++) await db.fetchVal(sql`select ${i} + 1 as v`);
+  }],
+  ["200 point queries, 50 in flight", async (db) => {
+    for (let batch = 0; batch < 4; batch++) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => db.fetchVal(sql`select ${i} + 1 as v`)));
+    }
+  }],
+  ["executeMany, 1,000 rows", async (db, table) => {
+    const rows = Array.from({ length: 1000 }, (_, i) => [i, `name ${i}`]);
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`delete from ${table}`);
+      await tx.executeMany(sql`insert into ${table} (id, name) values (${0}, ${""})`, rows);
+    });
+  }],
+  ["iterate 1,000 rows", async (db, table) => {
+    let n = 0;
+    for await (const _ of db.iterate(sql`select id, name from ${table}`)) n++;
+    if (n !== 1000) throw new Error(`read ${n} rows`);
+  }],
+];
+
+const median = (values: number[]) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)];
+
+for (const [dialect, url, drivers] of pairs) {
+  console.log(`\n${dialect}: median of ${rounds} rounds, ms (lower is better)`);
+  console.log(`| case | ${drivers.join(" | ")} |\n| --- |${drivers.map(() => " --- |").join("")}`);
+  const results = new Map<string, number[]>();
+  for (const driver of drivers) {
+    await using db = new Database(url, { driver, pool: { max: 10 } });
+    const table = sql.ident(`roost_bench_${driver.replace("-", "_")}_${Date.now().toString(36)}`);
+    await db.execute(sql`create table ${table} (id integer primary key, name varchar(40) not null)`);
+    try {
+      for (const [name, run] of cases) {
+        await run(db, table); // warm-up
+        const times: number[] = [];
+        for (let round = 0; round < rounds; round++) {
+          const started = performance.now();
+          await run(db, table);
+          times.push(performance.now() - started);
+        }
+        results.set(`${name}|${driver}`, times);
+      }
+    } finally {
+      await db.execute(sql`drop table ${table}`);
+    }
+  }
+  for (const [name] of cases) {
+    const cells = drivers.map((driver) => median(results.get(`${name}|${driver}`)!).toFixed(1));
+    console.log(`| ${name} | ${cells.join(" | ")} |`);
+  }
+}
