@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { assertEquals, assertInstanceOf, assertRejects } from "jsr:@std/assert@^1";
+import { assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import { ConfigError, Database, sql } from "../../mod.ts";
 import { denoPostgres } from "../../src/drivers/deno_postgres.ts";
 import { denoSqlite } from "../../src/drivers/deno_sqlite.ts";
