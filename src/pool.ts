@@ -593,10 +593,14 @@ export class Pool<C> {
         item.holders = 0;
         this.#destroy(item);
         this.#dispatch();
-        if (this.closed) return;
-        for (let n = this.#options.min - this.#all.size - this.#opening; n > 0; n--) this.#openIdle().catch(() => {});
+        if (!this.closed) this.#fillToMin();
       },
     );
+  }
+
+  /** Opens idle connections in the background until the pool holds `min` (counting those opening). */
+  #fillToMin(): void {
+    for (let n = this.#options.min - this.#all.size - this.#opening; n > 0; n--) this.#openIdle().catch(() => {});
   }
 
   #scheduleReap(): void {
@@ -622,9 +626,7 @@ export class Pool<C> {
       if (broken || expired || idleTooLong) this.#destroy(item);
       else if (this.#warm && min > 0) this.#checkIdle(item, now);
     }
-    if (this.#warm) {
-      for (let n = min - this.#all.size - this.#opening; n > 0; n--) this.#openIdle().catch(() => {});
-    }
+    if (this.#warm) this.#fillToMin();
     if (this.#idle.length > 0 || this.#all.size < min) this.#scheduleReap();
   }
 }

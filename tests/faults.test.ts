@@ -724,20 +724,27 @@ for (const target of targets()) {
       });
     }
 
+    /** A sleep of `seconds` on this dialect, and the count of such sleeps running on the own database's server. */
+    const sleepStatements = (seconds: number) => ({
+      sleep: postgres
+        ? sql`select pg_sleep(${sql.unsafe(String(seconds))})`
+        : sql`select sleep(${sql.unsafe(String(seconds))})`,
+      running: postgres
+        ? sql`select count(*) from pg_stat_activity where datname = ${
+          own!.name
+        } and state = 'active' and query like ${`select pg_sleep(${seconds})%`}`
+        : sql`select count(*) from information_schema.processlist where db = ${
+          own!.name
+        } and info like ${`select sleep(${seconds})%`}`,
+    });
+
     // close × replicas: cut-off replica connections' sessions end on the replica's server.
     if (server) {
       test("close({ timeout: 100 }) with sleeps running on a replica: they fail with ConnectionError and stop on the server", async () => {
         const db = open(own!.url, { replicas: [own!.url], routing: { reads: "replicas" }, pool: { max: 4 } });
-        const sleep60 = postgres ? sql`select pg_sleep(60)` : sql`select sleep(60)`;
-        const running = postgres
-          ? sql`select count(*) from pg_stat_activity where datname = ${
-            own!.name
-          } and state = 'active' and query like ${"select pg_sleep(60)%"}`
-          : sql`select count(*) from information_schema.processlist where db = ${
-            own!.name
-          } and info like ${"select sleep(60)%"}`;
+        const { sleep, running } = sleepStatements(60);
         const count = async () => Number(await own!.observer.fetchVal(running));
-        const sleeps = Array.from({ length: 4 }, () => outcome(() => db.fetchVal(sleep60)));
+        const sleeps = Array.from({ length: 4 }, () => outcome(() => db.fetchVal(sleep)));
         await eventually("4 sleeps running on the replica", count, (n) => n === 4, 15_000);
         await db.close({ timeout: 100 });
         const results = await Promise.all(sleeps);
@@ -766,17 +773,8 @@ for (const target of targets()) {
         }).listen();
         listeners.push(proxy);
         const db = open(atPort(own!.url, proxy.port), { pool: { max: 3 } });
-        const running = postgres
-          ? sql`select count(*) from pg_stat_activity where datname = ${
-            own!.name
-          } and state = 'active' and query like ${"select pg_sleep(10)%"}`
-          : sql`select count(*) from information_schema.processlist where db = ${
-            own!.name
-          } and info like ${"select sleep(10)%"}`;
-        const sleeps = Array.from(
-          { length: 3 },
-          () => outcome(() => db.fetchVal(postgres ? sql`select pg_sleep(10)` : sql`select sleep(10)`)),
-        );
+        const { sleep, running } = sleepStatements(10);
+        const sleeps = Array.from({ length: 3 }, () => outcome(() => db.fetchVal(sleep)));
         await eventually("3 sleeps running", async () => Number(await own!.observer.fetchVal(running)), (n) => n === 3);
         answering = false;
         const closing = await outcome(() => within(db.close({ timeout: 100 }), 8_000, "close()"));

@@ -165,8 +165,7 @@ interface RowInserter {
   insertRow(row: (Uint8Array | null)[], controls?: { decoders?: unknown }): void;
 }
 
-const repaired = new WeakSet<object>();
-/** Set once `repairBoms` has wrapped the result class. */
+/** Set once `repairBoms` has wrapped the result class (there is one per process). */
 let bomsRepaired = false;
 
 /**
@@ -179,8 +178,7 @@ let bomsRepaired = false;
  */
 function repairBoms(result: object): void {
   const prototype = Object.getPrototypeOf(result) as RowInserter | null;
-  if (prototype === null || repaired.has(prototype) || typeof prototype.insertRow !== "function") return;
-  repaired.add(prototype);
+  if (bomsRepaired || prototype === null || typeof prototype.insertRow !== "function") return;
   bomsRepaired = true;
   const insertRow = prototype.insertRow;
   prototype.insertRow = function (this: RowInserter, row, controls) {
