@@ -26,7 +26,7 @@ import { fileURLToPath } from "node:url";
 import { Database } from "./database.ts";
 import { RoostError } from "./errors.ts";
 import type { HistoryEntry } from "./migrate/history.ts";
-import { isEmptyStep, type MigrationEvent, Migrator } from "./migrate/migrator.ts";
+import { isEmptyStep, type MigrationEvent, Migrator, problemsOf } from "./migrate/migrator.ts";
 import { compareRevisions, type LoadedMigration, parseMigrationFileName } from "./migrate/source.ts";
 import { packageVersion } from "./package_version.ts";
 
@@ -225,13 +225,11 @@ function problems(
   applied: readonly HistoryEntry[],
   dialect: Database["dialect"],
 ): string[] {
-  const lines: string[] = [];
-  const bySource = new Map(source.map((migration) => [migration.revision, migration]));
-  for (const entry of applied) {
-    const migration = bySource.get(entry.revision);
-    if (migration === undefined) lines.push(`${label(entry)} is applied but not in the migrations directory`);
-    else if (migration.checksum !== entry.checksum) lines.push(`${label(entry)} was edited after it was applied`);
-  }
+  const lines = problemsOf(source, applied).map((problem) =>
+    problem.kind === "edited"
+      ? `${label(problem)} was edited after it was applied`
+      : `${label(problem)} is applied but not in the migrations directory`
+  );
   const done = new Set(applied.map((entry) => entry.revision));
   const newest = applied.at(-1)?.revision;
   for (const migration of source) {

@@ -459,7 +459,7 @@ function lacking(migration: LoadedMigration, step: "up" | "down"): string {
 }
 
 /** The applied migrations that do not match the source. */
-function problemsOf(source: readonly LoadedMigration[], applied: readonly HistoryEntry[]): MigrationProblem[] {
+export function problemsOf(source: readonly LoadedMigration[], applied: readonly HistoryEntry[]): MigrationProblem[] {
   const bySource = new Map(source.map((migration) => [migration.revision, migration]));
   const problems: MigrationProblem[] = [];
   for (const entry of applied) {
