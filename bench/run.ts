@@ -7,6 +7,7 @@
  *   npm run bench
  *   node bench/run.ts --runtimes=node,bun --dialects=postgres --cases=point-1,point-50
  *                     --contenders=raw,roost --rounds=5 --seconds=1 [--readme | --no-write]
+ *   node bench/run.ts --baseline=../roost-before ...   adds "roost-baseline": that checkout's Roost, same run
  *
  * Each runtime and dialect is one worker process (bench/worker.ts) for the
  * throughput cases; `iterate` runs in a fresh process per contender, so its
@@ -17,12 +18,12 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem, type } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Database } from "../mod.ts";
 import type { BenchDialect, BenchRuntime } from "./contenders/contender.ts";
 import { type Machine, machineLine, markdownTables, type RunResults, svgChart } from "./report.ts";
-import { caseNames, contenderNames, type WorkerReport } from "./worker.ts";
+import { caseNames, contenderNames, runsByDefault, type WorkerReport } from "./worker.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const option = (name: string) => process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -33,7 +34,10 @@ const allDialects: BenchDialect[] = ["sqlite", "postgres", "mysql"];
 const runtimes = (option("runtimes")?.split(",") ?? allRuntimes) as BenchRuntime[];
 const dialects = (option("dialects")?.split(",") ?? allDialects) as BenchDialect[];
 const cases = option("cases")?.split(",") ?? [...caseNames];
-const contenders = option("contenders")?.split(",") ?? [...contenderNames];
+const baseline = option("baseline");
+if (baseline !== undefined) process.env.ROOST_BASELINE = resolve(baseline);
+const contenders = option("contenders")?.split(",") ??
+  contenderNames.filter((name) => runsByDefault(name, process.env.ROOST_BASELINE));
 const rounds = Number(option("rounds") ?? 3);
 const seconds = Number(option("seconds") ?? 1);
 const choices = [
@@ -49,7 +53,8 @@ for (const [what, given, known] of choices) {
     process.exit(2);
   }
 }
-const full = !option("runtimes") && !option("dialects") && !option("cases") && !option("contenders");
+const full = !option("runtimes") && !option("dialects") && !option("cases") && !option("contenders") &&
+  baseline === undefined;
 
 function binary(name: string): string {
   const local = join(root, "node_modules", ".bin", name);
