@@ -53,8 +53,7 @@ export class Lending<C> {
   /** `item` is closed: nothing of it is kept. */
   forget(item: PooledConnection<C>): void {
     this.#lenders.delete(item);
-    this.#yielders.delete(item);
-    this.#asked.delete(item);
+    this.end(item);
   }
 
   /** A streaming connection that only streams hold, with its borrower counted in: one at a time, so scopes never mix. */

@@ -448,6 +448,19 @@ describe("pool: close", () => {
     assert.equal(server.connections[0].closes, 1);
   });
 
+  test("close does not wait past its timeout for a connect that hangs; the connection is closed when it comes", async () => {
+    const { pool, server, clock } = setup();
+    server.connects = "hang";
+    const opening = pool.acquire();
+    const closing = pool.close(1_000);
+    clock.advance(1_000);
+    await closing;
+    assert.equal(await stateOf(opening), "pending");
+    server.held[0].accept();
+    await assert.rejects(opening, ClosedError);
+    assert.equal(server.connections[0].closes, 1);
+  });
+
   test("without reuse, each connection is closed when released", async () => {
     const { pool, server } = setup({}, false);
     pool.release(await pool.acquire());
