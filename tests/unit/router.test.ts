@@ -277,6 +277,48 @@ describe("router: health and fallback", () => {
     await db.close();
   });
 
+  test("a replica whose connection is lost inside a connection scope fails that scope and leaves the rotation", async () => {
+    const { db, replica0 } = setup({ routing: { recheckAfter: 60_000 } });
+    await assert.rejects(
+      db.replica((r) =>
+        r.connection(async (conn) => {
+          await conn.fetchAll("select 1");
+          replica0.connections[0].dead = true;
+          await conn.fetchAll("select 2");
+        })
+      ),
+      ConnectionError,
+    );
+    const [down] = db.stats().replicas;
+    assert.equal(down.healthy, false);
+    assert.match(down.lastError ?? "", /lost during a connection scope/);
+    assert.equal(replica0.connections[0].closed, true);
+    await db.close();
+  });
+
+  test("iterate is routed like the other reads, and moves to another replica when its first one cannot connect", async () => {
+    const { db, events, replica0 } = setup({ routing: { reads: "replicas", recheckAfter: 60_000 } });
+    replica0.connects = "refuse";
+    const rows = [];
+    for await (const row of db.iterate("select 1")) rows.push(row);
+    assert.deepEqual(rows, [{ value: 1 }]);
+    assert.deepEqual(events.map((e) => [e.method, e.replica, e.error instanceof ConnectionError]), [
+      ["iterate", 0, true],
+      ["iterate", 1, false],
+    ]);
+    await db.close();
+  });
+
+  test("without replicas, a replica scope reads from the primary, as a fallback", async () => {
+    const driver = new FakeDriver();
+    const events: QueryEvent[] = [];
+    const db = new Database(primaryUrl, { driver, onQuery: (event) => events.push(event) });
+    await db.replica((r) => r.fetchAll("select 1"));
+    assert.deepEqual(driver.server("primary").queries, ["select 1"]);
+    assert.deepEqual(events.map((e) => [e.served, e.reason]), [["primary", "fallback"]]);
+    await db.close();
+  });
+
   test("writes never fall back to or fail over onto replicas", async () => {
     const { db, primary, replica0, replica1 } = setup({ routing: { reads: "replicas" } });
     primary.connects = "refuse";
