@@ -384,6 +384,8 @@ export class Pool<C> {
     });
     this.#closes.add(closing);
     this.#checkDrained();
+    // A warmed pool refills `min` in the background, also when the connection lost was a busy one.
+    if (this.#warm) this.#scheduleReap();
   }
 
   #checkDrained(): void {

@@ -291,6 +291,20 @@ describe("pool: min, idle timeout, lifetime and the reaper", () => {
     assert.deepEqual(pool.stats(), { size: 2, idle: 2, busy: 0, waiting: 0 });
     await pool.close();
   });
+  test("min is refilled in the background when a busy connection breaks, even while none is idle", async () => {
+    const { pool, server, clock } = setup({ min: 2, max: 4 });
+    await pool.warm();
+    const broken = await pool.acquire();
+    const busy = await pool.acquire();
+    clock.advance(5_000); // the reaper finds nothing idle and min met: it stops
+    pool.release(broken, true);
+    clock.advance(1_000);
+    await settle();
+    assert.deepEqual(pool.stats(), { size: 2, idle: 1, busy: 1, waiting: 0 });
+    assert.equal(server.connections.length, 3);
+    pool.release(busy);
+    await pool.close();
+  });
 });
 
 describe("pool: checks before reuse", () => {
