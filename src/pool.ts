@@ -206,6 +206,8 @@ export class Pool<C> {
     if (item.broken || !this.#reuse || this.closed || this.#spent(item, now)) {
       this.#destroy(item);
       this.#dispatch();
+      // A warmed pool refills `min` in the background, also when the connection it lost was a busy one.
+      if (this.#warm) this.#scheduleReap();
       return;
     }
     item.idleSince = now;
@@ -384,8 +386,6 @@ export class Pool<C> {
     });
     this.#closes.add(closing);
     this.#checkDrained();
-    // A warmed pool refills `min` in the background, also when the connection lost was a busy one.
-    if (this.#warm) this.#scheduleReap();
   }
 
   #checkDrained(): void {

@@ -475,6 +475,19 @@ describe("pool: close", () => {
     assert.equal(server.connections[0].closes, 1);
   });
 
+  test("a closed pool opens nothing more, however long its clock runs", async () => {
+    const { pool, server, clock } = setup({ min: 2 });
+    await pool.warm();
+    const busy = await pool.acquire();
+    const closing = pool.close();
+    pool.release(busy, true);
+    await closing;
+    clock.advance(60_000);
+    await settle();
+    assert.equal(server.attempts, 2);
+    assert.equal(clock.pending(), 0, "no timer is left");
+  });
+
   test("without reuse, each connection is closed when released", async () => {
     const { pool, server } = setup({}, false);
     pool.release(await pool.acquire());
