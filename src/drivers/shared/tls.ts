@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { ConfigError } from "../errors.ts";
-import { builtinModule } from "../runtime.ts";
-import type { DatabaseUrl } from "../url.ts";
+import { ConfigError } from "../../errors.ts";
+import { builtinModule } from "../../runtime.ts";
+import type { DatabaseUrl } from "../../url.ts";
 
 /** libpq's TLS modes; MySQL's names map onto them. */
 export type TlsMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";

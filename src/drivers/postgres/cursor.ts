@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { Row } from "../driver.ts";
+import type { Row, StreamPlacement } from "../../driver.ts";
+import { inBatches } from "../shared/batch.ts";
 
 /** Runs one statement on the connection and returns its rows. */
 export type RunStatement = (text: string, params?: readonly unknown[]) => Promise<Row[]>;
@@ -72,4 +73,38 @@ export async function* cursorBatches(
     // Ending the transaction closes the cursor; a failed one must roll back.
     if (mode === "own-transaction") await run(ok ? "COMMIT" : "ROLLBACK").catch(() => {});
   }
+}
+
+/**
+ * The cursor for a stream's placement: in a transaction of its own on a
+ * connection of its own (rows stream without Postgres materialising the
+ * result first), `WITH HOLD` on a scope's connection, plain inside a
+ * transaction.
+ */
+export function cursorMode(placement: StreamPlacement): "hold" | "in-transaction" | "own-transaction" {
+  return placement === "own" ? "own-transaction" : placement === "shared" ? "hold" : "in-transaction";
+}
+
+/**
+ * A stream of a driver without a cursor API of its own: every batch is a
+ * FETCH from a cursor the server keeps (see `cursorMode`). On a connection
+ * of its own, a statement that cannot be a cursor (a write with RETURNING)
+ * is read whole by `readWhole` instead. Errors go through `translate`.
+ */
+export async function* cursorStream(
+  run: RunStatement,
+  readWhole: () => Promise<Row[]>,
+  translate: (error: unknown) => Error,
+  text: string,
+  params: readonly unknown[],
+  batchSize: number,
+  placement: StreamPlacement,
+): AsyncIterableIterator<Row[]> {
+  try {
+    yield* cursorBatches(run, text, params, batchSize, cursorMode(placement));
+    return;
+  } catch (error) {
+    if (!(error instanceof NotACursor)) throw translate(error);
+  }
+  yield* inBatches(readWhole(), batchSize);
 }
