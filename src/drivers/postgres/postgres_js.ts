@@ -274,42 +274,32 @@ class PostgresJsConnection implements DriverConnection {
     batchSize: number,
     placement: StreamPlacement,
   ): AsyncIterableIterator<Row[]> {
-    if (placement === "own" && this.#timed) {
-      // Under a statement timeout a native cursor is one statement until its last row, so a consumer slower than
-      // the timeout would be cancelled: each FETCH of a server cursor is timed on its own instead.
+    if (placement !== "own" || this.#timed) {
+      // On a shared connection a native cursor would hold the socket until it ends, so a query inside the loop
+      // would wait forever; under a statement timeout a native cursor is one statement until its last row, so a
+      // consumer slower than the timeout would be cancelled. The server keeps the cursor instead, and each batch
+      // is an ordinary FETCH, timed on its own.
       const run = (statement: string, values: readonly unknown[] = []) =>
         this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
       try {
-        yield* cursorBatches(run, text, params, batchSize, "own-transaction");
+        yield* cursorBatches(run, text, params, batchSize, cursorMode(placement));
         return;
       } catch (error) {
-        // A statement that cannot be a cursor (a write with RETURNING) streams natively below.
+        // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) streams
+        // natively below (only there is a refusal harmless: see NotACursor).
         if (!(error instanceof NotACursor)) throw translate(error, text);
       }
     }
-    if (placement === "own") {
-      try {
-        for await (
-          const batch of this.#live().unsafe(text, this.#params(params, text), { prepare: true }).cursor(batchSize)
-        ) {
-          yield Array.from(batch);
-        }
-        // postgres.js ends a cursor whose connection was cut off between batches as if its result were complete.
-        this.#live();
-      } catch (error) {
-        this.#spoiled = true;
-        throw translate(error, text);
-      }
-      return;
-    }
-    // On a shared connection a native cursor would hold the socket until it
-    // ends, so a query inside the loop would wait forever: the server keeps
-    // the cursor instead, and each batch is an ordinary FETCH.
-    const run = (statement: string, values: readonly unknown[] = []) =>
-      this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
     try {
-      yield* cursorBatches(run, text, params, batchSize, cursorMode(placement));
+      for await (
+        const batch of this.#live().unsafe(text, this.#params(params, text), { prepare: true }).cursor(batchSize)
+      ) {
+        yield Array.from(batch);
+      }
+      // postgres.js ends a cursor whose connection was cut off between batches as if its result were complete.
+      this.#live();
     } catch (error) {
+      this.#spoiled = true;
       throw translate(error, text);
     }
   }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ConfigError, ConnectionError, QueryError, queryError } from "../../errors.ts";
+import { ConnectionError, queryError, RoostError } from "../../errors.ts";
 
 /** The fields of a driver error the translation reads. */
 export interface DriverError {
@@ -37,7 +37,7 @@ export interface ErrorRules {
  * connection is gone, else a `QueryError` carrying the statement.
  */
 export function translateError(rules: ErrorRules, error: unknown, text: string): Error {
-  if (error instanceof QueryError || error instanceof ConnectionError || error instanceof ConfigError) return error;
+  if (error instanceof RoostError) return error;
   const raw = (typeof error === "object" && error !== null ? error : {}) as DriverError;
   const message = typeof raw.message === "string" ? raw.message : String(error);
   const redacted = rules.redact ? rules.redact(message) : message;
@@ -55,7 +55,7 @@ export function ownCode(error: unknown): string | undefined {
 
 /** Codes of the drivers' own (not the server's) that mean the connection is gone: its socket failed or closed. */
 const lostConnection =
-  /CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROYED|CONNECT_TIMEOUT|CONNECTION_TIMEOUT|IDLE_TIMEOUT|LIFETIME_TIMEOUT|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH/;
+  /CONNECTION_(CLOSED|ENDED|DESTROYED)|(CONNECT|CONNECTION|IDLE|LIFETIME)_TIMEOUT|E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|NOTFOUND|HOSTUNREACH)/;
 
 /** True for a driver's or socket's code that means the connection is gone. */
 export function connectionLost(code: string | undefined): boolean {
