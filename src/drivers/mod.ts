@@ -8,6 +8,13 @@
  * only the drivers its code imports itself and passes as the `driver`
  * option, which is how Workers and other bundled targets load one.
  *
+ * The drivers live by dialect: `postgres/`, `mysql/`, `sqlite/`, each with
+ * the pieces every driver of that dialect uses (values, errors, session
+ * set-up, cursors), and `shared/` for what all dialects share (batches,
+ * error translation, TLS, JSR loading, the Bun.SQL client). Adding a driver
+ * is its module in its dialect's folder plus its entry in `drivers` below
+ * (and its name in `DriverName`).
+ *
  * @module
  */
 import type { DialectName } from "../dialect.ts";

@@ -14,7 +14,7 @@
  */
 import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
-import { ConnectionError, QueryError } from "../../errors.ts";
+import { ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
@@ -22,7 +22,7 @@ import { executePipelined } from "../shared/batch.ts";
 import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
 import { nodeTlsOptions, tlsRequest, withoutFiles } from "../shared/tls.ts";
 import { integerFromText } from "../shared/values.ts";
-import { cursorBatches, cursorMode, NotACursor } from "./cursor.ts";
+import { cursorBatches, NotACursor } from "./cursor.ts";
 import { postgresErrorFields, postgresFailure } from "./errors.ts";
 import { postgresSessionParameters } from "./session.ts";
 import {
@@ -106,15 +106,11 @@ const errors: ErrorRules = {
   },
 };
 
-/** Translates a postgres.js error into a Roost error. */
+/**
+ * Translates a postgres.js error into a Roost error. (An undefined parameter
+ * never reaches postgres.js: `postgresParam` refuses it, in arrays too.)
+ */
 function translate(error: unknown, text: string): Error {
-  if (ownCode(error) === "UNDEFINED_VALUE") {
-    return new QueryError("a parameter is undefined; pass null for SQL NULL", {
-      cause: sanitized(error),
-      code: "ROOST_INVALID_PARAMETER",
-      sql: text,
-    });
-  }
   return translateError(errors, error, text);
 }
 
@@ -282,7 +278,7 @@ class PostgresJsConnection implements DriverConnection {
       const run = (statement: string, values: readonly unknown[] = []) =>
         this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
       try {
-        yield* cursorBatches(run, text, params, batchSize, cursorMode(placement));
+        yield* cursorBatches(run, text, params, batchSize, placement);
         return;
       } catch (error) {
         // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) streams
