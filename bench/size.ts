@@ -31,7 +31,7 @@ export interface SizeReport {
 export async function measureCoreSize(): Promise<SizeReport> {
   const result = await esbuild.build({
     stdin: {
-      contents: `export * from "./mod.ts";\nexport { postgresJs } from "./src/drivers/postgres_js.ts";\n`,
+      contents: `export * from "./mod.ts";\nexport { postgresJs } from "./src/drivers/postgres/postgres_js.ts";\n`,
       resolveDir: root,
       loader: "ts",
     },

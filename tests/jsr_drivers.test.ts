@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ConfigError, ConnectionError, Database, type DriverName, sql } from "../mod.ts";
-import { denoPostgres } from "../src/drivers/deno_postgres.ts";
-import { denoSqlite } from "../src/drivers/deno_sqlite.ts";
+import { denoPostgres } from "../src/drivers/postgres/deno_postgres.ts";
+import { denoSqlite } from "../src/drivers/sqlite/deno_sqlite.ts";
 
 const onDeno = "Deno" in globalThis && !("Bun" in globalThis);
 const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};

@@ -25,10 +25,14 @@ function checkDriver(pkg: string): Promise<{ code: number | null; output: string
   const importMap = join(scratch, "imports.json");
   const declarations = pathToFileURL(join(root, "node_modules", pkg, "types", "index.d.ts")).href;
   writeFileSync(importMap, JSON.stringify({ imports: { postgres: declarations } }));
-  const child = spawn(deno, ["check", "--no-lock", `--import-map=${importMap}`, "src/drivers/postgres_js.ts"], {
-    cwd: root,
-    env: { ...process.env, NO_COLOR: "1" },
-  });
+  const child = spawn(
+    deno,
+    ["check", "--no-lock", `--import-map=${importMap}`, "src/drivers/postgres/postgres_js.ts"],
+    {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: "1" },
+    },
+  );
   let output = "";
   child.stdout.on("data", (chunk) => output += chunk);
   child.stderr.on("data", (chunk) => output += chunk);

@@ -10,8 +10,8 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { compile, ConfigError, ConnectionError, Database, parseDatabaseUrl, QueryError, sql } from "../mod.ts";
 import { driverLoader } from "../src/drivers/mod.ts";
-import { SqliteConnection } from "../src/drivers/sqlite.ts";
-import { SqliteWorkerConnection } from "../src/drivers/sqlite_worker.ts";
+import { SqliteConnection } from "../src/drivers/sqlite/connection.ts";
+import { SqliteWorkerConnection } from "../src/drivers/sqlite/worker.ts";
 import { runtime, tempDatabasePath } from "./support.ts";
 
 /** A query that keeps SQLite busy for a while (a few hundred ms) without touching any table. */

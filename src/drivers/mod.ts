@@ -8,14 +8,21 @@
  * only the drivers its code imports itself and passes as the `driver`
  * option, which is how Workers and other bundled targets load one.
  *
+ * The drivers live by dialect: `postgres/`, `mysql/`, `sqlite/`, each with
+ * the pieces every driver of that dialect uses (values, errors, session
+ * set-up, cursors), and `shared/` for what all dialects share (batches,
+ * error translation, TLS, JSR loading, the Bun.SQL client). Adding a driver
+ * is its module in its dialect's folder plus its entry in `drivers` below
+ * (and its name in `DriverName`).
+ *
  * @module
  */
 import type { DialectName } from "../dialect.ts";
 import type { Driver } from "../driver.ts";
 import { ConfigError } from "../errors.ts";
 import { runtime, type RuntimeName } from "../runtime.ts";
-import { oneLine } from "./jsr.ts";
-import { siblingModule } from "./sibling.ts";
+import { oneLine } from "./shared/jsr.ts";
+import { siblingModule } from "./shared/sibling.ts";
 
 /** The drivers Roost ships, by the name the `driver` option takes. */
 export type DriverName =
@@ -27,48 +34,70 @@ export type DriverName =
   | "bun-sql"
   | "mysql2";
 
-/** Imports a driver module of this directory (`stem` without extension) by a specifier no bundler resolves. */
-async function driverModule(stem: string): Promise<Record<string, Driver>> {
-  return await import(siblingModule(stem, import.meta.url).href);
+/** Imports a driver module under this directory (`path` without extension) by a specifier no bundler resolves. */
+async function driverModule(path: string): Promise<Record<string, Driver>> {
+  return await import(siblingModule(path, import.meta.url).href);
 }
 
+/**
+ * One driver Roost ships: its module under `src/drivers/` (without
+ * extension), the export of that module for each dialect it speaks, the
+ * runtimes it runs on, and what it needs besides Roost (an npm or JSR
+ * package to install, or the runtime feature it is built on), for the
+ * message when it cannot load. The export is also what to import from
+ * `@roost/db/drivers/<name>` to pass the driver object yourself.
+ */
 interface DriverEntry {
+  module: string;
+  dialects: Partial<Record<DialectName, string>>;
   runtimes: readonly RuntimeName[];
-  /** A loader per dialect the driver speaks. */
-  dialects: Partial<Record<DialectName, () => Promise<Driver>>>;
+  package?: string;
+  builtin?: string;
 }
 
+/** The registry of drivers: adding a driver is one line here (and its module). */
 const drivers: Record<DriverName, DriverEntry> = {
   "node-sqlite": {
+    module: "sqlite/node_sqlite",
+    dialects: { sqlite: "nodeSqlite" },
     runtimes: ["node", "deno"],
-    dialects: { sqlite: () => driverModule("node_sqlite").then((m) => m.nodeSqlite) },
+    builtin: "node:sqlite (Node.js >= 22.13, or Deno)",
   },
   "bun-sqlite": {
+    module: "sqlite/bun_sqlite",
+    dialects: { sqlite: "bunSqlite" },
     runtimes: ["bun"],
-    dialects: { sqlite: () => driverModule("bun_sqlite").then((m) => m.bunSqlite) },
+    builtin: "bun:sqlite (Bun)",
   },
   "deno-sqlite": {
+    module: "sqlite/deno_sqlite",
+    dialects: { sqlite: "denoSqlite" },
     runtimes: ["deno"],
-    dialects: { sqlite: () => driverModule("deno_sqlite").then((m) => m.denoSqlite) },
+    package: "jsr:@db/sqlite",
   },
   "postgres-js": {
+    module: "postgres/postgres_js",
+    dialects: { postgres: "postgresJs" },
     runtimes: ["node", "deno", "bun", "workerd"],
-    dialects: { postgres: () => driverModule("postgres_js").then((m) => m.postgresJs) },
+    package: "postgres",
   },
   "deno-postgres": {
+    module: "postgres/deno_postgres",
+    dialects: { postgres: "denoPostgres" },
     runtimes: ["deno"],
-    dialects: { postgres: () => driverModule("deno_postgres").then((m) => m.denoPostgres) },
+    package: "jsr:@db/postgres",
   },
   "bun-sql": {
+    module: "bun_sql",
+    dialects: { postgres: "bunSqlPostgres", mysql: "bunSqlMysql" },
     runtimes: ["bun"],
-    dialects: {
-      postgres: () => driverModule("bun_sql").then((m) => m.bunSqlPostgres),
-      mysql: () => driverModule("bun_sql").then((m) => m.bunSqlMysql),
-    },
+    builtin: "Bun.SQL (Bun >= 1.2)",
   },
   "mysql2": {
+    module: "mysql/mysql2",
+    dialects: { mysql: "mysql2" },
     runtimes: ["node", "deno", "bun", "workerd"],
-    dialects: { mysql: () => driverModule("mysql2").then((m) => m.mysql2) },
+    package: "mysql2",
   },
 };
 
@@ -83,22 +112,6 @@ export const defaultDrivers: Readonly<Record<RuntimeName, Partial<Record<Dialect
   // A Worker is a bundle, which holds only the drivers it imports: it passes the driver object.
   workerd: {},
   unknown: { postgres: "postgres-js", mysql: "mysql2" },
-};
-
-/**
- * What a driver needs besides Roost, for the message when it cannot load:
- * an npm package to install, or the runtime feature it is built on. The
- * `export` is what to import from `@roost/db/drivers/<name>` to pass the
- * driver object yourself.
- */
-const needs: Record<DriverName, { package?: string; builtin?: string; export: string }> = {
-  "node-sqlite": { builtin: "node:sqlite (Node.js >= 22.13, or Deno)", export: "nodeSqlite" },
-  "bun-sqlite": { builtin: "bun:sqlite (Bun)", export: "bunSqlite" },
-  "deno-sqlite": { package: "jsr:@db/sqlite", export: "denoSqlite" },
-  "postgres-js": { package: "postgres", export: "postgresJs" },
-  "deno-postgres": { package: "jsr:@db/postgres", export: "denoPostgres" },
-  "bun-sql": { builtin: "Bun.SQL (Bun >= 1.2)", export: "bunSqlPostgres" },
-  "mysql2": { package: "mysql2", export: "mysql2" },
 };
 
 /** The command that installs an npm package on the current runtime. */
@@ -125,11 +138,11 @@ function runtimeVersion(): string {
  * underlying error's message on one line.
  */
 export function driverUnavailable(dialect: DialectName, name: DriverName, error: unknown): ConfigError {
-  const need = needs[name];
-  const fix = need.package !== undefined
-    ? `install the package "${need.package}" (${installCommand(need.package)})`
-    : `it needs ${need.builtin}, and this is ${runtimeVersion()}`;
-  const exported = name === "bun-sql" && dialect === "mysql" ? "bunSqlMysql" : need.export;
+  const entry = drivers[name];
+  const fix = entry.package !== undefined
+    ? `install the package "${entry.package}" (${installCommand(entry.package)})`
+    : `it needs ${entry.builtin}, and this is ${runtimeVersion()}`;
+  const exported = entry.dialects[dialect] ?? Object.values(entry.dialects)[0];
   return new ConfigError(
     `the ${dialect} driver "${name}" could not be loaded: ${fix}; a bundle imports the driver itself and passes ` +
       `it: import { ${exported} } from "@roost/db/drivers/${name}" and new Database(url, { driver: ${exported} }) ` +
@@ -137,12 +150,6 @@ export function driverUnavailable(dialect: DialectName, name: DriverName, error:
     { code: "ROOST_DRIVER_UNAVAILABLE", cause: error },
   );
 }
-
-/** What to import on a runtime without default drivers. */
-const bundledDrivers: Partial<Record<DialectName, { name: string; path: string }>> = {
-  postgres: { name: "postgresJs", path: "postgres-js" },
-  mysql: { name: "mysql2", path: "mysql2" },
-};
 
 /** True when `name` is a driver Roost ships. */
 export function isDriverName(name: string): name is DriverName {
@@ -171,21 +178,23 @@ export function driverLoader(dialect: DialectName, option: DriverName | Driver |
   }
   const name = option ?? defaultDrivers[runtime][dialect];
   if (name === undefined) {
-    const bundled = bundledDrivers[dialect];
+    // What a bundle imports: the driver that runs in a Worker.
+    const bundled = availableDrivers(dialect, "workerd")[0];
+    const exported = bundled && drivers[bundled].dialects[dialect];
     throw new ConfigError(
       bundled === undefined
         ? `no ${dialect} driver runs on ${runtime}`
         : `on ${runtime} a bundle holds only the drivers it imports, so pass the driver object: ` +
-          `import { ${bundled.name} } from "@roost/db/drivers/${bundled.path}" and ` +
-          `new Database(url, { driver: ${bundled.name} })`,
+          `import { ${exported} } from "@roost/db/drivers/${bundled}" and ` +
+          `new Database(url, { driver: ${exported} })`,
     );
   }
   if (!isDriverName(name)) {
     throw new ConfigError(`unknown driver "${String(name)}" (known: ${Object.keys(drivers).join(", ")})`);
   }
   const entry = drivers[name];
-  const load = entry.dialects[dialect];
-  if (load === undefined) {
+  const exported = entry.dialects[dialect];
+  if (exported === undefined) {
     throw new ConfigError(
       `driver "${name}" speaks ${Object.keys(entry.dialects).join(" and ")}, but the URL is for ${dialect}`,
     );
@@ -195,7 +204,7 @@ export function driverLoader(dialect: DialectName, option: DriverName | Driver |
   }
   return async () => {
     try {
-      return await load();
+      return (await driverModule(entry.module))[exported];
     } catch (error) {
       // The JSR drivers say why themselves, with the same code.
       if (error instanceof ConfigError && error.code === "ROOST_DRIVER_UNAVAILABLE") throw error;

@@ -11,8 +11,8 @@
  */
 import { assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import { ConfigError, Database, sql } from "../../mod.ts";
-import { denoPostgres } from "../../src/drivers/deno_postgres.ts";
-import { denoSqlite } from "../../src/drivers/deno_sqlite.ts";
+import { denoPostgres } from "../../src/drivers/postgres/deno_postgres.ts";
+import { denoSqlite } from "../../src/drivers/sqlite/deno_sqlite.ts";
 
 const postgresUrl = Deno.env.get("ROOST_TEST_POSTGRES_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
 

@@ -540,11 +540,15 @@ export default {
     );
     const { text, inputs } = await bundleWorkerFiles("worker.mjs", { nodejsCompat: true, project: npmProject });
     const fromRoost = inputs.filter((input) => input.includes("node_modules/@roost/db/"));
-    assert.ok(fromRoost.some((input) => input.endsWith("dist/src/drivers/postgres_js.js")), fromRoost.join("\n"));
+    assert.ok(
+      fromRoost.some((input) => input.endsWith("dist/src/drivers/postgres/postgres_js.js")),
+      fromRoost.join("\n"),
+    );
     const otherDrivers = fromRoost.filter((input) =>
-      /dist\/src\/drivers\/(mysql2|node_sqlite|bun_sqlite|bun_sql|deno_postgres|deno_sqlite|sqlite_worker)\.js$/.test(
-        input,
-      )
+      /dist\/src\/drivers\/(mysql\/\w+|sqlite\/\w+|postgres\/(deno_postgres\w*|bun_sql)|bun_sql|shared\/bun_sql)\.js$/
+        .test(
+          input,
+        )
     );
     assert.deepEqual(otherDrivers, [], "no other driver in the bundle");
     assert.ok(!inputs.some((input) => input.includes("node_modules/mysql2/")), "mysql2 is not bundled");

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Row, StreamPlacement } from "../driver.ts";
+import type { Row, StreamPlacement } from "../../driver.ts";
 import {
   ClosedError,
   ConfigError,
@@ -19,8 +19,8 @@ import {
   RoostError,
   TooManyResultsError,
   TransactionError,
-} from "../errors.ts";
-import type { DatabaseUrlParts } from "../url.ts";
+} from "../../errors.ts";
+import type { DatabaseUrlParts } from "../../url.ts";
 
 /** The SQLite drivers that can run their connection in a Worker thread. */
 export type SqliteWorkerDriver = "node-sqlite" | "bun-sqlite";

@@ -20,9 +20,10 @@
  *
  * @module
  */
-import type { Driver } from "../driver.ts";
-import { importJsr } from "./jsr.ts";
-import { openSqlite, type SyncDatabase, type SyncStatement } from "./sqlite.ts";
+import type { Driver } from "../../driver.ts";
+import { importJsr } from "../shared/jsr.ts";
+import type { SyncDatabase, SyncStatement } from "./connection.ts";
+import { openSqlite } from "./open.ts";
 
 /** The package and versions this driver is written against. */
 const specifier = "jsr:@db/sqlite@^0.13";

@@ -7,16 +7,16 @@
  * @module
  */
 import { parentPort } from "node:worker_threads";
-import type { Driver, DriverConnection, Row } from "../driver.ts";
-import { ConnectionError } from "../errors.ts";
-import { DatabaseUrl } from "../url.ts";
+import type { Driver, DriverConnection, Row } from "../../driver.ts";
+import { ConnectionError } from "../../errors.ts";
+import { DatabaseUrl } from "../../url.ts";
 import {
   encodeError,
   type SqliteWorkerDriver,
   type SqliteWorkerRequest,
   type SqliteWorkerResponse,
   type StreamStep,
-} from "./sqlite_worker_protocol.ts";
+} from "./worker_protocol.ts";
 
 if (parentPort === null) throw new Error("sqlite_worker_thread.ts runs only as a Worker thread");
 const port = parentPort;

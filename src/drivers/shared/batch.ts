@@ -1,17 +1,22 @@
 /**
- * The multi-row insert batch path: a single-row `INSERT … VALUES (…)` run
- * for many parameter sets becomes multi-row inserts, one statement (and one
- * round trip) per chunk of rows; and a result read whole, handed out as a
- * stream's batches where a driver cannot stream it.
+ * Batches every driver shares: `executeMany` (a single-row
+ * `INSERT … VALUES (…)` run for many parameter sets becomes multi-row
+ * inserts, one statement and one round trip per chunk of rows; any other
+ * statement runs once per set, in order or pipelined), and a result read
+ * whole, handed out as a stream's batches where a driver cannot stream it.
  *
  * @module
  */
-import type { ExecuteResult, Row } from "../driver.ts";
+import type { ExecuteResult, Row } from "../../driver.ts";
 
 /** Hands out `rows`, read whole, in batches of `size`, as a stream of the driver would. */
-export function* inBatches(rows: readonly Row[], size: number): Generator<Row[]> {
-  for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size);
+export async function* inBatches(rows: Promise<readonly Row[]>, size: number): AsyncGenerator<Row[]> {
+  const all = await rows;
+  for (let i = 0; i < all.length; i += size) yield all.slice(i, i + size);
 }
+
+/** Runs a statement with one parameter set. */
+export type Execute = (text: string, params: readonly unknown[]) => Promise<ExecuteResult>;
 
 /** `insert … values (…)` ending the statement: its tuple can repeat for a multi-row insert. */
 const singleTupleInsert = /^(\s*insert\s[\s\S]*?\svalues\s*)(\([^()]*\))\s*;?\s*$/i;
@@ -49,7 +54,7 @@ export function multiRowInsert(text: string, width: number, numbered: boolean): 
 export async function insertInChunks(
   build: MultiRowInsert,
   paramSets: readonly (readonly unknown[])[],
-  execute: (text: string, params: readonly unknown[]) => Promise<ExecuteResult>,
+  execute: Execute,
 ): Promise<ExecuteResult> {
   const width = paramSets[0]?.length ?? 1;
   const perChunk = Math.max(1, Math.min(maxRows, Math.floor(maxPlaceholders / width)));
@@ -61,13 +66,18 @@ export async function insertInChunks(
   return { rowCount };
 }
 
-/** Runs `text` once per parameter set, as multi-row inserts where the statement allows it (MySQL's batch path). */
+/**
+ * Runs `text` once per parameter set, one after the other, as multi-row
+ * inserts where the statement allows it: `numbered` for `$n` placeholders
+ * (Postgres), else `?`.
+ */
 export async function executeBatched(
   text: string,
   paramSets: readonly (readonly unknown[])[],
-  execute: (text: string, params: readonly unknown[]) => Promise<ExecuteResult>,
+  execute: Execute,
+  numbered = false,
 ): Promise<ExecuteResult> {
-  const build = multiRowInsert(text, paramSets[0]?.length ?? 0, false);
+  const build = multiRowInsert(text, paramSets[0]?.length ?? 0, numbered);
   if (build) return insertInChunks(build, paramSets, execute);
   let rowCount = 0;
   let lastInsertId: number | bigint | undefined;
@@ -77,4 +87,29 @@ export async function executeBatched(
     lastInsertId = result.lastInsertId ?? lastInsertId;
   }
   return lastInsertId === undefined ? { rowCount } : { rowCount, lastInsertId };
+}
+
+/**
+ * Postgres's `executeMany` on a connection that pipelines: a single-row
+ * insert becomes multi-row inserts; anything else is sent for every set at
+ * once (`send` may throw at once, for a parameter it refuses), one round
+ * trip's latency instead of one per set. The first failure, in set order,
+ * is thrown through `translate`.
+ */
+export async function executePipelined(
+  text: string,
+  paramSets: readonly (readonly unknown[])[],
+  execute: Execute,
+  send: (params: readonly unknown[]) => PromiseLike<{ count: number | null }>,
+  translate: (error: unknown) => Error,
+): Promise<ExecuteResult> {
+  const insert = multiRowInsert(text, paramSets[0]?.length ?? 0, true);
+  if (insert) return await insertInChunks(insert, paramSets, execute);
+  const settled = await Promise.allSettled(paramSets.map((params) => send(params)));
+  let rowCount = 0;
+  for (const outcome of settled) {
+    if (outcome.status === "rejected") throw translate(outcome.reason);
+    rowCount += outcome.value.count ?? 0;
+  }
+  return { rowCount };
 }

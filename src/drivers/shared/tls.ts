@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { ConfigError } from "../errors.ts";
-import { builtinModule } from "../runtime.ts";
-import type { DatabaseUrl } from "../url.ts";
+import { ConfigError } from "../../errors.ts";
+import { builtinModule } from "../../runtime.ts";
+import type { DatabaseUrl } from "../../url.ts";
 
 /** libpq's TLS modes; MySQL's names map onto them. */
 export type TlsMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
@@ -98,16 +98,15 @@ type TlsModule = { checkServerIdentity(host: string, certificate: unknown): Erro
  * checks the certificate against "localhost"), so verify-full names it.
  */
 export function nodeTlsOptions(request: TlsRequest, host: string): NodeTlsOptions {
-  const { mode, ca, cert, key } = request;
+  // The files' fields are set only when given (see tlsRequest).
+  const { mode, ...files } = request;
   const tls = mode === "verify-full" ? builtinModule<TlsModule>("node:tls") : undefined;
+  const check: NodeTlsOptions["checkServerIdentity"] = mode === "verify-ca"
+    ? () => undefined
+    : tls && ((_, certificate) => tls.checkServerIdentity(host, certificate));
   return {
     rejectUnauthorized: mode === "verify-ca" || mode === "verify-full",
-    ...(ca === undefined ? {} : { ca }),
-    ...(cert === undefined ? {} : { cert }),
-    ...(key === undefined ? {} : { key }),
-    ...(mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}),
-    ...(tls === undefined
-      ? {}
-      : { checkServerIdentity: (_, certificate) => tls.checkServerIdentity(host, certificate) }),
+    ...files,
+    ...(check && { checkServerIdentity: check }),
   };
 }

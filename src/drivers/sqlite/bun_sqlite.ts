@@ -11,10 +11,11 @@
  *
  * @module
  */
-import type { Driver } from "../driver.ts";
-import { ConfigError } from "../errors.ts";
-import { builtinModule } from "../runtime.ts";
-import { connectSqlite, type SyncDatabase, type SyncStatement } from "./sqlite.ts";
+import type { Driver } from "../../driver.ts";
+import { ConfigError } from "../../errors.ts";
+import { builtinModule } from "../../runtime.ts";
+import type { SyncDatabase, SyncStatement } from "./connection.ts";
+import { connectSqlite } from "./open.ts";
 
 /** The part of `bun:sqlite` this driver uses, typed here so other runtimes can type-check it. */
 interface BunSqliteModule {

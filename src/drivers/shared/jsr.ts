@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { ConfigError } from "../errors.ts";
-import { backgroundTimeout, runtime } from "../runtime.ts";
+import { ConfigError } from "../../errors.ts";
+import { backgroundTimeout, runtime } from "../../runtime.ts";
 
 /** How long an import may take before the driver is reported unavailable (a first download can be slow). */
 const importTimeout = 20_000;

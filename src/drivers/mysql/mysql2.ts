@@ -14,13 +14,22 @@
  */
 import { Buffer } from "node:buffer";
 import mysql from "mysql2/promise";
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConnectionError, QueryError, queryError } from "../errors.ts";
-import { nodeTlsOptions, tlsRequest } from "./tls.ts";
-import type { DatabaseUrl } from "../url.ts";
-import { executeBatched, inBatches } from "./batch.ts";
-import { redactMysqlValues, sanitizedCause } from "./cause.ts";
-import { bindValue, integerFromText, mysqlRules, tinyintBoolean } from "./values.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { DatabaseUrl } from "../../url.ts";
+import { executeBatched, inBatches } from "../shared/batch.ts";
+import {
+  connectFailed,
+  connectionLost,
+  type ErrorRules,
+  ownCode,
+  sanitizedCause,
+  translateError,
+} from "../shared/errors.ts";
+import { nodeTlsOptions, tlsRequest } from "../shared/tls.ts";
+import { integerFromText } from "../shared/values.ts";
+import { fatalMysqlErrors, mysqlErrorFields, redactMysqlValues } from "./errors.ts";
+import { startMysqlSession } from "./session.ts";
+import { mysqlParam, tinyintBoolean } from "./values.ts";
 
 type Connection = mysql.Connection;
 type Field = { name: string; columnType?: number; type?: number; characterSet?: number; columnLength?: number };
@@ -31,46 +40,29 @@ const binaryCharset = 63;
 /** BIT, the BLOBs and (VAR)BINARY: bytes when their character set is binary. */
 const byteTypes = new Set([16, 249, 250, 251, 252, 253, 254]);
 
-/** Errors after which the connection is gone. */
-const fatalCodes = new Set([
-  "PROTOCOL_CONNECTION_LOST",
-  "PROTOCOL_SEQUENCE_TIMEOUT",
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ER_SERVER_SHUTDOWN",
-  "ER_CONNECTION_KILLED",
-  "ER_CON_COUNT_ERROR",
-  "ER_NET_READ_INTERRUPTED",
-]);
+const sanitized = (error: unknown) => sanitizedCause(error, mysqlErrorFields, redactMysqlValues);
 
-const sanitized = (error: unknown) => sanitizedCause(error, ["code", "errno", "sqlState", "fatal"], redactMysqlValues);
+/** mysql2's errors: `code` is its name of the server's error, `fatal` marks a connection it gave up. */
+const errors: ErrorRules = {
+  dialect: "mysql",
+  cause: sanitized,
+  redact: redactMysqlValues,
+  classify(error) {
+    // mysql2 names MySQL's errors only; MariaDB's own (1969: max_statement_time) come as a number.
+    const code = ownCode(error) ??
+      (error.errno === 1969 ? "ER_STATEMENT_TIMEOUT" : typeof error.sqlState === "string" ? error.sqlState : undefined);
+    return {
+      code,
+      fatal: error.fatal === true || (code !== undefined && fatalMysqlErrors.has(code)) || connectionLost(code),
+    };
+  },
+};
 
-function translate(error: unknown, text: string): Error {
-  if (error instanceof QueryError || error instanceof ConnectionError) return error;
-  const raw = error as { code?: unknown; message?: unknown; fatal?: unknown; errno?: unknown; sqlState?: unknown };
-  // mysql2 names MySQL's errors only; MariaDB's own (1969: max_statement_time) come as a number.
-  const code = typeof raw?.code === "string"
-    ? raw.code
-    : raw?.errno === 1969
-    ? "ER_STATEMENT_TIMEOUT"
-    : typeof raw?.sqlState === "string"
-    ? raw.sqlState
-    : undefined;
-  const message = redactMysqlValues(typeof raw?.message === "string" ? raw.message : String(error));
-  const cause = sanitized(error);
-  if (raw?.fatal === true || (code !== undefined && fatalCodes.has(code))) {
-    return new ConnectionError(`mysql connection lost: ${message}`, { cause, code });
-  }
-  return queryError(message, { cause, code, sql: text });
-}
+const translate = (error: unknown, text: string) => translateError(errors, error, text);
 
 /** One value as mysql2 binds it right: MySQL's bind rules, with bytes as Buffers (mysql2 sends only those as binary). */
 function toMysql(value: unknown, index: number): unknown {
-  const bound = bindValue(value, index, mysqlRules);
+  const bound = mysqlParam(value, index);
   return bound instanceof Uint8Array && !Buffer.isBuffer(bound)
     ? Buffer.from(bound.buffer, bound.byteOffset, bound.byteLength)
     : bound;
@@ -203,7 +195,7 @@ class Mysql2Connection implements DriverConnection {
       // MySQL has no cursor that lets other statements run on the connection
       // meanwhile: on a shared connection the rows are read first, then handed
       // out in batches, so queries inside the loop cannot deadlock.
-      yield* inBatches(await this.fetchAll(text, params), batchSize);
+      yield* inBatches(this.fetchAll(text, params), batchSize);
       return;
     }
     const core = (this.#connection as unknown as { connection: CoreConnection }).connection;
@@ -318,21 +310,10 @@ export const mysql2: Driver = {
         disableEval: true,
       });
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new ConnectionError(`could not connect to mysql at ${url.host}:${url.port}: ${reason}`, {
-        cause: sanitized(error),
-        code: typeof (error as { code?: unknown }).code === "string" ? (error as { code: string }).code : undefined,
-      });
+      throw connectFailed("mysql", url, error, sanitized(error), ownCode(error));
     }
     const wrapped = new Mysql2Connection(connection);
-    try {
-      // DATETIME is read as UTC and Dates bind as UTC, so the session is UTC too: TIMESTAMP columns then
-      // store and return the exact instant, and NOW() agrees with the UTC reading.
-      await wrapped.execute("SET time_zone = '+00:00'", []);
-    } catch (error) {
-      await wrapped.close();
-      throw error;
-    }
+    await startMysqlSession(wrapped);
     return wrapped;
   },
 };

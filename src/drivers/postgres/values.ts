@@ -6,8 +6,7 @@
  *
  * @module
  */
-import type { DatabaseUrl } from "../url.ts";
-import { type BindRules, bindValue, invalidParameter } from "./values.ts";
+import { type BindRules, bindValue, invalidParameter } from "../shared/values.ts";
 
 /** Converts one element's text (never `NULL`) into its value. */
 export type ElementParser = (text: string) => unknown;
@@ -158,15 +157,16 @@ function checkedElements(array: unknown[], index: number): unknown[] {
   return array;
 }
 
-/**
- * The run-time parameters every Roost Postgres session starts with: UTC and
- * ISO dates, so wall-clock types and now() agree with how Roost reads them,
- * plus the URL's `application_name`. The statement timeout is not among
- * them: the core sets it once the driver's set-up queries are done.
- */
-export function postgresSessionParameters(url: DatabaseUrl): Record<string, string> {
-  const { application_name } = url.options;
-  const parameters: Record<string, string> = { TimeZone: "UTC", DateStyle: "ISO, MDY" };
-  if (application_name !== undefined) parameters.application_name = String(application_name);
-  return parameters;
+/** A bytea value's text, `\\x` and the bytes in hex. */
+export function byteaText(bytes: Uint8Array): string {
+  let text = "\\x";
+  for (const byte of bytes) text += byte.toString(16).padStart(2, "0");
+  return text;
+}
+
+/** A bytea value from its text (`\\x` and the bytes in hex). */
+export function byteaFromText(text: string): Uint8Array {
+  const bytes = new Uint8Array((text.length - 2) / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(text.slice(2 + 2 * i, 4 + 2 * i), 16);
+  return bytes;
 }

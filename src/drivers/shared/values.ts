@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { QueryError } from "../errors.ts";
+import { QueryError } from "../../errors.ts";
 
 const minSafe = BigInt(Number.MIN_SAFE_INTEGER);
 const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
@@ -37,11 +37,6 @@ export function isJsonObject(value: object): boolean {
   if (Array.isArray(value)) return true;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null || typeof (value as { toJSON?: unknown }).toJSON === "function";
-}
-
-/** A MySQL TINYINT(1) value (what BOOLEAN means) as a boolean; any other value it holds stays a number. */
-export function tinyintBoolean(value: unknown): unknown {
-  return value === 0 || value === 1 ? value === 1 : value;
 }
 
 /** How one dialect binds the values whose form differs between dialects. */
@@ -90,14 +85,3 @@ export function bindValue(value: unknown, index: number, rules: BindRules): unkn
       throw invalidParameter(index, `is a ${typeof value}, which ${rules.database} cannot store`);
   }
 }
-
-const asNumber = (value: boolean) => value ? 1 : 0;
-const asText = (value: bigint) => value.toString();
-
-/** MySQL and MariaDB: booleans as 1/0, bigints as their decimal text (all of int64 and beyond), Dates as they are. */
-export const mysqlRules: BindRules = {
-  database: "MySQL",
-  boolean: asNumber,
-  bigint: asText,
-  date: (value) => value,
-};

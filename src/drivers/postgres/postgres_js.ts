@@ -13,25 +13,28 @@
  * @module
  */
 import postgres from "postgres";
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConnectionError, QueryError, queryError } from "../errors.ts";
-import { tooManyParameters } from "../query.ts";
-import type { DatabaseUrl } from "../url.ts";
-import { insertInChunks, multiRowInsert } from "./batch.ts";
-import { fatalPostgresState, postgresErrorFields, sanitizedCause } from "./cause.ts";
-import { cursorBatches, NotACursor } from "./pg_cursor.ts";
-import { nodeTlsOptions, tlsRequest, withoutFiles } from "./tls.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import { ConnectionError } from "../../errors.ts";
+import { tooManyParameters } from "../../query.ts";
+import { builtinModule, runtime } from "../../runtime.ts";
+import type { DatabaseUrl } from "../../url.ts";
+import { executePipelined } from "../shared/batch.ts";
+import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
+import { nodeTlsOptions, tlsRequest, withoutFiles } from "../shared/tls.ts";
+import { integerFromText } from "../shared/values.ts";
+import { cursorBatches, NotACursor } from "./cursor.ts";
+import { postgresErrorFields, postgresFailure } from "./errors.ts";
+import { postgresSessionParameters } from "./session.ts";
 import {
+  byteaFromText,
+  byteaText,
   parseArray,
   parseTimestamp,
   postgresParam,
-  postgresSessionParameters,
   serializeArray,
   serializeDateTime,
   serializeJson,
-} from "./pg_values.ts";
-import { integerFromText } from "./values.ts";
-import { builtinModule, runtime } from "../runtime.ts";
+} from "./values.ts";
 
 type Client = ReturnType<typeof postgres>;
 /** Bound values as `sql.unsafe` takes them (postgres.js 4 overloads `unsafe`, so it is named, not inferred). */
@@ -56,16 +59,7 @@ const int8 = {
 };
 
 /** bytea as a plain Uint8Array on every runtime (postgres.js returns a Buffer). */
-const bytea = {
-  to: 17,
-  from: [17],
-  serialize: (value: Uint8Array) => `\\x${Array.from(value, (b) => b.toString(16).padStart(2, "0")).join("")}`,
-  parse: (text: string): Uint8Array => {
-    const bytes = new Uint8Array((text.length - 2) / 2);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(text.slice(2 + 2 * i, 4 + 2 * i), 16);
-    return bytes;
-  },
-};
+const bytea = { to: 17, from: [17], serialize: byteaText, parse: byteaFromText };
 
 /** timestamp as UTC wall clock and timestamptz as the instant, never in the process's time zone; strings bind as written. */
 const timestamp = { to: 1184, from: [1114, 1184], serialize: serializeDateTime, parse: parseTimestamp };
@@ -99,40 +93,25 @@ async function registerArrayTypes(sql: Client): Promise<void> {
   }
 }
 
-const socketErrors = new Set([
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "CONNECT_TIMEOUT",
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EHOSTUNREACH",
-]);
-
 /** postgres.js attaches the query's parameters to its errors (and does not let them be deleted). */
 const sanitized = (error: unknown) => sanitizedCause(error, postgresErrorFields);
 
-/** Translates a postgres.js error into a Roost error. */
+/** postgres.js errors: `code` is the server's SQLSTATE, or postgres.js's own code. */
+const errors: ErrorRules = {
+  dialect: "postgres",
+  cause: sanitized,
+  classify(error) {
+    const code = ownCode(error);
+    return postgresFailure(code !== undefined && /^[0-9A-Z]{5}$/.test(code) ? code : undefined, code);
+  },
+};
+
+/**
+ * Translates a postgres.js error into a Roost error. (An undefined parameter
+ * never reaches postgres.js: `postgresParam` refuses it, in arrays too.)
+ */
 function translate(error: unknown, text: string): Error {
-  if (error instanceof QueryError || error instanceof ConnectionError) return error;
-  const raw = error as { code?: unknown; message?: unknown };
-  const code = typeof raw?.code === "string" ? raw.code : undefined;
-  const message = typeof raw?.message === "string" ? raw.message : String(error);
-  const cause = sanitized(error);
-  if (code !== undefined && (socketErrors.has(code) || (/^[0-9A-Z]{5}$/.test(code) && fatalPostgresState(code)))) {
-    return new ConnectionError(`postgres connection lost: ${message}`, { cause, code });
-  }
-  if (code === "UNDEFINED_VALUE") {
-    return new QueryError("a parameter is undefined; pass null for SQL NULL", {
-      cause,
-      code: "ROOST_INVALID_PARAMETER",
-      sql: text,
-    });
-  }
-  return queryError(message, { cause, code, sql: text });
+  return translateError(errors, error, text);
 }
 
 /** The part of a `node:net` socket this driver uses. */
@@ -259,18 +238,14 @@ class PostgresJsConnection implements DriverConnection {
    * A single-row insert becomes multi-row inserts; anything else is pipelined:
    * one round trip's latency, not one per row.
    */
-  async executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
-    const insert = multiRowInsert(text, paramSets[0]?.length ?? 0, true);
-    if (insert) return await insertInChunks(insert, paramSets, (chunkText, params) => this.execute(chunkText, params));
-    const settled = await Promise.allSettled(
-      paramSets.map((params) => this.#live().unsafe(text, this.#params(params, text), { prepare: true })),
+  executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    return executePipelined(
+      text,
+      paramSets,
+      (chunkText, params) => this.execute(chunkText, params),
+      (params) => this.#live().unsafe(text, this.#params(params, text), { prepare: true }),
+      (error) => translate(error, text),
     );
-    let rowCount = 0;
-    for (const outcome of settled) {
-      if (outcome.status === "rejected") throw translate(outcome.reason, text);
-      rowCount += outcome.value.count ?? 0;
-    }
-    return { rowCount };
   }
 
   async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
@@ -295,42 +270,32 @@ class PostgresJsConnection implements DriverConnection {
     batchSize: number,
     placement: StreamPlacement,
   ): AsyncIterableIterator<Row[]> {
-    if (placement === "own" && this.#timed) {
-      // Under a statement timeout a native cursor is one statement until its last row, so a consumer slower than
-      // the timeout would be cancelled: each FETCH of a server cursor is timed on its own instead.
+    if (placement !== "own" || this.#timed) {
+      // On a shared connection a native cursor would hold the socket until it ends, so a query inside the loop
+      // would wait forever; under a statement timeout a native cursor is one statement until its last row, so a
+      // consumer slower than the timeout would be cancelled. The server keeps the cursor instead, and each batch
+      // is an ordinary FETCH, timed on its own.
       const run = (statement: string, values: readonly unknown[] = []) =>
         this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
       try {
-        yield* cursorBatches(run, text, params, batchSize, "own-transaction");
+        yield* cursorBatches(run, text, params, batchSize, placement);
         return;
       } catch (error) {
-        // A statement that cannot be a cursor (a write with RETURNING) streams natively below.
+        // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) streams
+        // natively below (only there is a refusal harmless: see NotACursor).
         if (!(error instanceof NotACursor)) throw translate(error, text);
       }
     }
-    if (placement === "own") {
-      try {
-        for await (
-          const batch of this.#live().unsafe(text, this.#params(params, text), { prepare: true }).cursor(batchSize)
-        ) {
-          yield Array.from(batch);
-        }
-        // postgres.js ends a cursor whose connection was cut off between batches as if its result were complete.
-        this.#live();
-      } catch (error) {
-        this.#spoiled = true;
-        throw translate(error, text);
-      }
-      return;
-    }
-    // On a shared connection a native cursor would hold the socket until it
-    // ends, so a query inside the loop would wait forever: the server keeps
-    // the cursor instead, and each batch is an ordinary FETCH.
-    const run = (statement: string, values: readonly unknown[] = []) =>
-      this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
     try {
-      yield* cursorBatches(run, text, params, batchSize, placement === "shared" ? "hold" : "in-transaction");
+      for await (
+        const batch of this.#live().unsafe(text, this.#params(params, text), { prepare: true }).cursor(batchSize)
+      ) {
+        yield Array.from(batch);
+      }
+      // postgres.js ends a cursor whose connection was cut off between batches as if its result were complete.
+      this.#live();
     } catch (error) {
+      this.#spoiled = true;
       throw translate(error, text);
     }
   }
@@ -402,11 +367,7 @@ export const postgresJs: Driver = {
     } catch (error) {
       await sql.end({ timeout: 0 }).catch(() => {});
       cut();
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new ConnectionError(`could not connect to postgres at ${url.host}:${url.port}: ${reason}`, {
-        cause: sanitized(error),
-        code: typeof (error as { code?: unknown }).code === "string" ? (error as { code: string }).code : undefined,
-      });
+      throw connectFailed("postgres", url, error, sanitized(error), ownCode(error));
     }
     return opened.connection = new PostgresJsConnection(sql, cut, backendId);
   },

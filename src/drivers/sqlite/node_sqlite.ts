@@ -13,8 +13,9 @@
  */
 import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
-import type { Driver } from "../driver.ts";
-import { connectSqlite, type SyncDatabase } from "./sqlite.ts";
+import type { Driver } from "../../driver.ts";
+import type { SyncDatabase } from "./connection.ts";
+import { connectSqlite } from "./open.ts";
 
 function open(path: string, options: { readOnly: boolean; create: boolean }): SyncDatabase {
   if (!options.create && path !== ":memory:" && !existsSync(path)) {

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { Row } from "../driver.ts";
+import type { Row, StreamPlacement } from "../../driver.ts";
+import { inBatches } from "../shared/batch.ts";
 
 /** Runs one statement on the connection and returns its rows. */
 export type RunStatement = (text: string, params?: readonly unknown[]) => Promise<Row[]>;
@@ -13,7 +14,7 @@ export type RunStatement = (text: string, params?: readonly unknown[]) => Promis
 let cursorCount = 0;
 
 /**
- * What {@linkcode cursorBatches} throws in `own-transaction` mode, with the
+ * What {@linkcode cursorBatches} throws for a stream placed `own`, with the
  * server's error as `cause`, when the server refuses to make the query a cursor (it is not a SELECT or
  * VALUES: 42601, or has a data-modifying WITH: 0A000). Nothing of the query
  * ran, so the caller may run it another way.
@@ -36,27 +37,30 @@ function refusedAsCursor(error: unknown): boolean {
 }
 
 /**
- * Yields a query's rows in batches from a server-side cursor.
- * `hold` declares it `WITH HOLD` (needed outside a transaction; Postgres then
- * computes the whole result before the first row). `transaction` wraps the
- * cursor in its own BEGIN/COMMIT instead, which streams without `WITH HOLD`;
- * use it on a connection nothing else touches until the stream ends.
+ * Yields a query's rows in batches from a server-side cursor, placed as the
+ * stream is: on a connection of its own (`own`), the cursor lives in a
+ * transaction of its own (BEGIN/COMMIT), so rows stream without Postgres
+ * materialising the result first; on a scope's connection outside a
+ * transaction (`shared`) it is declared `WITH HOLD` (Postgres then computes
+ * the whole result before the first row); inside a transaction
+ * (`shared-transaction`) it is a plain cursor of that transaction.
  */
 export async function* cursorBatches(
   run: RunStatement,
   text: string,
   params: readonly unknown[],
   batchSize: number,
-  mode: "hold" | "in-transaction" | "own-transaction",
+  placement: StreamPlacement,
 ): AsyncIterableIterator<Row[]> {
   const name = `roost_cursor_${++cursorCount}`;
-  if (mode === "own-transaction") await run("BEGIN");
+  const own = placement === "own";
+  if (own) await run("BEGIN");
   let ok = false;
   try {
-    const declare = `DECLARE ${name} NO SCROLL CURSOR${mode === "hold" ? " WITH HOLD" : ""} FOR ${text}`;
+    const declare = `DECLARE ${name} NO SCROLL CURSOR${placement === "shared" ? " WITH HOLD" : ""} FOR ${text}`;
     await run(declare, params).catch((error) => {
       // Only a cursor of its own transaction is refused harmlessly: in the caller's, the refusal aborted it.
-      throw mode === "own-transaction" && refusedAsCursor(error) ? new NotACursor(error) : error;
+      throw own && refusedAsCursor(error) ? new NotACursor(error) : error;
     });
     try {
       for (;;) {
@@ -65,11 +69,35 @@ export async function* cursorBatches(
         if (batch.length < batchSize) break;
       }
     } finally {
-      if (mode !== "own-transaction") await run(`CLOSE ${name}`).catch(() => {});
+      if (!own) await run(`CLOSE ${name}`).catch(() => {});
     }
     ok = true;
   } finally {
     // Ending the transaction closes the cursor; a failed one must roll back.
-    if (mode === "own-transaction") await run(ok ? "COMMIT" : "ROLLBACK").catch(() => {});
+    if (own) await run(ok ? "COMMIT" : "ROLLBACK").catch(() => {});
   }
+}
+
+/**
+ * A stream of a driver without a cursor API of its own: every batch is a
+ * FETCH from a cursor the server keeps (see `cursorBatches`). On a connection
+ * of its own, a statement that cannot be a cursor (a write with RETURNING)
+ * is read whole by `readWhole` instead. Errors go through `translate`.
+ */
+export async function* cursorStream(
+  run: RunStatement,
+  readWhole: () => Promise<Row[]>,
+  translate: (error: unknown) => Error,
+  text: string,
+  params: readonly unknown[],
+  batchSize: number,
+  placement: StreamPlacement,
+): AsyncIterableIterator<Row[]> {
+  try {
+    yield* cursorBatches(run, text, params, batchSize, placement);
+    return;
+  } catch (error) {
+    if (!(error instanceof NotACursor)) throw translate(error);
+  }
+  yield* inBatches(readWhole(), batchSize);
 }

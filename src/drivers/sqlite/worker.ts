@@ -11,18 +11,18 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConnectionError, QueryError } from "../errors.ts";
-import type { DatabaseUrl } from "../url.ts";
-import { sqliteParams } from "./sqlite.ts";
-import { siblingModule } from "./sibling.ts";
+import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import { ConnectionError, QueryError } from "../../errors.ts";
+import type { DatabaseUrl } from "../../url.ts";
+import { sqliteParams } from "./values.ts";
+import { siblingModule } from "../shared/sibling.ts";
 import {
   decodeError,
   type SqliteWorkerDriver,
   type SqliteWorkerRequest,
   type SqliteWorkerResponse,
   type StreamStep,
-} from "./sqlite_worker_protocol.ts";
+} from "./worker_protocol.ts";
 
 /** A request without its id (the connection numbers them). */
 type Request = SqliteWorkerRequest extends infer R ? R extends unknown ? Omit<R, "id"> : never : never;
@@ -68,7 +68,7 @@ export class SqliteWorkerConnection implements DriverConnection {
   static async open(driver: SqliteWorkerDriver, url: DatabaseUrl): Promise<SqliteWorkerConnection> {
     let worker: Worker;
     try {
-      worker = new Worker(siblingModule("sqlite_worker_thread", import.meta.url));
+      worker = new Worker(siblingModule("worker_thread", import.meta.url));
     } catch (error) {
       throw new ConnectionError(`could not start a worker thread for SQLite: ${reason(error)}`, { cause: error });
     }

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../driver.ts";
-import { ConfigError, ConnectionError, QueryError } from "../errors.ts";
-import type { DatabaseUrl } from "../url.ts";
-import { type BindRules, bindValue, exactInteger, setColumn } from "./values.ts";
+import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import { exactInteger } from "../shared/values.ts";
+import { isBusy, sqliteError } from "./errors.ts";
+import { sqliteParams, toRow } from "./values.ts";
 
 /** The statement API both runtimes' SQLite modules offer. */
 export interface SyncStatement {
@@ -38,132 +38,6 @@ export interface SyncDatabase {
 /** How a runtime opens its SQLite database. */
 export interface SyncDatabaseOpener {
   (path: string, options: { readOnly: boolean; create: boolean }): SyncDatabase;
-}
-
-const primaryCodes = [
-  "OK",
-  "ERROR",
-  "INTERNAL",
-  "PERM",
-  "ABORT",
-  "BUSY",
-  "LOCKED",
-  "NOMEM",
-  "READONLY",
-  "INTERRUPT",
-  "IOERR",
-  "CORRUPT",
-  "NOTFOUND",
-  "FULL",
-  "CANTOPEN",
-  "PROTOCOL",
-  "EMPTY",
-  "SCHEMA",
-  "TOOBIG",
-  "CONSTRAINT",
-  "MISMATCH",
-  "MISUSE",
-  "NOLFS",
-  "AUTH",
-  "FORMAT",
-  "RANGE",
-  "NOTADB",
-];
-
-const constraintCodes: Record<number, string> = {
-  275: "CHECK",
-  531: "COMMITHOOK",
-  787: "FOREIGNKEY",
-  1043: "FUNCTION",
-  1299: "NOTNULL",
-  1555: "PRIMARYKEY",
-  1811: "TRIGGER",
-  2067: "UNIQUE",
-  2323: "VTAB",
-  2579: "ROWID",
-  3091: "DATATYPE",
-};
-
-const busySnapshot = 517;
-
-/**
- * SQLITE_BUSY and its extended codes: another connection holds a lock.
- * SQLITE_BUSY_SNAPSHOT is left out: the transaction's snapshot is stale, and
- * only a new transaction can succeed.
- */
-function isBusy(error: unknown): boolean {
-  const raw = error as { code?: unknown; errcode?: unknown; errno?: unknown };
-  const numeric = typeof raw?.errcode === "number" ? raw.errcode : raw?.errno;
-  if (typeof numeric === "number") return (numeric & 0xff) === 5 && numeric !== busySnapshot;
-  return typeof raw?.code === "string" && raw.code.startsWith("SQLITE_BUSY") && raw.code !== "SQLITE_BUSY_SNAPSHOT";
-}
-
-function sqliteCodeName(code: number): string {
-  const extended = constraintCodes[code];
-  if (extended) return `SQLITE_CONSTRAINT_${extended}`;
-  return `SQLITE_${primaryCodes[code & 0xff] ?? String(code)}`;
-}
-
-/** Turns a runtime's SQLite error into a {@linkcode QueryError} with a `SQLITE_*` code. */
-export function sqliteError(error: unknown, text: string): QueryError {
-  if (error instanceof QueryError) return error;
-  const raw = (error ?? {}) as { code?: unknown; errcode?: unknown; errno?: unknown; message?: unknown };
-  const numeric = typeof raw.errcode === "number" ? raw.errcode : typeof raw.errno === "number" ? raw.errno : undefined;
-  const code = typeof raw.code === "string" && raw.code.startsWith("SQLITE_")
-    ? raw.code
-    : numeric !== undefined
-    ? sqliteCodeName(numeric)
-    : typeof raw.code === "string"
-    ? raw.code
-    : undefined;
-  const message = typeof raw.message === "string" ? raw.message : String(error);
-  // The one limit Roost cannot check before SQLite does: its own, which each build sets.
-  const tooMany = message.includes("too many SQL variables");
-  return new QueryError(tooMany ? `${message} (split the statement, or bind a list as one JSON value)` : message, {
-    cause: error,
-    code: tooMany ? "ROOST_TOO_MANY_PARAMETERS" : code,
-    sql: text,
-  });
-}
-
-/**
- * Converts one value to what SQLite stores: booleans as 1/0, dates as ISO 8601
- * text, byte views as blobs, plain objects and arrays as JSON text.
- */
-function toSqlite(value: unknown, index: number): unknown {
-  return bindValue(value, index, sqliteRules);
-}
-
-const sqliteRules: BindRules = {
-  database: "SQLite",
-  boolean: (value) => value ? 1 : 0,
-  bigint: (value) => value,
-  date: (value) => value.toISOString(),
-};
-
-/** Converts parameters for binding; returns the same array when none needs converting. */
-export function sqliteParams(params: readonly unknown[]): readonly unknown[] {
-  let out: unknown[] | undefined;
-  for (let i = 0; i < params.length; i++) {
-    const value = params[i];
-    const converted = toSqlite(value, i);
-    if (converted !== value) {
-      out ??= params.slice();
-      out[i] = converted;
-    }
-  }
-  return out ?? params;
-}
-
-/** A plain-object copy of a row with integers returned exactly (a plain object is converted in place). */
-function toRow(raw: unknown): Row {
-  const source = raw as Record<string, unknown>;
-  const row: Row = Object.getPrototypeOf(source) === Object.prototype ? source : {};
-  for (const key in source) {
-    const value = source[key];
-    setColumn(row, key, typeof value === "bigint" ? exactInteger(value) : value);
-  }
-  return row;
 }
 
 interface CachedStatement {
@@ -378,55 +252,4 @@ export class SqliteConnection implements DriverConnection {
     }
     return Promise.resolve();
   }
-}
-
-/** Opens a SQLite connection and applies the URL's settings. */
-export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Promise<SqliteConnection> {
-  if (url.options.worker === true) {
-    // Drivers that support the option go through connectSqlite, which strips it in the thread.
-    throw new ConfigError("this SQLite driver cannot run its connection in a worker thread (worker=true)");
-  }
-  const mode = (url.options.mode as string | undefined) ?? "rwc";
-  const path = url.database;
-  let db: SyncDatabase;
-  try {
-    db = open(path, { readOnly: mode === "ro", create: mode === "rwc" });
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConnectionError(`could not open SQLite database "${path}": ${reason}`, {
-      cause: error,
-      code: sqliteError(error, "").code,
-    });
-  }
-  const connection = new SqliteConnection(db, Number(url.options.busy_timeout ?? 5_000));
-  const settings = [
-    // Waiting for locks is done asynchronously by SqliteConnection, never by blocking the thread.
-    "PRAGMA busy_timeout = 0",
-    `PRAGMA foreign_keys = ${url.options.foreign_keys === false ? "OFF" : "ON"}`,
-  ];
-  if (!url.inMemory && mode !== "ro") {
-    settings.push(`PRAGMA journal_mode = ${String(url.options.journal_mode ?? "wal").toUpperCase()}`);
-  }
-  try {
-    for (const text of settings) await connection.execute(text, []);
-  } catch (error) {
-    await connection.close();
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConnectionError(`could not set up SQLite database "${path}": ${reason}`, { cause: error });
-  }
-  return connection;
-}
-
-/**
- * Opens a SQLite connection for `driver`: in a Worker thread when the URL
- * says `worker=true` (the worker module is loaded only then), else here.
- */
-export async function connectSqlite(
-  driver: "node-sqlite" | "bun-sqlite",
-  open: SyncDatabaseOpener,
-  url: DatabaseUrl,
-): Promise<DriverConnection> {
-  if (url.options.worker !== true) return await openSqlite(open, url);
-  const { openSqliteWorker } = await import("./sqlite_worker.ts");
-  return await openSqliteWorker(driver, url);
 }

@@ -1,0 +1,64 @@
+/**
+ * Bun.SQL speaking MySQL and MariaDB: the MySQL flavour of the Bun.SQL
+ * client (`shared/bun_sql.ts`), built from the MySQL pieces every MySQL
+ * driver uses. Exported to users through `@roost/db/drivers/bun-sql`.
+ *
+ * @module
+ */
+import type { Driver } from "../../driver.ts";
+import { exactInteger } from "../shared/values.ts";
+import { executeBatched, inBatches } from "../shared/batch.ts";
+import { bunSqlDriver, type Flavour } from "../shared/bun_sql.ts";
+import { connectionLost, ownCode, sanitizedCause } from "../shared/errors.ts";
+import { fatalMysqlErrors, mysqlErrorNames, redactMysqlValues } from "./errors.ts";
+import { startMysqlSession } from "./session.ts";
+import { mysqlParam, tinyintBoolean } from "./values.ts";
+
+const tiny = 1;
+const date = 10;
+
+/** A Date Bun.SQL made of a DATE as its `YYYY-MM-DD` text (anything else as it is). */
+function dateText(value: unknown): unknown {
+  return value instanceof Date && !Number.isNaN(value.getTime()) ? value.toISOString().slice(0, 10) : value;
+}
+
+/** The fields of a Bun.SQL MySQL error a cause keeps. */
+const causeFields = ["errno", "sqlState"];
+
+const mysqlFlavour: Flavour = {
+  dialect: "mysql",
+  errors: {
+    dialect: "mysql",
+    cause: (error) => sanitizedCause(error, causeFields, redactMysqlValues),
+    redact: redactMysqlValues,
+    classify(error) {
+      const errno = typeof error.errno === "number" ? error.errno : undefined;
+      const state = typeof error.sqlState === "string" ? error.sqlState : undefined;
+      const own = ownCode(error);
+      return {
+        code: errno === undefined ? own : mysqlErrorNames[errno] ?? state ?? String(errno),
+        fatal: (errno !== undefined && fatalMysqlErrors.has(errno)) || connectionLost(own),
+      };
+    },
+  },
+  session: () => ({}),
+  backendId: "CONNECTION_ID()",
+  setUp: startMysqlSession,
+  param: mysqlParam,
+  // DATE (Bun.SQL reads a Date at UTC midnight) as its text; TINYINT(1), which is what BOOLEAN means, as a boolean.
+  convert: ({ type, length }) => type === date ? dateText : type === tiny && length === 1 ? tinyintBoolean : undefined,
+  outcome(result) {
+    const outcome: { rowCount: number; lastInsertId?: number | bigint } = { rowCount: result.affectedRows ?? 0 };
+    if (result.lastInsertRowid) outcome.lastInsertId = exactInteger(result.lastInsertRowid);
+    return outcome;
+  },
+  // A single-row insert becomes multi-row inserts; anything else runs once per set.
+  executeMany: (calls, text, paramSets) => executeBatched(text, paramSets, calls.execute),
+  // Bun.SQL has no row stream for MySQL: the rows are read first, then handed out in batches.
+  async *stream(calls, text, params, batchSize) {
+    yield* inBatches(calls.run(text, params), batchSize);
+  },
+};
+
+/** Bun.SQL speaking MySQL and MariaDB. */
+export const bunSqlMysql: Driver = bunSqlDriver(mysqlFlavour);

@@ -1,0 +1,313 @@
+/**
+ * The `@db/postgres` driver (JSR, denodrivers/postgres): PostgreSQL on Deno.
+ * Opt-in with `driver: "deno-postgres"`; the default Postgres driver on Deno
+ * stays `postgres-js`. Each Roost connection is one deno-postgres `Client`
+ * (Roost's pool does the pooling) and behaves like the postgres-js driver:
+ * int8 as a number when exact and a bigint otherwise, numeric as a string,
+ * bytea as `Uint8Array`, json parsed, errors as `QueryError` with the
+ * SQLSTATE, and streams through a server-side cursor.
+ *
+ * The package is imported at the first connection (`jsr:@db/postgres@^0.19`),
+ * never at type-check time; when it cannot be loaded, connecting throws a
+ * `ConfigError` with code `ROOST_DRIVER_UNAVAILABLE`. It reads the `PG*`
+ * environment variables, so it needs `--allow-env` besides `--allow-net`.
+ *
+ * @example Passing the driver object
+ * ```ts
+ * import { Database } from "@roost/db";
+ * import { denoPostgres } from "@roost/db/drivers/deno-postgres";
+ * const db = new Database("postgres://app@localhost/app", { driver: denoPostgres });
+ * ```
+ *
+ * @module
+ */
+import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
+import { executeBatched } from "../shared/batch.ts";
+import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
+import { importJsr } from "../shared/jsr.ts";
+import { cursorStream } from "./cursor.ts";
+import {
+  clientOptions,
+  type EncodedParam,
+  type PgArrayResult,
+  type PgClient,
+  type PgClientOptions,
+  type PostgresModule,
+  TlsFallbackClient,
+} from "./deno_postgres_client.ts";
+import { bomsUnrepaired, repairBoms } from "./deno_postgres_decoders.ts";
+import { bindParams, preparable } from "./deno_postgres_params.ts";
+import { connectWithin } from "./deno_postgres_sockets.ts";
+import { fatalPostgresState, postgresErrorFields } from "./errors.ts";
+
+/** The package and versions this driver is written against. */
+const specifier = "jsr:@db/postgres@^0.19";
+
+/** deno-postgres's encoder, for parameters encoded already. */
+const asEncoded = (value: unknown): EncodedParam => value as EncodedParam;
+
+let probeCount = 0;
+const typeCacheSize = 100;
+
+/** deno-postgres's names for the server's error fields, and postgres.js's names Roost's causes use. */
+const serverFieldNames: Record<string, string> = {
+  code: "code",
+  severity: "severity",
+  hint: "hint",
+  position: "position",
+  where: "where",
+  schema: "schema_name",
+  table: "table_name",
+  column: "column_name",
+  dataType: "data_type_name",
+  constraint: "constraint_name",
+  routine: "routine",
+  // Not `detail` (the server quotes values there) nor `internalQuery` (it may hold interpolated values).
+};
+
+/** The server's error fields when `error` is a deno-postgres `PostgresError`. */
+function serverFields(error: unknown): Record<string, unknown> & { code: string } | undefined {
+  const fields = (error as { fields?: unknown } | undefined)?.fields;
+  if (error instanceof Error && typeof fields === "object" && fields !== null) {
+    const code = (fields as { code?: unknown }).code;
+    if (typeof code === "string") return fields as Record<string, unknown> & { code: string };
+  }
+  return undefined;
+}
+
+/** A server error as Roost's `cause`: message, stack and the fields above, never `detail` or a query. */
+function serverCause(error: Error, fields: Record<string, unknown>): unknown {
+  const flat = new Error(error.message);
+  flat.name = error.name;
+  flat.stack = error.stack;
+  for (const [from, to] of Object.entries(serverFieldNames)) {
+    if (fields[from] !== undefined) (flat as unknown as Record<string, unknown>)[to] = fields[from];
+  }
+  return sanitizedCause(flat, postgresErrorFields);
+}
+
+/**
+ * deno-postgres's errors: server errors are `QueryError`s (`ConnectionError`
+ * for class 08 and shutdowns); anything else came from the socket or the
+ * protocol, after which the connection is not trusted.
+ */
+const errors: ErrorRules = {
+  dialect: "postgres",
+  cause(error) {
+    const fields = serverFields(error);
+    return fields === undefined ? error : serverCause(error as Error, fields);
+  },
+  classify(error) {
+    const fields = serverFields(error);
+    // The error's own code: a Deno network error's `ECONNREFUSED`…
+    if (fields === undefined) return { code: ownCode(error), fatal: true };
+    return { code: fields.code, fatal: fatalPostgresState(fields.code) };
+  },
+};
+
+/** A command's row count; deno-postgres gives NaN for commands that report none (CREATE, BEGIN…). */
+function rowCountOf(result: PgArrayResult): number {
+  return Number.isFinite(result.rowCount) ? result.rowCount! : 0;
+}
+
+/** The rows as plain objects named by the result's columns (a later duplicate name wins). */
+function rowsOf(result: PgArrayResult): Row[] {
+  if (result.rows.length === 0) return [];
+  const columns = result.rowDescription?.columns;
+  if (columns === undefined) {
+    throw new QueryError("deno-postgres returned rows without their column names (unsupported @db/postgres version)");
+  }
+  return result.rows.map((values) => {
+    const row: Row = {};
+    for (let i = 0; i < columns.length; i++) row[columns[i].name] = values[i];
+    return row;
+  });
+}
+
+class DenoPostgresConnection implements DriverConnection {
+  readonly #client: PgClient;
+  /** The server's parameter types per statement text, for array parameters. */
+  readonly #types = new Map<string, readonly string[]>();
+  #lost = false;
+  /** The backend's pid, as the server announced it at start-up. */
+  readonly backendId?: number;
+  /**
+   * deno-postgres reads its socket only during a statement, so a connection
+   * the server closed while it was idle looks alive until its next statement
+   * fails ("Broken pipe"): the pool checks it before each reuse.
+   */
+  readonly unwatched = true;
+
+  constructor(client: PgClient) {
+    this.#client = client;
+    this.backendId = client.session?.pid;
+  }
+
+  /** True once the socket failed or the server ended the session; the pool replaces the connection. */
+  get broken(): boolean {
+    return this.#lost || !this.#client.connected;
+  }
+
+  /** A deno-postgres error as a Roost error (see `errors`); a `ConnectionError` marks the connection lost. */
+  #translate(error: unknown, text: string): Error {
+    const translated = translateError(errors, error, text);
+    if (translated instanceof ConnectionError) this.#lost = true;
+    return translated;
+  }
+
+  /** Sends a statement whose parameters are already encoded, without translating its errors. */
+  #send(text: string, args: readonly EncodedParam[]): Promise<PgArrayResult> {
+    if (this.#lost) {
+      return Promise.reject(new ConnectionError("postgres connection lost", { code: "CONNECTION_CLOSED" }));
+    }
+    return this.#client.queryArray({ text, args: args as EncodedParam[], encoder: asEncoded });
+  }
+
+  /**
+   * The server's type names for the parameters of `text` (`integer[]`,
+   * `jsonb`…), asked through `PREPARE` in one round trip and remembered per
+   * text. Undefined for statements `PREPARE` does not take.
+   */
+  async #parameterTypes(text: string): Promise<readonly string[] | undefined> {
+    if (!preparable.test(text)) return undefined;
+    let types = this.#types.get(text);
+    if (types === undefined) {
+      const name = `roost_types_${++probeCount}`;
+      const result = await this.#send(
+        `PREPARE ${name} AS ${text}\n;SELECT parameter_types::text[] FROM pg_catalog.pg_prepared_statements ` +
+          `WHERE name = '${name}';DEALLOCATE ${name}`,
+        [],
+      );
+      types = (result.rows[0]?.[0] ?? []) as string[];
+      if (this.#types.size >= typeCacheSize) this.#types.delete(this.#types.keys().next().value!);
+      this.#types.set(text, types);
+    }
+    return types;
+  }
+
+  /** The statement and its parameters as deno-postgres sends them (see `bindParams`). */
+  #bind(text: string, params: readonly unknown[]): Promise<[string, EncodedParam[]]> {
+    return bindParams(text, params, (typed) => this.#parameterTypes(typed));
+  }
+
+  async #query(text: string, params: readonly unknown[]): Promise<PgArrayResult> {
+    try {
+      const [typed, args] = await this.#bind(text, params);
+      return await this.#send(typed, args);
+    } catch (error) {
+      throw this.#translate(error, text);
+    }
+  }
+
+  async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
+    return { rowCount: rowCountOf(await this.#query(text, params)) };
+  }
+
+  /**
+   * deno-postgres sends one statement and waits for its answer before the
+   * next (no pipelining, no named statements), so a single-row insert
+   * becomes multi-row inserts; other statements run once per set.
+   */
+  executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    return executeBatched(text, paramSets, (statement, params) => this.execute(statement, params), true);
+  }
+
+  async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+    const result = await this.#query(text, params);
+    try {
+      return rowsOf(result);
+    } catch (error) {
+      throw this.#translate(error, text);
+    }
+  }
+
+  async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
+    return (await this.fetchAll(text, params))[0];
+  }
+
+  /**
+   * deno-postgres reads whole results, so every stream is a server-side
+   * cursor fetched `batchSize` rows at a time: in a transaction of its own on
+   * a connection of its own, `WITH HOLD` on a scope's connection, and plain
+   * inside a transaction.
+   */
+  async *stream(
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]> {
+    let bound: [string, EncodedParam[]];
+    try {
+      bound = await this.#bind(text, params);
+    } catch (error) {
+      throw this.#translate(error, text);
+    }
+    const run = async (statement: string, values: readonly unknown[] = []) =>
+      rowsOf(await this.#send(statement, values as EncodedParam[]));
+    yield* cursorStream(
+      run,
+      () => this.fetchAll(text, params),
+      (error) => this.#translate(error, text),
+      bound[0],
+      bound[1],
+      batchSize,
+      placement,
+    );
+  }
+
+  async ping(): Promise<void> {
+    await this.execute("SELECT 1", []);
+  }
+
+  async close(): Promise<void> {
+    this.#lost = true;
+    await this.#client.end().catch(() => {});
+  }
+}
+
+/** The `@db/postgres` driver. */
+export const denoPostgres: Driver = {
+  name: "deno-postgres",
+  dialect: "postgres",
+  interleavedStreams: false,
+  async connect(url) {
+    const { Client } = await importJsr<PostgresModule>(
+      "deno-postgres",
+      specifier,
+      // The exact JSR specifier, by design: an optional Deno-only driver, not a dependency of the package.
+      // deno-lint-ignore no-import-prefix
+      () => import("jsr:@db/postgres@^0.19"),
+    );
+    let client: PgClient;
+    try {
+      const options = clientOptions(url);
+      const prefer = url.options.sslmode === "prefer" || url.options.sslmode === "allow";
+      // A copy of the server settings for each client: the library escapes their spaces in place.
+      const make = (tls: PgClientOptions["tls"]) => new Client({ ...options, options: { ...options.options }, tls });
+      client = new TlsFallbackClient(make, options.tls, prefer);
+    } catch (error) {
+      // Settings Roost refuses (a client certificate, an unreadable sslrootcert) stay ConfigErrors.
+      if (error instanceof ConfigError) throw error;
+      // Invalid settings, a missing user or no --allow-env.
+      throw connectFailed("postgres", url, error, error, ownCode(error));
+    }
+    try {
+      await connectWithin(client, Number(url.options.connect_timeout ?? 30));
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw connectFailed("postgres", url, error, errors.cause(error), serverFields(error)?.code ?? ownCode(error));
+    }
+    // Until a first result has been seen, each new connection fetches one, so none reads text unrepaired.
+    if (bomsUnrepaired()) {
+      try {
+        repairBoms(await client.queryArray({ text: "SELECT 1" }));
+      } catch (error) {
+        await client.end().catch(() => {});
+        throw connectFailed("postgres", url, error, error, ownCode(error));
+      }
+    }
+    return new DenoPostgresConnection(client);
+  },
+};

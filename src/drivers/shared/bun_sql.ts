@@ -1,0 +1,300 @@
+/**
+ * The Bun.SQL client under both Bun.SQL drivers (`postgres/bun_sql.ts`,
+ * `mysql/bun_sql.ts`): one connection class and one connector, with every
+ * difference between the dialects carried by a {@linkcode Flavour}.
+ *
+ * @module
+ */
+import type { DialectName } from "../../dialect.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
+import type { DatabaseUrl } from "../../url.ts";
+import type { Execute } from "./batch.ts";
+import { connectFailed, type ErrorRules, translateError } from "./errors.ts";
+import type { RunStatement } from "../postgres/cursor.ts";
+import { type NodeTlsOptions, nodeTlsOptions, tlsRequest, withoutFiles } from "./tls.ts";
+import { exactInteger, setColumn } from "./values.ts";
+
+/** The rows of a Bun.SQL result, with its counters. */
+export interface BunSqlResult extends Array<Row> {
+  /** Column metadata: the type OID on Postgres, the MySQL type and display length on MySQL. */
+  columns?: readonly BunSqlColumn[];
+  count: number | null;
+  affectedRows: number | null;
+  lastInsertRowid: number | bigint | null;
+}
+
+/** One column of a Bun.SQL result. */
+export interface BunSqlColumn {
+  name: string;
+  type: number;
+  length?: number;
+}
+
+/** The part of a Bun.SQL client this driver uses, typed here so other runtimes can type-check it. */
+interface BunSqlClient {
+  unsafe(text: string, params?: unknown[]): Promise<BunSqlResult>;
+  close(options?: { timeout?: number }): Promise<void>;
+}
+
+interface BunSqlOptions {
+  adapter: "postgres" | "mysql";
+  hostname: string;
+  port: number;
+  username?: string;
+  password?: string;
+  database?: string;
+  max: number;
+  idleTimeout: number;
+  maxLifetime: number;
+  connectionTimeout: number;
+  bigint: boolean;
+  prepare: boolean;
+  tls: string | boolean | NodeTlsOptions;
+  connection?: Record<string, string | number>;
+  onclose(error: Error | null): void;
+}
+
+type BunSqlConstructor = new (options: BunSqlOptions) => BunSqlClient;
+
+function bunSql(): BunSqlConstructor {
+  const bun = (globalThis as { Bun?: { SQL?: BunSqlConstructor } }).Bun;
+  if (bun?.SQL === undefined) throw new ConfigError("the bun-sql driver runs only on Bun (>= 1.2)");
+  return bun.SQL;
+}
+
+/** Converts a column's value as Bun.SQL reads it into Roost's. */
+export type ColumnConverter = (value: unknown) => unknown;
+
+/** The columns of a result whose values need converting, with their converters. */
+type ColumnPlan = readonly (readonly [name: string, convert: ColumnConverter])[];
+
+/** What a flavour's `executeMany` and `stream` get from the connection. */
+export interface FlavourCalls {
+  /** Runs a statement and returns its counts. */
+  execute: Execute;
+  /** Runs a statement and returns its raw result (errors translated). */
+  send(text: string, params: readonly unknown[]): Promise<BunSqlResult>;
+  /** Runs a statement and returns its rows as Roost values. */
+  run: RunStatement;
+  /** Translates an error of the statement `text`. */
+  translate(error: unknown, text: string): Error;
+}
+
+/** How one dialect speaks through Bun.SQL: its session, errors, values, counts, batches and streams. */
+export interface Flavour {
+  dialect: DialectName & BunSqlOptions["adapter"];
+  errors: ErrorRules;
+  /** The run-time parameters the session starts with. */
+  session(url: DatabaseUrl): Record<string, string>;
+  /** The SQL expression of the session's id on the server. */
+  backendId: string;
+  /** Set-up run on a new connection once it is open. */
+  setUp?(connection: DriverConnection): Promise<void>;
+  /** One parameter as Bun.SQL binds it right. */
+  param(value: unknown, index: number): unknown;
+  /** The converter a column's values need, if any (where Bun.SQL reads them differently from Roost's rules). */
+  convert(column: BunSqlColumn): ColumnConverter | undefined;
+  /** A result's counts. */
+  outcome(result: BunSqlResult): ExecuteResult;
+  /** Runs one statement for many parameter sets. */
+  executeMany(calls: FlavourCalls, text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult>;
+  /** Streams a query's rows in batches. */
+  stream(
+    calls: FlavourCalls,
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]>;
+}
+
+/** The conversions a result's columns need; undefined when none does. */
+function planOf(columns: readonly BunSqlColumn[], flavour: Flavour): ColumnPlan | undefined {
+  const plan: [string, ColumnConverter][] = [];
+  for (const column of columns) {
+    const convert = flavour.convert(column);
+    if (convert !== undefined) plan.push([column.name, convert]);
+  }
+  return plan.length > 0 ? plan : undefined;
+}
+
+/**
+ * A value as Roost returns it: integers exact (number when safe), byte
+ * buffers as plain Uint8Array, typed numeric arrays as arrays.
+ */
+function plainValue(value: unknown): unknown {
+  if (typeof value === "bigint") return exactInteger(value);
+  if (typeof value !== "object" || value === null || value instanceof Date) return value;
+  if (value instanceof Uint8Array) {
+    return value.constructor === Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  if (Array.isArray(value)) return value.map(plainValue);
+  if (ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number | bigint>, plainValue);
+  return value;
+}
+
+/** Copies a Bun.SQL row (null prototype, Buffers, bigints) into a plain object of Roost values. */
+function plainRow(row: Row, plan: ColumnPlan | undefined): Row {
+  const out: Row = {};
+  for (const key in row) setColumn(out, key, plainValue(row[key]));
+  if (plan !== undefined) { for (const [name, convert] of plan) out[name] = convert(out[name]); }
+  return out;
+}
+
+const plans = new WeakMap<readonly BunSqlColumn[], ColumnPlan | undefined>();
+
+class BunSqlConnection implements DriverConnection {
+  readonly #sql: BunSqlClient;
+  readonly #flavour: Flavour;
+  #lost: Error | undefined;
+  /** The server's id of the session (Postgres backend pid, MySQL connection id), read when it opens. */
+  backendId?: number;
+  /** What the flavour's batches and streams run through. */
+  readonly #calls: FlavourCalls = {
+    execute: (text, params) => this.execute(text, params),
+    send: (text, params) => this.#run(text, params),
+    run: async (text, params = []) => this.#rows(await this.#run(text, params)),
+    translate: (error, text) => translateError(this.#flavour.errors, error, text),
+  };
+
+  constructor(sql: BunSqlClient, flavour: Flavour) {
+    this.#sql = sql;
+    this.#flavour = flavour;
+  }
+
+  /**
+   * Called when the socket closes. Bun.SQL would reconnect silently, losing
+   * session state and any open transaction: Roost treats the connection as
+   * broken instead, and the pool replaces it.
+   */
+  lose(error: Error): void {
+    if (this.#lost) return;
+    this.#lost = error;
+    // Statements still queued (a pipelined executeMany) must not run on a new
+    // connection, outside their transaction: closing the client rejects them.
+    this.#sql.close({ timeout: 0 }).catch(() => {});
+  }
+
+  get broken(): boolean {
+    return this.#lost !== undefined;
+  }
+
+  #params(params: readonly unknown[]): unknown[] {
+    return params.map(this.#flavour.param);
+  }
+
+  async #run(text: string, params: readonly unknown[]): Promise<BunSqlResult> {
+    if (this.#lost) throw translateError(this.#flavour.errors, this.#lost, text);
+    const values = this.#params(params);
+    try {
+      return await this.#sql.unsafe(text, values);
+    } catch (error) {
+      throw translateError(this.#flavour.errors, this.#lost ?? error, text);
+    }
+  }
+
+  /** The conversions a result needs, worked out once per prepared statement (Bun.SQL reuses its columns array). */
+  #plan(result: BunSqlResult): ColumnPlan | undefined {
+    const columns = result.columns;
+    if (columns === undefined) return undefined;
+    if (!plans.has(columns)) plans.set(columns, planOf(columns, this.#flavour));
+    return plans.get(columns);
+  }
+
+  #rows(result: BunSqlResult): Row[] {
+    const plan = this.#plan(result);
+    return Array.from(result, (row) => plainRow(row, plan));
+  }
+
+  async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
+    return this.#flavour.outcome(await this.#run(text, params));
+  }
+
+  executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    return this.#flavour.executeMany(this.#calls, text, paramSets);
+  }
+
+  async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+    return this.#rows(await this.#run(text, params));
+  }
+
+  async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
+    const result = await this.#run(text, params);
+    return result.length > 0 ? plainRow(result[0], this.#plan(result)) : undefined;
+  }
+
+  stream(
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]> {
+    return this.#flavour.stream(this.#calls, text, params, batchSize, placement);
+  }
+
+  async ping(): Promise<void> {
+    await this.#run("SELECT 1", []);
+  }
+
+  async close(): Promise<void> {
+    await this.#sql.close({ timeout: 0 }).catch(() => {});
+  }
+}
+
+/**
+ * The URL's TLS settings as Bun.SQL's `tls` option: libpq's mode names, or
+ * `node:tls`-style options where certificates are given (an object with
+ * CAs makes Bun verify; verify-ca then skips the host-name check).
+ */
+function tlsOption(url: DatabaseUrl): string | boolean | NodeTlsOptions {
+  const request = tlsRequest(url);
+  if (request.mode === "disable") return false;
+  if (withoutFiles(request)) return request.mode;
+  return nodeTlsOptions(request, url.host);
+}
+
+/** A Bun.SQL driver speaking the flavour's dialect. */
+export function bunSqlDriver(flavour: Flavour): Driver {
+  return {
+    name: "bun-sql",
+    dialect: flavour.dialect,
+    interleavedStreams: false,
+    async connect(url) {
+      const SQL = bunSql();
+      const { connect_timeout } = url.options;
+      const connection = flavour.session(url);
+      // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
+      const opened: { connection?: BunSqlConnection } = {};
+      const sql = new SQL({
+        adapter: flavour.dialect,
+        hostname: url.host,
+        port: url.port,
+        username: url.user || undefined,
+        password: url.password() || undefined,
+        database: url.database || undefined,
+        max: 1,
+        // Roost's pool decides when connections idle out or retire.
+        idleTimeout: 0,
+        maxLifetime: 0,
+        connectionTimeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
+        bigint: true,
+        prepare: true,
+        tls: tlsOption(url),
+        ...(Object.keys(connection).length > 0 ? { connection } : {}),
+        onclose: (error) => opened.connection?.lose(error ?? new Error("connection closed")),
+      });
+      const wrapped = opened.connection = new BunSqlConnection(sql, flavour);
+      try {
+        // The first round trip also learns the session's id, so a cut-off session can be ended on the server.
+        wrapped.backendId = Number((await wrapped.fetchOne(`SELECT ${flavour.backendId} AS id`, []))?.id);
+      } catch (error) {
+        await sql.close({ timeout: 0 }).catch(() => {});
+        const code = error instanceof QueryError || error instanceof ConnectionError ? error.code : undefined;
+        throw connectFailed(flavour.dialect, url, error, error instanceof Error ? error.cause ?? error : error, code);
+      }
+      await flavour.setUp?.(wrapped);
+      return wrapped;
+    },
+  };
+}

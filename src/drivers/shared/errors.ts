@@ -1,0 +1,99 @@
+/**
+ * Driver errors as Roost errors, written once for every driver: the
+ * translation skeleton (a `QueryError`, or a `ConnectionError` when the
+ * connection is gone), the `cause` a Roost error carries (a copy without
+ * what could hold query parameters), the socket failures every driver
+ * treats as a lost connection, and the error for a failed connect. Each
+ * dialect adds its own codes (`postgres/errors.ts`, `mysql/errors.ts`).
+ *
+ * @module
+ */
+import { ConnectionError, queryError, RoostError } from "../../errors.ts";
+
+/** The fields of a driver error the translation reads. */
+export interface DriverError {
+  code?: unknown;
+  errno?: unknown;
+  sqlState?: unknown;
+  message?: unknown;
+  fatal?: unknown;
+}
+
+/** How one driver's errors read. */
+export interface ErrorRules {
+  /** The dialect's name, for "… connection lost" messages. */
+  readonly dialect: string;
+  /** The error as a Roost error's `cause`: a copy without what could hold parameters (see `sanitizedCause`). */
+  cause(error: unknown): unknown;
+  /** Cleans quoted values out of a message (MySQL quotes them). */
+  readonly redact?: (text: string) => string;
+  /** The Roost error code, and whether the connection is gone. */
+  classify(error: DriverError): { code: string | undefined; fatal: boolean };
+}
+
+/**
+ * A driver's error as a Roost error: Roost's own errors as they are, a
+ * `ConnectionError` ("<dialect> connection lost: …") when `rules` say the
+ * connection is gone, else a `QueryError` carrying the statement.
+ */
+export function translateError(rules: ErrorRules, error: unknown, text: string): Error {
+  if (error instanceof RoostError) return error;
+  const raw = (typeof error === "object" && error !== null ? error : {}) as DriverError;
+  const message = typeof raw.message === "string" ? raw.message : String(error);
+  const redacted = rules.redact ? rules.redact(message) : message;
+  const cause = rules.cause(error);
+  const { code, fatal } = rules.classify(raw);
+  if (fatal) return new ConnectionError(`${rules.dialect} connection lost: ${redacted}`, { cause, code });
+  return queryError(redacted, { cause, code, sql: text });
+}
+
+/** The error's own `code` when it is a string (a socket's `ECONNREFUSED`, a driver's `CONNECTION_CLOSED`). */
+export function ownCode(error: unknown): string | undefined {
+  const code = (error as DriverError | null | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** Codes of the drivers' own (not the server's) that mean the connection is gone: its socket failed or closed. */
+const lostConnection =
+  /CONNECTION_(CLOSED|ENDED|DESTROYED)|(CONNECT|CONNECTION|IDLE|LIFETIME)_TIMEOUT|E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|NOTFOUND|HOSTUNREACH)/;
+
+/** True for a driver's or socket's code that means the connection is gone. */
+export function connectionLost(code: string | undefined): boolean {
+  return code !== undefined && lostConnection.test(code);
+}
+
+/**
+ * The `ConnectionError` for a connection that could not be opened: "could
+ * not connect to <dialect> at <host>:<port>: <reason>", with the cause and
+ * code the driver gives.
+ */
+export function connectFailed(
+  dialect: string,
+  url: { host: string; port: number },
+  error: unknown,
+  cause: unknown,
+  code: string | undefined,
+): ConnectionError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, { cause, code });
+}
+
+/** Copies an error's name, message, stack and the listed fields; `redact` cleans the message and stack. */
+export function sanitizedCause(
+  error: unknown,
+  fields: readonly string[],
+  redact: (text: string) => string = (text) => text,
+): unknown {
+  if (!(error instanceof Error)) return error;
+  const copy = new Error(redact(error.message));
+  copy.name = error.name;
+  const source = error as unknown as Record<string, unknown>;
+  const target = copy as unknown as Record<string, unknown>;
+  for (const field of fields) if (source[field] !== undefined) target[field] = source[field];
+  // Postgres's context lines quote bound values: `unnamed portal parameter $1 = '…'`, `JSON data, line 1: …`.
+  if (typeof target.where === "string") {
+    target.where = target.where.split("\n").filter((line) => !/parameter \$\d+ = |^JSON data/.test(line)).join("\n");
+  }
+  copy.stack = error.stack === undefined ? undefined : redact(error.stack);
+  return copy;
+}

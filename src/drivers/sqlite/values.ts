@@ -1,0 +1,47 @@
+/**
+ * SQLite values as Roost binds and reads them, for every SQLite driver.
+ *
+ * @module
+ */
+import type { Row } from "../../driver.ts";
+import { type BindRules, bindValue, exactInteger, setColumn } from "../shared/values.ts";
+
+/**
+ * Converts one value to what SQLite stores: booleans as 1/0, dates as ISO 8601
+ * text, byte views as blobs, plain objects and arrays as JSON text.
+ */
+function toSqlite(value: unknown, index: number): unknown {
+  return bindValue(value, index, sqliteRules);
+}
+
+const sqliteRules: BindRules = {
+  database: "SQLite",
+  boolean: (value) => value ? 1 : 0,
+  bigint: (value) => value,
+  date: (value) => value.toISOString(),
+};
+
+/** Converts parameters for binding; returns the same array when none needs converting. */
+export function sqliteParams(params: readonly unknown[]): readonly unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < params.length; i++) {
+    const value = params[i];
+    const converted = toSqlite(value, i);
+    if (converted !== value) {
+      out ??= params.slice();
+      out[i] = converted;
+    }
+  }
+  return out ?? params;
+}
+
+/** A plain-object copy of a row with integers returned exactly (a plain object is converted in place). */
+export function toRow(raw: unknown): Row {
+  const source = raw as Record<string, unknown>;
+  const row: Row = Object.getPrototypeOf(source) === Object.prototype ? source : {};
+  for (const key in source) {
+    const value = source[key];
+    setColumn(row, key, typeof value === "bigint" ? exactInteger(value) : value);
+  }
+  return row;
+}
