@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { OwnDatabase, runScript, runtime, type ScriptRun, serverTargets } from "./support.ts";
+import { runScript, runtime, type ScriptRun } from "../support/support.ts";
+import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
 
 /** Runs the example to its end with `env` over this process's environment. */
 const runExample = (env: Record<string, string>) => runScript("examples/birdwatch.ts", [], env);
@@ -29,7 +30,7 @@ describe(`the birdwatch example on [example sqlite memory · ${runtime}]`, () =>
   });
 });
 
-for (const target of serverTargets()) {
+for (const target of targets({ dialects: serverDialects, onePerDialect: true })) {
   describe(`the birdwatch example on [example ${target.dialect} · ${runtime}]`, () => {
     const own = new OwnDatabase(target, "roost_birdwatch");
     before(() => own.create());

@@ -13,11 +13,11 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { main } from "../src/cli.ts";
-import { packageVersion } from "../src/package_version.ts";
-import { runtime, skipUnless, tempDatabasePath } from "./support.ts";
+import { main } from "../../src/cli.ts";
+import { packageVersion } from "../../src/package_version.ts";
+import { runtime, skipUnless, tempDatabasePath } from "../support/support.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const root = fileURLToPath(new URL("../..", import.meta.url));
 const bin = join(root, "bin", "roost.js");
 const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
 
@@ -149,9 +149,9 @@ describe("roost command line, in process", () => {
   });
 
   test("the version is found from the sources, from a build in dist/ and from JSR", async () => {
-    assert.equal(await packageVersion(new URL("../src/cli.ts", import.meta.url)), version);
+    assert.equal(await packageVersion(new URL("../../src/cli.ts", import.meta.url)), version);
     // A build that compiles src/ to dist/src/ 1:1: dist/src/cli.js, not there yet, walks up to the same package.json.
-    assert.equal(await packageVersion(new URL("../dist/src/cli.js", import.meta.url)), version);
+    assert.equal(await packageVersion(new URL("../../dist/src/cli.js", import.meta.url)), version);
     // Installed: other package.json files on the way (a build's dist/package.json, the project's) are passed over.
     const project = join(cwd, "installed");
     const pkg = join(project, "node_modules", "@roost", "db");

@@ -12,9 +12,10 @@ import { Buffer } from "node:buffer";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Kysely } from "kysely";
-import { CommitUnknownError, ConnectionError, Database, type DialectName, type QueryEvent, sql } from "../mod.ts";
-import { RoostDialect } from "../src/kysely.ts";
-import { targets, uniqueName } from "./support.ts";
+import { CommitUnknownError, ConnectionError, Database, type DialectName, type QueryEvent, sql } from "../../mod.ts";
+import { RoostDialect } from "../../src/kysely.ts";
+import { uniqueName } from "../support/support.ts";
+import { serverDialects, targets } from "../support/targets.ts";
 
 /** True when `chunk`, read as whole messages of `dialect`'s protocol from its start, holds one that runs a statement. */
 function runsStatement(chunk: Uint8Array, dialect: DialectName): boolean {
@@ -135,7 +136,7 @@ function atPort(url: string, port: number): string {
 const rows = 500;
 const paramSets = Array.from({ length: rows }, (_, i) => [i, `row ${i}`]);
 
-for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
+for (const target of targets({ dialects: serverDialects })) {
   describe(`a connection lost at COMMIT ${target.label}`, () => {
     const direct = new Database(target.url, { driver: target.driver, pool: { max: 1 } });
     const table = uniqueName("commit_cut");

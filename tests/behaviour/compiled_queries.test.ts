@@ -51,8 +51,9 @@ import {
   QueryError,
   type QueryEvent,
   sql,
-} from "../mod.ts";
-import { columnType, targets, uniqueName } from "./support.ts";
+} from "../../mod.ts";
+import { columnType, uniqueName } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
 /** A row of the read-only `items` table. */
 type Item = { id: number; grp: number; name: string };

@@ -1,4 +1,11 @@
-/** URLs and options: typed validation, and the password never printed anywhere. */
+/**
+ * URLs that reach a driver: SQLite's `:memory:` forms open an in-memory
+ * database on every SQLite driver; a missing driver package (a project
+ * without node_modules/postgres or mysql2, on each runtime) or built-in is a
+ * `ConfigError` `ROOST_DRIVER_UNAVAILABLE` saying what to install, with no
+ * password, in the API and the CLI. (Option validation at construction:
+ * tests/unit/options.test.ts.)
+ */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -6,152 +13,20 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { inspect } from "node:util";
-import { ConfigError, Database, type Driver, type DriverName, parseDatabaseUrl, sql } from "../mod.ts";
+import { Database, type DriverName, sql } from "../../mod.ts";
 import { tmpdir } from "node:os";
-import { main } from "../src/cli.ts";
-import { driverUnavailable } from "../src/drivers/mod.ts";
-import { runtime, type ScriptRun, targets } from "./support.ts";
+import { driverUnavailable } from "../../src/drivers/mod.ts";
+import { assertHidden, runtime, type ScriptRun } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
-const repository = fileURLToPath(new URL("..", import.meta.url));
+const repository = fileURLToPath(new URL("../..", import.meta.url));
 
 const secret = "s3cr3t-P@ss:w/rd";
 const encoded = encodeURIComponent(secret);
 
-/** Every rendering of an error or object a user or a log could see. */
-function renderings(value: unknown): string[] {
-  const out = [String(value), inspect(value, { depth: 10, showHidden: true })];
-  try {
-    out.push(JSON.stringify(value) ?? "");
-  } catch {
-    // not serialisable: nothing to search
-  }
-  if (value instanceof Error) {
-    out.push(value.message, value.stack ?? "", inspect(value.cause, { depth: 10 }), String(value.cause ?? ""));
-  }
-  const runtime = globalThis as { Deno?: { inspect(v: unknown): string }; Bun?: { inspect(v: unknown): string } };
-  if (runtime.Deno) out.push(runtime.Deno.inspect(value));
-  if (runtime.Bun) out.push(runtime.Bun.inspect(value));
-  return out;
-}
-
 function assertNoSecret(value: unknown): void {
-  for (const text of renderings(value)) {
-    assert.ok(!text.includes(secret) && !text.includes(encoded), `password leaked in: ${text.slice(0, 200)}`);
-  }
+  assertHidden(value, [secret, encoded], "password leaked");
 }
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
-    return error;
-  }
-  assert.fail("expected a ConfigError");
-}
-
-describe("database URLs", () => {
-  test("each accepted form parses to its parts", () => {
-    assert.deepEqual(
-      { ...parseDatabaseUrl(`postgres://app:${encoded}@db.example:6543/shop?sslmode=require&connect_timeout=5`) },
-      {
-        dialect: "postgres",
-        scheme: "postgres:",
-        host: "db.example",
-        port: 6543,
-        user: "app",
-        database: "shop",
-        options: { sslmode: "require", connect_timeout: 5 },
-      },
-    );
-    assert.equal(parseDatabaseUrl(`postgres://app:${encoded}@h/d`).password(), secret);
-    assert.equal(parseDatabaseUrl("postgresql://h/d").port, 5432);
-    assert.equal(parseDatabaseUrl("mariadb://root@127.0.0.1/test").dialect, "mysql");
-    assert.equal(parseDatabaseUrl("mysql://root@[::1]:3307/test").host, "::1");
-    assert.equal(parseDatabaseUrl("sqlite::memory:").inMemory, true);
-    assert.equal(parseDatabaseUrl("sqlite:data/app.db").database, "data/app.db");
-    assert.equal(parseDatabaseUrl("sqlite:///var/lib/app.db?mode=ro").database, "/var/lib/app.db");
-    assert.deepEqual(parseDatabaseUrl("sqlite:x.db?busy_timeout=250&foreign_keys=off").options, {
-      busy_timeout: 250,
-      foreign_keys: false,
-    });
-  });
-
-  test("bad URLs and options are ConfigErrors that never contain the password", () => {
-    const bad = [
-      `ftp://app:${encoded}@host/db`,
-      `postgres://app:${encoded}@host:99999/db`,
-      `postgres://app:${encoded}@host/db?sslmode=sometimes`,
-      `postgres://app:${encoded}@host/db?colour=blue`,
-      `postgres://app:${encoded}@host/db?connect_timeout=soon`,
-      `postgres://app:${encoded}@host/db/extra`,
-      `postgres:app:${encoded}@host/db`,
-      `mysql://app:${encoded}@host/db?sslmode=require`,
-      `postgres://app:${secret}@host/db`,
-      `postgres://app:${encoded}%zz@host/db`,
-      `sqlite://host/${encoded}.db`,
-      `sqlite:`,
-      `sqlite:x.db?mode=${encoded}`,
-      `${secret}`,
-      `postgres://app:${encoded}@host/db?sslmode=require&sslmode=disable`,
-    ];
-    for (const url of bad) {
-      let error: unknown;
-      try {
-        new Database(url);
-      } catch (caught) {
-        error = caught;
-      }
-      if (error === undefined) continue; // a URL that parses is checked by the next test
-      assert.ok(error instanceof ConfigError, `${url}: ${error}`);
-      assertNoSecret(error);
-    }
-    assert.ok(
-      configError(() => new Database(`postgres://app:${encoded}@host/db?colour=blue`)).message.includes("colour"),
-    );
-    // @ts-expect-error: not a string
-    configError(() => new Database(42));
-  });
-
-  test("a parsed URL and a Database never show the password when printed, logged or serialised", () => {
-    const url = parseDatabaseUrl(`postgres://app:${encoded}@host/db`);
-    assertNoSecret(url);
-    assert.equal(String(url), "postgres://app:***@host:5432/db");
-    // This test never connects; the stand-in driver only satisfies the constructor.
-    const driver: Driver = {
-      name: "never-connects",
-      dialect: "postgres",
-      interleavedStreams: false,
-      connect: () => Promise.reject(new Error("not used")),
-    };
-    const db = new Database(`postgres://app:${encoded}@host/db`, { driver });
-    assertNoSecret(db);
-    assert.ok(String(db).includes("***"));
-  });
-});
-
-describe("Database options", () => {
-  test("unknown and mistyped options are ConfigErrors naming the option", () => {
-    // @ts-expect-error: unknown option
-    assert.match(configError(() => new Database("sqlite::memory:", { pools: {} })).message, /pools/);
-    // @ts-expect-error: unknown pool option
-    assert.match(configError(() => new Database("sqlite::memory:", { pool: { maximum: 3 } })).message, /maximum/);
-    configError(() => new Database("sqlite::memory:", { pool: { max: 0 } }));
-    configError(() => new Database("sqlite::memory:", { pool: { max: 2, min: 3 } }));
-    configError(() => new Database("sqlite::memory:", { pool: { acquireTimeout: -1 } }));
-    configError(() => new Database("sqlite::memory:", { pool: { idleTimeout: 1.5 } }));
-    configError(() => new Database("sqlite::memory:", { name: "" }));
-    // @ts-expect-error: not a driver
-    assert.match(configError(() => new Database("sqlite::memory:", { driver: "oracle" })).message, /oracle/);
-    // @ts-expect-error: not an options object
-    configError(() => new Database("sqlite::memory:", "fast"));
-  });
-
-  test("a driver for another dialect or runtime is refused at construction", () => {
-    configError(() => new Database("sqlite::memory:", { driver: "Bun" in globalThis ? "node-sqlite" : "bun-sqlite" }));
-  });
-});
 
 /** Where a SQLite instance keeps its main database: "" when in memory, else the file's path. */
 async function mainFile(db: Database): Promise<string> {
@@ -172,31 +47,7 @@ async function opened(url: string, driver: DriverName): Promise<string> {
 }
 
 describe("SQLite URLs: :memory: and the filesystem root", () => {
-  test("`:memory:` is in memory in every SQLite URL form, with or without options", () => {
-    for (const form of ["sqlite::memory:", "sqlite://:memory:", "sqlite:///:memory:", "sqlite:%3Amemory%3A"]) {
-      for (const query of ["", "?mode=ro", "?worker=true&foreign_keys=off"]) {
-        const url = parseDatabaseUrl(`${form}${query}`);
-        assert.equal(url.inMemory, true, `${form}${query}`);
-        assert.equal(url.database, ":memory:", `${form}${query}`);
-        assert.deepEqual(url.options, parseDatabaseUrl(`sqlite::memory:${query}`).options, `${form}${query}`);
-      }
-    }
-  });
-
-  test("a SQLite file in the filesystem root is a ConfigError ROOST_SQLITE_ROOT_PATH; other absolute paths parse", () => {
-    for (const url of ["sqlite:///app.db", "sqlite:////app.db", "sqlite:/app.db", "sqlite:%2Fapp.db", "sqlite:///"]) {
-      const error = configError(() => new Database(`${url}?mode=rwc`));
-      assert.equal(error.code, "ROOST_SQLITE_ROOT_PATH", url);
-      assert.match(error.message, /filesystem root.*sqlite:app\.db/, url);
-    }
-    configError(() => parseDatabaseUrl("sqlite:///tmp/../app.db"));
-    assert.equal(parseDatabaseUrl("sqlite:///var/data/app.db").database, "/var/data/app.db");
-    assert.equal(parseDatabaseUrl("sqlite:////var/data/app.db").database, "//var/data/app.db");
-    assert.equal(parseDatabaseUrl("sqlite:app.db").database, "app.db");
-    assert.equal(parseDatabaseUrl("sqlite:./app.db").database, "./app.db");
-  });
-
-  for (const target of targets().filter((t) => t.label === `[sqlite memory · ${t.driver}]`)) {
+  for (const target of targets({ places: ["sqlite memory"] })) {
     const driver = target.driver;
     test(`sqlite:///:memory: and sqlite://:memory: open an in-memory database, alone and with worker=true or mode=ro ${target.label}`, async () => {
       const queries = driver === "deno-sqlite" ? ["", "?mode=ro"] : ["", "?worker=true", "?mode=ro"];
@@ -209,18 +60,6 @@ describe("SQLite URLs: :memory: and the filesystem root", () => {
       }
     });
   }
-
-  test("the migrate CLI refuses DATABASE_URL=sqlite:///app.db with the root-path message and code", async () => {
-    const errors: string[] = [];
-    const code = await main(["status"], {
-      out: () => {},
-      err: (line) => errors.push(line),
-      env: { DATABASE_URL: "sqlite:///app.db" },
-      cwd: tmpdir(),
-    });
-    assert.equal(code, 1);
-    assert.match(errors.join("\n"), /filesystem root.*ROOST_SQLITE_ROOT_PATH/s);
-  });
 });
 
 /**

@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import {
   ClosedError,
-  ConfigError,
   type Connection,
   ConnectionError,
   Database,
@@ -22,8 +21,9 @@ import {
   RoostError,
   sql,
   type Transaction,
-} from "../mod.ts";
-import { OwnDatabase, signal, sleep, type Target, targets, tempDatabasePath, uniqueTable, within } from "./support.ts";
+} from "../../mod.ts";
+import { signal, sleep, tempDatabasePath, uniqueTable, within } from "../support/support.ts";
+import { OwnDatabase, type Target, targets } from "../support/targets.ts";
 
 /** What the scopes under test have in common: `db`, a context's handle. */
 interface Runner extends Queryable {
@@ -113,7 +113,7 @@ function unreachableReplica(target: Target, path: string): string {
   return `sqlite://${path}?mode=ro${target.url.includes("worker=true") ? "&worker=true" : ""}`;
 }
 
-for (const target of targets().filter((t) => !t.url.includes(":memory:"))) {
+for (const target of targets({ places: ["sqlite file", "sqlite worker", "postgres", "mysql"] })) {
   const server = target.dialect !== "sqlite";
   const postgres = target.dialect === "postgres";
 
@@ -523,24 +523,3 @@ for (const target of targets().filter((t) => !t.url.includes(":memory:"))) {
     });
   });
 }
-
-describe("connectionScope option (no target)", () => {
-  test('"context" with sqlite::memory: and an unknown value are ConfigErrors', async () => {
-    assert.throws(
-      () => new Database("sqlite::memory:", { connectionScope: "context" }),
-      (error: unknown) => error instanceof ConfigError && /in-memory/.test(error.message),
-    );
-    for (const url of ["sqlite::memory:", `sqlite://${tempDatabasePath()}`, "postgres://app@127.0.0.1:1/app"]) {
-      assert.throws(
-        () => new Database(url, { connectionScope: "bogus" as "context" }),
-        (error: unknown) => error instanceof ConfigError && /connectionScope/.test(error.message),
-        url,
-      );
-    }
-    const fine = [
-      new Database("sqlite::memory:", { connectionScope: "instance" }),
-      new Database(`sqlite://${tempDatabasePath()}`, { connectionScope: "context" }),
-    ];
-    await Promise.all(fine.map((db) => db.close()));
-  });
-});

@@ -5,10 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { sql } from "../mod.ts";
-import { skipUnless, targets } from "./support.ts";
+import { sql } from "../../mod.ts";
+import { skipUnless } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
-const target = targets().find((candidate) => candidate.driver === "deno-postgres");
+const target = targets({ drivers: ["deno-postgres"] })[0];
 
 describe("deno-postgres", () => {
   test(

@@ -15,18 +15,10 @@ import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Miniflare } from "miniflare";
-import {
-  eventually,
-  OwnDatabase,
-  runtime,
-  sleep,
-  type Target,
-  targets,
-  tempDatabasePath,
-  uniqueName,
-} from "./support.ts";
+import { eventually, runtime, sleep, tempDatabasePath, uniqueName } from "../support/support.ts";
+import { OwnDatabase, serverDialects, type Target, targets } from "../support/targets.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const root = fileURLToPath(new URL("../..", import.meta.url));
 
 interface Note {
   id: number;
@@ -43,9 +35,8 @@ type Ask = (method: string, path: string, body?: string) => Promise<Answer>;
 
 /** One server dialect the suite can reach: the first target of each (any driver can create databases). */
 const servers: { place: string; target: Target }[] = [];
-for (const target of targets()) {
-  if (target.dialect === "sqlite" || servers.some((s) => s.target.dialect === target.dialect)) continue;
-  servers.push({ place: target.label.slice(1).split(" · ")[0], target });
+for (const target of targets({ dialects: serverDialects, onePerDialect: true })) {
+  servers.push({ place: target.place, target });
 }
 
 /** A server example running as a child process. */
@@ -211,7 +202,7 @@ for (const { place, target } of places) {
 }
 
 // The Worker example runs from Node only: miniflare drives the workerd binary from there.
-const harness = runtime === "node" ? await import("./workerd/harness.ts") : undefined;
+const harness = runtime === "node" ? await import("../support/workerd/harness.ts") : undefined;
 if (harness === undefined) console.warn(`SKIPPING [example worker · workerd]: the Worker example is driven from Node`);
 let workerScript: Promise<string> | undefined; // bundled once, by the first Worker suite
 

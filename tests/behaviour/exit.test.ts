@@ -7,12 +7,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { sql } from "../mod.ts";
-import { eventually, OwnDatabase, runtime, targets, tempDatabasePath } from "./support.ts";
+import { sql } from "../../mod.ts";
+import { eventually, runtime, tempDatabasePath } from "../support/support.ts";
+import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
 
-const fixture = fileURLToPath(new URL("./fixtures/forgotten_pool.ts", import.meta.url));
-const waitingCaller = fileURLToPath(new URL("./fixtures/waiting_caller.ts", import.meta.url));
-const closeBusy = fileURLToPath(new URL("./fixtures/close_busy.ts", import.meta.url));
+const fixture = fileURLToPath(new URL("../support/fixtures/forgotten_pool.ts", import.meta.url));
+const waitingCaller = fileURLToPath(new URL("../support/fixtures/waiting_caller.ts", import.meta.url));
+const closeBusy = fileURLToPath(new URL("../support/fixtures/close_busy.ts", import.meta.url));
 const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
 
 /** Runs the runtime with `args` to its exit (killed after `limitMs`); `markedAt`: when stdout first showed `mark`. */
@@ -57,7 +58,7 @@ describe("process exit", () => {
 });
 
 describe("process exit after close({ timeout }) cut off busy connections", () => {
-  for (const target of targets().filter((candidate) => candidate.dialect !== "sqlite")) {
+  for (const target of targets({ dialects: serverDialects })) {
     const postgres = target.dialect === "postgres";
     test(
       `20 60 s sleeps on a pool of 10, close({ timeout: 100 }): the process exits long before they end, and the server stops them ${target.label}`,

@@ -24,20 +24,10 @@ import {
   QueryCanceledError,
   QueryError,
   sql,
-} from "../mod.ts";
-import { createStandby, type Standby } from "./standby.ts";
-import {
-  eventually,
-  inCi,
-  OwnDatabase,
-  signal,
-  skipUnless,
-  sleep,
-  type Target,
-  targets,
-  uniqueName,
-  uniqueTable,
-} from "./support.ts";
+} from "../../mod.ts";
+import { createStandby, type Standby } from "../support/standby.ts";
+import { eventually, inCi, signal, skipUnless, sleep, uniqueName, uniqueTable } from "../support/support.ts";
+import { OwnDatabase, type Target, targets } from "../support/targets.ts";
 
 /** Every promise rejection nobody handled while this file ran. */
 const unhandled: unknown[] = [];
@@ -219,7 +209,7 @@ const expectedCodes: Record<DialectName, Record<Failing, string>> = {
 const standbyLabel = (target: Target) => target.label.replace("[postgres ·", "[postgres standby ·");
 
 // 1. A Postgres server restarted while 50 queries are in flight.
-for (const target of targets().filter((t) => t.dialect === "postgres")) {
+for (const target of targets({ dialects: ["postgres"] })) {
   describe(`server restart on ${standbyLabel(target)}`, () => {
     let standby: Standby | undefined;
 
@@ -801,12 +791,11 @@ for (const target of targets()) {
     for (const { how, url, options } of postgres ? setups : []) {
       test(
         `${how} never cuts off connection set-up: 10 fresh connections held up past the timeout by a locked type catalogue all open; a longer statement is still cancelled`,
-        {
-          timeout: 30_000,
-          skip: target.driver === "deno-postgres"
-            ? "deno-postgres runs no set-up query: its first statement is the user's, which the timeout rightly covers"
-            : false,
-        },
+        skipUnless(
+          target.driver !== "deno-postgres",
+          "deno-postgres runs no set-up query: its first statement is the user's, which the timeout rightly covers",
+          { timeout: 30_000 },
+        ),
         async () => {
           // The drivers' set-up reads pg_type (postgres.js's array types; every first query of a backend):
           // an exclusive lock on it in the suite's database holds set-up up for as long as the test likes.

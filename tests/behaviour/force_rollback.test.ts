@@ -1,9 +1,10 @@
 /** `forceRollback`: one outer transaction per instance, rolled back at close, on every target. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ConfigError, type Database, QueryError, ReadOnlyError, sql } from "../mod.ts";
-import { column, defineTable } from "../src/model/mod.ts";
-import { targets, uniqueName, uniqueTable } from "./support.ts";
+import { ConfigError, type Database, QueryError, ReadOnlyError, sql } from "../../mod.ts";
+import { column, defineTable } from "../../src/model/mod.ts";
+import { uniqueName, uniqueTable } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
 for (const target of targets()) {
   const memory = target.url.includes(":memory:");

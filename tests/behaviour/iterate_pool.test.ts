@@ -8,9 +8,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Kysely, sql as ksql } from "kysely";
-import { type Database, type DatabaseOptions, PoolTimeoutError, QueryError, sql } from "../mod.ts";
-import { RoostDialect } from "../src/kysely.ts";
-import { signal, type Target, targets } from "./support.ts";
+import { type Database, type DatabaseOptions, PoolTimeoutError, QueryError, sql } from "../../mod.ts";
+import { RoostDialect } from "../../src/kysely.ts";
+import { signal, skipUnless } from "../support/support.ts";
+import { type Target, targets } from "../support/targets.ts";
 
 const rows = 200;
 const batchSize = 10;
@@ -178,7 +179,7 @@ for (const target of targets()) {
 
     test(
       "a server error part-way through a stream that gave its connection back comes after the rows before it",
-      { skip: target.dialect === "sqlite" ? "a SQLite stream lends its connection: nothing is read ahead" : false },
+      skipUnless(target.dialect !== "sqlite", "a SQLite stream lends its connection: nothing is read ahead"),
       async () => {
         const db = open();
         // Row 150 fails on the server: a division by zero (Postgres), a subquery with two rows (MySQL).
@@ -212,7 +213,7 @@ for (const target of targets()) {
     const replicaUrl = replicaUrlOf(target);
     test(
       'reads: "replicas": a read inside the loop is answered on a replica pool of one',
-      { skip: replicaUrl === undefined ? "an in-memory SQLite database cannot have a replica" : false },
+      skipUnless(replicaUrl !== undefined, "an in-memory SQLite database cannot have a replica"),
       async () => {
         const db = open({ replicas: [replicaUrl!], routing: { reads: "replicas" } });
         try {

@@ -7,14 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ConfigError, ConnectionError, Database, type DriverName, sql } from "../mod.ts";
-import { denoPostgres } from "../src/drivers/deno_postgres.ts";
-import { denoSqlite } from "../src/drivers/deno_sqlite.ts";
+import { ConfigError, ConnectionError, Database, type DriverName, sql } from "../../mod.ts";
+import { denoPostgres } from "../../src/drivers/deno_postgres.ts";
+import { denoSqlite } from "../../src/drivers/deno_sqlite.ts";
+import { inCi, serverUrls } from "../support/support.ts";
 
 const onDeno = "Deno" in globalThis && !("Bun" in globalThis);
-const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
-const inCi = env.CI === "true" || env.CI === "1";
-const postgresUrl = env.ROOST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const postgresUrl = serverUrls.postgres;
 
 const drivers = [
   { name: "deno-postgres", object: denoPostgres, url: postgresUrl, specifier: "jsr:@db/postgres@^0.19" },

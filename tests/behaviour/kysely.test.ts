@@ -19,9 +19,10 @@ import {
   RegistryError,
   sql,
   TransactionError,
-} from "../mod.ts";
-import { RoostDialect } from "../src/kysely.ts";
-import { columnType, type Target, targets, tempDatabasePath, uniqueName } from "./support.ts";
+} from "../../mod.ts";
+import { RoostDialect } from "../../src/kysely.ts";
+import { columnType, tempDatabasePath, uniqueName } from "../support/support.ts";
+import { type Target, targets } from "../support/targets.ts";
 
 /** The table every case uses, as Kysely sees it. */
 interface BirdTable {
@@ -441,7 +442,7 @@ for (const target of targets()) {
   });
 }
 
-/** The target's database opened as a read-only replica of itself (see tests/routing.test.ts). */
+/** The target's database opened as a read-only replica of itself (see tests/behaviour/routing.test.ts). */
 function replicaUrlOf(target: Target): string | undefined {
   if (target.dialect !== "sqlite") return target.url;
   if (target.url.includes(":memory:")) return undefined;

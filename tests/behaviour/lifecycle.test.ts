@@ -1,8 +1,9 @@
 /** Lazy connection, close, the pool's limits and the registry. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ClosedError, ConnectionError, Database, PoolTimeoutError, QueryError, RegistryError, sql } from "../mod.ts";
-import { signal, sleep, targets, tempDatabasePath, uniqueName, within } from "./support.ts";
+import { ClosedError, ConnectionError, Database, PoolTimeoutError, QueryError, RegistryError, sql } from "../../mod.ts";
+import { signal, sleep, tempDatabasePath, uniqueName, within } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
 describe("connecting and closing", () => {
   test("nothing connects before the first query", async () => {

@@ -11,7 +11,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ConfigError, Database, type Queryable, QueryError, type QueryEvent, sql, TransactionError } from "../mod.ts";
+import {
+  ConfigError,
+  Database,
+  type Queryable,
+  QueryError,
+  type QueryEvent,
+  sql,
+  TransactionError,
+} from "../../mod.ts";
 import {
   compareRevisions,
   type Migration,
@@ -21,19 +29,12 @@ import {
   parseMigrationFileName,
   parseSqlMigration,
   splitStatements,
-} from "../src/migrate/mod.ts";
-import { lockKey } from "../src/migrate/lock.ts";
-import {
-  OwnDatabase,
-  postgresJsMajor,
-  runtime,
-  type Target,
-  targets,
-  tempDatabasePath,
-  uniqueName,
-} from "./support.ts";
+} from "../../src/migrate/mod.ts";
+import { lockKey } from "../../src/migrate/lock.ts";
+import { postgresJsMajor, runtime, skipUnless, tempDatabasePath, uniqueName } from "../support/support.ts";
+import { OwnDatabase, type Target, targets } from "../support/targets.ts";
 
-const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
+const fixture = (name: string) => fileURLToPath(new URL(`../support/fixtures/${name}/`, import.meta.url));
 
 /** Asserts that `promise` rejects with a `MigrationError` of `code`, and returns it. */
 async function migrationError(promise: Promise<unknown>, code: string): Promise<MigrationError> {
@@ -619,7 +620,7 @@ for (const target of targets()) {
     test("TypeScript and JavaScript modules from a directory, next to SQL files", async () => {
       const table = uniqueName("modules");
       const migrator = new Migrator(own.db, {
-        directory: new URL("./fixtures/migrations_modules/", import.meta.url),
+        directory: new URL("../support/fixtures/migrations_modules/", import.meta.url),
         table,
       });
       try {
@@ -848,23 +849,25 @@ for (const target of targets()) {
 }
 
 describe("migrations on Workers", () => {
-  const postgres = targets().find((target) => target.dialect === "postgres");
-  const skip = runtime !== "node"
+  const postgres = targets({ dialects: ["postgres"] })[0];
+  const unmet = runtime !== "node"
     ? "workerd is driven from Node (miniflare)"
     : postgres === undefined
     ? "no Postgres server (the only dialect a Worker reaches without nodejs_compat)"
     : postgresJsMajor >= 4
     ? "postgres.js 4 imports node:os, node:net …: on Workers it needs nodejs_compat"
-    : false;
+    : "";
 
   test(
     "@roost/db/migrate bundles without Node built-ins and migrates from a list in workerd",
-    { skip },
+    skipUnless(unmet === "", unmet),
     async () => {
-      const harness = await import("./workerd/harness.ts");
+      const harness = await import("../support/workerd/harness.ts");
       // Without nodejs_compat any Node built-in that esbuild can see fails the build.
       await harness.bundleWorker("src/migrate/mod.ts", { nodejsCompat: false });
-      const script = await harness.bundleWorker("tests/fixtures/migrations_worker/worker.ts", { nodejsCompat: false });
+      const script = await harness.bundleWorker("tests/support/fixtures/migrations_worker/worker.ts", {
+        nodejsCompat: false,
+      });
       let output = "";
       const worker = harness.startWorker(script, {
         nodejsCompat: false,

@@ -13,9 +13,10 @@ import {
   QueryError,
   sql,
   TooManyResultsError,
-} from "../mod.ts";
-import { column, defineTable, type TableInsert, type TableRow } from "../src/model/mod.ts";
-import { targets, uniqueName } from "./support.ts";
+} from "../../mod.ts";
+import { column, defineTable, type TableInsert, type TableRow } from "../../src/model/mod.ts";
+import { uniqueName } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
 /** True when `A` and `B` are the same type. */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;

@@ -12,8 +12,9 @@ import {
   type QueryEvent,
   RoostError,
   sql,
-} from "../mod.ts";
-import { targets, uniqueName } from "./support.ts";
+} from "../../mod.ts";
+import { uniqueName } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
 /** 23 rows: ids 1…23, `grp` = id % 3 (so `grp` ties), `name` = "n<id>". */
 const ROWS = 23;

@@ -16,21 +16,12 @@ import {
   type Queryable,
   QueryError,
   sql,
-} from "../mod.ts";
-import { shareWithin } from "../src/pool.ts";
-import {
-  eventually,
-  OwnDatabase,
-  signal,
-  skipUnless,
-  sleep,
-  targets,
-  uniqueName,
-  uniqueTable,
-  within,
-} from "./support.ts";
+} from "../../mod.ts";
+import { shareWithin } from "../../src/pool.ts";
+import { eventually, signal, skipUnless, sleep, uniqueName, uniqueTable, within } from "../support/support.ts";
+import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
 
-for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
+for (const target of targets({ dialects: serverDialects })) {
   const postgres = target.dialect === "postgres";
   describe(`pool on ${target.label}`, () => {
     const own = new OwnDatabase(target, "roost_pool");
@@ -135,7 +126,7 @@ for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
       const running = Array.from({ length: 50 }, (_, i) => db.fetchVal<number>(sql`select ${i} + 0 as n`));
       const { busy, waiting, size } = db.stats().primary;
       assert.ok(size <= 2 && busy <= 2, JSON.stringify(db.stats().primary));
-      // A pipelining driver queues a few statements on each busy connection (tests/pool.test.ts); the rest wait.
+      // A pipelining driver queues a few statements on each busy connection (tests/unit/pool_share.test.ts); the rest wait.
       assert.ok(waiting > 0 && waiting <= 48, JSON.stringify(db.stats().primary));
       assert.deepEqual((await Promise.all(running)).map(Number), Array.from({ length: 50 }, (_, i) => i));
       assert.ok((await serverConnections()) <= 2);

@@ -2,8 +2,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { inspect } from "node:util";
-import { Database, QueryError, sql } from "../mod.ts";
-import { columnType, skipUnless, targets, uniqueTable } from "./support.ts";
+import { Database, QueryError, sql } from "../../mod.ts";
+import { columnType, skipUnless, uniqueTable } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
 for (const target of targets()) {
   describe(`queries on ${target.label}`, () => {

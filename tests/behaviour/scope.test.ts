@@ -1,8 +1,9 @@
 /** Scopes belong to their instance and to the async call tree that entered them. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ClosedError, Database, sql, TransactionError } from "../mod.ts";
-import { signal, targets, tempDatabasePath, uniqueTable } from "./support.ts";
+import { ClosedError, Database, sql, TransactionError } from "../../mod.ts";
+import { signal, tempDatabasePath, uniqueTable } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
 describe("scope isolation (SQLite file, pool of several connections)", () => {
   const url = `sqlite://${tempDatabasePath()}`;

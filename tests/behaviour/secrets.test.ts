@@ -9,7 +9,11 @@
  * connections (closed port, wrong password, unknown user) against the real
  * servers, and every rendering is searched for the secrets, raw and
  * percent-encoded. MySQL gets users of this file's own, so the password is
- * really sent and checked; Postgres trusts any password.
+ * really sent and checked; Postgres trusts any password. Instances that never
+ * connect (a parsed URL, a Database, one with replicas) are checked too.
+ * This file is the home of "no secret shows"; a ConfigError for bad input
+ * that must not show its password is checked with the input, in
+ * tests/unit/options.test.ts.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -19,14 +23,17 @@ import {
   ConnectionError,
   Database,
   type DatabaseOptions,
+  type Driver,
+  parseDatabaseUrl,
   PoolTimeoutError,
   QueryError,
   type QueryEvent,
   RegistryError,
   sql,
   TransactionError,
-} from "../mod.ts";
-import { signal, type Target, targets, uniqueName, uniqueTable } from "./support.ts";
+} from "../../mod.ts";
+import { assertHidden, signal, uniqueName, uniqueTable } from "../support/support.ts";
+import { type Target, targets } from "../support/targets.ts";
 
 type SqlQuery = ReturnType<typeof sql>;
 
@@ -777,6 +784,43 @@ for (const target of targets()) {
     );
   });
 }
+
+/** Checks of instances that never connect: their printed, logged and serialised forms. */
+describe("database URLs", () => {
+  const urlPassword = "s3cr3t-P@ss:w/rd";
+  const encoded = encodeURIComponent(urlPassword);
+  const assertNoSecret = (value: unknown) => assertHidden(value, [urlPassword, encoded], "password leaked");
+
+  test("a parsed URL and a Database never show the password when printed, logged or serialised", () => {
+    const url = parseDatabaseUrl(`postgres://app:${encoded}@host/db`);
+    assertNoSecret(url);
+    assert.equal(String(url), "postgres://app:***@host:5432/db");
+    // This test never connects; the stand-in driver only satisfies the constructor.
+    const driver: Driver = {
+      name: "never-connects",
+      dialect: "postgres",
+      interleavedStreams: false,
+      connect: () => Promise.reject(new Error("not used")),
+    };
+    const db = new Database(`postgres://app:${encoded}@host/db`, { driver });
+    assertNoSecret(db);
+    assert.ok(String(db).includes("***"));
+  });
+});
+
+describe("routing options", () => {
+  test("a replica's password appears nowhere: String, JSON, inspect, stats", async () => {
+    const db = new Database("postgres://app:primary-pw@127.0.0.1:1/app", {
+      replicas: ["postgres://app:replica-pw@127.0.0.1:1/app"],
+    });
+    const { inspect } = await import("node:util");
+    for (const text of [String(db), JSON.stringify(db), inspect(db), JSON.stringify(db.stats())]) {
+      assert.ok(!text.includes("primary-pw") && !text.includes("replica-pw"), text);
+    }
+    assert.equal(db.toJSON().replicas.length, 1);
+    await db.close();
+  });
+});
 
 describe("secrets: the harness", () => {
   test("finds a planted password in an error's cause, an event and console output", () => {

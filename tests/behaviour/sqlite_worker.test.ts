@@ -8,11 +8,11 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { compile, ConfigError, ConnectionError, Database, parseDatabaseUrl, QueryError, sql } from "../mod.ts";
-import { driverLoader } from "../src/drivers/mod.ts";
-import { SqliteConnection } from "../src/drivers/sqlite.ts";
-import { SqliteWorkerConnection } from "../src/drivers/sqlite_worker.ts";
-import { runtime, tempDatabasePath } from "./support.ts";
+import { compile, ConfigError, ConnectionError, Database, parseDatabaseUrl, QueryError, sql } from "../../mod.ts";
+import { driverLoader } from "../../src/drivers/mod.ts";
+import { SqliteConnection } from "../../src/drivers/sqlite.ts";
+import { SqliteWorkerConnection } from "../../src/drivers/sqlite_worker.ts";
+import { runtime, tempDatabasePath } from "../support/support.ts";
 
 /** A query that keeps SQLite busy for a while (a few hundred ms) without touching any table. */
 const longQuery = sql`with recursive c(n) as (select 1 union all select n + 1 from c where n < 3000000)
@@ -45,7 +45,7 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   assert.fail("expected the call to fail");
 }
 
-const fixture = fileURLToPath(new URL("./fixtures/sqlite_worker_exit.ts", import.meta.url));
+const fixture = fileURLToPath(new URL("../support/fixtures/sqlite_worker_exit.ts", import.meta.url));
 const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
 
 /** Runs the exit fixture on this runtime; resolves with how it ended and how long it took after printing "done". */

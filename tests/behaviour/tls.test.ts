@@ -2,7 +2,7 @@
  * TLS: each URL `sslmode` maps to the driver's options with libpq's meanings
  * on Postgres (and MySQL's on MySQL), and certificates are verified for
  * `verify-ca` / `verify-full`. A private PostgreSQL server with TLS (see
- * tests/tls_server.ts: its own CA, a server certificate for `localhost`
+ * tests/support/tls_server.ts: its own CA, a server certificate for `localhost`
  * only, a user that must present a client certificate) is started for this
  * file and removed after it; every Postgres driver of the runtime connects to
  * it in each mode, and `pg_stat_ssl` says whether the session is encrypted.
@@ -19,10 +19,10 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
-import { ConfigError, ConnectionError, Database, type DriverName, parseDatabaseUrl, sql } from "../mod.ts";
-import { availableDrivers } from "../src/drivers/mod.ts";
-import { targets } from "./support.ts";
-import { CERT_USER, startTlsServer, TLS_ONLY_USER, type TlsServer } from "./tls_server.ts";
+import { ConfigError, ConnectionError, Database, type DriverName, parseDatabaseUrl, sql } from "../../mod.ts";
+import { availableDrivers } from "../../src/drivers/mod.ts";
+import { targets } from "../support/targets.ts";
+import { CERT_USER, startTlsServer, TLS_ONLY_USER, type TlsServer } from "../support/tls_server.ts";
 
 /** What a connection attempt must come to. */
 type Expect = "tls" | "plain" | "connects" | "refused";
@@ -287,7 +287,7 @@ describe("TLS URL options", () => {
   });
 
   test("README documents the sslmode values and the certificate options", () => {
-    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
     const missing = [
       "verify-ca",
       "verify-full",
@@ -398,7 +398,7 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
   }
 });
 
-for (const target of targets().filter((t) => t.dialect === "postgres")) {
+for (const target of targets({ dialects: ["postgres"] })) {
   describe(`sslmode on the shared Postgres server, TLS off ${target.label}`, () => {
     const shared: [string, Expect][] = [
       ["disable", "plain"],
@@ -424,7 +424,7 @@ for (const target of targets().filter((t) => t.dialect === "postgres")) {
   });
 }
 
-for (const target of targets().filter((t) => t.dialect === "mysql")) {
+for (const target of targets({ dialects: ["mysql"] })) {
   describe(`sslmode on the shared MariaDB server, SSL disabled ${target.label}`, () => {
     /** Opens an instance, asks whether the session is encrypted, and closes it. */
     async function mysqlSession(url: string): Promise<{ ssl: boolean }> {

@@ -9,8 +9,9 @@ import {
   QueryError,
   sql,
   TransactionError,
-} from "../mod.ts";
-import { targets, uniqueTable } from "./support.ts";
+} from "../../mod.ts";
+import { uniqueTable } from "../support/support.ts";
+import { serverDialects, targets } from "../support/targets.ts";
 
 for (const target of targets()) {
   describe(`transactions on ${target.label}`, () => {
@@ -182,7 +183,7 @@ const codes = {
 
 const levels = ["read uncommitted", "read committed", "repeatable read", "serializable"] as const;
 
-for (const target of targets().filter((t) => t.dialect !== "sqlite")) {
+for (const target of targets({ dialects: serverDialects })) {
   const dialect = target.dialect as "postgres" | "mysql";
   const postgres = dialect === "postgres";
   describe(`isolation and read-only on ${target.label}`, () => {

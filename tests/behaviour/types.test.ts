@@ -8,8 +8,9 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { after, before, describe, test } from "node:test";
-import { type Database, type DialectName, QueryError, sql } from "../mod.ts";
-import { skipUnless, targets, uniqueTable } from "./support.ts";
+import { type Database, type DialectName, QueryError, sql } from "../../mod.ts";
+import { skipUnless, uniqueTable } from "../support/support.ts";
+import { targets } from "../support/targets.ts";
 
 type Table = ReturnType<typeof sql.ident>;
 

@@ -1,5 +1,5 @@
 /**
- * Roost in a real edge runtime: the Worker in tests/workerd/ is bundled the
+ * Roost in a real edge runtime: the Worker in tests/support/workerd/ is bundled the
  * way wrangler bundles one and runs in workerd (through miniflare) against
  * the local servers, with and without `nodejs_compat`. Each suite gives the
  * Worker a database of its own, so server-side counts see only its
@@ -9,14 +9,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Miniflare } from "miniflare";
-import { eventually, OwnDatabase, postgresJsMajor, runtime, skipUnless, sleep, targets } from "./support.ts";
+import { eventually, postgresJsMajor, runtime, skipUnless, sleep } from "../support/support.ts";
+import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
 
-const servers = runtime === "node" ? targets().filter((t) => t.dialect !== "sqlite") : [];
+const servers = runtime === "node" ? targets({ dialects: serverDialects }) : [];
 if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the workerd suite is driven from Node`);
 
 // Loaded only on Node: miniflare drives the workerd binary from there.
-const harness = runtime === "node" ? await import("./workerd/harness.ts") : undefined;
-const compatScript = harness?.bundleWorker("tests/workerd/worker_compat.ts", { nodejsCompat: true });
+const harness = runtime === "node" ? await import("../support/workerd/harness.ts") : undefined;
+const compatScript = harness?.bundleWorker("tests/support/workerd/worker_compat.ts", { nodejsCompat: true });
 // postgres.js 4 imports node:os, node:fs, node:net and more, which no polyfill replaces: on Workers it needs
 // nodejs_compat, at a compatibility date from 2025-09-15 on (workerd's node:os; the harness's default date).
 // 3.4 also runs without nodejs_compat, with polyfills.
@@ -24,9 +25,9 @@ const postgresJs4 = postgresJsMajor >= 4;
 const withoutCompat = !postgresJs4;
 const withoutCompatSkip = "postgres.js 4 imports node:os, node:fs, node:net …: on Workers it needs nodejs_compat";
 const plainScript = withoutCompat
-  ? harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: false })
+  ? harness?.bundleWorker("tests/support/workerd/worker_plain.ts", { nodejsCompat: false })
   : undefined;
-const postgresCompatScript = harness?.bundleWorker("tests/workerd/worker_plain.ts", { nodejsCompat: true });
+const postgresCompatScript = harness?.bundleWorker("tests/support/workerd/worker_plain.ts", { nodejsCompat: true });
 
 interface Answer {
   status: number;
@@ -275,12 +276,14 @@ for (const target of servers) {
     for (const compatibilityDate of ["2024-09-22", "2024-09-23"]) {
       // Before 2024-09-23 there is no `process` global, so AsyncLocalStorage can only be imported.
       const early = compatibilityDate < "2024-09-23";
-      const skip = postgres
-        ? postgresJs4 && "postgres.js 4 needs workerd's node:os, which nodejs_compat has from 2025-09-15"
-        : early && "mysql2 needs the Buffer global, which nodejs_compat has from 2024-09-23";
+      const unmet = postgres
+        ? postgresJs4 ? "postgres.js 4 needs workerd's node:os, which nodejs_compat has from 2025-09-15" : ""
+        : early
+        ? "mysql2 needs the Buffer global, which nodejs_compat has from 2024-09-23"
+        : "";
       const name =
         `with nodejs_compat dated ${compatibilityDate}, scopes follow async context: db.* inside db.transaction joins it`;
-      test(name, { skip }, async () => {
+      test(name, skipUnless(unmet === "", unmet), async () => {
         const worker = await start(true, { compatibilityDate, postgresOnly: early });
         await ok(worker, "/setup");
         assert.equal((await ok(worker, "/facts")).asyncContextAvailable, true);

@@ -255,7 +255,7 @@ function removeNow(pgCtl: string, dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Whether a process with this pid exists (also used by tests/tls_server.ts). */
+/** Whether a process with this pid exists (also used by tests/support/tls_server.ts). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -276,7 +276,7 @@ function removeOrphans(pgCtl: string): void {
   }
 }
 
-/** The last lines of a server log, for error messages (also used by tests/tls_server.ts). */
+/** The last lines of a server log, for error messages (also used by tests/support/tls_server.ts). */
 export function tail(path: string): string {
   try {
     return readFileSync(path, "utf8").trim().split("\n").slice(-15).join("\n");
@@ -376,7 +376,7 @@ export async function createStandby(primaryUrl: string, options: StandbyOptions 
       const setting = (name: string, value: string | number) => `${name} = ${value}`;
       const atLeast = (name: string, value: number) => Math.max(value, Number(limits.get(name) ?? 0));
       const conf = [
-        "# Written by Roost's tests/standby.ts",
+        "# Written by Roost's tests/support/standby.ts",
         setting("port", port),
         setting("listen_addresses", "'127.0.0.1'"),
         setting("unix_socket_directories", quote(dir)),

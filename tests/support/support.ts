@@ -1,7 +1,18 @@
 /**
- * Shared test helpers: the databases every behavioural test runs against,
- * unique names so runtimes can share a server, and cleanup.
+ * Shared test helpers that touch no database: the runtime, unique names so
+ * runtimes can share a server, temporary SQLite paths, child scripts, the one
+ * skip mechanism (`skipUnless`), waiting helpers and the password-leak check.
+ * Unit tests (tests/unit/) import only this module; the databases the
+ * behavioural suite runs against, and how a test is restricted to some of
+ * them, are in ./targets.ts.
+ *
+ * Layout of tests/: unit/ (no database: `node --test tests/unit/`),
+ * behaviour/ (per target, against real databases), support/ (this module,
+ * targets.ts, private servers, fixtures, the workerd harness), install/ (the
+ * packed package, tests/run.ts's `install` runner), deno/ (Deno-only tests
+ * of the JSR drivers, added to the Deno runner by tests/run.ts).
  */
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,38 +20,24 @@ import { join } from "node:path";
 import process from "node:process";
 import type { TestOptions } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ConfigError, Database, type DatabaseOptions, type DialectName, type DriverName, sql } from "../mod.ts";
-import { availableDrivers } from "../src/drivers/mod.ts";
+import { inspect } from "node:util";
+import { type DialectName, sql } from "../../mod.ts";
 
 /** The runtime running the tests. */
 export const runtime: string = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
-/** A database the behavioural suite runs against, through one driver. */
-export interface Target {
-  /** Shown in test names as `[place · driver]`; `tests/run.ts` counts results by it. */
-  label: string;
-  dialect: DialectName;
-  /** The driver every instance of this target uses. */
-  driver: DriverName;
-  /** Opens a fresh instance on this target. */
-  open(options?: DatabaseOptions): Database;
-  /** The URL instances open. */
-  url: string;
-  /** Where this driver cannot follow Roost's value rules (each one is listed in README's Values section). */
-  quirks: ReadonlySet<Quirk>;
-}
-
-/**
- * A documented divergence of one driver. `json-params-by-value`: Bun.SQL
- * types a json/jsonb parameter by its JavaScript value, so a string is stored
- * as a JSON string (not parsed as JSON text) and a bare number is refused.
- */
-export type Quirk = "json-params-by-value";
-
-const quirksOf = (dialect: DialectName, driver: DriverName): Quirk[] =>
-  driver === "bun-sql" && dialect === "postgres" ? ["json-params-by-value"] : [];
-
 let counter = 0;
+
+const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+
+/** True in CI, where an unreachable server is a failure, never a skip. */
+export const inCi: boolean = env.CI === "true" || env.CI === "1";
+
+/** The servers' URLs: from `ROOST_TEST_POSTGRES_URL` and `ROOST_TEST_MYSQL_URL`, or the local defaults. */
+export const serverUrls: { readonly postgres: string; readonly mysql: string } = {
+  postgres: env.ROOST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+  mysql: env.ROOST_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test",
+};
 
 /** A name no other test, runtime or run uses at the same time. */
 export function uniqueName(prefix = "t"): string {
@@ -69,108 +66,6 @@ export function tempDatabasePath(name = uniqueName("db")): string {
   return join(scratch, `${name}.db`);
 }
 
-function target(place: string, dialect: DialectName, driver: DriverName, url: string): Target {
-  return {
-    label: `[${place} · ${driver}]`,
-    dialect,
-    driver,
-    url,
-    open: (options) => new Database(url, { driver, ...options }),
-    quirks: new Set(quirksOf(dialect, driver)),
-  };
-}
-
-const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
-
-/** True in CI, where an unreachable server is a failure, never a skip. */
-export const inCi: boolean = env.CI === "true" || env.CI === "1";
-
-/** The places the suite runs: SQLite always, the servers from the environment or the local defaults. */
-const places: { place: string; dialect: DialectName; url: string; server: boolean; drivers?: DriverName[] }[] = [
-  { place: "sqlite memory", dialect: "sqlite", url: "sqlite::memory:", server: false },
-  { place: "sqlite file", dialect: "sqlite", url: `sqlite://${tempDatabasePath()}`, server: false },
-  {
-    place: "sqlite worker",
-    dialect: "sqlite",
-    url: `sqlite://${tempDatabasePath()}?worker=true`,
-    server: false,
-    drivers: ["node-sqlite", "bun-sqlite"], // the drivers that can run in a worker thread
-  },
-  {
-    place: "postgres",
-    dialect: "postgres",
-    url: env.ROOST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
-    server: true,
-  },
-  {
-    place: "mysql",
-    dialect: "mysql",
-    url: env.ROOST_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test",
-    server: true,
-  },
-];
-
-const reason = (error: unknown) => error instanceof Error ? error.message : String(error);
-
-/**
- * Opens one connection through the target's driver. A server that cannot be
- * reached is skipped locally and fails CI; so is a driver whose package cannot
- * be loaded (the JSR ones, where neither JSR nor the local mirror tests/run.ts
- * serves can be reached), with the reason printed.
- */
-async function usable(candidate: Target, server: boolean): Promise<boolean> {
-  const db = candidate.open({ pool: { acquireTimeout: 5_000 } });
-  try {
-    await db.connect();
-    return true;
-  } catch (error) {
-    if (error instanceof ConfigError && error.code === "ROOST_DRIVER_UNAVAILABLE") {
-      // CI serves the JSR packages from a local mirror (tests/run.ts): there every driver must load.
-      if (inCi) {
-        throw new Error(`${candidate.label} could not load in CI, where every driver must run: ${reason(error)}`);
-      }
-      console.warn(`SKIPPING ${candidate.label}: ${reason(error)}`);
-      return false;
-    }
-    if (!server) throw error;
-    if (inCi) throw new Error(`${candidate.label} is unreachable in CI, where every server must run: ${reason(error)}`);
-    console.warn(
-      `SKIPPING ${candidate.label}: server unreachable (${reason(error)}); start it or set its ROOST_TEST_*_URL`,
-    );
-    return false;
-  } finally {
-    await db.close();
-  }
-}
-
-/**
- * `ROOST_TEST_DRIVERS` (comma-separated driver names) limits the targets to
- * those drivers' (tests/run.ts's `node-pg4` runner: `postgres-js` only).
- */
-const onlyDrivers = env.ROOST_TEST_DRIVERS?.split(",").map((name) => name.trim()).filter((name) => name !== "");
-
-const candidates = places.flatMap(({ place, dialect, url, server, drivers }) =>
-  availableDrivers(dialect).filter((driver) => drivers?.includes(driver) ?? true)
-    .filter((driver) => onlyDrivers?.includes(driver) ?? true)
-    .map((driver) => ({ target: target(place, dialect, driver, url), server }))
-);
-
-const usableTargets: Target[] = (await Promise.all(
-  candidates.map(async ({ target, server }) => (await usable(target, server)) ? target : undefined),
-)).filter((candidate) => candidate !== undefined);
-
-/** Every database and driver the suite runs against on this machine. */
-export function targets(): Target[] {
-  return usableTargets;
-}
-
-/** One target per server dialect (Postgres, MySQL), for tests about a server rather than a driver. */
-export function serverTargets(): Target[] {
-  return usableTargets.filter((target, i, all) =>
-    target.dialect !== "sqlite" && all.findIndex((other) => other.dialect === target.dialect) === i
-  );
-}
-
 /**
  * The major version of the postgres.js (npm `postgres`) this runtime loads:
  * 3, or 4 where `postgres` is mapped to the `postgres-v4` devDependency
@@ -193,7 +88,7 @@ export interface ScriptRun {
   stderr: string;
 }
 
-const repository = fileURLToPath(new URL("..", import.meta.url));
+const repository = fileURLToPath(new URL("../..", import.meta.url));
 
 /**
  * Runs a script of the repository (`examples/…`) to its end under this
@@ -284,88 +179,36 @@ export async function eventually<T>(
   }
 }
 
-/**
- * A database of a suite's own on a server target, so server-side counts see
- * only the suite's connections whatever else runs on the server. The
- * observer is an instance on the target's own database, which creates,
- * counts and drops it.
- */
-export class OwnDatabase {
-  /** The database's name. */
-  readonly name: string;
-  /** Its URL (the target's, with this database). */
-  readonly url: string;
-  readonly #postgres: boolean;
-  #observer: Database | undefined;
-  readonly #target: Target;
-
-  /** Names a database (`prefix` + unique suffix) on `target`'s server; nothing is created yet. */
-  constructor(target: Target, prefix: string) {
-    this.#target = target;
-    this.#postgres = target.dialect === "postgres";
-    this.name = uniqueName(prefix);
-    const url = new URL(target.url);
-    url.pathname = `/${this.name}`;
-    this.url = url.toString();
+/** Every rendering of a value a user or a log could see: String, JSON, inspections, and an error's cause chain. */
+export function renderings(value: unknown): string[] {
+  const out = [String(value), inspect(value, { depth: 10, showHidden: true })];
+  try {
+    out.push(JSON.stringify(value) ?? "");
+  } catch {
+    // not serialisable: nothing to search
   }
-
-  /** The instance on the target's own database. */
-  get observer(): Database {
-    return this.#observer ??= this.#target.open({ pool: { max: 1 } });
+  for (let item: unknown = value, depth = 0; item instanceof Error && depth < 5; item = item.cause, depth++) {
+    out.push(item.message, item.stack ?? "", String(item), inspect(item.cause, { depth: 10 }));
   }
+  const host = globalThis as { Deno?: { inspect(v: unknown): string }; Bun?: { inspect(v: unknown): string } };
+  if (host.Deno) out.push(host.Deno.inspect(value));
+  if (host.Bun) out.push(host.Bun.inspect(value));
+  return out;
+}
 
-  /** Creates the database. */
-  async create(): Promise<void> {
-    await this.observer.execute(sql`create database ${sql.ident(this.name)}`);
-  }
+/** A one-line description of a thrown value, for failure messages. */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return `${typeof error} ${inspect(error)}`;
+  const code = (error as { code?: unknown }).code;
+  return `${error.constructor.name}${code === undefined ? "" : ` [${String(code)}]`}: ${error.message}`;
+}
 
-  /** The ids of the server's connections to the database, ascending. */
-  async backends(): Promise<number[]> {
-    const rows = await this.observer.fetchAll<{ id: number | string }>(
-      this.#postgres
-        ? sql`select pid as id from pg_stat_activity where datname = ${this.name} and backend_type = 'client backend'`
-        : sql`select id from information_schema.processlist where db = ${this.name}`,
-    );
-    return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
-  }
-
-  /** The names of the tables in the database, sorted. */
-  async tables(): Promise<string[]> {
-    const db = new Database(this.url);
-    try {
-      const rows = await db.fetchAll<{ name: string }>(
-        this.#postgres
-          ? sql`select table_name as name from information_schema.tables where table_schema = 'public'`
-          : sql`select table_name as name from information_schema.tables where table_schema = database()`,
-      );
-      return rows.map((row) => row.name).sort();
-    } finally {
-      await db.close();
-    }
-  }
-
-  /** How many connections the server has to the database. */
-  async connections(): Promise<number> {
-    return (await this.backends()).length;
-  }
-
-  /** Waits until the server has `n` connections to the database. */
-  connectionsAre(n: number, what: string, ms?: number): Promise<number> {
-    return eventually(`${what}: ${n} server connections`, () => this.connections(), (count) => count === n, ms);
-  }
-
-  /** Drops the database (closing whatever still uses it) and closes the observer. */
-  async drop(): Promise<void> {
-    if (this.#observer === undefined) return;
-    try {
-      await this.#observer.execute(
-        this.#postgres
-          ? sql`drop database if exists ${sql.ident(this.name)} with (force)`
-          : sql`drop database if exists ${sql.ident(this.name)}`,
-      );
-    } finally {
-      await this.#observer.close();
-      this.#observer = undefined;
+/** Fails when any rendering of `value` contains any of `secrets`. */
+export function assertHidden(value: unknown, secrets: readonly string[], context: string): void {
+  if (secrets.length === 0) return;
+  for (const text of renderings(value)) {
+    for (const secret of secrets) {
+      assert.ok(!text.includes(secret), `${context}: the password ${JSON.stringify(secret)} appears in: ${text}`);
     }
   }
 }

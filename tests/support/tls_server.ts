@@ -1,5 +1,5 @@
 /**
- * A private PostgreSQL server with TLS, for tests/tls.test.ts. Not a test
+ * A private PostgreSQL server with TLS, for tests/behaviour/tls.test.ts. Not a test
  * file: the test imports `startTlsServer`.
  *
  * It generates, with the `openssl` CLI, a CA, a server certificate for the
@@ -10,7 +10,7 @@
  * TLS or not, except for two users: {@linkcode CERT_USER} must present a
  * client certificate, and {@linkcode TLS_ONLY_USER} is refused without TLS.
  * When the process runs as root, every Postgres tool runs as the `postgres`
- * OS user (through `runuser`), as in tests/standby.ts. `destroy()` stops the
+ * OS user (through `runuser`), as in tests/support/standby.ts. `destroy()` stops the
  * server and removes the directory; so does process exit, and the next start
  * removes servers whose process died without either.
  */
@@ -250,7 +250,7 @@ export async function startTlsServer(): Promise<TlsServer> {
     });
     await step("writing the configuration", () => {
       const conf = [
-        "# Written by Roost's tests/tls_server.ts",
+        "# Written by Roost's tests/support/tls_server.ts",
         `port = ${port}`,
         "listen_addresses = '127.0.0.1'",
         `unix_socket_directories = '${data}'`,

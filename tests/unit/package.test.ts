@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { compiledPath, drift, packageExports, readManifests } from "../scripts/exports.ts";
+import { compiledPath, drift, packageExports, readManifests } from "../../scripts/exports.ts";
 
 describe("package manifests", () => {
   test("package.json's exports and deno.json's imports follow deno.json's exports", () => {

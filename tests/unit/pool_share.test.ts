@@ -4,12 +4,19 @@
  * connection takes a statement only while its current one is young and its
  * pipeline short, a waiting statement is withdrawn whole at its
  * acquireTimeout, and scopes, close, broken connections and streams cross it
- * as they should. tests/pool_server.test.ts shows the same on the servers.
+ * as they should. tests/behaviour/pool_server.test.ts shows the same on the servers.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ClosedError, PoolTimeoutError } from "../mod.ts";
-import { Pool, poolDefaults, type PooledConnection, type PoolOptions, shareDepth, shareWithin } from "../src/pool.ts";
+import { ClosedError, PoolTimeoutError } from "../../mod.ts";
+import {
+  Pool,
+  poolDefaults,
+  type PooledConnection,
+  type PoolOptions,
+  shareDepth,
+  shareWithin,
+} from "../../src/pool.ts";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -14,9 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { runtime, skipUnless } from "./support.ts";
+import { runtime, skipUnless } from "../support/support.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const root = fileURLToPath(new URL("../..", import.meta.url));
 const deno = join(root, "node_modules", ".bin", "deno");
 
 /** Runs `deno check` on the driver with `postgres` mapped to the given package's declarations. */

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { runtime, skipUnless } from "./support.ts";
+import { runtime, skipUnless } from "../support/support.ts";
 
 /**
  * The ceiling this suite holds the core to today. DESIGN.md's target is
@@ -29,7 +29,7 @@ describe("edge bundle size", () => {
     `mod.ts + postgres.js adapter stay within ${budget} bytes min+gzip and import no Node built-in`,
     skipUnless(runtime === "node", "measured from Node"),
     async () => {
-      const { measureCoreSize } = await import("../bench/size.ts");
+      const { measureCoreSize } = await import("../../bench/size.ts");
       const report = await measureCoreSize();
       console.log(`core + postgres.js adapter: ${report.gzipped} bytes min+gzip, ${report.minified} minified`);
       assert.ok(report.gzipped <= budget, `${report.gzipped} bytes min+gzip exceeds the budget of ${budget}`);

@@ -1,7 +1,7 @@
 /** The sql tag compiles to each dialect's placeholders and quoting. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { compile, QueryError, sql } from "../mod.ts";
+import { compile, QueryError, sql } from "../../mod.ts";
 
 describe("sql tag", () => {
   test("values become numbered or positional placeholders, never text", () => {

@@ -20,7 +20,7 @@ import * as esbuild from "esbuild";
 import { Miniflare } from "miniflare";
 
 /** The repository root, where the bundles resolve `@roost/db` from. */
-export const root: string = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const root: string = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
 const builtins = new Set(builtinModules);
 
@@ -49,7 +49,7 @@ const nodeCompat: esbuild.Plugin = {
 const polyfills: Record<string, string> = {
   buffer: join(root, "node_modules", "buffer", "index.js"),
   events: join(root, "node_modules", "events", "events.js"),
-  stream: join(root, "tests", "workerd", "no_stream.ts"),
+  stream: join(root, "tests", "support", "workerd", "no_stream.ts"),
 };
 
 /** No Node built-ins: postgres.js gets polyfills, anything else importing one fails the build. */
