@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { inspect } from "node:util";
 import { Database, QueryError, sql } from "../../mod.ts";
 import { columnType, skipUnless, uniqueTable } from "../support/support.ts";
-import { targets } from "../support/targets.ts";
+import { matches, serverDialects, targets } from "../support/targets.ts";
 
 for (const target of targets()) {
   describe(`queries on ${target.label}`, () => {
@@ -180,7 +180,10 @@ for (const target of targets()) {
 
     test(
       "parameters of every JavaScript type are stored and read back",
-      skipUnless(target.dialect === "sqlite", "SQLite's untyped columns (the servers' typed ones: the next test)"),
+      skipUnless(
+        matches(target, { dialects: ["sqlite"] }),
+        "SQLite's untyped columns (the servers' typed ones: the next test)",
+      ),
       async () => {
         const values = uniqueTable("values");
         await db.execute(sql`create table ${values} (k text primary key, v blob)`);
@@ -219,7 +222,10 @@ for (const target of targets()) {
 
     test(
       "parameters of every JavaScript type bind to typed columns and read back",
-      skipUnless(target.dialect !== "sqlite", "the servers' typed columns (SQLite's untyped ones: the previous test)"),
+      skipUnless(
+        matches(target, { dialects: serverDialects }),
+        "the servers' typed columns (SQLite's untyped ones: the previous test)",
+      ),
       async () => {
         const postgresCases: [string, unknown, string, unknown][] = [
           ["string", "héllo 'quoted' ; --", "text", "héllo 'quoted' ; --"],
@@ -318,7 +324,7 @@ for (const target of targets()) {
 
     test(
       "SQLite: a duplicate primary key is SQLITE_CONSTRAINT_PRIMARYKEY, a duplicate unique column SQLITE_CONSTRAINT_UNIQUE, on every driver",
-      skipUnless(target.dialect === "sqlite", "SQLite's extended result codes"),
+      skipUnless(matches(target, { dialects: ["sqlite"] }), "SQLite's extended result codes"),
       async () => {
         const codeOf = (statement: Promise<unknown>) =>
           statement.then(() => "no error", (error) => error instanceof QueryError ? error.code : String(error));

@@ -10,7 +10,7 @@ import { Buffer } from "node:buffer";
 import { after, before, describe, test } from "node:test";
 import { type Database, type DialectName, QueryError, sql } from "../../mod.ts";
 import { skipUnless, uniqueTable } from "../support/support.ts";
-import { targets } from "../support/targets.ts";
+import { matches, targets } from "../support/targets.ts";
 
 type Table = ReturnType<typeof sql.ident>;
 
@@ -45,7 +45,7 @@ for (const target of targets()) {
   const dialect: DialectName = target.dialect;
   /** Skips a test on the dialects it is not about (SQLite's values are in query.test.ts). */
   const on = (...dialects: DialectName[]) =>
-    skipUnless(dialects.includes(dialect), `about ${dialects.join(" and ")} types (SQLite's: query.test.ts)`);
+    skipUnless(matches(target, { dialects }), `about ${dialects.join(" and ")} types (SQLite's: query.test.ts)`);
 
   describe(`value types on ${target.label}`, () => {
     let db: Database;
