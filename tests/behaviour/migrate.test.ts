@@ -322,9 +322,6 @@ function catalog(prefix: string): Migration[] {
   ];
 }
 
-/** `test` where a case applies to the target; nothing where it cannot (rather than a skip that reads like a gap). */
-const testIf = (applies: boolean): typeof test => applies ? test : (() => Promise.resolve()) as unknown as typeof test;
-
 for (const target of targets()) {
   describe(`migrations on ${target.label}`, () => {
     let db: Database;
@@ -667,8 +664,12 @@ for (const target of targets()) {
     });
 
     // An in-memory database cannot be shared with a replica, nor by two instances: those cases need a file or a server.
-    testIf(shared)(
+    test(
       "every migrator query goes to the primary, with replica reads and inside a replica scope",
+      skipUnless(
+        shared,
+        "an in-memory database cannot be shared with a replica or a second instance: needs a file or a server",
+      ),
       async () => {
         const events: QueryEvent[] = [];
         const routed = target.open({
@@ -696,8 +697,12 @@ for (const target of targets()) {
       },
     );
 
-    testIf(shared)(
+    test(
       "two migrators racing apply each migration exactly once, and both succeed",
+      skipUnless(
+        shared,
+        "an in-memory database cannot be shared with a replica or a second instance: needs a file or a server",
+      ),
       async () => {
         const prefix = uniqueName("race");
         const table = `${prefix}_history`;
@@ -748,8 +753,12 @@ for (const target of targets()) {
     );
 
     // Postgres and MySQL serialise whole runs with a lock; SQLite re-reads the history in each migration's transaction.
-    testIf(target.dialect === "sqlite" && shared)(
+    test(
       "SQLite: a migration that another migrator applied after this one read the history is skipped",
+      skipUnless(
+        target.dialect === "sqlite" && shared,
+        "SQLite's re-read of the history, on a file (the servers serialise whole runs with a lock)",
+      ),
       async () => {
         const prefix = uniqueName("skip");
         const table = `${prefix}_history`;
@@ -797,8 +806,12 @@ for (const target of targets()) {
       },
     );
 
-    testIf(shared)(
+    test(
       "lockTimeout: a migrator that cannot get the lock in time fails with ROOST_MIGRATION_LOCKED",
+      skipUnless(
+        shared,
+        "an in-memory database cannot be shared with a replica or a second instance: needs a file or a server",
+      ),
       async () => {
         const prefix = uniqueName("lock");
         const table = `${prefix}_history`;
