@@ -29,8 +29,8 @@ export interface DatabaseOptions {
   name?: string;
   /**
    * The driver: the name of one Roost ships, or a driver object (for bundles
-   * that must not load drivers lazily). Default: the runtime's own (see the
-   * README's driver matrix).
+   * that must not load drivers lazily). Default: the runtime's own (see
+   * docs/drivers.md).
    */
   driver?: DriverName | Driver;
   /** Pool limits and timeouts; see {@linkcode PoolOptions} for the defaults. */

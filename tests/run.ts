@@ -10,7 +10,7 @@
  *
  * `node-pg4` runs the suite's Postgres targets once more on Node with
  * postgres.js 4.x (the `postgres-v4` devDependency, loaded wherever
- * `postgres` is imported through tests/postgres_v4.ts), so the postgres-js
+ * `postgres` is imported through tests/support/postgres_v4.ts), so the postgres-js
  * driver is tested on both lines it supports; the other runners use 3.4.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -18,7 +18,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { startJsrRegistry } from "./jsr_registry.ts";
+import { startJsrRegistry } from "./support/jsr_registry.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name: string) => {
@@ -61,7 +61,7 @@ const runners: Record<string, Runner> = {
     counts: (out) => ({
       // Deno counts each describe as a test and each test inside it as a step;
       // so every test of the suite lives inside a describe. A test skipped with
-      // node:test's `skip` option (tests/support.ts skipUnless) is an ignored
+      // node:test's `skip` option (tests/support/support.ts skipUnless) is an ignored
       // step: "0 ignored (35 steps)". Skip tests, never a describe: Deno would
       // count a skipped describe as one ignored test, Node and Bun not at all.
       passed: number(out, /\| \d+ passed \((\d+) steps?\)/),
@@ -90,7 +90,10 @@ const runners: Record<string, Runner> = {
   node: nodeRunner("node", {}),
   // Through NODE_OPTIONS, so the Node processes the tests start (examples, fixtures, the CLI) load 4.x too.
   "node-pg4": nodeRunner("node-pg4", {
-    NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${pathToFileURL(join(root, "tests", "postgres_v4.ts"))}`]
+    NODE_OPTIONS: [
+      process.env.NODE_OPTIONS,
+      `--import=${pathToFileURL(join(root, "tests", "support", "postgres_v4.ts"))}`,
+    ]
       .filter(Boolean).join(" "),
     ROOST_TEST_DRIVERS: "postgres-js",
   }, perTargetFiles()),
@@ -104,7 +107,7 @@ const v4Entry = join(root, "node_modules", "postgres-v4", "src", "index.js");
  * take about 70 s and 90 s more): the same files on Bun and Deno with
  * postgres.js 4.x, `postgres` mapped to node_modules/postgres-v4 by a
  * tsconfig `paths` override (Bun) or an import map (Deno, without type
- * checking, as the map points at JavaScript; tests/postgres_versions.test.ts
+ * checking, as the map points at JavaScript; tests/unit/postgres_versions.test.ts
  * type-checks the driver). Unlike node-pg4's, the mapping does not reach the
  * processes tests start, which load 3.4.
  */
@@ -149,16 +152,17 @@ function denoImportsWithV4(): { imports: Record<string, string> } {
 }
 
 /**
- * The test files whose tests run per target (they call tests/support.ts's
- * `targets()` or `serverTargets()`), the ones a run limited to one driver needs.
+ * The test files whose tests run per target (behaviour tests that call
+ * tests/support/targets.ts's `targets(…)`), the ones a run limited to one
+ * driver needs.
  */
 function perTargetFiles(): string[] {
-  const tests = join(root, "tests");
-  return readdirSync(tests)
+  const behaviour = join(root, "tests", "behaviour");
+  return readdirSync(behaviour)
     .filter((name) => name.endsWith(".test.ts"))
-    .filter((name) => /\b(?:targets|serverTargets)\(\)/.test(readFileSync(join(tests, name), "utf8")))
+    .filter((name) => /\btargets\(/.test(readFileSync(join(behaviour, name), "utf8")))
     .sort()
-    .map((name) => `tests/${name}`);
+    .map((name) => `tests/behaviour/${name}`);
 }
 
 // The packed package in fresh projects (tests/install/): it spawns every runtime itself, so it runs once, on Node, last.
@@ -255,7 +259,7 @@ function countsByTarget(runner: Runner, report: string): Map<string, Counts> {
   return byTarget;
 }
 
-/** The targets tests/support.ts left out on this runtime (`SKIPPING [place · driver]: why`), once each. */
+/** The targets tests/support/targets.ts left out on this runtime (`SKIPPING [place · driver]: why`), once each. */
 function skippedTargets(output: string): Map<string, string> {
   const skipped = new Map<string, string>();
   for (const [, target, why] of output.matchAll(/^SKIPPING \[([^\]]+)\]:? (.*)$/gm)) skipped.set(target, why);
@@ -280,7 +284,7 @@ if (build.status !== 0) {
 
 // The Deno drivers (deno-postgres, deno-sqlite) load their JSR packages from the local mirror when there is one,
 // for the Deno runner only; without it they use the public registry, and where that cannot be reached they skip
-// (outside CI) or fail (in CI: tests/support.ts).
+// (outside CI) or fail (in CI: tests/support/targets.ts).
 const registry = chosen.includes("deno") ? await startJsrRegistry(root, process.env) : undefined;
 if (registry !== undefined) {
   console.log(`=== JSR: serving ${registry.mirror} at ${registry.env.JSR_URL} for the Deno runner`);

@@ -29,8 +29,8 @@ import { delimiter, dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
-import { skipUnless } from "../support.ts";
-import { bundleWorkerFiles, startWorker } from "../workerd/harness.ts";
+import { skipUnless } from "../support/support.ts";
+import { bundleWorkerFiles, startWorker } from "../support/workerd/harness.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = (name: string) => join(root, "node_modules", ".bin", name);

@@ -349,7 +349,7 @@ export const postgresJs: Driver = {
       // Called after each failed attempt to connect (3.4: also as any socket closes). postgres.js 4 tries again
       // until connect_timeout has passed since the first failure when the server refused the connection as busy
       // (53300) or closed it; Roost's pool decides about retries, so no time is left after the first failure: its
-      // queries fail at once with that failure's error, as on 3.4 (tests/pool_server.test.ts). No wait either, as
+      // queries fail at once with that failure's error, as on 3.4 (tests/behaviour/pool_server.test.ts). No wait either, as
       // no attempt follows (Roost never reconnects a connection: see `lose`).
       backoff: () => {
         if (!opened.connection) sql.options.connect_timeout = -1;

@@ -1,0 +1,102 @@
+/**
+ * Timers never keep a process alive: a pool left open does not stop the
+ * program from exiting; nor do connections a close cut off, whose server
+ * sessions stop too.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { sql } from "../../mod.ts";
+import { eventually, runtime, tempDatabasePath } from "../support/support.ts";
+import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
+
+const fixture = fileURLToPath(new URL("../support/fixtures/forgotten_pool.ts", import.meta.url));
+const waitingCaller = fileURLToPath(new URL("../support/fixtures/waiting_caller.ts", import.meta.url));
+const closeBusy = fileURLToPath(new URL("../support/fixtures/close_busy.ts", import.meta.url));
+const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
+
+/** Runs the runtime with `args` to its exit (killed after `limitMs`); `markedAt`: when stdout first showed `mark`. */
+function runToExit(
+  args: string[],
+  limitMs: number,
+  mark = /$^/,
+): Promise<{ code: number | null; output: string; ms: number; markedAt?: number }> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const child = spawn(execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    let markedAt: number | undefined;
+    child.stdout.on("data", (chunk) => {
+      output += chunk;
+      if (markedAt === undefined && mark.test(output)) markedAt = Date.now();
+    });
+    child.stderr.on("data", (chunk) => output += chunk);
+    const killer = setTimeout(() => child.kill("SIGKILL"), limitMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(killer);
+      resolve({ code, output, ms: Date.now() - started, markedAt });
+    });
+  });
+}
+
+describe("process exit", () => {
+  test("a pool with idle, lifetime and validation timers armed, never closed, lets the process exit", async () => {
+    const args = runtime === "deno" ? ["run", "-A", fixture] : [fixture];
+    const { code, output, ms } = await runToExit([...args, tempDatabasePath()], 20_000);
+    assert.match(output, /done/, output);
+    assert.equal(code, 0, `the process was killed after ${ms} ms or failed: ${output}`);
+  });
+
+  test("a caller waiting for a connection keeps the process alive until its acquireTimeout rejects it", async () => {
+    const args = runtime === "deno" ? ["run", "-A", waitingCaller] : [waitingCaller];
+    const { code, output, ms } = await runToExit(args, 20_000);
+    assert.match(output, /timed out\s+done/, `the waiting call never settled (exit ${code} after ${ms} ms): ${output}`);
+    assert.equal(code, 0, output);
+  });
+});
+
+describe("process exit after close({ timeout }) cut off busy connections", () => {
+  for (const target of targets({ dialects: serverDialects })) {
+    const postgres = target.dialect === "postgres";
+    test(
+      `20 60 s sleeps on a pool of 10, close({ timeout: 100 }): the process exits long before they end, and the server stops them ${target.label}`,
+      { timeout: 90_000 },
+      async () => {
+        const own = new OwnDatabase(target, "exit_close");
+        await own.create();
+        try {
+          const args = [...(runtime === "deno" ? ["run", "-A"] : []), closeBusy, own.url, target.driver, "20"];
+          // close-cuts-sockets: the sleeps last 60 s; the limit only stops a child that hangs.
+          const { code, output, markedAt } = await runToExit(args, 45_000, /closed \d+/);
+          const exited = Date.now();
+          assert.equal(code, 0, `the child failed or was killed: ${output}`);
+          assert.ok(markedAt !== undefined, `close never resolved: ${output}`);
+          const lived = exited - markedAt;
+          // Generous: before the fix the process lived until the server ended the sleeps (60 s).
+          assert.ok(lived < 10_000, `the process lived ${lived} ms after close resolved: ${output}`);
+          const outcomes = /outcomes (.*)/.exec(output)?.[1] ?? "";
+          // Cut-off sleeps fail with ConnectionError, queued ones with ClosedError; none completes.
+          assert.match(outcomes, /^(ClosedError:\d+ )?ConnectionError:\d+$/, output);
+          console.log(
+            `${target.label}: close resolved in ${
+              /closed (\d+)/.exec(output)?.[1]
+            } ms; the process exited ${lived} ms later; ${outcomes}`,
+          );
+          // close-ends-sessions: the server stops the cut-off sleeps (and any queued behind them) too.
+          const running = postgres
+            ? sql`select count(*) from pg_stat_activity where datname = ${own.name} and state = 'active' and query like ${"select pg_sleep(60)%"}`
+            : sql`select count(*) from information_schema.processlist where db = ${own.name} and info like ${"select sleep(60)%"}`;
+          await eventually(
+            "no sleep running on the server",
+            async () => Number(await own.observer.fetchVal(running)),
+            (n) => n === 0,
+          );
+        } finally {
+          await own.drop();
+        }
+      },
+    );
+  }
+});

@@ -1,0 +1,266 @@
+/**
+ * The databases the behavioural suite runs against, and the one way to
+ * restrict a test to some of them.
+ *
+ * A target is one place (`sqlite memory`, `sqlite file`, `sqlite worker`,
+ * `postgres`, `mysql`) through one driver, shown in test names as
+ * `[place · driver]`. Importing this module probes every target once (a
+ * server that cannot be reached is skipped locally, with a `SKIPPING` line,
+ * and fails CI), so only behaviour tests import it; tests/unit/ never does.
+ *
+ * Restricting tests, the one way:
+ *
+ *   // a group of tests: define it only for the targets it is about
+ *   for (const target of targets({ dialects: ["postgres"] })) {
+ *     describe(`server restart on ${target.label}`, () => { … });
+ *   }
+ *   targets({ drivers: ["postgres-js", "bun-sql"] })      // by driver
+ *   targets({ places: ["sqlite file", "postgres", "mysql"] })  // by place (here: no in-memory database)
+ *   targets({ dialects: serverDialects, onePerDialect: true }) // one target per server, for tests of a server
+ *
+ *   // one test inside a per-target group: skip it, reported as a skip
+ *   test("SQLite's extended result codes", skipUnless(matches(target, { dialects: ["sqlite"] }), "SQLite only"), …);
+ *
+ * `ROOST_TEST_DRIVERS=postgres-js,node-sqlite` narrows every `targets()` of a
+ * run from outside (tests/run.ts's `node-pg4` runner uses it). A group that
+ * applies nowhere on this machine is simply not defined (its targets are not
+ * here, and the `SKIPPING` line says why); a test that does not apply to one
+ * target is a skip, through `skipUnless` (tests/support/support.ts), never a
+ * silent return.
+ */
+import { ConfigError, Database, type DatabaseOptions, type DialectName, type DriverName, sql } from "../../mod.ts";
+import { availableDrivers } from "../../src/drivers/mod.ts";
+import { eventually, inCi, serverUrls, tempDatabasePath, uniqueName } from "./support.ts";
+
+/** Where a target's database lives. */
+export type Place = "sqlite memory" | "sqlite file" | "sqlite worker" | "postgres" | "mysql";
+
+/** A database the behavioural suite runs against, through one driver. */
+export interface Target {
+  /** Shown in test names as `[place · driver]`; `tests/run.ts` counts results by it. */
+  label: string;
+  place: Place;
+  dialect: DialectName;
+  /** The driver every instance of this target uses. */
+  driver: DriverName;
+  /** Opens a fresh instance on this target. */
+  open(options?: DatabaseOptions): Database;
+  /** The URL instances open. */
+  url: string;
+  /** Where this driver cannot follow Roost's value rules (each one is listed in docs/values.md). */
+  quirks: ReadonlySet<Quirk>;
+}
+
+/**
+ * A documented divergence of one driver. `json-params-by-value`: Bun.SQL
+ * types a json/jsonb parameter by its JavaScript value, so a string is stored
+ * as a JSON string (not parsed as JSON text) and a bare number is refused.
+ */
+export type Quirk = "json-params-by-value";
+
+/** Which targets a test is about; a field left out means any. */
+export interface TargetFilter {
+  dialects?: readonly DialectName[];
+  drivers?: readonly DriverName[];
+  places?: readonly Place[];
+  /** Only the first target of each dialect: for tests about a server rather than a driver. */
+  onePerDialect?: boolean;
+}
+
+/** The dialects with a server (Postgres, MySQL/MariaDB). */
+export const serverDialects: readonly DialectName[] = ["postgres", "mysql"];
+
+const quirksOf = (dialect: DialectName, driver: DriverName): Quirk[] =>
+  driver === "bun-sql" && dialect === "postgres" ? ["json-params-by-value"] : [];
+
+function target(place: Place, dialect: DialectName, driver: DriverName, url: string): Target {
+  return {
+    label: `[${place} · ${driver}]`,
+    place,
+    dialect,
+    driver,
+    url,
+    open: (options) => new Database(url, { driver, ...options }),
+    quirks: new Set(quirksOf(dialect, driver)),
+  };
+}
+
+const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+
+/** The places the suite runs: SQLite always, the servers from the environment or the local defaults. */
+const places: { place: Place; dialect: DialectName; url: string; server: boolean; drivers?: DriverName[] }[] = [
+  { place: "sqlite memory", dialect: "sqlite", url: "sqlite::memory:", server: false },
+  { place: "sqlite file", dialect: "sqlite", url: `sqlite://${tempDatabasePath()}`, server: false },
+  {
+    place: "sqlite worker",
+    dialect: "sqlite",
+    url: `sqlite://${tempDatabasePath()}?worker=true`,
+    server: false,
+    drivers: ["node-sqlite", "bun-sqlite"], // the drivers that can run in a worker thread
+  },
+  {
+    place: "postgres",
+    dialect: "postgres",
+    url: serverUrls.postgres,
+    server: true,
+  },
+  {
+    place: "mysql",
+    dialect: "mysql",
+    url: serverUrls.mysql,
+    server: true,
+  },
+];
+
+const reason = (error: unknown) => error instanceof Error ? error.message : String(error);
+
+/**
+ * Opens one connection through the target's driver. A server that cannot be
+ * reached is skipped locally and fails CI; so is a driver whose package cannot
+ * be loaded (the JSR ones, where neither JSR nor the local mirror tests/run.ts
+ * serves can be reached), with the reason printed.
+ */
+async function usable(candidate: Target, server: boolean): Promise<boolean> {
+  const db = candidate.open({ pool: { acquireTimeout: 5_000 } });
+  try {
+    await db.connect();
+    return true;
+  } catch (error) {
+    if (error instanceof ConfigError && error.code === "ROOST_DRIVER_UNAVAILABLE") {
+      // CI serves the JSR packages from a local mirror (tests/run.ts): there every driver must load.
+      if (inCi) {
+        throw new Error(`${candidate.label} could not load in CI, where every driver must run: ${reason(error)}`);
+      }
+      console.warn(`SKIPPING ${candidate.label}: ${reason(error)}`);
+      return false;
+    }
+    if (!server) throw error;
+    if (inCi) throw new Error(`${candidate.label} is unreachable in CI, where every server must run: ${reason(error)}`);
+    console.warn(
+      `SKIPPING ${candidate.label}: server unreachable (${reason(error)}); start it or set its ROOST_TEST_*_URL`,
+    );
+    return false;
+  } finally {
+    await db.close();
+  }
+}
+
+/**
+ * `ROOST_TEST_DRIVERS` (comma-separated driver names) limits the targets to
+ * those drivers' (tests/run.ts's `node-pg4` runner: `postgres-js` only).
+ */
+const onlyDrivers = env.ROOST_TEST_DRIVERS?.split(",").map((name) => name.trim()).filter((name) => name !== "");
+
+const candidates = places.flatMap(({ place, dialect, url, server, drivers }) =>
+  availableDrivers(dialect).filter((driver) => drivers?.includes(driver) ?? true)
+    .filter((driver) => onlyDrivers?.includes(driver) ?? true)
+    .map((driver) => ({ target: target(place, dialect, driver, url), server }))
+);
+
+const usableTargets: Target[] = (await Promise.all(
+  candidates.map(async ({ target, server }) => (await usable(target, server)) ? target : undefined),
+)).filter((candidate) => candidate !== undefined);
+
+/** Whether `target` is one `filter` is about. */
+export function matches(target: Target, filter: TargetFilter): boolean {
+  return (filter.dialects?.includes(target.dialect) ?? true) &&
+    (filter.drivers?.includes(target.driver) ?? true) &&
+    (filter.places?.includes(target.place) ?? true);
+}
+
+/**
+ * The databases and drivers the suite runs against on this machine, in a
+ * fixed order, narrowed to those `filter` is about (every one without it).
+ */
+export function targets(filter: TargetFilter = {}): Target[] {
+  const chosen = usableTargets.filter((candidate) => matches(candidate, filter));
+  return filter.onePerDialect
+    ? chosen.filter((candidate, i) => chosen.findIndex((other) => other.dialect === candidate.dialect) === i)
+    : chosen;
+}
+
+/**
+ * A database of a suite's own on a server target, so server-side counts see
+ * only the suite's connections whatever else runs on the server. The
+ * observer is an instance on the target's own database, which creates,
+ * counts and drops it.
+ */
+export class OwnDatabase {
+  /** The database's name. */
+  readonly name: string;
+  /** Its URL (the target's, with this database). */
+  readonly url: string;
+  readonly #postgres: boolean;
+  #observer: Database | undefined;
+  readonly #target: Target;
+
+  /** Names a database (`prefix` + unique suffix) on `target`'s server; nothing is created yet. */
+  constructor(target: Target, prefix: string) {
+    this.#target = target;
+    this.#postgres = target.dialect === "postgres";
+    this.name = uniqueName(prefix);
+    const url = new URL(target.url);
+    url.pathname = `/${this.name}`;
+    this.url = url.toString();
+  }
+
+  /** The instance on the target's own database. */
+  get observer(): Database {
+    return this.#observer ??= this.#target.open({ pool: { max: 1 } });
+  }
+
+  /** Creates the database. */
+  async create(): Promise<void> {
+    await this.observer.execute(sql`create database ${sql.ident(this.name)}`);
+  }
+
+  /** The ids of the server's connections to the database, ascending. */
+  async backends(): Promise<number[]> {
+    const rows = await this.observer.fetchAll<{ id: number | string }>(
+      this.#postgres
+        ? sql`select pid as id from pg_stat_activity where datname = ${this.name} and backend_type = 'client backend'`
+        : sql`select id from information_schema.processlist where db = ${this.name}`,
+    );
+    return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+  }
+
+  /** The names of the tables in the database, sorted. */
+  async tables(): Promise<string[]> {
+    const db = new Database(this.url);
+    try {
+      const rows = await db.fetchAll<{ name: string }>(
+        this.#postgres
+          ? sql`select table_name as name from information_schema.tables where table_schema = 'public'`
+          : sql`select table_name as name from information_schema.tables where table_schema = database()`,
+      );
+      return rows.map((row) => row.name).sort();
+    } finally {
+      await db.close();
+    }
+  }
+
+  /** How many connections the server has to the database. */
+  async connections(): Promise<number> {
+    return (await this.backends()).length;
+  }
+
+  /** Waits until the server has `n` connections to the database. */
+  connectionsAre(n: number, what: string, ms?: number): Promise<number> {
+    return eventually(`${what}: ${n} server connections`, () => this.connections(), (count) => count === n, ms);
+  }
+
+  /** Drops the database (closing whatever still uses it) and closes the observer. */
+  async drop(): Promise<void> {
+    if (this.#observer === undefined) return;
+    try {
+      await this.#observer.execute(
+        this.#postgres
+          ? sql`drop database if exists ${sql.ident(this.name)} with (force)`
+          : sql`drop database if exists ${sql.ident(this.name)}`,
+      );
+    } finally {
+      await this.#observer.close();
+      this.#observer = undefined;
+    }
+  }
+}

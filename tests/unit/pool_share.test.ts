@@ -1,0 +1,189 @@
+/**
+ * How single statements of a pipelining driver share busy connections,
+ * tested on the pool alone with in-memory fake connections: a busy
+ * connection takes a statement only while its current one is young and its
+ * pipeline short, a waiting statement is withdrawn whole at its
+ * acquireTimeout, and scopes, close, broken connections and streams cross it
+ * as they should. tests/behaviour/pool_server.test.ts shows the same on the servers.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ClosedError, PoolTimeoutError } from "../../mod.ts";
+import {
+  Pool,
+  poolDefaults,
+  type PooledConnection,
+  type PoolOptions,
+  shareDepth,
+  shareWithin,
+} from "../../src/pool.ts";
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+interface Fake {
+  id: number;
+  closed: boolean;
+}
+
+/**
+ * A pool of fake connections numbered from 1, on a clock of its own that
+ * only `ageOut` moves, so no age depends on how busy the machine is.
+ */
+function fakePool(options: PoolOptions = {}): { pool: Pool<Fake>; opened: Fake[]; ageOut(): void } {
+  const opened: Fake[] = [];
+  let clock = 0;
+  const pool = new Pool<Fake>(
+    {
+      now: () => clock,
+      open: () => {
+        const fake = { id: opened.length + 1, closed: false };
+        opened.push(fake);
+        return Promise.resolve(fake);
+      },
+      close: (fake) => {
+        fake.closed = true;
+        return Promise.resolve();
+      },
+    },
+    { ...poolDefaults, max: 1, acquireTimeout: 10_000, ...options },
+    "fake pool",
+  );
+  // Past the age up to which a busy connection takes more statements.
+  return { pool, opened, ageOut: () => void (clock += shareWithin) };
+}
+
+/** Keeps the event loop alive until `promise` settles: the pool's own timers do not (Deno ends a test otherwise). */
+async function kept<T>(promise: Promise<T>): Promise<T> {
+  const timer = setInterval(() => {}, 1_000);
+  try {
+    return await promise;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Settles to "pending" when the promise has not settled after a few turns of the event loop. */
+async function state<T>(promise: Promise<T>): Promise<T | "pending"> {
+  return await Promise.race([promise, sleep(20).then(() => "pending" as const)]);
+}
+
+describe("pool sharing (in-memory fake connections)", () => {
+  test("a busy connection takes at most shareDepth statements; the rest wait and start as statements end", async () => {
+    const { pool } = fakePool({ max: 2 });
+    let holding = 0;
+    let peak = 0;
+    const perConnection = new Map<number, number>();
+    const run = async () => {
+      const item = await pool.acquire(true);
+      const count = (perConnection.get(item.connection.id) ?? 0) + 1;
+      perConnection.set(item.connection.id, count);
+      assert.ok(count <= shareDepth, `${count} statements on one connection`);
+      peak = Math.max(peak, ++holding);
+      await sleep(1);
+      holding--;
+      perConnection.set(item.connection.id, perConnection.get(item.connection.id)! - 1);
+      pool.release(item);
+    };
+    await Promise.all(Array.from({ length: 40 }, run));
+    assert.ok(peak > 2, `at most ${peak} in flight: statements shared no connection`);
+    assert.deepEqual(pool.stats(), { size: 2, idle: 2, busy: 0, waiting: 0 });
+    await pool.close();
+  });
+
+  test("a connection whose statement began more than shareWithin ms ago takes no more: the wait times out and is withdrawn", async () => {
+    const { pool, ageOut } = fakePool({ acquireTimeout: 100 });
+    const first = await pool.acquire(true);
+    ageOut();
+    await assert.rejects(kept(pool.acquire(true)), PoolTimeoutError);
+    assert.equal(pool.stats().waiting, 0);
+    assert.equal(first.holders, 1, "nothing joined the old statement");
+    pool.release(first);
+    await pool.close();
+  });
+
+  test("when a statement on a shared connection ends, a waiting statement joins the next one at once", async () => {
+    const { pool, ageOut } = fakePool();
+    const first = await pool.acquire(true);
+    const second = await pool.acquire(true);
+    assert.equal(second, first, "a young connection is shared");
+    ageOut();
+    const third = pool.acquire(true);
+    assert.equal(await state(third), "pending");
+    pool.release(first);
+    assert.equal(await state(third), first, "it joined the connection while the second statement still runs");
+    assert.equal(first.holders, 2);
+    pool.release(second);
+    pool.release(first);
+    await pool.close();
+  });
+
+  test("while a scope waits, no statement joins a busy connection, and the scope gets it once it drains", async () => {
+    const { pool } = fakePool();
+    const statement = await pool.acquire(true);
+    const scope = pool.acquire();
+    const later = pool.acquire(true);
+    assert.equal(await state(later), "pending", "a young connection is not shared while a scope waits");
+    pool.release(statement);
+    const held = (await scope) as PooledConnection<Fake>;
+    assert.equal(held.holders, 1);
+    assert.equal(await state(later), "pending", "nothing joins the scope's connection");
+    pool.release(held);
+    pool.release((await later) as PooledConnection<Fake>);
+    await pool.close();
+  });
+
+  test("a connection a scope or stream holds is never shared", async () => {
+    const { pool } = fakePool({ acquireTimeout: 100 });
+    const scope = await pool.acquire();
+    pool.lend(scope);
+    const borrower = await pool.acquire(true);
+    assert.equal(borrower, scope, "a stream's connection is lent to one caller");
+    await assert.rejects(kept(pool.acquire(true)), PoolTimeoutError, "and to no other");
+    pool.release(borrower);
+    pool.unlend(scope);
+    pool.release(scope);
+    await pool.close();
+  });
+
+  test("a broken shared connection takes no more statements, and the next one gets a new connection", async () => {
+    const { pool, opened } = fakePool();
+    const first = await pool.acquire(true);
+    const second = await pool.acquire(true);
+    pool.release(first, true);
+    const third = pool.acquire(true);
+    assert.equal(await state(third), "pending", "nothing joins a broken connection");
+    pool.release(second);
+    const fresh = (await third) as PooledConnection<Fake>;
+    assert.notEqual(fresh, first);
+    assert.equal(opened.length, 2);
+    assert.equal(opened[0].closed, true);
+    pool.release(fresh);
+    await pool.close();
+  });
+
+  test("a shared connection past its maxLifetime takes no more statements, so it retires under steady load", async () => {
+    const { pool, opened } = fakePool({ maxLifetime: 20 });
+    const first = await pool.acquire(true);
+    await sleep(40); // past the lifetime by wall clock; the statement's age stays 0 on the pool's own clock
+    const second = pool.acquire(true);
+    assert.equal(await state(second), "pending", "nothing joins an expired connection");
+    pool.release(first);
+    const fresh = (await second) as PooledConnection<Fake>;
+    assert.notEqual(fresh, first);
+    assert.equal(opened[0].closed, true, "the expired one retired");
+    pool.release(fresh);
+    await pool.close();
+  });
+
+  test("close() fails statements waiting to share with ClosedError", async () => {
+    const { pool, ageOut } = fakePool();
+    const first = await pool.acquire(true);
+    ageOut();
+    const waiting = pool.acquire(true);
+    const closing = pool.close(5_000);
+    await assert.rejects(waiting, ClosedError);
+    pool.release(first);
+    await closing;
+    assert.equal(pool.stats().size, 0);
+  });
+});
