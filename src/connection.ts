@@ -31,7 +31,7 @@ export class Connection extends Queryable {
 
   /** Wraps a held session; created by `db.connection`. */
   constructor(session: Session) {
-    super(session.rules.name);
+    super(session.dialect.name);
     this.#session = session;
   }
 
@@ -48,7 +48,7 @@ export class Connection extends Queryable {
 
   /** Runs one compiled query where this handle runs queries. */
   protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
-    return this.#session.perform(kind, query);
+    return this.#session.run(kind, query);
   }
 
   /** Runs one statement for many parameter sets, atomically. */
