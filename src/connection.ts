@@ -37,8 +37,7 @@ export class Connection extends Queryable {
 
   /** Runs `fn` in a transaction on this connection (a savepoint if one is open). */
   async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
-    const tx = await Transaction.open(this.#session, this.#session.current, options, false);
-    return await runTransaction(this.#session, tx, fn);
+    return await runTransaction(this.#session, this.#session.current, options, fn);
   }
 
   /** Opens a transaction on this connection (a savepoint if one is open) and returns its handle. */

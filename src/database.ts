@@ -1,40 +1,34 @@
 /**
- * The public facade: a database's lifecycle, its scopes, and where each
- * call goes: outside any scope through the {@linkcode Router} to a
- * server's pool, run by the {@linkcode Executor}; inside a scope on the
- * scope's held session.
+ * The public facade: a database's lifecycle, its scopes and the registry
+ * of named instances. Each call goes to the `Dispatcher` (dispatcher.ts),
+ * which runs it on the scope's held session, or through the `Router` to a
+ * server's pool and the `Executor`; a plain statement outside any scope
+ * goes straight to the executor.
  *
  * @module
  */
 import { CallContext, type ScopeState } from "./call_context.ts";
-import { Connection } from "./connection.ts";
+import type { Connection } from "./connection.ts";
 import { asyncContextLookup, ScopeSlot } from "./context.ts";
-import { dialectOf, type TransactionOptions } from "./dialect.ts";
-import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
+import type { TransactionOptions } from "./dialect.ts";
+import type { Driver, ExecuteResult, Row } from "./driver.ts";
 import { driverLoader } from "./drivers/mod.ts";
+import { Dispatcher } from "./dispatcher.ts";
 import { ClosedError, TransactionError } from "./errors.ts";
 import { Executor } from "./executor.ts";
 import type { HeldConnection } from "./internal.ts";
-import { ForcedRollback } from "./forced_rollback.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
-import type { Pool, PoolStats } from "./pool.ts";
-import { EXECUTE, Queryable, type QueryKind } from "./queryable.ts";
+import type { PoolStats } from "./pool.ts";
+import { Queryable, type QueryKind } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
-import { replicaWriteError, Router, type ScopeRoute } from "./router.ts";
+import { Router } from "./router.ts";
 import type { ReplicaStats } from "./routing_options.ts";
 import { Schema } from "./schema.ts";
-import { type RoutedScope, type ScopedCalls, ScopeHandle } from "./scope_handle.ts";
-import type { Server, Target } from "./server.ts";
+import { type RoutedScope, ScopeHandle } from "./scope_handle.ts";
+import type { Server } from "./server.ts";
 import { makeServer, probeServer } from "./server_pools.ts";
-import { Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
-import {
-  checkTransactionOptions,
-  endSession,
-  executeManyAtomically,
-  runTransaction,
-  Transaction,
-} from "./transaction.ts";
+import type { Transaction } from "./transaction.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 
 export type { RoutedScope } from "./scope_handle.ts";
@@ -92,15 +86,10 @@ export class Database extends Queryable implements AsyncDisposable {
   readonly #plain: boolean;
   /** True when connections belong to call contexts (`connectionScope: "context"`). */
   readonly #contextScoped: boolean;
-  /** Makes a context's own pool of a server (`connectionScope: "context"`). */
-  readonly #contextPools = new Map<Server, () => Pool<DriverConnection>>();
   /** Contexts running now, whose connections `close()` closes too. */
   readonly #liveContexts = new Set<CallContext>();
-  /** With `forceRollback`: the held connection every call outside a scope runs on. */
-  readonly #forced: ForcedRollback | undefined;
-  /** With `forceRollback`: whether a failed statement aborts the transaction (so each runs in a savepoint). */
-  readonly #abortsOnError: boolean;
-  #driver: Driver | undefined;
+  /** Where each call runs: the scope's session, the forceRollback connection, or the router's target. */
+  readonly #dispatcher: Dispatcher;
   /** Set once the instance warned about a connection outside any context, or when it chose its connectionScope. */
   #warned: boolean;
   #closing: Promise<void> | undefined;
@@ -130,28 +119,23 @@ export class Database extends Queryable implements AsyncDisposable {
       openedOutsideContext: () => this.#warnOutsideContext(),
       replicaConnected: (server: Server) => this.#router.confirm(server),
     };
-    const servers = [
-      makeServer("primary", -1, parsed, resolved.pool, label, setup),
-      ...resolved.replicas.map((replica, i) =>
-        makeServer("replica", i, replica.url, replica.pool, `${label} replica ${i}`, setup)
-      ),
-    ];
-    for (const { server, contextPool } of servers) if (contextPool) this.#contextPools.set(server, contextPool);
-    const [primary, ...replicas] = servers.map((s) => s.server);
+    const primary = makeServer("primary", -1, parsed, resolved.pool, label, setup);
+    const replicas = resolved.replicas.map((replica, i) =>
+      makeServer("replica", i, replica.url, replica.pool, `${label} replica ${i}`, setup)
+    );
     this.#primary = primary;
-    this.#router = new Router(primary, replicas, resolved.routing, {
-      timers: !this.#contextScoped,
-      probe: probeServer,
-    });
-    this.#executor = new Executor({
-      onQuery: resolved.onQuery,
-      debug: resolved.debugParameters,
+    this.#router = new Router(primary, replicas, resolved.routing, !this.#contextScoped, probeServer);
+    this.#executor = new Executor(resolved.onQuery, resolved.debugParameters, () => this.#assertOpen());
+    this.#dispatcher = new Dispatcher({
+      dialect: parsed.dialect,
+      scope: this.#scope,
+      rootContext: this.#rootContext,
+      contextScoped: this.#contextScoped,
+      router: this.#router,
+      executor: this.#executor,
+      forceRollback: resolved.forceRollback,
       assertOpen: () => this.#assertOpen(),
     });
-    this.#forced = resolved.forceRollback
-      ? new ForcedRollback(() => this.#session(primary.targets.held, undefined), () => this.#assertOpen())
-      : undefined;
-    this.#abortsOnError = dialectOf(parsed.dialect).errorAbortsTransaction;
     this.#plain = replicas.length === 0 && resolved.onQuery === undefined && resolved.routing.readYourWrites === 0 &&
       !resolved.forceRollback;
     if (resolved.name !== undefined) register(resolved.name, this);
@@ -226,13 +210,7 @@ export class Database extends Queryable implements AsyncDisposable {
 
   /** Loads the driver once; a driver that cannot load is a `ConfigError` `ROOST_DRIVER_UNAVAILABLE` saying why. */
   async #driverLoaded(): Promise<Driver> {
-    if (this.#driver === undefined) {
-      const driver = await this.#loadDriver();
-      this.#driver ??= driver;
-      this.#executor.pipelines = this.#driver.pipelines === true;
-      this.#executor.interleavedStreams = this.#driver.interleavedStreams === true;
-    }
-    return this.#driver;
+    return this.#executor.driver ??= await this.#loadDriver();
   }
 
   /** Opens the primary's first connections now (up to `pool.min`, at least one), proving the URL works. */
@@ -252,7 +230,7 @@ export class Database extends Queryable implements AsyncDisposable {
       this.#executor.close();
       this.#router.stop();
       const servers = [this.#primary, ...this.#router.replicas];
-      this.#closing = (this.#forced?.rollBack() ?? Promise.resolve()).then(() =>
+      this.#closing = this.#dispatcher.rollBackForced().then(() =>
         Promise.all([
           ...servers.map((server) => server.pool.close(options.timeout)),
           ...[...this.#liveContexts].map((context) => context.end(options.timeout)),
@@ -286,213 +264,14 @@ export class Database extends Queryable implements AsyncDisposable {
     return state;
   }
 
-  #contextOf(state: ScopeState | undefined): CallContext {
-    return state?.context ?? this.#rootContext;
-  }
-
-  /** The pool a call in `state` takes the server's connections from. */
-  #poolOf(server: Server, state: ScopeState | undefined): Pool<DriverConnection> {
-    if (!this.#contextScoped || state === undefined || state.context === this.#rootContext) return server.pool;
-    const pool = state.context.poolFor(server, this.#contextPools.get(server)!);
-    if (pool === undefined) {
-      throw new ClosedError("this db.context() has ended and closed its connections: query inside it, or outside any");
-    }
-    return pool;
-  }
-
   /**
-   * Holds a connection of `target` for a scope. Its statements report the
-   * target's reason to `onQuery` (`"held"` for a scope's own connection).
-   */
-  async #session(target: Target, state: ScopeState | undefined): Promise<Session> {
-    this.#assertOpen();
-    const pool = this.#poolOf(target.server, state);
-    const item = await pool.acquire();
-    return new Session(item, dialectOf(this.dialect), {
-      target,
-      scope: this.#scope,
-      context: this.#contextOf(state),
-      readYourWrites: this.#router.readYourWrites > 0,
-      executor: this.#executor,
-      release: (session) => {
-        // A replica whose connection broke under a held scope leaves the rotation too.
-        if (session.broken) this.#router.markDown(target.server, "its connection was lost during a connection scope");
-        pool.release(session.item, session.broken);
-      },
-    });
-  }
-
-  /**
-   * A session on `target`, or on the next replica (or the fallback) when a
-   * replica cannot connect. With `reports`, its statements report the
-   * route's reason to `onQuery`; otherwise `"held"`.
-   */
-  #sessionAt(target: Target, state: ScopeState | undefined, reports = false): Promise<Session> {
-    return this.#router.withFailover(target, (next) => this.#session(reports ? next : next.server.targets.held, state));
-  }
-
-  /**
-   * Package-internal (reached through internal.ts): holds a
-   * connection for a sequence of statements, on the server the instance
-   * routes the first one to: `first` says whether it only reads;
-   * `undefined` stands for a transaction, which goes to the primary.
-   * `undefined` comes back when the statements must run through the
-   * instance itself: inside a held scope, whose connection they join, or
-   * with `forceRollback`.
+   * Package-internal (reached through internal.ts): holds a connection for
+   * a query builder's sequence of statements (see `Dispatcher.hold`).
    */
   private async holdConnection(first: boolean | undefined): Promise<HeldConnection | undefined> {
     await asyncContextLookup();
-    const state = this.#scopeState();
-    if (state?.session !== undefined || this.#forced) return undefined;
-    this.#assertOpen();
-    const reads = first === true;
-    const target = reads || state?.route
-      ? this.#router.readTarget(state?.route, reads, this.#contextOf(state))
-      : this.#primary.targets.write;
-    // A connection taken for a transaction reports as any held one; for a statement, why it went there.
-    const session = await this.#sessionAt(target, state, first !== undefined);
-    const routedRead = session.readOnly && session.target.reason === "read";
-    return { connection: new Connection(session), routedRead, release: () => endSession(session) };
+    return await this.#dispatcher.hold(first, this.#scopeState());
   }
-
-  /**
-   * Runs one statement where a call in `state` runs: on the scope's session,
-   * on the forced connection, or where the router sends it.
-   */
-  async #run(kind: QueryKind, query: CompiledQuery, state: ScopeState | undefined): Promise<unknown> {
-    if (state?.session) return await state.session.run(kind, query);
-    if (kind === EXECUTE && state?.route === "replica") throw replicaWriteError("execute");
-    if (this.#forced) return await this.#forced.run(this.#abortsOnError, (held) => this.#run(kind, query, held));
-    const router = this.#router;
-    if (kind === EXECUTE) {
-      try {
-        return await this.#executor.run(
-          this.#poolOf(this.#primary, state),
-          router.writeTarget(state?.route),
-          kind,
-          query,
-        );
-      } finally {
-        if (router.readYourWrites > 0) this.#contextOf(state).mark();
-      }
-    }
-    const reads = router.reads(query.text);
-    return await router.withFailover(router.readTarget(state?.route, reads, this.#contextOf(state)), async (target) => {
-      try {
-        return await this.#executor.run(this.#poolOf(target.server, state), target, kind, query);
-      } finally {
-        if (!reads && router.readYourWrites > 0 && target.server === this.#primary) this.#contextOf(state).mark();
-      }
-    });
-  }
-
-  async #runMany(
-    text: string,
-    paramSets: readonly (readonly unknown[])[],
-    state: ScopeState | undefined,
-  ): Promise<ExecuteResult> {
-    if (state?.session) return await executeManyAtomically(state.session, text, paramSets);
-    if (state?.route === "replica") throw replicaWriteError("executeMany");
-    if (this.#forced) {
-      return await this.#forced.run(this.#abortsOnError, (held) => this.#runMany(text, paramSets, held));
-    }
-    const session = await this.#session(this.#primary.targets.held, state);
-    try {
-      return await executeManyAtomically(session, text, paramSets);
-    } finally {
-      session.end();
-    }
-  }
-
-  async *#stream(query: CompiledQuery, batchSize: number, state: ScopeState | undefined): AsyncIterableIterator<Row[]> {
-    // With forceRollback, not in a turn: the loop's body may query at the top level.
-    if (this.#forced && !state?.session) state = await this.#forced.state();
-    if (state?.session) {
-      yield* state.session.stream(query, batchSize);
-      return;
-    }
-    const router = this.#router;
-    const reads = router.reads(query.text);
-    for (let target = router.readTarget(state?.route, reads, this.#contextOf(state));;) {
-      let started = false;
-      try {
-        for await (const batch of this.#executor.stream(this.#poolOf(target.server, state), target, query, batchSize)) {
-          started = true;
-          yield batch;
-        }
-        return;
-      } catch (error) {
-        // Rows already handed out cannot be taken back: only a stream that yielded nothing moves elsewhere.
-        if (started) throw error;
-        target = router.nextAfter(target, error);
-      } finally {
-        if (!reads && router.readYourWrites > 0 && target.server === this.#primary) this.#contextOf(state).mark();
-      }
-    }
-  }
-
-  async #connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState | undefined): Promise<T> {
-    if (state?.session) return await fn(new Connection(state.session));
-    if (this.#forced) return await this.#forced.run(true, (held) => this.#connection(fn, held));
-    const session = state?.route === "replica"
-      ? await this.#sessionAt(this.#router.replicaTarget("replica-scope"), state)
-      : await this.#session(this.#primary.targets.held, state);
-    try {
-      return await this.#scope.run(session.state(undefined), () => fn(new Connection(session)));
-    } finally {
-      await endSession(session);
-    }
-  }
-
-  async #transaction<T>(
-    fn: (tx: Transaction) => Promise<T> | T,
-    options: TransactionOptions,
-    state: ScopeState | undefined,
-  ): Promise<T> {
-    if (state?.session) {
-      const parent = state.tx ?? state.session.current;
-      return await runTransaction(state.session, await Transaction.open(state.session, parent, options, false), fn);
-    }
-    if (state?.route === "replica") throw replicaWriteError("transaction");
-    checkTransactionOptions(options); // before a connection is taken for nothing
-    // With forceRollback: a savepoint of the forced transaction, where isolation and readOnly do not apply.
-    if (this.#forced) return await this.#forced.run(false, (held) => this.#transaction(fn, {}, held));
-    const session = await this.#session(this.#primary.targets.held, state);
-    return await runTransaction(session, await Transaction.open(session, undefined, options, true), fn);
-  }
-
-  async #begin(options: TransactionOptions, state: ScopeState | undefined): Promise<Transaction> {
-    if (state?.session) return await Transaction.open(state.session, state.tx ?? state.session.current, options, false);
-    if (state?.route === "replica") throw replicaWriteError("begin");
-    checkTransactionOptions(options);
-    if (this.#forced) return await this.#forced.run(false, (held) => this.#begin({}, held));
-    return await Transaction.open(await this.#session(this.#primary.targets.held, state), undefined, options, true);
-  }
-
-  async #routed<T>(
-    route: ScopeRoute,
-    fn: (scope: RoutedScope) => Promise<T> | T,
-    outer: ScopeState | undefined,
-  ): Promise<T> {
-    this.#assertOpen();
-    // A primary scope inside a connection or transaction on the primary stays on it: it would not see its writes.
-    const held = route === "primary" && outer?.session !== undefined && !outer.session.readOnly;
-    const state: ScopeState = held
-      ? { ...outer, route }
-      : { session: undefined, tx: undefined, route, context: this.#contextOf(outer) };
-    return await this.#scope.run(state, () => fn(new ScopeHandle(this.dialect, route, this.#calls, state)));
-  }
-
-  /** What the handles of this instance's scopes call back with. */
-  readonly #calls: ScopedCalls = {
-    run: (kind, query, state) => this.#run(kind, query, state),
-    runMany: (text, paramSets, state) => this.#runMany(text, paramSets, state),
-    stream: (query, batchSize, state) => this.#stream(query, batchSize, state),
-    connection: (fn, state) => this.#connection(fn, state),
-    transaction: (fn, options, state) => this.#transaction(fn, options, state),
-    begin: (options, state) => this.#begin(options, state),
-    routed: (route, fn, state) => this.#routed(route, fn, state),
-  };
 
   /**
    * Runs `fn` with one connection held for its whole duration; inside it,
@@ -501,7 +280,7 @@ export class Database extends Queryable implements AsyncDisposable {
    */
   async connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T> {
     await asyncContextLookup();
-    return await this.#connection(fn, this.#scopeState());
+    return await this.#dispatcher.connection(fn, this.#scopeState());
   }
 
   /**
@@ -512,7 +291,7 @@ export class Database extends Queryable implements AsyncDisposable {
    */
   async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
     await asyncContextLookup();
-    return await this.#transaction(fn, options, this.#scopeState());
+    return await this.#dispatcher.transaction(fn, options, this.#scopeState());
   }
 
   /**
@@ -522,7 +301,7 @@ export class Database extends Queryable implements AsyncDisposable {
    */
   async begin(options: TransactionOptions = {}): Promise<Transaction> {
     await asyncContextLookup();
-    return await this.#begin(options, this.#scopeState());
+    return await this.#dispatcher.begin(options, this.#scopeState());
   }
 
   /**
@@ -544,7 +323,7 @@ export class Database extends Queryable implements AsyncDisposable {
    */
   async replica<T>(fn: (replica: RoutedScope) => Promise<T> | T): Promise<T> {
     await asyncContextLookup();
-    return await this.#routed("replica", fn, this.#scopeState());
+    return await this.#dispatcher.routed("replica", fn, this.#scopeState());
   }
 
   /**
@@ -553,7 +332,7 @@ export class Database extends Queryable implements AsyncDisposable {
    */
   async primary<T>(fn: (primary: RoutedScope) => Promise<T> | T): Promise<T> {
     await asyncContextLookup();
-    return await this.#routed("primary", fn, this.#scopeState());
+    return await this.#dispatcher.routed("primary", fn, this.#scopeState());
   }
 
   /**
@@ -586,7 +365,7 @@ export class Database extends Queryable implements AsyncDisposable {
     const state: ScopeState = { session: undefined, tx: undefined, route: undefined, context };
     if (this.#contextScoped) this.#liveContexts.add(context);
     try {
-      return await this.#scope.run(state, () => fn(new ScopeHandle(this.dialect, "auto", this.#calls, state)));
+      return await this.#scope.run(state, () => fn(new ScopeHandle(this.dialect, "auto", this.#dispatcher, state)));
     } finally {
       this.#liveContexts.delete(context);
       await context.end();
@@ -602,21 +381,21 @@ export class Database extends Queryable implements AsyncDisposable {
       if (state === undefined) return this.#executor.run(this.#primary.pool, this.#primary.targets.read, kind, query);
       if (state.session) return state.session.run(kind, query);
     }
-    return this.#run(kind, query, state);
+    return this.#dispatcher.run(kind, query, state);
   }
 
   /** Runs one statement for many parameter sets, atomically. */
   protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     const lookup = asyncContextLookup();
     if (lookup) return lookup.then(() => this.performMany(text, paramSets));
-    return this.#runMany(text, paramSets, this.#scopeState());
+    return this.#dispatcher.runMany(text, paramSets, this.#scopeState());
   }
 
   /** Streams a compiled query's rows. */
   protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
     const lookup = asyncContextLookup();
     if (lookup) return this.#streamAfter(lookup, query, batchSize);
-    return this.#stream(query, batchSize, this.#scopeState());
+    return this.#dispatcher.stream(query, batchSize, this.#scopeState());
   }
 
   /** Streams once async context's lookup has settled. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { DriverConnection, Row } from "./driver.ts";
+import type { Driver, DriverConnection, Row } from "./driver.ts";
 import { ConnectionError, withParameters } from "./errors.ts";
 import type { Pool, PooledConnection } from "./pool.ts";
 import type { QueryEvent, QueryHook } from "./query_event.ts";
@@ -16,10 +16,8 @@ import { ReleasableStream } from "./releasable_stream.ts";
 import type { Target } from "./server.ts";
 import type { CompiledQuery } from "./sql.ts";
 
-/** The query method a result kind stands for (`fetchVal` reports as `fetchOne`). */
-export function methodOf(kind: QueryKind): "execute" | "fetchAll" | "fetchOne" {
-  return kind === EXECUTE ? "execute" : kind === FETCH_ALL ? "fetchAll" : "fetchOne";
-}
+/** The query method each result kind stands for, by kind (`fetchVal` reports as `fetchOne`). */
+export const methodOf: readonly ("execute" | "fetchAll" | "fetchOne")[] = ["execute", "fetchAll", "fetchOne"];
 
 /** Sends a compiled statement to a driver connection, asking for one kind of result. */
 export function runStatement(connection: DriverConnection, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
@@ -33,17 +31,7 @@ export function runStatement(connection: DriverConnection, kind: QueryKind, quer
   }
 }
 
-/** What an executor is given by its database. */
-export interface ExecutorSetup {
-  /** The `onQuery` hook, if any. */
-  readonly onQuery: QueryHook | undefined;
-  /** Whether errors and events carry query parameters (`debugParameters`). */
-  readonly debug: boolean;
-  /** Throws `ClosedError` once the database is closing. */
-  readonly assertOpen: () => void;
-}
-
-/** Runs, reports and redacts the statements of one database. */
+/** Runs, reports and redacts the statements of one database, with its driver's capabilities. */
 export class Executor {
   readonly #onQuery: QueryHook | undefined;
   /** Whether errors and events carry query parameters (`debugParameters`). */
@@ -51,21 +39,17 @@ export class Executor {
   readonly #assertOpen: () => void;
   /** Set once the database closes: statements then take the slow path, which says so. */
   #closed = false;
-  /** The driver runs several statements on one connection at once (postgres.js): connections are shared. */
-  pipelines = false;
-  /** The driver's streams leave their connection usable by other statements (SQLite). */
-  interleavedStreams = false;
+  /** The driver, once loaded: whether it pipelines (shares connections) and interleaves streams. */
+  driver: Driver | undefined;
 
-  /** An executor reporting to `setup.onQuery`. */
-  constructor(setup: ExecutorSetup) {
-    this.#onQuery = setup.onQuery;
-    this.debug = setup.debug;
-    this.#assertOpen = setup.assertOpen;
-  }
-
-  /** True when statements are reported to a hook. */
-  get observed(): boolean {
-    return this.#onQuery !== undefined;
+  /**
+   * An executor reporting to `onQuery` (if any), with parameters in errors
+   * and events when `debug`; `assertOpen` throws once the database is closing.
+   */
+  constructor(onQuery: QueryHook | undefined, debug: boolean, assertOpen: () => void) {
+    this.#onQuery = onQuery;
+    this.debug = debug;
+    this.#assertOpen = assertOpen;
   }
 
   /** When a statement starts, for its reported duration (0 when nobody is told). */
@@ -79,14 +63,7 @@ export class Executor {
   }
 
   /** Tells the hook (if any) about a statement that ran on `target`; a hook that throws is ignored. */
-  report(
-    target: Target,
-    method: QueryEvent["method"],
-    sql: string,
-    params: readonly unknown[],
-    started: number,
-    error?: unknown,
-  ): void {
+  report(target: Target, method: QueryEvent["method"], query: CompiledQuery, started: number, error?: unknown): void {
     const hook = this.#onQuery;
     if (hook === undefined) return;
     const { role, index, url } = target.server;
@@ -96,8 +73,8 @@ export class Executor {
       url,
       reason: target.reason,
       method,
-      sql,
-      ...(this.debug ? { parameters: params } : {}),
+      sql: query.text,
+      ...(this.debug ? { parameters: query.params } : {}),
       duration: performance.now() - started,
       ...(error === undefined ? {} : { error }),
     };
@@ -112,13 +89,12 @@ export class Executor {
   failed(
     target: Target,
     method: QueryEvent["method"],
-    sql: string,
-    params: readonly unknown[],
+    query: CompiledQuery,
     started: number,
     caught: unknown,
   ): unknown {
-    const error = withParameters(caught, params, this.debug);
-    this.report(target, method, sql, params, started, error);
+    const error = withParameters(caught, query.params, this.debug);
+    this.report(target, method, query, started, error);
     return error;
   }
 
@@ -130,16 +106,17 @@ export class Executor {
   async run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     const observed = this.#onQuery !== undefined;
     const started = observed ? performance.now() : 0;
-    let item = observed || this.#closed ? undefined : this.pipelines ? pool.takeShared() : pool.takeReady();
-    item ??= await this.#acquire(pool, target, methodOf(kind), query, started, this.pipelines);
+    const shares = this.driver?.pipelines === true;
+    let item = observed || this.#closed ? undefined : shares ? pool.takeShared() : pool.takeReady();
+    item ??= await this.#acquire(pool, target, methodOf[kind], query, started, shares);
     let broken = false;
     try {
       const result = await runStatement(item.connection, kind, query);
-      if (observed) this.report(target, methodOf(kind), query.text, query.params, started);
+      if (observed) this.report(target, methodOf[kind], query, started);
       return result;
     } catch (caught) {
       broken = caught instanceof ConnectionError;
-      throw this.failed(target, methodOf(kind), query.text, query.params, started, caught);
+      throw this.failed(target, methodOf[kind], query, started, caught);
     } finally {
       pool.release(item, broken);
     }
@@ -158,7 +135,7 @@ export class Executor {
     const acquiring = pool.acquire(shares);
     if (this.#onQuery === undefined) return acquiring;
     return acquiring.catch((error: unknown) => {
-      this.report(target, method, query.text, query.params, started, error);
+      this.report(target, method, query, started, error);
       throw error;
     });
   }
@@ -186,7 +163,7 @@ export class Executor {
     };
     const source = item.connection.stream(query.text, query.params, batchSize, "own");
     let batches: AsyncIterable<Row[]> = source;
-    if (this.interleavedStreams) pool.lend(item);
+    if (this.driver?.interleavedStreams === true) pool.lend(item);
     else {
       const releasable = new ReleasableStream(source, release);
       batches = releasable.batches();
@@ -194,9 +171,9 @@ export class Executor {
     }
     try {
       yield* batches;
-      this.report(target, "iterate", query.text, query.params, started);
+      this.report(target, "iterate", query, started);
     } catch (caught) {
-      const error = this.failed(target, "iterate", query.text, query.params, started, caught);
+      const error = this.failed(target, "iterate", query, started, caught);
       release(caught);
       throw error;
     } finally {

@@ -70,9 +70,8 @@ export class ForcedRollback {
       this.#assertOpen();
       const { session } = held;
       const parent = session.current ?? held.tx;
-      if (!isolate) return await session.scope.run(session.state(parent), () => call(session.state(parent)));
-      const savepoint = await Transaction.open(session, parent, {}, false);
-      return await runTransaction(session, savepoint, (tx) => call(session.state(tx)));
+      if (!isolate) return await call(session.state(parent));
+      return await runTransaction(session, parent, {}, (tx) => call(session.state(tx)));
     } finally {
       done();
     }

@@ -21,6 +21,11 @@ export interface WriteClock {
   within(ms: number): boolean;
 }
 
+/** What a replica's `lastError` says about a failure. */
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** The error a write gets where only a replica may be used, before it reaches any server. */
 export function replicaWriteError(what: string): ReadOnlyError {
   return new ReadOnlyError(
@@ -64,18 +69,6 @@ export function isReadStatement(text: string): boolean {
   return readKeywords.has(text.slice(i, end).toLowerCase());
 }
 
-/** What the router is given by the database it routes for. */
-export interface RouterSetup {
-  /**
-   * True where a replica out of the rotation may be rechecked by a
-   * background timer; false where connections belong to requests (Workers),
-   * where such a replica rejoins on trial once its recheck is due.
-   */
-  readonly timers: boolean;
-  /** Checks a replica out of the rotation (opens a connection, pings it): resolves when it works again. */
-  readonly probe: (server: Server) => Promise<void>;
-}
-
 /** The primary, the replicas, their health, the routing rules and the choice among replicas. */
 export class Router {
   /** The primary. */
@@ -91,17 +84,31 @@ export class Router {
   #healthy: Server[];
   #turn = 0;
   #stopped = false;
-  readonly #setup: RouterSetup;
+  readonly #timers: boolean;
+  readonly #probe: (server: Server) => Promise<void>;
 
-  /** Routes between a primary and its replicas. */
-  constructor(primary: Server, replicas: readonly Server[], options: ResolvedRoutingOptions, setup: RouterSetup) {
+  /**
+   * Routes between a primary and its replicas. With `timers`, a replica out
+   * of the rotation is rechecked by `probe` (which resolves once it works
+   * again) in the background; without (where connections belong to
+   * requests, as on Workers, and a timer would outlive its request) it
+   * rejoins on trial once its recheck is due, and its next connection decides.
+   */
+  constructor(
+    primary: Server,
+    replicas: readonly Server[],
+    options: ResolvedRoutingOptions,
+    timers: boolean,
+    probe: (server: Server) => Promise<void>,
+  ) {
     this.primary = primary;
     this.replicas = replicas;
     this.options = options;
     this.routesReads = options.reads === "replicas" && replicas.length > 0;
     this.readYourWrites = options.readYourWrites;
     this.#healthy = [...replicas];
-    this.#setup = setup;
+    this.#timers = timers;
+    this.#probe = probe;
   }
 
   /**
@@ -164,7 +171,7 @@ export class Router {
 
   /** A healthy replica chosen by the picker, or undefined when none is healthy. */
   #pick(): Server | undefined {
-    if (!this.#setup.timers && this.#healthy.length < this.replicas.length) this.#readmitDue();
+    if (!this.#timers && this.#healthy.length < this.replicas.length) this.#readmitDue();
     const healthy = this.#healthy;
     if (healthy.length <= 1) return healthy[0];
     const { picker } = this.options;
@@ -209,7 +216,7 @@ export class Router {
    */
   markDown(server: Server, error: unknown): void {
     if (server.role !== "replica" || this.#stopped) return;
-    server.lastError = error instanceof Error ? error.message : String(error);
+    server.lastError = messageOf(error);
     if (!server.healthy) return; // its recheck is already scheduled
     server.healthy = false;
     // A replica on trial that fails again waits longer before its next trial.
@@ -237,25 +244,25 @@ export class Router {
       server.nextCheck = undefined;
       readmitted = true;
     }
-    if (readmitted) this.#healthy = this.replicas.filter((s) => s.healthy);
+    if (readmitted) this.#listHealthy();
   }
 
   #scheduleCheck(server: Server): void {
     const { recheckAfter, maxRecheckAfter } = this.options;
     const delay = Math.min(maxRecheckAfter, recheckAfter * 2 ** (server.failures - 1));
     server.nextCheck = Date.now() + delay;
-    if (this.#setup.timers) server.timer = backgroundTimeout(() => void this.#check(server), delay);
+    if (this.#timers) server.timer = backgroundTimeout(() => void this.#check(server), delay);
   }
 
   async #check(server: Server): Promise<void> {
     server.timer = undefined;
     if (this.#stopped) return;
     try {
-      await this.#setup.probe(server);
+      await this.#probe(server);
     } catch (error) {
       if (this.#stopped) return;
       server.failures++;
-      server.lastError = error instanceof Error ? error.message : String(error);
+      server.lastError = messageOf(error);
       this.#scheduleCheck(server);
       return;
     }
@@ -269,6 +276,10 @@ export class Router {
     server.downSince = undefined;
     server.nextCheck = undefined;
     server.lastError = undefined;
+    this.#listHealthy();
+  }
+
+  #listHealthy(): void {
     this.#healthy = this.replicas.filter((s) => s.healthy);
   }
 

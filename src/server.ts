@@ -36,6 +36,8 @@ export class Server {
   readonly url: string;
   /** Its connections. */
   readonly pool: Pool<DriverConnection>;
+  /** With `connectionScope: "context"`: makes a context's own pool of this server. */
+  readonly contextPool: (() => Pool<DriverConnection>) | undefined;
   /** This server as a target, one per reason, made once instead of per statement. */
   readonly targets: Readonly<Record<RouteReason, Target>>;
   /** True while in the rotation. */
@@ -53,12 +55,19 @@ export class Server {
   /** Back in the rotation on trial (rechecks without timers): its next connection decides. */
   probation = false;
 
-  /** A server and its pool. */
-  constructor(role: "primary" | "replica", index: number, url: string, pool: Pool<DriverConnection>) {
+  /** A server and its pool (and, where connections belong to contexts, how a context makes its own). */
+  constructor(
+    role: "primary" | "replica",
+    index: number,
+    url: string,
+    pool: Pool<DriverConnection>,
+    contextPool?: () => Pool<DriverConnection>,
+  ) {
     this.role = role;
     this.index = index;
     this.url = url;
     this.pool = pool;
+    this.contextPool = contextPool;
     const targets: Partial<Record<RouteReason, Target>> = {};
     for (const reason of reasons) targets[reason] = { server: this, reason };
     this.targets = targets as Record<RouteReason, Target>;

@@ -31,14 +31,6 @@ export interface ServerPoolSetup {
   readonly replicaConnected: (server: Server) => void;
 }
 
-/** A server, and with connections scoped to contexts, how a context makes its own pool of it. */
-export interface ServerWithPools {
-  /** The server and its own pool. */
-  readonly server: Server;
-  /** Makes a context's pool of this server (`connectionScope: "context"` only). */
-  readonly contextPool: (() => Pool<DriverConnection>) | undefined;
-}
-
 /**
  * A server and its pool. With connections scoped to contexts, the
  * instance's own pool never reuses a connection and never makes a caller
@@ -53,7 +45,7 @@ export function makeServer(
   options: ResolvedPoolOptions,
   label: string,
   setup: ServerPoolSetup,
-): ServerWithPools {
+): Server {
   const dialect = dialectOf(url.dialect);
   const { driver } = setup;
   const endSession = dialect.terminateSessions && runtime !== "workerd"
@@ -62,6 +54,7 @@ export function makeServer(
       dialect.terminateSessions,
     )
     : undefined;
+  let server: Server;
   const hooks: PoolHooks<DriverConnection> = {
     open: async () => {
       const connection = await openSession(await driver(), url, dialect, role === "replica");
@@ -82,12 +75,15 @@ export function makeServer(
   };
   // Outside any context each connection serves one statement or scope: the first one opened is said once.
   const root = { ...hooks, open: () => (setup.openedOutsideContext(), hooks.open()) };
-  const scoped = setup.contextScoped;
-  const pool = scoped ? new Pool(root, { ...options, max: Infinity }, label, false) : new Pool(hooks, options, label);
-  const server = new Server(role, index, url.toString(), pool);
-  if (!scoped) return { server, contextPool: undefined };
+  if (!setup.contextScoped) return server = new Server(role, index, url.toString(), new Pool(hooks, options, label));
   const max = Math.max(1, Math.min(options.max, Math.floor(socketsPerRequest / setup.servers)));
-  return { server, contextPool: () => new Pool(hooks, { ...options, min: 0, max }, `${label} (context)`) };
+  return server = new Server(
+    role,
+    index,
+    url.toString(),
+    new Pool(root, { ...options, max: Infinity }, label, false),
+    () => new Pool(hooks, { ...options, min: 0, max }, `${label} (context)`),
+  );
 }
 
 /** Checks a replica out of the rotation: takes a connection of its pool and pings it (or runs `SELECT 1`). */

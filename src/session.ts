@@ -5,6 +5,7 @@
  * @module
  */
 import type { CallContext, ScopeState } from "./call_context.ts";
+import type { QueryEvent } from "./query_event.ts";
 import type { ScopeSlot } from "./context.ts";
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
@@ -109,20 +110,24 @@ export class Session {
     }
   }
 
+  /** The error a failed statement rejects with, once its lesson about the connection is recorded. */
+  #fail(method: QueryEvent["method"], query: CompiledQuery, started: number, error: unknown): unknown {
+    this.#failed(error);
+    return this.#executor.failed(this.target, method, query, started, error);
+  }
+
   /** Runs a statement on the held connection, reported to `onQuery`. */
   async run(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     this.check();
     if (kind === EXECUTE) this.assertWritable("execute");
     if (this.#writesTo && (kind === EXECUTE || !isReadStatement(query.text))) this.#recordWrite();
-    const executor = this.#executor;
-    const started = executor.start();
+    const started = this.#executor.start();
     try {
       const result = await runStatement(this.item.connection, kind, query);
-      if (executor.observed) executor.report(this.target, methodOf(kind), query.text, query.params, started);
+      this.#executor.report(this.target, methodOf[kind], query, started);
       return result;
     } catch (error) {
-      this.#failed(error);
-      throw executor.failed(this.target, methodOf(kind), query.text, query.params, started, error);
+      throw this.#fail(methodOf[kind], query, started, error);
     }
   }
 
@@ -146,13 +151,15 @@ export class Session {
     const started = executor.start();
     try {
       const result = await this.item.connection.executeMany(text, paramSets);
-      if (executor.observed) {
-        executor.report(this.target, "executeMany", text, executor.debug ? paramSets.flat() : noParams, started);
-      }
+      executor.report(
+        this.target,
+        "executeMany",
+        { text, params: executor.debug ? paramSets.flat() : noParams },
+        started,
+      );
       return result;
     } catch (error) {
-      this.#failed(error);
-      throw executor.failed(this.target, "executeMany", text, paramSets.flat(), started, error);
+      throw this.#fail("executeMany", { text, params: paramSets.flat() }, started, error);
     }
   }
 
@@ -160,15 +167,13 @@ export class Session {
   async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
     this.check();
     if (this.#writesTo && !isReadStatement(query.text)) this.#recordWrite();
-    const executor = this.#executor;
-    const started = executor.start();
+    const started = this.#executor.start();
     try {
       const placement = this.current ? "shared-transaction" : "shared";
       yield* this.item.connection.stream(query.text, query.params, batchSize, placement);
-      executor.report(this.target, "iterate", query.text, query.params, started);
+      this.#executor.report(this.target, "iterate", query, started);
     } catch (error) {
-      this.#failed(error);
-      throw executor.failed(this.target, "iterate", query.text, query.params, started, error);
+      throw this.#fail("iterate", query, started, error);
     }
   }
 

@@ -251,7 +251,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
    * back when it throws, leaving this transaction's own work intact.
    */
   async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
-    return await runTransaction(this.#session, await Transaction.open(this.#session, this, options, false), fn);
+    return await runTransaction(this.#session, this, options, fn);
   }
 
   /** Opens a savepoint and returns its handle; end it with `commit` or `rollback`. */
@@ -290,14 +290,19 @@ export async function endSession(session: Session): Promise<void> {
 }
 
 /**
- * Runs a transaction callback inside the instance's scope: commits when it
- * returns, rolls back and rethrows when it throws.
+ * Opens a transaction on a session (a savepoint of `parent`, when given)
+ * and runs `fn` in it, inside the instance's scope: commits when it
+ * returns, rolls back and rethrows when it throws. `ownsSession` hands the
+ * connection back when the transaction ends.
  */
 export async function runTransaction<T>(
   session: Session,
-  tx: Transaction,
+  parent: Transaction | undefined,
+  options: TransactionOptions,
   fn: (tx: Transaction) => Promise<T> | T,
+  ownsSession = false,
 ): Promise<T> {
+  const tx = await Transaction.open(session, parent, options, ownsSession);
   let result: T;
   try {
     result = await session.scope.run(session.state(tx), () => fn(tx));
@@ -318,13 +323,5 @@ export async function executeManyAtomically(
 ): Promise<ExecuteResult> {
   if (session.current) return await session.runMany(text, paramSets);
   session.assertWritable("executeMany");
-  const tx = await Transaction.open(session, undefined, {}, false);
-  try {
-    const result = await session.runMany(text, paramSets);
-    await tx.commit();
-    return result;
-  } catch (error) {
-    if (tx.active) await tx.rollback().catch(() => {});
-    throw error;
-  }
+  return await runTransaction(session, undefined, {}, () => session.runMany(text, paramSets));
 }
