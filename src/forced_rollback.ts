@@ -21,8 +21,8 @@ export class ForcedRollback {
   readonly #assertOpen: () => void;
   /** The held connection and the outer transaction, once the first call opened them. */
   #held: Promise<Held> | undefined;
-  /** Settles when the running top-level call ends; the next waits for it. */
-  #turn: Promise<void> = Promise.resolve();
+  /** The running top-level call: settles when it ends, and the next one waits for it. */
+  #running: Promise<void> = Promise.resolve();
 
   /** `open` takes the primary's connection; `assertOpen` throws once the database is closing. */
   constructor(open: () => Promise<Session>, assertOpen: () => void) {
@@ -62,9 +62,9 @@ export class ForcedRollback {
    */
   async run<T>(isolate: boolean, call: (state: ScopeState) => Promise<T>): Promise<T> {
     const held = await this.#opened();
-    const previous = this.#turn;
+    const previous = this.#running;
     let done!: () => void;
-    this.#turn = new Promise((resolve) => done = resolve);
+    this.#running = new Promise((resolve) => done = resolve);
     await previous;
     try {
       this.#assertOpen();
@@ -81,7 +81,7 @@ export class ForcedRollback {
   async rollBack(): Promise<void> {
     const held = await this.#held?.catch(() => undefined);
     if (held === undefined) return;
-    await this.#turn;
+    await this.#running;
     try {
       if (held.tx.active) await held.tx.rollback();
     } catch {

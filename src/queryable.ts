@@ -120,11 +120,11 @@ function firstValue(row: Row | undefined): unknown {
 export abstract class Queryable {
   /** The SQL dialect this handle speaks. */
   readonly dialect: DialectName;
-  readonly #rules: Dialect;
+  readonly #dialectRules: Dialect;
 
   /** Sets the dialect; subclasses only. */
   protected constructor(dialect: DialectName) {
-    this.#rules = dialectOf(dialect);
+    this.#dialectRules = dialectOf(dialect);
     this.dialect = dialect;
   }
 
@@ -141,7 +141,7 @@ export abstract class Queryable {
    */
   #compileAndRun(kind: QueryKind, query: Query, params: readonly unknown[] | undefined): Promise<unknown> {
     try {
-      return this.perform(kind, compileQuery(query, params, this.#rules));
+      return this.perform(kind, compileQuery(query, params, this.#dialectRules));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -179,7 +179,7 @@ export abstract class Queryable {
    */
   async executeMany(query: Query, paramSets: ParameterSets): Promise<ExecuteResult> {
     // A string's placeholders say how many values each set needs; a template's values only mark positions.
-    const compiled = typeof query === "string" ? undefined : compileQuery(query, undefined, this.#rules);
+    const compiled = typeof query === "string" ? undefined : compileQuery(query, undefined, this.#dialectRules);
     const text = compiled?.text ?? query as string;
     const expected = compiled?.params.length ?? placeholderCount(text, this.dialect);
     const sets = Array.isArray(paramSets) ? paramSets as readonly (readonly unknown[])[] : Array.from(paramSets ?? []);
@@ -267,11 +267,11 @@ export abstract class Queryable {
   paginate<T = Row>(query: Query, options: KeysetOptions): Promise<KeysetPage<T>>;
   async paginate<T = Row>(query: Query, options: PageOptions | KeysetOptions): Promise<Page<T> | KeysetPage<T>> {
     const keyset = isKeyset(options);
-    const compiled = compileQuery(query, options.params, this.#rules);
+    const compiled = compileQuery(query, options.params, this.#dialectRules);
     const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
     return keyset
-      ? await readKeysetPage<T>(read, compiled, options, this.#rules)
-      : await readPage<T>(read, compiled, options, this.#rules);
+      ? await readKeysetPage<T>(read, compiled, options, this.#dialectRules)
+      : await readPage<T>(read, compiled, options, this.#dialectRules);
   }
 
   /**
@@ -292,7 +292,7 @@ export abstract class Queryable {
     try {
       const batchSize = options.batchSize ?? 100;
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError("batchSize must be a positive integer");
-      return new RowStream<T>(this.stream(compileQuery(query, params, this.#rules), batchSize));
+      return new RowStream<T>(this.stream(compileQuery(query, params, this.#dialectRules), batchSize));
     } catch (error) {
       return failing(error);
     }
