@@ -28,7 +28,7 @@ export interface SessionSetup {
   readonly context: CallContext;
   /** True when read-your-writes is on, so writes must be recorded. */
   readonly readYourWrites: boolean;
-  /** Runs nothing itself here: reports and redacts the session's statements. */
+  /** Reports the session's statements to `onQuery` and redacts their errors. */
   readonly executor: Executor;
   /** Hands the connection back. */
   readonly release: (session: Session) => void;
