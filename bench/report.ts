@@ -58,6 +58,7 @@ export const caseLabels: Record<CaseName, string> = {
 export const contenderLabels: Record<ContenderName, string> = {
   raw: "raw driver",
   roost: "Roost",
+  "roost-baseline": "Roost (baseline checkout)",
   kysely: "Kysely",
   "roost-kysely": "Kysely on Roost",
   drizzle: "Drizzle",
@@ -147,6 +148,7 @@ export function machineLine(machine: Machine): string {
 
 const colors: Record<Exclude<ContenderName, "raw">, string> = {
   roost: "#2f6f4f",
+  "roost-baseline": "#8fbf9f",
   kysely: "#4a6fa5",
   "roost-kysely": "#7a5195",
   drizzle: "#b5703a",

@@ -1,12 +1,17 @@
 /**
  * The benchmark: Roost, Kysely, Kysely on Roost and Drizzle against the raw
  * driver under them, on every runtime and dialect, in one run. Writes
- * bench/results/latest.{json,md} and one SVG chart per runtime, and puts
- * the tables in the README (a full run only, unless --readme).
+ * bench/results/latest.json and one SVG chart per runtime, and puts the
+ * tables in bench/README.md (a full run only, unless --readme). The README
+ * at the root links the charts and bench/README.md; its short summary is
+ * written by hand.
  *
  *   npm run bench
  *   node bench/run.ts --runtimes=node,bun --dialects=postgres --cases=point-1,point-50
  *                     --contenders=raw,roost --rounds=5 --seconds=1 [--readme | --no-write]
+ *   node bench/run.ts --baseline=../roost-before ...   adds "roost-baseline": that checkout's Roost, same run
+ *   node bench/run.ts --render     # measures nothing: re-renders the tables and
+ *                                  # charts from bench/results/latest.json
  *
  * Each runtime and dialect is one worker process (bench/worker.ts) for the
  * throughput cases; `iterate` runs in a fresh process per contender, so its
@@ -17,12 +22,12 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem, type } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Database } from "../mod.ts";
 import type { BenchDialect, BenchRuntime } from "./contenders/contender.ts";
 import { type Machine, machineLine, markdownTables, type RunResults, svgChart } from "./report.ts";
-import { caseNames, contenderNames, type WorkerReport } from "./worker.ts";
+import { caseNames, contenderNames, runsByDefault, type WorkerReport } from "./worker.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const option = (name: string) => process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -33,7 +38,10 @@ const allDialects: BenchDialect[] = ["sqlite", "postgres", "mysql"];
 const runtimes = (option("runtimes")?.split(",") ?? allRuntimes) as BenchRuntime[];
 const dialects = (option("dialects")?.split(",") ?? allDialects) as BenchDialect[];
 const cases = option("cases")?.split(",") ?? [...caseNames];
-const contenders = option("contenders")?.split(",") ?? [...contenderNames];
+const baseline = option("baseline");
+if (baseline !== undefined) process.env.ROOST_BASELINE = resolve(baseline);
+const contenders = option("contenders")?.split(",") ??
+  contenderNames.filter((name) => runsByDefault(name, process.env.ROOST_BASELINE));
 const rounds = Number(option("rounds") ?? 3);
 const seconds = Number(option("seconds") ?? 1);
 const choices = [
@@ -49,7 +57,8 @@ for (const [what, given, known] of choices) {
     process.exit(2);
   }
 }
-const full = !option("runtimes") && !option("dialects") && !option("cases") && !option("contenders");
+const full = !option("runtimes") && !option("dialects") && !option("cases") && !option("contenders") &&
+  baseline === undefined;
 
 function binary(name: string): string {
   const local = join(root, "node_modules", ".bin", name);
@@ -111,70 +120,77 @@ async function machine(): Promise<Machine> {
   };
 }
 
-const results: RunResults = { machine: await machine(), settings: { rounds, seconds }, reports: [], failures: [] };
-const common = [`--rounds=${rounds}`, `--seconds=${seconds}`];
-const throughputCases = cases.filter((name) => name !== "iterate");
+/** Runs every chosen runtime, dialect, workload and contender. */
+async function measure(): Promise<RunResults> {
+  const results: RunResults = { machine: await machine(), settings: { rounds, seconds }, reports: [], failures: [] };
+  const common = [`--rounds=${rounds}`, `--seconds=${seconds}`];
+  const throughputCases = cases.filter((name) => name !== "iterate");
 
-for (const runtime of runtimes) {
-  for (const dialect of dialects) {
-    const started = performance.now();
-    try {
-      const report = throughputCases.length === 0 ? undefined : runWorker(runtime, [
-        `--dialect=${dialect}`,
-        `--cases=${throughputCases.join(",")}`,
-        `--contenders=${contenders.join(",")}`,
-        ...common,
-      ]);
-      const merged: WorkerReport = report ?? { runtime, runtimeVersion: "", dialect, results: [] };
-      if (cases.includes("iterate")) {
-        for (const contender of contenders) {
-          const alone = runWorker(runtime, [
-            `--dialect=${dialect}`,
-            "--cases=iterate",
-            `--contenders=${contender}`,
-            `--rounds=${Math.min(rounds, 3)}`,
-          ]);
-          merged.runtimeVersion = alone.runtimeVersion;
-          merged.results.push(...alone.results);
+  for (const runtime of runtimes) {
+    for (const dialect of dialects) {
+      const started = performance.now();
+      try {
+        const report = throughputCases.length === 0 ? undefined : runWorker(runtime, [
+          `--dialect=${dialect}`,
+          `--cases=${throughputCases.join(",")}`,
+          `--contenders=${contenders.join(",")}`,
+          ...common,
+        ]);
+        const merged: WorkerReport = report ?? { runtime, runtimeVersion: "", dialect, results: [] };
+        if (cases.includes("iterate")) {
+          for (const contender of contenders) {
+            const alone = runWorker(runtime, [
+              `--dialect=${dialect}`,
+              "--cases=iterate",
+              `--contenders=${contender}`,
+              `--rounds=${Math.min(rounds, 3)}`,
+            ]);
+            merged.runtimeVersion = alone.runtimeVersion;
+            merged.results.push(...alone.results);
+          }
         }
+        results.reports.push(merged);
+        console.error(`${runtime} ${dialect}: done in ${((performance.now() - started) / 1_000).toFixed(0)} s`);
+      } catch (error) {
+        const message = (error as Error).message;
+        results.failures.push({ runtime, dialect, error: message });
+        console.error(`${runtime} ${dialect}: FAILED ${message}`);
       }
-      results.reports.push(merged);
-      console.error(`${runtime} ${dialect}: done in ${((performance.now() - started) / 1_000).toFixed(0)} s`);
-    } catch (error) {
-      const message = (error as Error).message;
-      results.failures.push({ runtime, dialect, error: message });
-      console.error(`${runtime} ${dialect}: FAILED ${message}`);
     }
   }
+  return results;
 }
 
+const out = join(root, "bench", "results");
+const render = flag("render");
+/** `--render` re-renders the last full run; anything else measures. */
+const results: RunResults = render
+  ? JSON.parse(readFileSync(join(out, "latest.json"), "utf8")) as RunResults
+  : await measure();
+
 const tables = markdownTables(results);
-const settings = `Medians of ${rounds} rounds of ${seconds} s per contender and workload (iterate: ${
-  Math.min(rounds, 3)
+const { rounds: ran, seconds: long } = results.settings;
+const settings = `Medians of ${ran} rounds of ${long} s per contender and workload (iterate: ${
+  Math.min(ran, 3)
 } runs in a fresh process per contender). A ratio is the contender's throughput over the raw driver's in the same run: above 1 is faster.`;
 console.log(`${tables}\n${machineLine(results.machine)}`);
 
 if (!flag("no-write")) {
-  const out = join(root, "bench", "results");
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, "latest.json"), JSON.stringify(results, null, 2) + "\n");
-  writeFileSync(
-    join(out, "latest.md"),
-    `# Benchmark results\n\n${machineLine(results.machine)}\n\n${settings}\n\n${tables}`,
-  );
+  if (!render) writeFileSync(join(out, "latest.json"), JSON.stringify(results, null, 2) + "\n");
   for (const runtime of new Set(results.reports.map((report) => report.runtime))) {
     writeFileSync(join(out, `${runtime}.svg`), svgChart(results, runtime) + "\n");
   }
-  if (full || flag("readme")) {
-    const readmePath = join(root, "README.md");
+  if (full || render || flag("readme")) {
+    // The one copy of the tables: between the markers in bench/README.md.
+    const readmePath = join(root, "bench", "README.md");
     const readme = readFileSync(readmePath, "utf8");
     const start = "<!-- bench:start -->", end = "<!-- bench:end -->";
     const from = readme.indexOf(start), to = readme.indexOf(end);
-    if (from >= 0 && to > from) {
-      const body = `\n${machineLine(results.machine)}\n\n${settings}\n\n${tables}\n`;
-      writeFileSync(readmePath, readme.slice(0, from + start.length) + body + readme.slice(to));
-      // The tables as `deno fmt` lays them out, so the README stays fmt-clean.
-      spawnSync(binary("deno"), ["fmt", readmePath], { cwd: root, stdio: "ignore" });
-    }
+    if (from < 0 || to < from) throw new Error(`${readmePath} has no ${start} … ${end} markers`);
+    const body = `\n${machineLine(results.machine)}\n\n${settings}\n\n${tables}\n`;
+    writeFileSync(readmePath, readme.slice(0, from + start.length) + body + readme.slice(to));
+    // The tables as `deno fmt` lays them out, so the file stays fmt-clean.
+    spawnSync(binary("deno"), ["fmt", readmePath], { cwd: root, stdio: "ignore" });
   }
 }

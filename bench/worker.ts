@@ -34,7 +34,12 @@ export const caseNames = [
 export type CaseName = typeof caseNames[number];
 
 /** The contenders, baseline first; the results tables and charts list them in this order. */
-export const contenderNames = ["raw", "roost", "kysely", "roost-kysely", "drizzle"] as const;
+export const contenderNames = ["raw", "roost", "roost-baseline", "kysely", "roost-kysely", "drizzle"] as const;
+
+/** Whether a contender runs when none are named: "roost-baseline" only with `ROOST_BASELINE` set. */
+export function runsByDefault(name: ContenderName, baseline: string | undefined): boolean {
+  return name !== "roost-baseline" || baseline !== undefined;
+}
 
 /** A contender's name. */
 export type ContenderName = typeof contenderNames[number];
@@ -93,6 +98,7 @@ const logKey: Record<BenchDialect, string> = {
 const loaders: Record<ContenderName, () => Promise<(setup: BenchSetup) => Promise<Contender>>> = {
   raw: async () => (await import("./contenders/raw.ts")).rawContender,
   roost: async () => (await import("./contenders/roost.ts")).roostContender,
+  "roost-baseline": async () => (await import("./contenders/roost_baseline.ts")).roostBaselineContender,
   kysely: async () => (await import("./contenders/kysely.ts")).kyselyContender,
   "roost-kysely": async () => (await import("./contenders/roost_kysely.ts")).roostKyselyContender,
   drizzle: async () => (await import("./contenders/drizzle.ts")).drizzleContender,
@@ -132,7 +138,8 @@ async function check(contender: Contender): Promise<void> {
 async function main(): Promise<void> {
   const dialect = (option("dialect") ?? "sqlite") as BenchDialect;
   const cases = (option("cases")?.split(",") ?? caseNames) as CaseName[];
-  const wanted = (option("contenders")?.split(",") ?? contenderNames) as ContenderName[];
+  const wanted = (option("contenders")?.split(",") ??
+    contenderNames.filter((name) => runsByDefault(name, env.ROOST_BASELINE))) as ContenderName[];
   const rounds = Number(option("rounds") ?? 3);
   const seconds = Number(option("seconds") ?? 1);
   const unknown = [

@@ -26,7 +26,9 @@ import { fileURLToPath } from "node:url";
 import { Database } from "./database.ts";
 import { RoostError } from "./errors.ts";
 import type { HistoryEntry } from "./migrate/history.ts";
-import { isEmptyStep, type MigrationEvent, Migrator, problemsOf } from "./migrate/migrator.ts";
+import { Migrator, problemsOf } from "./migrate/migrator.ts";
+import type { MigrationEvent } from "./migrate/options.ts";
+import { isEmptyStep } from "./migrate/steps.ts";
 import { compareRevisions, type LoadedMigration, parseMigrationFileName } from "./migrate/source.ts";
 import { packageVersion } from "./package_version.ts";
 

@@ -5,156 +5,40 @@
  * housekeeping timers never keep a process alive; a caller waiting for a
  * connection does, until it is served or its `acquireTimeout` rejects it.
  *
+ * Its parts: src/pool/options.ts (options, hooks, clock, counters),
+ * src/pool/pooled_connection.ts (one connection's bookkeeping),
+ * src/pool/waiters.ts (the FIFO of callers waiting), src/pool/lending.ts
+ * (streaming connections lent out or asked back), src/pool/sharing.ts
+ * (which busy connection a single statement may join).
+ *
  * @module
  */
 import { ClosedError, PoolTimeoutError } from "./errors.ts";
-import { backgroundTimeout } from "./runtime.ts";
+import { Lending } from "./pool/lending.ts";
+import type { PoolClock, PoolHooks, PoolStats, PoolTimer, ResolvedPoolOptions } from "./pool/options.ts";
+import { systemClock } from "./pool/options.ts";
+import { PooledConnection } from "./pool/pooled_connection.ts";
+import { joinShared, shareDepth, shareWithin } from "./pool/sharing.ts";
+import { WaiterQueue } from "./pool/waiters.ts";
 
-/**
- * A busy connection of a pipelining driver takes one more single statement
- * only while the statement it runs began less than this many milliseconds
- * ago, so nothing queues behind a statement already known to be slow.
- */
-export const shareWithin = 5;
-/** At most this many single statements are in flight on one shared connection. */
-export const shareDepth = 8;
-
-/** Pool limits and timeouts; durations are in milliseconds, and 0 disables a timeout. */
-export interface PoolOptions {
-  /** Connections kept open even when idle (opened by `connect()`, refilled in the background). Default 0. */
-  min?: number;
-  /** Most connections open at once. Default 10 (1 for SQLite `:memory:`). */
-  max?: number;
-  /** How long `acquire` waits for a free connection before a `PoolTimeoutError`. Default 10 000. */
-  acquireTimeout?: number;
-  /** An idle connection above `min` is closed after this long. Default 30 000. */
-  idleTimeout?: number;
-  /**
-   * A connection is retired after this long (up to 5% earlier, so a pool's
-   * connections do not all expire together). Only idle connections are
-   * retired, never one inside a query or transaction. Default 1 800 000.
-   */
-  maxLifetime?: number;
-  /** A connection idle longer than this is checked (`ping`) before it is handed out; 0 checks every time. Default 500. */
-  validateAfter?: number;
-}
-
-/** A pool's counters at one moment. */
-export interface PoolStats {
-  /** Connections open or opening. */
-  size: number;
-  /** Open connections nobody holds. */
-  idle: number;
-  /** Connections held (or being opened) for a caller. */
-  busy: number;
-  /** Callers waiting for a connection. */
-  waiting: number;
-}
-
-/** How the pool opens, checks and closes connections. */
-export interface PoolHooks<C> {
-  /** Opens a connection; throws `ConnectionError` when it cannot. */
-  open(): Promise<C>;
-  /** Closes a connection; must not throw. */
-  close(connection: C): Promise<void>;
-  /** Closes a connection at once, even in the middle of a statement; must not throw. Default: `close`. */
-  destroy?(connection: C): Promise<void>;
-  /** True when a connection knows it is unusable, so it is closed instead of reused. */
-  broken?(connection: C): boolean;
-  /**
-   * Checks a long-idle connection before reuse: returns a promise that
-   * rejects when it is dead, or undefined when the connection needs no check.
-   */
-  ping?(connection: C): Promise<void> | undefined;
-  /**
-   * True when the connection cannot notice by itself that the server closed
-   * it while idle (its driver reads the socket only during a statement): it
-   * is then checked (`ping`) before every reuse, whatever `validateAfter`
-   * says, and while the pool keeps `min` connections its idle ones are
-   * checked in the background, so a dead one is replaced without waiting for
-   * a caller.
-   */
-  unwatched?(connection: C): boolean;
-  /** The clock the age of a shared connection's statement is read from (tests pass their own). Default `Date.now`. */
-  now?(): number;
-}
-
-/** One pooled connection and its bookkeeping. */
-export class PooledConnection<C> {
-  /** The driver's connection. */
-  readonly connection: C;
-  /** When it was opened. */
-  readonly openedAt: number;
-  /** When it retires (Infinity for never). */
-  readonly expiresAt: number;
-  /** When it last became idle. */
-  idleSince: number;
-  /** How many callers hold it (more than one while a stream lends it or single statements share it). */
-  holders = 1;
-  /** Set while only single statements of a pipelining driver hold it, so more of them may join. */
-  shared = false;
-  /**
-   * While shared: when the statement it runs now began, as far as the pool
-   * can tell (when it was handed out, or when a statement sharing it ended).
-   */
-  since = 0;
-  /** Set when an error showed the connection is unusable. */
-  broken = false;
-  /** Set once the connection has been given back (so the next hand-out may need a check). */
-  released = false;
-  /** When a background check last began (connections that cannot watch their own socket). */
-  checkedAt = 0;
-
-  /** Wraps a freshly opened connection. */
-  constructor(connection: C, now: number, lifetime: number) {
-    this.connection = connection;
-    this.openedAt = now;
-    this.idleSince = now;
-    this.expiresAt = lifetime > 0 ? now + lifetime - Math.random() * lifetime * 0.05 : Infinity;
-  }
-}
-
-interface Waiter<C> {
-  resolve(item: PooledConnection<C>): void;
-  reject(error: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  settled: boolean;
-  /** A single statement of a pipelining driver, which may share a busy connection. */
-  shares: boolean;
-}
-
-/** Pool options with every default filled in. */
-export type ResolvedPoolOptions = Required<PoolOptions>;
-
-/** The defaults of {@linkcode PoolOptions}. */
-export const poolDefaults: ResolvedPoolOptions = Object.freeze({
-  min: 0,
-  max: 10,
-  acquireTimeout: 10_000,
-  idleTimeout: 30_000,
-  maxLifetime: 1_800_000,
-  validateAfter: 500,
-});
+export * from "./pool/options.ts";
+export { PooledConnection } from "./pool/pooled_connection.ts";
+export { shareDepth, shareWithin };
 
 /** A pool of connections of type `C`. */
 export class Pool<C> {
   readonly #hooks: PoolHooks<C>;
+  readonly #clock: PoolClock;
+  /** The clock of a shared connection's statement age. */
   readonly #now: () => number;
   readonly #options: ResolvedPoolOptions;
   readonly #label: string;
   readonly #all = new Set<PooledConnection<C>>();
   readonly #idle: PooledConnection<C>[] = [];
-  /** Streaming connections that callers may borrow, with how many streams run on each (see `lend`). */
-  readonly #lenders = new Map<PooledConnection<C>, number>();
-  /** Streams that give their connection back when asked, with how to ask them (see `lend`). */
-  readonly #yielders = new Map<PooledConnection<C>, () => void>();
-  /** Streams asked to give their connection back that have not yet done so. */
-  readonly #asked = new Set<PooledConnection<C>>();
-  /** Waiters that need a connection of their own (scopes, streams): while any waits, nothing is shared. */
-  #exclusiveWaiters = 0;
-  #waiters: Waiter<C>[] = [];
+  readonly #lending = new Lending<C>();
+  readonly #waiters: WaiterQueue<C>;
   #opening = 0;
-  #reaper: ReturnType<typeof setTimeout> | undefined;
+  #reaper: PoolTimer | undefined;
   #warm = false;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
@@ -168,7 +52,9 @@ export class Pool<C> {
    */
   constructor(hooks: PoolHooks<C>, options: ResolvedPoolOptions, label: string, reuse = true) {
     this.#hooks = hooks;
-    this.#now = hooks.now ?? Date.now;
+    const clock = this.#clock = hooks.clock ?? systemClock;
+    this.#now = hooks.now ?? clock.now;
+    this.#waiters = new WaiterQueue(clock);
     this.#options = options;
     this.#label = label;
     this.#reuse = reuse;
@@ -189,10 +75,8 @@ export class Pool<C> {
   /** Opens connections up to `min` (at least one, to prove the settings work). */
   async warm(): Promise<void> {
     this.#warm = true;
-    const item = await this.acquire();
-    this.release(item);
-    const missing = this.#options.min - this.#all.size - this.#opening;
-    await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.#openIdle()));
+    this.release(await this.acquire());
+    await this.#fillToMin();
   }
 
   /**
@@ -219,9 +103,7 @@ export class Pool<C> {
     // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
     const fresh = !item.released;
     if (item.holders > 1 || fresh) return true;
-    if (Date.now() - item.idleSince < this.#options.validateAfter && !this.#hooks.unwatched?.(item.connection)) {
-      return true;
-    }
+    if (!this.#due(item, this.#clock.now())) return true;
     const check = this.#hooks.ping?.(item.connection);
     if (check === undefined) return true;
     try {
@@ -242,11 +124,8 @@ export class Pool<C> {
   takeReady(): PooledConnection<C> | undefined {
     const item = this.#idle[this.#idle.length - 1];
     if (item === undefined || this.#waiters.length > 0 || this.closed) return undefined;
-    const now = Date.now();
-    if (now >= item.expiresAt || this.#hooks.broken?.(item.connection)) return undefined;
-    const due = now - item.idleSince >= this.#options.validateAfter ||
-      this.#hooks.unwatched?.(item.connection) === true;
-    if (due && this.#hooks.ping !== undefined) return undefined;
+    const now = this.#clock.now();
+    if (this.#spent(item, now) || (this.#hooks.ping !== undefined && this.#due(item, now))) return undefined;
     this.#idle.pop();
     item.holders = 1;
     return item;
@@ -272,20 +151,14 @@ export class Pool<C> {
 
   /** The least loaded busy connection a single statement may join now, with that statement counted in. */
   #share(): PooledConnection<C> | undefined {
-    const now = this.#now();
-    const wallClock = Date.now();
-    let least: PooledConnection<C> | undefined;
-    for (const item of this.#all) {
-      if (
-        !item.shared || item.broken || item.holders >= shareDepth || now - item.since >= shareWithin ||
-        (least !== undefined && item.holders >= least.holders) || this.#hooks.broken?.(item.connection)
-      ) continue;
-      // A connection past its lifetime takes no more, so it drains and retires even under steady load.
-      if (wallClock >= item.expiresAt) continue;
-      least = item;
-    }
-    if (least !== undefined) least.holders++;
-    return least;
+    return joinShared(this.#all, this.#hooks, this.#now(), this.#clock.now());
+  }
+
+  /** Marks a connection just handed to a single statement as shared, its statement starting now. */
+  #startShared(item: PooledConnection<C>): PooledConnection<C> {
+    item.shared = true;
+    item.since = this.#now();
+    return item;
   }
 
   /**
@@ -300,27 +173,23 @@ export class Pool<C> {
    */
   lend(item: PooledConnection<C>, giveBack?: () => void): void {
     if (giveBack === undefined) {
-      this.#lenders.set(item, (this.#lenders.get(item) ?? 0) + 1);
+      this.#lending.lend(item);
       this.#dispatch();
       return;
     }
-    this.#yielders.set(item, giveBack);
+    this.#lending.yieldOnRequest(item, giveBack);
     this.#askYielders();
   }
 
   /** Ends {@linkcode lend}. */
   unlend(item: PooledConnection<C>): void {
-    const streams = this.#lenders.get(item);
-    if (streams !== undefined && streams > 1) this.#lenders.set(item, streams - 1);
-    else this.#lenders.delete(item);
-    this.#yielders.delete(item);
-    this.#asked.delete(item);
+    this.#lending.end(item);
   }
 
   /** Gives a connection back; a broken one is closed and replaced on demand. */
   release(item: PooledConnection<C>, broken = false): void {
     if (broken) item.broken = true;
-    if (this.#asked.delete(item)) this.#yielders.delete(item);
+    this.#lending.released(item);
     if (--item.holders > 0) {
       if (item.shared) {
         // Its next statement starts now: statements waiting to share may join it.
@@ -329,21 +198,21 @@ export class Pool<C> {
         return;
       }
       // A borrower gave back a streaming connection: the next waiter may borrow it.
-      if (this.#lenders.has(item)) this.#dispatch();
+      if (this.#lending.lent(item)) this.#dispatch();
       return;
     }
     item.shared = false;
-    if (
-      item.broken || !this.#reuse || this.#hooks.broken?.(item.connection) || this.closed ||
-      Date.now() >= item.expiresAt
-    ) {
+    const now = this.#clock.now();
+    if (item.broken || !this.#reuse || this.closed || this.#spent(item, now)) {
       this.#destroy(item);
       this.#dispatch();
+      // A warmed pool refills `min` in the background, also when the connection it lost was a busy one.
+      if (this.#warm) this.#scheduleReap();
       return;
     }
-    item.idleSince = Date.now();
+    item.idleSince = now;
     item.released = true;
-    const waiter = this.#nextWaiter();
+    const waiter = this.#waiters.next();
     if (waiter) {
       item.holders = 1;
       waiter.resolve(item);
@@ -363,22 +232,20 @@ export class Pool<C> {
    */
   close(timeout = 5_000): Promise<void> {
     if (this.#closing) return this.#closing;
-    if (this.#reaper !== undefined) clearTimeout(this.#reaper);
-    const waiters = this.#waiters;
-    this.#waiters = [];
+    this.#clock.cancel(this.#reaper);
     this.#closing = (async () => {
-      for (const waiter of waiters) this.#settle(waiter)?.reject(new ClosedError(`${this.#label} is closed`));
+      this.#waiters.rejectAll(() => this.#closedError());
       for (const item of [...this.#idle]) this.#destroy(item);
       if (this.#all.size + this.#opening > 0) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
+        let timer: PoolTimer | undefined;
         // Whoever closes awaits this wait, which is bounded: its timer may keep the process alive meanwhile.
         if (timeout > 0) {
           await new Promise<void>((resolve) => {
             this.#drained = resolve;
-            timer = setTimeout(resolve, timeout);
+            timer = this.#clock.wait(resolve, timeout);
           });
         }
-        clearTimeout(timer);
+        this.#clock.cancel(timer);
       }
       // Connections still busy after the timeout are cut off.
       for (const item of [...this.#all]) this.#destroy(item, true);
@@ -387,74 +254,59 @@ export class Pool<C> {
     return this.#closing;
   }
 
+  #closedError(): ClosedError {
+    return new ClosedError(`${this.#label} is closed`);
+  }
+
   #obtain(shares: boolean): Promise<PooledConnection<C>> | PooledConnection<C> {
-    if (this.closed) throw new ClosedError(`${this.#label} is closed`);
+    if (this.closed) throw this.#closedError();
     // Whoever comes while others wait queues behind them.
     if (this.#waiters.length === 0) {
       const idle = this.#takeIdle();
       if (idle) return idle;
       if (this.#canGrow()) return this.#open();
-      const lender = this.#borrow();
+      const lender = this.#lending.borrow();
       if (lender) return lender;
       const shared = shares ? this.#share() : undefined;
       if (shared) return shared;
     }
+    // A borrowed streaming connection (two holders) stays the stream's.
+    const served = shares ? (item: PooledConnection<C>) => item.holders === 1 && this.#startShared(item) : undefined;
     // Nothing is sent for a waiting statement, so its timeout withdraws it whole.
-    return new Promise<PooledConnection<C>>((resolve, reject) => {
-      const waiter: Waiter<C> = {
-        resolve: shares
-          ? (item) => {
-            // A borrowed streaming connection (two holders) stays the stream's.
-            if (item.holders === 1) this.#startShared(item);
-            resolve(item);
-          }
-          : resolve,
-        reject,
-        timer: undefined,
-        settled: false,
-        shares,
-      };
-      if (!shares) this.#exclusiveWaiters++;
-      const { acquireTimeout } = this.#options;
-      if (acquireTimeout > 0) {
-        const since = Date.now();
-        // An ordinary timer: someone awaits this waiter, so the process must live until it settles.
-        waiter.timer = setTimeout(() => {
-          this.#waiters = this.#waiters.filter((w) => w !== waiter);
-          const { size, busy, waiting } = this.stats();
-          this.#settle(waiter)?.reject(
-            new PoolTimeoutError(
-              `no connection became free in ${Date.now() - since} ms (acquireTimeout ${acquireTimeout} ms; ` +
-                `${this.#label}: ${busy} of ${size} busy, max ${this.#options.max}, ${waiting} more waiting)`,
-            ),
-          );
-        }, acquireTimeout);
-      }
-      this.#waiters.push(waiter);
-      // Callers waiting ahead of it may have left a streaming connection free to borrow.
-      if (this.#lenders.size > 0) this.#dispatch();
-      this.#askYielders();
-    });
+    const queued = this.#waiters.wait(
+      shares,
+      this.#options.acquireTimeout,
+      (waited) => this.#timeoutError(waited),
+      served,
+    );
+    // Callers waiting ahead of it may have left a streaming connection free to borrow.
+    if (this.#lending.lends) this.#dispatch();
+    this.#askYielders();
+    return queued;
   }
 
-  /** Marks a connection just handed to a single statement as shared, its statement starting now. */
-  #startShared(item: PooledConnection<C>): PooledConnection<C> {
-    item.shared = true;
-    item.since = this.#now();
-    return item;
+  #timeoutError(waited: number): PoolTimeoutError {
+    const { size, busy, waiting } = this.stats();
+    const { acquireTimeout, max } = this.#options;
+    return new PoolTimeoutError(
+      `no connection became free in ${waited} ms (acquireTimeout ${acquireTimeout} ms; ` +
+        `${this.#label}: ${busy} of ${size} busy, max ${max}, ${waiting} more waiting)`,
+    );
   }
 
   /** Asks streams to give their connection back, one per caller that waits with no connection left to open. */
   #askYielders(): void {
-    if (this.#yielders.size === 0 || this.#canGrow()) return;
-    let wanted = this.#waiters.length - this.#asked.size;
-    for (const [item, giveBack] of this.#yielders) {
-      if (wanted <= 0) return;
-      if (this.#asked.has(item)) continue;
-      this.#asked.add(item);
-      wanted--;
-      giveBack();
-    }
+    if (!this.#canGrow()) this.#lending.ask(this.#waiters.length);
+  }
+
+  /** True when `item` is past its lifetime or knows it is unusable: it is closed, never handed out. */
+  #spent(item: PooledConnection<C>, now: number): boolean {
+    return now >= item.expiresAt || this.#hooks.broken?.(item.connection) === true;
+  }
+
+  /** True when an idle `item` is checked before it is handed out: idle past `validateAfter`, or unwatched. */
+  #due(item: PooledConnection<C>, now: number): boolean {
+    return now - item.idleSince >= this.#options.validateAfter || this.#hooks.unwatched?.(item.connection) === true;
   }
 
   #canGrow(): boolean {
@@ -462,26 +314,14 @@ export class Pool<C> {
   }
 
   #takeIdle(): PooledConnection<C> | undefined {
-    const now = Date.now();
+    const now = this.#clock.now();
     for (let item = this.#idle.pop(); item; item = this.#idle.pop()) {
-      if (now < item.expiresAt && !this.#hooks.broken?.(item.connection)) {
+      if (!this.#spent(item, now)) {
         item.holders = 1;
         return item;
       }
       this.#destroy(item);
     }
-    return undefined;
-  }
-
-  /** A streaming connection that only streams hold: one other borrower at a time, so scopes never mix. */
-  #borrow(): PooledConnection<C> | undefined {
-    const item = this.#lendable();
-    if (item) item.holders++;
-    return item;
-  }
-
-  #lendable(): PooledConnection<C> | undefined {
-    for (const [item, streams] of this.#lenders) if (item.holders === streams) return item;
     return undefined;
   }
 
@@ -500,9 +340,9 @@ export class Pool<C> {
     if (this.closed) {
       await this.#hooks.close(connection);
       this.#checkDrained();
-      throw new ClosedError(`${this.#label} is closed`);
+      throw this.#closedError();
     }
-    const item = new PooledConnection(connection, Date.now(), this.#options.maxLifetime);
+    const item = new PooledConnection(connection, this.#clock.now(), this.#options.maxLifetime);
     this.#all.add(item);
     return item;
   }
@@ -512,42 +352,26 @@ export class Pool<C> {
     this.release(item);
   }
 
-  #settle(waiter: Waiter<C>): Waiter<C> | undefined {
-    if (waiter.settled) return undefined;
-    waiter.settled = true;
-    if (!waiter.shares) this.#exclusiveWaiters--;
-    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
-    return waiter;
-  }
-
-  #nextWaiter(): Waiter<C> | undefined {
-    for (let waiter = this.#waiters.shift(); waiter; waiter = this.#waiters.shift()) {
-      if (this.#settle(waiter)) return waiter;
-    }
-    return undefined;
-  }
-
   #dispatch(): void {
     while (this.#waiters.length > 0 && !this.closed) {
-      const item = this.#takeIdle() ?? this.#borrow();
+      const item = this.#takeIdle() ?? this.#lending.borrow();
       if (item) {
-        const waiter = this.#nextWaiter();
+        const waiter = this.#waiters.next();
         if (waiter) waiter.resolve(item);
         else this.release(item);
         continue;
       }
       if (this.#canGrow()) {
-        const waiter = this.#nextWaiter();
+        const waiter = this.#waiters.next();
         if (!waiter) return;
         this.#open().then(waiter.resolve, waiter.reject);
         continue;
       }
       // None free: a single statement first in line may join a busy connection, unless a scope or stream waits.
-      while (this.#waiters[0]?.settled) this.#waiters.shift();
-      if (this.#waiters[0]?.shares !== true || this.#exclusiveWaiters > 0) return;
+      if (!this.#waiters.nextShares()) return;
       const shared = this.#share();
       if (shared === undefined) return;
-      this.#nextWaiter()!.resolve(shared);
+      this.#waiters.next()!.resolve(shared);
     }
   }
 
@@ -555,9 +379,7 @@ export class Pool<C> {
     if (!this.#all.delete(item)) return;
     const at = this.#idle.indexOf(item);
     if (at >= 0) this.#idle.splice(at, 1);
-    this.#lenders.delete(item);
-    this.#yielders.delete(item);
-    this.#asked.delete(item);
+    this.#lending.forget(item);
     const close = force && this.#hooks.destroy ? this.#hooks.destroy : this.#hooks.close;
     const closing: Promise<void> = close(item.connection).catch(() => {}).then(() => {
       this.#closes.delete(closing);
@@ -593,14 +415,15 @@ export class Pool<C> {
         item.holders = 0;
         this.#destroy(item);
         this.#dispatch();
-        if (!this.closed) this.#fillToMin();
+        if (!this.closed) this.#fillToMin().catch(() => {});
       },
     );
   }
 
-  /** Opens idle connections in the background until the pool holds `min` (counting those opening). */
-  #fillToMin(): void {
-    for (let n = this.#options.min - this.#all.size - this.#opening; n > 0; n--) this.#openIdle().catch(() => {});
+  /** Opens idle connections until the pool holds `min` (counting those opening); settles once they are open. */
+  #fillToMin(): Promise<unknown> {
+    const missing = this.#options.min - this.#all.size - this.#opening;
+    return Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.#openIdle()));
   }
 
   #scheduleReap(): void {
@@ -609,24 +432,23 @@ export class Pool<C> {
     const horizon = Math.min(idleTimeout || Infinity, maxLifetime || Infinity);
     if (horizon === Infinity && !(this.#warm && this.#options.min > 0)) return;
     const every = Math.max(5, Math.min(1_000, Math.floor(horizon / 2)));
-    this.#reaper = backgroundTimeout(() => {
+    this.#reaper = this.#clock.background(() => {
       this.#reaper = undefined;
       this.#reap();
     }, every);
   }
 
   #reap(): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     const { idleTimeout, min } = this.#options;
     for (const item of [...this.#idle]) {
       // A connection whose socket died while idle is dropped now, so `min` is refilled without waiting for a caller.
-      const broken = this.#hooks.broken?.(item.connection) === true;
-      const expired = now >= item.expiresAt;
       const idleTooLong = idleTimeout > 0 && now - item.idleSince >= idleTimeout && this.#all.size > min;
-      if (broken || expired || idleTooLong) this.#destroy(item);
+      if (this.#spent(item, now) || idleTooLong) this.#destroy(item);
       else if (this.#warm && min > 0) this.#checkIdle(item, now);
     }
-    if (this.#warm) this.#fillToMin();
+    // In the background: a connection that cannot be opened now is tried again at the next round.
+    if (this.#warm) this.#fillToMin().catch(() => {});
     if (this.#idle.length > 0 || this.#all.size < min) this.#scheduleReap();
   }
 }

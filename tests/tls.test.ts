@@ -286,8 +286,8 @@ describe("TLS URL options", () => {
     }
   });
 
-  test("README documents the sslmode values and the certificate options", () => {
-    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  test("the URLs and TLS guide documents the sslmode values and the certificate options", () => {
+    const readme = readFileSync(new URL("../docs/urls-and-tls.md", import.meta.url), "utf8");
     const missing = [
       "verify-ca",
       "verify-full",
@@ -297,7 +297,7 @@ describe("TLS URL options", () => {
       "verify_ca",
       "verify_identity",
     ].filter((word) => !readme.includes(word));
-    assert.deepEqual(missing, [], `README does not mention ${missing.join(", ")}`);
+    assert.deepEqual(missing, [], `docs/urls-and-tls.md does not mention ${missing.join(", ")}`);
   });
 });
 

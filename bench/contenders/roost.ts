@@ -8,14 +8,22 @@
 import { Database, type Sql, sql } from "../../mod.ts";
 import type { BenchSetup, Contender, UserRow } from "./contender.ts";
 
+/** What the Roost contender needs of the package: this checkout's, or a baseline's (roost_baseline.ts). */
+export interface RoostLibrary {
+  /** The `Database` class. */
+  Database: typeof Database;
+  /** The `sql` tag. */
+  sql: typeof sql;
+}
+
 /**
  * A template like the one `sql\`…\`` receives for `text`, split at each `?`.
  * A literal template keeps the same strings array on every call, which is
  * what lets Roost cache its compiled text; this keeps one too.
  */
-function template(text: string): (...values: unknown[]) => Sql {
+function template(tag: typeof sql, text: string): (...values: unknown[]) => Sql {
   const strings = Object.freeze(Object.assign(text.split("?"), { raw: text.split("?") })) as TemplateStringsArray;
-  return (...values) => sql(strings, ...values);
+  return (...values) => tag(strings, ...values);
 }
 
 /** The driver Roost uses by default on this runtime, by dialect, as the results name it. */
@@ -30,21 +38,32 @@ const defaultDrivers: Record<BenchSetup["dialect"], string> = {
  * `setup.poolSize` on the runtime's default driver, connected. Resolves to
  * it and the driver's name as the results show it.
  */
-export async function openRoost(setup: BenchSetup): Promise<{ db: Database; driver: string }> {
-  const db = new Database(setup.url, { pool: { max: setup.poolSize } });
+export async function openRoost(
+  setup: BenchSetup,
+  library: RoostLibrary = { Database, sql },
+): Promise<{ db: Database; driver: string }> {
+  const db = new library.Database(setup.url, { pool: { max: setup.poolSize } });
   await db.connect();
   return { db, driver: defaultDrivers[setup.dialect] };
 }
 
-/** Roost with a pool of `setup.poolSize` on the runtime's default driver. */
-export async function roostContender(setup: BenchSetup): Promise<Contender> {
-  const { db, driver } = await openRoost(setup);
-  const point = template(`select id, name, email, score from ${setup.users} where id = ?`);
-  const range = template(`select id, name, email, score from ${setup.users} where id > ? order by id limit 100`);
-  const insert = template(`insert into ${setup.log} (n, label) values (?, ?)`);
-  const million = sql.unsafe(setup.millionRows);
+/**
+ * Roost with a pool of `setup.poolSize` on the runtime's default driver;
+ * `library` and `name` measure another checkout of Roost the same way.
+ */
+export async function roostContender(
+  setup: BenchSetup,
+  library: RoostLibrary = { Database, sql },
+  name: "roost" | "roost-baseline" = "roost",
+): Promise<Contender> {
+  const { db, driver } = await openRoost(setup, library);
+  const tag = library.sql;
+  const point = template(tag, `select id, name, email, score from ${setup.users} where id = ?`);
+  const range = template(tag, `select id, name, email, score from ${setup.users} where id > ? order by id limit 100`);
+  const insert = template(tag, `insert into ${setup.log} (n, label) values (?, ?)`);
+  const million = tag.unsafe(setup.millionRows);
   return {
-    name: "roost",
+    name,
     driver,
     pointSelect: (id) => db.fetchOne<UserRow>(point(id)),
     select100: (after) => db.fetchAll<UserRow>(range(after)),

@@ -12,68 +12,9 @@ import type { Queryable } from "../queryable.ts";
 import { MigrationError } from "./errors.ts";
 import { History, type HistoryEntry } from "./history.ts";
 import { acquireLock, retryWhileBusy } from "./lock.ts";
-import {
-  compareRevisions,
-  loadDirectory,
-  type LoadedMigration,
-  loadList,
-  type Migration,
-  type MigrationStep,
-} from "./source.ts";
-import { splitStatements } from "./split.ts";
-
-/** What {@linkcode MigratorOptions.onProgress} is told, once when a migration starts and once when it is done. */
-export interface MigrationEvent {
-  /** Applying or reverting. */
-  action: "upgrade" | "downgrade";
-  /** The migration's revision. */
-  revision: string;
-  /** The migration's name. */
-  name: string;
-  /** `"start"` before its first statement, `"done"` once it (and its history record) is committed. */
-  phase: "start" | "done";
-  /** How long it took, in milliseconds (`"done"` only). */
-  ms?: number;
-}
-
-/** Where the database stands against the migrations. */
-export type MigrationStatus = "up-to-date" | "no-info" | "upgrade-available";
-
-/** What {@linkcode Migrator.sync} did. */
-export type SyncResult = "created" | "upgraded" | "already-up-to-date";
-
-/** An applied migration that no longer matches the source (see {@linkcode Migrator.check}). */
-export interface MigrationProblem {
-  /** The applied revision. */
-  revision: string;
-  /** Its name in the history. */
-  name: string;
-  /** `"edited"`: its source changed since it was applied; `"unknown"`: the source no longer has it. */
-  kind: "edited" | "unknown";
-}
-
-/** The options of a {@linkcode Migrator}: exactly one of `directory` and `migrations`. */
-export interface MigratorOptions {
-  /**
-   * A directory of `<revision>_<name>.sql` files and `<revision>_<name>.ts`
-   * (`.mts`, `.js`, `.mjs`) modules; a relative path is resolved against the
-   * working directory. Needs a file system (not on Workers: pass
-   * `migrations` there).
-   */
-  directory?: string | URL;
-  /** The migrations, in memory (any order: they are sorted by revision). */
-  migrations?: readonly Migration[];
-  /** The history table's name, quoted as one identifier. Default `"roost_migrations"`. */
-  table?: string;
-  /**
-   * How long to wait for another migrator to finish, in ms, before failing
-   * with `ROOST_MIGRATION_LOCKED`. Default 60 000. On SQLite each wait for
-   * the write lock lasts at least the URL's `busy_timeout`.
-   */
-  lockTimeout?: number;
-  /** Told when each migration starts and is done; an exception it throws stops the run like a failing migration. */
-  onProgress?: (event: MigrationEvent) => void;
-}
+import { compareRevisions, loadDirectory, type LoadedMigration, loadList, type Migration } from "./source.ts";
+import type { MigrationEvent, MigrationProblem, MigrationStatus, MigratorOptions, SyncResult } from "./options.ts";
+import { isEmptyStep, lacking, messageOf, runStep } from "./steps.ts";
 
 const optionNames = new Set(["directory", "migrations", "table", "lockTimeout", "onProgress"]);
 
@@ -440,24 +381,6 @@ function unknownTarget(target: string, action: string): MigrationError {
   );
 }
 
-/**
- * True when a step does nothing: absent, or SQL without a statement (blank or
- * only comments, as in the file `roost new` creates). A function never is.
- */
-export function isEmptyStep(step: MigrationStep | undefined, dialect: Queryable["dialect"]): boolean {
-  if (step === undefined) return true;
-  return typeof step === "string" && splitStatements(step, dialect).length === 0;
-}
-
-/** Names a migration and where its empty `up` or `down` step lives, for an error message. */
-function lacking(migration: LoadedMigration, step: "up" | "down"): string {
-  const label = `${migration.revision}_${migration.name}`;
-  const file = migration.file;
-  if (file === undefined) return `${label} (its ${step} step has no statement)`;
-  if (file.endsWith(".sql")) return `${label} (${file} has no SQL after "-- migrate:${step}")`;
-  return `${label} (${file} ${migration[step] === undefined ? "exports no" : "has an empty"} ${step} step)`;
-}
-
 /** The applied migrations that do not match the source. */
 export function problemsOf(source: readonly LoadedMigration[], applied: readonly HistoryEntry[]): MigrationProblem[] {
   const bySource = new Map(source.map((migration) => [migration.revision, migration]));
@@ -470,53 +393,4 @@ export function problemsOf(source: readonly LoadedMigration[], applied: readonly
     }
   }
   return problems;
-}
-
-/** Runs one step of a migration: its SQL statement by statement, or its function. */
-async function runStep(
-  db: Queryable,
-  step: MigrationStep,
-  migration: LoadedMigration,
-  action: "upgrade" | "downgrade",
-): Promise<void> {
-  const label = `${migration.revision}_${migration.name}`;
-  const partly = db.dialect === "mysql"
-    ? "; MySQL commits DDL as it runs, so what ran before the failure stays applied: undo it before trying again"
-    : "; the migration was rolled back";
-  if (typeof step === "function") {
-    try {
-      await step(db);
-    } catch (error) {
-      throw new MigrationError(`${action} of migration ${label} failed: ${messageOf(error)}${partly}`, {
-        code: "ROOST_MIGRATION_FAILED",
-        cause: error,
-        revision: migration.revision,
-        file: migration.file,
-      });
-    }
-    return;
-  }
-  const statements = splitStatements(step, db.dialect);
-  for (let i = 0; i < statements.length; i++) {
-    try {
-      await db.execute(statements[i]);
-    } catch (error) {
-      throw new MigrationError(
-        `${action} of migration ${label} failed at statement ${i + 1} of ${statements.length}: ${
-          messageOf(error)
-        }${partly}`,
-        {
-          code: "ROOST_MIGRATION_FAILED",
-          cause: error,
-          revision: migration.revision,
-          statement: i + 1,
-          file: migration.file,
-        },
-      );
-    }
-  }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

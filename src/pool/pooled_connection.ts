@@ -1,0 +1,40 @@
+/**
+ * One connection of a pool with the bookkeeping the pool keeps on it.
+ *
+ * @module
+ */
+
+/** One pooled connection and its bookkeeping. */
+export class PooledConnection<C> {
+  /** The driver's connection. */
+  readonly connection: C;
+  /** When it was opened. */
+  readonly openedAt: number;
+  /** When it retires (Infinity for never). */
+  readonly expiresAt: number;
+  /** When it last became idle. */
+  idleSince: number;
+  /** How many callers hold it (more than one while a stream lends it or single statements share it). */
+  holders = 1;
+  /** Set while only single statements of a pipelining driver hold it, so more of them may join. */
+  shared = false;
+  /**
+   * While shared: when the statement it runs now began, as far as the pool
+   * can tell (when it was handed out, or when a statement sharing it ended).
+   */
+  since = 0;
+  /** Set when an error showed the connection is unusable. */
+  broken = false;
+  /** Set once the connection has been given back (so the next hand-out may need a check). */
+  released = false;
+  /** When a background check last began (connections that cannot watch their own socket). */
+  checkedAt = 0;
+
+  /** Wraps a freshly opened connection. */
+  constructor(connection: C, now: number, lifetime: number) {
+    this.connection = connection;
+    this.openedAt = now;
+    this.idleSince = now;
+    this.expiresAt = lifetime > 0 ? now + lifetime - Math.random() * lifetime * 0.05 : Infinity;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * When single statements of a pipelining driver may share a busy
+ * connection: only one that such statements alone hold, whose current
+ * statement is young and whose pipeline is short.
+ *
+ * @module
+ */
+import type { PoolHooks } from "./options.ts";
+import type { PooledConnection } from "./pooled_connection.ts";
+
+/**
+ * A busy connection of a pipelining driver takes one more single statement
+ * only while the statement it runs began less than this many milliseconds
+ * ago, so nothing queues behind a statement already known to be slow.
+ */
+export const shareWithin = 5;
+/** At most this many single statements are in flight on one shared connection. */
+export const shareDepth = 8;
+
+/**
+ * The least loaded of `items` a single statement may join now, with that
+ * statement counted in: shared, not broken, fewer than {@linkcode shareDepth}
+ * in flight, its statement younger than {@linkcode shareWithin} ms by `now`
+ * (the statement clock), and not past its lifetime by `wallClock`.
+ */
+export function joinShared<C>(
+  items: Iterable<PooledConnection<C>>,
+  hooks: PoolHooks<C>,
+  now: number,
+  wallClock: number,
+): PooledConnection<C> | undefined {
+  let least: PooledConnection<C> | undefined;
+  for (const item of items) {
+    if (
+      !item.shared || item.broken || item.holders >= shareDepth || now - item.since >= shareWithin ||
+      (least !== undefined && item.holders >= least.holders) || hooks.broken?.(item.connection)
+    ) continue;
+    // A connection past its lifetime takes no more, so it drains and retires even under steady load.
+    if (wallClock >= item.expiresAt) continue;
+    least = item;
+  }
+  if (least !== undefined) least.holders++;
+  return least;
+}
