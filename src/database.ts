@@ -9,24 +9,21 @@
  */
 import { CallContext, type ScopeState } from "./call_context.ts";
 import type { Connection } from "./connection.ts";
-import { asyncContextLookup, ScopeSlot } from "./context.ts";
+import { asyncContextLookup } from "./context.ts";
 import type { TransactionOptions } from "./dialect.ts";
-import type { Driver, ExecuteResult, Row } from "./driver.ts";
-import { driverLoader } from "./drivers/mod.ts";
+import type { ExecuteResult, Row } from "./driver.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { ClosedError, TransactionError } from "./errors.ts";
-import { Executor } from "./executor.ts";
+import type { Executor } from "./executor.ts";
 import type { HeldConnection } from "./internal.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
 import type { PoolStats } from "./pool.ts";
 import { Queryable, type QueryKind } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
-import { Router } from "./router.ts";
 import type { ReplicaStats } from "./routing_options.ts";
 import { Schema } from "./schema.ts";
 import { type RoutedScope, ScopeHandle } from "./scope_handle.ts";
 import type { Server } from "./server.ts";
-import { makeServer, probeServer } from "./server_pools.ts";
 import type { CompiledQuery } from "./sql.ts";
 import type { Transaction } from "./transaction.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
@@ -75,21 +72,15 @@ const denoInspect = Symbol.for("Deno.customInspect");
 export class Database extends Queryable implements AsyncDisposable {
   readonly #url: DatabaseUrl;
   readonly #name: string | undefined;
-  readonly #router: Router;
-  readonly #primary: Server;
-  readonly #executor: Executor;
-  readonly #scope = new ScopeSlot<ScopeState>();
-  readonly #loadDriver: () => Promise<Driver>;
-  /** Writes outside any context are recorded here (read-your-writes). */
-  readonly #rootContext = new CallContext();
-  /** True when a statement outside scopes goes straight to the primary: no replica, hook, read-your-writes or forceRollback. */
-  readonly #plain: boolean;
-  /** True when connections belong to call contexts (`connectionScope: "context"`). */
-  readonly #contextScoped: boolean;
-  /** Contexts running now, whose connections `close()` closes too. */
-  readonly #liveContexts = new Set<CallContext>();
   /** Where each call runs: the scope's session, the forceRollback connection, or the router's target. */
   readonly #dispatcher: Dispatcher;
+  /** The dispatcher's executor and primary, for the plain statement that goes straight to them. */
+  readonly #executor: Executor;
+  readonly #primary: Server;
+  /** True when a statement outside scopes goes straight to the primary: no replica, hook, read-your-writes or forceRollback. */
+  readonly #plain: boolean;
+  /** Contexts running now, whose connections `close()` closes too. */
+  readonly #liveContexts = new Set<CallContext>();
   /** Set once the instance warned about a connection outside any context, or when it chose its connectionScope. */
   #warned: boolean;
   #closing: Promise<void> | undefined;
@@ -103,40 +94,18 @@ export class Database extends Queryable implements AsyncDisposable {
   constructor(url: string, options: DatabaseOptions = {}) {
     const resolved = resolveOptions(options, parseDatabaseUrl(url));
     const parsed = resolved.url;
-    const loadDriver = driverLoader(parsed.dialect, resolved.driver);
     super(parsed.dialect);
     this.#url = parsed;
     this.#name = resolved.name;
-    this.#loadDriver = loadDriver;
-    this.#contextScoped = resolved.connectionScope === "context";
     // Only an instance that got "context" by default (on Workers) is told what it costs outside a context.
     this.#warned = options.connectionScope !== undefined;
     const label = resolved.name === undefined ? `pool of ${parsed}` : `pool of "${resolved.name}"`;
-    const setup = {
-      driver: () => this.#driverLoaded(),
-      contextScoped: this.#contextScoped,
-      servers: 1 + resolved.replicas.length,
-      openedOutsideContext: () => this.#warnOutsideContext(),
-      replicaConnected: (server: Server) => this.#router.confirm(server),
-    };
-    const primary = makeServer("primary", -1, parsed, resolved.pool, label, setup);
-    const replicas = resolved.replicas.map((replica, i) =>
-      makeServer("replica", i, replica.url, replica.pool, `${label} replica ${i}`, setup)
-    );
-    this.#primary = primary;
-    this.#router = new Router(primary, replicas, resolved.routing, !this.#contextScoped, probeServer);
-    this.#executor = new Executor(resolved.onQuery, resolved.debugParameters, () => this.#assertOpen());
-    this.#dispatcher = new Dispatcher({
-      dialect: parsed.dialect,
-      scope: this.#scope,
-      rootContext: this.#rootContext,
-      contextScoped: this.#contextScoped,
-      router: this.#router,
-      executor: this.#executor,
-      forceRollback: resolved.forceRollback,
-      assertOpen: () => this.#assertOpen(),
-    });
-    this.#plain = replicas.length === 0 && resolved.onQuery === undefined && resolved.routing.readYourWrites === 0 &&
+    const dispatcher = new Dispatcher(resolved, label, () => this.#assertOpen(), () => this.#warnOutsideContext());
+    this.#dispatcher = dispatcher;
+    this.#executor = dispatcher.executor;
+    this.#primary = dispatcher.router.primary;
+    this.#plain = resolved.replicas.length === 0 && resolved.onQuery === undefined &&
+      resolved.routing.readYourWrites === 0 &&
       !resolved.forceRollback;
     if (resolved.name !== undefined) register(resolved.name, this);
   }
@@ -208,11 +177,6 @@ export class Database extends Queryable implements AsyncDisposable {
     return this.#closing !== undefined;
   }
 
-  /** Loads the driver once; a driver that cannot load is a `ConfigError` `ROOST_DRIVER_UNAVAILABLE` saying why. */
-  async #driverLoaded(): Promise<Driver> {
-    return this.#executor.driver ??= await this.#loadDriver();
-  }
-
   /** Opens the primary's first connections now (up to `pool.min`, at least one), proving the URL works. */
   async connect(): Promise<void> {
     this.#assertOpen();
@@ -228,8 +192,8 @@ export class Database extends Queryable implements AsyncDisposable {
     if (this.#closing === undefined) {
       if (this.#name !== undefined) unregister(this.#name, this);
       this.#executor.close();
-      this.#router.stop();
-      const servers = [this.#primary, ...this.#router.replicas];
+      this.#dispatcher.router.stop();
+      const servers = [this.#primary, ...this.#dispatcher.router.replicas];
       this.#closing = this.#dispatcher.rollBackForced().then(() =>
         Promise.all([
           ...servers.map((server) => server.pool.close(options.timeout)),
@@ -247,7 +211,7 @@ export class Database extends Queryable implements AsyncDisposable {
 
   /** Pool counters (size, idle, busy, waiting) of the primary and of each replica, with the replicas' health. */
   stats(): DatabaseStats {
-    return { primary: this.#primary.pool.stats(), replicas: this.#router.replicaStats() };
+    return { primary: this.#primary.pool.stats(), replicas: this.#dispatcher.router.replicaStats() };
   }
 
   #assertOpen(): void {
@@ -257,7 +221,7 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   #scopeState(): ScopeState | undefined {
-    const state = this.#scope.get();
+    const state = this.#dispatcher.scope.get();
     if (state?.tx !== undefined && !state.tx.active) {
       throw new TransactionError("this call runs in a transaction callback whose transaction has already ended");
     }
@@ -360,12 +324,15 @@ export class Database extends Queryable implements AsyncDisposable {
     this.#assertOpen();
     await asyncContextLookup();
     // Without async context a context cannot see an enclosing one (perhaps another request's): it stands alone.
-    const outer = this.#scope.peek()?.context;
-    const context = new CallContext(outer === this.#rootContext ? undefined : outer);
+    const outer = this.#dispatcher.scope.peek()?.context;
+    const context = new CallContext(outer === this.#dispatcher.rootContext ? undefined : outer);
     const state: ScopeState = { session: undefined, tx: undefined, route: undefined, context };
-    if (this.#contextScoped) this.#liveContexts.add(context);
+    if (this.#dispatcher.contextScoped) this.#liveContexts.add(context);
     try {
-      return await this.#scope.run(state, () => fn(new ScopeHandle(this.dialect, "auto", this.#dispatcher, state)));
+      return await this.#dispatcher.scope.run(
+        state,
+        () => fn(new ScopeHandle(this.dialect, "auto", this.#dispatcher, state)),
+      );
     } finally {
       this.#liveContexts.delete(context);
       await context.end();
@@ -415,7 +382,7 @@ export class Database extends Queryable implements AsyncDisposable {
       name: this.#name,
       url: this.#url.toString(),
       dialect: this.dialect,
-      replicas: this.#router.replicas.map((s) => s.url),
+      replicas: this.#dispatcher.router.replicas.map((s) => s.url),
     };
   }
 

@@ -105,7 +105,7 @@ export class Executor {
    */
   async run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     const observed = this.#onQuery !== undefined;
-    const started = observed ? performance.now() : 0;
+    const started = this.start();
     const shares = this.driver?.pipelines === true;
     let item = observed || this.#closed ? undefined : shares ? pool.takeShared() : pool.takeReady();
     item ??= await this.#acquire(pool, target, methodOf[kind], query, started, shares);

@@ -17,26 +17,15 @@ import type { DatabaseUrl } from "./url.ts";
 /** A Worker's limit on simultaneous outgoing connections per request. */
 const socketsPerRequest = 6;
 
-/** What every server's pool of one database is given. */
-export interface ServerPoolSetup {
-  /** The driver, loaded on first use. */
-  readonly driver: () => Promise<Driver>;
-  /** True when connections belong to call contexts (`connectionScope: "context"`). */
-  readonly contextScoped: boolean;
-  /** How many servers (primary and replicas) share a context's socket limit. */
-  readonly servers: number;
-  /** Called when a connection opens outside any context, with connections scoped to contexts. */
-  readonly openedOutsideContext: () => void;
-  /** Called when a replica's connection opened (and set up). */
-  readonly replicaConnected: (server: Server) => void;
-}
-
 /**
  * A server and its pool. With connections scoped to contexts, the
  * instance's own pool never reuses a connection and never makes a caller
  * wait for another's (on Workers that other may be a different request),
  * and each context gets a pool of its own, sharing the per-request socket
- * limit with the context's pools for the other servers.
+ * limit with the context's pools for the other servers. `driver` loads the
+ * driver (once); `servers` share a context's socket limit;
+ * `openedOutsideContext` is told when, with connections scoped to contexts,
+ * one opens outside any; `replicaConnected` when a replica's connection opened.
  */
 export function makeServer(
   role: "primary" | "replica",
@@ -44,10 +33,13 @@ export function makeServer(
   url: DatabaseUrl,
   options: ResolvedPoolOptions,
   label: string,
-  setup: ServerPoolSetup,
+  driver: () => Promise<Driver>,
+  contextScoped: boolean,
+  servers: number,
+  openedOutsideContext: () => void,
+  replicaConnected: (server: Server) => void,
 ): Server {
   const dialect = dialectOf(url.dialect);
-  const { driver } = setup;
   const endSession = dialect.terminateSessions && runtime !== "workerd"
     ? sessionEnder(
       async () => (await driver()).connect(setupUrl(url, { connect_timeout: 1 })),
@@ -58,7 +50,7 @@ export function makeServer(
   const hooks: PoolHooks<DriverConnection> = {
     open: async () => {
       const connection = await openSession(await driver(), url, dialect, role === "replica");
-      if (role === "replica") setup.replicaConnected(server);
+      if (role === "replica") replicaConnected(server);
       return connection;
     },
     close: (connection) => connection.close(),
@@ -74,9 +66,9 @@ export function makeServer(
     unwatched: (connection) => connection.unwatched === true,
   };
   // Outside any context each connection serves one statement or scope: the first one opened is said once.
-  const root = { ...hooks, open: () => (setup.openedOutsideContext(), hooks.open()) };
-  if (!setup.contextScoped) return server = new Server(role, index, url.toString(), new Pool(hooks, options, label));
-  const max = Math.max(1, Math.min(options.max, Math.floor(socketsPerRequest / setup.servers)));
+  const root = { ...hooks, open: () => (openedOutsideContext(), hooks.open()) };
+  if (!contextScoped) return server = new Server(role, index, url.toString(), new Pool(hooks, options, label));
+  const max = Math.max(1, Math.min(options.max, Math.floor(socketsPerRequest / servers)));
   return server = new Server(
     role,
     index,
