@@ -18,15 +18,8 @@
 export { Database } from "./src/database.ts";
 export type { CloseOptions, DatabaseStats, RoutedScope } from "./src/database.ts";
 export type { DatabaseOptions, ReplicaOption } from "./src/options.ts";
-export type {
-  QueryEvent,
-  QueryHook,
-  ReplicaCandidate,
-  ReplicaPicker,
-  ReplicaStats,
-  RouteReason,
-  RoutingOptions,
-} from "./src/router.ts";
+export type { QueryEvent, QueryHook, RouteReason } from "./src/query_event.ts";
+export type { ReplicaCandidate, ReplicaPicker, ReplicaStats, RoutingOptions } from "./src/routing_options.ts";
 export { Connection } from "./src/connection.ts";
 export { Transaction } from "./src/transaction.ts";
 export { Queryable } from "./src/queryable.ts";

@@ -31,14 +31,13 @@ export class Connection extends Queryable {
 
   /** Wraps a held session; created by `db.connection`. */
   constructor(session: Session) {
-    super(session.rules.name);
+    super(session.dialect.name);
     this.#session = session;
   }
 
   /** Runs `fn` in a transaction on this connection (a savepoint if one is open). */
   async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
-    const tx = await Transaction.open(this.#session, this.#session.current, options, false);
-    return await runTransaction(this.#session, tx, fn);
+    return await runTransaction(this.#session, this.#session.current, options, fn);
   }
 
   /** Opens a transaction on this connection (a savepoint if one is open) and returns its handle. */
@@ -48,7 +47,7 @@ export class Connection extends Queryable {
 
   /** Runs one compiled query where this handle runs queries. */
   protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
-    return this.#session.perform(kind, query);
+    return this.#session.run(kind, query);
   }
 
   /** Runs one statement for many parameter sets, atomically. */

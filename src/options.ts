@@ -8,7 +8,8 @@ import type { Driver } from "./driver.ts";
 import type { DriverName } from "./drivers/mod.ts";
 import { ConfigError } from "./errors.ts";
 import { poolDefaults, type PoolOptions, type ResolvedPoolOptions } from "./pool.ts";
-import { type QueryHook, type ResolvedRoutingOptions, routingDefaults, type RoutingOptions } from "./router.ts";
+import type { QueryHook } from "./query_event.ts";
+import { type ResolvedRoutingOptions, routingDefaults, type RoutingOptions } from "./routing_options.ts";
 import { runtime } from "./runtime.ts";
 import { DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Dialect, type DialectName, dialectOf } from "./dialect.ts";
-import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
+import type { ExecuteResult, Row } from "./driver.ts";
 import { ConfigError, QueryError } from "./errors.ts";
 import { placeholderCount } from "./placeholders.ts";
 import {
@@ -28,23 +28,6 @@ export const EXECUTE: QueryKind = 0;
 export const FETCH_ALL: QueryKind = 1;
 /** `fetchOne` / `fetchVal`: the first row. */
 export const FETCH_ONE: QueryKind = 2;
-
-/** The name of the query method a kind stands for (`fetchVal` reports as `fetchOne`). */
-export function methodOf(kind: QueryKind): "execute" | "fetchAll" | "fetchOne" {
-  return kind === EXECUTE ? "execute" : kind === FETCH_ALL ? "fetchAll" : "fetchOne";
-}
-
-/** Runs a compiled query on a driver connection for one kind of result. */
-export function runOn(connection: DriverConnection, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
-  switch (kind) {
-    case EXECUTE:
-      return connection.execute(query.text, query.params);
-    case FETCH_ALL:
-      return connection.fetchAll(query.text, query.params);
-    default:
-      return connection.fetchOne(query.text, query.params);
-  }
-}
 
 /** Options of {@linkcode Queryable.iterate}. */
 export interface IterateOptions {
@@ -122,13 +105,6 @@ function firstValue(row: Row | undefined): unknown {
 }
 
 /**
- * Package-internal, for query-builder drivers (`@roost/db/kysely`): streams a
- * query's rows on a handle in the batches the driver fetches them in, as
- * `iterate` does but without handing them out one by one.
- */
-export let streamBatches: (on: Queryable, query: Query, batchSize: number) => AsyncIterableIterator<Row[]>;
-
-/**
  * Anything that runs queries: a {@linkcode Database}, a `Connection` handle
  * or a `Transaction` handle. Accept `Queryable` in your own functions to let
  * callers pass whichever they hold.
@@ -144,15 +120,11 @@ export let streamBatches: (on: Queryable, query: Query, batchSize: number) => As
 export abstract class Queryable {
   /** The SQL dialect this handle speaks. */
   readonly dialect: DialectName;
-  readonly #rules: Dialect;
-
-  static {
-    streamBatches = (on, query, batchSize) => on.stream(compileQuery(query, undefined, on.#rules), batchSize);
-  }
+  readonly #dialectRules: Dialect;
 
   /** Sets the dialect; subclasses only. */
   protected constructor(dialect: DialectName) {
-    this.#rules = dialectOf(dialect);
+    this.#dialectRules = dialectOf(dialect);
     this.dialect = dialect;
   }
 
@@ -167,9 +139,9 @@ export abstract class Queryable {
    * Compiles and runs one query. No extra async frame: a query's cost is the
    * driver's; a bad query or a closed handle rejects rather than throws.
    */
-  #run(kind: QueryKind, query: Query, params: readonly unknown[] | undefined): Promise<unknown> {
+  #compileAndRun(kind: QueryKind, query: Query, params: readonly unknown[] | undefined): Promise<unknown> {
     try {
-      return this.perform(kind, compileQuery(query, params, this.#rules));
+      return this.perform(kind, compileQuery(query, params, this.#dialectRules));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -188,7 +160,7 @@ export abstract class Queryable {
    * ```
    */
   execute(query: Query, params?: readonly unknown[]): Promise<ExecuteResult> {
-    return this.#run(EXECUTE, query, params) as Promise<ExecuteResult>;
+    return this.#compileAndRun(EXECUTE, query, params) as Promise<ExecuteResult>;
   }
 
   /**
@@ -207,7 +179,7 @@ export abstract class Queryable {
    */
   async executeMany(query: Query, paramSets: ParameterSets): Promise<ExecuteResult> {
     // A string's placeholders say how many values each set needs; a template's values only mark positions.
-    const compiled = typeof query === "string" ? undefined : compileQuery(query, undefined, this.#rules);
+    const compiled = typeof query === "string" ? undefined : compileQuery(query, undefined, this.#dialectRules);
     const text = compiled?.text ?? query as string;
     const expected = compiled?.params.length ?? placeholderCount(text, this.dialect);
     const sets = Array.isArray(paramSets) ? paramSets as readonly (readonly unknown[])[] : Array.from(paramSets ?? []);
@@ -233,7 +205,7 @@ export abstract class Queryable {
    * ```
    */
   fetchAll<T = Row>(query: Query, params?: readonly unknown[]): Promise<T[]> {
-    return this.#run(FETCH_ALL, query, params) as Promise<T[]>;
+    return this.#compileAndRun(FETCH_ALL, query, params) as Promise<T[]>;
   }
 
   /**
@@ -247,7 +219,7 @@ export abstract class Queryable {
    * ```
    */
   fetchOne<T = Row>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
-    return this.#run(FETCH_ONE, query, params) as Promise<T | undefined>;
+    return this.#compileAndRun(FETCH_ONE, query, params) as Promise<T | undefined>;
   }
 
   /**
@@ -262,7 +234,7 @@ export abstract class Queryable {
    * ```
    */
   async fetchVal<T = unknown>(query: Query, params?: readonly unknown[]): Promise<T | undefined> {
-    return firstValue(await this.#run(FETCH_ONE, query, params) as Row) as T | undefined;
+    return firstValue(await this.#compileAndRun(FETCH_ONE, query, params) as Row) as T | undefined;
   }
 
   /**
@@ -295,11 +267,11 @@ export abstract class Queryable {
   paginate<T = Row>(query: Query, options: KeysetOptions): Promise<KeysetPage<T>>;
   async paginate<T = Row>(query: Query, options: PageOptions | KeysetOptions): Promise<Page<T> | KeysetPage<T>> {
     const keyset = isKeyset(options);
-    const compiled = compileQuery(query, options.params, this.#rules);
+    const compiled = compileQuery(query, options.params, this.#dialectRules);
     const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
     return keyset
-      ? await readKeysetPage<T>(read, compiled, options, this.#rules)
-      : await readPage<T>(read, compiled, options, this.#rules);
+      ? await readKeysetPage<T>(read, compiled, options, this.#dialectRules)
+      : await readPage<T>(read, compiled, options, this.#dialectRules);
   }
 
   /**
@@ -320,7 +292,7 @@ export abstract class Queryable {
     try {
       const batchSize = options.batchSize ?? 100;
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError("batchSize must be a positive integer");
-      return new RowStream<T>(this.stream(compileQuery(query, params, this.#rules), batchSize));
+      return new RowStream<T>(this.stream(compileQuery(query, params, this.#dialectRules), batchSize));
     } catch (error) {
       return failing(error);
     }

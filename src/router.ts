@@ -1,218 +1,36 @@
 /**
- * Replica routing: the servers of one `Database` (a primary and its
- * replicas), the replicas' health with exponential backoff and background
- * rechecks, and the pickers that choose among the healthy ones.
+ * Replica routing: where each statement goes (the routing rules), the
+ * fail-over from a replica that cannot serve to the next, the replicas'
+ * health with exponential backoff and rechecks, and the pickers that choose
+ * among the healthy ones. It decides and records; running statements and
+ * opening connections belong to the layers that call it.
  *
  * @module
  */
-import type { DriverConnection } from "./driver.ts";
 import { ConfigError, ConnectionError, ReadOnlyError } from "./errors.ts";
-import type { Pool, PoolStats } from "./pool.ts";
+import type { ReplicaStats, ResolvedRoutingOptions } from "./routing_options.ts";
 import { backgroundTimeout } from "./runtime.ts";
+import type { Server, Target } from "./server.ts";
 
-/** A replica as the picker sees it. */
-export interface ReplicaCandidate {
-  /** Its position in the `replicas` option (0-based). */
-  readonly index: number;
-  /** Its URL, password redacted. */
-  readonly url: string;
-  /** Its pool's counters right now. */
-  readonly stats: PoolStats;
+/** The route a `db.replica()` or `db.primary()` scope imposes on its statements. */
+export type ScopeRoute = "primary" | "replica";
+
+/** A call tree's record of its last write, which read-your-writes consults. */
+export interface WriteClock {
+  /** True when the last write is less than `ms` old. */
+  within(ms: number): boolean;
 }
 
-/**
- * Chooses a replica for a read among the healthy ones (never empty) and
- * returns a position in that array.
- */
-export type ReplicaPicker = (replicas: readonly ReplicaCandidate[]) => number;
-
-/** How `Database` routes queries between the primary and its replicas. */
-export interface RoutingOptions {
-  /**
-   * Where reads outside any scope go. `"primary"` (default): replicas serve
-   * only `db.replica()` scopes. `"replicas"`: `fetchAll`, `fetchOne`,
-   * `fetchVal` and `iterate` outside transactions and connection scopes go to
-   * a replica when their statement reads (starts with SELECT, WITH, VALUES,
-   * TABLE, SHOW, EXPLAIN or DESCRIBE); `insert … returning` and other writes
-   * stay on the primary.
-   */
-  reads?: "primary" | "replicas";
-  /** Which healthy replica serves a read: `"round-robin"` (default), `"random"`, `"least-busy"` or your function. */
-  picker?: "round-robin" | "random" | "least-busy" | ReplicaPicker;
-  /**
-   * For this many ms after a write, reads of the same context (see
-   * `db.context()`; outside one, of the whole instance) go to the primary, so
-   * a caller always sees what it just wrote despite replication lag.
-   * Default 0 (off).
-   */
-  readYourWrites?: number;
-  /**
-   * When no replica is healthy: `"primary"` (default) reads from the
-   * primary; `"error"` throws a `ConnectionError` with code `ROOST_NO_REPLICA`.
-   */
-  fallback?: "primary" | "error";
-  /** A replica that failed is rechecked after this many ms, doubling after each failed check. Default 1 000. */
-  recheckAfter?: number;
-  /** The longest wait between two rechecks of a failed replica. Default 30 000 (or `recheckAfter`, if longer). */
-  maxRecheckAfter?: number;
+/** What a replica's `lastError` says about a failure. */
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
-
-/** Routing options with every default filled in. */
-export type ResolvedRoutingOptions = Required<RoutingOptions>;
-
-/** The defaults of {@linkcode RoutingOptions}. */
-export const routingDefaults: ResolvedRoutingOptions = Object.freeze({
-  reads: "primary",
-  picker: "round-robin",
-  readYourWrites: 0,
-  fallback: "primary",
-  recheckAfter: 1_000,
-  maxRecheckAfter: 30_000,
-});
-
-/** Why a query ran where it did, as reported to `onQuery`. */
-export type RouteReason =
-  | "write"
-  | "read"
-  | "replica-scope"
-  | "primary-scope"
-  | "read-your-writes"
-  | "fallback"
-  | "held";
-
-/** What the `onQuery` hook receives after every query. Parameters are never included. */
-export interface QueryEvent {
-  /** Which server ran it. */
-  readonly served: "primary" | "replica";
-  /** The replica's position in the `replicas` option, when a replica ran it. */
-  readonly replica?: number;
-  /** The server's URL, password redacted. */
-  readonly url: string;
-  /** Why the query ran there. */
-  readonly reason: RouteReason;
-  /** The method that ran it. */
-  readonly method: "execute" | "executeMany" | "fetchAll" | "fetchOne" | "iterate";
-  /** The SQL text as sent (placeholders, no values). */
-  readonly sql: string;
-  /** The parameters (every set's, in order, for `executeMany`); only with the `debugParameters` option. */
-  readonly parameters?: readonly unknown[];
-  /** Milliseconds from sending the query to its last row (or its error). */
-  readonly duration: number;
-  /** The error it failed with; a failed replica read that was retried elsewhere is reported too. */
-  readonly error?: unknown;
-}
-
-/** Receives a {@linkcode QueryEvent} after every query; errors it throws are ignored. */
-export type QueryHook = (event: QueryEvent) => void;
-
-/** Hands a query's event to the hook; a hook that throws must not fail the query it reports. */
-export function reportQuery(
-  hook: QueryHook,
-  member: Member,
-  reason: RouteReason,
-  method: QueryEvent["method"],
-  sql: string,
-  started: number,
-  error?: unknown,
-  parameters?: readonly unknown[],
-): void {
-  const { served, index, url } = member;
-  const event: QueryEvent = {
-    served,
-    ...(served === "replica" ? { replica: index } : {}),
-    url,
-    reason,
-    method,
-    sql,
-    ...(parameters === undefined ? {} : { parameters }),
-    duration: performance.now() - started,
-    ...(error === undefined ? {} : { error }),
-  };
-  try {
-    hook(event);
-  } catch {
-    // Ignored, as documented.
-  }
-}
-
-/** A replica's counters and health, as `db.stats()` reports them. */
-export interface ReplicaStats extends PoolStats {
-  /** Its URL, password redacted. */
-  url: string;
-  /** False while it is out of the rotation. */
-  healthy: boolean;
-  /** Failed connections or checks since it was last healthy. */
-  failures: number;
-  /** When it left the rotation (ms since the epoch). */
-  downSince?: number;
-  /** When it is checked next (ms since the epoch). */
-  nextCheck?: number;
-  /** Why it left the rotation. */
-  lastError?: string;
-}
-
-/** Where a query goes and why. */
-export interface Target {
-  /** The server. */
-  readonly member: Member;
-  /** Why it goes there. */
-  readonly reason: RouteReason;
-}
-
-const reasons: readonly RouteReason[] = [
-  "write",
-  "read",
-  "replica-scope",
-  "primary-scope",
-  "read-your-writes",
-  "fallback",
-  "held",
-];
 
 /** The error a write gets where only a replica may be used, before it reaches any server. */
 export function replicaWriteError(what: string): ReadOnlyError {
   return new ReadOnlyError(
     `${what} is not allowed on a replica: replicas are read-only (write outside db.replica(), or inside db.primary())`,
   );
-}
-
-/** One server of a `Database`: its pool, and for a replica its health. */
-export class Member {
-  /** The primary or a replica. */
-  readonly served: "primary" | "replica";
-  /** Position in the `replicas` option; -1 for the primary. */
-  readonly index: number;
-  /** The server's URL, password redacted. */
-  readonly url: string;
-  /** Its connections. */
-  readonly pool: Pool<DriverConnection>;
-  /** True while in the rotation. */
-  healthy = true;
-  /** Failures since it was last healthy. */
-  failures = 0;
-  /** When it left the rotation. */
-  downSince: number | undefined;
-  /** When it is checked next. */
-  nextCheck: number | undefined;
-  /** Why it left the rotation. */
-  lastError: string | undefined;
-  /** The pending recheck. */
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** Back in the rotation on trial (rechecks without timers): its next connection decides. */
-  probation = false;
-  /** This server as the target of a query, one per reason, made once instead of per query. */
-  readonly via: Readonly<Record<RouteReason, Target>>;
-
-  /** A server and its pool. */
-  constructor(served: "primary" | "replica", index: number, url: string, pool: Pool<DriverConnection>) {
-    this.served = served;
-    this.index = index;
-    this.url = url;
-    this.pool = pool;
-    const via: Partial<Record<RouteReason, Target>> = {};
-    for (const reason of reasons) via[reason] = { member: this, reason };
-    this.via = via as Record<RouteReason, Target>;
-  }
 }
 
 const readKeywords = new Set(["select", "with", "values", "table", "show", "explain", "describe", "desc"]);
@@ -251,36 +69,108 @@ export function isReadStatement(text: string): boolean {
   return readKeywords.has(text.slice(i, end).toLowerCase());
 }
 
-/** The primary, the replicas, their health, and the choice among them. */
+/** The primary, the replicas, their health, the routing rules and the choice among replicas. */
 export class Router {
   /** The primary. */
-  readonly primary: Member;
+  readonly primary: Server;
   /** The replicas, in the order given. */
-  readonly replicas: readonly Member[];
+  readonly replicas: readonly Server[];
   /** The routing options. */
   readonly options: ResolvedRoutingOptions;
-  #healthy: Member[];
+  /** True when reads outside scopes may go to replicas (`routing.reads: "replicas"`, with replicas). */
+  readonly routesReads: boolean;
+  /** `routing.readYourWrites` (ms; 0 when off). */
+  readonly readYourWrites: number;
+  #healthy: Server[];
   #turn = 0;
-  #closed = false;
+  #stopped = false;
   readonly #timers: boolean;
+  readonly #probe: (server: Server) => Promise<void>;
 
   /**
-   * Routes between a primary and replicas. With `timers`, a replica that
-   * left the rotation is rechecked in the background; without (where
-   * connections belong to requests, as on Workers, and a timer would outlive
-   * its request) it rejoins on trial once its recheck is due, and its next
-   * connection decides.
+   * Routes between a primary and its replicas. With `timers`, a replica out
+   * of the rotation is rechecked by `probe` (which resolves once it works
+   * again) in the background; without (where connections belong to
+   * requests, as on Workers, and a timer would outlive its request) it
+   * rejoins on trial once its recheck is due, and its next connection decides.
    */
-  constructor(primary: Member, replicas: readonly Member[], options: ResolvedRoutingOptions, timers = true) {
+  constructor(
+    primary: Server,
+    replicas: readonly Server[],
+    options: ResolvedRoutingOptions,
+    timers: boolean,
+    probe: (server: Server) => Promise<void>,
+  ) {
     this.primary = primary;
     this.replicas = replicas;
     this.options = options;
+    this.routesReads = options.reads === "replicas" && replicas.length > 0;
+    this.readYourWrites = options.readYourWrites;
     this.#healthy = [...replicas];
     this.#timers = timers;
+    this.#probe = probe;
+  }
+
+  /**
+   * Whether a statement only reads, as far as routing needs to know: read
+   * when neither read routing nor read-your-writes would act on the answer.
+   */
+  reads(text: string): boolean {
+    return this.routesReads || this.readYourWrites > 0 ? isReadStatement(text) : true;
+  }
+
+  /** Where an `execute` goes: the primary. */
+  writeTarget(route: ScopeRoute | undefined): Target {
+    return this.primary.targets[route === "primary" ? "primary-scope" : "write"];
+  }
+
+  /**
+   * Where a fetch outside any held connection goes, and why: `reads` says
+   * whether its statement reads, `clock` when its call tree last wrote.
+   */
+  readTarget(route: ScopeRoute | undefined, reads: boolean, clock: WriteClock): Target {
+    if (route === "primary") return this.primary.targets["primary-scope"];
+    if (route !== "replica" && !(this.routesReads && reads)) {
+      return this.primary.targets[this.routesReads ? "write" : "read"];
+    }
+    if (this.readYourWrites > 0 && clock.within(this.readYourWrites)) return this.primary.targets["read-your-writes"];
+    return this.replicaTarget(route === "replica" ? "replica-scope" : "read");
+  }
+
+  /** A healthy replica, or the fallback when none is (a `ConnectionError` with `fallback: "error"`). */
+  replicaTarget(reason: "read" | "replica-scope"): Target {
+    if (this.replicas.length === 0) return this.primary.targets.fallback;
+    const server = this.#pick();
+    if (server !== undefined) return server.targets[reason];
+    if (this.options.fallback === "error") throw this.#noReplicaError();
+    return this.primary.targets.fallback;
+  }
+
+  /**
+   * What to try after `target` failed with `error`: a replica that failed
+   * to connect leaves the rotation and the next healthy one (or the
+   * fallback) is tried; any other failure is rethrown.
+   */
+  nextAfter(target: Target, error: unknown): Target {
+    const { server, reason } = target;
+    if (server.role !== "replica" || !(error instanceof ConnectionError) || this.#stopped) throw error;
+    this.markDown(server, error);
+    return this.replicaTarget(reason === "read" ? "read" : "replica-scope");
+  }
+
+  /** Runs `attempt` on `target`, and on the next target after each replica that cannot serve. */
+  async withFailover<T>(target: Target, attempt: (target: Target) => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await attempt(target);
+      } catch (error) {
+        target = this.nextAfter(target, error);
+      }
+    }
   }
 
   /** A healthy replica chosen by the picker, or undefined when none is healthy. */
-  pick(): Member | undefined {
+  #pick(): Server | undefined {
     if (!this.#timers && this.#healthy.length < this.replicas.length) this.#readmitDue();
     const healthy = this.#healthy;
     if (healthy.length <= 1) return healthy[0];
@@ -288,7 +178,7 @@ export class Router {
     if (picker === "round-robin") return healthy[this.#turn++ % healthy.length];
     if (picker === "random") return healthy[Math.floor(Math.random() * healthy.length)];
     if (picker === "least-busy") return this.#leastBusy(healthy);
-    const candidates = healthy.map((m) => ({ index: m.index, url: m.url, stats: m.pool.stats() }));
+    const candidates = healthy.map((s) => ({ index: s.index, url: s.url, stats: s.pool.stats() }));
     const chosen = picker(candidates);
     if (!Number.isInteger(chosen) || chosen < 0 || chosen >= healthy.length) {
       throw new ConfigError(
@@ -299,25 +189,24 @@ export class Router {
     return healthy[chosen];
   }
 
-  #leastBusy(healthy: readonly Member[]): Member {
+  #leastBusy(healthy: readonly Server[]): Server {
     // Start the scan at a rotating position so ties (an idle fleet) spread out.
     const start = this.#turn++ % healthy.length;
     let best = healthy[start];
     let bestLoad = Infinity;
     for (let k = 0; k < healthy.length; k++) {
-      const member = healthy[(start + k) % healthy.length];
-      const { busy, waiting } = member.pool.stats();
+      const server = healthy[(start + k) % healthy.length];
+      const { busy, waiting } = server.pool.stats();
       if (busy + waiting < bestLoad) {
-        best = member;
+        best = server;
         bestLoad = busy + waiting;
       }
     }
     return best;
   }
 
-  /** The error a read gets when no replica is healthy and `fallback` is `"error"`. */
-  noReplicaError(): ConnectionError {
-    const why = this.replicas.map((m) => `replica ${m.index} <${m.url}>: ${m.lastError ?? "down"}`).join("; ");
+  #noReplicaError(): ConnectionError {
+    const why = this.replicas.map((s) => `replica ${s.index} <${s.url}>: ${s.lastError ?? "down"}`).join("; ");
     return new ConnectionError(`no healthy replica (${why})`, { code: "ROOST_NO_REPLICA" });
   }
 
@@ -325,98 +214,92 @@ export class Router {
    * Takes a replica out of the rotation after a connection failure and
    * schedules its recheck with exponential backoff.
    */
-  markDown(member: Member, error: unknown): void {
-    if (member.served !== "replica" || this.#closed) return;
-    member.lastError = error instanceof Error ? error.message : String(error);
-    if (!member.healthy) return; // its recheck is already scheduled
-    member.healthy = false;
+  markDown(server: Server, error: unknown): void {
+    if (server.role !== "replica" || this.#stopped) return;
+    server.lastError = messageOf(error);
+    if (!server.healthy) return; // its recheck is already scheduled
+    server.healthy = false;
     // A replica on trial that fails again waits longer before its next trial.
-    member.failures = member.probation ? member.failures + 1 : 1;
-    member.probation = false;
-    member.downSince ??= Date.now();
-    this.#healthy = this.#healthy.filter((m) => m !== member);
-    this.#scheduleCheck(member);
+    server.failures = server.probation ? server.failures + 1 : 1;
+    server.probation = false;
+    server.downSince ??= Date.now();
+    this.#healthy = this.#healthy.filter((s) => s !== server);
+    this.#scheduleCheck(server);
   }
 
   /** Ends a replica's trial after it connected: it is healthy again. */
-  confirm(member: Member): void {
-    if (!member.probation) return;
-    member.probation = false;
-    this.#revive(member);
+  confirm(server: Server): void {
+    if (!server.probation) return;
+    server.probation = false;
+    this.#revive(server);
   }
 
   #readmitDue(): void {
     const now = Date.now();
     let readmitted = false;
-    for (const member of this.replicas) {
-      if (member.healthy || member.nextCheck === undefined || now < member.nextCheck) continue;
-      member.healthy = true;
-      member.probation = true;
-      member.nextCheck = undefined;
+    for (const server of this.replicas) {
+      if (server.healthy || server.nextCheck === undefined || now < server.nextCheck) continue;
+      server.healthy = true;
+      server.probation = true;
+      server.nextCheck = undefined;
       readmitted = true;
     }
-    if (readmitted) this.#healthy = this.replicas.filter((m) => m.healthy);
+    if (readmitted) this.#listHealthy();
   }
 
-  #scheduleCheck(member: Member): void {
+  #scheduleCheck(server: Server): void {
     const { recheckAfter, maxRecheckAfter } = this.options;
-    const delay = Math.min(maxRecheckAfter, recheckAfter * 2 ** (member.failures - 1));
-    member.nextCheck = Date.now() + delay;
-    if (this.#timers) member.timer = backgroundTimeout(() => void this.#check(member), delay);
+    const delay = Math.min(maxRecheckAfter, recheckAfter * 2 ** (server.failures - 1));
+    server.nextCheck = Date.now() + delay;
+    if (this.#timers) server.timer = backgroundTimeout(() => void this.#check(server), delay);
   }
 
-  async #check(member: Member): Promise<void> {
-    member.timer = undefined;
-    if (this.#closed) return;
+  async #check(server: Server): Promise<void> {
+    server.timer = undefined;
+    if (this.#stopped) return;
     try {
-      const item = await member.pool.acquire();
-      let broken = false;
-      try {
-        await (item.connection.ping?.() ?? item.connection.fetchOne("SELECT 1", []));
-      } catch (error) {
-        broken = true;
-        throw error;
-      } finally {
-        member.pool.release(item, broken);
-      }
+      await this.#probe(server);
     } catch (error) {
-      if (this.#closed) return;
-      member.failures++;
-      member.lastError = error instanceof Error ? error.message : String(error);
-      this.#scheduleCheck(member);
+      if (this.#stopped) return;
+      server.failures++;
+      server.lastError = messageOf(error);
+      this.#scheduleCheck(server);
       return;
     }
-    if (this.#closed) return;
-    this.#revive(member);
+    if (this.#stopped) return;
+    this.#revive(server);
   }
 
-  #revive(member: Member): void {
-    member.healthy = true;
-    member.failures = 0;
-    member.downSince = undefined;
-    member.nextCheck = undefined;
-    member.lastError = undefined;
-    this.#healthy = this.replicas.filter((m) => m.healthy);
+  #revive(server: Server): void {
+    server.healthy = true;
+    server.failures = 0;
+    server.downSince = undefined;
+    server.nextCheck = undefined;
+    server.lastError = undefined;
+    this.#listHealthy();
+  }
+
+  #listHealthy(): void {
+    this.#healthy = this.replicas.filter((s) => s.healthy);
   }
 
   /** Each replica's pool counters and health. */
   replicaStats(): ReplicaStats[] {
-    return this.replicas.map((m) => {
-      const stats: ReplicaStats = { ...m.pool.stats(), url: m.url, healthy: m.healthy, failures: m.failures };
-      if (m.downSince !== undefined) stats.downSince = m.downSince;
-      if (m.nextCheck !== undefined) stats.nextCheck = m.nextCheck;
-      if (m.lastError !== undefined) stats.lastError = m.lastError;
+    return this.replicas.map((s) => {
+      const stats: ReplicaStats = { ...s.pool.stats(), url: s.url, healthy: s.healthy, failures: s.failures };
+      if (s.downSince !== undefined) stats.downSince = s.downSince;
+      if (s.nextCheck !== undefined) stats.nextCheck = s.nextCheck;
+      if (s.lastError !== undefined) stats.lastError = s.lastError;
       return stats;
     });
   }
 
-  /** Stops rechecks and closes every pool. */
-  async close(timeout?: number): Promise<void> {
-    this.#closed = true;
-    for (const member of this.replicas) {
-      if (member.timer !== undefined) clearTimeout(member.timer);
-      member.timer = undefined;
+  /** Stops routing to replicas that fail and cancels pending rechecks (the database is closing). */
+  stop(): void {
+    this.#stopped = true;
+    for (const server of this.replicas) {
+      if (server.timer !== undefined) clearTimeout(server.timer);
+      server.timer = undefined;
     }
-    await Promise.all([this.primary, ...this.replicas].map((m) => m.pool.close(timeout)));
   }
 }

@@ -4,109 +4,34 @@
  *
  * @module
  */
+import type { CallContext, ScopeState } from "./call_context.ts";
+import type { QueryEvent } from "./query_event.ts";
 import type { ScopeSlot } from "./context.ts";
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
-import { ClosedError, ConnectionError, QueryError, withParameters } from "./errors.ts";
-import type { Pool, PooledConnection } from "./pool.ts";
-import { EXECUTE, methodOf, type QueryKind, runOn } from "./queryable.ts";
-import {
-  isReadStatement,
-  type Member,
-  type QueryEvent,
-  type QueryHook,
-  replicaWriteError,
-  reportQuery,
-  type RouteReason,
-} from "./router.ts";
+import { ClosedError, ConnectionError, QueryError } from "./errors.ts";
+import { type Executor, methodOf, runStatement } from "./executor.ts";
+import type { PooledConnection } from "./pool.ts";
+import { EXECUTE, type QueryKind } from "./queryable.ts";
+import { isReadStatement, replicaWriteError } from "./router.ts";
+import type { Target } from "./server.ts";
 import type { CompiledQuery } from "./sql.ts";
 import type { Transaction } from "./transaction.ts";
 
-/**
- * A call tree's context (`db.context()`, or the instance's own outside any):
- * when it last wrote, for read-your-writes, and, where connections are
- * scoped to contexts (Workers), the pools holding its own connections.
- */
-export class CallContext {
-  /** When the context last wrote (ms since the epoch). */
-  last = -Infinity;
-  /** With `connectionScope: "context"`: this context's pool per server, made on first use. */
-  #pools: Map<Member, Pool<DriverConnection>> | undefined;
-
-  /** Records a write now. */
-  mark(): void {
-    this.last = Date.now();
-  }
-
-  /** True when the last write is less than `ms` old. */
-  within(ms: number): boolean {
-    return Date.now() - this.last < ms;
-  }
-
-  /** Set once the context has ended and closed its connections. */
-  ended = false;
-  /** The enclosing context, whose connections a nested one uses. */
-  readonly #outer: CallContext | undefined;
-
-  /** A context; a nested one keeps its own writes but uses the enclosing context's connections. */
-  constructor(outer?: CallContext) {
-    this.#outer = outer;
-  }
-
-  /** This context's pool for `member`, made by `make` on first use; undefined once the context has ended. */
-  poolFor(member: Member, make: () => Pool<DriverConnection>): Pool<DriverConnection> | undefined {
-    if (this.ended) return undefined;
-    if (this.#outer) return this.#outer.poolFor(member, make);
-    this.#pools ??= new Map();
-    let pool = this.#pools.get(member);
-    if (pool === undefined) this.#pools.set(member, pool = make());
-    return pool;
-  }
-
-  /**
-   * Closes this context's connections, waiting until they are closed: held
-   * ones at once when the context is over, or after `timeout` ms when the
-   * database closes while the context still runs.
-   */
-  async end(timeout = 0): Promise<void> {
-    this.ended = true;
-    const pools = this.#pools;
-    if (pools !== undefined) await Promise.all([...pools.values()].map((pool) => pool.close(timeout)));
-  }
-}
-
-export type ForcedRoute = "primary" | "replica";
-
-/** What an instance's async context holds inside a scope. */
-export interface ScopeState {
-  /** The held connection, in a connection or transaction scope. */
-  readonly session: Session | undefined;
-  /** The transaction whose callback this is, if any. */
-  readonly tx: Transaction | undefined;
-  /** The route a `replica()` or `primary()` scope forces. */
-  readonly route: ForcedRoute | undefined;
-  /** The call context: its writes (read-your-writes) and, when connections are scoped to contexts, its connections. */
-  readonly context: CallContext;
-}
-
 /** How a session is set up. */
 export interface SessionSetup {
-  /** The server the connection belongs to. */
-  readonly member: Member;
+  /** Where its statements run and why, as `onQuery` reports it (reason `"held"` unless routed by a statement). */
+  readonly target: Target;
   /** The owning instance's scope slot. */
   readonly scope: ScopeSlot<ScopeState>;
   /** The call context: handed to the scopes the session opens, and where its writes are recorded. */
   readonly context: CallContext;
   /** True when read-your-writes is on, so writes must be recorded. */
   readonly readYourWrites: boolean;
-  /** The `onQuery` hook, if any. */
-  readonly observe: QueryHook | undefined;
-  /** Whether errors and events carry query parameters (`debugParameters`). */
-  readonly debug: boolean;
+  /** Reports the session's statements to `onQuery` and redacts their errors. */
+  readonly executor: Executor;
   /** Hands the connection back. */
   readonly release: (session: Session) => void;
-  /** Why its queries run where they do, as `onQuery` reports it. Default `"held"`. */
-  readonly reason?: RouteReason;
 }
 
 const noParams: readonly unknown[] = Object.freeze([]);
@@ -115,12 +40,12 @@ const noParams: readonly unknown[] = Object.freeze([]);
 export class Session {
   /** The pool's record of the connection. */
   readonly item: PooledConnection<DriverConnection>;
-  /** The dialect's rules. */
-  readonly rules: Dialect;
+  /** The dialect's SQL for transactions and its rules about them. */
+  readonly dialect: Dialect;
   /** The owning instance's scope slot. */
   readonly scope: ScopeSlot<ScopeState>;
-  /** The server the connection belongs to. */
-  readonly member: Member;
+  /** Where its statements run and why. */
+  readonly target: Target;
   /** True on a replica: writes throw `ReadOnlyError` before reaching the server. */
   readonly readOnly: boolean;
   /** The call context, for the scopes this session opens. */
@@ -138,26 +63,22 @@ export class Session {
    */
   aborted: { at: Transaction; error: unknown } | undefined;
   readonly #release: (session: Session) => void;
-  readonly #clock: CallContext | undefined;
-  readonly #observe: QueryHook | undefined;
-  readonly #debug: boolean;
-  /** Why its queries run where they do, as `onQuery` reports it. */
-  readonly reason: RouteReason;
+  /** The context whose read-your-writes clock this session's writes restart; undefined when nobody reads it. */
+  readonly #writesTo: CallContext | undefined;
+  readonly #executor: Executor;
   #wrote = false;
 
   /** Holds `item` until {@linkcode end}, which hands it to `setup.release`. */
-  constructor(item: PooledConnection<DriverConnection>, rules: Dialect, setup: SessionSetup) {
+  constructor(item: PooledConnection<DriverConnection>, dialect: Dialect, setup: SessionSetup) {
     this.item = item;
-    this.rules = rules;
+    this.dialect = dialect;
     this.scope = setup.scope;
-    this.member = setup.member;
-    this.readOnly = setup.member.served === "replica";
+    this.target = setup.target;
+    this.readOnly = setup.target.server.role === "replica";
     this.context = setup.context;
-    this.#clock = setup.readYourWrites && !this.readOnly ? setup.context : undefined;
-    this.#observe = setup.observe;
-    this.#debug = setup.debug;
+    this.#writesTo = setup.readYourWrites && !this.readOnly ? setup.context : undefined;
+    this.#executor = setup.executor;
     this.#release = setup.release;
-    this.reason = setup.reason ?? "held";
   }
 
   /** The scope state of a callback running on this session. */
@@ -172,7 +93,7 @@ export class Session {
 
   #recordWrite(): void {
     this.#wrote = true;
-    this.#clock!.mark();
+    this.#writesTo!.mark();
   }
 
   /** Throws {@linkcode ClosedError} once the session has ended. */
@@ -180,67 +101,41 @@ export class Session {
     if (this.ended) throw new ClosedError("this scope has ended: its connection went back to the pool");
   }
 
+  /** Records what a failed statement says about the connection and its transaction. */
   #failed(error: unknown): void {
     if (error instanceof ConnectionError) this.broken = true;
     const refusedBeforeServer = error instanceof QueryError && error.code === "ROOST_INVALID_PARAMETER";
-    if (this.current && this.rules.errorAbortsTransaction && !refusedBeforeServer && !this.aborted) {
+    if (this.current && this.dialect.errorAbortsTransaction && !refusedBeforeServer && !this.aborted) {
       this.aborted = { at: this.current, error };
     }
   }
 
-  #report(
-    method: QueryEvent["method"],
-    sql: string,
-    params: readonly unknown[],
-    started: number,
-    error?: unknown,
-  ): void {
-    reportQuery(
-      this.#observe!,
-      this.member,
-      this.reason,
-      method,
-      sql,
-      started,
-      error,
-      this.#debug ? params : undefined,
-    );
-  }
-
-  /** The error a failed query rejects with: reported to the hook, its parameters redacted or attached. */
-  #fail(
-    method: QueryEvent["method"],
-    sql: string,
-    params: readonly unknown[],
-    started: number,
-    error: unknown,
-  ): unknown {
+  /** The error a failed statement rejects with, once its lesson about the connection is recorded. */
+  #fail(method: QueryEvent["method"], query: CompiledQuery, started: number, error: unknown): unknown {
     this.#failed(error);
-    error = withParameters(error, params, this.#debug);
-    if (this.#observe) this.#report(method, sql, params, started, error);
-    return error;
+    return this.#executor.failed(this.target, method, query, started, error);
   }
 
-  /** Runs a query on the held connection. */
-  async perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+  /** Runs a statement on the held connection, reported to `onQuery`. */
+  async run(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     this.check();
     if (kind === EXECUTE) this.assertWritable("execute");
-    if (this.#clock && (kind === EXECUTE || !isReadStatement(query.text))) this.#recordWrite();
-    const started = this.#observe ? performance.now() : 0;
+    if (this.#writesTo && (kind === EXECUTE || !isReadStatement(query.text))) this.#recordWrite();
+    const started = this.#executor.start();
     try {
-      const result = await runOn(this.item.connection, kind, query);
-      if (this.#observe) this.#report(methodOf(kind), query.text, query.params, started);
+      const result = await runStatement(this.item.connection, kind, query);
+      this.#executor.report(this.target, methodOf[kind], query, started);
       return result;
     } catch (error) {
-      throw this.#fail(methodOf(kind), query.text, query.params, started, error);
+      throw this.#fail(methodOf[kind], query, started, error);
     }
   }
 
-  /** Runs a statement without parameters (transaction control): not a write, not reported. */
-  async exec(text: string): Promise<unknown> {
+  /** Runs transaction control (BEGIN, SAVEPOINT, COMMIT…): no parameters, not a write, not reported. */
+  async control(text: string): Promise<unknown> {
     this.check();
     try {
-      return await runOn(this.item.connection, EXECUTE, { text, params: noParams });
+      return await runStatement(this.item.connection, EXECUTE, { text, params: noParams });
     } catch (error) {
       this.#failed(error);
       throw error;
@@ -248,31 +143,37 @@ export class Session {
   }
 
   /** Runs one statement for many parameter sets on the held connection. */
-  async performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+  async runMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     this.check();
     this.assertWritable("executeMany");
-    if (this.#clock) this.#recordWrite();
-    const started = this.#observe ? performance.now() : 0;
+    if (this.#writesTo) this.#recordWrite();
+    const executor = this.#executor;
+    const started = executor.start();
     try {
       const result = await this.item.connection.executeMany(text, paramSets);
-      if (this.#observe) this.#report("executeMany", text, this.#debug ? paramSets.flat() : noParams, started);
+      executor.report(
+        this.target,
+        "executeMany",
+        { text, params: executor.debug ? paramSets.flat() : noParams },
+        started,
+      );
       return result;
     } catch (error) {
-      throw this.#fail("executeMany", text, paramSets.flat(), started, error);
+      throw this.#fail("executeMany", { text, params: paramSets.flat() }, started, error);
     }
   }
 
   /** Streams rows on the held connection, a batch at a time. */
   async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
     this.check();
-    if (this.#clock && !isReadStatement(query.text)) this.#recordWrite();
-    const started = this.#observe ? performance.now() : 0;
+    if (this.#writesTo && !isReadStatement(query.text)) this.#recordWrite();
+    const started = this.#executor.start();
     try {
       const placement = this.current ? "shared-transaction" : "shared";
       yield* this.item.connection.stream(query.text, query.params, batchSize, placement);
-      if (this.#observe) this.#report("iterate", query.text, query.params, started);
+      this.#executor.report(this.target, "iterate", query, started);
     } catch (error) {
-      throw this.#fail("iterate", query.text, query.params, started, error);
+      throw this.#fail("iterate", query, started, error);
     }
   }
 
@@ -280,7 +181,7 @@ export class Session {
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.#wrote) this.#clock!.mark();
+    if (this.#wrote) this.#writesTo!.mark();
     this.#release(this);
   }
 }

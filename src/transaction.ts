@@ -60,7 +60,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
   #child: Transaction | undefined;
 
   private constructor(session: Session, parent: Transaction | undefined, options: TransactionOptions, owns: boolean) {
-    super(session.rules.name);
+    super(session.dialect.name);
     this.#session = session;
     this.#parent = parent;
     this.#options = options;
@@ -112,7 +112,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
     const tx = new Transaction(session, parent, parent.#options, false);
     parent.#child = tx;
     try {
-      await session.exec(`SAVEPOINT ${tx.#savepoint}`);
+      await session.control(`SAVEPOINT ${tx.#savepoint}`);
     } catch (error) {
       parent.#child = undefined;
       throw error;
@@ -126,7 +126,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
     const tx = new Transaction(session, undefined, options, ownsSession);
     session.current = tx;
     try {
-      for (const text of session.rules.begin(options)) await session.exec(text);
+      for (const text of session.dialect.begin(options)) await session.control(text);
     } catch (error) {
       session.current = undefined;
       throw error;
@@ -184,7 +184,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
     }
     this.#state = "committed";
     try {
-      await this.#session.exec(this.#savepoint ? `RELEASE SAVEPOINT ${this.#savepoint}` : "COMMIT");
+      await this.#session.control(this.#savepoint ? `RELEASE SAVEPOINT ${this.#savepoint}` : "COMMIT");
     } catch (error) {
       // A failed COMMIT (a deferred constraint, say) can leave the transaction open: end it.
       this.#state = "rolled back";
@@ -212,12 +212,12 @@ export class Transaction extends Queryable implements AsyncDisposable {
   async #undo(): Promise<void> {
     try {
       if (this.#savepoint) {
-        await this.#session.exec(`ROLLBACK TO SAVEPOINT ${this.#savepoint}`);
+        await this.#session.control(`ROLLBACK TO SAVEPOINT ${this.#savepoint}`);
         // Rolled back to before the failure: the enclosing level works again.
         this.#session.aborted = undefined;
-        await this.#session.exec(`RELEASE SAVEPOINT ${this.#savepoint}`);
+        await this.#session.control(`RELEASE SAVEPOINT ${this.#savepoint}`);
       } else {
-        await this.#session.exec("ROLLBACK");
+        await this.#session.control("ROLLBACK");
         this.#session.aborted = undefined;
       }
     } catch (error) {
@@ -240,8 +240,8 @@ export class Transaction extends Queryable implements AsyncDisposable {
       return;
     }
     this.#session.current = undefined;
-    for (const text of this.#session.rules.afterEnd(this.#options)) {
-      await this.#session.exec(text).catch(() => this.#session.broken = true);
+    for (const text of this.#session.dialect.afterEnd(this.#options)) {
+      await this.#session.control(text).catch(() => this.#session.broken = true);
     }
     if (this.#ownsSession) this.#session.end();
   }
@@ -251,7 +251,7 @@ export class Transaction extends Queryable implements AsyncDisposable {
    * back when it throws, leaving this transaction's own work intact.
    */
   async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
-    return await runTransaction(this.#session, await Transaction.open(this.#session, this, options, false), fn);
+    return await runTransaction(this.#session, this, options, fn);
   }
 
   /** Opens a savepoint and returns its handle; end it with `commit` or `rollback`. */
@@ -267,13 +267,13 @@ export class Transaction extends Queryable implements AsyncDisposable {
   /** Runs one compiled query where this handle runs queries. */
   protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     this.#assertActive("query in");
-    return this.#session.perform(kind, query);
+    return this.#session.run(kind, query);
   }
 
   /** Runs one statement for many parameter sets, atomically. */
   protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
     this.#assertActive("query in");
-    return this.#session.performMany(text, paramSets);
+    return this.#session.runMany(text, paramSets);
   }
 
   /** Streams a compiled query's rows. */
@@ -290,14 +290,19 @@ export async function endSession(session: Session): Promise<void> {
 }
 
 /**
- * Runs a transaction callback inside the instance's scope: commits when it
- * returns, rolls back and rethrows when it throws.
+ * Opens a transaction on a session (a savepoint of `parent`, when given)
+ * and runs `fn` in it, inside the instance's scope: commits when it
+ * returns, rolls back and rethrows when it throws. `ownsSession` hands the
+ * connection back when the transaction ends.
  */
 export async function runTransaction<T>(
   session: Session,
-  tx: Transaction,
+  parent: Transaction | undefined,
+  options: TransactionOptions,
   fn: (tx: Transaction) => Promise<T> | T,
+  ownsSession = false,
 ): Promise<T> {
+  const tx = await Transaction.open(session, parent, options, ownsSession);
   let result: T;
   try {
     result = await session.scope.run(session.state(tx), () => fn(tx));
@@ -316,15 +321,7 @@ export async function executeManyAtomically(
   text: string,
   paramSets: readonly (readonly unknown[])[],
 ): Promise<ExecuteResult> {
-  if (session.current) return await session.performMany(text, paramSets);
+  if (session.current) return await session.runMany(text, paramSets);
   session.assertWritable("executeMany");
-  const tx = await Transaction.open(session, undefined, {}, false);
-  try {
-    const result = await session.performMany(text, paramSets);
-    await tx.commit();
-    return result;
-  } catch (error) {
-    if (tx.active) await tx.rollback().catch(() => {});
-    throw error;
-  }
+  return await runTransaction(session, undefined, {}, () => session.runMany(text, paramSets));
 }

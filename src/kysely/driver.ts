@@ -8,10 +8,11 @@
  */
 import type { CompiledQuery, DatabaseConnection, Driver, QueryResult, TransactionSettings } from "kysely";
 import type { Connection } from "../connection.ts";
-import { Database, type HeldConnection, holdConnection } from "../database.ts";
+import { Database } from "../database.ts";
+import { type HeldConnection, holdConnection, streamBatches } from "../internal.ts";
 import type { DialectName, TransactionOptions } from "../dialect.ts";
 import { ConfigError, ReadOnlyError, TransactionError } from "../errors.ts";
-import { type Queryable, streamBatches } from "../queryable.ts";
+import type { Queryable } from "../queryable.ts";
 import { isReadStatement } from "../router.ts";
 import type { Transaction } from "../transaction.ts";
 

@@ -11,7 +11,8 @@ import { describe, test } from "node:test";
 import { Database } from "../../src/database.ts";
 import { ConfigError, ConnectionError, ReadOnlyError } from "../../src/errors.ts";
 import type { DatabaseOptions } from "../../src/options.ts";
-import type { QueryEvent, ReplicaCandidate } from "../../src/router.ts";
+import type { QueryEvent } from "../../src/query_event.ts";
+import type { ReplicaCandidate } from "../../src/routing_options.ts";
 import { FakeDriver, type FakeServer } from "../support/fake_driver.ts";
 
 const primaryUrl = "postgres://u@primary:5432/db";

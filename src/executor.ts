@@ -1,0 +1,183 @@
+/**
+ * Runs statements: the one place where a statement goes to a driver
+ * connection, is reported to the `onQuery` hook and, when it fails, has its
+ * parameters redacted from the error (or attached, with `debugParameters`).
+ * A statement outside a held connection also takes its connection from the
+ * target's pool here and gives it back.
+ *
+ * @module
+ */
+import type { Driver, DriverConnection, Row } from "./driver.ts";
+import { ConnectionError, withParameters } from "./errors.ts";
+import type { Pool, PooledConnection } from "./pool.ts";
+import type { QueryEvent, QueryHook } from "./query_event.ts";
+import { EXECUTE, FETCH_ALL, type QueryKind } from "./queryable.ts";
+import { ReleasableStream } from "./releasable_stream.ts";
+import type { Target } from "./server.ts";
+import type { CompiledQuery } from "./sql.ts";
+
+/** The query method each result kind stands for, by kind (`fetchVal` reports as `fetchOne`). */
+export const methodOf: readonly ("execute" | "fetchAll" | "fetchOne")[] = ["execute", "fetchAll", "fetchOne"];
+
+/** Sends a compiled statement to a driver connection, asking for one kind of result. */
+export function runStatement(connection: DriverConnection, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+  switch (kind) {
+    case EXECUTE:
+      return connection.execute(query.text, query.params);
+    case FETCH_ALL:
+      return connection.fetchAll(query.text, query.params);
+    default:
+      return connection.fetchOne(query.text, query.params);
+  }
+}
+
+/** Runs, reports and redacts the statements of one database, with its driver's capabilities. */
+export class Executor {
+  readonly #onQuery: QueryHook | undefined;
+  /** Whether errors and events carry query parameters (`debugParameters`). */
+  readonly debug: boolean;
+  readonly #assertOpen: () => void;
+  /** Set once the database closes: statements then take the slow path, which says so. */
+  #closed = false;
+  /** The driver, once loaded: whether it pipelines (shares connections) and interleaves streams. */
+  driver: Driver | undefined;
+
+  /**
+   * An executor reporting to `onQuery` (if any), with parameters in errors
+   * and events when `debug`; `assertOpen` throws once the database is closing.
+   */
+  constructor(onQuery: QueryHook | undefined, debug: boolean, assertOpen: () => void) {
+    this.#onQuery = onQuery;
+    this.debug = debug;
+    this.#assertOpen = assertOpen;
+  }
+
+  /** When a statement starts, for its reported duration (0 when nobody is told). */
+  start(): number {
+    return this.#onQuery ? performance.now() : 0;
+  }
+
+  /** Stops the fast path: from now on every statement asks whether the database is open. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** Tells the hook (if any) about a statement that ran on `target`; a hook that throws is ignored. */
+  report(target: Target, method: QueryEvent["method"], query: CompiledQuery, started: number, error?: unknown): void {
+    const hook = this.#onQuery;
+    if (hook === undefined) return;
+    const { role, index, url } = target.server;
+    const event: QueryEvent = {
+      served: role,
+      ...(role === "replica" ? { replica: index } : {}),
+      url,
+      reason: target.reason,
+      method,
+      sql: query.text,
+      ...(this.debug ? { parameters: query.params } : {}),
+      duration: performance.now() - started,
+      ...(error === undefined ? {} : { error }),
+    };
+    try {
+      hook(event);
+    } catch {
+      // Ignored, as documented.
+    }
+  }
+
+  /** The error a failed statement rejects with: its parameters redacted (or attached), reported to the hook. */
+  failed(
+    target: Target,
+    method: QueryEvent["method"],
+    query: CompiledQuery,
+    started: number,
+    caught: unknown,
+  ): unknown {
+    const error = withParameters(caught, query.params, this.debug);
+    this.report(target, method, query, started, error);
+    return error;
+  }
+
+  /**
+   * Runs one statement on a connection of `pool` (the target's, or its
+   * context's): an idle one is used at once, without waiting on the pool;
+   * it goes back when the statement ends, destroyed if it broke.
+   */
+  async run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    const observed = this.#onQuery !== undefined;
+    const started = this.start();
+    const shares = this.driver?.pipelines === true;
+    let item = observed || this.#closed ? undefined : shares ? pool.takeShared() : pool.takeReady();
+    item ??= await this.#acquire(pool, target, methodOf[kind], query, started, shares);
+    let broken = false;
+    try {
+      const result = await runStatement(item.connection, kind, query);
+      if (observed) this.report(target, methodOf[kind], query, started);
+      return result;
+    } catch (caught) {
+      broken = caught instanceof ConnectionError;
+      throw this.failed(target, methodOf[kind], query, started, caught);
+    } finally {
+      pool.release(item, broken);
+    }
+  }
+
+  /** Takes a connection of `pool`; a failure is reported to the hook. */
+  #acquire(
+    pool: Pool<DriverConnection>,
+    target: Target,
+    method: QueryEvent["method"],
+    query: CompiledQuery,
+    started: number,
+    shares = false,
+  ): Promise<PooledConnection<DriverConnection>> {
+    this.#assertOpen();
+    const acquiring = pool.acquire(shares);
+    if (this.#onQuery === undefined) return acquiring;
+    return acquiring.catch((error: unknown) => {
+      this.report(target, method, query, started, error);
+      throw error;
+    });
+  }
+
+  /**
+   * Streams a statement's rows on a connection of `pool`, held only while
+   * it streams. Meanwhile a statement that finds the pool exhausted borrows
+   * it (SQLite), or the stream reads the rest of its result and gives it
+   * back (Postgres, MySQL): querying inside the loop cannot deadlock.
+   */
+  async *stream(
+    pool: Pool<DriverConnection>,
+    target: Target,
+    query: CompiledQuery,
+    batchSize: number,
+  ): AsyncIterableIterator<Row[]> {
+    const started = this.start();
+    const item = await this.#acquire(pool, target, "iterate", query, started);
+    let released = false;
+    const release = (error: unknown) => {
+      if (released) return;
+      released = true;
+      pool.unlend(item);
+      pool.release(item, error instanceof ConnectionError);
+    };
+    const source = item.connection.stream(query.text, query.params, batchSize, "own");
+    let batches: AsyncIterable<Row[]> = source;
+    if (this.driver?.interleavedStreams === true) pool.lend(item);
+    else {
+      const releasable = new ReleasableStream(source, release);
+      batches = releasable.batches();
+      pool.lend(item, releasable.giveBack);
+    }
+    try {
+      yield* batches;
+      this.report(target, "iterate", query, started);
+    } catch (caught) {
+      const error = this.failed(target, "iterate", query, started, caught);
+      release(caught);
+      throw error;
+    } finally {
+      release(undefined);
+    }
+  }
+}
