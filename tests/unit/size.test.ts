@@ -20,9 +20,14 @@ import { runtime, skipUnless } from "../support/support.ts";
  * sharing rule, streams that give their connection back, session set-up
  * after the driver's and ending cut-off sessions on the server, the
  * async-context lookup and the Workers warning, CommitUnknownError, the
- * driver-unavailable messages and the SQLite root-path check.
+ * driver-unavailable messages and the SQLite root-path check. Raised from
+ * 24 KiB by issue 22's restructuring (24,253 → about 24,600 bytes, no new
+ * behaviour): the core split into modules with one job each (executor,
+ * dispatcher, router, servers, the pool's waiters, lending and clock) and
+ * the drivers' shared pieces compress a little worse than one long file
+ * did. About 5 KiB of the total is the text of error messages.
  */
-const budget = 24 * 1024;
+const budget = 24.5 * 1024;
 
 describe("edge bundle size", () => {
   test(
