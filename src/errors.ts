@@ -79,10 +79,15 @@ export class CommitUnknownError extends ConnectionError {
   constructor(lost: unknown) {
     super(
       `the connection was lost during COMMIT, so whether the transaction committed is unknown: check whether its ` +
-        `work took effect before retrying (${lost instanceof Error ? lost.message : String(lost)})`,
+        `work took effect before retrying (${messageOf(lost)})`,
       { cause: lost, code: "ROOST_COMMIT_UNKNOWN" },
     );
   }
+}
+
+/** An error's message, or the thrown value as text: for messages that quote a cause. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** The options of a {@linkcode QueryError}. */

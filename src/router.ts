@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ConfigError, ConnectionError, ReadOnlyError } from "./errors.ts";
+import { ConfigError, ConnectionError, messageOf, ReadOnlyError } from "./errors.ts";
 import type { ReplicaStats, ResolvedRoutingOptions } from "./routing_options.ts";
 import { backgroundTimeout } from "./runtime.ts";
 import type { Server, Target } from "./server.ts";
@@ -19,11 +19,6 @@ export type ScopeRoute = "primary" | "replica";
 export interface WriteClock {
   /** True when the last write is less than `ms` old. */
   within(ms: number): boolean;
-}
-
-/** What a replica's `lastError` says about a failure. */
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** The error a write gets where only a replica may be used, before it reaches any server. */

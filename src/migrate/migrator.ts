@@ -7,14 +7,14 @@
 import type { Connection } from "../connection.ts";
 import { asyncContextAvailable } from "../context.ts";
 import type { Database } from "../database.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf } from "../errors.ts";
 import type { Queryable } from "../queryable.ts";
 import { MigrationError } from "./errors.ts";
 import { History, type HistoryEntry } from "./history.ts";
 import { acquireLock, retryWhileBusy } from "./lock.ts";
 import { compareRevisions, loadDirectory, type LoadedMigration, loadList, type Migration } from "./source.ts";
 import type { MigrationEvent, MigrationProblem, MigrationStatus, MigratorOptions, SyncResult } from "./options.ts";
-import { isEmptyStep, lacking, messageOf, runStep } from "./steps.ts";
+import { isEmptyStep, lacking, runStep } from "./steps.ts";
 
 const optionNames = new Set(["directory", "migrations", "table", "lockTimeout", "onProgress"]);
 

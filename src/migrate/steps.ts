@@ -6,6 +6,7 @@
  * @module
  */
 import type { Queryable } from "../queryable.ts";
+import { messageOf } from "../errors.ts";
 import { MigrationError } from "./errors.ts";
 import type { LoadedMigration, MigrationStep } from "./source.ts";
 import { splitStatements } from "./split.ts";
@@ -71,8 +72,4 @@ export async function runStep(
       );
     }
   }
-}
-
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

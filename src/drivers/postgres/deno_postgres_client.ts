@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ConfigError } from "../../errors.ts";
+import { ConfigError, messageOf } from "../../errors.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { tlsRequest } from "../shared/tls.ts";
 import { decoders } from "./deno_postgres_decoders.ts";
@@ -115,7 +115,7 @@ export class TlsFallbackClient implements PgClient {
     try {
       await this.#client.connect();
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = messageOf(error);
       if (this.#prefer && tlsRefusedByServer.test(message)) {
         await this.#client.end().catch(() => {});
         this.#client = this.#make(plainText);
@@ -142,6 +142,7 @@ export class TlsFallbackClient implements PgClient {
   }
 }
 
+/** The deno-postgres client options for a URL: host, credentials, TLS, connect timeout and session parameters. */
 export function clientOptions(url: DatabaseUrl): PgClientOptions {
   const { application_name, ...parameters } = postgresSessionParameters(url);
   const options: PgClientOptions = {

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ConnectionError, queryError, RoostError } from "../../errors.ts";
+import { ConnectionError, messageOf, queryError, RoostError } from "../../errors.ts";
 
 /** The fields of a driver error the translation reads. */
 export interface DriverError {
@@ -74,7 +74,7 @@ export function connectFailed(
   cause: unknown,
   code: string | undefined,
 ): ConnectionError {
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = messageOf(error);
   return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, { cause, code });
 }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ConfigError } from "../../errors.ts";
+import { ConfigError, messageOf } from "../../errors.ts";
 import { builtinModule } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
 
@@ -49,7 +49,7 @@ function readPem(path: string, option: string): string {
   try {
     return fs.readFileSync(path, "utf8");
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     throw new ConfigError(`could not read the ${option} file "${path}": ${reason}`, { cause: error });
   }
 }

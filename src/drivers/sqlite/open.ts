@@ -6,7 +6,7 @@
  * @module
  */
 import type { DriverConnection } from "../../driver.ts";
-import { ConfigError, ConnectionError } from "../../errors.ts";
+import { ConfigError, ConnectionError, messageOf } from "../../errors.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { SqliteConnection, type SyncDatabase, type SyncDatabaseOpener } from "./connection.ts";
 import { sqliteError } from "./errors.ts";
@@ -23,7 +23,7 @@ export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Pr
   try {
     db = open(path, { readOnly: mode === "ro", create: mode === "rwc" });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     throw new ConnectionError(`could not open SQLite database "${path}": ${reason}`, {
       cause: error,
       code: sqliteError(error, "").code,
@@ -42,7 +42,7 @@ export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Pr
     for (const text of settings) await connection.execute(text, []);
   } catch (error) {
     await connection.close();
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     throw new ConnectionError(`could not set up SQLite database "${path}": ${reason}`, { cause: error });
   }
   return connection;

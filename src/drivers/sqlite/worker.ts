@@ -12,7 +12,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
-import { ConnectionError, QueryError } from "../../errors.ts";
+import { ConnectionError, messageOf, QueryError } from "../../errors.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { sqliteParams } from "./values.ts";
 import { siblingModule } from "../shared/sibling.ts";
@@ -32,8 +32,6 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-const reason = (error: unknown) => error instanceof Error ? error.message : String(error);
-
 /**
  * A SQLite connection whose statements run in a Worker thread. Parameters
  * are converted here (so invalid ones fail before crossing), rows and errors
@@ -52,7 +50,7 @@ export class SqliteWorkerConnection implements DriverConnection {
     this.#worker = worker;
     worker.on("message", (response: SqliteWorkerResponse) => this.#settle(response));
     worker.on("error", (error: unknown) => {
-      this.#fail(new ConnectionError(`the SQLite worker thread failed: ${reason(error)}`, { cause: error }));
+      this.#fail(new ConnectionError(`the SQLite worker thread failed: ${messageOf(error)}`, { cause: error }));
     });
     worker.on("messageerror", (error: unknown) => {
       this.#fail(
@@ -70,7 +68,7 @@ export class SqliteWorkerConnection implements DriverConnection {
     try {
       worker = new Worker(siblingModule("worker_thread", import.meta.url));
     } catch (error) {
-      throw new ConnectionError(`could not start a worker thread for SQLite: ${reason(error)}`, { cause: error });
+      throw new ConnectionError(`could not start a worker thread for SQLite: ${messageOf(error)}`, { cause: error });
     }
     const connection = new SqliteWorkerConnection(worker);
     const { dialect, scheme, host, port, user, database, options } = url;
@@ -96,7 +94,9 @@ export class SqliteWorkerConnection implements DriverConnection {
         this.#worker.postMessage({ ...request, id });
       } catch (error) {
         const sql = "text" in request ? request.text : undefined;
-        reject(new QueryError(`could not send the statement to the SQLite worker thread: ${reason(error)}`, { sql }));
+        reject(
+          new QueryError(`could not send the statement to the SQLite worker thread: ${messageOf(error)}`, { sql }),
+        );
         return;
       }
       this.#pending.set(id, { resolve, reject });
