@@ -145,6 +145,11 @@ export class Dispatcher implements ScopedCalls {
     }
   }
 
+  /** A write (or a fetch that writes) on the primary restarts its context's read-your-writes clock. */
+  #markWrite(reads: boolean, target: Target, context: CallContext): void {
+    if (!reads && this.router.readYourWrites > 0 && target.server === this.#primary) context.mark();
+  }
+
   #contextOf(state: ScopeState | undefined): CallContext {
     return state?.context ?? this.rootContext;
   }
@@ -208,8 +213,7 @@ export class Dispatcher implements ScopedCalls {
       try {
         return await this.executor.run(this.#poolOf(target.server, state), target, kind, query);
       } finally {
-        // A write (or a fetch that writes) restarts its context's read-your-writes clock.
-        if (!reads && router.readYourWrites > 0 && target.server === this.#primary) context.mark();
+        this.#markWrite(reads, target, context);
       }
     });
   }
@@ -254,7 +258,7 @@ export class Dispatcher implements ScopedCalls {
         if (started) throw error;
         target = router.nextAfter(target, error);
       } finally {
-        if (!reads && router.readYourWrites > 0 && target.server === this.#primary) this.#contextOf(state).mark();
+        this.#markWrite(reads, target, this.#contextOf(state));
       }
     }
   }
