@@ -29,8 +29,6 @@ export { shareDepth, shareWithin };
 export class Pool<C> {
   readonly #hooks: PoolHooks<C>;
   readonly #clock: PoolClock;
-  /** The clock of a shared connection's statement age. */
-  readonly #now: () => number;
   readonly #options: ResolvedPoolOptions;
   readonly #label: string;
   readonly #all = new Set<PooledConnection<C>>();
@@ -53,7 +51,6 @@ export class Pool<C> {
   constructor(hooks: PoolHooks<C>, options: ResolvedPoolOptions, label: string, reuse = true) {
     this.#hooks = hooks;
     const clock = this.#clock = hooks.clock ?? systemClock;
-    this.#now = hooks.now ?? clock.now;
     this.#waiters = new WaiterQueue(clock);
     this.#options = options;
     this.#label = label;
@@ -151,13 +148,13 @@ export class Pool<C> {
 
   /** The least loaded busy connection a single statement may join now, with that statement counted in. */
   #share(): PooledConnection<C> | undefined {
-    return joinShared(this.#all, this.#hooks, this.#now(), this.#clock.now());
+    return joinShared(this.#all, this.#hooks, this.#clock.now());
   }
 
   /** Marks a connection just handed to a single statement as shared, its statement starting now. */
   #startShared(item: PooledConnection<C>): PooledConnection<C> {
     item.shared = true;
-    item.since = this.#now();
+    item.since = this.#clock.now();
     return item;
   }
 
@@ -193,7 +190,7 @@ export class Pool<C> {
     if (--item.holders > 0) {
       if (item.shared) {
         // Its next statement starts now: statements waiting to share may join it.
-        item.since = this.#now();
+        item.since = this.#clock.now();
         this.#dispatch();
         return;
       }

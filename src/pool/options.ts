@@ -103,11 +103,6 @@ export interface PoolHooks<C> {
    * a caller.
    */
   unwatched?(connection: C): boolean;
-  /**
-   * The clock the age of a shared connection's statement is read from (tests
-   * pass their own). Default: the pool's clock.
-   */
-  now?(): number;
   /** The clock and timers of everything else (tests pass their own). Default {@linkcode systemClock}. */
   clock?: PoolClock;
 }

@@ -8,8 +8,6 @@
 export class PooledConnection<C> {
   /** The driver's connection. */
   readonly connection: C;
-  /** When it was opened. */
-  readonly openedAt: number;
   /** When it retires (Infinity for never). */
   readonly expiresAt: number;
   /** When it last became idle. */
@@ -33,7 +31,6 @@ export class PooledConnection<C> {
   /** Wraps a freshly opened connection. */
   constructor(connection: C, now: number, lifetime: number) {
     this.connection = connection;
-    this.openedAt = now;
     this.idleSince = now;
     this.expiresAt = lifetime > 0 ? now + lifetime - Math.random() * lifetime * 0.05 : Infinity;
   }

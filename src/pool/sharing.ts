@@ -20,14 +20,13 @@ export const shareDepth = 8;
 /**
  * The least loaded of `items` a single statement may join now, with that
  * statement counted in: shared, not broken, fewer than {@linkcode shareDepth}
- * in flight, its statement younger than {@linkcode shareWithin} ms by `now`
- * (the statement clock), and not past its lifetime by `wallClock`.
+ * in flight, its statement younger than {@linkcode shareWithin} ms, and not
+ * past its lifetime, both at `now`.
  */
 export function joinShared<C>(
   items: Iterable<PooledConnection<C>>,
   hooks: PoolHooks<C>,
   now: number,
-  wallClock: number,
 ): PooledConnection<C> | undefined {
   let least: PooledConnection<C> | undefined;
   for (const item of items) {
@@ -36,7 +35,7 @@ export function joinShared<C>(
       (least !== undefined && item.holders >= least.holders) || hooks.broken?.(item.connection)
     ) continue;
     // A connection past its lifetime takes no more, so it drains and retires even under steady load.
-    if (wallClock >= item.expiresAt) continue;
+    if (now >= item.expiresAt) continue;
     least = item;
   }
   if (least !== undefined) least.holders++;

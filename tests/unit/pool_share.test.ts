@@ -17,6 +17,7 @@ import {
   shareDepth,
   shareWithin,
 } from "../../src/pool.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -26,15 +27,18 @@ interface Fake {
 }
 
 /**
- * A pool of fake connections numbered from 1, on a clock of its own that
- * only `ageOut` moves, so no age depends on how busy the machine is.
+ * A pool of fake connections numbered from 1, on a fake clock that only the
+ * test moves (`ageOut`, `clock.advance`), so no age or timeout depends on how
+ * busy the machine is.
  */
-function fakePool(options: PoolOptions = {}): { pool: Pool<Fake>; opened: Fake[]; ageOut(): void } {
+function fakePool(
+  options: PoolOptions = {},
+): { pool: Pool<Fake>; opened: Fake[]; clock: FakeClock; ageOut(): void } {
   const opened: Fake[] = [];
-  let clock = 0;
+  const clock = new FakeClock();
   const pool = new Pool<Fake>(
     {
-      now: () => clock,
+      clock,
       open: () => {
         const fake = { id: opened.length + 1, closed: false };
         opened.push(fake);
@@ -49,17 +53,7 @@ function fakePool(options: PoolOptions = {}): { pool: Pool<Fake>; opened: Fake[]
     "fake pool",
   );
   // Past the age up to which a busy connection takes more statements.
-  return { pool, opened, ageOut: () => void (clock += shareWithin) };
-}
-
-/** Keeps the event loop alive until `promise` settles: the pool's own timers do not (Deno ends a test otherwise). */
-async function kept<T>(promise: Promise<T>): Promise<T> {
-  const timer = setInterval(() => {}, 1_000);
-  try {
-    return await promise;
-  } finally {
-    clearInterval(timer);
-  }
+  return { pool, opened, clock, ageOut: () => clock.advance(shareWithin) };
 }
 
 /** Settles to "pending" when the promise has not settled after a few turns of the event loop. */
@@ -91,10 +85,13 @@ describe("pool sharing (in-memory fake connections)", () => {
   });
 
   test("a connection whose statement began more than shareWithin ms ago takes no more: the wait times out and is withdrawn", async () => {
-    const { pool, ageOut } = fakePool({ acquireTimeout: 100 });
+    const { pool, clock, ageOut } = fakePool({ acquireTimeout: 100 });
     const first = await pool.acquire(true);
     ageOut();
-    await assert.rejects(kept(pool.acquire(true)), PoolTimeoutError);
+    const waiting = pool.acquire(true);
+    assert.equal(await state(waiting), "pending");
+    clock.advance(100);
+    await assert.rejects(waiting, PoolTimeoutError);
     assert.equal(pool.stats().waiting, 0);
     assert.equal(first.holders, 1, "nothing joined the old statement");
     pool.release(first);
@@ -133,12 +130,15 @@ describe("pool sharing (in-memory fake connections)", () => {
   });
 
   test("a connection a scope or stream holds is never shared", async () => {
-    const { pool } = fakePool({ acquireTimeout: 100 });
+    const { pool, clock } = fakePool({ acquireTimeout: 100 });
     const scope = await pool.acquire();
     pool.lend(scope);
     const borrower = await pool.acquire(true);
     assert.equal(borrower, scope, "a stream's connection is lent to one caller");
-    await assert.rejects(kept(pool.acquire(true)), PoolTimeoutError, "and to no other");
+    const other = pool.acquire(true);
+    assert.equal(await state(other), "pending");
+    clock.advance(100);
+    await assert.rejects(other, PoolTimeoutError, "and to no other");
     pool.release(borrower);
     pool.unlend(scope);
     pool.release(scope);
@@ -162,9 +162,10 @@ describe("pool sharing (in-memory fake connections)", () => {
   });
 
   test("a shared connection past its maxLifetime takes no more statements, so it retires under steady load", async () => {
-    const { pool, opened } = fakePool({ maxLifetime: 20 });
+    // A lifetime shorter than shareWithin: past it, the statement is still young enough to share.
+    const { pool, opened, clock } = fakePool({ maxLifetime: shareWithin - 2 });
     const first = await pool.acquire(true);
-    await sleep(40); // past the lifetime by wall clock; the statement's age stays 0 on the pool's own clock
+    clock.advance(shareWithin - 1);
     const second = pool.acquire(true);
     assert.equal(await state(second), "pending", "nothing joins an expired connection");
     pool.release(first);
