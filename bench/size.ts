@@ -1,7 +1,10 @@
 /**
- * What Roost adds to an edge bundle: `mod.ts` with the postgres.js adapter
- * (postgres.js itself left out), bundled for Workers and minified as
- * `wrangler deploy --minify` would, then gzipped.
+ * What Roost adds to an edge bundle: the Worker entry (`edge.ts`, which
+ * `@roost/db` resolves to under the `workerd`, `worker` and `edge-light`
+ * conditions) with the postgres.js adapter (postgres.js itself left out),
+ * bundled for Workers and minified as `wrangler deploy --minify` would, then
+ * gzipped. The main entry (`mod.ts`, which adds the driver registry) is
+ * measured too, for comparison.
  *
  *   node bench/size.ts            the total and the bytes per module
  *   node bench/size.ts --json     the figures as JSON
@@ -27,11 +30,14 @@ export interface SizeReport {
   externals: string[];
 }
 
-/** Bundles and measures the core with the postgres.js adapter. */
-export async function measureCoreSize(): Promise<SizeReport> {
+/**
+ * Bundles and measures an entry (default the Worker entry, `edge.ts`) with
+ * the postgres.js adapter.
+ */
+export async function measureCoreSize(entry: "edge.ts" | "mod.ts" = "edge.ts"): Promise<SizeReport> {
   const result = await esbuild.build({
     stdin: {
-      contents: `export * from "./mod.ts";\nexport { postgresJs } from "./src/drivers/postgres/postgres_js.ts";\n`,
+      contents: `export * from "./${entry}";\nexport { postgresJs } from "./src/drivers/postgres/postgres_js.ts";\n`,
       resolveDir: root,
       loader: "ts",
     },
@@ -59,13 +65,18 @@ export async function measureCoreSize(): Promise<SizeReport> {
 
 if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const report = await measureCoreSize();
+  const main = await measureCoreSize("mod.ts");
   if (process.argv.includes("--json")) {
-    console.log(JSON.stringify(report, null, 2));
+    console.log(JSON.stringify({ ...report, main: { minified: main.minified, gzipped: main.gzipped } }, null, 2));
   } else {
     const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
     console.log(
-      `mod.ts + postgres.js adapter: ${report.gzipped} bytes min+gzip (${kib(report.gzipped)}), ` +
+      `edge.ts (the Worker entry) + postgres.js adapter: ${report.gzipped} bytes min+gzip (${kib(report.gzipped)}), ` +
         `${report.minified} bytes minified`,
+    );
+    console.log(
+      `mod.ts (with the driver registry) + postgres.js adapter: ${main.gzipped} bytes min+gzip ` +
+        `(${kib(main.gzipped)}), ${main.minified} bytes minified`,
     );
     for (const { path, bytes } of report.modules) console.log(`${String(bytes).padStart(7)}  ${path}`);
   }

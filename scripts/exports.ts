@@ -17,11 +17,28 @@ import { fileURLToPath } from "node:url";
 /** The repository's root directory. */
 export const root: string = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** One entry of package.json's `exports`: the declarations first, then the module for every runtime. */
+/**
+ * One entry of package.json's `exports`: the declarations first, then the
+ * modules by condition (see {@linkcode edgeConditions}), then the module for
+ * every other runtime.
+ */
 export interface CompiledExport {
   types: string;
+  workerd?: string;
+  worker?: string;
+  "edge-light"?: string;
   default: string;
 }
+
+/**
+ * The export conditions of edge bundlers (wrangler: `workerd`, `worker`;
+ * Vercel Edge: `edge-light`, `worker`) and the export they pick instead of
+ * `.`: the Worker entry, without the driver registry a bundle cannot use.
+ */
+export const edgeConditions = ["workerd", "worker", "edge-light"] as const;
+
+/** The export the edge conditions pick for `.`. */
+export const edgeExport = "./edge";
 
 /** The compiled file for a source file: `./src/x.ts` → `./dist/src/x.js` (or `.d.ts`). */
 export function compiledPath(source: string, kind: "js" | "d.ts"): string {
@@ -33,7 +50,16 @@ export function compiledPath(source: string, kind: "js" | "d.ts"): string {
 export function packageExports(denoExports: Record<string, string>): Record<string, CompiledExport | string> {
   const result: Record<string, CompiledExport | string> = {};
   for (const [name, source] of Object.entries(denoExports)) {
-    result[name] = { types: compiledPath(source, "d.ts"), default: compiledPath(source, "js") };
+    const entry: CompiledExport = { types: compiledPath(source, "d.ts"), default: compiledPath(source, "js") };
+    const edge = denoExports[edgeExport];
+    if (name === "." && edge !== undefined) {
+      for (const condition of edgeConditions) entry[condition] = compiledPath(edge, "js");
+      // The default last: conditions match in order.
+      const { default: fallback, ...conditions } = entry;
+      result[name] = { ...conditions, default: fallback };
+      continue;
+    }
+    result[name] = entry;
   }
   result["./package.json"] = "./package.json";
   return result;

@@ -24,6 +24,8 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Database } from "./database.ts";
+// The CLI names no driver: the registry picks the runtime's default.
+import "./drivers/mod.ts";
 import { RoostError } from "./errors.ts";
 import type { HistoryEntry } from "./migrate/history.ts";
 import { Migrator, problemsOf } from "./migrate/migrator.ts";

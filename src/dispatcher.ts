@@ -11,7 +11,7 @@ import { ScopeSlot } from "./context.ts";
 import { type Dialect, dialectOf, type TransactionOptions } from "./dialect.ts";
 import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { ClosedError } from "./errors.ts";
-import { driverLoader } from "./drivers/mod.ts";
+import { driverLoader } from "./drivers/option.ts";
 import { Executor } from "./executor.ts";
 import type { HeldConnection } from "./internal.ts";
 import type { ResolvedOptions } from "./options.ts";

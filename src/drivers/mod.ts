@@ -15,6 +15,10 @@
  * is its module in its dialect's folder plus its entry in `drivers` below
  * (and its name in `DriverName`).
  *
+ * Loading this module installs the registry for `./option.ts`: the main
+ * entry (`mod.ts`) and the CLI import it; the Worker entry (`edge.ts`) does
+ * not, so a Worker bundle carries none of it.
+ *
  * @module
  */
 import type { DialectName } from "../dialect.ts";
@@ -22,6 +26,7 @@ import type { Driver } from "../driver.ts";
 import { ConfigError } from "../errors.ts";
 import { runtime, type RuntimeName } from "../runtime.ts";
 import { oneLine } from "./shared/jsr.ts";
+import { installRegistry, passDriverObject } from "./option.ts";
 import { siblingModule } from "./shared/sibling.ts";
 
 /** The drivers Roost ships, by the name the `driver` option takes. */
@@ -165,30 +170,14 @@ export function availableDrivers(dialect: DialectName, on: RuntimeName = runtime
 }
 
 /**
- * Resolves the `driver` option (a name, a driver object, or nothing for the
- * runtime's default) to a loader. Validation happens now; loading at the
- * first connection.
+ * Resolves a driver name, or the runtime's default when none is given, to a
+ * loader (the registry `./option.ts` consults). Validation happens now;
+ * loading at the first connection.
  */
-export function driverLoader(dialect: DialectName, option: DriverName | Driver | undefined): () => Promise<Driver> {
-  if (typeof option === "object" && option !== null) {
-    if (option.dialect !== dialect) {
-      throw new ConfigError(`driver "${option.name}" speaks ${option.dialect}, but the URL is for ${dialect}`);
-    }
-    return () => Promise.resolve(option);
-  }
+export function resolveDriverName(dialect: DialectName, option: DriverName | undefined): () => Promise<Driver> {
   const name = option ?? defaultDrivers[runtime][dialect];
-  if (name === undefined) {
-    // What a bundle imports: the driver that runs in a Worker.
-    const bundled = availableDrivers(dialect, "workerd")[0];
-    const exported = bundled && drivers[bundled].dialects[dialect];
-    throw new ConfigError(
-      bundled === undefined
-        ? `no ${dialect} driver runs on ${runtime}`
-        : `on ${runtime} a bundle holds only the drivers it imports, so pass the driver object: ` +
-          `import { ${exported} } from "@roost/db/drivers/${bundled}" and ` +
-          `new Database(url, { driver: ${exported} })`,
-    );
-  }
+  // On workerd a bundle imports its driver itself.
+  if (name === undefined) throw passDriverObject(dialect);
   if (!isDriverName(name)) {
     throw new ConfigError(`unknown driver "${String(name)}" (known: ${Object.keys(drivers).join(", ")})`);
   }
@@ -212,3 +201,5 @@ export function driverLoader(dialect: DialectName, option: DriverName | Driver |
     }
   };
 }
+
+installRegistry(resolveDriverName);

@@ -519,7 +519,7 @@ describe("the roost command", () => {
 });
 
 describe("a Worker bundled from the installed package", () => {
-  test("[workerd · bundle] postgres: carries only the driver it imports and queries Postgres in workerd", async () => {
+  test("[workerd · bundle] postgres: the Worker entry, only the driver it imports, and a query in workerd", async () => {
     const entry = join(npmProject, "worker.mjs");
     await writeFile(
       entry,
@@ -551,6 +551,9 @@ export default {
         )
     );
     assert.deepEqual(otherDrivers, [], "no other driver in the bundle");
+    // The workerd condition picks the Worker entry, which leaves the driver registry out.
+    assert.ok(fromRoost.some((input) => input.endsWith("node_modules/@roost/db/dist/edge.js")), fromRoost.join("\n"));
+    assert.ok(!fromRoost.some((input) => input.endsWith("dist/src/drivers/mod.js")), "the registry is not bundled");
     assert.ok(!inputs.some((input) => input.includes("node_modules/mysql2/")), "mysql2 is not bundled");
     const worker = startWorker(text, { nodejsCompat: true, bindings: { POSTGRES_URL: postgresUrl } });
     try {

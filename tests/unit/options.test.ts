@@ -24,7 +24,9 @@ import {
   type RoutingOptions,
 } from "../../mod.ts";
 import { main } from "../../src/cli.ts";
-import { assertHidden, describeError, tempDatabasePath, uniqueName } from "../support/support.ts";
+import { availableDrivers } from "../../src/drivers/mod.ts";
+import { bundledDrivers } from "../../src/drivers/option.ts";
+import { assertHidden, describeError, runScript, tempDatabasePath, uniqueName } from "../support/support.ts";
 
 const secret = "s3cr3t-P@ss:w/rd";
 const encoded = encodeURIComponent(secret);
@@ -732,5 +734,40 @@ describe("bad input: Database options", () => {
       }
     }
     assert.deepEqual(failures, []);
+  });
+});
+
+describe("the Worker entry (edge.ts), without the driver registry", () => {
+  test("takes a driver object; a name or no driver is a ConfigError saying which object to import", async () => {
+    const run = await runScript("tests/support/fixtures/edge_entry.ts");
+    assert.equal(run.code, 0, run.stderr);
+    const outcome = JSON.parse(run.stdout);
+    assert.deepEqual(outcome.object, { ok: true });
+    for (
+      const [form, exported, module] of [
+        ["name", "postgresJs", "postgres-js"],
+        ["none", "mysql2", "mysql2"],
+      ] as const
+    ) {
+      assert.equal(outcome[form].error, "ConfigError", form);
+      assert.match(outcome[form].message, /a bundle holds only the drivers it imports, so pass the driver object/);
+      assert.ok(
+        outcome[form].message.includes(`import { ${exported} } from "@roost/db/drivers/${module}"`),
+        outcome[form].message,
+      );
+    }
+    assert.deepEqual(outcome.sqlite.error, "ConfigError");
+    assert.match(outcome.sqlite.message, /^no sqlite driver runs on /);
+  });
+
+  test("the driver it names for each dialect is the registry's first driver that runs in a Worker", () => {
+    for (const dialect of ["postgres", "mysql", "sqlite"] as const) {
+      assert.equal(bundledDrivers[dialect]?.name, availableDrivers(dialect, "workerd")[0], dialect);
+    }
+  });
+
+  test("mod.ts installs the registry: a driver name resolves", () => {
+    const db = new Database("postgres://app@127.0.0.1:1/app", { driver: "postgres-js" });
+    void db.close();
   });
 });
