@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { compile, ConfigError, ConnectionError, Database, parseDatabaseUrl, QueryError, sql } from "../../mod.ts";
-import { driverLoader } from "../../src/drivers/mod.ts";
+import { resolveDriverName } from "../../src/drivers/mod.ts";
 import { SqliteConnection } from "../../src/drivers/sqlite/connection.ts";
 import { SqliteWorkerConnection } from "../../src/drivers/sqlite/worker.ts";
 import { runtime, tempDatabasePath } from "../support/support.ts";
@@ -170,7 +170,7 @@ describe("SQLite in a worker thread", () => {
   });
 
   test("a thread that dies makes its connection broken, and its calls fail with ConnectionError", async () => {
-    const driver = await driverLoader("sqlite", undefined)();
+    const driver = await resolveDriverName("sqlite", undefined)();
     const connection = await driver.connect(parseDatabaseUrl("sqlite::memory:?worker=true"));
     assert.ok(connection instanceof SqliteWorkerConnection);
     assert.equal(connection.broken, false);
