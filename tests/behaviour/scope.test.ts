@@ -125,13 +125,18 @@ for (const target of targets()) {
     });
 
     test("work leaked past a transaction's end is refused, never run outside it", async () => {
+      // The late call runs once the transaction has ended: an event, not a delay that a slow commit could outlast
+      // (the rejection would then come before anything awaited it).
       let late: Promise<unknown> | undefined;
+      let ended!: () => void;
+      const transactionEnded = new Promise<void>((resolve) => ended = resolve);
       await db.transaction(() => {
         late = (async () => {
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          await transactionEnded;
           return await db.fetchVal(sql`select 1`);
         })();
       });
+      ended();
       await assert.rejects(late!, TransactionError);
     });
 
