@@ -11,7 +11,7 @@
  *
  * The same migrations run from the command line: `npx roost status --dir examples/migrations`.
  */
-import { Database, sql } from "@roost/db";
+import { Database, type KeysetPage, sql } from "@roost/db";
 import { Migrator } from "@roost/db/migrate";
 import { column, defineTable, type TableRow } from "@roost/db/model";
 
@@ -75,11 +75,14 @@ try {
   let after: string | null = null;
   let exported = 0;
   do {
-    const batch = await db.paginate(sql`select id, place from birdwatch_sightings`, {
-      pageSize: 3,
-      orderBy: "id",
-      after,
-    });
+    const batch: KeysetPage<{ id: number; place: string }> = await db.paginate(
+      sql`select id, place from birdwatch_sightings`,
+      {
+        pageSize: 3,
+        orderBy: "id",
+        after,
+      },
+    );
     exported += batch.items.length;
     after = batch.nextCursor;
   } while (after !== null);
