@@ -85,7 +85,8 @@ export class Pool<C> {
   async acquire(shares = false): Promise<PooledConnection<C>> {
     for (;;) {
       const item = await this.#obtain(shares);
-      if (!await this.#checked(item)) continue;
+      // Only a connection due a check costs one more await.
+      if (this.#needsCheck(item) && !await this.#checked(item)) continue;
       if (shares && item.holders === 1 && !item.shared) {
         // An idle or new connection taken by a single statement is one that more of them may join.
         this.#startShared(item);
@@ -95,12 +96,15 @@ export class Pool<C> {
     }
   }
 
-  /** False when a long-idle connection failed its check (it is closed then). */
-  async #checked(item: PooledConnection<C>): Promise<boolean> {
+  /** True when a connection just obtained is to be checked before it is handed out. */
+  #needsCheck(item: PooledConnection<C>): boolean {
     // A connection opened for this caller was just proven alive; with validateAfter 0 every other one is checked.
     const fresh = !item.released;
-    if (item.holders > 1 || fresh) return true;
-    if (!this.#due(item, this.#clock.now())) return true;
+    return item.holders <= 1 && !fresh && this.#due(item, this.#clock.now());
+  }
+
+  /** False when a long-idle connection failed its check (it is closed then). */
+  async #checked(item: PooledConnection<C>): Promise<boolean> {
     const check = this.#hooks.ping?.(item.connection);
     if (check === undefined) return true;
     try {

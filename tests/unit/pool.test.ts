@@ -93,6 +93,29 @@ describe("pool: limits and waiters", () => {
     await pool.close();
   });
 
+  test("acquireTimeout: waiters that came at different times each fail at their own deadline; no timer outlives the queue", async () => {
+    // The queue keeps one timer for its earliest deadline (not one per waiter).
+    const { pool, clock } = setup({ max: 1, acquireTimeout: 1_000 });
+    const held = await pool.acquire();
+    const first = pool.acquire();
+    clock.advance(400);
+    const second = pool.acquire();
+    clock.advance(600);
+    await assert.rejects(first, PoolTimeoutError);
+    assert.equal(await stateOf(second), "pending", "the later waiter keeps its own deadline");
+    clock.advance(399);
+    assert.equal(await stateOf(second), "pending");
+    clock.advance(1);
+    await assert.rejects(second, /no connection became free in 1000 ms/);
+    assert.equal(clock.pending("wait"), 0);
+    const third = pool.acquire();
+    assert.equal(clock.pending("wait"), 1);
+    pool.release(held);
+    pool.release(await third);
+    assert.equal(clock.pending("wait"), 0, "served: nothing keeps the process alive");
+    await pool.close();
+  });
+
   test("acquireTimeout 0 waits as long as it takes", async () => {
     const { pool, clock } = setup({ max: 1, acquireTimeout: 0, idleTimeout: 0, maxLifetime: 0 });
     const held = await pool.acquire();
