@@ -23,6 +23,11 @@ const cases: [string, Case][] = [
   ["200 point queries, one at a time", async (db) => {
     for (let i = 0; i < 200; i++) await db.fetchVal(sql`select ${i} + 1 as v`);
   }],
+  ["200 point queries in one connection()", async (db) => {
+    await db.connection(async (held) => {
+      for (let i = 0; i < 200; i++) await held.fetchVal(sql`select ${i} + 1 as v`);
+    });
+  }],
   ["200 point queries, 50 in flight", async (db) => {
     for (let batch = 0; batch < 4; batch++) {
       await Promise.all(Array.from({ length: 50 }, (_, i) => db.fetchVal(sql`select ${i} + 1 as v`)));

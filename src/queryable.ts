@@ -31,7 +31,12 @@ export const FETCH_ONE: QueryKind = 2;
 
 /** Options of {@linkcode Queryable.iterate}. */
 export interface IterateOptions {
-  /** Rows fetched per round trip (or per synchronous step on SQLite). Default 100. */
+  /**
+   * Rows fetched per round trip on Postgres. Default 100. MySQL sends the
+   * whole result as one stream and SQLite steps in place: there, rows are
+   * read at most 256 (MySQL) or 128 (SQLite) at a time whatever this says,
+   * which keeps memory flat.
+   */
   batchSize?: number;
 }
 

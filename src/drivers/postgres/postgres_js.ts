@@ -23,6 +23,7 @@ import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError
 import { nodeTlsOptions, tlsRequest, withoutFiles } from "../shared/tls.ts";
 import { integerFromText } from "../shared/values.ts";
 import { cursorBatches, NotACursor } from "./cursor.ts";
+import { type CallbackCursor, callbackCursor } from "./postgres_js_cursor.ts";
 import { postgresErrorFields, postgresFailure } from "./errors.ts";
 import { postgresSessionParameters } from "./session.ts";
 import {
@@ -287,9 +288,8 @@ class PostgresJsConnection implements DriverConnection {
       }
     }
     try {
-      for await (
-        const batch of this.#live().unsafe(text, this.#params(params, text), { prepare: true }).cursor(batchSize)
-      ) {
+      const query = this.#live().unsafe(text, this.#params(params, text), { prepare: true });
+      for await (const batch of callbackCursor(query as CallbackCursor, batchSize, this.#sql.CLOSE)) {
         yield Array.from(batch);
       }
       // postgres.js ends a cursor whose connection was cut off between batches as if its result were complete.

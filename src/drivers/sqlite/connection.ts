@@ -62,6 +62,14 @@ function isTooLarge(error: unknown): boolean {
 }
 
 const statementCacheSize = 256;
+/**
+ * The most rows a stream steps at once, whatever its `batchSize`. The rows of
+ * a step are all alive together, and the more survive each of V8's young
+ * collections, the larger it grows its young generation: a million rows in
+ * steps of 1,000 raised resident memory by about 54 MiB on Node and 78 MiB on
+ * Deno, in steps of 128 by about 39 and 52 MiB.
+ */
+const streamStep = 128;
 const insertPattern = /^\s*(insert|replace)\b/i;
 const selectPattern = /^\s*select\b/i;
 
@@ -217,11 +225,13 @@ export class SqliteConnection implements DriverConnection {
     } catch (error) {
       throw sqliteError(error, text);
     }
+    // At most `streamStep` rows a step, whatever `batchSize`: fewer rows alive at once (see `streamStep`).
+    const step = Math.min(batchSize, streamStep);
     try {
       for (;;) {
         const batch: Row[] = [];
         try {
-          while (batch.length < batchSize) {
+          while (batch.length < step) {
             const next = rows.next();
             if (next.done) break;
             batch.push(toRow(next.value));
@@ -230,7 +240,7 @@ export class SqliteConnection implements DriverConnection {
           throw sqliteError(error, text);
         }
         if (batch.length > 0) yield batch;
-        if (batch.length < batchSize) return;
+        if (batch.length < step) return;
       }
     } finally {
       rows.return?.();
