@@ -280,7 +280,7 @@ class Mysql2Connection implements DriverConnection {
     const query = this.#core.query({ sql: text, values: mysqlParams(params) });
     let fields: Field[] | undefined;
     query.on("fields", refuseInternalsPerRow);
-    query.on("fields", (received: Field[]) => fields = received);
+    query.on("fields", (received: Field[] | undefined) => fields = received);
     // MySQL sends the whole result as one stream, so a batch here is only how many rows are handed on at once:
     // at most `streamChunk`, which keeps fewer rows alive at a time (see `streamChunk`).
     const chunk = Math.min(batchSize, streamChunk);
