@@ -1,7 +1,10 @@
 /**
  * Turns the workers' figures into the Markdown tables and SVG charts under
- * bench/results/: every figure with its ratio to the raw driver measured in
- * the same run (above 1 is faster than the raw driver).
+ * bench/results/: every figure with its ratio to the raw driver under it,
+ * measured in the same run (above 1 is faster than the raw driver). On Bun
+ * two raw drivers run per server dialect: "raw" (postgres.js, mysql2) and
+ * "raw-bun-sql" (Bun.SQL); a contender on Bun.SQL is measured against the
+ * latter, every other one against "raw".
  *
  * @module
  */
@@ -57,8 +60,11 @@ export const caseLabels: Record<CaseName, string> = {
 /** How each contender is named in the tables' headers and notes. */
 export const contenderLabels: Record<ContenderName, string> = {
   raw: "raw driver",
+  "raw-bun-sql": "raw Bun.SQL",
   roost: "Roost",
+  "roost-bun-sql": "Roost on bun-sql",
   "roost-baseline": "Roost (baseline checkout)",
+  "roost-baseline-bun-sql": "Roost on bun-sql (baseline checkout)",
   kysely: "Kysely",
   "roost-kysely": "Kysely on Roost",
   drizzle: "Drizzle",
@@ -82,6 +88,19 @@ function figure(result: CaseResult): string {
   return `${grouped(result.perSecond)}/s`;
 }
 
+/** The raw contenders: each shows its figure only, and is what the others' ratios are against. */
+export const rawContenders: readonly ContenderName[] = ["raw", "raw-bun-sql"];
+
+/**
+ * The raw driver a contender's ratio is against, among one workload's
+ * results: the raw contender on the same driver (raw Bun.SQL for Roost on
+ * bun-sql), else "raw".
+ */
+export function rawFor(result: CaseResult | undefined, results: readonly CaseResult[]): CaseResult | undefined {
+  const raws = results.filter((other) => rawContenders.includes(other.contender));
+  return raws.find((raw) => raw.driver === result?.driver) ?? raws.find((raw) => raw.contender === "raw");
+}
+
 /** The contender's throughput over the raw driver's in the same run, or undefined. */
 export function ratio(result: CaseResult | undefined, raw: CaseResult | undefined): number | undefined {
   if (result?.perSecond === undefined || raw?.perSecond === undefined) return undefined;
@@ -92,7 +111,7 @@ function cell(result: CaseResult | undefined, raw: CaseResult | undefined): stri
   if (result === undefined) return "";
   // Why there is no figure goes under the table, so one long reason does not widen a column.
   if (result.perSecond === undefined) return "—";
-  if (result === raw) return figure(result);
+  if (result === raw || rawContenders.includes(result.contender)) return figure(result);
   const r = ratio(result, raw);
   return r === undefined ? figure(result) : `${figure(result)} (**${r.toFixed(2)}×**)`;
 }
@@ -125,7 +144,7 @@ export function markdownTables(run: RunResults): string {
           if (result !== undefined && result.perSecond === undefined) {
             notes.add(`${contenderLabels[name]}, ${caseLabels[caseName]}: ${result.skipped ?? "no figure"}`);
           }
-          return cell(result, raw);
+          return cell(result, rawFor(result, results));
         });
         lines.push(`| ${report.dialect} (${driver}) | ${caseLabels[caseName]} | ${cells.join(" | ")} |`);
       }
@@ -146,9 +165,14 @@ export function machineLine(machine: Machine): string {
   return servers === "" ? `${host}.` : `${host}; ${servers} on loopback.`;
 }
 
-const colors: Record<Exclude<ContenderName, "raw">, string> = {
+/** A contender drawn as a bar: every one but the raw drivers. */
+type Charted = Exclude<ContenderName, "raw" | "raw-bun-sql">;
+
+const colors: Record<Charted, string> = {
   roost: "#2f6f4f",
+  "roost-bun-sql": "#c2a83e",
   "roost-baseline": "#8fbf9f",
+  "roost-baseline-bun-sql": "#e3d59a",
   kysely: "#4a6fa5",
   "roost-kysely": "#7a5195",
   drizzle: "#b5703a",
@@ -162,16 +186,18 @@ const escapeXml = (text: string) => text.replace(/[<>&"]/g, (c) => `&#${c.charCo
  */
 export function svgChart(run: RunResults, runtime: BenchRuntime): string {
   const reports = run.reports.filter((report) => report.runtime === runtime);
-  const others = present(reports).filter((name): name is Exclude<ContenderName, "raw"> => name !== "raw");
-  const rows: { label: string; bars: { name: Exclude<ContenderName, "raw">; value: number | undefined }[] }[] = [];
+  const others = present(reports).filter((name): name is Charted => !rawContenders.includes(name));
+  const rows: { label: string; bars: { name: Charted; value: number | undefined }[] }[] = [];
   for (const report of reports) {
     for (const caseName of caseNames) {
       const results = report.results.filter((result) => result.case === caseName);
       if (results.length === 0) continue;
-      const raw = results.find((result) => result.contender === "raw");
       rows.push({
         label: `${report.dialect}: ${caseLabels[caseName]}`,
-        bars: others.map((name) => ({ name, value: ratio(results.find((result) => result.contender === name), raw) })),
+        bars: others.map((name) => {
+          const result = results.find((result) => result.contender === name);
+          return { name, value: ratio(result, rawFor(result, results)) };
+        }),
       });
     }
   }
@@ -186,13 +212,16 @@ export function svgChart(run: RunResults, runtime: BenchRuntime): string {
     }" height="${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="16" font-size="13" font-weight="bold">${
-      escapeXml(`${runtime} ${reports[0]?.runtimeVersion ?? ""}: throughput relative to the raw driver (1.0)`)
+      escapeXml(`${runtime} ${reports[0]?.runtimeVersion ?? ""}: throughput relative to the raw driver under it (1.0)`)
     }</text>`,
   ];
-  others.forEach((name, i) => {
-    out.push(`<rect x="${left + i * 100}" y="24" width="10" height="10" fill="${colors[name]}"/>`);
-    out.push(`<text x="${left + i * 100 + 14}" y="33">${name}</text>`);
-  });
+  // The legend from the left edge, each name as wide as its text.
+  let legendX = 10;
+  for (const name of others) {
+    out.push(`<rect x="${legendX}" y="24" width="10" height="10" fill="${colors[name]}"/>`);
+    out.push(`<text x="${legendX + 14}" y="33">${name}</text>`);
+    legendX += name.length * 6 + 24;
+  }
   rows.forEach((row, r) => {
     const y = top + r * rowHeight;
     out.push(

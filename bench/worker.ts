@@ -6,7 +6,7 @@
  *   node bench/worker.ts --dialect=postgres [--cases=point-1,insert] [--contenders=raw,roost]
  *                        [--rounds=5] [--seconds=1]
  *   deno run -A bench/worker.ts --dialect=sqlite
- *   bun bench/worker.ts --dialect=mysql
+ *   bun bench/worker.ts --dialect=mysql --contenders=raw,raw-bun-sql,roost,roost-bun-sql
  *
  * Each contender runs each case for `seconds` per round, after one warm-up of
  * half that; contenders take turns within a round (the order rotates), and
@@ -33,12 +33,32 @@ export const caseNames = [
 /** A workload's name. */
 export type CaseName = typeof caseNames[number];
 
-/** The contenders, baseline first; the results tables and charts list them in this order. */
-export const contenderNames = ["raw", "roost", "roost-baseline", "kysely", "roost-kysely", "drizzle"] as const;
+/** The contenders, the raw drivers first; the results tables and charts list them in this order. */
+export const contenderNames = [
+  "raw",
+  "raw-bun-sql",
+  "roost",
+  "roost-bun-sql",
+  "roost-baseline",
+  "roost-baseline-bun-sql",
+  "kysely",
+  "roost-kysely",
+  "drizzle",
+] as const;
 
-/** Whether a contender runs when none are named: "roost-baseline" only with `ROOST_BASELINE` set. */
+/** Whether a contender runs when none are named: the baseline ones only with `ROOST_BASELINE` set. */
 export function runsByDefault(name: ContenderName, baseline: string | undefined): boolean {
-  return name !== "roost-baseline" || baseline !== undefined;
+  return !name.startsWith("roost-baseline") || baseline !== undefined;
+}
+
+/**
+ * Whether a contender can run on this runtime and dialect: the Bun.SQL ones
+ * ("raw-bun-sql", "roost-bun-sql", "roost-baseline-bun-sql") only on Bun,
+ * against Postgres or MySQL. A worker leaves the others out without a word,
+ * so one list of contenders serves every runtime and dialect of a run.
+ */
+export function appliesTo(name: ContenderName, runtime: BenchRuntime, dialect: BenchDialect): boolean {
+  return !name.endsWith("bun-sql") || (runtime === "bun" && dialect !== "sqlite");
 }
 
 /** A contender's name. */
@@ -97,8 +117,14 @@ const logKey: Record<BenchDialect, string> = {
 
 const loaders: Record<ContenderName, () => Promise<(setup: BenchSetup) => Promise<Contender>>> = {
   raw: async () => (await import("./contenders/raw.ts")).rawContender,
+  "raw-bun-sql": async () => (await import("./contenders/raw_bun_sql.ts")).rawBunSqlContender,
   roost: async () => (await import("./contenders/roost.ts")).roostContender,
+  "roost-bun-sql": async () => {
+    const { roostContender } = await import("./contenders/roost.ts");
+    return (setup) => roostContender(setup, undefined, "roost-bun-sql", "bun-sql");
+  },
   "roost-baseline": async () => (await import("./contenders/roost_baseline.ts")).roostBaselineContender,
+  "roost-baseline-bun-sql": async () => (await import("./contenders/roost_baseline.ts")).roostBaselineBunSqlContender,
   kysely: async () => (await import("./contenders/kysely.ts")).kyselyContender,
   "roost-kysely": async () => (await import("./contenders/roost_kysely.ts")).roostKyselyContender,
   drizzle: async () => (await import("./contenders/drizzle.ts")).drizzleContender,
@@ -185,6 +211,7 @@ async function main(): Promise<void> {
       users,
     );
     for (const name of wanted) {
+      if (!appliesTo(name, runtime, dialect)) continue;
       const contender = await (await loaders[name]())(setup);
       await check(contender);
       contenders.push(contender);

@@ -1,11 +1,13 @@
 /**
- * Roost on its default driver for the runtime, written the way its README
- * shows: `sql` templates with the table named in the text, so the compiled
- * text of each template is cached as it is for a literal template.
+ * Roost on its default driver for the runtime (or a driver named by the
+ * contender: "roost-bun-sql" runs the bun-sql driver on Bun), written the way
+ * its README shows: `sql` templates with the table named in the text, so the
+ * compiled text of each template is cached as it is for a literal template.
  *
  * @module
  */
 import { Database, type Sql, sql } from "../../mod.ts";
+import { defaultDrivers, type DriverName } from "../../src/drivers/mod.ts";
 import type { BenchSetup, Contender, UserRow } from "./contender.ts";
 
 /** What the Roost contender needs of the package: this checkout's, or a baseline's (roost_baseline.ts). */
@@ -26,37 +28,48 @@ function template(tag: typeof sql, text: string): (...values: unknown[]) => Sql 
   return (...values) => tag(strings, ...values);
 }
 
-/** The driver Roost uses by default on this runtime, by dialect, as the results name it. */
-const defaultDrivers: Record<BenchSetup["dialect"], string> = {
-  postgres: "postgres.js",
-  mysql: "mysql2",
-  sqlite: "Bun" in globalThis ? "bun:sqlite" : "node:sqlite",
+/** Roost's driver names as the results name the driver (the raw contenders' `driver`). */
+const driverLabels: Partial<Record<DriverName, string>> = {
+  "postgres-js": "postgres.js",
+  "mysql2": "mysql2",
+  "bun-sql": "Bun.SQL",
+  "bun-sqlite": "bun:sqlite",
+  "node-sqlite": "node:sqlite",
 };
+
+const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
+
+/** The name a Roost contender goes by in the results. */
+export type RoostContenderName = "roost" | "roost-baseline" | "roost-bun-sql" | "roost-baseline-bun-sql";
 
 /**
  * Opens the Roost database every Roost contender measures: a pool of
- * `setup.poolSize` on the runtime's default driver, connected. Resolves to
- * it and the driver's name as the results show it.
+ * `setup.poolSize` on `driver` (the runtime's default when not given),
+ * connected. Resolves to it and the driver's name as the results show it.
  */
 export async function openRoost(
   setup: BenchSetup,
   library: RoostLibrary = { Database, sql },
+  driver?: DriverName,
 ): Promise<{ db: Database; driver: string }> {
-  const db = new library.Database(setup.url, { pool: { max: setup.poolSize } });
+  const db = new library.Database(setup.url, { pool: { max: setup.poolSize }, ...(driver ? { driver } : {}) });
   await db.connect();
-  return { db, driver: defaultDrivers[setup.dialect] };
+  const name = driver ?? defaultDrivers[runtime][setup.dialect];
+  return { db, driver: name === undefined ? "?" : driverLabels[name] ?? name };
 }
 
 /**
- * Roost with a pool of `setup.poolSize` on the runtime's default driver;
- * `library` and `name` measure another checkout of Roost the same way.
+ * Roost with a pool of `setup.poolSize` on the runtime's default driver, or
+ * on `driver`; `library` and `name` measure another checkout of Roost the
+ * same way.
  */
 export async function roostContender(
   setup: BenchSetup,
   library: RoostLibrary = { Database, sql },
-  name: "roost" | "roost-baseline" = "roost",
+  name: RoostContenderName = "roost",
+  driver?: DriverName,
 ): Promise<Contender> {
-  const { db, driver } = await openRoost(setup, library);
+  const { db, driver: driverLabel } = await openRoost(setup, library, driver);
   const tag = library.sql;
   const point = template(tag, `select id, name, email, score from ${setup.users} where id = ?`);
   const range = template(tag, `select id, name, email, score from ${setup.users} where id > ? order by id limit 100`);
@@ -64,7 +77,7 @@ export async function roostContender(
   const million = tag.unsafe(setup.millionRows);
   return {
     name,
-    driver,
+    driver: driverLabel,
     pointSelect: (id) => db.fetchOne<UserRow>(point(id)),
     select100: (after) => db.fetchAll<UserRow>(range(after)),
     async insertOne(n, label) {

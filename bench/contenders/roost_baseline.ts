@@ -3,7 +3,8 @@
  * the commit before a change), measured exactly as the "roost" contender in
  * the same run: next to it, the ratio says what the change did to speed
  * with the machine's noise shared by both. `node bench/run.ts
- * --baseline=<dir>` sets the variable and adds this contender.
+ * --baseline=<dir>` sets the variable and adds this contender (and, on Bun,
+ * "roost-baseline-bun-sql": the baseline on the bun-sql driver).
  *
  * @module
  */
@@ -14,9 +15,18 @@ import { roostContender, type RoostLibrary } from "./roost.ts";
 
 /** The roost contender's workloads on the baseline checkout's `mod.ts`. */
 export async function roostBaselineContender(setup: BenchSetup): Promise<Contender> {
+  return await roostContender(setup, await baselineLibrary(), "roost-baseline");
+}
+
+/** The roost-bun-sql contender's workloads (the bun-sql driver, on Bun) on the baseline checkout's `mod.ts`. */
+export async function roostBaselineBunSqlContender(setup: BenchSetup): Promise<Contender> {
+  return await roostContender(setup, await baselineLibrary(), "roost-baseline-bun-sql", "bun-sql");
+}
+
+/** The baseline checkout's `Database` and `sql`. */
+async function baselineLibrary(): Promise<RoostLibrary> {
   const directory = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
     ?.ROOST_BASELINE;
   if (directory === undefined) throw new Error("roost-baseline needs ROOST_BASELINE: a checkout of Roost to compare");
-  const library = await import(pathToFileURL(join(directory, "mod.ts")).href) as RoostLibrary;
-  return await roostContender(setup, library, "roost-baseline");
+  return await import(pathToFileURL(join(directory, "mod.ts")).href) as RoostLibrary;
 }

@@ -134,6 +134,29 @@ for (const target of targets({ dialects: serverDialects })) {
       await db.close();
     });
 
+    test("statements sharing one connection each get their own outcome: on a pool of 1, failing ones among 20 in flight fail alone", async () => {
+      const db = open({ pool: { max: 1, acquireTimeout: 5_000 } });
+      await db.connect();
+      // A pipelining driver (postgres.js, Bun.SQL) sends them on the one connection before the first answers.
+      const outcomes = await Promise.all(
+        Array.from(
+          { length: 20 },
+          (_, i) =>
+            db.fetchVal<number>(i % 3 === 1 ? sql`select * from roost_missing_table` : sql`select ${i} + 0 as n`).then(
+              (value) => Number(value),
+              (error: unknown) => error,
+            ),
+        ),
+      );
+      outcomes.forEach((outcome, i) => {
+        if (i % 3 === 1) assert.ok(outcome instanceof QueryError, `statement ${i}: ${String(outcome)}`);
+        else assert.equal(outcome, i);
+      });
+      assert.equal(Number(await db.fetchVal(sql`select 1`)), 1);
+      assert.deepEqual(db.stats().primary, { size: 1, idle: 1, busy: 0, waiting: 0 });
+      await db.close();
+    });
+
     test("a statement never queues behind a long one: on a pool of 2 busy with a 5 s and a 0.1 s statement, a third ends before the 5 s one", async () => {
       // Warm with one: the long statement takes it as a statement that others may join.
       const db = open({ pool: { min: 1, max: 2, acquireTimeout: 20_000 } });
