@@ -110,7 +110,7 @@ export class Executor {
     // A synchronous driver: the statement has run when runNow returns, so the connection goes back at once.
     const result = item.connection.runNow(kind, query.text, query.params);
     if (result instanceof Promise) return this.#settle(pool, item, target, kind, query, result);
-    pool.release(item);
+    pool.releaseNow(item);
     return Promise.resolve(result);
   }
 
