@@ -45,6 +45,14 @@ export interface DriverConnection {
   fetchAll(text: string, params: readonly unknown[]): Promise<Row[]>;
   /** Runs a query and returns its first row. */
   fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined>;
+  /**
+   * Runs one statement synchronously where the driver can (SQLite): returns
+   * what `execute` (kind 0), `fetchAll` (1) or `fetchOne` (2) would resolve
+   * to, or a promise of it when the statement has to wait (a lock) or
+   * failed; never throws. The executor then gives the connection back at
+   * once, and the caller's promise settles a step sooner.
+   */
+  runNow?(kind: 0 | 1 | 2, text: string, params: readonly unknown[]): unknown;
   /** Streams a query's rows in batches; `return()` stops it early and frees its resources. */
   stream(
     text: string,

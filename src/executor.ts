@@ -103,12 +103,49 @@ export class Executor {
    * context's): an idle one is used at once, without waiting on the pool;
    * it goes back when the statement ends, destroyed if it broke.
    */
-  async run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+  run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    if (this.#onQuery !== undefined || this.#closed) return this.#run(pool, target, kind, query, undefined);
+    const item = this.driver?.pipelines === true ? pool.takeShared() : pool.takeReady();
+    if (item === undefined || item.connection.runNow === undefined) return this.#run(pool, target, kind, query, item);
+    // A synchronous driver: the statement has run when runNow returns, so the connection goes back at once.
+    const result = item.connection.runNow(kind, query.text, query.params);
+    if (result instanceof Promise) return this.#settle(pool, item, target, kind, query, result);
+    pool.releaseNow(item);
+    return Promise.resolve(result);
+  }
+
+  /** The end of a synchronous run that has to wait, or failed. */
+  async #settle(
+    pool: Pool<DriverConnection>,
+    item: PooledConnection<DriverConnection>,
+    target: Target,
+    kind: QueryKind,
+    query: CompiledQuery,
+    result: Promise<unknown>,
+  ): Promise<unknown> {
+    let broken = false;
+    try {
+      return await result;
+    } catch (caught) {
+      broken = caught instanceof ConnectionError;
+      throw this.failed(target, methodOf[kind], query, 0, caught);
+    } finally {
+      pool.release(item, broken);
+    }
+  }
+
+  /** Runs a statement on `taken` (a connection taken at once) or one acquired from `pool`. */
+  async #run(
+    pool: Pool<DriverConnection>,
+    target: Target,
+    kind: QueryKind,
+    query: CompiledQuery,
+    taken: PooledConnection<DriverConnection> | undefined,
+  ): Promise<unknown> {
     const observed = this.#onQuery !== undefined;
     const started = this.start();
     const shares = this.driver?.pipelines === true;
-    let item = observed || this.#closed ? undefined : shares ? pool.takeShared() : pool.takeReady();
-    item ??= await this.#acquire(pool, target, methodOf[kind], query, started, shares);
+    const item = taken ?? await this.#acquire(pool, target, methodOf[kind], query, started, shares);
     let broken = false;
     try {
       const result = await runStatement(item.connection, kind, query);

@@ -21,6 +21,8 @@ export class PooledConnection<C> {
    * can tell (when it was handed out, or when a statement sharing it ended).
    */
   since = 0;
+  /** When `takeReady` last handed it out (the clock reading that hand-out made). */
+  takenAt = 0;
   /** Set when an error showed the connection is unusable. */
   broken = false;
   /** Set once the connection has been given back (so the next hand-out may need a check). */

@@ -62,6 +62,26 @@ for (const target of targets()) {
       await db.execute(sql`delete from ${users}`);
     });
 
+    test("a statement run before sees a table's new columns after it is dropped and made again, also from another connection", async () => {
+      const shape = uniqueTable("shape");
+      await db.execute(sql`create table ${shape} (a integer, b integer)`);
+      await db.execute(sql`insert into ${shape} (a, b) values (${1}, ${2})`);
+      try {
+        assert.deepEqual(await db.fetchOne(sql`select * from ${shape}`), { a: 1, b: 2 });
+        assert.deepEqual(await db.fetchAll(sql`select * from ${shape}`), [{ a: 1, b: 2 }]);
+        // Held here, so the statements inside run on another connection than the one the reads above may keep.
+        await db.connection(async () => {
+          await db.execute(sql`drop table ${shape}`);
+          await db.execute(sql`create table ${shape} (x integer, y integer)`);
+          await db.execute(sql`insert into ${shape} (x, y) values (${3}, ${4})`);
+        });
+        assert.deepEqual(await db.fetchOne(sql`select * from ${shape}`), { x: 3, y: 4 });
+        assert.deepEqual(await db.fetchAll(sql`select * from ${shape}`), [{ x: 3, y: 4 }]);
+      } finally {
+        await db.execute(sql`drop table if exists ${shape}`);
+      }
+    });
+
     test("executeMany inserts every set in one statement and is all-or-nothing", async () => {
       const result = await db.executeMany(
         sql`insert into ${users} (name, age) values (${""}, ${0})`,

@@ -14,8 +14,66 @@
 import type { Driver } from "../../driver.ts";
 import { ConfigError } from "../../errors.ts";
 import { builtinModule } from "../../runtime.ts";
-import type { SyncDatabase, SyncStatement } from "./connection.ts";
+import type { RowReader, SyncDatabase, SyncStatement } from "./connection.ts";
 import { connectSqlite } from "./open.ts";
+import { toRow } from "./values.ts";
+
+/** A bun:sqlite statement, which can read integers as numbers on its own (Bun >= 1.1.14). */
+interface BunStatement extends SyncStatement {
+  safeIntegers?(enabled: boolean): void;
+}
+
+/** The error a numbers read throws for an integer it could not hold exactly, so the read runs again with bigints. */
+function tooLarge(): RangeError {
+  return Object.assign(new RangeError("an integer is beyond Number.MAX_SAFE_INTEGER"), { code: "ERR_OUT_OF_RANGE" });
+}
+
+/**
+ * Throws {@linkcode tooLarge} when a row has a number no integer within
+ * Number.MAX_SAFE_INTEGER could have become: bun:sqlite rounds a larger
+ * integer read as a number. (A large REAL takes the same detour, harmlessly.)
+ */
+function checked(row: unknown): unknown {
+  const values = row as Record<string, unknown>;
+  for (const key in values) {
+    const value = values[key];
+    if (typeof value === "number" && !(value <= Number.MAX_SAFE_INTEGER && value >= Number.MIN_SAFE_INTEGER)) {
+      throw tooLarge();
+    }
+  }
+  return row;
+}
+
+/**
+ * A SELECT's reads with integers as numbers: bun:sqlite's rows are plain
+ * objects already. Without `safeIntegers` on statements, the bigint rows
+ * are converted.
+ */
+function rowReader(statement: BunStatement): RowReader {
+  if (statement.safeIntegers === undefined) {
+    return {
+      get: (...params) => {
+        const row = statement.get(...params);
+        return row == null ? undefined : toRow(row);
+      },
+      all: (...params) => statement.all(...params).map(toRow),
+      finalize: () => statement.finalize?.(),
+    };
+  }
+  statement.safeIntegers(false);
+  return {
+    get(...params) {
+      const row = statement.get(...params);
+      return row == null ? row : checked(row);
+    },
+    all(...params) {
+      const rows = statement.all(...params);
+      for (let i = 0; i < rows.length; i++) checked(rows[i]);
+      return rows;
+    },
+    finalize: () => statement.finalize?.(),
+  };
+}
 
 /** The part of `bun:sqlite` this driver uses, typed here so other runtimes can type-check it. */
 interface BunSqliteModule {
@@ -23,7 +81,7 @@ interface BunSqliteModule {
     path: string,
     options: { readonly?: boolean; create?: boolean; readwrite?: boolean; safeIntegers?: boolean; strict?: boolean },
   ) => {
-    prepare(text: string): SyncStatement;
+    prepare(text: string): BunStatement;
     exec(text: string): void;
     close(): void;
   };
@@ -46,7 +104,13 @@ export const bunSqlite: Driver = {
     const { Database } = load();
     return connectSqlite("bun-sqlite", (path, { readOnly, create }): SyncDatabase => {
       const options = readOnly ? { readonly: true } : { readwrite: true, create };
-      return new Database(path, { ...options, safeIntegers: true, strict: true });
+      const db = new Database(path, { ...options, safeIntegers: true, strict: true });
+      return {
+        prepare: (text) => db.prepare(text),
+        prepareNumbers: (text) => rowReader(db.prepare(text)),
+        exec: (text) => db.exec(text),
+        close: () => db.close(),
+      };
     }, url);
   },
 };

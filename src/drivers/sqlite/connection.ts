@@ -20,17 +20,25 @@ export interface SyncStatement {
   finalize?(): void;
 }
 
+/** A SELECT's reads returning finished rows (see `SyncDatabase.prepareNumbers`). */
+export interface RowReader {
+  all(...params: unknown[]): unknown[];
+  get(...params: unknown[]): unknown;
+  finalize?(): void;
+}
+
 /** The database API both runtimes' SQLite modules offer. */
 export interface SyncDatabase {
   /** Prepares a statement that reads integers as `bigint`. */
   prepare(text: string): SyncStatement;
   /**
-   * Prepares a statement that reads integers as numbers and throws a
-   * `RangeError` for one a number cannot hold exactly (node:sqlite), so
-   * reads need no `bigint` per integer. Left out where the runtime would
-   * round instead of throwing.
+   * Prepares a SELECT whose reads (`get`, `all`) return finished rows: plain
+   * objects with integers as numbers, needing no conversion, or a
+   * `RangeError` with code `ERR_OUT_OF_RANGE` for an integer a number cannot
+   * hold exactly (the read then runs again on `prepare`'s statement). Left
+   * out where the runtime offers no such reads.
    */
-  prepareNumbers?(text: string): SyncStatement;
+  prepareNumbers?(text: string): RowReader;
   exec(text: string): void;
   close(): void;
 }
@@ -50,11 +58,8 @@ interface CachedStatement {
    * there is none. Only a SELECT, which changes nothing, may run again on
    * `statement` when an integer is too large for it.
    */
-  numbers: SyncStatement | null | undefined;
+  numbers: RowReader | null | undefined;
 }
-
-const allRows = (statement: SyncStatement, values: unknown[]) => statement.all(...values);
-const firstRow = (statement: SyncStatement, values: unknown[]) => statement.get(...values);
 
 /** A node:sqlite integer beyond Number.MAX_SAFE_INTEGER read as a number. */
 function isTooLarge(error: unknown): boolean {
@@ -133,11 +138,8 @@ export class SqliteConnection implements DriverConnection {
 
   /** Runs a statement, waiting out another connection's write lock. */
   execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
-    try {
-      return Promise.resolve(this.#run(text, params));
-    } catch (error) {
-      return this.#retryWhileBusy(error, text, () => this.#run(text, params));
-    }
+    const result = this.runNow(0, text, params);
+    return result instanceof Promise ? result : Promise.resolve(result as ExecuteResult);
   }
 
   #runMany(text: string, paramSets: readonly (readonly unknown[])[]): ExecuteResult {
@@ -164,49 +166,71 @@ export class SqliteConnection implements DriverConnection {
     }
   }
 
-  /** Runs a cached statement's read, with integers as numbers where it can. */
-  #read<T>(text: string, params: readonly unknown[], read: (statement: SyncStatement, params: unknown[]) => T): T {
+  #all(text: string, params: readonly unknown[]): Row[] {
     const cached = this.#prepare(text);
     const values = sqliteParams(params) as unknown[];
-    if (cached.numbers === undefined) cached.numbers = this.#db.prepareNumbers!(text);
-    if (cached.numbers !== null) {
+    const numbers = cached.numbers === undefined ? this.#numbers(cached, text) : cached.numbers;
+    if (numbers !== null) {
       try {
-        return read(cached.numbers, values);
+        return numbers.all(...values) as Row[];
       } catch (error) {
         if (!isTooLarge(error)) throw error;
       }
     }
-    return read(cached.statement, values);
-  }
-
-  #all(text: string, params: readonly unknown[]): Row[] {
-    const raw = this.#read(text, params, allRows);
+    const raw = cached.statement.all(...values);
     const rows = new Array<Row>(raw.length);
     for (let i = 0; i < raw.length; i++) rows[i] = toRow(raw[i]);
     return rows;
   }
 
-  /** Returns every row as a plain object. */
-  fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+  #one(text: string, params: readonly unknown[]): Row | undefined {
+    const cached = this.#prepare(text);
+    const values = sqliteParams(params) as unknown[];
+    const numbers = cached.numbers === undefined ? this.#numbers(cached, text) : cached.numbers;
+    if (numbers !== null) {
+      try {
+        return (numbers.get(...values) ?? undefined) as Row | undefined;
+      } catch (error) {
+        if (!isTooLarge(error)) throw error;
+      }
+    }
+    const raw = cached.statement.get(...values);
+    return raw == null ? undefined : toRow(raw);
+  }
+
+  /** A SELECT's statement of finished rows, prepared at its first read. */
+  #numbers(cached: CachedStatement, text: string): RowReader {
+    return cached.numbers = this.#db.prepareNumbers!(text);
+  }
+
+  /**
+   * Runs a statement at once (the executor's synchronous path): what
+   * `execute` (kind 0), `fetchAll` (1) or `fetchOne` (2) resolves to, or a
+   * promise of it when the statement must wait out another connection's
+   * write lock or failed.
+   */
+  runNow(kind: 0 | 1 | 2, text: string, params: readonly unknown[]): unknown {
     try {
-      return Promise.resolve(this.#all(text, params));
+      return kind === 2 ? this.#one(text, params) : kind === 1 ? this.#all(text, params) : this.#run(text, params);
     } catch (error) {
-      return this.#retryWhileBusy(error, text, () => this.#all(text, params));
+      return this.#retryWhileBusy(
+        error,
+        text,
+        () => kind === 2 ? this.#one(text, params) : kind === 1 ? this.#all(text, params) : this.#run(text, params),
+      );
     }
   }
 
-  #one(text: string, params: readonly unknown[]): Row | undefined {
-    const raw = this.#read(text, params, firstRow);
-    return raw == null ? undefined : toRow(raw);
+  /** Returns every row as a plain object. */
+  fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+    const result = this.runNow(1, text, params);
+    return result instanceof Promise ? result : Promise.resolve(result as Row[]);
   }
 
   /** Returns the first row, or undefined. */
   fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
-    try {
-      return Promise.resolve(this.#one(text, params));
-    } catch (error) {
-      return this.#retryWhileBusy(error, text, () => this.#one(text, params));
-    }
+    const result = this.runNow(2, text, params);
+    return result instanceof Promise ? result : Promise.resolve(result as Row | undefined);
   }
 
   /** Steps a statement of its own, `batchSize` rows at a time. */

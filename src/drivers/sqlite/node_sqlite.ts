@@ -14,21 +14,81 @@
 import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import type { Driver } from "../../driver.ts";
-import type { SyncDatabase } from "./connection.ts";
+import type { RowReader, SyncDatabase } from "./connection.ts";
 import { connectSqlite } from "./open.ts";
+import { plainRow, rowOf } from "./values.ts";
+
+/** The parts of node:sqlite's statements used here that older typings may lack (Node >= 22.16 and 24, Deno 2). */
+interface Statement {
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+  setReturnArrays?(enabled: boolean): void;
+  columns?(): { name: string }[];
+}
+
+/** The authorizer hook (Node >= 24.10, Deno 2.5), which SQLite calls whenever it compiles a statement. */
+type Authorizing = { setAuthorizer?(callback: (() => number) | null): void };
+
+/**
+ * A SELECT's reads as finished rows. Where the runtime can, the statement
+ * returns each row as an array and the row is built from the column names,
+ * which is cheaper than the object without prototype node:sqlite would build
+ * and Roost would copy. The names are read again after SQLite compiled any
+ * statement on this database (`compiled.count`, counted by the authorizer),
+ * since a schema change recompiles a cached statement, and with it perhaps
+ * its columns (`select *`, or a column renamed).
+ */
+function rowReader(statement: Statement, compiled: { count: number } | undefined): RowReader {
+  if (compiled === undefined || statement.setReturnArrays === undefined || statement.columns === undefined) {
+    return {
+      get: (...params) => plainRow(statement.get(...params)),
+      all: (...params) => statement.all(...params).map(plainRow),
+    };
+  }
+  const columns = statement.columns.bind(statement);
+  statement.setReturnArrays(true);
+  let names: string[] = [];
+  let seen = -1;
+  const namesNow = () => {
+    if (seen !== compiled.count) {
+      seen = compiled.count;
+      names = columns().map((column) => column.name);
+    }
+    return names;
+  };
+  return {
+    get(...params) {
+      const values = statement.get(...params) as unknown[] | undefined;
+      return values === undefined ? undefined : rowOf(namesNow(), values);
+    },
+    all(...params) {
+      const rows = statement.all(...params) as unknown[][];
+      const names = namesNow();
+      for (let i = 0; i < rows.length; i++) (rows as unknown[])[i] = rowOf(names, rows[i]);
+      return rows;
+    },
+  };
+}
 
 function open(path: string, options: { readOnly: boolean; create: boolean }): SyncDatabase {
   if (!options.create && path !== ":memory:" && !existsSync(path)) {
     throw Object.assign(new Error("unable to open database file (mode=rw needs an existing file)"), { errcode: 14 });
   }
   const db = new DatabaseSync(path, { readOnly: options.readOnly });
+  let compiled: { count: number } | undefined;
+  const authorizing = db as unknown as Authorizing;
+  if (authorizing.setAuthorizer !== undefined) {
+    const counter = compiled = { count: 0 };
+    // Allows everything (SQLITE_OK); it is here only to count compilations.
+    authorizing.setAuthorizer(() => (counter.count++, 0));
+  }
   return {
     prepare(text) {
       const statement = db.prepare(text);
       statement.setReadBigInts(true);
       return statement;
     },
-    prepareNumbers: (text) => db.prepare(text),
+    prepareNumbers: (text) => rowReader(db.prepare(text) as unknown as Statement, compiled),
     exec: (text) => db.exec(text),
     close: () => db.close(),
   };

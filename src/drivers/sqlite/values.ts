@@ -45,3 +45,19 @@ export function toRow(raw: unknown): Row {
   }
   return row;
 }
+
+/** A row of numbers-mode statement copied into a plain object (undefined stays undefined). */
+export function plainRow(raw: unknown): Row | undefined {
+  if (raw == null) return undefined;
+  const source = raw as Record<string, unknown>;
+  const row: Row = {};
+  for (const key in source) setColumn(row, key, source[key]);
+  return row;
+}
+
+/** A row built from its column names and values, in column order (a repeated name keeps its last value). */
+export function rowOf(names: readonly string[], values: readonly unknown[]): Row {
+  const row: Row = {};
+  for (let i = 0; i < names.length; i++) setColumn(row, names[i], values[i]);
+  return row;
+}
