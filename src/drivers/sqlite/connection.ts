@@ -66,6 +66,30 @@ function isTooLarge(error: unknown): boolean {
   return error instanceof RangeError && (error as { code?: unknown }).code === "ERR_OUT_OF_RANGE";
 }
 
+/** How a SELECT is read: from its statement of finished rows, or from its bigint statement (rows to convert). */
+interface Read<T> {
+  finished(reader: RowReader, values: unknown[]): T;
+  raw(statement: SyncStatement, values: unknown[]): T;
+}
+
+const readAll: Read<Row[]> = {
+  finished: (reader, values) => reader.all(...values) as Row[],
+  raw(statement, values) {
+    const raw = statement.all(...values);
+    const rows = new Array<Row>(raw.length);
+    for (let i = 0; i < raw.length; i++) rows[i] = toRow(raw[i]);
+    return rows;
+  },
+};
+
+const readOne: Read<Row | undefined> = {
+  finished: (reader, values) => (reader.get(...values) ?? undefined) as Row | undefined,
+  raw(statement, values) {
+    const raw = statement.get(...values);
+    return raw == null ? undefined : toRow(raw);
+  },
+};
+
 const statementCacheSize = 256;
 /**
  * The most rows a stream steps at once, whatever its `batchSize`. The rows of
@@ -166,41 +190,29 @@ export class SqliteConnection implements DriverConnection {
     }
   }
 
-  #all(text: string, params: readonly unknown[]): Row[] {
+  /**
+   * Runs a cached SELECT's read: through its statement of finished rows where
+   * there is one, again through its bigint statement when an integer was too
+   * large for a number (or where there is none).
+   */
+  #read<T>(text: string, params: readonly unknown[], read: Read<T>): T {
     const cached = this.#prepare(text);
     const values = sqliteParams(params) as unknown[];
-    const numbers = cached.numbers === undefined ? this.#numbers(cached, text) : cached.numbers;
-    if (numbers !== null) {
+    if (cached.numbers === undefined) cached.numbers = this.#db.prepareNumbers!(text);
+    if (cached.numbers !== null) {
       try {
-        return numbers.all(...values) as Row[];
+        return read.finished(cached.numbers, values);
       } catch (error) {
         if (!isTooLarge(error)) throw error;
       }
     }
-    const raw = cached.statement.all(...values);
-    const rows = new Array<Row>(raw.length);
-    for (let i = 0; i < raw.length; i++) rows[i] = toRow(raw[i]);
-    return rows;
+    return read.raw(cached.statement, values);
   }
 
-  #one(text: string, params: readonly unknown[]): Row | undefined {
-    const cached = this.#prepare(text);
-    const values = sqliteParams(params) as unknown[];
-    const numbers = cached.numbers === undefined ? this.#numbers(cached, text) : cached.numbers;
-    if (numbers !== null) {
-      try {
-        return (numbers.get(...values) ?? undefined) as Row | undefined;
-      } catch (error) {
-        if (!isTooLarge(error)) throw error;
-      }
-    }
-    const raw = cached.statement.get(...values);
-    return raw == null ? undefined : toRow(raw);
-  }
-
-  /** A SELECT's statement of finished rows, prepared at its first read. */
-  #numbers(cached: CachedStatement, text: string): RowReader {
-    return cached.numbers = this.#db.prepareNumbers!(text);
+  /** Runs one statement now: `execute`'s (kind 0), `fetchAll`'s (1) or `fetchOne`'s (2) work. */
+  #runKind(kind: 0 | 1 | 2, text: string, params: readonly unknown[]): unknown {
+    if (kind === 0) return this.#run(text, params);
+    return kind === 1 ? this.#read(text, params, readAll) : this.#read(text, params, readOne);
   }
 
   /**
@@ -211,13 +223,9 @@ export class SqliteConnection implements DriverConnection {
    */
   runNow(kind: 0 | 1 | 2, text: string, params: readonly unknown[]): unknown {
     try {
-      return kind === 2 ? this.#one(text, params) : kind === 1 ? this.#all(text, params) : this.#run(text, params);
+      return this.#runKind(kind, text, params);
     } catch (error) {
-      return this.#retryWhileBusy(
-        error,
-        text,
-        () => kind === 2 ? this.#one(text, params) : kind === 1 ? this.#all(text, params) : this.#run(text, params),
-      );
+      return this.#retryWhileBusy(error, text, () => this.#runKind(kind, text, params));
     }
   }
 
