@@ -109,38 +109,23 @@ export class Executor {
     if (item === undefined || item.connection.runNow === undefined) return this.#run(pool, target, kind, query, item);
     // A synchronous driver: the statement has run when runNow returns, so the connection goes back at once.
     const result = item.connection.runNow(kind, query.text, query.params);
-    if (result instanceof Promise) return this.#settle(pool, item, target, kind, query, result);
+    if (result instanceof Promise) return this.#run(pool, target, kind, query, item, result);
     pool.releaseNow(item);
     return Promise.resolve(result);
   }
 
-  /** The end of a synchronous run that has to wait, or failed. */
-  async #settle(
-    pool: Pool<DriverConnection>,
-    item: PooledConnection<DriverConnection>,
-    target: Target,
-    kind: QueryKind,
-    query: CompiledQuery,
-    result: Promise<unknown>,
-  ): Promise<unknown> {
-    let broken = false;
-    try {
-      return await result;
-    } catch (caught) {
-      broken = caught instanceof ConnectionError;
-      throw this.failed(target, methodOf[kind], query, 0, caught);
-    } finally {
-      pool.release(item, broken);
-    }
-  }
-
-  /** Runs a statement on `taken` (a connection taken at once) or one acquired from `pool`. */
+  /**
+   * Runs a statement on `taken` (a connection taken at once) or one acquired
+   * from `pool`; `running` is its result when it already started on `taken`
+   * (a synchronous run that has to wait, or failed).
+   */
   async #run(
     pool: Pool<DriverConnection>,
     target: Target,
     kind: QueryKind,
     query: CompiledQuery,
     taken: PooledConnection<DriverConnection> | undefined,
+    running?: Promise<unknown>,
   ): Promise<unknown> {
     const observed = this.#onQuery !== undefined;
     const started = this.start();
@@ -148,7 +133,7 @@ export class Executor {
     const item = taken ?? await this.#acquire(pool, target, methodOf[kind], query, started, shares);
     let broken = false;
     try {
-      const result = await runStatement(item.connection, kind, query);
+      const result = await (running ?? runStatement(item.connection, kind, query));
       if (observed) this.report(target, methodOf[kind], query, started);
       return result;
     } catch (caught) {
