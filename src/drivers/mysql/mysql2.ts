@@ -241,8 +241,13 @@ class Mysql2Connection implements DriverConnection {
       try {
         this.#check(text);
         this.#core.execute(text, mysqlParams(params), (error, result, fields) => {
-          if (error) reject(translate(error, text));
-          else resolve(done(result, fields));
+          if (error) return reject(translate(error, text));
+          // A conversion that throws fails this statement, never mysql2's callback.
+          try {
+            resolve(done(result, fields));
+          } catch (failed) {
+            reject(translate(failed, text));
+          }
         }).on("fields", refuseInternalsPerRow);
       } catch (error) {
         reject(translate(error, text));
