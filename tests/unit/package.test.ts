@@ -34,4 +34,14 @@ describe("package manifests", () => {
     assert.equal(npm.main, "./dist/mod.js");
     assert.equal(npm.types, "./dist/mod.d.ts");
   });
+
+  test("the Worker entry: @roost/db/edge on JSR and npm, and what the edge conditions pick for @roost/db on npm", () => {
+    const { deno, npm } = readManifests();
+    assert.equal(deno.exports["./edge"], "./edge.ts");
+    const main = npm.exports["."] as Record<string, string>;
+    // Conditions match in order: declarations first, the edge conditions before the default.
+    assert.deepEqual(Object.keys(main), ["types", "workerd", "worker", "edge-light", "default"]);
+    for (const condition of ["workerd", "worker", "edge-light"]) assert.equal(main[condition], "./dist/edge.js");
+    assert.equal(main.default, "./dist/mod.js");
+  });
 });
