@@ -38,8 +38,11 @@ export interface Machine {
 export interface RunResults {
   /** Where and when. */
   machine: Machine;
-  /** Rounds per contender and workload, and seconds per round. */
-  settings: { rounds: number; seconds: number };
+  /**
+   * Rounds per contender and workload, seconds per round, and the order the
+   * workloads ran in (`given`, `reverse`, `shuffle:<seed>`; runs before it was recorded ran as given).
+   */
+  settings: { rounds: number; seconds: number; order?: string };
   /** One per runtime and dialect. */
   reports: WorkerReport[];
   /** Runtime/dialect pairs that produced no report, and why. */

@@ -13,6 +13,9 @@
  *                                  # (and on Bun "roost-baseline-bun-sql": it on the bun-sql driver)
  *   node bench/run.ts --render     # measures nothing: re-renders the tables and
  *                                  # charts from bench/results/latest.json
+ *   node bench/run.ts --order=shuffle[:seed] | reverse ...
+ *                                  # the workloads in another order than given (a seed
+ *                                  # repeats a shuffle; each runtime and dialect gets its own)
  *
  * Each runtime and dialect is one worker process (bench/worker.ts) for the
  * throughput cases; `iterate` runs in a fresh process per contender, so its
@@ -45,6 +48,7 @@ const contenders = option("contenders")?.split(",") ??
   contenderNames.filter((name) => runsByDefault(name, process.env.ROOST_BASELINE));
 const rounds = Number(option("rounds") ?? 3);
 const seconds = Number(option("seconds") ?? 1);
+const order = workloadOrder(option("order") ?? "given");
 const choices = [
   ["runtimes", runtimes, allRuntimes],
   ["dialects", dialects, allDialects],
@@ -59,7 +63,45 @@ for (const [what, given, known] of choices) {
   }
 }
 const full = !option("runtimes") && !option("dialects") && !option("cases") && !option("contenders") &&
-  baseline === undefined;
+  baseline === undefined && order.name === "given";
+
+/**
+ * The order the throughput workloads run in, per runtime and dialect: as
+ * given, reversed, or shuffled by a seeded generator (a seed of its own
+ * when none is given, printed with the results so the run can be repeated).
+ * One workload can leave the machine or the servers warmer or busier for the
+ * next, so a ratio that holds in any order is one that does not depend on it.
+ */
+function workloadOrder(spec: string): { name: string; arrange: (names: string[], pair: string) => string[] } {
+  if (spec === "given") return { name: "given", arrange: (names) => names };
+  if (spec === "reverse") return { name: "reverse", arrange: (names) => [...names].reverse() };
+  const shuffle = /^shuffle(?::(\d+))?$/.exec(spec);
+  if (shuffle === null) {
+    console.error(`unknown --order=${spec} (given, reverse, shuffle or shuffle:<seed>)`);
+    process.exit(2);
+  }
+  const seed = Number(shuffle[1] ?? Math.floor(Math.random() * 1e6));
+  return {
+    name: `shuffle:${seed}`,
+    arrange(names, pair) {
+      // mulberry32 over the seed and the runtime/dialect pair: repeatable, and different per pair.
+      let state = seed;
+      for (const char of pair) state = Math.imul(state ^ char.charCodeAt(0), 0x9e3779b1) >>> 0;
+      const next = () => {
+        state = (state + 0x6d2b79f5) >>> 0;
+        let t = Math.imul(state ^ (state >>> 15), 1 | state);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+      };
+      const shuffled = [...names];
+      for (let i = shuffled.length - 1; i > 0; i--) {
+        const j = Math.floor(next() * (i + 1));
+        [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+      }
+      return shuffled;
+    },
+  };
+}
 
 function binary(name: string): string {
   const local = join(root, "node_modules", ".bin", name);
@@ -123,17 +165,24 @@ async function machine(): Promise<Machine> {
 
 /** Runs every chosen runtime, dialect, workload and contender. */
 async function measure(): Promise<RunResults> {
-  const results: RunResults = { machine: await machine(), settings: { rounds, seconds }, reports: [], failures: [] };
+  const results: RunResults = {
+    machine: await machine(),
+    settings: { rounds, seconds, order: order.name },
+    reports: [],
+    failures: [],
+  };
   const common = [`--rounds=${rounds}`, `--seconds=${seconds}`];
   const throughputCases = cases.filter((name) => name !== "iterate");
 
   for (const runtime of runtimes) {
     for (const dialect of dialects) {
       const started = performance.now();
+      const arranged = order.arrange(throughputCases, `${runtime}/${dialect}`);
+      if (order.name !== "given") console.error(`${runtime} ${dialect}: ${arranged.join(", ")}`);
       try {
-        const report = throughputCases.length === 0 ? undefined : runWorker(runtime, [
+        const report = arranged.length === 0 ? undefined : runWorker(runtime, [
           `--dialect=${dialect}`,
-          `--cases=${throughputCases.join(",")}`,
+          `--cases=${arranged.join(",")}`,
           `--contenders=${contenders.join(",")}`,
           ...common,
         ]);
@@ -170,10 +219,12 @@ const results: RunResults = render
   : await measure();
 
 const tables = markdownTables(results);
-const { rounds: ran, seconds: long } = results.settings;
+const { rounds: ran, seconds: long, order: ranIn = "given" } = results.settings;
 const settings = `Medians of ${ran} rounds of ${long} s per contender and workload (iterate: ${
   Math.min(ran, 3)
-} runs in a fresh process per contender). A ratio is the contender's throughput over the raw driver's under it in the same run (on Bun, Roost on bun-sql's over raw Bun.SQL's): above 1 is faster.`;
+} runs in a fresh process per contender), the workloads in ${
+  ranIn === "given" ? "the order of the tables" : `the order ${ranIn}`
+}. A ratio is the contender's throughput over the raw driver's under it in the same run (on Bun, Roost on bun-sql's over raw Bun.SQL's): above 1 is faster.`;
 console.log(`${tables}\n${machineLine(results.machine)}`);
 
 if (!flag("no-write")) {
