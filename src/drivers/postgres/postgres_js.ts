@@ -24,6 +24,7 @@ import { nodeTlsOptions, tlsRequest, withoutFiles } from "../shared/tls.ts";
 import { integerFromText } from "../shared/values.ts";
 import { cursorBatches, NotACursor } from "./cursor.ts";
 import { type CallbackCursor, callbackCursor } from "./postgres_js_cursor.ts";
+import { detachedRows, type RowCallbackQuery } from "./postgres_js_rows.ts";
 import { postgresErrorFields, postgresFailure } from "./errors.ts";
 import { postgresSessionParameters } from "./session.ts";
 import {
@@ -277,7 +278,7 @@ class PostgresJsConnection implements DriverConnection {
       // consumer slower than the timeout would be cancelled. The server keeps the cursor instead, and each batch
       // is an ordinary FETCH, timed on its own.
       const run = (statement: string, values: readonly unknown[] = []) =>
-        this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
+        detachedRows(this.#live().unsafe(statement, this.#params(values)) as RowCallbackQuery);
       try {
         yield* cursorBatches(run, text, params, batchSize, placement);
         return;
