@@ -48,7 +48,7 @@ const seconds = Number(option("seconds") ?? 1);
 const choices = [
   ["runtimes", runtimes, allRuntimes],
   ["dialects", dialects, allDialects],
-  ["cases", cases, caseNames],
+  ["cases", cases, [...caseNames, "iterate-scoped"]],
   ["contenders", contenders, contenderNames],
 ] as const;
 for (const [what, given, known] of choices) {
@@ -125,7 +125,7 @@ async function machine(): Promise<Machine> {
 async function measure(): Promise<RunResults> {
   const results: RunResults = { machine: await machine(), settings: { rounds, seconds }, reports: [], failures: [] };
   const common = [`--rounds=${rounds}`, `--seconds=${seconds}`];
-  const throughputCases = cases.filter((name) => name !== "iterate");
+  const throughputCases = cases.filter((name) => name !== "iterate" && name !== "iterate-scoped");
 
   for (const runtime of runtimes) {
     for (const dialect of dialects) {
@@ -175,6 +175,10 @@ const settings = `Medians of ${ran} rounds of ${long} s per contender and worklo
   Math.min(ran, 3)
 } runs in a fresh process per contender). A ratio is the contender's throughput over the raw driver's under it in the same run (on Bun, Roost on bun-sql's over raw Bun.SQL's): above 1 is faster.`;
 console.log(`${tables}\n${machineLine(results.machine)}`);
+// Streams inside scopes, in a process per figure; printed only (bench/iterate_scoped.ts).
+if (cases.includes("iterate-scoped")) {
+  console.log(`\n${(await import("./iterate_scoped.ts")).iterateScopedTable(runtimes, dialects)}`);
+}
 
 if (!flag("no-write")) {
   mkdirSync(out, { recursive: true });
