@@ -24,7 +24,6 @@ import { nodeTlsOptions, tlsRequest, withoutFiles } from "../shared/tls.ts";
 import { integerFromText } from "../shared/values.ts";
 import { cursorBatches, NotACursor } from "./cursor.ts";
 import { type CallbackCursor, callbackCursor } from "./postgres_js_cursor.ts";
-import { detachedRows, type RowCallbackQuery } from "./postgres_js_rows.ts";
 import { postgresErrorFields, postgresFailure } from "./errors.ts";
 import { postgresSessionParameters } from "./session.ts";
 import {
@@ -278,9 +277,12 @@ class PostgresJsConnection implements DriverConnection {
       // consumer slower than the timeout would be cancelled. The server keeps the cursor instead, and each batch
       // is an ordinary FETCH, timed on its own.
       const run = (statement: string, values: readonly unknown[] = []) =>
-        detachedRows(this.#live().unsafe(statement, this.#params(values)) as RowCallbackQuery);
+        this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
+      // Each batch's rows through postgres.js's row callback, outside its result (see RunEachRow).
+      const each = (statement: string, values: readonly unknown[], onRow: (row: Row) => void) =>
+        this.#live().unsafe(statement, this.#params(values)).forEach(onRow);
       try {
-        yield* cursorBatches(run, text, params, batchSize, placement);
+        yield* cursorBatches(run, text, params, batchSize, placement, each);
         return;
       } catch (error) {
         // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) streams
