@@ -100,8 +100,10 @@ async function rawStream(driver: Driver, scope: Scope, path: string): Promise<((
             const begin = scope === "transaction" ? "begin" : "do 0";
             connection.query(begin, () => {
               const stream = connection.query(query).stream();
-              count(stream).then((seen) => connection.query("commit", () => done(seen)), fail)
-                .finally(() => connection.release());
+              // (A mysql2 callback query must not be returned into a promise: it refuses `then`.)
+              count(stream).then((seen) => {
+                connection.query("commit", () => done(seen));
+              }, fail).finally(() => connection.release());
             });
           })
         );
