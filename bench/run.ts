@@ -52,7 +52,7 @@ const order = workloadOrder(option("order") ?? "given");
 const choices = [
   ["runtimes", runtimes, allRuntimes],
   ["dialects", dialects, allDialects],
-  ["cases", cases, caseNames],
+  ["cases", cases, [...caseNames, "iterate-scoped"]],
   ["contenders", contenders, contenderNames],
 ] as const;
 for (const [what, given, known] of choices) {
@@ -172,7 +172,7 @@ async function measure(): Promise<RunResults> {
     failures: [],
   };
   const common = [`--rounds=${rounds}`, `--seconds=${seconds}`];
-  const throughputCases = cases.filter((name) => name !== "iterate");
+  const throughputCases = cases.filter((name) => name !== "iterate" && name !== "iterate-scoped");
 
   for (const runtime of runtimes) {
     for (const dialect of dialects) {
@@ -226,6 +226,10 @@ const settings = `Medians of ${ran} rounds of ${long} s per contender and worklo
   ranIn === "given" ? "the order of the tables" : `the order ${ranIn}`
 }. A ratio is the contender's throughput over the raw driver's under it in the same run (on Bun, Roost on bun-sql's over raw Bun.SQL's): above 1 is faster.`;
 console.log(`${tables}\n${machineLine(results.machine)}`);
+// Streams inside scopes, in a process per figure; printed only (bench/iterate_scoped.ts).
+if (cases.includes("iterate-scoped")) {
+  console.log(`\n${(await import("./iterate_scoped.ts")).iterateScopedTable(runtimes, dialects)}`);
+}
 
 if (!flag("no-write")) {
   mkdirSync(out, { recursive: true });

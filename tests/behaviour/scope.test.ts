@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ClosedError, Database, sql, TransactionError } from "../../mod.ts";
-import { signal, tempDatabasePath, uniqueTable } from "../support/support.ts";
+import { signal, skipUnless, tempDatabasePath, uniqueTable } from "../support/support.ts";
 import { targets } from "../support/targets.ts";
 
 describe("scope isolation (SQLite file, pool of several connections)", () => {
@@ -118,6 +118,39 @@ for (const target of targets()) {
       assert.deepEqual(inConnection, [21, 22, 23]);
       assert.equal(db.stats().primary.busy, 0);
     });
+
+    test(
+      "iterate inside a scope or under statementTimeout: rows in order across batches, and leaving early closes the server's cursor",
+      skipUnless(target.dialect === "postgres", "server-side cursors are how Postgres streams there"),
+      async () => {
+        const hundred = sql`select n from generate_series(1, 100) n`;
+        const cursors = async () => Number(await db.fetchVal(sql`select count(*) from pg_cursors`));
+        const read = async (limit: number, on: Database = db) => {
+          const seen: number[] = [];
+          for await (const { n } of on.iterate<{ n: number }>(hundred, undefined, { batchSize: 7 })) {
+            seen.push(Number(n));
+            if (seen.length === limit) break;
+          }
+          return seen;
+        };
+        const upTo = (count: number) => Array.from({ length: count }, (_, i) => i + 1);
+        for (const scope of [db.connection.bind(db), db.transaction.bind(db)]) {
+          const [whole, early, left] = await scope(async () => [await read(100), await read(30), await cursors()]);
+          assert.deepEqual(whole, upTo(100));
+          assert.deepEqual(early, upTo(30));
+          assert.equal(left, 0);
+        }
+        // A statement timeout makes a stream on a connection of its own read by FETCH too.
+        const timed = target.open({ statementTimeout: 60_000, pool: { max: 1 } });
+        try {
+          assert.deepEqual(await read(100, timed), upTo(100));
+          assert.deepEqual(await read(30, timed), upTo(30));
+          assert.equal(Number(await timed.fetchVal(sql`select count(*) from pg_cursors`)), 0);
+        } finally {
+          await timed.close();
+        }
+      },
+    );
 
     test("a handle used after its scope ends is a ClosedError", async () => {
       const leaked = await db.connection((conn) => conn);

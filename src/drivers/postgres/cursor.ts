@@ -11,6 +11,19 @@ import { inBatches } from "../shared/batch.ts";
 /** Runs one statement on the connection and returns its rows. */
 export type RunStatement = (text: string, params?: readonly unknown[]) => Promise<Row[]>;
 
+/**
+ * Runs one statement on the connection, handing each row to `onRow` as it is
+ * read, and settles when the statement ends. A driver gives it when its
+ * finished queries stay reachable for a while (postgres.js: until V8's next
+ * full collection): the rows of a batch are then collected outside the query,
+ * in a holder emptied as soon as the batch is taken, so a query kept alive
+ * does not keep its rows alive. Measured with postgres.js on a million rows,
+ * its peak RSS rise went from about 140 MiB to about 25 MiB (Node) and from
+ * about 78 MiB to about 20 MiB (Deno); a holder made in a helper of its own,
+ * or rows returned through a promise of its own, kept them alive on Deno.
+ */
+export type RunEachRow = (text: string, params: readonly unknown[], onRow: (row: Row) => void) => PromiseLike<unknown>;
+
 let cursorCount = 0;
 
 /**
@@ -51,6 +64,7 @@ export async function* cursorBatches(
   params: readonly unknown[],
   batchSize: number,
   placement: StreamPlacement,
+  each?: RunEachRow,
 ): AsyncIterableIterator<Row[]> {
   const name = `roost_cursor_${++cursorCount}`;
   const own = placement === "own";
@@ -63,8 +77,20 @@ export async function* cursorBatches(
       throw own && refusedAsCursor(error) ? new NotACursor(error) : error;
     });
     try {
+      const fetch = `FETCH ${batchSize} FROM ${name}`;
       for (;;) {
-        const batch = await run(`FETCH ${batchSize} FROM ${name}`);
+        let batch: Row[];
+        if (each) {
+          // Collected here, in a holder emptied once the batch is taken (see RunEachRow).
+          const holder = { rows: [] as Row[] };
+          await each(fetch, [], (row) => {
+            holder.rows.push(row);
+          });
+          batch = holder.rows;
+          holder.rows = [];
+        } else {
+          batch = await run(fetch);
+        }
         if (batch.length > 0) yield batch;
         if (batch.length < batchSize) break;
       }

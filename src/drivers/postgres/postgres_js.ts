@@ -278,8 +278,11 @@ class PostgresJsConnection implements DriverConnection {
       // is an ordinary FETCH, timed on its own.
       const run = (statement: string, values: readonly unknown[] = []) =>
         this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
+      // Each batch's rows through postgres.js's row callback, outside its result (see RunEachRow).
+      const each = (statement: string, values: readonly unknown[], onRow: (row: Row) => void) =>
+        this.#live().unsafe(statement, this.#params(values)).forEach(onRow);
       try {
-        yield* cursorBatches(run, text, params, batchSize, placement);
+        yield* cursorBatches(run, text, params, batchSize, placement, each);
         return;
       } catch (error) {
         // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) streams
