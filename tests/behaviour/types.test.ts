@@ -431,6 +431,85 @@ for (const target of targets()) {
       },
     );
 
+    test(
+      "json parameters keep Roost's rule on every path: transactions, pipelines, batches, cursors, any placeholder",
+      on("postgres"),
+      async () => {
+        const rows = (table: Table) => db.fetchAll(sql`select k, j, jb from ${table} order by k`);
+        await withTable(db, "k integer primary key, j json, jb jsonb", async (table) => {
+          // Inside a transaction: the first run of a text (bun-sql asks the server about it then) works, and a
+          // failing one fails as itself, leaving the transaction aborted as any failed statement does.
+          await db.transaction(async (tx) => {
+            await tx.execute(insert(table, 1, { j: '{"a":1}', jb: '"s"' }));
+          });
+          const aborted = await db.transaction(async (tx) => {
+            const missing = uniqueTable("types_missing");
+            await assert.rejects(
+              tx.execute(sql`insert into ${missing} (j) values (${'{"a":1}'})`),
+              (error) => error instanceof QueryError && error.code === "42P01",
+            );
+            await assert.rejects(tx.execute(sql`select 1`), (error) => error instanceof QueryError && error.code === "25P02");
+          }).then(() => "committed", (error) => error.constructor.name);
+          assert.equal(aborted, "TransactionError");
+          // Statements pipelined on one connection run in the order given, the JSON ones included.
+          await db.transaction(async (tx) => {
+            await Promise.all([
+              tx.execute(insert(table, 2, { j: "[1,2]", jb: "[3]" })),
+              tx.execute(sql`update ${table} set j = '{"after":true}' where k = 2`),
+              tx.execute(insert(table, 3, { j: 7, jb: "true" })),
+            ]);
+          });
+          // executeMany: every row by the same rule, strings as JSON text.
+          await db.executeMany(sql`insert into ${table} (k, j, jb) values (${0}, ${null}, ${null})`, [
+            [4, '{"b":[1]}', "null"],
+            [5, { c: 1 }, [1, "x"]],
+            [6, null, '"t"'],
+          ]);
+          assert.deepEqual(await rows(table), [
+            { k: 1, j: { a: 1 }, jb: "s" },
+            { k: 2, j: { after: true }, jb: [3] },
+            { k: 3, j: 7, jb: true },
+            { k: 4, j: { b: [1] }, jb: null },
+            { k: 5, j: { c: 1 }, jb: [1, "x"] },
+            { k: 6, j: null, jb: "t" },
+          ]);
+          // iterate (a server-side cursor on Postgres) with a json parameter, alone and in a scope.
+          const containing = sql`select k from ${table} where jb @> ${'"s"'} or jb @> ${"[3]"} order by k`;
+          const streamed: unknown[] = [];
+          for await (const row of db.iterate(containing)) streamed.push(row);
+          await db.connection(async () => {
+            for await (const row of db.iterate(containing)) streamed.push(row);
+          });
+          assert.deepEqual(streamed, [{ k: 1 }, { k: 2 }, { k: 1 }, { k: 2 }]);
+          // A placeholder used twice, and `$1` in strings and comments, which are no placeholders.
+          assert.deepEqual(
+            await db.fetchOne(
+              `select $1::jsonb as a, $1::json as b, '$1' as s, $q$ $1 $q$ as d /* $1 */ -- $1\n`,
+              ['{"x":[1]}'],
+            ),
+            { a: { x: [1] }, b: { x: [1] }, s: "$1", d: " $1 " },
+          );
+        });
+      },
+    );
+
+    test("a column turned from text to jsonb: the same statement then binds JSON text as JSON", on("postgres"), async () => {
+      await withTable(db, "k integer primary key, v text", async (table) => {
+        await db.connection(async () => {
+          const statement = (k: number, v: unknown) => sql`insert into ${table} (k, v) values (${k}, ${v})`;
+          await db.execute(statement(1, '{"a":1}'));
+          await db.execute(sql`alter table ${table} alter column v type jsonb using v::jsonb`);
+          await db.execute(statement(2, '{"b":2}'));
+          await db.execute(statement(3, 3));
+          assert.deepEqual(await db.fetchAll(sql`select k, v from ${table} order by k`), [
+            { k: 1, v: { a: 1 } },
+            { k: 2, v: { b: 2 } },
+            { k: 3, v: 3 },
+          ]);
+        });
+      });
+    });
+
     test("values Roost refuses before the server sees them", on("postgres", "mysql"), async () => {
       await assert.rejects(db.fetchVal(sql`select ${new Map()} as v`), invalidParameter);
       await assert.rejects(db.fetchVal(sql`select ${new Date(Number.NaN)} as v`), invalidParameter);

@@ -212,6 +212,15 @@ export class JsonParams {
     this.#plans.delete(text);
   }
 
+  /**
+   * True for the server's analysis errors (SQLSTATE class 42), which a
+   * column's type changing under a prepared statement gives (`42804`).
+   */
+  stale(error: Error): boolean {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === "string" && code.startsWith("42");
+  }
+
   #remember(text: string, plan: JsonPlan | null): void {
     if (this.#plans.size >= maxPlans) this.#plans.clear();
     this.#plans.set(text, plan);

@@ -99,6 +99,8 @@ export interface ParamTyping {
   learn(text: string, simple: (text: string) => Promise<unknown>): Promise<void>;
   /** Forgets what was learnt of `text` (it failed: the schema may have changed). */
   forget(text: string): void;
+  /** True when a statement's error may come from parameter types that changed under it (so it is worth asking again). */
+  stale(error: Error): boolean;
 }
 
 /** How one dialect speaks through Bun.SQL: its session, errors, values, counts, batches and streams. */
@@ -173,6 +175,8 @@ class BunSqlConnection implements DriverConnection {
   readonly #sql: BunSqlClient;
   readonly #flavour: Flavour;
   readonly #typing: ParamTyping | undefined;
+  /** Sends a simple-protocol query (what `#typing` asks the server with). */
+  readonly #simple = (query: string): Promise<unknown> => this.#sql.unsafe(query).simple();
   /**
    * While the server is asked about a statement's parameters, the
    * statements sent after it wait their turn behind it (settles once the
@@ -244,7 +248,7 @@ class BunSqlConnection implements DriverConnection {
    */
   #inTurn(text: string, values: unknown[]): Promise<BunSqlResult> {
     const typing = this.#typing;
-    const simple = (query: string) => this.#sql.unsafe(query).simple();
+    const simple = this.#simple;
     const turn = (this.#waiting ?? Promise.resolve()).then(async () => {
       let sent = typing === undefined || values.length === 0 ? text : typing.ready(text, values);
       if (sent === undefined && this.#lost === undefined) {
@@ -260,12 +264,19 @@ class BunSqlConnection implements DriverConnection {
     return turn.then((sent) => sent.result);
   }
 
-  /** Sends `sent` (the statement `text`, readied) with its values. */
-  #send(text: string, sent: string, values: unknown[]): Promise<BunSqlResult> {
+  /**
+   * Sends `sent` (the statement `text`, readied) with its values. When it
+   * fails as sent unchanged with an error that may come from a schema
+   * change, the server is asked again, and the statement resent once if it
+   * must now be sent otherwise (in an aborted transaction the question
+   * fails, and the first error stands).
+   */
+  #send(text: string, sent: string, values: unknown[], again = true): Promise<BunSqlResult> {
     const errors = this.#flavour.errors;
     if (this.#lost) return Promise.reject(translateError(errors, this.#lost, text));
+    const typing = this.#typing;
     const failed = (error: unknown): Error => {
-      this.#typing?.forget(text);
+      typing?.forget(text);
       const translated = translateError(errors, this.#lost ?? error, text);
       // The server's position is in the readied text, not the caller's.
       if (sent !== text && translated.cause instanceof Error) delete (translated.cause as { position?: unknown }).position;
@@ -273,11 +284,27 @@ class BunSqlConnection implements DriverConnection {
     };
     try {
       return this.#sql.unsafe(sent, values).then(undefined, (error: unknown) => {
-        throw failed(error);
+        const translated = failed(error);
+        if (!again || typing === undefined || sent !== text || this.#lost || !typing.stale(translated)) {
+          throw translated;
+        }
+        return this.#again(typing, text, values, translated);
       });
     } catch (error) {
       return Promise.reject(failed(error));
     }
+  }
+
+  /** Resends a failed statement if the server now says it must be sent otherwise; else rejects with `error`. */
+  async #again(typing: ParamTyping, text: string, values: unknown[], error: Error): Promise<BunSqlResult> {
+    try {
+      await typing.learn(text, this.#simple);
+    } catch {
+      throw error;
+    }
+    const sent = typing.ready(text, values);
+    if (sent === undefined || sent === text) throw error;
+    return this.#send(text, sent, values, false);
   }
 
   /** The conversions a result needs, worked out once per prepared statement (Bun.SQL reuses its columns array). */
