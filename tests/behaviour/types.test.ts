@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { after, before, describe, test } from "node:test";
-import { type Database, type DialectName, QueryError, sql } from "../../mod.ts";
+import { compile, type Database, type DialectName, QueryError, sql } from "../../mod.ts";
+import { resolveDriverName } from "../../src/drivers/mod.ts";
+import { parseDatabaseUrl } from "../../src/url.ts";
 import { skipUnless, uniqueTable } from "../support/support.ts";
 import { matches, targets } from "../support/targets.ts";
 
@@ -451,14 +453,21 @@ for (const target of targets()) {
             await assert.rejects(tx.execute(sql`select 1`), (error) => error instanceof QueryError && error.code === "25P02");
           }).then(() => "committed", (error) => error.constructor.name);
           assert.equal(aborted, "TransactionError");
-          // Statements pipelined on one connection run in the order given, the JSON ones included.
-          await db.transaction(async (tx) => {
-            await Promise.all([
-              tx.execute(insert(table, 2, { j: "[1,2]", jb: "[3]" })),
-              tx.execute(sql`update ${table} set j = '{"after":true}' where k = 2`),
-              tx.execute(insert(table, 3, { j: 7, jb: "true" })),
-            ]);
-          });
+          // Statements pipelined on one connection (sent before the first answers, as the pool shares a busy
+          // one) run in the order given, also where the first has to wait for its parameters' types.
+          const connection = await (await resolveDriverName("postgres", target.driver)()).connect(
+            parseDatabaseUrl(target.url),
+          );
+          try {
+            const sent = [
+              insert(table, 2, { j: "[1,2]", jb: "[3]" }),
+              sql`update ${table} set j = '{"after":true}' where k = 2`,
+              sql`${insert(table, 3, { j: 7, jb: "true" })} -- again`,
+            ].map((statement) => compile(statement, "postgres"));
+            await Promise.all(sent.map(({ text, params }) => connection.execute(text, params)));
+          } finally {
+            await connection.close();
+          }
           // executeMany: every row by the same rule, strings as JSON text.
           await db.executeMany(sql`insert into ${table} (k, j, jb) values (${0}, ${null}, ${null})`, [
             [4, '{"b":[1]}', "null"],
