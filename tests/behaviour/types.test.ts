@@ -450,7 +450,10 @@ for (const target of targets()) {
               tx.execute(sql`insert into ${missing} (j) values (${'{"a":1}'})`),
               (error) => error instanceof QueryError && error.code === "42P01",
             );
-            await assert.rejects(tx.execute(sql`select 1`), (error) => error instanceof QueryError && error.code === "25P02");
+            await assert.rejects(
+              tx.execute(sql`select 1`),
+              (error) => error instanceof QueryError && error.code === "25P02",
+            );
           }).then(() => "committed", (error) => error.constructor.name);
           assert.equal(aborted, "TransactionError");
           // Statements pipelined on one connection (sent before the first answers, as the pool shares a busy
@@ -502,22 +505,26 @@ for (const target of targets()) {
       },
     );
 
-    test("a column turned from text to jsonb: the same statement then binds JSON text as JSON", on("postgres"), async () => {
-      await withTable(db, "k integer primary key, v text", async (table) => {
-        await db.connection(async () => {
-          const statement = (k: number, v: unknown) => sql`insert into ${table} (k, v) values (${k}, ${v})`;
-          await db.execute(statement(1, '{"a":1}'));
-          await db.execute(sql`alter table ${table} alter column v type jsonb using v::jsonb`);
-          await db.execute(statement(2, '{"b":2}'));
-          await db.execute(statement(3, 3));
-          assert.deepEqual(await db.fetchAll(sql`select k, v from ${table} order by k`), [
-            { k: 1, v: { a: 1 } },
-            { k: 2, v: { b: 2 } },
-            { k: 3, v: 3 },
-          ]);
+    test(
+      "a column turned from text to jsonb: the same statement then binds JSON text as JSON",
+      on("postgres"),
+      async () => {
+        await withTable(db, "k integer primary key, v text", async (table) => {
+          await db.connection(async () => {
+            const statement = (k: number, v: unknown) => sql`insert into ${table} (k, v) values (${k}, ${v})`;
+            await db.execute(statement(1, '{"a":1}'));
+            await db.execute(sql`alter table ${table} alter column v type jsonb using v::jsonb`);
+            await db.execute(statement(2, '{"b":2}'));
+            await db.execute(statement(3, 3));
+            assert.deepEqual(await db.fetchAll(sql`select k, v from ${table} order by k`), [
+              { k: 1, v: { a: 1 } },
+              { k: 2, v: { b: 2 } },
+              { k: 3, v: 3 },
+            ]);
+          });
         });
-      });
-    });
+      },
+    );
 
     test("values Roost refuses before the server sees them", on("postgres", "mysql"), async () => {
       await assert.rejects(db.fetchVal(sql`select ${new Map()} as v`), invalidParameter);

@@ -27,7 +27,9 @@ describe("bun-sql json parameters", () => {
     }
     assert.equal(probeTarget("DECLARE c NO SCROLL CURSOR WITH HOLD FOR select $1"), "select $1");
     assert.equal(probeTarget('declare "a b" binary cursor for (select $1)'), "(select $1)");
-    for (const text of ["call p($1)", "do $$ begin end $$", "selection", "'select' $1", "declare c cursor for call p()"]) {
+    for (
+      const text of ["call p($1)", "do $$ begin end $$", "selection", "'select' $1", "declare c cursor for call p()"]
+    ) {
       assert.equal(probeTarget(text), undefined, text);
     }
   });
@@ -35,7 +37,10 @@ describe("bun-sql json parameters", () => {
   test("json placeholders are cast from text; those in strings, identifiers and comments are left alone", () => {
     const types = new Map([[1, "jsonb"], [3, "json"]]);
     assert.equal(
-      castJsonPlaceholders(`select $1, $2, $3, $1, $10, '$1', "$1", E'\\'$1', $$ $1 $$, $t$$1$t$, a$1 /* $1 */ -- $1`, types),
+      castJsonPlaceholders(
+        `select $1, $2, $3, $1, $10, '$1', "$1", E'\\'$1', $$ $1 $$, $t$$1$t$, a$1 /* $1 */ -- $1`,
+        types,
+      ),
       `select ($1::text::jsonb), $2, ($3::text::json), ($1::text::jsonb), $10, '$1', "$1", E'\\'$1', $$ $1 $$, $t$$1$t$, a$1 /* $1 */ -- $1`,
     );
   });

@@ -279,7 +279,9 @@ class BunSqlConnection implements DriverConnection {
       typing?.forget(text);
       const translated = translateError(errors, this.#lost ?? error, text);
       // The server's position is in the readied text, not the caller's.
-      if (sent !== text && translated.cause instanceof Error) delete (translated.cause as { position?: unknown }).position;
+      if (sent !== text && translated.cause instanceof Error) {
+        delete (translated.cause as { position?: unknown }).position;
+      }
       return translated;
     };
     try {
