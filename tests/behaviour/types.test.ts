@@ -506,9 +506,21 @@ for (const target of targets()) {
     );
 
     test(
-      "a column turned from text to jsonb: the same statement then binds JSON text as JSON",
+      "a column turned from text to jsonb, or a table created after a statement failed on it: JSON text binds as JSON",
       on("postgres"),
       async () => {
+        const later = uniqueTable("types_later");
+        await db.connection(async () => {
+          const statement = sql`insert into ${later} (k, v) values (${1}, ${'{"c":3}'})`;
+          await assert.rejects(db.execute(statement), (error) => error instanceof QueryError && error.code === "42P01");
+          await db.execute(sql`create table ${later} (k integer primary key, v jsonb)`);
+          try {
+            await db.execute(statement);
+            assert.deepEqual(await db.fetchVal(sql`select v from ${later}`), { c: 3 });
+          } finally {
+            await db.execute(sql`drop table ${later}`);
+          }
+        });
         await withTable(db, "k integer primary key, v text", async (table) => {
           await db.connection(async () => {
             const statement = (k: number, v: unknown) => sql`insert into ${table} (k, v) values (${k}, ${v})`;
@@ -522,6 +534,23 @@ for (const target of targets()) {
               { k: 3, v: 3 },
             ]);
           });
+        });
+      },
+    );
+
+    test(
+      "bun-sql: asking the server about a statement's parameters never aborts a transaction nor leaves a prepared statement",
+      skipUnless(matches(target, { dialects: ["postgres"], drivers: ["bun-sql"] }), "bun-sql on Postgres asks"),
+      async () => {
+        await db.transaction(async (tx) => {
+          // The server cannot type `$1 + $2` on its own (42725): the question fails inside its own subtransaction,
+          // and the statement runs with the types Bun.SQL gives numbers.
+          assert.equal(await tx.fetchVal("select $1 + $2 as v", [1, 2]), 3);
+          assert.deepEqual(await tx.fetchVal("select $1::jsonb as v -- in a transaction", ['{"t":1}']), { t: 1 });
+          assert.equal(
+            await tx.fetchVal("select count(*) from pg_prepared_statements where name like 'roost\\_probe\\_%'"),
+            0,
+          );
         });
       },
     );

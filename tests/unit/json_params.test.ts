@@ -14,6 +14,9 @@ import {
   probeTarget,
 } from "../../src/drivers/postgres/json_params.ts";
 
+/** An error with a SQLSTATE, as a statement's translated error carries it. */
+const error = (code: string) => Object.assign(new Error(code), { code });
+
 /** A probe's answer as Bun.SQL gives it: the DO's empty result, then the setting's row. */
 const answer = (types: string) => Promise.resolve([[], [{ types }]]);
 
@@ -71,11 +74,17 @@ describe("bun-sql json parameters", () => {
     assert.equal(asked.length, 1);
     // Only nulls, objects and arrays: Bun.SQL binds them by the rule whatever the types, nothing to look up.
     assert.equal(params.ready("select $1, $2", [null, { a: 1 }]), "select $1, $2");
-    // A text the server cannot tell about (the probe kept no types) is sent as it is, and not asked about again.
+    // A text the server cannot tell about (the probe kept no types) is sent as it is, and not asked about again
+    // unless it fails (a table it names may exist by then).
     await params.learn("select $1 + $2", () => answer(""));
     assert.equal(params.ready("select $1 + $2", [1, 2]), "select $1 + $2");
+    assert.equal(params.failed("select $1 + $2", error("42P01")), false);
+    assert.equal(params.ready("select $1 + $2", [1, 2]), undefined, "asked again after it failed");
     assert.equal(params.ready("call p($1)", ["x"]), "call p($1)", "never asked about");
-    params.forget(text);
+    // What the server told stands through ordinary errors; a type mismatch (a column's type changed) forgets it.
+    assert.equal(params.failed(text, error("23505")), false);
+    assert.notEqual(params.ready(text, [1, "{}", null, "x"]), undefined);
+    assert.equal(params.failed(text, error("42804")), true);
     assert.equal(params.ready(text, [1, "{}", null, "x"]), undefined, "forgotten: asked again");
   });
 

@@ -108,12 +108,19 @@ export function probeStatement(target: string): string {
     `END${body}; SELECT pg_catalog.current_setting('roost.probe') AS types`;
 }
 
-/** The type OIDs in a probe's answer (`{3802,23}`), or an empty list. */
-function oidsOf(results: unknown): number[] {
+/** The type OIDs in a probe's answer (`{3802,23}`); undefined when the server could not prepare the text. */
+function oidsOf(results: unknown): number[] | undefined {
   const answer = Array.isArray(results) ? results[1]?.[0]?.types : undefined;
-  if (typeof answer !== "string" || !/^\{[\d,]*\}$/.test(answer)) return [];
+  if (typeof answer !== "string" || !/^\{[\d,]*\}$/.test(answer)) return undefined;
   return answer.slice(1, -1).split(",").filter((oid) => oid !== "").map(Number);
 }
+
+/**
+ * The SQLSTATEs a statement gets when a column's type changed under its
+ * prepared form: datatype mismatch (an assignment), undefined function (an
+ * operator), cannot coerce, ambiguous function.
+ */
+const staleCodes = new Set(["42804", "42883", "42846", "42725"]);
 
 /**
  * `text` with each placeholder `$n` of a json/jsonb parameter (`types` by
@@ -161,8 +168,12 @@ function planOf(text: string, oids: readonly number[]): JsonPlan | null {
  * parameters, and the means to send their values by Roost's rule.
  */
 export class JsonParams {
-  /** Plans by statement text; null for a text with no json parameter (or none the server could tell). */
-  readonly #plans = new Map<string, JsonPlan | null>();
+  /**
+   * Plans by statement text: null for a text with no json parameter (or
+   * one never asked about), false for one the server could not prepare on
+   * its own (sent as it is; asked again after it fails).
+   */
+  readonly #plans = new Map<string, JsonPlan | null | false>();
 
   /** How many texts are remembered (for tests of the bound). */
   get size(): number {
@@ -190,7 +201,7 @@ export class JsonParams {
       this.#remember(text, null);
       return text;
     }
-    if (plan === null) return text;
+    if (!plan) return text;
     for (const index of plan.json) values[index] = jsonText(values[index]);
     return plan.text;
   }
@@ -204,24 +215,23 @@ export class JsonParams {
   async learn(text: string, simple: SimpleQuery): Promise<void> {
     const target = probeTarget(text);
     const oids = target === undefined ? [] : oidsOf(await simple(probeStatement(target)));
-    this.#remember(text, planOf(text, oids));
-  }
-
-  /** Forgets what is known of `text` (a statement failed: the schema may have changed under it). */
-  forget(text: string): void {
-    this.#plans.delete(text);
+    this.#remember(text, oids === undefined ? false : planOf(text, oids));
   }
 
   /**
-   * True for the server's analysis errors (SQLSTATE class 42), which a
-   * column's type changing under a prepared statement gives (`42804`).
+   * Takes note that `text` failed with `error`: what the server could not
+   * tell about it is forgotten (it may be told now: a table created since),
+   * and so is what it told when the error says a column's type changed.
+   * True in that last case: the statement may now have to be sent otherwise.
    */
-  stale(error: Error): boolean {
+  failed(text: string, error: Error): boolean {
     const code = (error as { code?: unknown }).code;
-    return typeof code === "string" && code.startsWith("42");
+    const stale = typeof code === "string" && staleCodes.has(code);
+    if (stale || this.#plans.get(text) === false) this.#plans.delete(text);
+    return stale;
   }
 
-  #remember(text: string, plan: JsonPlan | null): void {
+  #remember(text: string, plan: JsonPlan | null | false): void {
     if (this.#plans.size >= maxPlans) this.#plans.clear();
     this.#plans.set(text, plan);
   }

@@ -97,10 +97,12 @@ export interface ParamTyping {
   ready(text: string, values: unknown[]): string | undefined;
   /** Asks the server, through a simple-protocol query, what `ready` needs to know of `text`. */
   learn(text: string, simple: (text: string) => Promise<unknown>): Promise<void>;
-  /** Forgets what was learnt of `text` (it failed: the schema may have changed). */
-  forget(text: string): void;
-  /** True when a statement's error may come from parameter types that changed under it (so it is worth asking again). */
-  stale(error: Error): boolean;
+  /**
+   * Takes note that `text` failed with `error` (forgetting what may be
+   * stale); true when its parameters' types may have changed under it, so
+   * it is worth asking again.
+   */
+  failed(text: string, error: Error): boolean;
 }
 
 /** How one dialect speaks through Bun.SQL: its session, errors, values, counts, batches and streams. */
@@ -272,29 +274,28 @@ class BunSqlConnection implements DriverConnection {
    * fails, and the first error stands).
    */
   #send(text: string, sent: string, values: unknown[], again = true): Promise<BunSqlResult> {
-    const errors = this.#flavour.errors;
-    if (this.#lost) return Promise.reject(translateError(errors, this.#lost, text));
-    const typing = this.#typing;
-    const failed = (error: unknown): Error => {
-      typing?.forget(text);
-      const translated = translateError(errors, this.#lost ?? error, text);
-      // The server's position is in the readied text, not the caller's.
-      if (sent !== text && translated.cause instanceof Error) {
-        delete (translated.cause as { position?: unknown }).position;
-      }
-      return translated;
-    };
+    if (this.#lost) return Promise.reject(translateError(this.#flavour.errors, this.#lost, text));
     try {
       return this.#sql.unsafe(sent, values).then(undefined, (error: unknown) => {
-        const translated = failed(error);
-        if (!again || typing === undefined || sent !== text || this.#lost || !typing.stale(translated)) {
-          throw translated;
-        }
+        const translated = this.#failed(text, sent, error);
+        const typing = this.#typing;
+        const stale = typing?.failed(text, translated) ?? false;
+        if (typing === undefined || !stale || !again || sent !== text || this.#lost) throw translated;
         return this.#again(typing, text, values, translated);
       });
     } catch (error) {
-      return Promise.reject(failed(error));
+      return Promise.reject(this.#failed(text, sent, error));
     }
+  }
+
+  /** The error of the statement `text`, sent as `sent`, translated. */
+  #failed(text: string, sent: string, error: unknown): Error {
+    const translated = translateError(this.#flavour.errors, this.#lost ?? error, text);
+    // The server's position is in the readied text, not the caller's.
+    if (sent !== text && translated.cause instanceof Error) {
+      delete (translated.cause as { position?: unknown }).position;
+    }
+    return translated;
   }
 
   /** Resends a failed statement if the server now says it must be sent otherwise; else rejects with `error`. */
