@@ -540,7 +540,10 @@ for (const target of targets()) {
 
     test(
       "bun-sql: asking the server about a statement's parameters never aborts a transaction nor leaves a prepared statement",
-      skipUnless(matches(target, { dialects: ["postgres"], drivers: ["bun-sql"] }), "bun-sql on Postgres asks"),
+      skipUnless(
+        matches(target, { dialects: ["postgres"], drivers: ["bun-sql"] }),
+        "only bun-sql on Postgres asks the server about parameters",
+      ),
       async () => {
         await db.transaction(async (tx) => {
           // The server cannot type `$1 + $2` on its own (42725): the question fails inside its own subtransaction,
