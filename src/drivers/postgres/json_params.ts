@@ -187,14 +187,9 @@ export class JsonParams {
    * right whatever their types costs nothing; one known costs a Map lookup.
    */
   ready(text: string, values: unknown[]): string | undefined {
-    let needed = false;
-    for (const value of values) {
-      if (differs(value)) {
-        needed = true;
-        break;
-      }
-    }
-    if (!needed) return text;
+    let i = 0;
+    while (i < values.length && !differs(values[i])) i++;
+    if (i === values.length) return text;
     const plan = this.#plans.get(text);
     if (plan === undefined) {
       if (probeTarget(text) !== undefined) return undefined;
