@@ -66,6 +66,7 @@ export const contenderLabels: Record<ContenderName, string> = {
   "raw-bun-sql": "raw Bun.SQL",
   roost: "Roost",
   "roost-bun-sql": "Roost on bun-sql",
+  "roost-postgres-js": "Roost on postgres-js",
   "roost-baseline": "Roost (baseline checkout)",
   "roost-baseline-bun-sql": "Roost on bun-sql (baseline checkout)",
   kysely: "Kysely",
@@ -174,6 +175,7 @@ type Charted = Exclude<ContenderName, "raw" | "raw-bun-sql">;
 const colors: Record<Charted, string> = {
   roost: "#2f6f4f",
   "roost-bun-sql": "#c2a83e",
+  "roost-postgres-js": "#5f9ea0",
   "roost-baseline": "#8fbf9f",
   "roost-baseline-bun-sql": "#e3d59a",
   kysely: "#4a6fa5",

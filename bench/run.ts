@@ -10,7 +10,8 @@
  *   node bench/run.ts --runtimes=node,bun --dialects=postgres --cases=point-1,point-50
  *                     --contenders=raw,roost --rounds=5 --seconds=1 [--readme | --no-write]
  *   node bench/run.ts --baseline=../roost-before ...   adds "roost-baseline": that checkout's Roost, same run
- *                                  # (and on Bun "roost-baseline-bun-sql": it on the bun-sql driver)
+ *                                  # (on this checkout's default driver; on Bun's MySQL also
+ *                                  # "roost-baseline-bun-sql": it on the bun-sql driver)
  *   node bench/run.ts --render     # measures nothing: re-renders the tables and
  *                                  # charts from bench/results/latest.json
  *   node bench/run.ts --order=shuffle[:seed] | reverse ...
@@ -224,7 +225,7 @@ const settings = `Medians of ${ran} rounds of ${long} s per contender and worklo
   Math.min(ran, 3)
 } runs in a fresh process per contender), the workloads in ${
   ranIn === "given" ? "the order of the tables" : `the order ${ranIn}`
-}. A ratio is the contender's throughput over the raw driver's under it in the same run (on Bun, Roost on bun-sql's over raw Bun.SQL's): above 1 is faster.`;
+}. A ratio is the contender's throughput over the raw driver's under it in the same run (a contender on Bun.SQL over raw Bun.SQL's): above 1 is faster.`;
 console.log(`${tables}\n${machineLine(results.machine)}`);
 // Streams inside scopes, in a process per figure; printed only (bench/iterate_scoped.ts).
 if (cases.includes("iterate-scoped")) {

@@ -16,6 +16,7 @@
  * @module
  */
 import { Database, sql } from "../mod.ts";
+import { availableDrivers, defaultDrivers, type DriverName } from "../src/drivers/mod.ts";
 import type { BenchDialect, BenchRuntime, BenchSetup, Contender } from "./contenders/contender.ts";
 import { median, peakDuring, throughput } from "./measure.ts";
 
@@ -39,6 +40,7 @@ export const contenderNames = [
   "raw-bun-sql",
   "roost",
   "roost-bun-sql",
+  "roost-postgres-js",
   "roost-baseline",
   "roost-baseline-bun-sql",
   "kysely",
@@ -52,13 +54,31 @@ export function runsByDefault(name: ContenderName, baseline: string | undefined)
 }
 
 /**
+ * The driver a contender pins: "raw-bun-sql" is Bun.SQL itself,
+ * "roost-bun-sql" (and its baseline) runs Roost's bun-sql driver,
+ * "roost-postgres-js" postgres.js; the others run the runtime's default.
+ */
+const pinned: Partial<Record<string, DriverName>> = {
+  "roost-bun-sql": "bun-sql",
+  "roost-baseline-bun-sql": "bun-sql",
+  "roost-postgres-js": "postgres-js",
+  "raw-bun-sql": "bun-sql",
+};
+
+/**
  * Whether a contender can run on this runtime and dialect: the Bun.SQL ones
  * ("raw-bun-sql", "roost-bun-sql", "roost-baseline-bun-sql") only on Bun,
- * against Postgres or MySQL. A worker leaves the others out without a word,
- * so one list of contenders serves every runtime and dialect of a run.
+ * against Postgres or MySQL; a Roost contender pinned to a driver only where
+ * that driver runs and is not the default (there it is "roost" itself:
+ * "roost-bun-sql" on Bun's MySQL, "roost-postgres-js" on Bun's Postgres). A
+ * worker leaves the others out without a word, so one list of contenders
+ * serves every runtime and dialect of a run.
  */
 export function appliesTo(name: ContenderName, runtime: BenchRuntime, dialect: BenchDialect): boolean {
-  return !name.endsWith("bun-sql") || (runtime === "bun" && dialect !== "sqlite");
+  const driver = pinned[name];
+  if (driver === undefined) return true;
+  if (!availableDrivers(dialect, runtime).includes(driver)) return false;
+  return name === "raw-bun-sql" || defaultDrivers[runtime][dialect] !== driver;
 }
 
 /** A contender's name. */
@@ -122,6 +142,10 @@ const loaders: Record<ContenderName, () => Promise<(setup: BenchSetup) => Promis
   "roost-bun-sql": async () => {
     const { roostContender } = await import("./contenders/roost.ts");
     return (setup) => roostContender(setup, undefined, "roost-bun-sql", "bun-sql");
+  },
+  "roost-postgres-js": async () => {
+    const { roostContender } = await import("./contenders/roost.ts");
+    return (setup) => roostContender(setup, undefined, "roost-postgres-js", "postgres-js");
   },
   "roost-baseline": async () => (await import("./contenders/roost_baseline.ts")).roostBaselineContender,
   "roost-baseline-bun-sql": async () => (await import("./contenders/roost_baseline.ts")).roostBaselineBunSqlContender,

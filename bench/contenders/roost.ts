@@ -1,6 +1,7 @@
 /**
  * Roost on its default driver for the runtime (or a driver named by the
- * contender: "roost-bun-sql" runs the bun-sql driver on Bun), written the way
+ * contender: "roost-bun-sql" runs the bun-sql driver on Bun's MySQL,
+ * "roost-postgres-js" postgres.js on Bun's Postgres), written the way
  * its README shows: `sql` templates with the table named in the text, so the
  * compiled text of each template is cached as it is for a literal template.
  *
@@ -40,7 +41,12 @@ const driverLabels: Partial<Record<DriverName, string>> = {
 const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 /** The name a Roost contender goes by in the results. */
-export type RoostContenderName = "roost" | "roost-baseline" | "roost-bun-sql" | "roost-baseline-bun-sql";
+export type RoostContenderName =
+  | "roost"
+  | "roost-baseline"
+  | "roost-bun-sql"
+  | "roost-postgres-js"
+  | "roost-baseline-bun-sql";
 
 /**
  * Opens the Roost database every Roost contender measures: a pool of

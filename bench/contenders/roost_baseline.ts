@@ -12,10 +12,19 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { BenchSetup, Contender } from "./contender.ts";
 import { roostContender, type RoostLibrary } from "./roost.ts";
+import { defaultDrivers } from "../../src/drivers/mod.ts";
 
-/** The roost contender's workloads on the baseline checkout's `mod.ts`. */
+const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
+
+/**
+ * The roost contender's workloads on the baseline checkout's `mod.ts`, on
+ * this checkout's default driver (the baseline's default may be another:
+ * postgres-js on Bun's Postgres before bun-sql became it), so the two
+ * differ only by Roost.
+ */
 export async function roostBaselineContender(setup: BenchSetup): Promise<Contender> {
-  return await roostContender(setup, await baselineLibrary(), "roost-baseline");
+  const driver = defaultDrivers[runtime][setup.dialect];
+  return await roostContender(setup, await baselineLibrary(), "roost-baseline", driver);
 }
 
 /** The roost-bun-sql contender's workloads (the bun-sql driver, on Bun) on the baseline checkout's `mod.ts`. */

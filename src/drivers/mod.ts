@@ -108,12 +108,15 @@ const drivers: Record<DriverName, DriverEntry> = {
 
 /**
  * The driver each runtime uses when the `driver` option is absent. Each
- * default passes the whole behavioural suite on its runtime.
+ * default passes the whole behavioural suite on its runtime. On Bun,
+ * Postgres runs on Bun.SQL (`bun-sql`, faster than postgres.js there, and
+ * by Roost's value rules); MySQL stays on mysql2, as Bun.SQL counts changed
+ * rather than matched rows in updates and reads a MySQL result whole.
  */
 export const defaultDrivers: Readonly<Record<RuntimeName, Partial<Record<DialectName, DriverName>>>> = {
   node: { sqlite: "node-sqlite", postgres: "postgres-js", mysql: "mysql2" },
   deno: { sqlite: "node-sqlite", postgres: "postgres-js", mysql: "mysql2" },
-  bun: { sqlite: "bun-sqlite", postgres: "postgres-js", mysql: "mysql2" },
+  bun: { sqlite: "bun-sqlite", postgres: "bun-sql", mysql: "mysql2" },
   // A Worker is a bundle, which holds only the drivers it imports: it passes the driver object.
   workerd: {},
   unknown: { postgres: "postgres-js", mysql: "mysql2" },

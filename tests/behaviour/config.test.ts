@@ -78,7 +78,8 @@ function projectWithoutDrivers(): string {
   writeFileSync(
     join(dir, "probe.ts"),
     `import { Database, sql } from "./mod.ts";
-const db = new Database(process.argv.at(-1));
+const [driver, url] = process.argv.slice(-2);
+const db = new Database(url, { driver });
 try {
   await db.fetchVal(sql\`select 1\`);
   console.log("connected");
@@ -118,7 +119,7 @@ describe("a driver package that cannot be loaded", () => {
     ]
   ) {
     test(`a ${dialect} URL without the ${pkg} package: ROOST_DRIVER_UNAVAILABLE naming the dialect, driver and package`, async () => {
-      const run = await runIn(dir, "probe.ts", [url]);
+      const run = await runIn(dir, "probe.ts", [driver, url]);
       const error = JSON.parse(run.stdout.trim().split("\n").at(-1)!);
       assert.equal(error.name, "ConfigError", run.stdout + run.stderr);
       assert.equal(error.code, "ROOST_DRIVER_UNAVAILABLE");
@@ -132,15 +133,17 @@ describe("a driver package that cannot be loaded", () => {
   }
 
   test("the CLI prints the same message and code on one line, exit code 1, no password", async () => {
-    const run = await runIn(dir, join("bin", "roost.js"), ["status"], {
-      DATABASE_URL: `postgres://app:${encoded}@127.0.0.1:5432/test`,
-    });
+    // A dialect whose default driver is a package on this runtime (Bun's Postgres default is built in).
+    const [dialect, pkg, driver, url] = runtime === "bun"
+      ? ["mysql", "mysql2", "mysql2", `mysql://app:${encoded}@127.0.0.1:3306/test`]
+      : ["postgres", "postgres", "postgres-js", `postgres://app:${encoded}@127.0.0.1:5432/test`];
+    const run = await runIn(dir, join("bin", "roost.js"), ["status"], { DATABASE_URL: url });
     assert.equal(run.code, 1, run.stdout + run.stderr);
     assert.match(
       run.stderr,
-      /^error: the postgres driver "postgres-js" could not be loaded: install the package "postgres"/m,
+      new RegExp(`^error: the ${dialect} driver "${driver}" could not be loaded: install the package "${pkg}"`, "m"),
     );
-    assert.ok(run.stderr.includes(`(${install("postgres")})`), run.stderr);
+    assert.ok(run.stderr.includes(`(${install(pkg)})`), run.stderr);
     assert.match(run.stderr, /\(ROOST_DRIVER_UNAVAILABLE\)$/m);
     assertNoSecret(run.stderr);
   });

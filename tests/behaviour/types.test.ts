@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { after, before, describe, test } from "node:test";
-import { type Database, type DialectName, QueryError, sql } from "../../mod.ts";
+import { compile, type Database, type DialectName, QueryError, sql } from "../../mod.ts";
+import { resolveDriverName } from "../../src/drivers/mod.ts";
+import { parseDatabaseUrl } from "../../src/url.ts";
 import { skipUnless, uniqueTable } from "../support/support.ts";
 import { matches, targets } from "../support/targets.ts";
 
@@ -273,11 +275,9 @@ for (const target of targets()) {
           [[1, "two", null], [1, "two", null]],
           [[true, false], [true, false]],
           [[], []],
-          ...(target.quirks.has("json-params-by-value") ? [] : [
-            ['{"from":"text"}', { from: "text" }],
-            [JSON.stringify("a string"), "a string"],
-            [42, 42],
-          ] satisfies [unknown, unknown][]),
+          ['{"from":"text"}', { from: "text" }],
+          [JSON.stringify("a string"), "a string"],
+          [42, 42],
         ];
         await withTable(db, columns, async (table) => {
           for (const [k, [bound]] of cases.entries()) {
@@ -421,13 +421,7 @@ for (const target of targets()) {
         if (dialect === "postgres") {
           // Into json/jsonb the server asks for JSON; a JSON.stringify'd array works too.
           assert.deepEqual(await db.fetchVal(sql`select ${[1, "two", true]}::jsonb`), [1, "two", true]);
-          if (target.quirks.has("json-params-by-value")) {
-            // Bun.SQL stores a string as a JSON string; JSON text goes through a text cast.
-            assert.equal(await db.fetchVal(sql`select ${JSON.stringify([1, 2])}::jsonb`), "[1,2]");
-            assert.deepEqual(await db.fetchVal(sql`select ${JSON.stringify([1, 2])}::text::jsonb`), [1, 2]);
-          } else {
-            assert.deepEqual(await db.fetchVal(sql`select ${JSON.stringify([1, 2])}::jsonb`), [1, 2]);
-          }
+          assert.deepEqual(await db.fetchVal(sql`select ${JSON.stringify([1, 2])}::jsonb`), [1, 2]);
           assert.deepEqual(await db.fetchVal(sql`select ${{ a: [1] }}::jsonb`), { a: [1] });
           assert.deepEqual(await db.fetchVal(sql`select ${[1, 2]}::int4[]`), [1, 2]);
         } else {
@@ -436,6 +430,131 @@ for (const target of targets()) {
           assert.equal(await db.fetchVal(sql`select ${[1, "a"]} as v`), '[1,"a"]');
           assert.equal(await db.fetchVal(sql`select ${{ a: 1 }} as v`), '{"a":1}');
         }
+      },
+    );
+
+    test(
+      "json parameters keep Roost's rule on every path: transactions, pipelines, batches, cursors, any placeholder",
+      on("postgres"),
+      async () => {
+        const rows = (table: Table) => db.fetchAll(sql`select k, j, jb from ${table} order by k`);
+        await withTable(db, "k integer primary key, j json, jb jsonb", async (table) => {
+          // Inside a transaction: the first run of a text (bun-sql asks the server about it then) works, and a
+          // failing one fails as itself, leaving the transaction aborted as any failed statement does.
+          await db.transaction(async (tx) => {
+            await tx.execute(insert(table, 1, { j: '{"a":1}', jb: '"s"' }));
+          });
+          const aborted = await db.transaction(async (tx) => {
+            const missing = uniqueTable("types_missing");
+            await assert.rejects(
+              tx.execute(sql`insert into ${missing} (j) values (${'{"a":1}'})`),
+              (error) => error instanceof QueryError && error.code === "42P01",
+            );
+            await assert.rejects(
+              tx.execute(sql`select 1`),
+              (error) => error instanceof QueryError && error.code === "25P02",
+            );
+          }).then(() => "committed", (error) => error.constructor.name);
+          assert.equal(aborted, "TransactionError");
+          // Statements pipelined on one connection (sent before the first answers, as the pool shares a busy
+          // one) run in the order given, also where the first has to wait for its parameters' types.
+          const connection = await (await resolveDriverName("postgres", target.driver)()).connect(
+            parseDatabaseUrl(target.url),
+          );
+          try {
+            const sent = [
+              insert(table, 2, { j: "[1,2]", jb: "[3]" }),
+              sql`update ${table} set j = '{"after":true}' where k = 2`,
+              sql`${insert(table, 3, { j: 7, jb: "true" })} -- again`,
+            ].map((statement) => compile(statement, "postgres"));
+            await Promise.all(sent.map(({ text, params }) => connection.execute(text, params)));
+          } finally {
+            await connection.close();
+          }
+          // executeMany: every row by the same rule, strings as JSON text.
+          await db.executeMany(sql`insert into ${table} (k, j, jb) values (${0}, ${null}, ${null})`, [
+            [4, '{"b":[1]}', "null"],
+            [5, { c: 1 }, [1, "x"]],
+            [6, null, '"t"'],
+          ]);
+          assert.deepEqual(await rows(table), [
+            { k: 1, j: { a: 1 }, jb: "s" },
+            { k: 2, j: { after: true }, jb: [3] },
+            { k: 3, j: 7, jb: true },
+            { k: 4, j: { b: [1] }, jb: null },
+            { k: 5, j: { c: 1 }, jb: [1, "x"] },
+            { k: 6, j: null, jb: "t" },
+          ]);
+          // iterate (a server-side cursor on Postgres) with a json parameter, alone and in a scope.
+          const containing = sql`select k from ${table} where jb @> ${'"s"'} or jb @> ${"[3]"} order by k`;
+          const streamed: unknown[] = [];
+          for await (const row of db.iterate(containing)) streamed.push(row);
+          await db.connection(async () => {
+            for await (const row of db.iterate(containing)) streamed.push(row);
+          });
+          assert.deepEqual(streamed, [{ k: 1 }, { k: 2 }, { k: 1 }, { k: 2 }]);
+          // A placeholder used twice, and `$1` in strings and comments, which are no placeholders.
+          assert.deepEqual(
+            await db.fetchOne(
+              `select $1::jsonb as a, $1::json as b, '$1' as s, $q$ $1 $q$ as d /* $1 */ -- $1\n`,
+              ['{"x":[1]}'],
+            ),
+            { a: { x: [1] }, b: { x: [1] }, s: "$1", d: " $1 " },
+          );
+        });
+      },
+    );
+
+    test(
+      "a column turned from text to jsonb, or a table created after a statement failed on it: JSON text binds as JSON",
+      on("postgres"),
+      async () => {
+        const later = uniqueTable("types_later");
+        await db.connection(async () => {
+          const statement = sql`insert into ${later} (k, v) values (${1}, ${'{"c":3}'})`;
+          await assert.rejects(db.execute(statement), (error) => error instanceof QueryError && error.code === "42P01");
+          await db.execute(sql`create table ${later} (k integer primary key, v jsonb)`);
+          try {
+            await db.execute(statement);
+            assert.deepEqual(await db.fetchVal(sql`select v from ${later}`), { c: 3 });
+          } finally {
+            await db.execute(sql`drop table ${later}`);
+          }
+        });
+        await withTable(db, "k integer primary key, v text", async (table) => {
+          await db.connection(async () => {
+            const statement = (k: number, v: unknown) => sql`insert into ${table} (k, v) values (${k}, ${v})`;
+            await db.execute(statement(1, '{"a":1}'));
+            await db.execute(sql`alter table ${table} alter column v type jsonb using v::jsonb`);
+            await db.execute(statement(2, '{"b":2}'));
+            await db.execute(statement(3, 3));
+            assert.deepEqual(await db.fetchAll(sql`select k, v from ${table} order by k`), [
+              { k: 1, v: { a: 1 } },
+              { k: 2, v: { b: 2 } },
+              { k: 3, v: 3 },
+            ]);
+          });
+        });
+      },
+    );
+
+    test(
+      "bun-sql: asking the server about a statement's parameters never aborts a transaction nor leaves a prepared statement",
+      skipUnless(
+        matches(target, { dialects: ["postgres"], drivers: ["bun-sql"] }),
+        "only bun-sql on Postgres asks the server about parameters",
+      ),
+      async () => {
+        await db.transaction(async (tx) => {
+          // The server cannot type `$1 + $2` on its own (42725): the question fails inside its own subtransaction,
+          // and the statement runs with the types Bun.SQL gives numbers.
+          assert.equal(await tx.fetchVal("select $1 + $2 as v", [1, 2]), 3);
+          assert.deepEqual(await tx.fetchVal("select $1::jsonb as v -- in a transaction", ['{"t":1}']), { t: 1 });
+          assert.equal(
+            await tx.fetchVal("select count(*) from pg_prepared_statements where name like 'roost\\_probe\\_%'"),
+            0,
+          );
+        });
       },
     );
 

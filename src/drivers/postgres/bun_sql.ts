@@ -11,6 +11,7 @@ import { bunSqlDriver, type ColumnConverter, type Flavour } from "../shared/bun_
 import { ownCode, sanitizedCause } from "../shared/errors.ts";
 import { cursorStream } from "./cursor.ts";
 import { postgresErrorFields, postgresFailure } from "./errors.ts";
+import { JsonParams } from "./json_params.ts";
 import { postgresSessionParameters } from "./session.ts";
 import { postgresParam } from "./values.ts";
 
@@ -62,6 +63,9 @@ const postgresFlavour: Flavour = {
     if (typeof value === "object" && value !== null && plainObject(value)) return value;
     return postgresParam(value, index, (array) => array);
   },
+  // Bun.SQL binds every value of a json/jsonb parameter by JSON.stringify (oven-sh/bun#28819): such
+  // parameters are found out and sent as text the server casts, so JSON text is parsed (docs/values.md).
+  paramTyping: () => new JsonParams(),
   convert: ({ type }) => converters[type],
   outcome: (result) => ({ rowCount: result.count ?? 0 }),
   // A single-row insert becomes multi-row inserts; anything else is pipelined.

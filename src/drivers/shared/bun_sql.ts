@@ -31,9 +31,15 @@ export interface BunSqlColumn {
   length?: number;
 }
 
+/** A statement Bun.SQL was given: its result, or the same sent through the simple protocol. */
+interface BunSqlQuery extends Promise<BunSqlResult> {
+  /** Sends the statement (or several, without parameters) through the simple protocol; one result each. */
+  simple(): Promise<unknown>;
+}
+
 /** The part of a Bun.SQL client this driver uses, typed here so other runtimes can type-check it. */
 interface BunSqlClient {
-  unsafe(text: string, params?: unknown[]): Promise<BunSqlResult>;
+  unsafe(text: string, params?: unknown[]): BunSqlQuery;
   close(options?: { timeout?: number }): Promise<void>;
 }
 
@@ -81,6 +87,24 @@ export interface FlavourCalls {
   translate(error: unknown, text: string): Error;
 }
 
+/**
+ * What readies statements on one connection when Bun.SQL cannot bind some
+ * values by Roost's rules without knowing their parameters' types
+ * (`postgres/json_params.ts`).
+ */
+export interface ParamTyping {
+  /** The text to send, `values` readied in place; undefined when the server must first be asked (`learn`). */
+  ready(text: string, values: unknown[]): string | undefined;
+  /** Asks the server, through a simple-protocol query, what `ready` needs to know of `text`. */
+  learn(text: string, simple: (text: string) => Promise<unknown>): Promise<void>;
+  /**
+   * Takes note that `text` failed with `error` (forgetting what may be
+   * stale); true when its parameters' types may have changed under it, so
+   * it is worth asking again.
+   */
+  failed(text: string, error: Error): boolean;
+}
+
 /** How one dialect speaks through Bun.SQL: its session, errors, values, counts, batches and streams. */
 export interface Flavour {
   dialect: DialectName & BunSqlOptions["adapter"];
@@ -93,6 +117,8 @@ export interface Flavour {
   setUp?(connection: DriverConnection): Promise<void>;
   /** One parameter as Bun.SQL binds it right. */
   param(value: unknown, index: number): unknown;
+  /** A new connection's {@linkcode ParamTyping}, where the flavour needs one. */
+  paramTyping?(): ParamTyping;
   /** The converter a column's values need, if any (where Bun.SQL reads them differently from Roost's rules). */
   convert(column: BunSqlColumn): ColumnConverter | undefined;
   /** A result's counts. */
@@ -150,6 +176,15 @@ const plans = new WeakMap<readonly BunSqlColumn[], ColumnPlan>();
 class BunSqlConnection implements DriverConnection {
   readonly #sql: BunSqlClient;
   readonly #flavour: Flavour;
+  readonly #typing: ParamTyping | undefined;
+  /** Sends a simple-protocol query (what `#typing` asks the server with). */
+  readonly #simple = (query: string): Promise<unknown> => this.#sql.unsafe(query).simple();
+  /**
+   * While the server is asked about a statement's parameters, the
+   * statements sent after it wait their turn behind it (settles once the
+   * last of them is sent), so they reach the server in the order given.
+   */
+  #waiting: Promise<unknown> | undefined;
   #lost: Error | undefined;
   /** The server's id of the session (Postgres backend pid, MySQL connection id), read when it opens. */
   backendId?: number;
@@ -164,6 +199,7 @@ class BunSqlConnection implements DriverConnection {
   constructor(sql: BunSqlClient, flavour: Flavour) {
     this.#sql = sql;
     this.#flavour = flavour;
+    this.#typing = flavour.paramTyping?.();
   }
 
   /**
@@ -193,21 +229,85 @@ class BunSqlConnection implements DriverConnection {
    * still rejects, never throws.
    */
   #run(text: string, params: readonly unknown[]): Promise<BunSqlResult> {
-    const errors = this.#flavour.errors;
-    if (this.#lost) return Promise.reject(translateError(errors, this.#lost, text));
+    if (this.#lost) return Promise.reject(translateError(this.#flavour.errors, this.#lost, text));
     let values: unknown[];
     try {
       values = this.#params(params);
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this.#waiting !== undefined) return this.#inTurn(text, values);
+    const typing = this.#typing;
+    if (typing === undefined || values.length === 0) return this.#send(text, text, values);
+    const sent = typing.ready(text, values);
+    return sent === undefined ? this.#inTurn(text, values) : this.#send(text, sent, values);
+  }
+
+  /**
+   * Sends a statement once those before it are sent, first asking the
+   * server about its parameters if it must (a failed question sends it as
+   * it is: it then fails, or runs, on its own).
+   */
+  #inTurn(text: string, values: unknown[]): Promise<BunSqlResult> {
+    const typing = this.#typing;
+    const simple = this.#simple;
+    const turn = (this.#waiting ?? Promise.resolve()).then(async () => {
+      let sent = typing === undefined || values.length === 0 ? text : typing.ready(text, values);
+      if (sent === undefined && this.#lost === undefined) {
+        await typing?.learn(text, simple).catch(() => {});
+        sent = typing?.ready(text, values);
+      }
+      return { result: this.#send(text, sent ?? text, values) };
+    });
+    this.#waiting = turn;
+    turn.then(() => {
+      if (this.#waiting === turn) this.#waiting = undefined;
+    });
+    return turn.then((sent) => sent.result);
+  }
+
+  /**
+   * Sends `sent` (the statement `text`, readied) with its values. When it
+   * fails as sent unchanged with an error that may come from a schema
+   * change, the server is asked again, and the statement resent once if it
+   * must now be sent otherwise (in an aborted transaction the question
+   * fails, and the first error stands).
+   */
+  #send(text: string, sent: string, values: unknown[], again = true): Promise<BunSqlResult> {
+    if (this.#lost) return Promise.reject(translateError(this.#flavour.errors, this.#lost, text));
     try {
-      return this.#sql.unsafe(text, values).then(undefined, (error: unknown) => {
-        throw translateError(errors, this.#lost ?? error, text);
+      return this.#sql.unsafe(sent, values).then(undefined, (error: unknown) => {
+        const translated = this.#failed(text, sent, error);
+        const typing = this.#typing;
+        const stale = typing?.failed(text, translated) ?? false;
+        if (typing === undefined || !stale || !again || sent !== text || this.#lost) throw translated;
+        return this.#again(typing, text, values, translated);
       });
     } catch (error) {
-      return Promise.reject(translateError(errors, this.#lost ?? error, text));
+      return Promise.reject(this.#failed(text, sent, error));
     }
+  }
+
+  /** The error of the statement `text`, sent as `sent`, translated. */
+  #failed(text: string, sent: string, error: unknown): Error {
+    const translated = translateError(this.#flavour.errors, this.#lost ?? error, text);
+    // The server's position is in the readied text, not the caller's.
+    if (sent !== text && translated.cause instanceof Error) {
+      delete (translated.cause as { position?: unknown }).position;
+    }
+    return translated;
+  }
+
+  /** Resends a failed statement if the server now says it must be sent otherwise; else rejects with `error`. */
+  async #again(typing: ParamTyping, text: string, values: unknown[], error: Error): Promise<BunSqlResult> {
+    try {
+      await typing.learn(text, this.#simple);
+    } catch {
+      throw error;
+    }
+    const sent = typing.ready(text, values);
+    if (sent === undefined || sent === text) throw error;
+    return this.#send(text, sent, values, false);
   }
 
   /** The conversions a result needs, worked out once per prepared statement (Bun.SQL reuses its columns array). */
