@@ -106,7 +106,23 @@ export class Executor {
   run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     if (this.#onQuery !== undefined || this.#closed) return this.#run(pool, target, kind, query, undefined);
     const item = this.driver?.pipelines === true ? pool.takeShared() : pool.takeReady();
-    if (item === undefined || item.connection.runNow === undefined) return this.#run(pool, target, kind, query, item);
+    if (item === undefined) return this.#run(pool, target, kind, query, undefined);
+    if (item.connection.runNow === undefined) {
+      // No async frame of its own: one promise and one await fewer per statement than #run.
+      let running: Promise<unknown>;
+      try {
+        running = runStatement(item.connection, kind, query);
+      } catch (error) {
+        running = Promise.reject(error);
+      }
+      return running.then((result) => {
+        pool.release(item);
+        return result;
+      }, (caught: unknown) => {
+        pool.release(item, caught instanceof ConnectionError);
+        throw this.failed(target, methodOf[kind], query, 0, caught);
+      });
+    }
     // A synchronous driver: the statement has run when runNow returns, so the connection goes back at once.
     const result = item.connection.runNow(kind, query.text, query.params);
     if (result instanceof Promise) return this.#run(pool, target, kind, query, item, result);

@@ -18,7 +18,8 @@ export class PooledConnection<C> {
   shared = false;
   /**
    * While shared: when the statement it runs now began, as far as the pool
-   * can tell (when it was handed out, or when a statement sharing it ended).
+   * can tell (when it was handed out, or when a statement sharing it ended:
+   * then the pool's last clock reading while none waits, never later than that end).
    */
   since = 0;
   /** When `takeReady` last handed it out (the clock reading that hand-out made). */

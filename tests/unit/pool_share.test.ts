@@ -114,6 +114,37 @@ describe("pool sharing (in-memory fake connections)", () => {
     await pool.close();
   });
 
+  test("a statement waiting longer than shareWithin still joins the next statement of a connection at once", async () => {
+    const { pool, clock, ageOut } = fakePool();
+    const first = await pool.acquire(true);
+    const second = await pool.acquire(true);
+    ageOut();
+    const third = pool.acquire(true);
+    assert.equal(await state(third), "pending");
+    clock.advance(100);
+    pool.release(first);
+    assert.equal(await state(third), first, "the next statement started when the first ended, not when the third came");
+    pool.release(second);
+    pool.release(first);
+    await pool.close();
+  });
+
+  test("a statement ending while none waits starts the next one at the pool's last clock reading: older, never younger", async () => {
+    const { pool, ageOut } = fakePool();
+    const first = await pool.acquire(true);
+    const second = await pool.acquire(true);
+    ageOut();
+    // The pool has not read the clock since it moved: the second statement counts as started at the last reading.
+    pool.release(first);
+    const third = pool.acquire(true);
+    assert.equal(await state(third), "pending", "nothing joins a statement that may have run for shareWithin");
+    pool.release(second);
+    assert.equal(await third, first, "it gets the connection once that statement ends");
+    assert.equal(first.holders, 1);
+    pool.release(first);
+    await pool.close();
+  });
+
   test("while a scope waits, no statement joins a busy connection, and the scope gets it once it drains", async () => {
     const { pool } = fakePool();
     const statement = await pool.acquire(true);
