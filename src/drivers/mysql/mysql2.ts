@@ -196,6 +196,86 @@ function firstRowOf(result: unknown, fields: Field[] | undefined): Row | undefin
   return plan ? convertRow(result[0] as Row, plan) : result[0] as Row;
 }
 
+/** A mysql2 row stream: its rows, which a destroy ends with an error. */
+type RowStream = AsyncIterable<Row> & { destroy(error?: Error): void };
+
+/**
+ * A result streaming on a scope's connection. MySQL sends a result whole
+ * before the connection takes another statement, so when one comes while
+ * the loop is suspended between batches, the connection calls `drain`: the
+ * rest of the rows are read into this stream's memory, and handed out from
+ * there. Until then rows are read as they are handed out (flat memory).
+ */
+class ScopeStream {
+  readonly #rows: AsyncIterator<Row>;
+  readonly #convert: (row: Row) => Row;
+  readonly #size: number;
+  /** The batches read ahead by a drain, handed out in order. */
+  readonly #ahead: Row[][] = [];
+  #ended = false;
+  #failure: { error: unknown } | undefined;
+  /** The batch being read for the consumer, which a drain waits for so rows keep their order. */
+  #reading: Promise<unknown> | undefined;
+  #draining: Promise<void> | undefined;
+
+  constructor(rows: AsyncIterable<Row>, convert: (row: Row) => Row, size: number) {
+    this.#rows = rows[Symbol.asyncIterator]();
+    this.#convert = convert;
+    this.#size = size;
+  }
+
+  /** The next batch (empty at the end); the error that cut the result short comes after the rows before it. */
+  async next(): Promise<Row[]> {
+    if (this.#draining) await this.#draining;
+    const ahead = this.#ahead.shift();
+    if (ahead) return ahead;
+    if (this.#failure) throw this.#failure.error;
+    if (this.#ended) return [];
+    const reading = this.#reading = this.#read();
+    try {
+      return await reading;
+    } finally {
+      this.#reading = undefined;
+    }
+  }
+
+  /** Reads the rest of the result into memory, so the connection can take another statement; never throws. */
+  drain(): Promise<void> {
+    return this.#draining ??= this.#readRest();
+  }
+
+  /** Reads the rest of the result and drops it (leaving early keeps the connection); never throws. */
+  async discard(): Promise<void> {
+    await this.drain();
+    this.#ahead.length = 0;
+  }
+
+  async #readRest(): Promise<void> {
+    await this.#reading?.catch(() => undefined);
+    try {
+      while (!this.#ended) {
+        const batch = await this.#read();
+        if (batch.length > 0) this.#ahead.push(batch);
+      }
+    } catch (error) {
+      this.#failure = { error };
+    }
+  }
+
+  async #read(): Promise<Row[]> {
+    const batch: Row[] = [];
+    while (batch.length < this.#size) {
+      const next = await this.#rows.next();
+      if (next.done) {
+        this.#ended = true;
+        break;
+      }
+      batch.push(this.#convert(next.value));
+    }
+    return batch;
+  }
+}
+
 class Mysql2Connection implements DriverConnection {
   readonly #connection: Connection;
   /** mysql2's callback connection under the promise one. */
@@ -205,6 +285,10 @@ class Mysql2Connection implements DriverConnection {
   readonly backendId: number;
   /** The rows of the stream running now, which a destroy must end too. */
   #rows: { destroy(error?: Error): void } | undefined;
+  /** A scope's stream whose result is still arriving: read into its memory before another statement is sent. */
+  #open: ScopeStream | undefined;
+  /** Whether the session has a statement timeout (a scope's stream then reads its result whole: see `stream`). */
+  #timed = false;
 
   constructor(connection: Connection) {
     this.#connection = connection;
@@ -225,6 +309,18 @@ class Mysql2Connection implements DriverConnection {
     if (this.#lost) throw translate(Object.assign(this.#lost, { fatal: true }), text);
   }
 
+  timeoutSet(): void {
+    this.#timed = true;
+  }
+
+  /** Frees the connection of a scope's stream suspended between batches: its rest is read into its memory. */
+  async #settle(): Promise<void> {
+    const open = this.#open;
+    if (!open) return;
+    await open.drain();
+    if (this.#open === open) this.#open = undefined;
+  }
+
   /**
    * Runs a prepared statement (mysql2 prepares each text once per connection
    * and keeps it) on mysql2's callback connection, its promise wrapper left
@@ -237,6 +333,7 @@ class Mysql2Connection implements DriverConnection {
     params: readonly unknown[],
     done: (result: unknown, fields: Field[] | undefined) => T,
   ): Promise<T> {
+    if (this.#open) return this.#settle().then(() => this.#run(text, params, done));
     return new Promise((resolve, reject) => {
       try {
         this.#check(text);
@@ -278,31 +375,27 @@ class Mysql2Connection implements DriverConnection {
     batchSize: number,
     placement: StreamPlacement,
   ): AsyncIterableIterator<Row[]> {
+    await this.#settle();
     this.#check(text);
-    if (placement !== "own") {
-      // MySQL has no cursor that lets other statements run on the connection
-      // meanwhile: on a shared connection the rows are read first, then handed
-      // out in batches, so queries inside the loop cannot deadlock.
+    // MySQL and MariaDB time a streamed statement until its last row is sent, so under a statement timeout a loop
+    // slower than the timeout would be cut off: in a scope, where the result was always read whole, it still is.
+    if (placement !== "own" && this.#timed) {
       yield* inBatches(this.fetchAll(text, params), batchSize);
       return;
     }
-    const query = this.#core.query({ sql: text, values: mysqlParams(params) });
-    let fields: Field[] | undefined;
-    query.on("fields", refuseInternalsPerRow);
-    query.on("fields", (received: Field[] | undefined) => fields = received);
     // MySQL sends the whole result as one stream, so a batch here is only how many rows are handed on at once:
     // at most `streamChunk`, which keeps fewer rows alive at a time (see `streamChunk`).
     const chunk = Math.min(batchSize, streamChunk);
-    const rows = this.#rows = query.stream({ highWaterMark: chunk }) as AsyncIterable<Row> & {
-      destroy(error?: Error): void;
-    };
+    const { rows, convert } = this.#query(text, params, chunk);
+    if (placement !== "own") {
+      yield* this.#inScope(text, rows, convert, chunk);
+      return;
+    }
     let finished = false;
     try {
       let batch: Row[] = [];
-      let plan: ReturnType<typeof conversions>;
       for await (const row of rows) {
-        plan ??= conversions(fields);
-        batch.push(plan ? convertRow(row, plan) : row);
+        batch.push(convert(row));
         if (batch.length >= chunk) {
           yield batch;
           batch = [];
@@ -324,7 +417,58 @@ class Mysql2Connection implements DriverConnection {
     }
   }
 
+  /** Sends a query whose rows stream, `chunk` rows buffered at most, and how to convert each row. */
+  #query(text: string, params: readonly unknown[], chunk: number): { rows: RowStream; convert: (row: Row) => Row } {
+    const query = this.#core.query({ sql: text, values: mysqlParams(params) });
+    let fields: Field[] | undefined;
+    query.on("fields", refuseInternalsPerRow);
+    query.on("fields", (received: Field[] | undefined) => fields = received);
+    const rows = this.#rows = query.stream({ highWaterMark: chunk }) as RowStream;
+    let plan: ReturnType<typeof conversions>;
+    let planned = false;
+    const convert = (row: Row) => {
+      if (!planned) {
+        plan = conversions(fields);
+        planned = true;
+      }
+      return plan ? convertRow(row, plan) : row;
+    };
+    return { rows, convert };
+  }
+
+  /**
+   * A stream on a scope's connection: rows as they arrive until another
+   * statement comes while the loop is suspended, which first reads the rest
+   * into the stream's memory (`#settle`). Leaving early reads the rest and
+   * drops it, so the connection (and its transaction) stays usable.
+   */
+  async *#inScope(
+    text: string,
+    rows: RowStream,
+    convert: (row: Row) => Row,
+    chunk: number,
+  ): AsyncIterableIterator<Row[]> {
+    const stream = this.#open = new ScopeStream(rows, convert, chunk);
+    let finished = false;
+    try {
+      for (;;) {
+        const batch = await stream.next();
+        if (batch.length === 0) break;
+        yield batch;
+      }
+      finished = true;
+    } catch (error) {
+      finished = true;
+      throw translate(error, text);
+    } finally {
+      if (!finished) await stream.discard();
+      if (this.#open === stream) this.#open = undefined;
+      if (this.#rows === rows) this.#rows = undefined;
+    }
+  }
+
   async ping(): Promise<void> {
+    await this.#settle();
     this.#check("ping");
     try {
       await this.#connection.ping();
@@ -334,6 +478,8 @@ class Mysql2Connection implements DriverConnection {
   }
 
   async close(): Promise<void> {
+    // A scope's stream left suspended would hold the connection's end back: it is cut off instead.
+    if (this.#open) return this.destroy();
     if (this.#lost) {
       this.#connection.destroy();
       return;
