@@ -196,8 +196,15 @@ function firstRowOf(result: unknown, fields: Field[] | undefined): Row | undefin
   return plan ? convertRow(result[0] as Row, plan) : result[0] as Row;
 }
 
-/** A mysql2 row stream: its rows, which a destroy ends with an error. */
-type RowStream = AsyncIterable<Row> & { destroy(error?: Error): void };
+/** A mysql2 row stream (a Readable in object mode): its rows, which a destroy ends with an error. */
+type RowStream = AsyncIterable<Row> & {
+  destroy(error?: Error): void;
+  read(): Row | null;
+  on(event: string, listener: () => void): void;
+  readonly errored: Error | null;
+  readonly readableEnded: boolean;
+  readonly destroyed: boolean;
+};
 
 /**
  * A result streaming on a scope's connection. MySQL sends a result whole
@@ -207,7 +214,7 @@ type RowStream = AsyncIterable<Row> & { destroy(error?: Error): void };
  * there. Until then rows are read as they are handed out (flat memory).
  */
 class ScopeStream {
-  readonly #rows: AsyncIterator<Row>;
+  readonly #rows: RowStream;
   readonly #convert: (row: Row) => Row;
   readonly #size: number;
   /** The batches read ahead by a drain, handed out in order. */
@@ -217,11 +224,21 @@ class ScopeStream {
   /** The batch being read for the consumer, which a drain waits for so rows keep their order. */
   #reading: Promise<unknown> | undefined;
   #draining: Promise<void> | undefined;
+  /** Wakes a read waiting for the stream to have rows, end or fail. */
+  #wake: (() => void) | undefined;
 
-  constructor(rows: AsyncIterable<Row>, convert: (row: Row) => Row, size: number) {
-    this.#rows = rows[Symbol.asyncIterator]();
+  constructor(rows: RowStream, convert: (row: Row) => Row, size: number) {
+    this.#rows = rows;
     this.#convert = convert;
     this.#size = size;
+    const wake = () => {
+      const waiting = this.#wake;
+      this.#wake = undefined;
+      waiting?.();
+    };
+    // Rows are taken with read() as long as there are some, a promise only when the stream has none buffered:
+    // an async iterator's promise per row costs more. The error listener also keeps an error from going unheard.
+    for (const event of ["readable", "end", "close", "error"]) rows.on(event, wake);
   }
 
   /** The next batch (empty at the end); the error that cut the result short comes after the rows before it. */
@@ -263,14 +280,21 @@ class ScopeStream {
   }
 
   async #read(): Promise<Row[]> {
+    const rows = this.#rows;
     const batch: Row[] = [];
     while (batch.length < this.#size) {
-      const next = await this.#rows.next();
-      if (next.done) {
+      const row = rows.read();
+      if (row !== null) {
+        batch.push(this.#convert(row));
+        continue;
+      }
+      if (rows.errored) throw rows.errored;
+      if (rows.readableEnded) {
         this.#ended = true;
         break;
       }
-      batch.push(this.#convert(next.value));
+      if (rows.destroyed) throw new Error("the stream was closed before its end");
+      await new Promise<void>((resolve) => this.#wake = resolve);
     }
     return batch;
   }
