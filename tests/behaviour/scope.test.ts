@@ -1,7 +1,7 @@
 /** Scopes belong to their instance and to the async call tree that entered them. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ClosedError, Database, QueryError, sql, TransactionError } from "../../mod.ts";
+import { ClosedError, ConnectionError, Database, QueryError, RoostError, sql, TransactionError } from "../../mod.ts";
 import { signal, skipUnless, sleep, tempDatabasePath, uniqueTable } from "../support/support.ts";
 import { targets } from "../support/targets.ts";
 
@@ -262,6 +262,23 @@ for (const target of targets()) {
           } finally {
             await db.execute(sql`drop table ${table}`);
           }
+          assert.equal(db.stats().primary.busy, 0);
+        },
+      );
+
+      test(
+        "a row mysql2 refuses to read fails the stream and discards the connection, never feeding the rest to a statement",
+        skipUnless(target.driver === "mysql2", "mysql2 refuses columns named like Object.prototype's internals"),
+        async () => {
+          const refused = sql.unsafe(`select n as __proto__ from (${tenThousandText}) s`);
+          const [streamed, after] = await db.connection(async () => {
+            const streamed = await read(refused).then(() => undefined, (error) => error);
+            const after = await db.fetchVal(sql`select 1`).then(() => undefined, (error) => error);
+            return [streamed, after];
+          });
+          assert.ok(streamed instanceof RoostError, `expected a Roost error, got ${streamed}`);
+          assert.ok(after instanceof ConnectionError, `expected a ConnectionError, got ${after}`);
+          assert.equal(Number(await db.fetchVal(sql`select 2`)), 2);
           assert.equal(db.stats().primary.busy, 0);
         },
       );

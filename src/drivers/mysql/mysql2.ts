@@ -213,6 +213,12 @@ type RowStream = AsyncIterable<Row> & {
  * rest of the rows are read into this stream's memory, and handed out from
  * there. Until then rows are read as they are handed out (flat memory).
  */
+/** Whether a stream's error is the server's answer, which ends the result and leaves the connection usable. */
+function fromServer(error: Error): boolean {
+  const { errno, fatal } = error as { errno?: unknown; fatal?: unknown };
+  return typeof errno === "number" && fatal !== true;
+}
+
 class ScopeStream {
   readonly #rows: RowStream;
   readonly #convert: (row: Row) => Row;
@@ -241,6 +247,15 @@ class ScopeStream {
     for (const event of ["readable", "end", "close", "error"]) rows.on(event, wake);
   }
 
+  /**
+   * True once the whole result has arrived, or the server failed it: the
+   * connection then owes nothing more of it. A failure of mysql2's own (a
+   * row it refuses to read) leaves the rest of the result on its way.
+   */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
   /** The next batch (empty at the end); the error that cut the result short comes after the rows before it. */
   async next(): Promise<Row[]> {
     if (this.#draining) await this.#draining;
@@ -259,6 +274,11 @@ class ScopeStream {
   /** Reads the rest of the result into memory, so the connection can take another statement; never throws. */
   drain(): Promise<void> {
     return this.#draining ??= this.#readRest();
+  }
+
+  /** Stops reading (the connection is discarded with it). */
+  destroy(): void {
+    this.#rows.destroy();
   }
 
   /** Reads the rest of the result and drops it (leaving early keeps the connection); never throws. */
@@ -288,7 +308,10 @@ class ScopeStream {
         batch.push(this.#convert(row));
         continue;
       }
-      if (rows.errored) throw rows.errored;
+      if (rows.errored) {
+        this.#ended = fromServer(rows.errored);
+        throw rows.errored;
+      }
       if (rows.readableEnded) {
         this.#ended = true;
         break;
@@ -343,6 +366,18 @@ class Mysql2Connection implements DriverConnection {
     if (!open) return;
     await open.drain();
     if (this.#open === open) this.#open = undefined;
+    if (!open.ended) this.#abandon(open);
+  }
+
+  /**
+   * Gives up the connection under a result that did not reach its end: the
+   * server keeps sending the rest and MySQL cannot cancel it, so the
+   * connection is discarded rather than drained.
+   */
+  #abandon(rows: { destroy(): void }): void {
+    this.#lost ??= new Error("stream abandoned before its end");
+    rows.destroy();
+    this.#connection.destroy();
   }
 
   /**
@@ -415,29 +450,18 @@ class Mysql2Connection implements DriverConnection {
       yield* this.#inScope(text, rows, convert, chunk);
       return;
     }
-    let finished = false;
+    const reader = new ScopeStream(rows, convert, chunk);
     try {
-      let batch: Row[] = [];
-      for await (const row of rows) {
-        batch.push(convert(row));
-        if (batch.length >= chunk) {
-          yield batch;
-          batch = [];
-        }
+      for (;;) {
+        const batch = await reader.next();
+        if (batch.length === 0) break;
+        yield batch;
       }
-      finished = true;
-      if (batch.length > 0) yield batch;
     } catch (error) {
       throw translate(error, text);
     } finally {
       this.#rows = undefined;
-      if (!finished) {
-        // The server keeps sending the rest of the result and MySQL cannot
-        // cancel it: the connection is discarded rather than drained.
-        this.#lost ??= new Error("stream abandoned before its end");
-        rows.destroy();
-        this.#connection.destroy();
-      }
+      if (!reader.ended) this.#abandon(reader);
     }
   }
 
@@ -473,21 +497,21 @@ class Mysql2Connection implements DriverConnection {
     chunk: number,
   ): AsyncIterableIterator<Row[]> {
     const stream = this.#open = new ScopeStream(rows, convert, chunk);
-    let finished = false;
+    let failed = false;
     try {
       for (;;) {
         const batch = await stream.next();
         if (batch.length === 0) break;
         yield batch;
       }
-      finished = true;
     } catch (error) {
-      finished = true;
+      failed = true;
       throw translate(error, text);
     } finally {
-      if (!finished) await stream.discard();
+      if (!failed) await stream.discard();
       if (this.#open === stream) this.#open = undefined;
       if (this.#rows === rows) this.#rows = undefined;
+      if (!stream.ended) this.#abandon(stream);
     }
   }
 
