@@ -311,7 +311,7 @@ for (const target of targets()) {
 
       test(
         "closing the database while a scope's stream is suspended ends the stream with an error",
-        mysqlOnly,
+        skipUnless(target.driver === "mysql2", "Bun.SQL reads a MySQL result whole: nothing is left to end"),
         async () => {
           const closing = target.open({ pool: { max: 1 } });
           let done: Promise<void> | undefined;
