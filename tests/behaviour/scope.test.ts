@@ -247,7 +247,7 @@ for (const target of targets()) {
               const outcomes: number[] = [];
               for (const body of [undefined, (n: number) => n === 3 ? db.fetchVal(sql`select 1`) : undefined]) {
                 let seen = 0;
-                const error = await read(failing, { body: (n) => (seen = n, body?.(n)) }).then(
+                const error = await read(failing, { body: (n) => (assert.equal(n, ++seen), body?.(n)) }).then(
                   () => undefined,
                   (e) => e,
                 );
@@ -257,7 +257,9 @@ for (const target of targets()) {
               await db.execute(sql`insert into ${table} values (1)`);
               return outcomes;
             });
-            for (const seen of outcomes) assert.ok(seen < 150, `saw ${seen} rows`);
+            // Every row before the failing one arrives, in order (Bun.SQL reads a MySQL result whole: none does).
+            const before = target.driver === "mysql2" ? 149 : 0;
+            assert.deepEqual(outcomes, [before, before]);
             assert.equal(Number(await db.fetchVal(sql`select count(*) from ${table}`)), 1);
           } finally {
             await db.execute(sql`drop table ${table}`);

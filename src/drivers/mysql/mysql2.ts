@@ -206,20 +206,21 @@ type RowStream = AsyncIterable<Row> & {
   readonly destroyed: boolean;
 };
 
-/**
- * A result streaming on a scope's connection. MySQL sends a result whole
- * before the connection takes another statement, so when one comes while
- * the loop is suspended between batches, the connection calls `drain`: the
- * rest of the rows are read into this stream's memory, and handed out from
- * there. Until then rows are read as they are handed out (flat memory).
- */
 /** Whether a stream's error is the server's answer, which ends the result and leaves the connection usable. */
 function fromServer(error: Error): boolean {
   const { errno, fatal } = error as { errno?: unknown; fatal?: unknown };
   return typeof errno === "number" && fatal !== true;
 }
 
-class ScopeStream {
+/**
+ * A result streaming in batches. MySQL sends a result whole before the
+ * connection takes another statement, so when one comes on a scope's
+ * connection while the loop is suspended between batches, the connection
+ * calls `drain`: the rest of the rows are read into this stream's memory and
+ * handed out from there. Until then rows are read as they are handed out
+ * (flat memory). A stream on a connection of its own is never drained.
+ */
+class ResultStream {
   readonly #rows: RowStream;
   readonly #convert: (row: Row) => Row;
   readonly #size: number;
@@ -290,7 +291,7 @@ class ScopeStream {
   async #readRest(): Promise<void> {
     await this.#reading?.catch(() => undefined);
     try {
-      while (!this.#ended) {
+      while (!this.#ended && !this.#failure) {
         const batch = await this.#read();
         if (batch.length > 0) this.#ahead.push(batch);
       }
@@ -308,15 +309,18 @@ class ScopeStream {
         batch.push(this.#convert(row));
         continue;
       }
-      if (rows.errored) {
-        this.#ended = fromServer(rows.errored);
-        throw rows.errored;
+      if (rows.errored || (rows.destroyed && !rows.readableEnded)) {
+        const error = rows.errored ?? new Error("the stream was closed before its end");
+        this.#ended = fromServer(error);
+        // The rows read before the failure are handed out first; the next read throws it.
+        this.#failure = { error };
+        if (batch.length > 0) return batch;
+        throw error;
       }
       if (rows.readableEnded) {
         this.#ended = true;
         break;
       }
-      if (rows.destroyed) throw new Error("the stream was closed before its end");
       await new Promise<void>((resolve) => this.#wake = resolve);
     }
     return batch;
@@ -333,7 +337,7 @@ class Mysql2Connection implements DriverConnection {
   /** The rows of the stream running now, which a destroy must end too. */
   #rows: { destroy(error?: Error): void } | undefined;
   /** A scope's stream whose result is still arriving: read into its memory before another statement is sent. */
-  #open: ScopeStream | undefined;
+  #open: ResultStream | undefined;
   /** Whether the session has a statement timeout (a scope's stream then reads its result whole: see `stream`). */
   #timed = false;
 
@@ -450,7 +454,7 @@ class Mysql2Connection implements DriverConnection {
       yield* this.#inScope(text, rows, convert, chunk);
       return;
     }
-    const reader = new ScopeStream(rows, convert, chunk);
+    const reader = new ResultStream(rows, convert, chunk);
     try {
       for (;;) {
         const batch = await reader.next();
@@ -496,7 +500,7 @@ class Mysql2Connection implements DriverConnection {
     convert: (row: Row) => Row,
     chunk: number,
   ): AsyncIterableIterator<Row[]> {
-    const stream = this.#open = new ScopeStream(rows, convert, chunk);
+    const stream = this.#open = new ResultStream(rows, convert, chunk);
     let failed = false;
     try {
       for (;;) {
