@@ -1,8 +1,8 @@
 /** Scopes belong to their instance and to the async call tree that entered them. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ClosedError, Database, sql, TransactionError } from "../../mod.ts";
-import { signal, skipUnless, tempDatabasePath, uniqueTable } from "../support/support.ts";
+import { ClosedError, ConnectionError, Database, QueryError, RoostError, sql, TransactionError } from "../../mod.ts";
+import { signal, skipUnless, sleep, tempDatabasePath, uniqueTable } from "../support/support.ts";
 import { targets } from "../support/targets.ts";
 
 describe("scope isolation (SQLite file, pool of several connections)", () => {
@@ -151,6 +151,188 @@ for (const target of targets()) {
         }
       },
     );
+
+    describe("iterate in a scope on MySQL, which streams until the loop body runs a statement", () => {
+      const mysqlOnly = skipUnless(target.dialect === "mysql", "MySQL streams one result at a time per connection");
+      /** 1 … 10,000 in order, without a table or a sequence engine (MySQL caps recursive CTEs at 1,000 rows). */
+      const digits = "(select 0 d union all select 1 union all select 2 union all select 3 union all select 4 " +
+        "union all select 5 union all select 6 union all select 7 union all select 8 union all select 9)";
+      const tenThousandText =
+        `select a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 1 as n from ${digits} a cross join ${digits} b ` +
+        `cross join ${digits} c cross join ${digits} e order by n`;
+      const tenThousand = sql.unsafe(tenThousandText);
+      const upTo = (count: number) => Array.from({ length: count }, (_, i) => i + 1);
+      const read = async (query = tenThousand, options: { limit?: number; body?: (n: number) => unknown } = {}) => {
+        const seen: number[] = [];
+        for await (const { n } of db.iterate<{ n: number }>(query, undefined, { batchSize: 100 })) {
+          seen.push(Number(n));
+          await options.body?.(Number(n));
+          if (seen.length === options.limit) break;
+        }
+        return seen;
+      };
+
+      test(
+        "statements and a second iterate inside the loop: every row arrives, in order, and they run",
+        mysqlOnly,
+        async () => {
+          const table = uniqueTable("mystream_inside");
+          await db.execute(sql`create table ${table} (n integer)`);
+          try {
+            for (const scope of [db.connection.bind(db), db.transaction.bind(db)]) {
+              const [seen, inner] = await scope(async () => {
+                let inner: number[] = [];
+                const seen = await read(tenThousand, {
+                  body: async (n) => {
+                    if (n === 1 || n === 150 || n === 5_000) await db.execute(sql`insert into ${table} values (${n})`);
+                    if (n === 2) inner = await read(tenThousand, { limit: 300 });
+                  },
+                });
+                return [seen, inner];
+              });
+              assert.deepEqual(seen, upTo(10_000));
+              assert.deepEqual(inner, upTo(300));
+              assert.deepEqual(
+                (await db.fetchAll<{ n: number }>(sql`select n from ${table} order by n`)).map((row) => Number(row.n)),
+                [1, 150, 5_000],
+              );
+              await db.execute(sql`delete from ${table}`);
+            }
+          } finally {
+            await db.execute(sql`drop table ${table}`);
+          }
+          assert.equal(db.stats().primary.busy, 0);
+        },
+      );
+
+      test("leaving the loop early keeps the scope's connection and its transaction", mysqlOnly, async () => {
+        const table = uniqueTable("mystream_break");
+        await db.execute(sql`create table ${table} (n integer)`);
+        try {
+          const [before, early, after, afterStatement] = await db.transaction(async () => {
+            const id = async () => Number(await db.fetchVal(sql`select connection_id()`));
+            const before = await id();
+            await db.execute(sql`insert into ${table} values (1)`);
+            const early = await read(tenThousand, { limit: 10 });
+            const after = await id();
+            // Leaving early after a statement inside the loop (the rest was read into memory already).
+            const afterStatement = await read(tenThousand, {
+              limit: 20,
+              body: (n) => n === 5 ? db.execute(sql`insert into ${table} values (2)`) : undefined,
+            });
+            await db.execute(sql`insert into ${table} values (3)`);
+            return [before, early, after, afterStatement];
+          });
+          assert.deepEqual(early, upTo(10));
+          assert.deepEqual(afterStatement, upTo(20));
+          assert.equal(after, before, "the same connection, not a new one");
+          assert.equal(Number(await db.fetchVal(sql`select count(*) from ${table}`)), 3, "the transaction committed");
+        } finally {
+          await db.execute(sql`drop table ${table}`);
+        }
+      });
+
+      test(
+        "a server error part-way is a QueryError after the rows before it, and the transaction goes on",
+        mysqlOnly,
+        async () => {
+          // Row 150 fails on the server: a subquery with two rows.
+          const failing = sql.unsafe(
+            `select n, (select 1 from (select 1 union all select 2) t where s.n = 150) as v from (${tenThousandText}) s`,
+          );
+          const table = uniqueTable("mystream_error");
+          await db.execute(sql`create table ${table} (n integer)`);
+          try {
+            const outcomes = await db.transaction(async () => {
+              const outcomes: number[] = [];
+              for (const body of [undefined, (n: number) => n === 3 ? db.fetchVal(sql`select 1`) : undefined]) {
+                let seen = 0;
+                const error = await read(failing, { body: (n) => (assert.equal(n, ++seen), body?.(n)) }).then(
+                  () => undefined,
+                  (e) => e,
+                );
+                assert.ok(error instanceof QueryError, `expected a QueryError, got ${error}`);
+                outcomes.push(seen);
+              }
+              await db.execute(sql`insert into ${table} values (1)`);
+              return outcomes;
+            });
+            // Every row before the failing one arrives, in order (Bun.SQL reads a MySQL result whole: none does).
+            const before = target.driver === "mysql2" ? 149 : 0;
+            assert.deepEqual(outcomes, [before, before]);
+            assert.equal(Number(await db.fetchVal(sql`select count(*) from ${table}`)), 1);
+          } finally {
+            await db.execute(sql`drop table ${table}`);
+          }
+          assert.equal(db.stats().primary.busy, 0);
+        },
+      );
+
+      test(
+        "a row mysql2 refuses to read fails the stream and discards the connection, never feeding the rest to a statement",
+        skipUnless(target.driver === "mysql2", "mysql2 refuses columns named like Object.prototype's internals"),
+        async () => {
+          const refused = sql.unsafe(`select n as __proto__ from (${tenThousandText}) s`);
+          const [streamed, after] = await db.connection(async () => {
+            const streamed = await read(refused).then(() => undefined, (error) => error);
+            const after = await db.fetchVal(sql`select 1`).then(() => undefined, (error) => error);
+            return [streamed, after];
+          });
+          assert.ok(streamed instanceof RoostError, `expected a Roost error, got ${streamed}`);
+          assert.ok(after instanceof ConnectionError, `expected a ConnectionError, got ${after}`);
+          assert.equal(Number(await db.fetchVal(sql`select 2`)), 2);
+          assert.equal(db.stats().primary.busy, 0);
+        },
+      );
+
+      test(
+        "under statementTimeout a scope's stream reads its result whole: rows in order, leaving early is fine",
+        mysqlOnly,
+        async () => {
+          const timed = target.open({ statementTimeout: 60_000, pool: { max: 1 } });
+          try {
+            const [whole, early] = await timed.transaction(async (tx) => {
+              const seen: number[] = [];
+              for await (const { n } of tx.iterate<{ n: number }>(tenThousand, undefined, { batchSize: 100 })) {
+                seen.push(Number(n));
+                if (n === 2) await tx.fetchVal(sql`select 1`);
+              }
+              const early: number[] = [];
+              for await (const { n } of tx.iterate<{ n: number }>(tenThousand, undefined, { batchSize: 100 })) {
+                if (early.push(Number(n)) === 10) break;
+              }
+              return [seen, early];
+            });
+            assert.deepEqual(whole, upTo(10_000));
+            assert.deepEqual(early, upTo(10));
+          } finally {
+            await timed.close();
+          }
+        },
+      );
+
+      test(
+        "closing the database while a scope's stream is suspended ends the stream with an error",
+        skipUnless(target.driver === "mysql2", "Bun.SQL reads a MySQL result whole: nothing is left to end"),
+        async () => {
+          const closing = target.open({ pool: { max: 1 } });
+          let done: Promise<void> | undefined;
+          const seen: number[] = [];
+          const outcome = await closing.transaction(async (tx) => {
+            for await (const { n } of tx.iterate<{ n: number }>(tenThousand, undefined, { batchSize: 100 })) {
+              seen.push(Number(n));
+              if (n === 1) {
+                done = closing.close({ timeout: 50 });
+                await sleep(200);
+              }
+            }
+          }).then(() => undefined, (error) => error);
+          await done;
+          assert.ok(outcome instanceof Error, `expected an error, got ${outcome}`);
+          assert.ok(seen.length < 10_000, `saw ${seen.length} rows`);
+        },
+      );
+    });
 
     test("a handle used after its scope ends is a ClosedError", async () => {
       const leaked = await db.connection((conn) => conn);

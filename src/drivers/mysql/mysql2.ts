@@ -196,6 +196,137 @@ function firstRowOf(result: unknown, fields: Field[] | undefined): Row | undefin
   return plan ? convertRow(result[0] as Row, plan) : result[0] as Row;
 }
 
+/** A mysql2 row stream (a Readable in object mode): its rows, which a destroy ends with an error. */
+type RowStream = AsyncIterable<Row> & {
+  destroy(error?: Error): void;
+  read(): Row | null;
+  on(event: string, listener: () => void): void;
+  readonly errored: Error | null;
+  readonly readableEnded: boolean;
+  readonly destroyed: boolean;
+};
+
+/** Whether a stream's error is the server's answer, which ends the result and leaves the connection usable. */
+function fromServer(error: Error): boolean {
+  const { errno, fatal } = error as { errno?: unknown; fatal?: unknown };
+  return typeof errno === "number" && fatal !== true;
+}
+
+/**
+ * A result streaming in batches. MySQL sends a result whole before the
+ * connection takes another statement, so when one comes on a scope's
+ * connection while the loop is suspended between batches, the connection
+ * calls `drain`: the rest of the rows are read into this stream's memory and
+ * handed out from there. Until then rows are read as they are handed out
+ * (flat memory). A stream on a connection of its own is never drained.
+ */
+class ResultStream {
+  readonly #rows: RowStream;
+  readonly #convert: (row: Row) => Row;
+  readonly #size: number;
+  /** The batches read ahead by a drain, handed out in order. */
+  readonly #ahead: Row[][] = [];
+  #ended = false;
+  #failure: { error: unknown } | undefined;
+  /** The batch being read for the consumer, which a drain waits for so rows keep their order. */
+  #reading: Promise<unknown> | undefined;
+  #draining: Promise<void> | undefined;
+  /** Wakes a read waiting for the stream to have rows, end or fail. */
+  #wake: (() => void) | undefined;
+
+  constructor(rows: RowStream, convert: (row: Row) => Row, size: number) {
+    this.#rows = rows;
+    this.#convert = convert;
+    this.#size = size;
+    const wake = () => {
+      const waiting = this.#wake;
+      this.#wake = undefined;
+      waiting?.();
+    };
+    // Rows are taken with read() as long as there are some, a promise only when the stream has none buffered:
+    // an async iterator's promise per row costs more. The error listener also keeps an error from going unheard.
+    for (const event of ["readable", "end", "close", "error"]) rows.on(event, wake);
+  }
+
+  /**
+   * True once the whole result has arrived, or the server failed it: the
+   * connection then owes nothing more of it. A failure of mysql2's own (a
+   * row it refuses to read) leaves the rest of the result on its way.
+   */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** The next batch (empty at the end); the error that cut the result short comes after the rows before it. */
+  async next(): Promise<Row[]> {
+    if (this.#draining) await this.#draining;
+    const ahead = this.#ahead.shift();
+    if (ahead) return ahead;
+    if (this.#failure) throw this.#failure.error;
+    if (this.#ended) return [];
+    const reading = this.#reading = this.#read();
+    try {
+      return await reading;
+    } finally {
+      this.#reading = undefined;
+    }
+  }
+
+  /** Reads the rest of the result into memory, so the connection can take another statement; never throws. */
+  drain(): Promise<void> {
+    return this.#draining ??= this.#readRest();
+  }
+
+  /** Stops reading (the connection is discarded with it). */
+  destroy(): void {
+    this.#rows.destroy();
+  }
+
+  /** Reads the rest of the result and drops it (leaving early keeps the connection); never throws. */
+  async discard(): Promise<void> {
+    await this.drain();
+    this.#ahead.length = 0;
+  }
+
+  async #readRest(): Promise<void> {
+    await this.#reading?.catch(() => undefined);
+    try {
+      while (!this.#ended && !this.#failure) {
+        const batch = await this.#read();
+        if (batch.length > 0) this.#ahead.push(batch);
+      }
+    } catch (error) {
+      this.#failure = { error };
+    }
+  }
+
+  async #read(): Promise<Row[]> {
+    const rows = this.#rows;
+    const batch: Row[] = [];
+    while (batch.length < this.#size) {
+      const row = rows.read();
+      if (row !== null) {
+        batch.push(this.#convert(row));
+        continue;
+      }
+      if (rows.errored || (rows.destroyed && !rows.readableEnded)) {
+        const error = rows.errored ?? new Error("the stream was closed before its end");
+        this.#ended = fromServer(error);
+        // The rows read before the failure are handed out first; the next read throws it.
+        this.#failure = { error };
+        if (batch.length > 0) return batch;
+        throw error;
+      }
+      if (rows.readableEnded) {
+        this.#ended = true;
+        break;
+      }
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    return batch;
+  }
+}
+
 class Mysql2Connection implements DriverConnection {
   readonly #connection: Connection;
   /** mysql2's callback connection under the promise one. */
@@ -205,6 +336,10 @@ class Mysql2Connection implements DriverConnection {
   readonly backendId: number;
   /** The rows of the stream running now, which a destroy must end too. */
   #rows: { destroy(error?: Error): void } | undefined;
+  /** A scope's stream whose result is still arriving: read into its memory before another statement is sent. */
+  #open: ResultStream | undefined;
+  /** Whether the session has a statement timeout (a scope's stream then reads its result whole: see `stream`). */
+  #timed = false;
 
   constructor(connection: Connection) {
     this.#connection = connection;
@@ -225,6 +360,30 @@ class Mysql2Connection implements DriverConnection {
     if (this.#lost) throw translate(Object.assign(this.#lost, { fatal: true }), text);
   }
 
+  timeoutSet(): void {
+    this.#timed = true;
+  }
+
+  /** Frees the connection of a scope's stream suspended between batches: its rest is read into its memory. */
+  async #settle(): Promise<void> {
+    const open = this.#open;
+    if (!open) return;
+    await open.drain();
+    if (this.#open === open) this.#open = undefined;
+    if (!open.ended) this.#abandon(open);
+  }
+
+  /**
+   * Gives up the connection under a result that did not reach its end: the
+   * server keeps sending the rest and MySQL cannot cancel it, so the
+   * connection is discarded rather than drained.
+   */
+  #abandon(rows: { destroy(): void }): void {
+    this.#lost ??= new Error("stream abandoned before its end");
+    rows.destroy();
+    this.#connection.destroy();
+  }
+
   /**
    * Runs a prepared statement (mysql2 prepares each text once per connection
    * and keeps it) on mysql2's callback connection, its promise wrapper left
@@ -237,6 +396,7 @@ class Mysql2Connection implements DriverConnection {
     params: readonly unknown[],
     done: (result: unknown, fields: Field[] | undefined) => T,
   ): Promise<T> {
+    if (this.#open) return this.#settle().then(() => this.#run(text, params, done));
     return new Promise((resolve, reject) => {
       try {
         this.#check(text);
@@ -278,53 +438,89 @@ class Mysql2Connection implements DriverConnection {
     batchSize: number,
     placement: StreamPlacement,
   ): AsyncIterableIterator<Row[]> {
+    await this.#settle();
     this.#check(text);
-    if (placement !== "own") {
-      // MySQL has no cursor that lets other statements run on the connection
-      // meanwhile: on a shared connection the rows are read first, then handed
-      // out in batches, so queries inside the loop cannot deadlock.
+    // MySQL and MariaDB time a streamed statement until its last row is sent, so under a statement timeout a loop
+    // slower than the timeout would be cut off: in a scope, where the result was always read whole, it still is.
+    if (placement !== "own" && this.#timed) {
       yield* inBatches(this.fetchAll(text, params), batchSize);
       return;
     }
-    const query = this.#core.query({ sql: text, values: mysqlParams(params) });
-    let fields: Field[] | undefined;
-    query.on("fields", refuseInternalsPerRow);
-    query.on("fields", (received: Field[] | undefined) => fields = received);
     // MySQL sends the whole result as one stream, so a batch here is only how many rows are handed on at once:
     // at most `streamChunk`, which keeps fewer rows alive at a time (see `streamChunk`).
     const chunk = Math.min(batchSize, streamChunk);
-    const rows = this.#rows = query.stream({ highWaterMark: chunk }) as AsyncIterable<Row> & {
-      destroy(error?: Error): void;
-    };
-    let finished = false;
+    const { rows, convert } = this.#query(text, params, chunk);
+    if (placement !== "own") {
+      yield* this.#inScope(text, rows, convert, chunk);
+      return;
+    }
+    const reader = new ResultStream(rows, convert, chunk);
     try {
-      let batch: Row[] = [];
-      let plan: ReturnType<typeof conversions>;
-      for await (const row of rows) {
-        plan ??= conversions(fields);
-        batch.push(plan ? convertRow(row, plan) : row);
-        if (batch.length >= chunk) {
-          yield batch;
-          batch = [];
-        }
+      for (;;) {
+        const batch = await reader.next();
+        if (batch.length === 0) break;
+        yield batch;
       }
-      finished = true;
-      if (batch.length > 0) yield batch;
     } catch (error) {
       throw translate(error, text);
     } finally {
       this.#rows = undefined;
-      if (!finished) {
-        // The server keeps sending the rest of the result and MySQL cannot
-        // cancel it: the connection is discarded rather than drained.
-        this.#lost ??= new Error("stream abandoned before its end");
-        rows.destroy();
-        this.#connection.destroy();
+      if (!reader.ended) this.#abandon(reader);
+    }
+  }
+
+  /** Sends a query whose rows stream, `chunk` rows buffered at most, and how to convert each row. */
+  #query(text: string, params: readonly unknown[], chunk: number): { rows: RowStream; convert: (row: Row) => Row } {
+    const query = this.#core.query({ sql: text, values: mysqlParams(params) });
+    let fields: Field[] | undefined;
+    query.on("fields", refuseInternalsPerRow);
+    query.on("fields", (received: Field[] | undefined) => fields = received);
+    const rows = this.#rows = query.stream({ highWaterMark: chunk }) as RowStream;
+    let plan: ReturnType<typeof conversions>;
+    let planned = false;
+    const convert = (row: Row) => {
+      if (!planned) {
+        plan = conversions(fields);
+        planned = true;
       }
+      return plan ? convertRow(row, plan) : row;
+    };
+    return { rows, convert };
+  }
+
+  /**
+   * A stream on a scope's connection: rows as they arrive until another
+   * statement comes while the loop is suspended, which first reads the rest
+   * into the stream's memory (`#settle`). Leaving early reads the rest and
+   * drops it, so the connection (and its transaction) stays usable.
+   */
+  async *#inScope(
+    text: string,
+    rows: RowStream,
+    convert: (row: Row) => Row,
+    chunk: number,
+  ): AsyncIterableIterator<Row[]> {
+    const stream = this.#open = new ResultStream(rows, convert, chunk);
+    let failed = false;
+    try {
+      for (;;) {
+        const batch = await stream.next();
+        if (batch.length === 0) break;
+        yield batch;
+      }
+    } catch (error) {
+      failed = true;
+      throw translate(error, text);
+    } finally {
+      if (!failed) await stream.discard();
+      if (this.#open === stream) this.#open = undefined;
+      if (this.#rows === rows) this.#rows = undefined;
+      if (!stream.ended) this.#abandon(stream);
     }
   }
 
   async ping(): Promise<void> {
+    await this.#settle();
     this.#check("ping");
     try {
       await this.#connection.ping();
@@ -334,6 +530,8 @@ class Mysql2Connection implements DriverConnection {
   }
 
   async close(): Promise<void> {
+    // A scope's stream left suspended would hold the connection's end back: it is cut off instead.
+    if (this.#open) return this.destroy();
     if (this.#lost) {
       this.#connection.destroy();
       return;
