@@ -52,6 +52,11 @@ export class Executor {
     this.#assertOpen = assertOpen;
   }
 
+  /** True when an `onQuery` hook is told about statements (synchronous paths then step aside). */
+  get observed(): boolean {
+    return this.#onQuery !== undefined;
+  }
+
   /** When a statement starts, for its reported duration (0 when nobody is told). */
   start(): number {
     return this.#onQuery ? performance.now() : 0;

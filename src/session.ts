@@ -116,14 +116,32 @@ export class Session {
     return this.#executor.failed(this.target, method, query, started, error);
   }
 
-  /** Runs a statement on the held connection, reported to `onQuery`. */
-  async run(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
-    this.check();
-    if (kind === EXECUTE) this.assertWritable("execute");
-    if (this.#writesTo && (kind === EXECUTE || !isReadStatement(query.text))) this.#recordWrite();
+  /**
+   * Runs a statement on the held connection, reported to `onQuery`. On a
+   * synchronous driver (SQLite) with no hook to tell, the statement runs
+   * before this returns, without an async frame of its own; a statement that
+   * has to wait (a lock) or failed settles through the same path as any.
+   * Never throws: a closed scope or a write on a replica rejects.
+   */
+  run(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
+    try {
+      this.check();
+      if (kind === EXECUTE) this.assertWritable("execute");
+      if (this.#writesTo && (kind === EXECUTE || !isReadStatement(query.text))) this.#recordWrite();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const connection = this.item.connection;
+    if (connection.runNow === undefined || this.#executor.observed) return this.#run(kind, query);
+    const result = connection.runNow(kind, query.text, query.params);
+    return result instanceof Promise ? this.#run(kind, query, result) : Promise.resolve(result);
+  }
+
+  /** Runs a statement (or settles `running`, its synchronous run that has to wait or failed) and reports it. */
+  async #run(kind: QueryKind, query: CompiledQuery, running?: Promise<unknown>): Promise<unknown> {
     const started = this.#executor.start();
     try {
-      const result = await runStatement(this.item.connection, kind, query);
+      const result = await (running ?? runStatement(this.item.connection, kind, query));
       this.#executor.report(this.target, methodOf[kind], query, started);
       return result;
     } catch (error) {
@@ -131,11 +149,17 @@ export class Session {
     }
   }
 
-  /** Runs transaction control (BEGIN, SAVEPOINT, COMMIT…): no parameters, not a write, not reported. */
+  /**
+   * Runs transaction control (BEGIN, SAVEPOINT, COMMIT…): no parameters, not
+   * a write, not reported. Synchronously where the driver can, as `run`.
+   */
   async control(text: string): Promise<unknown> {
     this.check();
+    const connection = this.item.connection;
     try {
-      return await runStatement(this.item.connection, EXECUTE, { text, params: noParams });
+      if (connection.runNow === undefined) return await runStatement(connection, EXECUTE, { text, params: noParams });
+      const result = connection.runNow(EXECUTE, text, noParams);
+      return result instanceof Promise ? await result : result;
     } catch (error) {
       this.#failed(error);
       throw error;

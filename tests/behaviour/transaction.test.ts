@@ -3,14 +3,16 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   ConfigError,
-  type Database,
+  Database,
+  type DatabaseOptions,
   type IsolationLevel,
   type Queryable,
   QueryError,
+  type QueryEvent,
   sql,
   TransactionError,
 } from "../../mod.ts";
-import { uniqueTable } from "../support/support.ts";
+import { sleep, uniqueTable } from "../support/support.ts";
 import { serverDialects, targets } from "../support/targets.ts";
 
 for (const target of targets()) {
@@ -482,6 +484,108 @@ for (const target of targets()) {
         await assert.rejects(t.execute(sql`select ${undefined}`), QueryError);
       });
       assert.ok((await rows()).includes(6));
+    });
+  });
+}
+
+for (const target of targets({ places: ["sqlite file"] })) {
+  describe(`statements of a scope and another connection's write lock on ${target.label}`, () => {
+    let holder: Database;
+    const items = uniqueTable("locked");
+    const insert = (n: number) => sql`insert into ${items} (n) values (${n})`;
+    const rows = () =>
+      holder.fetchAll<{ n: number }>(sql`select n from ${items} order by n`).then((r) => r.map((x) => x.n));
+    /** A second instance on the same file: its connections wait for the holder's write lock. */
+    const waiter = (busyTimeout?: number, options: DatabaseOptions = {}) =>
+      new Database(
+        busyTimeout === undefined
+          ? target.url
+          : `${target.url}${target.url.includes("?") ? "&" : "?"}busy_timeout=${busyTimeout}`,
+        { driver: target.driver, pool: { max: 1 }, ...options },
+      );
+
+    before(async () => {
+      holder = target.open();
+      await holder.execute(sql`create table ${items} (n integer primary key)`);
+    });
+    after(async () => {
+      await holder.execute(sql`drop table ${items}`);
+      await holder.close();
+    });
+
+    test("a statement in a connection scope waits until the lock is released, then runs", async () => {
+      await holder.execute(sql`delete from ${items}`);
+      const other = waiter();
+      try {
+        const tx = await holder.begin();
+        await tx.execute(insert(1));
+        let settled = false;
+        const waiting = other.connection((conn) => conn.execute(insert(2))).finally(() => settled = true);
+        await sleep(30);
+        assert.equal(settled, false, "still waiting: the holder's transaction is open");
+        await tx.commit();
+        assert.equal((await waiting).rowCount, 1);
+        assert.deepEqual(await rows(), [1, 2]);
+        assert.equal(other.stats().primary.busy, 0);
+      } finally {
+        await other.close();
+      }
+    });
+
+    test("past busy_timeout it fails with a QueryError SQLITE_BUSY, reported to onQuery; the scope goes on", async () => {
+      await holder.execute(sql`delete from ${items}`);
+      const events: QueryEvent[] = [];
+      const other = waiter(50, { onQuery: (event) => events.push(event) });
+      try {
+        const tx = await holder.begin();
+        await tx.execute(insert(3));
+        try {
+          await other.connection(async (conn) => {
+            const error = await conn.execute(insert(4)).catch((e) => e);
+            assert.ok(error instanceof QueryError, String(error));
+            assert.match(error.code ?? "", /^SQLITE_BUSY/);
+            // Reads go on beside the writer (WAL): the scope's connection is still usable.
+            assert.equal(Number(await conn.fetchVal(sql`select count(*) from ${items}`)), 0);
+          });
+        } finally {
+          await tx.rollback();
+        }
+        assert.deepEqual(events.map((e) => [e.method, e.reason, e.error === undefined]), [
+          ["execute", "held", false],
+          ["fetchOne", "held", true],
+        ]);
+        assert.deepEqual(await rows(), []);
+      } finally {
+        await other.close();
+      }
+    });
+
+    test("a failed statement inside a transaction is a typed error, reported to onQuery; the transaction goes on", async () => {
+      await holder.execute(sql`delete from ${items}`);
+      const events: QueryEvent[] = [];
+      const db = waiter(undefined, { onQuery: (event) => events.push(event) });
+      const plain = waiter();
+      try {
+        for (const instance of [db, plain]) {
+          await instance.transaction(async (tx) => {
+            await tx.execute(insert(7));
+            const error = await tx.execute(insert(7)).catch((e) => e);
+            assert.ok(error instanceof QueryError, String(error));
+            assert.equal(error.code, "SQLITE_CONSTRAINT_PRIMARYKEY");
+            assert.equal(await tx.fetchVal(sql`select count(*) from ${items}`), 1);
+            throw new Error("undo");
+          }).catch((e) => assert.match(String(e), /undo/));
+        }
+        assert.deepEqual(events.map((e) => [e.method, e.error instanceof QueryError]), [
+          ["execute", false],
+          ["execute", true],
+          ["fetchOne", false],
+        ]);
+        assert.deepEqual(await rows(), []);
+      } finally {
+        await db.close();
+        await plain.close();
+      }
     });
   });
 }

@@ -52,22 +52,22 @@ function checked(row: unknown): unknown {
 function rowReader(statement: BunStatement): RowReader {
   if (statement.safeIntegers === undefined) {
     return {
-      get: (...params) => {
-        const row = statement.get(...params);
+      get: (values) => {
+        const row = statement.get(...values);
         return row == null ? undefined : toRow(row);
       },
-      all: (...params) => statement.all(...params).map(toRow),
+      all: (values) => statement.all(...values).map(toRow),
       finalize: () => statement.finalize?.(),
     };
   }
   statement.safeIntegers(false);
   return {
-    get(...params) {
-      const row = statement.get(...params);
+    get(values) {
+      const row = statement.get(...values);
       return row == null ? row : checked(row);
     },
-    all(...params) {
-      const rows = statement.all(...params);
+    all(values) {
+      const rows = statement.all(...values);
       for (let i = 0; i < rows.length; i++) checked(rows[i]);
       return rows;
     },

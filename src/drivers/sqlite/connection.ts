@@ -20,10 +20,13 @@ export interface SyncStatement {
   finalize?(): void;
 }
 
-/** A SELECT's reads returning finished rows (see `SyncDatabase.prepareNumbers`). */
+/**
+ * A SELECT's reads returning finished rows (see `SyncDatabase.prepareNumbers`),
+ * given the bound values as one array (spread once, into the runtime's call).
+ */
 export interface RowReader {
-  all(...params: unknown[]): unknown[];
-  get(...params: unknown[]): unknown;
+  all(values: readonly unknown[]): unknown[];
+  get(values: readonly unknown[]): unknown;
   finalize?(): void;
 }
 
@@ -68,12 +71,12 @@ function isTooLarge(error: unknown): boolean {
 
 /** How a SELECT is read: from its statement of finished rows, or from its bigint statement (rows to convert). */
 interface Read<T> {
-  finished(reader: RowReader, values: unknown[]): T;
-  raw(statement: SyncStatement, values: unknown[]): T;
+  finished(reader: RowReader, values: readonly unknown[]): T;
+  raw(statement: SyncStatement, values: readonly unknown[]): T;
 }
 
 const readAll: Read<Row[]> = {
-  finished: (reader, values) => reader.all(...values) as Row[],
+  finished: (reader, values) => reader.all(values) as Row[],
   raw(statement, values) {
     const raw = statement.all(...values);
     const rows = new Array<Row>(raw.length);
@@ -83,7 +86,7 @@ const readAll: Read<Row[]> = {
 };
 
 const readOne: Read<Row | undefined> = {
-  finished: (reader, values) => (reader.get(...values) ?? undefined) as Row | undefined,
+  finished: (reader, values) => (reader.get(values) ?? undefined) as Row | undefined,
   raw(statement, values) {
     const raw = statement.get(...values);
     return raw == null ? undefined : toRow(raw);
@@ -197,11 +200,11 @@ export class SqliteConnection implements DriverConnection {
    */
   #read<T>(text: string, params: readonly unknown[], read: Read<T>): T {
     const cached = this.#prepare(text);
-    const values = sqliteParams(params) as unknown[];
-    if (cached.numbers === undefined) cached.numbers = this.#db.prepareNumbers!(text);
-    if (cached.numbers !== null) {
+    const values = sqliteParams(params);
+    const numbers = cached.numbers === undefined ? cached.numbers = this.#db.prepareNumbers!(text) : cached.numbers;
+    if (numbers !== null) {
       try {
-        return read.finished(cached.numbers, values);
+        return read.finished(numbers, values);
       } catch (error) {
         if (!isTooLarge(error)) throw error;
       }

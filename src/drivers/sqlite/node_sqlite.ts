@@ -41,8 +41,8 @@ type Authorizing = { setAuthorizer?(callback: (() => number) | null): void };
 function rowReader(statement: Statement, compiled: { count: number } | undefined): RowReader {
   if (compiled === undefined || statement.setReturnArrays === undefined || statement.columns === undefined) {
     return {
-      get: (...params) => plainRow(statement.get(...params)),
-      all: (...params) => statement.all(...params).map(plainRow),
+      get: (values) => plainRow(statement.get(...values)),
+      all: (values) => statement.all(...values).map(plainRow),
     };
   }
   const columns = statement.columns.bind(statement);
@@ -57,11 +57,11 @@ function rowReader(statement: Statement, compiled: { count: number } | undefined
     return names;
   };
   return {
-    get(...params) {
+    get(params) {
       const values = statement.get(...params) as unknown[] | undefined;
       return values === undefined ? undefined : rowOf(namesNow(), values);
     },
-    all(...params) {
+    all(params) {
       const rows = statement.all(...params) as unknown[][];
       const names = namesNow();
       for (let i = 0; i < rows.length; i++) (rows as unknown[])[i] = rowOf(names, rows[i]);
