@@ -205,6 +205,30 @@ for (const target of targets()) {
         },
       );
 
+      test(
+        "outside a scope, leaving a stream whose result had all arrived keeps its connection",
+        mysqlOnly,
+        async () => {
+          // Ten rows arrive with the first batch; only a result still on its way costs the connection.
+          const alone = target.open({ pool: { max: 1 } });
+          try {
+            const id = async () => Number(await alone.fetchVal(sql`select connection_id()`));
+            const before = await id();
+            const seen: number[] = [];
+            for await (
+              const { n } of alone.iterate<{ n: number }>(sql`select 1 as n union all select 2 union all select 3`)
+            ) {
+              seen.push(Number(n));
+              break;
+            }
+            assert.deepEqual(seen, [1]);
+            assert.equal(await id(), before, "the same connection, not a new one");
+          } finally {
+            await alone.close();
+          }
+        },
+      );
+
       test("leaving the loop early keeps the scope's connection and its transaction", mysqlOnly, async () => {
         const table = uniqueTable("mystream_break");
         await db.execute(sql`create table ${table} (n integer)`);
