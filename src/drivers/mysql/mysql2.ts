@@ -450,22 +450,27 @@ class Mysql2Connection implements DriverConnection {
     // at most `streamChunk`, which keeps fewer rows alive at a time (see `streamChunk`).
     const chunk = Math.min(batchSize, streamChunk);
     const { rows, convert } = this.#query(text, params, chunk);
-    if (placement !== "own") {
-      yield* this.#inScope(text, rows, convert, chunk);
-      return;
-    }
-    const reader = new ResultStream(rows, convert, chunk);
+    const stream = new ResultStream(rows, convert, chunk);
+    // On a scope's connection, another statement while the loop is suspended first reads the rest into the
+    // stream's memory (`#settle`); on a connection of its own nothing else runs until the stream ends.
+    const inScope = placement !== "own";
+    if (inScope) this.#open = stream;
+    let failed = false;
     try {
       for (;;) {
-        const batch = await reader.next();
+        const batch = await stream.next();
         if (batch.length === 0) break;
         yield batch;
       }
     } catch (error) {
+      failed = true;
       throw translate(error, text);
     } finally {
-      this.#rows = undefined;
-      if (!reader.ended) this.#abandon(reader);
+      // Leaving a scope's stream early reads the rest and drops it, so the connection (and its transaction) stays.
+      if (inScope && !failed) await stream.discard();
+      if (this.#open === stream) this.#open = undefined;
+      if (this.#rows === rows) this.#rows = undefined;
+      if (!stream.ended) this.#abandon(stream);
     }
   }
 
@@ -486,37 +491,6 @@ class Mysql2Connection implements DriverConnection {
       return plan ? convertRow(row, plan) : row;
     };
     return { rows, convert };
-  }
-
-  /**
-   * A stream on a scope's connection: rows as they arrive until another
-   * statement comes while the loop is suspended, which first reads the rest
-   * into the stream's memory (`#settle`). Leaving early reads the rest and
-   * drops it, so the connection (and its transaction) stays usable.
-   */
-  async *#inScope(
-    text: string,
-    rows: RowStream,
-    convert: (row: Row) => Row,
-    chunk: number,
-  ): AsyncIterableIterator<Row[]> {
-    const stream = this.#open = new ResultStream(rows, convert, chunk);
-    let failed = false;
-    try {
-      for (;;) {
-        const batch = await stream.next();
-        if (batch.length === 0) break;
-        yield batch;
-      }
-    } catch (error) {
-      failed = true;
-      throw translate(error, text);
-    } finally {
-      if (!failed) await stream.discard();
-      if (this.#open === stream) this.#open = undefined;
-      if (this.#rows === rows) this.#rows = undefined;
-      if (!stream.ended) this.#abandon(stream);
-    }
   }
 
   async ping(): Promise<void> {
