@@ -6,11 +6,12 @@
  * then times the contenders' transactions against each other in fine
  * alternation (`--per` transactions per turn, turns rotating, `--turns`
  * rounds), so both share the machine's noise. It does both twice: with the
- * pools as the checks left them (one connection each, as when `transaction`
- * comes before any workload with calls in flight), and again after 50 point
- * selects in flight for a moment (as after `point-50`).
+ * pools as the checks and `--warm-up` sequential transactions left them (one
+ * connection each, as when `transaction` comes before any workload with
+ * calls in flight), and again after 50 point selects in flight for a moment
+ * (as after `point-50`).
  *
- *   node bench/transaction_order.ts [--contenders=raw,roost] [--turns=40] [--per=25]
+ *   node bench/transaction_order.ts [--contenders=raw,roost] [--turns=40] [--per=25] [--warm-up=500]
  *   deno run -A bench/transaction_order.ts
  *   bun bench/transaction_order.ts --contenders=raw-bun-sql,roost
  *   bun bench/transaction_order.ts --contenders=raw,roost-postgres-js
@@ -28,6 +29,7 @@ const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "n
 const names = (option("contenders") ?? "raw,roost").split(",");
 const turns = Number(option("turns") ?? 40);
 const per = Number(option("per") ?? 25);
+const warmUp = Number(option("warm-up") ?? 500);
 const userCount = 10_000;
 
 const tag = `order_${runtime}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -104,13 +106,17 @@ try {
     await contender.select100(10);
     contenders.push(contender);
   }
+  // Warmed up one call at a time (which opens no connection), so neither state is timed on colder code than the other.
+  for (const contender of contenders) {
+    for (let i = 0; i < warmUp; i++) await contender.transaction10(next++ * 10);
+  }
   for (const state of ["as the checks left them", "after 50 in flight"]) {
     if (state !== "as the checks left them") {
       for (const contender of contenders) {
         await throughput((i) => contender.pointSelect((i * 7_919) % userCount + 1), 50, 0.25);
       }
     }
-    const used = [];
+    const used: number[] = [];
     for (const contender of contenders) used.push(await backendsUsed(contender));
     const rates = await alternate(contenders);
     const load = (await import("node:os")).loadavg()[0].toFixed(2);
