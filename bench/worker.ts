@@ -18,7 +18,7 @@
 import { Database, sql } from "../mod.ts";
 import { availableDrivers, defaultDrivers, type DriverName } from "../src/drivers/mod.ts";
 import type { BenchDialect, BenchRuntime, BenchSetup, Contender } from "./contenders/contender.ts";
-import { median, peakDuring, throughput } from "./measure.ts";
+import { collectGarbage, median, peakDuring, throughput } from "./measure.ts";
 
 /** The workloads, in the order the results list them. */
 export const caseNames = [
@@ -185,6 +185,16 @@ async function check(contender: Contender): Promise<void> {
   }
 }
 
+/**
+ * Runs point selects 50 at a time for a moment, so a pool that opens connections on demand has opened them all
+ * (postgres.js and Bun.SQL open up to `max` while every connection is busy). How many connections a driver then
+ * rotates through is its own behaviour; without this, it depended on whether a workload with calls in flight
+ * (point-50) had run before (raw postgres.js reuses its one connection until then, and rotates over all ten after).
+ */
+async function openPool(contender: Contender): Promise<void> {
+  await throughput((i) => contender.pointSelect((i * 7_919) % userCount + 1), 50, 0.25);
+}
+
 async function main(): Promise<void> {
   const dialect = (option("dialect") ?? "sqlite") as BenchDialect;
   const cases = (option("cases")?.split(",") ?? caseNames) as CaseName[];
@@ -240,6 +250,9 @@ async function main(): Promise<void> {
       await check(contender);
       contenders.push(contender);
     }
+    // Every pool opens its connections before anything is timed, whatever workload comes first: see "Pools open
+    // before timing" in bench/README.md.
+    for (const contender of contenders) await openPool(contender);
 
     for (const caseName of cases) {
       if (caseName === "iterate") {
@@ -254,6 +267,9 @@ async function main(): Promise<void> {
           const contender = contenders[index];
           const work = (i: number) => call(contender, i);
           if (round === 0) await throughput(work, inFlight, seconds / 2);
+          // Each timed turn starts on a collected heap, so no contender pays for the garbage of the one before it
+          // (or of the workload before): see "Garbage between turns" in bench/README.md.
+          collectGarbage();
           figures[index].push(await throughput(work, inFlight, seconds));
           await admin.execute(sql`delete from ${sql.ident(setup.log)}`);
         }
