@@ -21,23 +21,34 @@ export const shareDepth = 8;
  * The least loaded of `items` a single statement may join now, with that
  * statement counted in: shared, not broken, fewer than {@linkcode shareDepth}
  * in flight, its statement younger than {@linkcode shareWithin} ms, and not
- * past its lifetime, both at `now`.
+ * past its lifetime, both at `now`. Only the one chosen is asked whether
+ * its driver knows it broken (one call per statement, not one per
+ * candidate); one that is takes no more statements and is passed over.
  */
 export function joinShared<C>(
   items: Iterable<PooledConnection<C>>,
   hooks: PoolHooks<C>,
   now: number,
 ): PooledConnection<C> | undefined {
-  let least: PooledConnection<C> | undefined;
-  for (const item of items) {
-    if (
-      !item.shared || item.broken || item.holders >= shareDepth || now - item.since >= shareWithin ||
-      (least !== undefined && item.holders >= least.holders) || hooks.broken?.(item.connection)
-    ) continue;
-    // A connection past its lifetime takes no more, so it drains and retires even under steady load.
-    if (now >= item.expiresAt) continue;
-    least = item;
+  for (;;) {
+    let least: PooledConnection<C> | undefined;
+    for (const item of items) {
+      if (
+        !item.shared || item.broken || item.holders >= shareDepth || now - item.since >= shareWithin ||
+        (least !== undefined && item.holders >= least.holders)
+      ) continue;
+      // A connection past its lifetime takes no more, so it drains and retires even under steady load.
+      if (now >= item.expiresAt) continue;
+      least = item;
+      // One statement in flight is as little as a busy connection can have.
+      if (item.holders === 1) break;
+    }
+    if (least === undefined) return undefined;
+    if (hooks.broken?.(least.connection) !== true) {
+      least.holders++;
+      return least;
+    }
+    // The pool closes it when its last statement ends (as it would have: `broken` is asked again there).
+    least.broken = true;
   }
-  if (least !== undefined) least.holders++;
-  return least;
 }

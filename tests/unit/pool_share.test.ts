@@ -24,6 +24,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 interface Fake {
   id: number;
   closed: boolean;
+  /** Set by a test: the driver knows the connection is unusable (the pool's `broken` hook). */
+  lost?: boolean;
 }
 
 /**
@@ -48,6 +50,7 @@ function fakePool(
         fake.closed = true;
         return Promise.resolve();
       },
+      broken: (fake) => fake.lost === true,
     },
     { ...poolDefaults, max: 1, acquireTimeout: 10_000, ...options },
     "fake pool",
@@ -189,6 +192,21 @@ describe("pool sharing (in-memory fake connections)", () => {
     assert.equal(opened.length, 2);
     assert.equal(opened[0].closed, true);
     pool.release(fresh);
+    await pool.close();
+  });
+
+  test("a shared connection its driver reports lost takes no more statements, and closes once they end", async () => {
+    const { pool, opened } = fakePool({ max: 2 });
+    const first = await pool.acquire(true);
+    const second = await pool.acquire(true);
+    assert.notEqual(first, second);
+    opened[0].lost = true;
+    const joined = [await pool.acquire(true), await pool.acquire(true)];
+    for (const item of joined) assert.equal(item.connection.id, 2, "statements join the connection not lost");
+    pool.release(first);
+    assert.equal(opened[0].closed, true, "closed once its last statement ended");
+    for (const item of [second, ...joined]) pool.release(item);
+    assert.equal(opened[1].closed, false);
     await pool.close();
   });
 

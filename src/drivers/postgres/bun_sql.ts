@@ -39,6 +39,9 @@ const converters: Record<number, ColumnConverter> = {
   1184: infinityText,
 };
 
+/** Arrays go to Bun.SQL as they are: it encodes them as Postgres arrays of the parameter's type. */
+const serverTypedArray = (array: unknown[]): unknown => array;
+
 function plainObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
@@ -61,7 +64,7 @@ const postgresFlavour: Flavour = {
     // Bun.SQL encodes plain objects as JSON itself (JSON text it would encode
     // again, as a JSON string) and arrays as Postgres arrays.
     if (typeof value === "object" && value !== null && plainObject(value)) return value;
-    return postgresParam(value, index, (array) => array);
+    return postgresParam(value, index, serverTypedArray);
   },
   // Bun.SQL binds every value of a json/jsonb parameter by JSON.stringify (oven-sh/bun#28819): such
   // parameters are found out and sent as text the server casts, so JSON text is parsed (docs/values.md).
