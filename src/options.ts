@@ -163,9 +163,11 @@ function resolvePool(pool: unknown, url: DatabaseUrl): ResolvedPoolOptions {
   }
   if (resolved.max < 1) throw new ConfigError("pool.max must be at least 1");
   if (resolved.min > resolved.max) throw new ConfigError("pool.min must not exceed pool.max");
-  if (url.inMemory) {
-    // Each SQLite connection to :memory: is a separate, empty database: the
-    // instance keeps exactly one, for its whole life.
+  if (url.inMemory || url.embedded) {
+    // Each SQLite connection to :memory: is a separate, empty database, and a
+    // PGlite database is one connection in this process (a second on its
+    // directory would corrupt it; a new one takes a second or more to start):
+    // the instance keeps exactly one, for its whole life.
     return { ...resolved, min: Math.min(resolved.min, 1), max: 1, idleTimeout: 0, maxLifetime: 0 };
   }
   return resolved;
@@ -195,8 +197,12 @@ function resolveReplicas(
     if (url.dialect !== primary.dialect) {
       throw new ConfigError(`replicas[${i}] is a ${url.dialect} URL, but the primary is ${primary.dialect}`);
     }
-    if (url.inMemory) {
-      throw new ConfigError(`replicas[${i}] is an in-memory SQLite database, which is empty and never replicates`);
+    if (url.inMemory || url.embedded || primary.embedded) {
+      throw new ConfigError(
+        `replicas[${i}]: ${
+          url.dialect === "sqlite" ? "an in-memory SQLite database" : "a PGlite database (pglite:)"
+        } lives in this process and has no replicas`,
+      );
     }
     return { url: withTimeout(url, timeout), pool: resolvePool(given.pool ?? pool, url) };
   });
@@ -245,6 +251,28 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
 }
 
 /**
+ * The driver for the URL's scheme: a `pglite:` URL is opened by the `pglite`
+ * driver (the default there, and the only one that can), which opens
+ * nothing else.
+ */
+function embeddedDriver(url: DatabaseUrl, driver: DriverName | Driver | undefined): DriverName | Driver | undefined {
+  const name = typeof driver === "object" ? driver.name : driver;
+  if (url.embedded) {
+    if (name !== undefined && name !== "pglite") {
+      throw new ConfigError(`a pglite: URL is opened by the "pglite" driver, not by "${name}"`);
+    }
+    return driver ?? "pglite";
+  }
+  if (name === "pglite") {
+    throw new ConfigError(
+      'the "pglite" driver opens Postgres inside this process, named by a pglite: URL ' +
+        "(pglite::memory:, pglite:path/to/dir), not a server",
+    );
+  }
+  return driver;
+}
+
+/**
  * Validates options and fills in defaults; `url` comes back with the
  * options that travel in it (`statementTimeout`) applied.
  */
@@ -284,16 +312,19 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   if (connectionScope !== "instance" && connectionScope !== "context") {
     throw new ConfigError('the connectionScope option must be "instance" or "context"');
   }
-  if (connectionScope === "context" && url.inMemory) {
+  if (connectionScope === "context" && (url.inMemory || url.embedded)) {
     throw new ConfigError(
-      'connectionScope "context" cannot keep an in-memory SQLite database, which lives in one connection',
+      `connectionScope "context" cannot keep ${
+        url.embedded ? "a PGlite database" : "an in-memory SQLite database"
+      }, which lives in one connection`,
     );
   }
-  const timeout = url.dialect === "sqlite" ? undefined : statementTimeout as number | undefined;
+  // SQLite and PGlite run a statement in this process, where nothing can cancel it (docs/drivers.md).
+  const timeout = url.dialect === "sqlite" || url.embedded ? undefined : statementTimeout as number | undefined;
   return {
     url: withTimeout(url, timeout),
     name: name as string | undefined,
-    driver: driver as DriverName | Driver | undefined,
+    driver: embeddedDriver(url, driver as DriverName | Driver | undefined),
     pool: resolvePool(options.pool, url),
     replicas: resolveReplicas(options.replicas, url, options.pool, timeout),
     routing: resolveRouting(options.routing),

@@ -37,7 +37,8 @@ export type DriverName =
   | "postgres-js"
   | "deno-postgres"
   | "bun-sql"
-  | "mysql2";
+  | "mysql2"
+  | "pglite";
 
 /** Imports a driver module under this directory (`path` without extension) by a specifier no bundler resolves. */
 async function driverModule(path: string): Promise<Record<string, Driver>> {
@@ -58,6 +59,8 @@ interface DriverEntry {
   runtimes: readonly RuntimeName[];
   package?: string;
   builtin?: string;
+  /** The URL scheme this driver alone opens (`pglite:`), where it opens no server URL. */
+  scheme?: string;
 }
 
 /** The registry of drivers: adding a driver is one line here (and its module). */
@@ -103,6 +106,13 @@ const drivers: Record<DriverName, DriverEntry> = {
     dialects: { mysql: "mysql2" },
     runtimes: ["node", "deno", "bun", "workerd"],
     package: "mysql2",
+  },
+  "pglite": {
+    module: "postgres/pglite",
+    dialects: { postgres: "pglite" },
+    runtimes: ["node", "deno", "bun"],
+    package: "@electric-sql/pglite",
+    scheme: "pglite:",
   },
 };
 
@@ -164,12 +174,19 @@ export function isDriverName(name: string): name is DriverName {
   return Object.hasOwn(drivers, name);
 }
 
-/** The drivers that speak `dialect` on `on` (the current runtime unless given), the default first. */
-export function availableDrivers(dialect: DialectName, on: RuntimeName = runtime): DriverName[] {
+/**
+ * The drivers that speak `dialect` on `on` (the current runtime unless
+ * given), the default first: those for the dialect's own URLs, or with
+ * `scheme` those that open URLs of that scheme (`pglite:`).
+ */
+export function availableDrivers(dialect: DialectName, on: RuntimeName = runtime, scheme?: string): DriverName[] {
   const names = (Object.keys(drivers) as DriverName[])
-    .filter((name) => drivers[name].runtimes.includes(on) && drivers[name].dialects[dialect] !== undefined);
+    .filter((name) => drivers[name].runtimes.includes(on) && drivers[name].dialects[dialect] !== undefined)
+    .filter((name) => drivers[name].scheme === scheme);
   const preferred = defaultDrivers[on][dialect];
-  return preferred === undefined ? names : [preferred, ...names.filter((name) => name !== preferred)];
+  return preferred === undefined || !names.includes(preferred)
+    ? names
+    : [preferred, ...names.filter((name) => name !== preferred)];
 }
 
 /**

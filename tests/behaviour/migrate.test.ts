@@ -862,7 +862,7 @@ for (const target of targets()) {
 }
 
 describe("migrations on Workers", () => {
-  const postgres = targets({ dialects: ["postgres"] })[0];
+  const postgres = targets({ places: ["postgres"] })[0];
   const unmet = runtime !== "node"
     ? "workerd is driven from Node (miniflare)"
     : postgres === undefined
