@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { ConnectionError, Database, sql } from "../../mod.ts";
+import { ConnectionError, Database, QueryError, sql } from "../../mod.ts";
 import { tempDatabasePath, uniqueTable } from "../support/support.ts";
 import { targets } from "../support/targets.ts";
 
@@ -62,6 +62,38 @@ for (const target of targets({ places: ["pglite"] })) {
         await tx.execute(sql`select 1/0`);
       }));
       assert.equal(await db.fetchVal(sql`select count(*)::int from ${table} where k = 100`), 0);
+    });
+
+    test("isolation and read-only: each transaction runs at its level; a read-only one refuses a write (25006)", async () => {
+      const db = open(target.url);
+      const table = uniqueTable("pglite_ro");
+      await db.execute(sql`create table ${table} (v int)`);
+      for (const isolation of ["read committed", "repeatable read", "serializable"] as const) {
+        const seen = await db.transaction(
+          (tx) => tx.fetchVal(sql`select current_setting('transaction_isolation')`),
+          { isolation },
+        );
+        assert.equal(seen, isolation);
+      }
+      const refused = await db.transaction((tx) => tx.execute(sql`insert into ${table} values (${1})`), {
+        readOnly: true,
+      }).then(() => undefined, (error: unknown) => error);
+      assert.ok(refused instanceof QueryError, String(refused));
+      assert.equal(refused.code, "25006");
+      // The next transaction has the defaults again.
+      await db.transaction((tx) => tx.execute(sql`insert into ${table} values (${2})`));
+      assert.deepEqual(await db.fetchAll(sql`select v from ${table}`), [{ v: 2 }]);
+    });
+
+    test("an extension PGlite was not given is a QueryError 0A000; plpgsql is there", async () => {
+      const db = open(target.url);
+      const refused = await db.execute(sql`create extension if not exists hstore`).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      assert.ok(refused instanceof QueryError, String(refused));
+      assert.equal(refused.code, "0A000");
+      await db.execute(sql`create extension if not exists plpgsql`);
     });
 
     test("statementTimeout cannot interrupt a statement: it runs to its end, as on SQLite", async () => {
