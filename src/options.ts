@@ -198,11 +198,7 @@ function resolveReplicas(
       throw new ConfigError(`replicas[${i}] is a ${url.dialect} URL, but the primary is ${primary.dialect}`);
     }
     if (url.inMemory || url.embedded || primary.embedded) {
-      throw new ConfigError(
-        `replicas[${i}]: ${
-          url.dialect === "sqlite" ? "an in-memory SQLite database" : "a PGlite database (pglite:)"
-        } lives in this process and has no replicas`,
-      );
+      throw new ConfigError(`replicas[${i}]: an in-memory or PGlite database has no replicas`);
     }
     return { url: withTimeout(url, timeout), pool: resolvePool(given.pool ?? pool, url) };
   });
@@ -251,28 +247,6 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
 }
 
 /**
- * The driver for the URL's scheme: a `pglite:` URL is opened by the `pglite`
- * driver (the default there, and the only one that can), which opens
- * nothing else.
- */
-function embeddedDriver(url: DatabaseUrl, driver: DriverName | Driver | undefined): DriverName | Driver | undefined {
-  const name = typeof driver === "object" ? driver.name : driver;
-  if (url.embedded) {
-    if (name !== undefined && name !== "pglite") {
-      throw new ConfigError(`a pglite: URL is opened by the "pglite" driver, not by "${name}"`);
-    }
-    return driver ?? "pglite";
-  }
-  if (name === "pglite") {
-    throw new ConfigError(
-      'the "pglite" driver opens Postgres inside this process, named by a pglite: URL ' +
-        "(pglite::memory:, pglite:path/to/dir), not a server",
-    );
-  }
-  return driver;
-}
-
-/**
  * Validates options and fills in defaults; `url` comes back with the
  * options that travel in it (`statementTimeout`) applied.
  */
@@ -314,9 +288,7 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   }
   if (connectionScope === "context" && (url.inMemory || url.embedded)) {
     throw new ConfigError(
-      `connectionScope "context" cannot keep ${
-        url.embedded ? "a PGlite database" : "an in-memory SQLite database"
-      }, which lives in one connection`,
+      'connectionScope "context" cannot keep an in-memory SQLite or a PGlite database, which lives in one connection',
     );
   }
   // SQLite and PGlite run a statement in this process, where nothing can cancel it (docs/drivers.md).
@@ -324,7 +296,7 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   return {
     url: withTimeout(url, timeout),
     name: name as string | undefined,
-    driver: embeddedDriver(url, driver as DriverName | Driver | undefined),
+    driver: driver as DriverName | Driver | undefined,
     pool: resolvePool(options.pool, url),
     replicas: resolveReplicas(options.replicas, url, options.pool, timeout),
     routing: resolveRouting(options.routing),

@@ -176,10 +176,7 @@ function parseOptions(set: OptionSet, query: string): Record<string, UrlOptionVa
     const raw = decode(eq < 0 ? "" : pair.slice(eq + 1), `option "${key}"`, true);
     const parse = Object.hasOwn(parsers, key) ? parsers[key] : undefined;
     if (!parse) {
-      const known = Object.keys(parsers);
-      throw new ConfigError(
-        `unknown ${set} URL option "${key}" (${known.length === 0 ? "it takes none" : `known: ${known.join(", ")}`})`,
-      );
+      throw new ConfigError(`unknown ${set} URL option "${key}" (known: ${Object.keys(parsers).join(", ")})`);
     }
     if (Object.hasOwn(options, key)) throw new ConfigError(`URL option "${key}" is given twice`);
     options[key] = parse(raw, key);
@@ -205,15 +202,18 @@ function splitQuery(rest: string): [string, string] {
 interface LocalForm {
   /** The engine, for messages. */
   name: string;
-  scheme: string;
-  /** What the path names, for messages ("path/to/file.db", "path/to/dir"). */
+  /** What the URL names ("file", "directory") and an example name of one. */
+  what: string;
   example: string;
-  /** The option set its query string takes (see `optionParsers`). */
+  /** The dialect, and the option set its query string takes (see `optionParsers`). */
+  dialect: DialectName;
   options: OptionSet;
 }
 
-const sqliteForm: LocalForm = { name: "SQLite", scheme: "sqlite:", example: "path.db", options: "sqlite" };
-const pgliteForm: LocalForm = { name: "PGlite", scheme: "pglite:", example: "data-dir", options: "pglite" };
+const localForms: Record<string, LocalForm> = {
+  "sqlite:": { name: "SQLite", what: "file", example: "app.db", dialect: "sqlite", options: "sqlite" },
+  "pglite:": { name: "PGlite", what: "directory", example: "data", dialect: "postgres", options: "pglite" },
+};
 
 /**
  * The file or directory (or `:memory:`) a local URL's location names.
@@ -222,13 +222,12 @@ const pgliteForm: LocalForm = { name: "PGlite", scheme: "pglite:", example: "dat
  * other libraries write); one slash or three or more start an absolute path,
  * none a relative one.
  */
-function localPath(location: string, form: LocalForm): string {
+function localPath(location: string, scheme: string, form: LocalForm): string {
   const slashes = /^\/*/.exec(location)![0].length;
   if (decode(location.slice(slashes), "path") === ":memory:") return ":memory:";
   if (slashes === 2) {
-    const { name, scheme, example } = form;
     throw new ConfigError(
-      `a ${name} URL has no host: use ${scheme}:memory:, ${scheme}relative/${example} or ${scheme}///absolute/${example}`,
+      `a ${form.name} URL has no host: use ${scheme}:memory:, ${scheme}relative/path or ${scheme}///absolute/path`,
     );
   }
   return decode(slashes >= 3 ? location.slice(2) : location, "path");
@@ -246,45 +245,32 @@ function inRoot(path: string): boolean {
   return segments.length <= 1;
 }
 
-function parseSqlite(scheme: string, rest: string): DatabaseUrl {
-  const [location, query] = splitQuery(rest);
-  const database = localPath(location, sqliteForm);
-  if (database === "") {
-    throw new ConfigError("a SQLite URL needs a file path or :memory: (sqlite::memory:, sqlite:path/to/file.db)");
-  }
-  if (inRoot(database)) {
-    throw new ConfigError(
-      `the SQLite path "${database}" is in the filesystem root, which is never meant (sqlite:///app.db is ` +
-        `/app.db here but app.db in SQLAlchemy): for a file relative to the working directory write ` +
-        `sqlite:app.db; for an absolute path name its directory, as in sqlite:///var/data/app.db`,
-      { code: "ROOST_SQLITE_ROOT_PATH" },
-    );
-  }
-  const options = parseOptions("sqlite", query);
-  return new DatabaseUrl({ dialect: "sqlite", scheme, host: "", port: 0, user: "", database, options });
-}
-
 /**
- * A PGlite URL: Postgres in this process, in memory (`pglite::memory:`) or
- * in a data directory (`pglite:relative/dir`, `pglite:///absolute/dir`),
- * written as SQLite's are, the filesystem-root rule included.
+ * A URL naming a place on this machine: a SQLite file, or a PGlite data
+ * directory (Postgres in this process, the `pglite` driver), each possibly
+ * `:memory:`. A file or directory directly in the filesystem root is refused
+ * (`ROOST_SQLITE_ROOT_PATH`, `ROOST_PGLITE_ROOT_PATH`).
  */
-function parsePglite(scheme: string, rest: string): DatabaseUrl {
+function parseLocal(scheme: string, rest: string): DatabaseUrl {
+  const form = localForms[scheme];
+  const { name, what, example } = form;
   const [location, query] = splitQuery(rest);
-  const database = localPath(location, pgliteForm);
+  const database = localPath(location, scheme, form);
   if (database === "") {
-    throw new ConfigError("a PGlite URL needs a data directory or :memory: (pglite::memory:, pglite:path/to/dir)");
+    throw new ConfigError(
+      `a ${name} URL needs a ${what} path or :memory: (${scheme}:memory:, ${scheme}path/to/${example})`,
+    );
   }
   if (inRoot(database)) {
     throw new ConfigError(
-      `the PGlite data directory "${database}" is in the filesystem root, which is never meant (as for SQLite, ` +
-        `three slashes start an absolute path): for a directory relative to the working directory write ` +
-        `pglite:data; for an absolute path name its parent, as in pglite:///var/data/pglite`,
-      { code: "ROOST_PGLITE_ROOT_PATH" },
+      `the ${name} path "${database}" is in the filesystem root, which is never meant (${scheme}///${example} is ` +
+        `/${example} here but ${example} in SQLAlchemy): for a ${what} relative to the working directory write ` +
+        `${scheme}${example}; for an absolute path name its directory, as in ${scheme}///var/data/${example}`,
+      { code: `ROOST_${name.toUpperCase()}_ROOT_PATH` },
     );
   }
-  const options = parseOptions("pglite", query);
-  return new DatabaseUrl({ dialect: "postgres", scheme, host: "", port: 0, user: "", database, options });
+  const options = parseOptions(form.options, query);
+  return new DatabaseUrl({ dialect: form.dialect, scheme, host: "", port: 0, user: "", database, options });
 }
 
 function parseServer(dialect: DialectName, scheme: string, rest: string): DatabaseUrl {
@@ -353,6 +339,5 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
     );
   }
   const rest = url.slice(colon + 1);
-  if (scheme === "pglite:") return parsePglite(scheme, rest);
-  return dialect === "sqlite" ? parseSqlite(scheme, rest) : parseServer(dialect, scheme, rest);
+  return Object.hasOwn(localForms, scheme) ? parseLocal(scheme, rest) : parseServer(dialect, scheme, rest);
 }

@@ -194,8 +194,21 @@ export function availableDrivers(dialect: DialectName, on: RuntimeName = runtime
  * loader (the registry `./option.ts` consults). Validation happens now;
  * loading at the first connection.
  */
-export function resolveDriverName(dialect: DialectName, option: DriverName | undefined): () => Promise<Driver> {
-  const name = option ?? defaultDrivers[runtime][dialect];
+export function resolveDriverName(
+  dialect: DialectName,
+  option: DriverName | undefined,
+  scheme?: string,
+): () => Promise<Driver> {
+  // A scheme of its own (pglite:) is opened by its driver alone, which opens nothing else.
+  const own = (Object.keys(drivers) as DriverName[]).find((name) => scheme && drivers[name].scheme === scheme);
+  if (option !== undefined && isDriverName(option) && drivers[option].scheme !== (own && scheme)) {
+    throw new ConfigError(
+      own === undefined
+        ? `driver "${option}" opens ${drivers[option].scheme} URLs (pglite::memory:, pglite:path/to/dir), not a server`
+        : `a ${scheme} URL is opened by the "${own}" driver, not by "${option}"`,
+    );
+  }
+  const name = option ?? own ?? defaultDrivers[runtime][dialect];
   // On workerd a bundle imports its driver itself.
   if (name === undefined) throw passDriverObject(dialect);
   if (!isDriverName(name)) {

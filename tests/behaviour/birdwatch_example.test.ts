@@ -33,7 +33,10 @@ describe(`the birdwatch example on [example sqlite memory · ${runtime}]`, () =>
 // Postgres in the example's own process, with no server: the URL is all that changes.
 for (const target of targets({ places: ["pglite"] })) {
   describe(`the birdwatch example on [example pglite memory · ${runtime}]`, () => {
-    test(`migrates, records 10 sightings of 4 birds, pages through them and migrates back (${target.url})`, async () => {
+    // The example's process starts PGlite (initdb): seconds of CPU, more on a busy machine.
+    test(`migrates, records 10 sightings of 4 birds, pages through them and migrates back (${target.url})`, {
+      timeout: 240_000,
+    }, async () => {
       assertRun(await runExample({ DATABASE_URL: target.url }));
     });
   });

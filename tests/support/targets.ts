@@ -28,7 +28,15 @@
  * target is a skip, through `skipUnless` (tests/support/support.ts), never a
  * silent return.
  */
-import { ConfigError, Database, type DatabaseOptions, type DialectName, type DriverName, sql } from "../../mod.ts";
+import {
+  ConfigError,
+  Database,
+  type DatabaseOptions,
+  type DialectName,
+  type DriverName,
+  parseDatabaseUrl,
+  sql,
+} from "../../mod.ts";
 import { availableDrivers, resolveDriverName } from "../../src/drivers/mod.ts";
 import { eventually, inCi, serverUrls, tempDatabasePath, uniqueName } from "./support.ts";
 
@@ -147,8 +155,9 @@ async function usable(candidate: Target, server: boolean, embedded: boolean): Pr
   const db = candidate.open({ pool: { acquireTimeout: 5_000 } });
   try {
     // A PGlite database takes seconds to start, and nothing can be unreachable: its driver loading is the probe.
-    if (embedded) await resolveDriverName(candidate.dialect, candidate.driver)();
-    else await db.connect();
+    if (embedded) {
+      await resolveDriverName(candidate.dialect, candidate.driver, parseDatabaseUrl(candidate.url).scheme)();
+    } else await db.connect();
     return true;
   } catch (error) {
     if (error instanceof ConfigError && error.code === "ROOST_DRIVER_UNAVAILABLE") {
