@@ -7,6 +7,7 @@
  * driver can stream).
  *
  *   node bench/iterate_scoped.ts [--runtimes=node,deno,bun] [--drivers=postgres-js,mysql2,sqlite,deno-postgres]
+ *                                [--drivers=pglite] (opt-in: PGlite in memory, the raw contender reading it whole)
  *                                [--scopes=plain,connection,transaction,timeout] [--contenders=raw,roost]
  *                                [--rounds=1] [--baseline=../roost-before]
  *
@@ -26,7 +27,7 @@ import type { Database as RoostDatabase, DriverName } from "../mod.ts";
 import { median, peakDuring } from "./measure.ts";
 
 type Runtime = "node" | "deno" | "bun";
-type Driver = "postgres-js" | "mysql2" | "sqlite" | "deno-postgres";
+type Driver = "postgres-js" | "mysql2" | "sqlite" | "deno-postgres" | "pglite";
 type Scope = "plain" | "connection" | "transaction" | "timeout";
 type ContenderName = "raw" | "roost" | "roost-baseline";
 
@@ -118,6 +119,13 @@ async function rawStream(driver: Driver, scope: Scope, path: string): Promise<((
         return Promise.resolve(seen);
       };
     }
+    case "pglite": {
+      // PGlite has no cursor API: its own way is the whole result (Roost streams it by DECLARE/FETCH instead).
+      const { PGlite } = await import("@electric-sql/pglite");
+      const pg = await PGlite.create();
+      if (scope !== "plain") return "a whole result whatever the scope";
+      return async () => (await pg.query(query)).rows.length;
+    }
     case "deno-postgres": {
       // What Roost does on deno-postgres, by hand: deno-postgres reads whole results, so a stream is FETCH batches.
       const specifier = "jsr:@db/postgres@^0.19";
@@ -164,7 +172,13 @@ async function openSqlite(path: string): Promise<SyncSqlite> {
 /** The stream through Roost (this checkout's, or the one at `from`) in that scope. */
 async function roostStream(driver: Driver, scope: Scope, path: string, from: string): Promise<() => Promise<number>> {
   const { Database } = await import(join(from, "mod.ts")) as { Database: typeof RoostDatabase };
-  const url = driver === "mysql2" ? mysqlUrl : driver === "sqlite" ? `sqlite://${path}` : postgresUrl;
+  const url = driver === "mysql2"
+    ? mysqlUrl
+    : driver === "sqlite"
+    ? `sqlite://${path}`
+    : driver === "pglite"
+    ? "pglite::memory:"
+    : postgresUrl;
   const db = new Database(url, {
     ...(driver !== "sqlite" && { driver: driver as DriverName }),
     ...(scope === "timeout" && { statementTimeout: 600_000 }),
@@ -231,6 +245,7 @@ export function iterateScopedTable(runtimeList?: readonly Runtime[], dialects?: 
   const dialectOf: Record<Driver, string> = {
     "postgres-js": "postgres",
     "deno-postgres": "postgres",
+    pglite: "postgres",
     mysql2: "mysql",
     sqlite: "sqlite",
   };

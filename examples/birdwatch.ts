@@ -3,7 +3,9 @@
  * typed rows and race-safe helpers, and pagination pages through the log.
  *
  * Runs on the embedded SQLite by default; set DATABASE_URL to use another
- * database (postgres://…, mysql://…, sqlite:path/to/file.db).
+ * database (postgres://…, mysql://…, sqlite:path/to/file.db), or Postgres
+ * with no server: `DATABASE_URL=pglite::memory:` (with
+ * `@electric-sql/pglite` installed).
  *
  *   node examples/birdwatch.ts
  *   deno run -A examples/birdwatch.ts

@@ -64,7 +64,7 @@ export class Dispatcher implements ScopedCalls {
    */
   constructor(options: ResolvedOptions, label: string, assertOpen: () => void, openedOutsideContext: () => void) {
     const { url } = options;
-    const loadDriver = driverLoader(url.dialect, options.driver);
+    const loadDriver = driverLoader(url.dialect, options.driver, url.scheme);
     const executor = this.executor = new Executor(options.onQuery, options.debugParameters, assertOpen);
     this.contextScoped = options.connectionScope === "context";
     const driver = async () => executor.driver ??= await loadDriver();

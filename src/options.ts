@@ -163,9 +163,11 @@ function resolvePool(pool: unknown, url: DatabaseUrl): ResolvedPoolOptions {
   }
   if (resolved.max < 1) throw new ConfigError("pool.max must be at least 1");
   if (resolved.min > resolved.max) throw new ConfigError("pool.min must not exceed pool.max");
-  if (url.inMemory) {
-    // Each SQLite connection to :memory: is a separate, empty database: the
-    // instance keeps exactly one, for its whole life.
+  if (url.inMemory || url.embedded) {
+    // Each SQLite connection to :memory: is a separate, empty database, and a
+    // PGlite database is one connection in this process (a second on its
+    // directory would corrupt it; a new one takes a second or more to start):
+    // the instance keeps exactly one, for its whole life.
     return { ...resolved, min: Math.min(resolved.min, 1), max: 1, idleTimeout: 0, maxLifetime: 0 };
   }
   return resolved;
@@ -195,8 +197,8 @@ function resolveReplicas(
     if (url.dialect !== primary.dialect) {
       throw new ConfigError(`replicas[${i}] is a ${url.dialect} URL, but the primary is ${primary.dialect}`);
     }
-    if (url.inMemory) {
-      throw new ConfigError(`replicas[${i}] is an in-memory SQLite database, which is empty and never replicates`);
+    if (url.inMemory || url.embedded || primary.embedded) {
+      throw new ConfigError(`replicas[${i}]: an in-memory or PGlite database has no replicas`);
     }
     return { url: withTimeout(url, timeout), pool: resolvePool(given.pool ?? pool, url) };
   });
@@ -284,12 +286,13 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   if (connectionScope !== "instance" && connectionScope !== "context") {
     throw new ConfigError('the connectionScope option must be "instance" or "context"');
   }
-  if (connectionScope === "context" && url.inMemory) {
+  if (connectionScope === "context" && (url.inMemory || url.embedded)) {
     throw new ConfigError(
-      'connectionScope "context" cannot keep an in-memory SQLite database, which lives in one connection',
+      'connectionScope "context" cannot keep an in-memory SQLite or a PGlite database, which lives in one connection',
     );
   }
-  const timeout = url.dialect === "sqlite" ? undefined : statementTimeout as number | undefined;
+  // SQLite and PGlite run a statement in this process, where nothing can cancel it (docs/drivers.md).
+  const timeout = url.dialect === "sqlite" || url.embedded ? undefined : statementTimeout as number | undefined;
   return {
     url: withTimeout(url, timeout),
     name: name as string | undefined,

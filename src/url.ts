@@ -32,8 +32,11 @@ const boolean: OptionParser = (raw, key) => {
 
 const text: OptionParser = (raw) => raw;
 
+/** The option sets of URLs: one per dialect, and PGlite's (a Postgres that takes no server options). */
+type OptionSet = DialectName | "pglite";
+
 /** The query-string options each dialect accepts, with their parsers. */
-const optionParsers: Record<DialectName, Record<string, OptionParser>> = {
+const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
   sqlite: {
     mode: oneOf("ro", "rw", "rwc"),
     busy_timeout: integer,
@@ -50,6 +53,8 @@ const optionParsers: Record<DialectName, Record<string, OptionParser>> = {
     application_name: text,
     statement_timeout: integer,
   },
+  // Nothing of a server applies (TLS, timeouts, application name), and PGlite cannot time a statement.
+  pglite: {},
   mysql: {
     sslmode: oneOf("disable", "preferred", "required", "verify_ca", "verify_identity"),
     sslrootcert: text,
@@ -64,6 +69,7 @@ const optionParsers: Record<DialectName, Record<string, OptionParser>> = {
 const schemes: Record<string, DialectName> = {
   "postgres:": "postgres",
   "postgresql:": "postgres",
+  "pglite:": "postgres",
   "mysql:": "mysql",
   "mariadb:": "mysql",
   "sqlite:": "sqlite",
@@ -89,13 +95,13 @@ export class DatabaseUrl {
   readonly dialect: DialectName;
   /** The scheme as written (`postgresql:`, `mariadb:` …). */
   readonly scheme: string;
-  /** Server host (empty for SQLite). */
+  /** Server host (empty for SQLite and PGlite). */
   readonly host: string;
-  /** Server port (0 for SQLite). */
+  /** Server port (0 for SQLite and PGlite). */
   readonly port: number;
   /** User name (empty when none). */
   readonly user: string;
-  /** Database name on a server; the file path (or `:memory:`) for SQLite. */
+  /** Database name on a server; the file path (or `:memory:`) for SQLite; the data directory (or `:memory:`) for PGlite. */
   readonly database: string;
   /** The validated query-string options. */
   readonly options: Readonly<Record<string, UrlOptionValue>>;
@@ -118,9 +124,18 @@ export class DatabaseUrl {
     return this.#password;
   }
 
-  /** True for SQLite's `:memory:` database. */
+  /** True for SQLite's `:memory:` database and PGlite's (`pglite::memory:`). */
   get inMemory(): boolean {
-    return this.dialect === "sqlite" && this.database === ":memory:";
+    return (this.dialect === "sqlite" || this.embedded) && this.database === ":memory:";
+  }
+
+  /**
+   * True for a database that lives inside this process (`pglite:`
+   * URLs, Postgres compiled to WebAssembly): one connection holds it whole,
+   * so a pool keeps exactly one.
+   */
+  get embedded(): boolean {
+    return this.scheme === "pglite:";
   }
 
   /** The URL with the password replaced by `***`. */
@@ -128,7 +143,7 @@ export class DatabaseUrl {
     const query = Object.entries(this.options).map(([key, value]) => `${key}=${encodeURIComponent(String(value))}`)
       .join("&");
     const suffix = query ? `?${query}` : "";
-    if (this.dialect === "sqlite") return `${this.scheme}${this.database}${suffix}`;
+    if (this.dialect === "sqlite" || this.embedded) return `${this.scheme}${this.database}${suffix}`;
     const auth = this.user ? `${encodeURIComponent(this.user)}${this.#password ? ":***" : ""}@` : "";
     const host = this.host.includes(":") ? `[${this.host}]` : this.host;
     return `${this.scheme}//${auth}${host}:${this.port}/${encodeURIComponent(this.database)}${suffix}`;
@@ -150,10 +165,10 @@ export class DatabaseUrl {
   }
 }
 
-function parseOptions(dialect: DialectName, query: string): Record<string, UrlOptionValue> {
+function parseOptions(set: OptionSet, query: string): Record<string, UrlOptionValue> {
   const options: Record<string, UrlOptionValue> = {};
   if (query === "") return options;
-  const parsers = optionParsers[dialect];
+  const parsers = optionParsers[set];
   for (const pair of query.split("&")) {
     if (pair === "") continue;
     const eq = pair.indexOf("=");
@@ -161,9 +176,7 @@ function parseOptions(dialect: DialectName, query: string): Record<string, UrlOp
     const raw = decode(eq < 0 ? "" : pair.slice(eq + 1), `option "${key}"`, true);
     const parse = Object.hasOwn(parsers, key) ? parsers[key] : undefined;
     if (!parse) {
-      throw new ConfigError(
-        `unknown ${dialect} URL option "${key}" (known: ${Object.keys(parsers).join(", ")})`,
-      );
+      throw new ConfigError(`unknown ${set} URL option "${key}" (known: ${Object.keys(parsers).join(", ")})`);
     }
     if (Object.hasOwn(options, key)) throw new ConfigError(`URL option "${key}" is given twice`);
     options[key] = parse(raw, key);
@@ -185,18 +198,36 @@ function splitQuery(rest: string): [string, string] {
   return at < 0 ? [rest, ""] : [rest.slice(0, at), rest.slice(at + 1)];
 }
 
+/** How a URL naming a place on this machine is written: SQLite's files, PGlite's data directories. */
+interface LocalForm {
+  /** The engine, for messages. */
+  name: string;
+  /** What the URL names ("file", "directory") and an example name of one. */
+  what: string;
+  example: string;
+  /** The dialect, and the option set its query string takes (see `optionParsers`). */
+  dialect: DialectName;
+  options: OptionSet;
+}
+
+const localForms: Record<string, LocalForm> = {
+  "sqlite:": { name: "SQLite", what: "file", example: "app.db", dialect: "sqlite", options: "sqlite" },
+  "pglite:": { name: "PGlite", what: "directory", example: "data", dialect: "postgres", options: "pglite" },
+};
+
 /**
- * The file (or `:memory:`) a SQLite URL's location names. `:memory:` after
- * any number of slashes is the in-memory database (`sqlite::memory:`, and the
- * `sqlite://:memory:` and `sqlite:///:memory:` other libraries write); one
- * slash or three or more start an absolute path, none a relative one.
+ * The file or directory (or `:memory:`) a local URL's location names.
+ * `:memory:` after any number of slashes is the in-memory database
+ * (`sqlite::memory:`, and the `sqlite://:memory:` and `sqlite:///:memory:`
+ * other libraries write); one slash or three or more start an absolute path,
+ * none a relative one.
  */
-function sqlitePath(location: string): string {
+function localPath(location: string, scheme: string, form: LocalForm): string {
   const slashes = /^\/*/.exec(location)![0].length;
   if (decode(location.slice(slashes), "path") === ":memory:") return ":memory:";
   if (slashes === 2) {
     throw new ConfigError(
-      "a SQLite URL has no host: use sqlite::memory:, sqlite:relative/path.db or sqlite:///absolute/path.db",
+      `a ${form.name} URL has no host: use ${scheme}:memory:, ${scheme}relative/path or ${scheme}///absolute/path`,
     );
   }
   return decode(slashes >= 3 ? location.slice(2) : location, "path");
@@ -214,22 +245,32 @@ function inRoot(path: string): boolean {
   return segments.length <= 1;
 }
 
-function parseSqlite(scheme: string, rest: string): DatabaseUrl {
+/**
+ * A URL naming a place on this machine: a SQLite file, or a PGlite data
+ * directory (Postgres in this process, the `pglite` driver), each possibly
+ * `:memory:`. A file or directory directly in the filesystem root is refused
+ * (`ROOST_SQLITE_ROOT_PATH`, `ROOST_PGLITE_ROOT_PATH`).
+ */
+function parseLocal(scheme: string, rest: string): DatabaseUrl {
+  const form = localForms[scheme];
+  const { name, what, example } = form;
   const [location, query] = splitQuery(rest);
-  const database = sqlitePath(location);
+  const database = localPath(location, scheme, form);
   if (database === "") {
-    throw new ConfigError("a SQLite URL needs a file path or :memory: (sqlite::memory:, sqlite:path/to/file.db)");
+    throw new ConfigError(
+      `a ${name} URL needs a ${what} path or :memory: (${scheme}:memory:, ${scheme}path/to/${example})`,
+    );
   }
   if (inRoot(database)) {
     throw new ConfigError(
-      `the SQLite path "${database}" is in the filesystem root, which is never meant (sqlite:///app.db is ` +
-        `/app.db here but app.db in SQLAlchemy): for a file relative to the working directory write ` +
-        `sqlite:app.db; for an absolute path name its directory, as in sqlite:///var/data/app.db`,
-      { code: "ROOST_SQLITE_ROOT_PATH" },
+      `the ${name} path "${database}" is in the filesystem root, which is never meant (${scheme}///${example} is ` +
+        `/${example} here but ${example} in SQLAlchemy): for a ${what} relative to the working directory write ` +
+        `${scheme}${example}; for an absolute path name its directory, as in ${scheme}///var/data/${example}`,
+      { code: `ROOST_${name.toUpperCase()}_ROOT_PATH` },
     );
   }
-  const options = parseOptions("sqlite", query);
-  return new DatabaseUrl({ dialect: "sqlite", scheme, host: "", port: 0, user: "", database, options });
+  const options = parseOptions(form.options, query);
+  return new DatabaseUrl({ dialect: form.dialect, scheme, host: "", port: 0, user: "", database, options });
 }
 
 function parseServer(dialect: DialectName, scheme: string, rest: string): DatabaseUrl {
@@ -271,7 +312,9 @@ function parseServer(dialect: DialectName, scheme: string, rest: string): Databa
  * Accepted forms: `postgres://user:pass@host:5432/db?sslmode=require`,
  * `postgresql://…`, `mysql://…`, `mariadb://…`, `sqlite::memory:` (also
  * `sqlite://:memory:` and `sqlite:///:memory:`), `sqlite:relative/path.db`,
- * `sqlite:///absolute/path.db`. Unknown or mistyped options throw
+ * `sqlite:///absolute/path.db`, and for PGlite (Postgres in this process, the
+ * `pglite` driver) `pglite::memory:`, `pglite:relative/dir` and
+ * `pglite:///absolute/dir`. Unknown or mistyped options throw
  * {@linkcode ConfigError}; so does a SQLite file directly in the filesystem
  * root (`sqlite:///app.db`: code `ROOST_SQLITE_ROOT_PATH`), which other
  * libraries read as a relative path. No message ever contains the password.
@@ -292,9 +335,9 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
     throw new ConfigError(
       `unsupported database URL scheme${
         /^[a-z][a-z0-9+.-]*:$/.test(scheme) ? ` "${scheme}"` : ""
-      } (use postgres:, postgresql:, mysql:, mariadb: or sqlite:)`,
+      } (use postgres:, postgresql:, mysql:, mariadb:, sqlite: or pglite:)`,
     );
   }
   const rest = url.slice(colon + 1);
-  return dialect === "sqlite" ? parseSqlite(scheme, rest) : parseServer(dialect, scheme, rest);
+  return Object.hasOwn(localForms, scheme) ? parseLocal(scheme, rest) : parseServer(dialect, scheme, rest);
 }

@@ -37,7 +37,8 @@ export type DriverName =
   | "postgres-js"
   | "deno-postgres"
   | "bun-sql"
-  | "mysql2";
+  | "mysql2"
+  | "pglite";
 
 /** Imports a driver module under this directory (`path` without extension) by a specifier no bundler resolves. */
 async function driverModule(path: string): Promise<Record<string, Driver>> {
@@ -58,6 +59,8 @@ interface DriverEntry {
   runtimes: readonly RuntimeName[];
   package?: string;
   builtin?: string;
+  /** The URL scheme this driver alone opens (`pglite:`), where it opens no server URL. */
+  scheme?: string;
 }
 
 /** The registry of drivers: adding a driver is one line here (and its module). */
@@ -103,6 +106,13 @@ const drivers: Record<DriverName, DriverEntry> = {
     dialects: { mysql: "mysql2" },
     runtimes: ["node", "deno", "bun", "workerd"],
     package: "mysql2",
+  },
+  "pglite": {
+    module: "postgres/pglite",
+    dialects: { postgres: "pglite" },
+    runtimes: ["node", "deno", "bun"],
+    package: "@electric-sql/pglite",
+    scheme: "pglite:",
   },
 };
 
@@ -164,12 +174,19 @@ export function isDriverName(name: string): name is DriverName {
   return Object.hasOwn(drivers, name);
 }
 
-/** The drivers that speak `dialect` on `on` (the current runtime unless given), the default first. */
-export function availableDrivers(dialect: DialectName, on: RuntimeName = runtime): DriverName[] {
+/**
+ * The drivers that speak `dialect` on `on` (the current runtime unless
+ * given), the default first: those for the dialect's own URLs, or with
+ * `scheme` those that open URLs of that scheme (`pglite:`).
+ */
+export function availableDrivers(dialect: DialectName, on: RuntimeName = runtime, scheme?: string): DriverName[] {
   const names = (Object.keys(drivers) as DriverName[])
-    .filter((name) => drivers[name].runtimes.includes(on) && drivers[name].dialects[dialect] !== undefined);
+    .filter((name) => drivers[name].runtimes.includes(on) && drivers[name].dialects[dialect] !== undefined)
+    .filter((name) => drivers[name].scheme === scheme);
   const preferred = defaultDrivers[on][dialect];
-  return preferred === undefined ? names : [preferred, ...names.filter((name) => name !== preferred)];
+  return preferred === undefined || !names.includes(preferred)
+    ? names
+    : [preferred, ...names.filter((name) => name !== preferred)];
 }
 
 /**
@@ -177,8 +194,21 @@ export function availableDrivers(dialect: DialectName, on: RuntimeName = runtime
  * loader (the registry `./option.ts` consults). Validation happens now;
  * loading at the first connection.
  */
-export function resolveDriverName(dialect: DialectName, option: DriverName | undefined): () => Promise<Driver> {
-  const name = option ?? defaultDrivers[runtime][dialect];
+export function resolveDriverName(
+  dialect: DialectName,
+  option: DriverName | undefined,
+  scheme?: string,
+): () => Promise<Driver> {
+  // A scheme of its own (pglite:) is opened by its driver alone, which opens nothing else.
+  const own = (Object.keys(drivers) as DriverName[]).find((name) => scheme && drivers[name].scheme === scheme);
+  if (option !== undefined && isDriverName(option) && drivers[option].scheme !== (own && scheme)) {
+    throw new ConfigError(
+      own === undefined
+        ? `driver "${option}" opens ${drivers[option].scheme} URLs (pglite::memory:, pglite:path/to/dir), not a server`
+        : `a ${scheme} URL is opened by the "${own}" driver, not by "${option}"`,
+    );
+  }
+  const name = option ?? own ?? defaultDrivers[runtime][dialect];
   // On workerd a bundle imports its driver itself.
   if (name === undefined) throw passDriverObject(dialect);
   if (!isDriverName(name)) {

@@ -15,8 +15,16 @@ import type { DriverName } from "./mod.ts";
 import { ConfigError } from "../errors.ts";
 import { runtime } from "../runtime.ts";
 
-/** Resolves a driver name, or the runtime's default when `name` is undefined, to a loader; throws `ConfigError` at once when it cannot. */
-export type DriverRegistry = (dialect: DialectName, name: DriverName | undefined) => () => Promise<Driver>;
+/**
+ * Resolves a driver name, or the default for the URL's `scheme` on this
+ * runtime when `name` is undefined, to a loader; throws `ConfigError` at once
+ * when it cannot.
+ */
+export type DriverRegistry = (
+  dialect: DialectName,
+  name: DriverName | undefined,
+  scheme?: string,
+) => () => Promise<Driver>;
 
 let registry: DriverRegistry | undefined;
 
@@ -52,13 +60,18 @@ export function passDriverObject(dialect: DialectName): ConfigError {
  * runtime's default) to a loader. Validation happens now; loading at the
  * first connection.
  */
-export function driverLoader(dialect: DialectName, option: DriverName | Driver | undefined): () => Promise<Driver> {
+export function driverLoader(
+  dialect: DialectName,
+  option: DriverName | Driver | undefined,
+  scheme?: string,
+): () => Promise<Driver> {
   if (typeof option === "object" && option !== null) {
-    if (option.dialect !== dialect) {
-      throw new ConfigError(`driver "${option.name}" speaks ${option.dialect}, but the URL is for ${dialect}`);
+    // The pglite driver opens pglite: URLs, and nothing else does.
+    if (option.dialect !== dialect || (option.name === "pglite") !== (scheme === "pglite:")) {
+      throw new ConfigError(`driver "${option.name}" cannot open a ${scheme} URL`);
     }
     return () => Promise.resolve(option);
   }
   if (registry === undefined) throw passDriverObject(dialect);
-  return registry(dialect, option);
+  return registry(dialect, option, scheme);
 }

@@ -336,7 +336,7 @@ function targetTests(target: Target): void {
 
   test(
     "an sslrootcert file that cannot be read is a ConfigError naming the option, and no connection stays open",
-    skipUnless(matches(target, { dialects: ["postgres"] }), "about Postgres's sslrootcert"),
+    skipUnless(matches(target, { places: ["postgres"] }), "about a Postgres server's sslrootcert"),
     async () => {
       const url = new URL(target.url);
       url.searchParams.set("sslmode", "require");
@@ -473,7 +473,11 @@ function targetTests(target: Target): void {
   // 3. Values
 
   /** Inserts `values` through the sql tag and through native placeholders, and reads each back both ways. */
-  async function valuesRoundTrip(values: readonly string[]): Promise<void> {
+  /** Text this target reads back whole: PGlite drops one leading U+FEFF (a documented quirk, docs/values.md). */
+  const readsWhole = (value: string) => !(target.quirks.has("text-drops-leading-bom") && value.startsWith("\uFEFF"));
+
+  async function valuesRoundTrip(given: readonly string[]): Promise<void> {
+    const values = given.filter(readsWhole);
     const table = uniqueTable("bi_values");
     const tableText = compile(table, dialect).text;
     const p = (index: number) => placeholder(dialect, index);

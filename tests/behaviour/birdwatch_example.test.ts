@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { runScript, runtime, type ScriptRun } from "../support/support.ts";
-import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
+import { OwnDatabase, serverDialects, serverPlaces, targets } from "../support/targets.ts";
 
 /** Runs the example to its end with `env` over this process's environment. */
 const runExample = (env: Record<string, string>) => runScript("examples/birdwatch.ts", [], env);
@@ -30,7 +30,19 @@ describe(`the birdwatch example on [example sqlite memory · ${runtime}]`, () =>
   });
 });
 
-for (const target of targets({ dialects: serverDialects, onePerDialect: true })) {
+// Postgres in the example's own process, with no server: the URL is all that changes.
+for (const target of targets({ places: ["pglite"] })) {
+  describe(`the birdwatch example on [example pglite memory · ${runtime}]`, () => {
+    // The example's process starts PGlite (initdb): seconds of CPU, more on a busy machine.
+    test(`migrates, records 10 sightings of 4 birds, pages through them and migrates back (${target.url})`, {
+      timeout: 240_000,
+    }, async () => {
+      assertRun(await runExample({ DATABASE_URL: target.url }));
+    });
+  });
+}
+
+for (const target of targets({ dialects: serverDialects, places: serverPlaces, onePerDialect: true })) {
   describe(`the birdwatch example on [example ${target.dialect} · ${runtime}]`, () => {
     const own = new OwnDatabase(target, "roost_birdwatch");
     before(() => own.create());

@@ -15,7 +15,7 @@ import { Kysely } from "kysely";
 import { CommitUnknownError, ConnectionError, Database, type DialectName, type QueryEvent, sql } from "../../mod.ts";
 import { RoostDialect } from "../../src/kysely.ts";
 import { uniqueName } from "../support/support.ts";
-import { serverDialects, targets } from "../support/targets.ts";
+import { serverDialects, serverPlaces, targets } from "../support/targets.ts";
 
 /** True when `chunk`, read as whole messages of `dialect`'s protocol from its start, holds one that runs a statement. */
 function runsStatement(chunk: Uint8Array, dialect: DialectName): boolean {
@@ -136,7 +136,8 @@ function atPort(url: string, port: number): string {
 const rows = 500;
 const paramSets = Array.from({ length: rows }, (_, i) => [i, `row ${i}`]);
 
-for (const target of targets({ dialects: serverDialects })) {
+// A proxy on the server's socket: PGlite has neither (it is Postgres inside this process).
+for (const target of targets({ dialects: serverDialects, places: serverPlaces })) {
   describe(`a connection lost at COMMIT ${target.label}`, () => {
     const direct = new Database(target.url, { driver: target.driver, pool: { max: 1 } });
     const table = uniqueName("commit_cut");

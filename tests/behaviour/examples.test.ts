@@ -16,7 +16,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Miniflare } from "miniflare";
 import { eventually, runtime, sleep, tempDatabasePath, uniqueName } from "../support/support.ts";
-import { OwnDatabase, serverDialects, type Target, targets } from "../support/targets.ts";
+import { OwnDatabase, serverDialects, serverPlaces, type Target, targets } from "../support/targets.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -35,7 +35,7 @@ type Ask = (method: string, path: string, body?: string) => Promise<Answer>;
 
 /** One server dialect the suite can reach: the first target of each (any driver can create databases). */
 const servers: { place: string; target: Target }[] = [];
-for (const target of targets({ dialects: serverDialects, onePerDialect: true })) {
+for (const target of targets({ dialects: serverDialects, places: serverPlaces, onePerDialect: true })) {
   servers.push({ place: target.place, target });
 }
 

@@ -9,7 +9,7 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { sql } from "../../mod.ts";
 import { eventually, runtime, tempDatabasePath } from "../support/support.ts";
-import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
+import { OwnDatabase, serverDialects, serverPlaces, targets } from "../support/targets.ts";
 
 const fixture = fileURLToPath(new URL("../support/fixtures/forgotten_pool.ts", import.meta.url));
 const waitingCaller = fileURLToPath(new URL("../support/fixtures/waiting_caller.ts", import.meta.url));
@@ -58,7 +58,7 @@ describe("process exit", () => {
 });
 
 describe("process exit after close({ timeout }) cut off busy connections", () => {
-  for (const target of targets({ dialects: serverDialects })) {
+  for (const target of targets({ dialects: serverDialects, places: serverPlaces })) {
     const postgres = target.dialect === "postgres";
     test(
       `20 60 s sleeps on a pool of 10, close({ timeout: 100 }): the process exits long before they end, and the server stops them ${target.label}`,

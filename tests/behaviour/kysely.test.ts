@@ -444,6 +444,7 @@ for (const target of targets()) {
 
 /** The target's database opened as a read-only replica of itself (see tests/behaviour/routing.test.ts). */
 function replicaUrlOf(target: Target): string | undefined {
+  if (target.place === "pglite") return undefined; // in this process, with no replicas
   if (target.dialect !== "sqlite") return target.url;
   if (target.url.includes(":memory:")) return undefined;
   return `${target.url}${target.url.includes("?") ? "&" : "?"}mode=ro`;

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runScript, runtime, type ScriptRun } from "../support/support.ts";
-import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
+import { OwnDatabase, serverDialects, serverPlaces, targets } from "../support/targets.ts";
 
 /** Runs the example with `args` after the script and `env` over this process's environment. */
 const runExample = (args: string[], env: Record<string, string | undefined>) =>
@@ -80,7 +80,7 @@ describe(`the Kysely example on [example sqlite memory · ${runtime}]`, () => {
   });
 });
 
-for (const target of targets({ dialects: serverDialects, onePerDialect: true })) {
+for (const target of targets({ dialects: serverDialects, places: serverPlaces, onePerDialect: true })) {
   describe(`the Kysely example on [example ${target.dialect} · ${runtime}]`, () => {
     const own = new OwnDatabase(target, "roost_kysely");
     before(() => own.create());

@@ -256,6 +256,11 @@ describe("migration sources", () => {
 
 /** A database of the test's own on `target` (fixtures use fixed table names): a fresh SQLite file or server database. */
 async function isolated(target: Target): Promise<{ db: Database; drop(): Promise<void> }> {
+  if (target.place === "pglite") {
+    // Each pglite::memory: instance is a database of its own.
+    const db = target.open();
+    return { db, drop: () => db.close() };
+  }
   if (target.dialect === "sqlite") {
     const url = target.url === "sqlite::memory:"
       ? target.url
@@ -326,7 +331,8 @@ for (const target of targets()) {
   describe(`migrations on ${target.label}`, () => {
     let db: Database;
     let own: { db: Database; drop(): Promise<void> };
-    const shared = target.url !== "sqlite::memory:";
+    // An in-memory database (SQLite's, PGlite's) cannot be shared with a replica or a second instance.
+    const shared = !target.url.endsWith(":memory:");
 
     before(async () => {
       db = target.open();
@@ -862,7 +868,7 @@ for (const target of targets()) {
 }
 
 describe("migrations on Workers", () => {
-  const postgres = targets({ dialects: ["postgres"] })[0];
+  const postgres = targets({ places: ["postgres"] })[0];
   const unmet = runtime !== "node"
     ? "workerd is driven from Node (miniflare)"
     : postgres === undefined

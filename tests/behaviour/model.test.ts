@@ -652,7 +652,8 @@ for (const target of targets()) {
       const ids = new Set(results.map(([row]) => row.id));
       assert.equal(ids.size, 1, "every caller has the same row");
       assert.deepEqual(results.map(([row]) => row.hits), results.map(() => created[0][0].hits));
-      if (db.dialect !== "sqlite") {
+      // PGlite keeps one connection (its database lives in it): there the callers take turns on it.
+      if (db.dialect !== "sqlite" && target.place !== "pglite") {
         assert.ok(db.stats().primary.size > 1, `the race ran on ${db.stats().primary.size} connection(s)`);
       }
     });

@@ -19,9 +19,9 @@ import {
 } from "../../mod.ts";
 import { shareWithin } from "../../src/pool.ts";
 import { eventually, signal, skipUnless, sleep, uniqueName, uniqueTable, within } from "../support/support.ts";
-import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
+import { OwnDatabase, serverDialects, serverPlaces, targets } from "../support/targets.ts";
 
-for (const target of targets({ dialects: serverDialects })) {
+for (const target of targets({ dialects: serverDialects, places: serverPlaces })) {
   const postgres = target.dialect === "postgres";
   describe(`pool on ${target.label}`, () => {
     const own = new OwnDatabase(target, "roost_pool");

@@ -21,7 +21,14 @@ for (const target of targets()) {
       await db.close();
     });
 
-    if (target.dialect === "postgres") {
+    if (target.place === "pglite") {
+      // A pglite: URL takes no options (no application name; PGlite cannot time a statement).
+      test("sessions start in UTC with ISO dates, with no statement timeout", async () => {
+        const row = await db.fetchOne(sql`select current_setting('TimeZone') as tz,
+          current_setting('DateStyle') as style, current_setting('statement_timeout') as timeout`);
+        assert.deepEqual(row, { tz: "UTC", style: "ISO, MDY", timeout: "0" });
+      });
+    } else if (target.dialect === "postgres") {
       test("sessions start in UTC with ISO dates and the URL's application_name and statement_timeout", async () => {
         const session = new Database(`${target.url}?application_name=roost_probe&statement_timeout=4321`, {
           driver: target.driver,

@@ -25,6 +25,8 @@ import { type Target, targets } from "../support/targets.ts";
 
 /** The target's database, opened as a read-only replica of itself. */
 function replicaUrlOf(target: Target): string | undefined {
+  // A PGlite database lives in this process and has no replicas (refused at construction: tests/unit/options.test.ts).
+  if (target.place === "pglite") return undefined;
   if (target.dialect !== "sqlite") return target.url;
   if (target.url.includes(":memory:")) return undefined;
   return `${target.url}${target.url.includes("?") ? "&" : "?"}mode=ro`;

@@ -23,7 +23,7 @@ import { targets } from "../support/targets.ts";
 /** How long the standby waits before applying a commit: replication lag the tests can rely on. */
 const applyDelay = 1_500;
 
-const postgresTargets = targets({ dialects: ["postgres"] });
+const postgresTargets = targets({ places: ["postgres"] });
 let standby: Standby | undefined;
 let unavailable = "";
 if (postgresTargets.length > 0) {

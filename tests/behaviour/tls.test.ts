@@ -398,7 +398,7 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
   }
 });
 
-for (const target of targets({ dialects: ["postgres"] })) {
+for (const target of targets({ places: ["postgres"] })) {
   describe(`sslmode on the shared Postgres server, TLS off ${target.label}`, () => {
     const shared: [string, Expect][] = [
       ["disable", "plain"],

@@ -13,7 +13,7 @@ import {
   TransactionError,
 } from "../../mod.ts";
 import { sleep, uniqueTable } from "../support/support.ts";
-import { serverDialects, targets } from "../support/targets.ts";
+import { serverDialects, serverPlaces, targets } from "../support/targets.ts";
 
 for (const target of targets()) {
   describe(`transactions on ${target.label}`, () => {
@@ -185,7 +185,8 @@ const codes = {
 
 const levels = ["read uncommitted", "read committed", "repeatable read", "serializable"] as const;
 
-for (const target of targets({ dialects: serverDialects })) {
+// Two sessions on one database (PGlite has one: tests/behaviour/pglite.test.ts covers its isolation and read-only).
+for (const target of targets({ dialects: serverDialects, places: serverPlaces })) {
   const dialect = target.dialect as "postgres" | "mysql";
   const postgres = dialect === "postgres";
   describe(`isolation and read-only on ${target.label}`, () => {

@@ -12,7 +12,7 @@ import { compile, type Database, type DialectName, QueryError, sql } from "../..
 import { resolveDriverName } from "../../src/drivers/mod.ts";
 import { parseDatabaseUrl } from "../../src/url.ts";
 import { skipUnless, uniqueTable } from "../support/support.ts";
-import { matches, targets } from "../support/targets.ts";
+import { matches, notPglite, targets } from "../support/targets.ts";
 
 type Table = ReturnType<typeof sql.ident>;
 
@@ -61,6 +61,10 @@ for (const target of targets()) {
 
     test(
       "text starting with U+FEFF (a byte-order mark) reads back whole, as a parameter and from a column",
+      skipUnless(
+        !target.quirks.has("text-drops-leading-bom"),
+        "PGlite's own TextDecoder drops a leading U+FEFF (docs/values.md)",
+      ),
       async () => {
         // deno-postgres decodes values with a TextDecoder that drops a leading BOM; Roost puts it back.
         const texts = ["\uFEFF", "\uFEFFa", "\uFEFF\uFEFFb", "a\uFEFF", "\uFEFF 1"];
@@ -435,7 +439,9 @@ for (const target of targets()) {
 
     test(
       "json parameters keep Roost's rule on every path: transactions, pipelines, batches, cursors, any placeholder",
-      on("postgres"),
+      target.place === "pglite"
+        ? skipUnless(false, `pipelines statements on a second connection to the database: ${notPglite}`)
+        : on("postgres"),
       async () => {
         const rows = (table: Table) => db.fetchAll(sql`select k, j, jb from ${table} order by k`);
         await withTable(db, "k integer primary key, j json, jb jsonb", async (table) => {

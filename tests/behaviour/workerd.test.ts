@@ -10,9 +10,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Miniflare } from "miniflare";
 import { eventually, postgresJsMajor, runtime, skipUnless, sleep } from "../support/support.ts";
-import { OwnDatabase, serverDialects, targets } from "../support/targets.ts";
+import { OwnDatabase, serverDialects, serverPlaces, targets } from "../support/targets.ts";
 
-const servers = runtime === "node" ? targets({ dialects: serverDialects }) : [];
+const servers = runtime === "node" ? targets({ dialects: serverDialects, places: serverPlaces }) : [];
 if (runtime !== "node") console.warn(`SKIPPING [workerd · miniflare]: the workerd suite is driven from Node`);
 
 // Loaded only on Node: miniflare drives the workerd binary from there.

@@ -26,6 +26,7 @@ import {
 import { main } from "../../src/cli.ts";
 import { availableDrivers } from "../../src/drivers/mod.ts";
 import { bundledDrivers } from "../../src/drivers/option.ts";
+import { resolveOptions } from "../../src/options.ts";
 import { assertHidden, describeError, runScript, tempDatabasePath, uniqueName } from "../support/support.ts";
 
 const secret = "s3cr3t-P@ss:w/rd";
@@ -154,6 +155,69 @@ describe("SQLite URLs: :memory: and the filesystem root", () => {
     assert.equal(parseDatabaseUrl("sqlite:////var/data/app.db").database, "//var/data/app.db");
     assert.equal(parseDatabaseUrl("sqlite:app.db").database, "app.db");
     assert.equal(parseDatabaseUrl("sqlite:./app.db").database, "./app.db");
+  });
+
+  test("pglite: URLs name an in-memory Postgres or a data directory, as SQLite's name files; no host, no options", () => {
+    for (const form of ["pglite::memory:", "pglite://:memory:", "pglite:///:memory:"]) {
+      const url = parseDatabaseUrl(form);
+      assert.deepEqual({ ...url }, {
+        dialect: "postgres",
+        scheme: "pglite:",
+        host: "",
+        port: 0,
+        user: "",
+        database: ":memory:",
+        options: {},
+      }, form);
+      assert.equal(url.inMemory, true, form);
+      assert.equal(url.embedded, true, form);
+      assert.equal(String(url), "pglite::memory:", form);
+    }
+    assert.equal(parseDatabaseUrl("pglite:data/pg").database, "data/pg");
+    assert.equal(parseDatabaseUrl("pglite:./data").database, "./data");
+    assert.equal(parseDatabaseUrl("pglite:///var/lib/app/pg").database, "/var/lib/app/pg");
+    assert.equal(parseDatabaseUrl("PGLITE:data").inMemory, false);
+    assert.equal(parseDatabaseUrl("postgres://h/d").embedded, false);
+    assert.match(configError(() => parseDatabaseUrl("pglite://host/dir")).message, /PGlite URL has no host/);
+    assert.match(configError(() => parseDatabaseUrl("pglite:")).message, /directory path or :memory:/);
+    const option = configError(() => parseDatabaseUrl("pglite::memory:?sslmode=require")).message;
+    assert.match(option, /unknown pglite URL option "sslmode" \(known: \)/);
+    for (const url of ["pglite:///data", "pglite:/data", "pglite:///"]) {
+      assert.equal(configError(() => parseDatabaseUrl(url)).code, "ROOST_PGLITE_ROOT_PATH", url);
+    }
+  });
+
+  test("pglite: the pglite driver alone, one connection kept for good, no replicas, no per-context connections", () => {
+    assert.equal(new Database("pglite::memory:").dialect, "postgres");
+    assert.doesNotThrow(() => new Database("pglite:data", { driver: "pglite" }));
+    assert.match(configError(() => new Database("pglite::memory:", { driver: "postgres-js" })).message, /"pglite"/);
+    assert.match(
+      configError(() => new Database("postgres://127.0.0.1/test", { driver: "pglite" })).message,
+      /not a server/,
+    );
+    assert.match(
+      configError(() => new Database("pglite::memory:", { connectionScope: "context" })).message,
+      /PGlite database/,
+    );
+    assert.match(
+      configError(() => new Database("pglite:data", { replicas: ["postgres://127.0.0.1/test"] })).message,
+      /has no replicas/,
+    );
+    assert.match(
+      configError(() => new Database("postgres://127.0.0.1/test", { replicas: ["pglite:data"] })).message,
+      /has no replicas/,
+    );
+    for (const url of ["pglite::memory:", "pglite:data"]) {
+      const options = { pool: { max: 10, min: 3, idleTimeout: 5_000, maxLifetime: 60_000 }, statementTimeout: 100 };
+      const resolved = resolveOptions(options, parseDatabaseUrl(url));
+      assert.deepEqual(
+        [resolved.pool.max, resolved.pool.min, resolved.pool.idleTimeout, resolved.pool.maxLifetime],
+        [1, 1, 0, 0],
+        url,
+      );
+      // PGlite cannot interrupt a statement: as on SQLite, the timeout is not set (docs/drivers.md).
+      assert.equal(resolved.url.options.statement_timeout, undefined, url);
+    }
   });
 
   test("the migrate CLI refuses DATABASE_URL=sqlite:///app.db with the root-path message and code", async () => {

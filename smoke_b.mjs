@@ -1,0 +1,11 @@
+import { PGlite } from "@electric-sql/pglite";
+const mode = process.argv[2];
+const a = await PGlite.create();
+const dump = await a.dumpDataDir("none");
+await a.close();
+const b = await PGlite.create({ loadDataDir: dump });
+await b.query("select 1");
+if (mode === "close") await b.close();
+console.log("done", mode, new Date().toISOString());
+const t0 = Date.now();
+process.on("exit", () => console.log(mode, "exit after", Date.now() - t0, "ms"));

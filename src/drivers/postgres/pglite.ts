@@ -1,0 +1,386 @@
+/**
+ * The PGlite driver (npm `@electric-sql/pglite`): Postgres compiled to
+ * WebAssembly, running inside this process on Deno, Bun and Node, with no
+ * server. It opens `pglite:` URLs: `pglite::memory:` (a database that lives
+ * as long as its connection) and `pglite:path/to/dir` or
+ * `pglite:///absolute/dir` (a data directory, created on first use).
+ *
+ * A PGlite database is one Postgres session in this process: Roost's pool
+ * keeps exactly one connection for a `pglite:` URL, and statements, scopes
+ * and transactions take turns on it. A statement runs synchronously in
+ * WebAssembly, so nothing (a timer, `statementTimeout`, a forced close) can
+ * interrupt it; see docs/drivers.md for the limits.
+ *
+ * @example An in-memory Postgres
+ * ```ts
+ * import { Database } from "@roost/db";
+ * const db = new Database("pglite::memory:");
+ * ```
+ *
+ * @example Passing the driver object (for bundlers that drop lazy imports)
+ * ```ts
+ * import { Database } from "@roost/db";
+ * import { pglite } from "@roost/db/drivers/pglite";
+ * const db = new Database("pglite:./data", { driver: pglite });
+ * ```
+ *
+ * @module
+ */
+import { PGlite, type PGliteOptions, type Results } from "@electric-sql/pglite";
+import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import { ConnectionError, messageOf } from "../../errors.ts";
+import { tooManyParameters } from "../../query.ts";
+import { builtinModule } from "../../runtime.ts";
+import type { DatabaseUrl } from "../../url.ts";
+import { executeBatched } from "../shared/batch.ts";
+import { type ErrorRules, sanitizedCause, translateError } from "../shared/errors.ts";
+import { integerFromText, setColumn } from "../shared/values.ts";
+import { cursorStream } from "./cursor.ts";
+import { fatalPostgresState, postgresErrorFields } from "./errors.ts";
+import {
+  byteaFromText,
+  byteaText,
+  type ElementParser,
+  parseArray,
+  parseTimestamp,
+  postgresParam,
+  serializeArray,
+  serializeDateTime,
+  serializeJson,
+} from "./values.ts";
+
+/** A column's text to its value. */
+type Parser = (text: string) => unknown;
+/** A parameter's value to its text. */
+type Serializer = (value: unknown) => string;
+
+const oid = { bool: 16, bytea: 17, int8: 20, json: 114, date: 1082, timestamp: 1114, timestamptz: 1184, jsonb: 3802 };
+
+/** How Roost reads the types whose reading differs from PGlite's (or that PGlite reads by the process's time zone). */
+const baseParsers: Record<number, Parser> = {
+  [oid.bool]: (text) => text === "t",
+  [oid.bytea]: byteaFromText,
+  [oid.int8]: integerFromText,
+  21: Number, // int2
+  23: Number, // int4
+  26: Number, // oid
+  700: Number, // float4
+  701: Number, // float8
+  [oid.json]: (text) => JSON.parse(text),
+  [oid.jsonb]: (text) => JSON.parse(text),
+  [oid.date]: (text) => text,
+  [oid.timestamp]: parseTimestamp,
+  [oid.timestamptz]: parseTimestamp,
+};
+
+/** An array element's text, whatever the array's type (a Date as its instant, bytes as bytea hex, an object as JSON). */
+function elementText(value: unknown): string {
+  if (value instanceof Date) return serializeDateTime(value);
+  if (value instanceof Uint8Array) return byteaText(value);
+  if (typeof value === "object" && value !== null) return JSON.stringify(value);
+  return String(value);
+}
+
+/**
+ * A parameter's text for the type the server gave it: JSON for json/jsonb
+ * (a string is JSON text already), an array literal for arrays, `t`/`f` for
+ * booleans, hex for bytes, and the value's own text otherwise.
+ */
+function serializerFor(type: number, arrays: ReadonlyMap<number, string>): Serializer {
+  const json = type === oid.json || type === oid.jsonb;
+  const delimiter = arrays.get(type);
+  return (value) => {
+    if (json) return typeof value === "bigint" ? value.toString() : serializeJson(value);
+    if (Array.isArray(value)) return String(serializeArray(value, elementText as never, delimiter));
+    if (value instanceof Uint8Array) return byteaText(value);
+    if (typeof value === "boolean") return type === oid.bool ? (value ? "t" : "f") : String(value);
+    return String(value);
+  };
+}
+
+/**
+ * The type each parameter is sent as, where its JavaScript value says it
+ * (as postgres.js types them): a boolean as bool, a bigint as int8, bytes as
+ * bytea; 0 leaves the type to the server, which reads it from where the
+ * parameter is used.
+ */
+function parameterTypes(params: readonly unknown[]): number[] | undefined {
+  let types: number[] | undefined;
+  params.forEach((value, i) => {
+    const type = typeof value === "boolean"
+      ? oid.bool
+      : typeof value === "bigint"
+      ? oid.int8
+      : value instanceof Uint8Array
+      ? oid.bytea
+      : 0;
+    if (type !== 0) (types ??= new Array(params.length).fill(0))[i] = type;
+  });
+  return types;
+}
+
+/** PGlite's names for the server's error fields, and postgres.js's names Roost's causes use. */
+const serverFieldNames: Record<string, string> = {
+  code: "code",
+  severity: "severity",
+  hint: "hint",
+  position: "position",
+  where: "where",
+  schema: "schema_name",
+  table: "table_name",
+  column: "column_name",
+  dataType: "data_type_name",
+  constraint: "constraint_name",
+  routine: "routine",
+  // Not `detail` (the server quotes values there), `internalQuery`, `query`, `params` or `queryOptions`.
+};
+
+/** The SQLSTATE when `error` is a server error (PGlite's `DatabaseError`). */
+function stateOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return error instanceof Error && typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** A server error as Roost's `cause`: message, stack and the fields above, never its query's parameters. */
+function serverCause(error: unknown): unknown {
+  if (stateOf(error) === undefined) return error instanceof Error ? sanitizedCause(error, []) : error;
+  const source = error as Error & Record<string, unknown>;
+  const flat = new Error(source.message);
+  flat.name = "DatabaseError";
+  flat.stack = source.stack;
+  for (const [from, to] of Object.entries(serverFieldNames)) {
+    if (source[from] !== undefined) (flat as unknown as Record<string, unknown>)[to] = source[from];
+  }
+  return sanitizedCause(flat, postgresErrorFields);
+}
+
+/**
+ * PGlite's errors: the server's are `DatabaseError`s with a SQLSTATE; any
+ * other (the instance closed, or its WebAssembly failed) leaves the
+ * connection unusable.
+ */
+const errors: ErrorRules = {
+  dialect: "pglite",
+  cause: serverCause,
+  classify(error) {
+    const state = stateOf(error);
+    return state === undefined
+      ? { code: "CONNECTION_CLOSED", fatal: true }
+      : { code: state, fatal: fatalPostgresState(state) };
+  },
+};
+
+/** The rows of an array-mode result as objects named by its columns (a later duplicate name wins). */
+function rowsOf(result: Results<unknown[]>): Row[] {
+  const { fields, rows } = result;
+  return rows.map((values) => {
+    const row: Row = {};
+    for (let i = 0; i < fields.length; i++) setColumn(row, fields[i].name, values[i]);
+    return row;
+  });
+}
+
+class PgliteConnection implements DriverConnection {
+  readonly #db: PGlite;
+  readonly #parsers: Record<number, Parser>;
+  /** Serializers by the type the server gave a parameter, made on first use. */
+  readonly #serializers: Record<number, Serializer>;
+  readonly #release: () => void;
+  #lost = false;
+
+  constructor(db: PGlite, parsers: Record<number, Parser>, arrays: ReadonlyMap<number, string>, release: () => void) {
+    this.#db = db;
+    this.#parsers = parsers;
+    const made = new Map<number, Serializer>();
+    this.#serializers = new Proxy({}, {
+      get: (_, key) => {
+        const type = Number(key);
+        let serializer = made.get(type);
+        if (serializer === undefined) made.set(type, serializer = serializerFor(type, arrays));
+        return serializer;
+      },
+    });
+    this.#release = release;
+  }
+
+  get broken(): boolean {
+    return this.#lost || this.#db.closed;
+  }
+
+  #translate(error: unknown, text: string): Error {
+    const translated = translateError(errors, error, text);
+    if (translated instanceof ConnectionError) this.#lost = true;
+    return translated;
+  }
+
+  /** Runs one statement through the extended protocol, parameters typed as `parameterTypes` says. */
+  #run(text: string, params: readonly unknown[]): Promise<Results<unknown[]>> {
+    if (this.#lost || this.#db.closed) {
+      return Promise.reject(
+        new ConnectionError("pglite connection lost: the database was closed", {
+          code: "CONNECTION_CLOSED",
+        }),
+      );
+    }
+    if (params.length > 65_535) throw tooManyParameters({ text, params }, 65_535, "Postgres");
+    const values = params.map((value, i) => postgresParam(value, i, (array) => array));
+    return this.#db.query<unknown[]>(text, values, {
+      rowMode: "array",
+      parsers: this.#parsers,
+      serializers: this.#serializers,
+      paramTypes: parameterTypes(values),
+    });
+  }
+
+  async #query(text: string, params: readonly unknown[]): Promise<Results<unknown[]>> {
+    try {
+      return await this.#run(text, params);
+    } catch (error) {
+      throw this.#translate(error, text);
+    }
+  }
+
+  async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
+    const result = await this.#query(text, params);
+    return { rowCount: result.affectedRows || result.rows.length };
+  }
+
+  /** One statement at a time (PGlite has no pipeline): a single-row insert becomes multi-row inserts. */
+  executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {
+    return executeBatched(text, paramSets, (statement, params) => this.execute(statement, params), true);
+  }
+
+  async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
+    return rowsOf(await this.#query(text, params));
+  }
+
+  async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
+    return (await this.fetchAll(text, params))[0];
+  }
+
+  /**
+   * PGlite returns whole results, so every stream is a server-side cursor
+   * fetched `batchSize` rows at a time (see `cursorBatches`); a statement
+   * that cannot be a cursor (a write with RETURNING) is read whole.
+   */
+  stream(
+    text: string,
+    params: readonly unknown[],
+    batchSize: number,
+    placement: StreamPlacement,
+  ): AsyncIterableIterator<Row[]> {
+    return cursorStream(
+      async (statement, values = []) => rowsOf(await this.#run(statement, values)),
+      () => this.fetchAll(text, params),
+      (error) => this.#translate(error, text),
+      text,
+      params,
+      batchSize,
+      placement,
+    );
+  }
+
+  async ping(): Promise<void> {
+    await this.execute("SELECT 1", []);
+  }
+
+  async close(): Promise<void> {
+    this.#lost = true;
+    try {
+      if (!this.#db.closed) await this.#db.close();
+    } catch {
+      // Closing never throws; the directory is released below either way.
+    } finally {
+      this.#release();
+    }
+  }
+}
+
+/** The data directories open in this process (a second instance on one would corrupt it). */
+const openDirectories = new Set<string>();
+
+/** A directory's absolute path, the key of `openDirectories`. */
+function absolute(dir: string): string {
+  const path = builtinModule<{ resolve(...parts: string[]): string }>("node:path");
+  return path ? path.resolve(dir) : dir;
+}
+
+/**
+ * A fresh in-memory cluster to copy, dumped from the process's first
+ * in-memory database before it is used: loading it skips `initdb`, which
+ * takes most of a new database's start-up (see docs/drivers.md, PGlite).
+ */
+let template: Promise<Blob | undefined> | undefined;
+
+/** Opens an in-memory database: the first by `initdb` (and dumped as the template), the rest from the template. */
+async function openInMemory(options: PGliteOptions): Promise<PGlite> {
+  if (template === undefined) {
+    let made!: (dump: Blob | undefined) => void;
+    template = new Promise((resolve) => made = resolve);
+    try {
+      const db = await PGlite.create(options);
+      made(await db.dumpDataDir("none").then((dump) => dump as Blob, () => undefined));
+      return db;
+    } catch (error) {
+      made(undefined);
+      template = undefined;
+      throw error;
+    }
+  }
+  const dump = await template;
+  return await PGlite.create(dump === undefined ? options : { ...options, loadDataDir: dump });
+}
+
+/** Reads the array types the database has: each one's element type and delimiter. */
+async function arrayTypes(db: PGlite): Promise<{ typarray: number; oid: number; typdelim: string }[]> {
+  const result = await db.query<{ typarray: number; oid: number; typdelim: string }>(
+    "SELECT oid, typarray, typdelim FROM pg_catalog.pg_type WHERE typarray <> 0",
+  );
+  return result.rows;
+}
+
+/** The PGlite driver. */
+export const pglite: Driver = {
+  name: "pglite",
+  dialect: "postgres",
+  interleavedStreams: false,
+  async connect(url: DatabaseUrl) {
+    const dir = url.database === ":memory:" ? undefined : absolute(url.database);
+    if (dir !== undefined && openDirectories.has(dir)) {
+      throw new ConnectionError(
+        `the PGlite data directory ${url.database} is already open in this process (one database holds it at a ` +
+          `time: share that Database instance)`,
+        { code: "ROOST_PGLITE_DIRECTORY_IN_USE" },
+      );
+    }
+    if (dir !== undefined) openDirectories.add(dir);
+    const release = () => dir !== undefined && openDirectories.delete(dir);
+    let db: PGlite;
+    try {
+      db = dir === undefined ? await openInMemory({}) : await PGlite.create({ dataDir: dir });
+    } catch (error) {
+      release();
+      throw new ConnectionError(`could not open PGlite at ${url.database}: ${messageOf(error)}`, {
+        cause: serverCause(error),
+        code: stateOf(error),
+      });
+    }
+    try {
+      await db.exec("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'");
+      const arrays = new Map<number, string>();
+      const parsers: Record<number, Parser> = { ...baseParsers };
+      for (const { oid: element, typarray, typdelim } of await arrayTypes(db)) {
+        const parseElement: ElementParser | undefined = baseParsers[element];
+        parsers[typarray] = (text) => parseArray(text, parseElement, typdelim);
+        arrays.set(typarray, typdelim);
+      }
+      return new PgliteConnection(db, parsers, arrays, release);
+    } catch (error) {
+      await db.close().catch(() => {});
+      release();
+      throw new ConnectionError(`could not open PGlite at ${url.database}: ${messageOf(error)}`, {
+        cause: serverCause(error),
+      });
+    }
+  },
+};
