@@ -41,6 +41,8 @@ export class Executor {
   #closed = false;
   /** The driver, once loaded: whether it pipelines (shares connections) and interleaves streams. */
   driver: Driver | undefined;
+  /** True when the last connection taken at once ran its statement synchronously (`runNow`): the next is taken so. */
+  #sync = false;
 
   /**
    * An executor reporting to `onQuery` (if any), with parameters in errors
@@ -110,9 +112,10 @@ export class Executor {
    */
   run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     if (this.#onQuery !== undefined || this.#closed) return this.#run(pool, target, kind, query, undefined);
-    const item = this.driver?.pipelines === true ? pool.takeShared() : pool.takeReady();
+    const item = this.driver?.pipelines === true ? pool.takeShared(this.#sync) : pool.takeReady(this.#sync);
     if (item === undefined) return this.#run(pool, target, kind, query, undefined);
-    if (item.connection.runNow === undefined) {
+    this.#sync = item.connection.runNow !== undefined;
+    if (!this.#sync) {
       // No async frame of its own: one promise and one await fewer per statement than #run.
       let running: Promise<unknown>;
       try {
@@ -129,7 +132,7 @@ export class Executor {
       });
     }
     // A synchronous driver: the statement has run when runNow returns, so the connection goes back at once.
-    const result = item.connection.runNow(kind, query.text, query.params);
+    const result = item.connection.runNow!(kind, query.text, query.params);
     if (result instanceof Promise) return this.#run(pool, target, kind, query, item, result);
     pool.releaseNow(item);
     return Promise.resolve(result);

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ClosedError, ConnectionError, PoolTimeoutError } from "../../src/errors.ts";
-import { Pool, poolDefaults, type PooledConnection, type PoolOptions, shareWithin } from "../../src/pool.ts";
+import { Pool, poolDefaults, type PooledConnection, type PoolOptions, recentFor, shareWithin } from "../../src/pool.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { type FakeConnection, FakeDriver, fakePoolHooks, settle, stateOf } from "../support/fake_driver.ts";
 
@@ -410,6 +410,30 @@ describe("pool: checks before reuse", () => {
     assert.equal(item.connection.pings, 1);
     pool.release(item);
     await pool.close();
+  });
+
+  test("a synchronous take reads the clock at most once per recentFor ms; a later reading still finds a check due", async () => {
+    const { pool, clock } = setup({ max: 1, validateAfter: 500, maxLifetime: 0 });
+    const item = await pool.acquire();
+    pool.release(item);
+    const read = clock.now;
+    let reads = 0;
+    clock.now = () => (reads++, read());
+    for (let i = 0; i < 3; i++) {
+      assert.equal(pool.takeReady(true), item);
+      pool.releaseNow(item);
+    }
+    assert.equal(reads, 1, "one reading for three synchronous statements in a row");
+    clock.advance(recentFor);
+    assert.equal(pool.takeReady(true), item);
+    pool.releaseNow(item);
+    assert.equal(reads, 2, "read again once recentFor ms have passed");
+    clock.advance(500);
+    assert.equal(pool.takeReady(true), undefined, "idle past validateAfter by a fresh reading: due a check");
+    assert.equal(await pool.acquire(), item);
+    pool.release(item);
+    await pool.close();
+    assert.equal(clock.pending(), 0, "closing cancels the timer that keeps a reading recent");
   });
 
   test("with min kept, idle unwatched connections are checked in the background and a dead one is replaced", async () => {

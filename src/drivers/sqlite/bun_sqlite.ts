@@ -15,6 +15,7 @@ import type { Driver } from "../../driver.ts";
 import { ConfigError } from "../../errors.ts";
 import { builtinModule } from "../../runtime.ts";
 import type { RowReader, SyncDatabase, SyncStatement } from "./connection.ts";
+import { allWith, getWith } from "./arguments.ts";
 import { connectSqlite } from "./open.ts";
 import { toRow } from "./values.ts";
 
@@ -53,21 +54,21 @@ function rowReader(statement: BunStatement): RowReader {
   if (statement.safeIntegers === undefined) {
     return {
       get: (values) => {
-        const row = statement.get(...values);
+        const row = getWith(statement, values);
         return row == null ? undefined : toRow(row);
       },
-      all: (values) => statement.all(...values).map(toRow),
+      all: (values) => allWith(statement, values).map(toRow),
       finalize: () => statement.finalize?.(),
     };
   }
   statement.safeIntegers(false);
   return {
     get(values) {
-      const row = statement.get(...values);
+      const row = getWith(statement, values);
       return row == null ? row : checked(row);
     },
     all(values) {
-      const rows = statement.all(...values);
+      const rows = allWith(statement, values);
       for (let i = 0; i < rows.length; i++) checked(rows[i]);
       return rows;
     },

@@ -8,6 +8,7 @@
  */
 import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
 import { exactInteger } from "../shared/values.ts";
+import { allWith, getWith, runWith } from "./arguments.ts";
 import { isBusy, sqliteError } from "./errors.ts";
 import { sqliteParams, toRow } from "./values.ts";
 
@@ -78,7 +79,7 @@ interface Read<T> {
 const readAll: Read<Row[]> = {
   finished: (reader, values) => reader.all(values) as Row[],
   raw(statement, values) {
-    const raw = statement.all(...values);
+    const raw = allWith(statement, values);
     const rows = new Array<Row>(raw.length);
     for (let i = 0; i < raw.length; i++) rows[i] = toRow(raw[i]);
     return rows;
@@ -88,7 +89,7 @@ const readAll: Read<Row[]> = {
 const readOne: Read<Row | undefined> = {
   finished: (reader, values) => (reader.get(values) ?? undefined) as Row | undefined,
   raw(statement, values) {
-    const raw = statement.get(...values);
+    const raw = getWith(statement, values);
     return raw == null ? undefined : toRow(raw);
   },
 };
@@ -135,7 +136,7 @@ export class SqliteConnection implements DriverConnection {
 
   #run(text: string, params: readonly unknown[]): ExecuteResult {
     const { statement, inserts } = this.#prepare(text);
-    const { changes, lastInsertRowid } = statement.run(...sqliteParams(params));
+    const { changes, lastInsertRowid } = runWith(statement, sqliteParams(params));
     const rowCount = Number(changes);
     return inserts && rowCount > 0 ? { rowCount, lastInsertId: exactInteger(lastInsertRowid) } : { rowCount };
   }
@@ -174,7 +175,7 @@ export class SqliteConnection implements DriverConnection {
     let rowCount = 0;
     let lastInsertId: number | bigint | undefined;
     for (const params of paramSets) {
-      const result = statement.run(...sqliteParams(params));
+      const result = runWith(statement, sqliteParams(params));
       rowCount += Number(result.changes);
       lastInsertId = result.lastInsertRowid;
     }

@@ -15,6 +15,7 @@ import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import type { Driver } from "../../driver.ts";
 import type { RowReader, SyncDatabase } from "./connection.ts";
+import { allWith, getWith } from "./arguments.ts";
 import { connectSqlite } from "./open.ts";
 import { plainRow, rowOf } from "./values.ts";
 
@@ -41,8 +42,8 @@ type Authorizing = { setAuthorizer?(callback: (() => number) | null): void };
 function rowReader(statement: Statement, compiled: { count: number } | undefined): RowReader {
   if (compiled === undefined || statement.setReturnArrays === undefined || statement.columns === undefined) {
     return {
-      get: (values) => plainRow(statement.get(...values)),
-      all: (values) => statement.all(...values).map(plainRow),
+      get: (values) => plainRow(getWith(statement, values)),
+      all: (values) => allWith(statement, values).map(plainRow),
     };
   }
   const columns = statement.columns.bind(statement);
@@ -58,11 +59,11 @@ function rowReader(statement: Statement, compiled: { count: number } | undefined
   };
   return {
     get(params) {
-      const values = statement.get(...params) as unknown[] | undefined;
+      const values = getWith(statement, params) as unknown[] | undefined;
       return values === undefined ? undefined : rowOf(namesNow(), values);
     },
     all(params) {
-      const rows = statement.all(...params) as unknown[][];
+      const rows = allWith(statement, params) as unknown[][];
       const names = namesNow();
       for (let i = 0; i < rows.length; i++) (rows as unknown[])[i] = rowOf(names, rows[i]);
       return rows;
