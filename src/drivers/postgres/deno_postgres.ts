@@ -24,7 +24,7 @@
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
 import { executeBatched } from "../shared/batch.ts";
-import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
+import { connectFailed, type ErrorRules, ownCode, translateError } from "../shared/errors.ts";
 import { importJsr } from "../shared/jsr.ts";
 import { cursorStream } from "./cursor.ts";
 import {
@@ -39,7 +39,7 @@ import {
 import { bomsUnrepaired, repairBoms } from "./deno_postgres_decoders.ts";
 import { bindParams, preparable } from "./deno_postgres_params.ts";
 import { connectWithin } from "./deno_postgres_sockets.ts";
-import { fatalPostgresState, postgresErrorFields } from "./errors.ts";
+import { camelCaseServerCause, fatalPostgresState } from "./errors.ts";
 
 /** The package and versions this driver is written against. */
 const specifier = "jsr:@db/postgres@^0.19";
@@ -49,22 +49,6 @@ const asEncoded = (value: unknown): EncodedParam => value as EncodedParam;
 
 let probeCount = 0;
 const typeCacheSize = 100;
-
-/** deno-postgres's names for the server's error fields, and postgres.js's names Roost's causes use. */
-const serverFieldNames: Record<string, string> = {
-  code: "code",
-  severity: "severity",
-  hint: "hint",
-  position: "position",
-  where: "where",
-  schema: "schema_name",
-  table: "table_name",
-  column: "column_name",
-  dataType: "data_type_name",
-  constraint: "constraint_name",
-  routine: "routine",
-  // Not `detail` (the server quotes values there) nor `internalQuery` (it may hold interpolated values).
-};
 
 /** The server's error fields when `error` is a deno-postgres `PostgresError`. */
 function serverFields(error: unknown): Record<string, unknown> & { code: string } | undefined {
@@ -76,17 +60,6 @@ function serverFields(error: unknown): Record<string, unknown> & { code: string 
   return undefined;
 }
 
-/** A server error as Roost's `cause`: message, stack and the fields above, never `detail` or a query. */
-function serverCause(error: Error, fields: Record<string, unknown>): unknown {
-  const flat = new Error(error.message);
-  flat.name = error.name;
-  flat.stack = error.stack;
-  for (const [from, to] of Object.entries(serverFieldNames)) {
-    if (fields[from] !== undefined) (flat as unknown as Record<string, unknown>)[to] = fields[from];
-  }
-  return sanitizedCause(flat, postgresErrorFields);
-}
-
 /**
  * deno-postgres's errors: server errors are `QueryError`s (`ConnectionError`
  * for class 08 and shutdowns); anything else came from the socket or the
@@ -96,7 +69,7 @@ const errors: ErrorRules = {
   dialect: "postgres",
   cause(error) {
     const fields = serverFields(error);
-    return fields === undefined ? error : serverCause(error as Error, fields);
+    return fields === undefined ? error : camelCaseServerCause(error as Error, fields, (error as Error).name);
   },
   classify(error) {
     const fields = serverFields(error);

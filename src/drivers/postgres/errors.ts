@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { connectionLost } from "../shared/errors.ts";
+import { connectionLost, sanitizedCause } from "../shared/errors.ts";
 
 /** The fields of a Postgres server error worth keeping; not `detail`, where the server quotes values. */
 export const postgresErrorFields: readonly string[] = [
@@ -21,6 +21,41 @@ export const postgresErrorFields: readonly string[] = [
   "constraint_name",
   "routine",
 ];
+
+/**
+ * The camelCase names drivers built on the wire protocol give a server
+ * error's fields (deno-postgres, PGlite), and the names Roost's causes use
+ * (postgres.js's). Not `detail` (the server quotes values there), nor
+ * `internalQuery`, `query` or parameters.
+ */
+const camelCaseFields: Record<string, string> = {
+  code: "code",
+  severity: "severity",
+  hint: "hint",
+  position: "position",
+  where: "where",
+  schema: "schema_name",
+  table: "table_name",
+  column: "column_name",
+  dataType: "data_type_name",
+  constraint: "constraint_name",
+  routine: "routine",
+};
+
+/**
+ * A server error whose fields have camelCase names, as Roost's `cause`: a
+ * new error named `name` with the message, stack and the fields above under
+ * postgres.js's names, never the query or its parameters.
+ */
+export function camelCaseServerCause(error: Error, fields: Record<string, unknown>, name: string): Error {
+  const flat = new Error(error.message);
+  flat.name = name;
+  flat.stack = error.stack;
+  for (const [from, to] of Object.entries(camelCaseFields)) {
+    if (fields[from] !== undefined) (flat as unknown as Record<string, unknown>)[to] = fields[from];
+  }
+  return sanitizedCause(flat, postgresErrorFields) as Error;
+}
 
 /** SQLSTATEs after which a Postgres connection is unusable: class 08 and the admin shutdowns. */
 export function fatalPostgresState(code: string): boolean {

@@ -36,7 +36,7 @@ import { executeBatched } from "../shared/batch.ts";
 import { type ErrorRules, sanitizedCause, translateError } from "../shared/errors.ts";
 import { integerFromText, setColumn } from "../shared/values.ts";
 import { cursorStream } from "./cursor.ts";
-import { fatalPostgresState, postgresErrorFields } from "./errors.ts";
+import { camelCaseServerCause, fatalPostgresState } from "./errors.ts";
 import {
   byteaFromText,
   byteaText,
@@ -119,39 +119,16 @@ function parameterTypes(params: readonly unknown[]): number[] | undefined {
   return types;
 }
 
-/** PGlite's names for the server's error fields, and postgres.js's names Roost's causes use. */
-const serverFieldNames: Record<string, string> = {
-  code: "code",
-  severity: "severity",
-  hint: "hint",
-  position: "position",
-  where: "where",
-  schema: "schema_name",
-  table: "table_name",
-  column: "column_name",
-  dataType: "data_type_name",
-  constraint: "constraint_name",
-  routine: "routine",
-  // Not `detail` (the server quotes values there), `internalQuery`, `query`, `params` or `queryOptions`.
-};
-
 /** The SQLSTATE when `error` is a server error (PGlite's `DatabaseError`). */
 function stateOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null | undefined)?.code;
   return error instanceof Error && typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
-/** A server error as Roost's `cause`: message, stack and the fields above, never its query's parameters. */
+/** A server error as Roost's `cause`: message, stack and the server's fields, never its query's parameters. */
 function serverCause(error: unknown): unknown {
   if (stateOf(error) === undefined) return error instanceof Error ? sanitizedCause(error, []) : error;
-  const source = error as Error & Record<string, unknown>;
-  const flat = new Error(source.message);
-  flat.name = "DatabaseError";
-  flat.stack = source.stack;
-  for (const [from, to] of Object.entries(serverFieldNames)) {
-    if (source[from] !== undefined) (flat as unknown as Record<string, unknown>)[to] = source[from];
-  }
-  return sanitizedCause(flat, postgresErrorFields);
+  return camelCaseServerCause(error as Error, error as unknown as Record<string, unknown>, "DatabaseError");
 }
 
 /**
