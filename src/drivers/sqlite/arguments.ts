@@ -1,8 +1,9 @@
 /**
  * Calling a SQLite statement's methods with bound values held in an array.
- * Up to three values are passed as arguments one by one: a spread call into
- * the runtime's native method costs about 350 instructions more per call on
- * Bun (callgrind), a third of Roost's whole overhead on a point select.
+ * Up to three values are passed as arguments one by one: in a tight loop on
+ * Bun a spread call into the native method took 19.9 ns against 1.9 ns for
+ * a direct one. The three functions are separate on purpose: a call through
+ * a computed method name would make each call site polymorphic.
  *
  * @module
  */
