@@ -204,7 +204,7 @@ function resolveReplicas(
     }
     if (url.bound || primary.bound) {
       throw new ConfigError(
-        `replicas[${i}]: D1 replicates itself, and its sessions route reads (see the d1 driver's session option)`,
+        `replicas[${i}]: D1 replicates itself (see the d1 driver's session option)`,
       );
     }
     if (url.inMemory || url.embedded || primary.embedded) {
@@ -292,9 +292,6 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
     throw new ConfigError(
       'forceRollback keeps one connection for the instance, which connectionScope "context" forbids',
     );
-  }
-  if (forceRollback && url.bound) {
-    throw new ConfigError("forceRollback runs everything in one transaction, and D1 has no interactive transactions");
   }
   if (connectionScope !== "instance" && connectionScope !== "context") {
     throw new ConfigError('the connectionScope option must be "instance" or "context"');

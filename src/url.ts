@@ -290,7 +290,7 @@ function parseD1(rest: string): DatabaseUrl {
   const [name, query] = splitQuery(rest);
   if (!/^([A-Za-z_][A-Za-z0-9_]*)?$/.test(name)) {
     throw new ConfigError(
-      "a D1 URL is d1: or d1:BINDING (the binding's name, as in wrangler.toml); pass the binding with driver: d1(env.DB)",
+      "a D1 URL is d1: or d1:BINDING (the binding's name); the binding goes in driver: d1(env.DB)",
     );
   }
   const options = parseOptions("d1", query);

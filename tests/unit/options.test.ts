@@ -250,7 +250,6 @@ describe("SQLite URLs: :memory: and the filesystem root", () => {
       configError(() => new Database("sqlite:app.db", { replicas: ["d1:DB"] })).message,
       /D1 replicates itself/,
     );
-    assert.match(configError(() => new Database("d1:DB", { driver, forceRollback: true })).message, /D1 has no/);
     assert.doesNotThrow(() => new Database("d1:DB", { driver, connectionScope: "context" }));
     assert.match(configError(() => d1({} as D1Binding)).message, /takes a D1 binding/);
     assert.match(

@@ -133,9 +133,19 @@ const routes: Record<string, (url: URL, request: Request) => Promise<unknown>> =
         ),
         unchanged: Number(await scope.fetchVal(sql`select count(*) from notes where text = ${"never"}`)),
         grew: Number(await scope.fetchVal(sql`select count(*) from notes`)) - Number(before),
-        forceRollback: await outcome(() =>
-          Promise.resolve(new Database("d1:DB", { driver: d1(binding), forceRollback: true }))
-        ),
+        // forceRollback wraps everything in one transaction: its first statement is refused the same way.
+        forceRollback: await outcome(async () => {
+          const forced = new Database("d1:DB", {
+            driver: d1(binding),
+            connectionScope: "instance",
+            forceRollback: true,
+          });
+          try {
+            return await forced.context((forcedScope) => forcedScope.fetchVal(sql`select 1`));
+          } finally {
+            await forced.close();
+          }
+        }),
       };
     }),
 
