@@ -33,7 +33,9 @@ interface Answer {
 
 for (const flavour of ["compat", "plain"] as const) {
   const nodejsCompat = flavour === "compat";
-  describe(`d1 in workerd ${nodejsCompat ? "with" : "without"} nodejs_compat [workerd d1]`, () => {
+  // tests/run.ts counts results per `[place · driver]`.
+  const label = `[d1 ${nodejsCompat ? "nodejs_compat" : "no compat"} · d1]`;
+  describe(`d1 in workerd ${nodejsCompat ? "with" : "without"} nodejs_compat ${label}`, () => {
     const running: Miniflare[] = [];
     let output = "";
 
