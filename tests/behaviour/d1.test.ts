@@ -201,6 +201,19 @@ for (const flavour of ["compat", "plain"] as const) {
       },
     );
 
+    test(
+      "inside a connection() scope its handle runs; the context's handle waits for the held connection until acquireTimeout",
+      skipUnless(onNode, skip),
+      async () => {
+        const worker = await start();
+        assert.deepEqual(await ok(worker, "/held"), {
+          conn: 1,
+          context: { name: "PoolTimeoutError" },
+          bookmark: { name: "PoolTimeoutError" },
+        });
+      },
+    );
+
     test("close(): queries after it are a ClosedError", skipUnless(onNode, skip), async () => {
       const worker = await start();
       assert.deepEqual(await ok(worker, "/close"), {

@@ -301,7 +301,11 @@ export interface HoldsConnection {
   connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T>;
 }
 
-/** The D1 connection of a scope (a context's one connection on Workers). */
+/**
+ * The D1 connection of a scope (a context's one connection on Workers),
+ * held for `fn`: not from inside a `connection()` scope of the same context,
+ * which holds it already.
+ */
 async function sessionOf<T>(scope: HoldsConnection, fn: (connection: D1Connection) => T): Promise<T> {
   return await scope.connection((conn) => {
     const connection = driverConnectionOf(conn);

@@ -204,6 +204,22 @@ const routes: Record<string, (url: URL, request: Request) => Promise<unknown>> =
     badUrl: await outcome(() => Promise.resolve(new Database("d1:no-such name", { driver: d1(binding) }))),
   }),
 
+  /** Inside a connection() scope, the context's one connection is held: its handle works, the context's waits. */
+  "/held": async () => {
+    const own = new Database("d1:DB", { driver: d1(binding), pool: { acquireTimeout: 300 } });
+    try {
+      return await own.context((scope) =>
+        scope.connection(async (conn) => ({
+          conn: await conn.fetchVal(sql`select 1`),
+          context: await outcome(() => scope.fetchVal(sql`select 1`)),
+          bookmark: await outcome(() => d1Bookmark(scope)),
+        }))
+      );
+    } finally {
+      await own.close();
+    }
+  },
+
   "/close": async () => {
     const own = new Database("d1:DB", { driver: d1(binding), connectionScope: "instance" });
     const before = await own.context((scope) => scope.fetchVal(sql`select 41 + 1`));
