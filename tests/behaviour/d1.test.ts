@@ -95,6 +95,27 @@ for (const flavour of ["compat", "plain"] as const) {
     );
 
     test(
+      "text and numbers through D1's JSON transport: every text whole, -0 as 0, NaN as NULL, an infinity refused",
+      skipUnless(onNode, skip),
+      async () => {
+        const worker = await start();
+        const answer = await ok(worker, "/roundtrip");
+        assert.deepEqual(answer.textMismatches, []);
+        assert.deepEqual(answer.numbers, [
+          "0",
+          "0",
+          "1.5",
+          "-9007199254740991",
+          "9007199254740991",
+          "1e+308",
+          "5e-324",
+          null,
+        ]);
+        assert.deepEqual(answer.infinity, { name: "QueryError", code: "ROOST_INVALID_PARAMETER" });
+      },
+    );
+
+    test(
       "errors: constraint violations carry SQLite's codes, bad parameters are refused before D1",
       skipUnless(onNode, skip),
       async () => {

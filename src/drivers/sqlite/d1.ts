@@ -120,7 +120,7 @@ const d1Rules: BindRules = {
   date: (value) => value.toISOString(),
 };
 
-/** Parameters as D1 binds them: SQLite's rules, with bigints as exact numbers only. */
+/** Parameters as D1 binds them: SQLite's rules, with bigints as exact numbers only and no infinities. */
 function d1Params(params: readonly unknown[]): unknown[] {
   const out = new Array<unknown>(params.length);
   for (let i = 0; i < params.length; i++) {
@@ -130,6 +130,9 @@ function d1Params(params: readonly unknown[]): unknown[] {
         i,
         "is a bigint beyond ±2^53, which D1 cannot bind exactly (its numbers are doubles): bind it as text",
       );
+    }
+    if (value === Infinity || value === -Infinity) {
+      throw invalidParameter(i, "is infinite, which D1 cannot bind (it sends values as JSON, which would store NULL)");
     }
     out[i] = bindValue(value, i, d1Rules);
   }
