@@ -235,6 +235,22 @@ for (const flavour of ["compat", "plain"] as const) {
       },
     );
 
+    test(
+      "Kysely on Roost over D1 inside a context: queries run, its transactions are refused",
+      skipUnless(
+        onNode && nodejsCompat,
+        onNode ? "Kysely on Roost runs through db.*, which needs async context (nodejs_compat)" : skip,
+      ),
+      async () => {
+        const worker = await start();
+        assert.deepEqual(await ok(worker, "/kysely?id=7001"), {
+          row: { id: 7001, text: "kysely 7001" },
+          transaction: { name: "TransactionError", code: "ROOST_D1_NO_TRANSACTIONS" },
+          still: 1,
+        });
+      },
+    );
+
     test("close(): queries after it are a ClosedError", skipUnless(onNode, skip), async () => {
       const worker = await start();
       assert.deepEqual(await ok(worker, "/close"), {

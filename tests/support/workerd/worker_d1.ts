@@ -9,6 +9,8 @@
 import { env } from "cloudflare:workers";
 import { asyncContextAvailable, Database, type RoutedScope, sql } from "@roost/db";
 import { continueD1Session, d1, type D1Binding, d1Bookmark } from "@roost/db/drivers/d1";
+import { RoostDialect } from "@roost/db/kysely";
+import { Kysely } from "kysely";
 
 const binding = (env as { DB: D1Binding }).DB;
 // Module scope: constructing connects nothing.
@@ -251,6 +253,22 @@ const routes: Record<string, (url: URL, request: Request) => Promise<unknown>> =
     } finally {
       await own.close();
     }
+  },
+
+  /** Kysely on Roost over D1, inside the request's context (needs async context): queries run, transactions refused. */
+  "/kysely": (url) => {
+    const id = Number(url.searchParams.get("id"));
+    const kysely = new Kysely<{ notes: { id: number; text: string; n: number | null } }>({
+      dialect: new RoostDialect({ database: "d1" }),
+    });
+    return db.context(async () => {
+      await kysely.insertInto("notes").values({ id, text: `kysely ${id}`, n: null }).execute();
+      const row = await kysely.selectFrom("notes").select(["id", "text"]).where("id", "=", id).executeTakeFirst();
+      const transaction = await outcome(() =>
+        kysely.transaction().execute((trx) => trx.deleteFrom("notes").where("id", "=", id).execute())
+      );
+      return { row, transaction, still: await db.fetchVal(sql`select count(*) from notes where id = ${id}`) };
+    });
   },
 
   "/close": async () => {
