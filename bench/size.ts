@@ -4,9 +4,10 @@
  * conditions) with the postgres.js adapter (postgres.js itself left out),
  * bundled for Workers and minified as `wrangler deploy --minify` would, then
  * gzipped. The main entry (`mod.ts`, which adds the driver registry) is
- * measured too, for comparison.
+ * measured too, for comparison, and so is the Worker entry with each other
+ * Worker driver (D1's, whose database is a binding: no library to leave out).
  *
- *   node bench/size.ts            the total and the bytes per module
+ *   node bench/size.ts            the totals and the bytes per module
  *   node bench/size.ts --json     the figures as JSON
  *
  * @module
@@ -30,14 +31,24 @@ export interface SizeReport {
   externals: string[];
 }
 
+/** The Worker drivers measured: their module and export, and the library each leaves to the bundle. */
+export const workerDrivers = {
+  "postgres-js": { module: "./src/drivers/postgres/postgres_js.ts", exported: "postgresJs" },
+  "d1": { module: "./src/drivers/sqlite/d1.ts", exported: "d1" },
+} as const;
+
 /**
  * Bundles and measures an entry (default the Worker entry, `edge.ts`) with
- * the postgres.js adapter.
+ * a Worker driver's adapter (default postgres.js's).
  */
-export async function measureCoreSize(entry: "edge.ts" | "mod.ts" = "edge.ts"): Promise<SizeReport> {
+export async function measureCoreSize(
+  entry: "edge.ts" | "mod.ts" = "edge.ts",
+  driver: keyof typeof workerDrivers = "postgres-js",
+): Promise<SizeReport> {
+  const { module, exported } = workerDrivers[driver];
   const result = await esbuild.build({
     stdin: {
-      contents: `export * from "./${entry}";\nexport { postgresJs } from "./src/drivers/postgres/postgres_js.ts";\n`,
+      contents: `export * from "./${entry}";\nexport { ${exported} } from "${module}";\n`,
       resolveDir: root,
       loader: "ts",
     },
@@ -66,8 +77,14 @@ export async function measureCoreSize(entry: "edge.ts" | "mod.ts" = "edge.ts"): 
 if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const report = await measureCoreSize();
   const main = await measureCoreSize("mod.ts");
+  const d1 = await measureCoreSize("edge.ts", "d1");
+  // The driver's own modules: what it adds to a core that any driver brings.
+  const d1Own = d1.modules.filter((module) => !report.modules.some((core) => core.path === module.path));
+  const d1Summary = { minified: d1.minified, gzipped: d1.gzipped, driverModules: d1Own };
   if (process.argv.includes("--json")) {
-    console.log(JSON.stringify({ ...report, main: { minified: main.minified, gzipped: main.gzipped } }, null, 2));
+    console.log(
+      JSON.stringify({ ...report, main: { minified: main.minified, gzipped: main.gzipped }, d1: d1Summary }, null, 2),
+    );
   } else {
     const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
     console.log(
@@ -77,6 +94,11 @@ if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
     console.log(
       `mod.ts (with the driver registry) + postgres.js adapter: ${main.gzipped} bytes min+gzip ` +
         `(${kib(main.gzipped)}), ${main.minified} bytes minified`,
+    );
+    console.log(
+      `edge.ts + d1 driver (D1 is a binding: nothing else to bundle): ${d1.gzipped} bytes min+gzip ` +
+        `(${kib(d1.gzipped)}), ${d1.minified} bytes minified; the d1 driver's own modules: ` +
+        d1Own.map(({ path, bytes }) => `${path} ${bytes}`).join(", ") + " bytes minified",
     );
     for (const { path, bytes } of report.modules) console.log(`${String(bytes).padStart(7)}  ${path}`);
   }

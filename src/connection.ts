@@ -5,7 +5,7 @@
  * @module
  */
 import type { TransactionOptions } from "./dialect.ts";
-import type { ExecuteResult, Row } from "./driver.ts";
+import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { Queryable, type QueryKind } from "./queryable.ts";
 import type { Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
@@ -43,6 +43,11 @@ export class Connection extends Queryable {
   /** Opens a transaction on this connection (a savepoint if one is open) and returns its handle. */
   async begin(options: TransactionOptions = {}): Promise<Transaction> {
     return await Transaction.open(this.#session, this.#session.current, options, false);
+  }
+
+  /** Package-internal (reached through internal.ts): the driver's connection held here. */
+  private driverConnection(): DriverConnection {
+    return this.#session.item.connection;
   }
 
   /** Runs one compiled query where this handle runs queries. */

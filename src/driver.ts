@@ -39,6 +39,12 @@ export type StreamPlacement = "own" | "shared" | "shared-transaction";
 export interface DriverConnection {
   /** Runs a statement; returns counts, not rows. */
   execute(text: string, params: readonly unknown[]): Promise<ExecuteResult>;
+  /**
+   * True when `executeMany` is atomic by itself (D1 runs a batch in one
+   * implicit transaction): the core then sends it without BEGIN/COMMIT
+   * around it.
+   */
+  readonly atomicBatches?: boolean;
   /** Runs one statement for many parameter sets, preparing it once. */
   executeMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult>;
   /** Runs a query and returns all its rows. */

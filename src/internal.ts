@@ -9,7 +9,7 @@
 import type { Connection } from "./connection.ts";
 import type { Database } from "./database.ts";
 import { dialectOf } from "./dialect.ts";
-import type { Row } from "./driver.ts";
+import type { DriverConnection, Row } from "./driver.ts";
 import { compileQuery, type Query } from "./query.ts";
 import type { Queryable } from "./queryable.ts";
 import type { CompiledQuery } from "./sql.ts";
@@ -28,8 +28,9 @@ export interface HeldConnection {
   release(): Promise<void>;
 }
 
-/** The members of `Database` and `Queryable` this module opens to the package. */
+/** The members of `Database`, `Queryable` and `Connection` this module opens to the package. */
 interface Internals {
+  driverConnection(): DriverConnection;
   holdConnection(reads: boolean | undefined): Promise<HeldConnection | undefined>;
   stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]>;
 }
@@ -52,4 +53,12 @@ export function holdConnection(db: Database, reads: boolean | undefined): Promis
  */
 export function streamBatches(on: Queryable, query: Query, batchSize: number): AsyncIterableIterator<Row[]> {
   return (on as unknown as Internals).stream(compileQuery(query, undefined, dialectOf(on.dialect)), batchSize);
+}
+
+/**
+ * The driver's connection a `db.connection()` handle holds, for a driver's
+ * own helpers on it (D1's session bookmarks).
+ */
+export function driverConnectionOf(conn: Connection): DriverConnection {
+  return (conn as unknown as Internals).driverConnection();
 }

@@ -170,6 +170,11 @@ function resolvePool(pool: unknown, url: DatabaseUrl): ResolvedPoolOptions {
     // the instance keeps exactly one, for its whole life.
     return { ...resolved, min: Math.min(resolved.min, 1), max: 1, idleTimeout: 0, maxLifetime: 0 };
   }
+  if (url.bound) {
+    // A D1 connection is a D1 session over the binding, and costs nothing: one per pool keeps a context's
+    // statements in one session (its reads see its writes), shared by its concurrent statements.
+    return { ...resolved, min: 0, max: 1, idleTimeout: 0, maxLifetime: 0 };
+  }
   return resolved;
 }
 
@@ -196,6 +201,11 @@ function resolveReplicas(
     const url = parseDatabaseUrl(given.url);
     if (url.dialect !== primary.dialect) {
       throw new ConfigError(`replicas[${i}] is a ${url.dialect} URL, but the primary is ${primary.dialect}`);
+    }
+    if (url.bound || primary.bound) {
+      throw new ConfigError(
+        `replicas[${i}]: D1 replicates itself (see the d1 driver's session option)`,
+      );
     }
     if (url.inMemory || url.embedded || primary.embedded) {
       throw new ConfigError(`replicas[${i}]: an in-memory or PGlite database has no replicas`);

@@ -321,7 +321,7 @@ export async function executeManyAtomically(
   text: string,
   paramSets: readonly (readonly unknown[])[],
 ): Promise<ExecuteResult> {
-  if (session.current) return await session.runMany(text, paramSets);
+  if (session.current || session.item.connection.atomicBatches === true) return await session.runMany(text, paramSets);
   session.assertWritable("executeMany");
   return await runTransaction(session, undefined, {}, () => session.runMany(text, paramSets));
 }

@@ -32,8 +32,8 @@ const boolean: OptionParser = (raw, key) => {
 
 const text: OptionParser = (raw) => raw;
 
-/** The option sets of URLs: one per dialect, and PGlite's (a Postgres that takes no server options). */
-type OptionSet = DialectName | "pglite";
+/** The option sets of URLs: one per dialect, PGlite's (a Postgres that takes no server options) and D1's. */
+type OptionSet = DialectName | "pglite" | "d1";
 
 /** The query-string options each dialect accepts, with their parsers. */
 const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
@@ -55,6 +55,8 @@ const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
   },
   // Nothing of a server applies (TLS, timeouts, application name), and PGlite cannot time a statement.
   pglite: {},
+  // A D1 binding is configured in wrangler.toml and in the d1() driver, not in the URL.
+  d1: {},
   mysql: {
     sslmode: oneOf("disable", "preferred", "required", "verify_ca", "verify_identity"),
     sslrootcert: text,
@@ -73,6 +75,7 @@ const schemes: Record<string, DialectName> = {
   "mysql:": "mysql",
   "mariadb:": "mysql",
   "sqlite:": "sqlite",
+  "d1:": "sqlite",
 };
 
 const defaultPorts: Record<DialectName, number> = { postgres: 5432, mysql: 3306, sqlite: 0 };
@@ -127,6 +130,15 @@ export class DatabaseUrl {
   /** True for SQLite's `:memory:` database and PGlite's (`pglite::memory:`). */
   get inMemory(): boolean {
     return (this.dialect === "sqlite" || this.embedded) && this.database === ":memory:";
+  }
+
+  /**
+   * True for a Cloudflare D1 database (`d1:` URLs), reached through a
+   * Worker's binding, which the `d1` driver object carries: no socket, so
+   * a pool keeps one connection (one D1 session) and may open one per context.
+   */
+  get bound(): boolean {
+    return this.scheme === "d1:";
   }
 
   /**
@@ -273,6 +285,18 @@ function parseLocal(scheme: string, rest: string): DatabaseUrl {
   return new DatabaseUrl({ dialect: form.dialect, scheme, host: "", port: 0, user: "", database, options });
 }
 
+/** A D1 URL: `d1:`, or `d1:NAME` naming the binding (for messages; the binding itself comes with the driver). */
+function parseD1(rest: string): DatabaseUrl {
+  const [name, query] = splitQuery(rest);
+  if (!/^([A-Za-z_][A-Za-z0-9_]*)?$/.test(name)) {
+    throw new ConfigError(
+      "a D1 URL is d1: or d1:BINDING (the binding's name); the binding goes in driver: d1(env.DB)",
+    );
+  }
+  const options = parseOptions("d1", query);
+  return new DatabaseUrl({ dialect: "sqlite", scheme: "d1:", host: "", port: 0, user: "", database: name, options });
+}
+
 function parseServer(dialect: DialectName, scheme: string, rest: string): DatabaseUrl {
   if (!rest.startsWith("//")) {
     throw new ConfigError(`a ${dialect} URL looks like ${scheme}//user:password@host:port/database`);
@@ -314,7 +338,8 @@ function parseServer(dialect: DialectName, scheme: string, rest: string): Databa
  * `sqlite://:memory:` and `sqlite:///:memory:`), `sqlite:relative/path.db`,
  * `sqlite:///absolute/path.db`, and for PGlite (Postgres in this process, the
  * `pglite` driver) `pglite::memory:`, `pglite:relative/dir` and
- * `pglite:///absolute/dir`. Unknown or mistyped options throw
+ * `pglite:///absolute/dir`, and for Cloudflare D1 (the `d1` driver, given
+ * the binding) `d1:` or `d1:BINDING`. Unknown or mistyped options throw
  * {@linkcode ConfigError}; so does a SQLite file directly in the filesystem
  * root (`sqlite:///app.db`: code `ROOST_SQLITE_ROOT_PATH`), which other
  * libraries read as a relative path. No message ever contains the password.
@@ -335,9 +360,10 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
     throw new ConfigError(
       `unsupported database URL scheme${
         /^[a-z][a-z0-9+.-]*:$/.test(scheme) ? ` "${scheme}"` : ""
-      } (use postgres:, postgresql:, mysql:, mariadb:, sqlite: or pglite:)`,
+      } (use postgres:, postgresql:, mysql:, mariadb:, sqlite:, pglite: or d1:)`,
     );
   }
   const rest = url.slice(colon + 1);
+  if (scheme === "d1:") return parseD1(rest);
   return Object.hasOwn(localForms, scheme) ? parseLocal(scheme, rest) : parseServer(dialect, scheme, rest);
 }

@@ -66,11 +66,20 @@ export function driverLoader(
   scheme?: string,
 ): () => Promise<Driver> {
   if (typeof option === "object" && option !== null) {
-    // The pglite driver opens pglite: URLs, and nothing else does.
-    if (option.dialect !== dialect || (option.name === "pglite") !== (scheme === "pglite:")) {
+    // The pglite driver opens pglite: URLs and the d1 driver d1: URLs, and nothing else does.
+    const own = (name: string, of: string) => (option.name === name) !== (scheme === of);
+    if (option.dialect !== dialect || own("pglite", "pglite:") || own("d1", "d1:")) {
       throw new ConfigError(`driver "${option.name}" cannot open a ${scheme} URL`);
     }
     return () => Promise.resolve(option);
+  }
+  // A D1 database is reached through its binding, which only the driver object carries.
+  if (scheme === "d1:") {
+    throw new ConfigError(
+      'a d1: URL needs the D1 binding: import { d1 } from "@roost/db/drivers/d1" and ' +
+        'new Database("d1:DB", { driver: d1(env.DB) })',
+      { code: "ROOST_D1_NEEDS_BINDING" },
+    );
   }
   if (registry === undefined) throw passDriverObject(dialect);
   return registry(dialect, option, scheme);

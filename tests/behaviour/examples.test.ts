@@ -248,3 +248,55 @@ for (const { place, target } of harness === undefined ? [] : servers) {
     });
   });
 }
+
+// The D1 Worker example: miniflare's local D1 (in memory) under the binding DB, from Node only as above.
+if (harness !== undefined) {
+  describe(`the D1 Worker example on [example worker d1 · workerd]`, () => {
+    let worker: Miniflare | undefined;
+    let output = "";
+    let bookmark = "";
+
+    before(async () => {
+      const script = await harness.bundleWorker("examples/cloudflare-d1.ts", { nodejsCompat: true });
+      worker = harness.startWorker(script, {
+        nodejsCompat: true,
+        d1Databases: ["DB"],
+        onOutput: (text) => output += text,
+      });
+    });
+
+    after(async () => {
+      await worker?.dispose();
+    });
+
+    const send = async (method: string, path: string, body?: string, headers: Record<string, string> = {}) => {
+      const response = await worker!.dispatchFetch(`http://worker${path}`, {
+        method,
+        body,
+        headers,
+        signal: AbortSignal.timeout(10_000),
+      });
+      const answer = { status: response.status, body: await response.json() as unknown };
+      // Every answer that touched D1 carries the session's bookmark for the client's next request.
+      const carried = response.headers.get("x-d1-bookmark");
+      if (carried !== null) bookmark = carried;
+      return { ...answer, bookmark: carried };
+    };
+
+    routeTests(async (method, path, body) => {
+      const { status, body: answer } = await send(method, path, body);
+      return { status, body: answer };
+    }, "workerd");
+
+    test("each answer carries the D1 session's bookmark; a request sent with it continues from it", async () => {
+      const posted = await send("POST", "/notes", JSON.stringify({ text: "with a bookmark" }));
+      assert.equal(posted.status, 201);
+      assert.equal(typeof posted.bookmark, "string");
+      const id = (posted.body as Note).id;
+      const read = await send("GET", `/notes/${id}`, undefined, { "x-d1-bookmark": bookmark });
+      assert.deepEqual(read.body, { id, text: "with a bookmark" });
+      assert.ok(read.bookmark !== null && read.bookmark >= posted.bookmark!, `${read.bookmark} < ${posted.bookmark}`);
+      assert.doesNotMatch(output, /different request|uncaught/i, output);
+    });
+  });
+}

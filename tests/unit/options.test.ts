@@ -25,6 +25,7 @@ import {
 } from "../../mod.ts";
 import { main } from "../../src/cli.ts";
 import { availableDrivers } from "../../src/drivers/mod.ts";
+import { d1, type D1Binding } from "../../src/drivers/sqlite/d1.ts";
 import { bundledDrivers } from "../../src/drivers/option.ts";
 import { resolveOptions } from "../../src/options.ts";
 import { assertHidden, describeError, runScript, tempDatabasePath, uniqueName } from "../support/support.ts";
@@ -218,6 +219,51 @@ describe("SQLite URLs: :memory: and the filesystem root", () => {
       // PGlite cannot interrupt a statement: as on SQLite, the timeout is not set (docs/drivers.md).
       assert.equal(resolved.url.options.statement_timeout, undefined, url);
     }
+  });
+
+  test("d1: URLs name a binding and need the d1 driver object; one session per pool, no replicas, no forceRollback", () => {
+    // A binding-shaped object: construction validates it and connects nothing (queries are tests/behaviour/d1.test.ts's).
+    const binding = { prepare: () => ({}) } as unknown as D1Binding;
+    const driver = d1(binding);
+    for (const [url, database] of [["d1:", ""], ["d1:DB", "DB"], ["D1:notes_2", "notes_2"]]) {
+      const parsed = parseDatabaseUrl(url);
+      assert.deepEqual([parsed.dialect, parsed.scheme, parsed.database, parsed.bound], [
+        "sqlite",
+        "d1:",
+        database,
+        true,
+      ]);
+      assert.equal(String(parsed), `d1:${database}`);
+      assert.equal(new Database(url, { driver }).dialect, "sqlite");
+    }
+    for (const url of ["d1://DB", "d1:my db", "d1:1st", "d1:DB/x"]) {
+      assert.match(configError(() => parseDatabaseUrl(url)).message, /d1: or d1:BINDING/, url);
+    }
+    assert.match(configError(() => parseDatabaseUrl("d1:DB?mode=ro")).message, /unknown d1 URL option "mode"/);
+    const unbound = configError(() => new Database("d1:DB"));
+    assert.equal(unbound.code, "ROOST_D1_NEEDS_BINDING");
+    assert.match(unbound.message, /@roost\/db\/drivers\/d1/);
+    assert.equal(configError(() => new Database("d1:DB", { driver: "node-sqlite" })).code, "ROOST_D1_NEEDS_BINDING");
+    assert.match(configError(() => new Database("sqlite::memory:", { driver })).message, /driver "d1" cannot open/);
+    assert.match(configError(() => new Database("d1:DB", { driver, replicas: ["d1:DB"] })).message, /replicates/);
+    assert.match(
+      configError(() => new Database("sqlite:app.db", { replicas: ["d1:DB"] })).message,
+      /D1 replicates itself/,
+    );
+    assert.doesNotThrow(() => new Database("d1:DB", { driver, connectionScope: "context" }));
+    assert.match(configError(() => d1({} as D1Binding)).message, /takes a D1 binding/);
+    assert.match(
+      configError(() => d1(binding, { session: "nearest" as "off" })).message,
+      /first-primary, first-unconstrained, off/,
+    );
+    const resolved = resolveOptions(
+      { driver, pool: { max: 10, min: 3, idleTimeout: 5_000 } },
+      parseDatabaseUrl("d1:DB"),
+    );
+    assert.deepEqual(
+      [resolved.pool.max, resolved.pool.min, resolved.pool.idleTimeout, resolved.pool.maxLifetime],
+      [1, 0, 0, 0],
+    );
   });
 
   test("the migrate CLI refuses DATABASE_URL=sqlite:///app.db with the root-path message and code", async () => {

@@ -128,6 +128,8 @@ export interface WorkerOptions {
   compatibilityDate?: string;
   /** Text bindings (`env`). */
   bindings?: Record<string, string>;
+  /** Local D1 databases (miniflare's, in memory), bound under these names. */
+  d1Databases?: string[];
   /** Receives everything workerd writes (its logs and the Worker's console). */
   onOutput?: (text: string) => void;
 }
@@ -140,6 +142,7 @@ export function startWorker(script: string, options: WorkerOptions): Miniflare {
     compatibilityDate: options.compatibilityDate ?? "2025-09-15",
     compatibilityFlags: options.nodejsCompat ? ["nodejs_compat"] : [],
     bindings: options.bindings ?? {},
+    d1Databases: options.d1Databases ?? [],
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {
       const forward = (chunk: Buffer) => options.onOutput?.(chunk.toString());
       stdout.on("data", forward);
