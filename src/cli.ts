@@ -53,6 +53,8 @@ Commands:
   upgrade [target]       apply pending migrations up to target (default: head)
   downgrade [target]     revert migrations back to target, a revision or "base" (default: the newest one only)
   history                list the applied migrations
+  stamp [target]         record the migrations up to target (default: head; "base" for none) as applied without
+                         running them, and forget the others: for a database made another way, or an edited migration
   new <name>             create <dir>/<revision>_<name>.sql to fill in (name: lowercase letters, digits and _);
                          upgrade refuses it while its up section is empty
   version                print roost's version (also --version, -v)
@@ -132,6 +134,7 @@ const expectedArgs: Record<string, number> = {
   history: 0,
   upgrade: 1,
   downgrade: 1,
+  stamp: 1,
   new: 1,
   help: 0,
   version: 0,
@@ -328,6 +331,21 @@ async function run(parsed: Parsed, io: CliIo): Promise<number> {
         const current = await migrator.currentRevision();
         io.out(
           `reverted ${reverted.length} migration${reverted.length === 1 ? "" : "s"} (current: ${current ?? "none"})`,
+        );
+        return 0;
+      }
+      case "stamp": {
+        const { stamped, restamped, unstamped } = await migrator.stamp(target ?? "head");
+        const current = await migrator.currentRevision();
+        const changes = [
+          ...(stamped.length === 0 ? [] : [`recorded ${stamped.join(", ")}`]),
+          ...(restamped.length === 0 ? [] : [`re-recorded ${restamped.join(", ")} with their current checksums`]),
+          ...(unstamped.length === 0 ? [] : [`forgot ${unstamped.join(", ")}`]),
+        ];
+        io.out(
+          `${changes.length === 0 ? "the history already matched" : changes.join("; ")} (current: ${
+            current ?? "none"
+          }); no migration ran`,
         );
         return 0;
       }

@@ -10,7 +10,7 @@
 import { CallContext, type ScopeState } from "./call_context.ts";
 import type { Connection } from "./connection.ts";
 import { asyncContextLookup } from "./context.ts";
-import type { TransactionOptions } from "./dialect.ts";
+import type { ConnectionOptions, TransactionOptions } from "./dialect.ts";
 import type { ExecuteResult, Row } from "./driver.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { ClosedError, TransactionError } from "./errors.ts";
@@ -25,7 +25,7 @@ import { Schema } from "./schema.ts";
 import { type RoutedScope, ScopeHandle } from "./scope_handle.ts";
 import type { Server } from "./server.ts";
 import type { CompiledQuery } from "./sql.ts";
-import type { Transaction } from "./transaction.ts";
+import { checkConnectionOptions, type Transaction } from "./transaction.ts";
 import { type DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 
 export type { RoutedScope } from "./scope_handle.ts";
@@ -241,17 +241,22 @@ export class Database extends Queryable implements AsyncDisposable {
    * Runs `fn` with one connection held for its whole duration; inside it,
    * this instance's `db.*` calls use that connection. Nested calls reuse it.
    * Inside `db.replica()` the connection is a replica's, and read-only.
+   * With `{ fresh: true }` it holds a connection of its own even inside a
+   * held one (which a pool of one cannot give: it waits `acquireTimeout`).
    */
-  async connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T> {
+  async connection<T>(fn: (conn: Connection) => Promise<T> | T, options: ConnectionOptions = {}): Promise<T> {
+    const fresh = checkConnectionOptions(options);
     await asyncContextLookup();
-    return await this.#dispatcher.connection(fn, this.#scopeState());
+    return await this.#dispatcher.connection(fn, this.#scopeState(), fresh);
   }
 
   /**
    * Runs `fn` in a transaction on the primary: committed when `fn` returns,
    * rolled back (and the error rethrown) when it throws. Inside another
    * transaction it becomes a savepoint, whose failure rolls back only its
-   * own work. Inside `db.replica()` it throws `ReadOnlyError`.
+   * own work; with `{ fresh: true }` it runs on a connection of its own
+   * instead (see `TransactionOptions.fresh`). Inside `db.replica()` it
+   * throws `ReadOnlyError`.
    */
   async transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
     await asyncContextLookup();

@@ -24,6 +24,25 @@ export interface TransactionOptions {
   isolation?: IsolationLevel;
   /** Reject writes inside the transaction (on SQLite via `PRAGMA query_only`). */
   readOnly?: boolean;
+  /**
+   * Open the transaction on a connection of its own, even inside a held
+   * connection or transaction, where it would otherwise be a savepoint: it
+   * sees only what other connections committed, commits or rolls back on
+   * its own, and `db.*` calls inside it run on it. For `db.transaction()`
+   * and `db.begin()` (and a scope handle's); a connection or transaction
+   * handle's own transactions stay on its connection. Ignored with
+   * `forceRollback`, where every call shares the one rolled-back connection.
+   */
+  fresh?: boolean;
+}
+
+/** The options of `db.connection()`. */
+export interface ConnectionOptions {
+  /**
+   * Hold a connection of its own, even inside a held connection or
+   * transaction, instead of joining it (see `TransactionOptions.fresh`).
+   */
+  fresh?: boolean;
 }
 
 /** The per-dialect rules the compiler and the transaction code follow. */

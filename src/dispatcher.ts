@@ -263,7 +263,12 @@ export class Dispatcher implements ScopedCalls {
     }
   }
 
-  async connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState | undefined): Promise<T> {
+  async connection<T>(
+    fn: (conn: Connection) => Promise<T> | T,
+    state: ScopeState | undefined,
+    fresh = false,
+  ): Promise<T> {
+    if (fresh && !this.#forced) state = apart(state);
     if (state?.session) return await fn(new Connection(state.session));
     if (this.#forced) return await this.#runForced(true, (held) => this.connection(fn, held));
     const session = state?.route === "replica"
@@ -281,6 +286,7 @@ export class Dispatcher implements ScopedCalls {
     options: TransactionOptions,
     state: ScopeState | undefined,
   ): Promise<T> {
+    if (options?.fresh === true) [options, state] = this.#fresh(options, state);
     if (state?.session) {
       const parent = state.tx ?? state.session.current;
       return await runTransaction(state.session, parent, options, fn);
@@ -294,11 +300,23 @@ export class Dispatcher implements ScopedCalls {
   }
 
   async begin(options: TransactionOptions, state: ScopeState | undefined): Promise<Transaction> {
+    if (options?.fresh === true) [options, state] = this.#fresh(options, state);
     if (state?.session) return await Transaction.open(state.session, state.tx ?? state.session.current, options, false);
     if (state?.route === "replica") throw replicaWriteError("begin");
     checkTransactionOptions(options);
     if (this.#forced) return await this.#runForced(false, (held) => this.begin({}, held));
     return await Transaction.open(await this.#session(this.#primary.targets.held, state), undefined, options, true);
+  }
+
+  /**
+   * A transaction asking for a connection of its own: its call leaves the
+   * held connection; with `forceRollback` it stays on the forced one, as
+   * every call does, and the option is dropped.
+   */
+  #fresh(options: TransactionOptions, state: ScopeState | undefined): [TransactionOptions, ScopeState | undefined] {
+    if (!this.#forced) return [options, apart(state)];
+    const { fresh: _, ...rest } = options;
+    return [rest, state];
   }
 
   async routed<T>(
@@ -336,4 +354,15 @@ export class Dispatcher implements ScopedCalls {
     const routedRead = session.readOnly && session.target.reason === "read";
     return { connection: new Connection(session), routedRead, release: () => endSession(session) };
   }
+}
+
+/**
+ * The scope of a call that asks for a connection of its own: the same
+ * context and route, without the held connection or transaction.
+ */
+function apart(state: ScopeState | undefined): ScopeState | undefined {
+  if (state?.session === undefined) return state;
+  // A replica's held connection keeps its fresh scopes on the replicas.
+  const route = state.route ?? (state.session.readOnly ? "replica" : undefined);
+  return { session: undefined, tx: undefined, route, context: state.context };
 }

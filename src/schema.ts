@@ -32,7 +32,7 @@ export interface SchemaRunner {
 }
 
 /** The tables in an order where each comes after the tables it references (among those given). */
-function ordered(tables: readonly TableDefinition[]): TableDefinition[] {
+export function inDependencyOrder(tables: readonly TableDefinition[]): TableDefinition[] {
   const wanted = new Set(tables);
   const done = new Set<TableDefinition>();
   const visiting = new Set<TableDefinition>();
@@ -71,7 +71,7 @@ export class Schema {
    * tables' names in the order they were created.
    */
   async createTables(tables: readonly TableDefinition[] = definedTables): Promise<string[]> {
-    const order = ordered(tables);
+    const order = inDependencyOrder(tables);
     await this.#runner.transaction(async (tx) => {
       for (const table of order) {
         for (const text of table.createStatements(this.#runner.dialect)) await tx.execute(text);
@@ -86,7 +86,7 @@ export class Schema {
    * the order they were dropped.
    */
   async dropTables(tables: readonly TableDefinition[] = definedTables): Promise<string[]> {
-    const order = ordered(tables).reverse();
+    const order = inDependencyOrder(tables).reverse();
     await this.#runner.transaction(async (tx) => {
       for (const table of order) await tx.execute(table.dropStatement(this.#runner.dialect));
     });

@@ -7,12 +7,12 @@
  */
 import type { ScopeState } from "./call_context.ts";
 import type { Connection } from "./connection.ts";
-import type { DialectName, TransactionOptions } from "./dialect.ts";
+import type { ConnectionOptions, DialectName, TransactionOptions } from "./dialect.ts";
 import type { ExecuteResult, Row } from "./driver.ts";
 import { Queryable, type QueryKind } from "./queryable.ts";
 import type { ScopeRoute } from "./router.ts";
 import type { CompiledQuery } from "./sql.ts";
-import type { Transaction } from "./transaction.ts";
+import { checkConnectionOptions, type Transaction } from "./transaction.ts";
 
 /**
  * The handle `db.context(fn)`, `db.replica(fn)` and `db.primary(fn)` pass to
@@ -25,7 +25,7 @@ export interface RoutedScope extends Queryable {
   /** Which server this scope's queries go to: `"auto"` routes as the instance does outside scopes. */
   readonly route: "auto" | "primary" | "replica";
   /** Holds one connection of this scope's route for `fn` (see `Database.connection`). */
-  connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T>;
+  connection<T>(fn: (conn: Connection) => Promise<T> | T, options?: ConnectionOptions): Promise<T>;
   /** Runs `fn` in a transaction on the primary (see `Database.transaction`). */
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options?: TransactionOptions): Promise<T>;
   /** Opens a transaction on the primary and returns its handle (see `Database.begin`). */
@@ -41,7 +41,7 @@ export interface ScopedCalls {
   run(kind: QueryKind, query: CompiledQuery, state: ScopeState): Promise<unknown>;
   runMany(text: string, paramSets: readonly (readonly unknown[])[], state: ScopeState): Promise<ExecuteResult>;
   stream(query: CompiledQuery, batchSize: number, state: ScopeState): AsyncIterableIterator<Row[]>;
-  connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState): Promise<T>;
+  connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState, fresh?: boolean): Promise<T>;
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions, state: ScopeState): Promise<T>;
   begin(options: TransactionOptions, state: ScopeState): Promise<Transaction>;
   routed<T>(route: ScopeRoute, fn: (scope: RoutedScope) => Promise<T> | T, state: ScopeState): Promise<T>;
@@ -61,8 +61,8 @@ export class ScopeHandle extends Queryable implements RoutedScope {
     this.#state = state;
   }
 
-  connection<T>(fn: (conn: Connection) => Promise<T> | T): Promise<T> {
-    return this.#calls.connection(fn, this.#state);
+  connection<T>(fn: (conn: Connection) => Promise<T> | T, options: ConnectionOptions = {}): Promise<T> {
+    return this.#calls.connection(fn, this.#state, checkConnectionOptions(options));
   }
 
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {

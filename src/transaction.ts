@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { savepointName, type TransactionOptions } from "./dialect.ts";
+import { type ConnectionOptions, savepointName, type TransactionOptions } from "./dialect.ts";
 import type { ExecuteResult, Row } from "./driver.ts";
 import { CommitUnknownError, ConfigError, ConnectionError, TransactionError } from "./errors.ts";
 import { Queryable, type QueryKind } from "./queryable.ts";
@@ -15,21 +15,27 @@ type State = "active" | "committed" | "rolled back";
 
 const isolationLevels = new Set(["read uncommitted", "read committed", "repeatable read", "serializable"]);
 
-/** Validates transaction options; unknown keys and bad values are a {@linkcode ConfigError}. */
-export function checkTransactionOptions(options: TransactionOptions): TransactionOptions {
-  if (typeof options !== "object" || options === null) throw new ConfigError("transaction options must be an object");
+/** Validates transaction options (`kind` "connection": `db.connection()`'s); unknown keys and bad values are a {@linkcode ConfigError}. */
+export function checkTransactionOptions(options: TransactionOptions, kind = "transaction"): TransactionOptions {
+  const known = kind === "transaction" ? ["isolation", "readOnly", "fresh"] : ["fresh"];
+  if (typeof options !== "object" || options === null) throw new ConfigError(`${kind} options must be an object`);
   for (const key of Object.keys(options)) {
-    if (key !== "isolation" && key !== "readOnly") {
-      throw new ConfigError(`unknown transaction option "${key}" (known: isolation, readOnly)`);
-    }
+    if (!known.includes(key)) throw new ConfigError(`unknown ${kind} option "${key}" (known: ${known.join(", ")})`);
   }
   if (options.isolation !== undefined && !isolationLevels.has(options.isolation)) {
     throw new ConfigError(`isolation must be one of ${[...isolationLevels].join(", ")}`);
   }
-  if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") {
-    throw new ConfigError("readOnly must be a boolean");
+  for (const flag of ["readOnly", "fresh"] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== "boolean") {
+      throw new ConfigError(`${flag} must be a boolean`);
+    }
   }
   return options;
+}
+
+/** Checks `db.connection()`'s options; true when a connection of its own is asked for. */
+export function checkConnectionOptions(options: ConnectionOptions): boolean {
+  return checkTransactionOptions(options, "connection").fresh === true;
 }
 
 /**
@@ -86,6 +92,11 @@ export class Transaction extends Queryable implements AsyncDisposable {
       session.check();
       session.assertWritable(parent ? "a savepoint" : "a transaction");
       checkTransactionOptions(options);
+      if (options.fresh === true && !ownsSession) {
+        throw new ConfigError(
+          "fresh is for db.transaction() and db.begin(): a handle's transactions use its connection",
+        );
+      }
       return parent
         ? await Transaction.#openSavepoint(session, parent, options)
         : await Transaction.#begin(session, options, ownsSession);

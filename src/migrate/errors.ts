@@ -21,6 +21,8 @@ import { RoostError } from "../errors.ts";
  * - `ROOST_MIGRATION_IRREVERSIBLE`: a migration to revert has no down step.
  * - `ROOST_MIGRATION_FAILED`: a migration's statement (or function) failed; `cause` is the error.
  * - `ROOST_MIGRATION_LOCKED`: another migrator held the lock for longer than `lockTimeout`.
+ * - `ROOST_MIGRATION_ALREADY_APPLIED`: `createTables()` found migrations applied (it is for a database without
+ *   any: upgrade instead).
  */
 export type MigrationErrorCode =
   | "ROOST_MIGRATION_INVALID"
@@ -32,7 +34,8 @@ export type MigrationErrorCode =
   | "ROOST_MIGRATION_MISSING"
   | "ROOST_MIGRATION_IRREVERSIBLE"
   | "ROOST_MIGRATION_FAILED"
-  | "ROOST_MIGRATION_LOCKED";
+  | "ROOST_MIGRATION_LOCKED"
+  | "ROOST_MIGRATION_ALREADY_APPLIED";
 
 /** The options of a {@linkcode MigrationError}. */
 export interface MigrationErrorOptions {

@@ -103,6 +103,20 @@ export class History {
     );
   }
 
+  /** Records the source's checksum and name for an applied migration (stamped over an edited one). */
+  async rewrite(db: Queryable, migration: LoadedMigration): Promise<void> {
+    await db.execute(
+      sql`update ${sql.ident(this.#table)} set checksum = ${migration.checksum}, name = ${
+        migration.name.slice(0, 255)
+      } where revision = ${migration.revision}`,
+    );
+  }
+
+  /** Drops the table if it exists. */
+  async drop(db: Queryable): Promise<void> {
+    await db.execute(sql`drop table if exists ${sql.ident(this.#table)}`);
+  }
+
   /** Removes a migration's record (it has been reverted). */
   async remove(db: Queryable, revision: string): Promise<void> {
     await db.execute(sql`delete from ${sql.ident(this.#table)} where revision = ${revision}`);

@@ -9,11 +9,19 @@ import { asyncContextAvailable } from "../context.ts";
 import type { Database } from "../database.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import type { Queryable } from "../queryable.ts";
+import { definedTables, inDependencyOrder, type TableDefinition } from "../schema.ts";
 import { MigrationError } from "./errors.ts";
 import { History, type HistoryEntry } from "./history.ts";
 import { acquireLock, retryWhileBusy } from "./lock.ts";
 import { compareRevisions, loadDirectory, type LoadedMigration, loadList, type Migration } from "./source.ts";
-import type { MigrationEvent, MigrationProblem, MigrationStatus, MigratorOptions, SyncResult } from "./options.ts";
+import type {
+  MigrationEvent,
+  MigrationProblem,
+  MigrationStatus,
+  MigratorOptions,
+  StampResult,
+  SyncResult,
+} from "./options.ts";
 import { isEmptyStep, lacking, runStep } from "./steps.ts";
 
 const optionNames = new Set(["directory", "migrations", "table", "lockTimeout", "onProgress"]);
@@ -277,6 +285,117 @@ export class Migrator {
     });
   }
 
+  /**
+   * Records the source's migrations up to `target` as applied, without
+   * running any of them: `"head"` (the default) for all of them, a revision
+   * of the source, or `"base"` for none. Afterwards the history holds
+   * exactly those migrations: records of newer revisions, and of revisions
+   * the source no longer has, are removed, and an applied migration edited
+   * since it ran is recorded with its new checksum, so `check()` and
+   * `upgrade()` accept it. For a database whose schema was made some other
+   * way (a dump, {@linkcode Migrator.createTables}) or to accept an edit.
+   * Resolves to what changed; refuses an unknown `target`
+   * (`ROOST_MIGRATION_UNKNOWN_TARGET`) before changing anything. Creates the
+   * history table if needed.
+   */
+  async stamp(target: string = "head"): Promise<StampResult> {
+    if (typeof target !== "string" || target === "") throw unknownTarget(String(target), "stamp");
+    const source = await this.migrations();
+    let last = source.length - 1;
+    if (target === "base") last = -1;
+    else if (target !== "head") {
+      last = source.findIndex((migration) => migration.revision === target);
+      if (last < 0) throw unknownTarget(target, "stamp");
+    }
+    return await this.#locked(async (conn) => {
+      await retryWhileBusy(conn.dialect, this.#table, this.#lockTimeout, () => this.#history.create(conn));
+      return await this.#write(conn, (db) => this.#stampOn(db, source.slice(0, last + 1)));
+    });
+  }
+
+  /**
+   * Creates the tables defined with `defineTable` (the given ones, or every
+   * one defined so far, as `db.schema.createTables()` does) and stamps every
+   * migration of the source as applied, so `status()` says `"up-to-date"`:
+   * a new database made from the models rather than by replaying each
+   * migration. One transaction, except on MySQL, where DDL commits as it
+   * runs. Refuses with `ROOST_MIGRATION_ALREADY_APPLIED`, creating nothing,
+   * when a migration is applied already (upgrade such a database instead).
+   * Resolves to the tables' names in the order they were created.
+   */
+  async createTables(tables: readonly TableDefinition[] = definedTables): Promise<string[]> {
+    const order = inDependencyOrder(tables);
+    const source = await this.migrations();
+    return await this.#locked(async (conn) => {
+      await retryWhileBusy(conn.dialect, this.#table, this.#lockTimeout, () => this.#history.create(conn));
+      await this.#write(conn, async (db) => {
+        const applied = await this.#history.read(db);
+        if (applied.length > 0) {
+          const newest = applied.at(-1)!.revision;
+          throw new MigrationError(
+            `migrations are applied already (the newest is ${newest}): createTables() makes a new database and ` +
+              `stamps it; run upgrade() on this one. Nothing was created`,
+            { code: "ROOST_MIGRATION_ALREADY_APPLIED", revision: newest },
+          );
+        }
+        for (const table of order) {
+          for (const text of table.createStatements(db.dialect)) await db.execute(text);
+        }
+        await this.#stampOn(db, source);
+      });
+      return order.map((table) => table.name);
+    });
+  }
+
+  /**
+   * Drops the tables defined with `defineTable` (the given ones, or every
+   * one defined so far, referencing tables first) and the history table,
+   * where they exist: the opposite of {@linkcode Migrator.createTables},
+   * after which `status()` says `"no-info"`. No down step runs. One
+   * transaction, except on MySQL. Resolves to the names dropped, the
+   * history table last.
+   */
+  async dropTables(tables: readonly TableDefinition[] = definedTables): Promise<string[]> {
+    const order = inDependencyOrder(tables).reverse();
+    return await this.#locked(async (conn) => {
+      await this.#write(conn, async (db) => {
+        for (const table of order) await db.execute(table.dropStatement(db.dialect));
+        await this.#history.drop(db);
+      });
+      return [...order.map((table) => table.name), this.#table];
+    });
+  }
+
+  /** Runs `fn` in a transaction (retried while SQLite is busy), or straight on the connection on MySQL. */
+  async #write<T>(conn: Connection, fn: (db: Queryable) => Promise<T>): Promise<T> {
+    if (conn.dialect === "mysql") return await fn(conn);
+    return await retryWhileBusy(conn.dialect, this.#table, this.#lockTimeout, () => conn.transaction(fn));
+  }
+
+  /** Makes the history hold exactly `wanted` (a prefix of the source), with their current checksums. */
+  async #stampOn(db: Queryable, wanted: readonly LoadedMigration[]): Promise<StampResult> {
+    const applied = await this.#history.read(db);
+    const keep = new Set(wanted.map((migration) => migration.revision));
+    const recorded = new Map(applied.map((entry) => [entry.revision, entry]));
+    const result: StampResult = { stamped: [], restamped: [], unstamped: [] };
+    for (const entry of applied) {
+      if (keep.has(entry.revision)) continue;
+      await this.#history.remove(db, entry.revision);
+      result.unstamped.push(entry.revision);
+    }
+    for (const migration of wanted) {
+      const entry = recorded.get(migration.revision);
+      if (entry === undefined) {
+        await this.#history.record(db, migration);
+        result.stamped.push(migration.revision);
+      } else if (entry.checksum !== migration.checksum) {
+        await this.#history.rewrite(db, migration);
+        result.restamped.push(migration.revision);
+      }
+    }
+    return result;
+  }
+
   /** The newest applied revision, or `null` when none is applied (or there is no history table). */
   async currentRevision(): Promise<string | null> {
     return (await this.history()).at(-1)?.revision ?? null;
@@ -372,11 +491,15 @@ export class Migrator {
   }
 }
 
-function unknownTarget(target: string, action: string): MigrationError {
+const allowedTargets: Record<string, string> = {
+  upgrade: '"head" nor a revision of the source',
+  downgrade: '"base" nor a known revision',
+  stamp: '"head", "base" nor a revision of the source',
+};
+
+function unknownTarget(target: string, action: "upgrade" | "downgrade" | "stamp"): MigrationError {
   return new MigrationError(
-    `cannot ${action} to ${JSON.stringify(target)}: it is not ${
-      action === "upgrade" ? '"head" nor a revision of the source' : '"base" nor a known revision'
-    }`,
+    `cannot ${action} to ${JSON.stringify(target)}: it is not ${allowedTargets[action]}`,
     { code: "ROOST_MIGRATION_UNKNOWN_TARGET", revision: target },
   );
 }

@@ -24,7 +24,14 @@
  * @module
  */
 export { Migrator } from "./migrator.ts";
-export type { MigrationEvent, MigrationProblem, MigrationStatus, MigratorOptions, SyncResult } from "./options.ts";
+export type {
+  MigrationEvent,
+  MigrationProblem,
+  MigrationStatus,
+  MigratorOptions,
+  StampResult,
+  SyncResult,
+} from "./options.ts";
 export { MigrationError } from "./errors.ts";
 export type { MigrationErrorCode, MigrationErrorOptions } from "./errors.ts";
 export type { HistoryEntry } from "./history.ts";

@@ -26,6 +26,16 @@ export type MigrationStatus = "up-to-date" | "no-info" | "upgrade-available";
 /** What {@linkcode Migrator.sync} did. */
 export type SyncResult = "created" | "upgraded" | "already-up-to-date";
 
+/** What {@linkcode Migrator.stamp} changed in the history, each list oldest revision first. */
+export interface StampResult {
+  /** Revisions recorded as applied that were not (none of their statements ran). */
+  stamped: string[];
+  /** Applied revisions whose record now carries the source's checksum and name (they were edited since). */
+  restamped: string[];
+  /** Revisions no longer recorded: newer than the target, or not in the source (none of their statements ran). */
+  unstamped: string[];
+}
+
 /** An applied migration that no longer matches the source (see {@linkcode Migrator.check}). */
 export interface MigrationProblem {
   /** The applied revision. */

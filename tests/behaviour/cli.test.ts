@@ -336,6 +336,38 @@ describe("roost command line: problems, empty migrations, setup", () => {
     assert.deepEqual(run.err, []);
   });
 
+  test("stamp records migrations without running them, re-records edited ones and forgets the rest", async () => {
+    const { dir, at } = await project("stamp");
+    await fill(join(dir, "0001_a.sql"), "create table a (id integer);", "drop table a;");
+    await fill(join(dir, "0002_b.sql"), "create table b (id integer);", "drop table b;");
+    // The schema was made some other way: stamping records it, running nothing.
+    let run = await at("stamp");
+    assert.equal(run.code, 0, show(run));
+    assert.deepEqual(run.out, ["recorded 0001, 0002 (current: 0002); no migration ran"]);
+    assert.ok((await at("status")).out.includes("status: up-to-date"));
+    run = await at("upgrade");
+    assert.equal(run.out.at(-1), "already up to date (current: 0002)", "upgrade runs nothing after stamp");
+    assert.deepEqual((await at("stamp")).out, ["the history already matched (current: 0002); no migration ran"]);
+
+    // An edited applied migration: status reports it until stamp accepts the edit.
+    await fill(join(dir, "0001_a.sql"), "create table a (id integer, n integer);", "drop table a;");
+    assert.equal((await at("status")).code, 1);
+    run = await at("stamp");
+    assert.deepEqual(run.out, [
+      "re-recorded 0001 with their current checksums (current: 0002); no migration ran",
+    ]);
+    assert.equal((await at("status")).code, 0);
+
+    // Back to a revision, then to base; an unknown target changes nothing.
+    assert.deepEqual((await at("stamp", "0001")).out, ["forgot 0002 (current: 0001); no migration ran"]);
+    run = await at("stamp", "7");
+    assert.equal(run.code, 1, show(run));
+    assert.match(run.err[0], /^error: cannot stamp to "7": .*\(ROOST_MIGRATION_UNKNOWN_TARGET\)$/);
+    assert.deepEqual((await at("stamp", "base")).out, ["forgot 0001 (current: none); no migration ran"]);
+    assert.ok((await at("status")).out.includes("status: no-info"));
+    assert.equal((await at("stamp", "1", "2")).code, 2, "one target at most");
+  });
+
   test("upgrade refuses a migration `new` created and nobody wrote, applying nothing of the batch", async () => {
     const { dir, env, at } = await project("empty");
     await fill(join(dir, "0001_create_users.sql"), "create table users (id integer primary key);", "drop table users;");

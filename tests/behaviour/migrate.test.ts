@@ -31,6 +31,7 @@ import {
   splitStatements,
 } from "../../src/migrate/mod.ts";
 import { lockKey } from "../../src/migrate/lock.ts";
+import { column, defineTable } from "../../src/model/mod.ts";
 import { postgresJsMajor, runtime, skipUnless, tempDatabasePath, uniqueName } from "../support/support.ts";
 import { OwnDatabase, type Target, targets } from "../support/targets.ts";
 
@@ -908,3 +909,116 @@ describe("migrations on Workers", () => {
     },
   );
 });
+
+for (const target of targets()) {
+  describe(`stamp, createTables and dropTables on ${target.label}`, () => {
+    let db: Database;
+    before(() => {
+      db = target.open();
+    });
+    after(async () => {
+      await db.close();
+    });
+
+    /** Two related tables and the migrations that would make them (the second adds a column). */
+    function project(prefix: string) {
+      const authors = defineTable(`${prefix}_authors`, {
+        id: column.serial().primaryKey(),
+        name: column.text().notNull(),
+      });
+      const books = defineTable(`${prefix}_books`, {
+        id: column.serial().primaryKey(),
+        author: column.integer().notNull().references(authors, "id", { onDelete: "cascade" }),
+        title: column.text().notNull(),
+      });
+      const table = `${prefix}_history`;
+      const migrations: Migration[] = [
+        { revision: "1", name: "authors", up: `create table ${prefix}_authors (id integer primary key)` },
+        { revision: "2", name: "books", up: `create table ${prefix}_books (id integer primary key)` },
+        { revision: "3", name: "seed", up: `insert into ${prefix}_authors (name) values ('from a migration')` },
+      ];
+      return { authors, books, table, migrations, migrator: new Migrator(db, { migrations, table }) };
+    }
+
+    test("stamp records revisions without running them, re-records edited ones and forgets the rest", async () => {
+      const { table, migrations, migrator } = project(uniqueName("sp"));
+      const prefix = table.replace(/_history$/, "");
+      try {
+        assert.deepEqual(await migrator.stamp("2"), { stamped: ["1", "2"], restamped: [], unstamped: [] });
+        assert.equal(await tableExists(db, `${prefix}_authors`), false, "no migration ran");
+        assert.equal(await migrator.currentRevision(), "2");
+        assert.equal(await migrator.status(), "upgrade-available");
+        assert.deepEqual(await migrator.stamp(), { stamped: ["3"], restamped: [], unstamped: [] });
+        assert.equal(await migrator.status(), "up-to-date");
+        assert.deepEqual(await migrator.upgrade(), [], "upgrade runs nothing stamped");
+
+        // An edit is refused by upgrade until stamp records the new checksum.
+        const edited = migrations.map((m) => m.revision === "1" ? { ...m, up: `${m.up} -- edited` } : m);
+        const later = new Migrator(db, {
+          migrations: [...edited, { revision: "4", name: "noop", up: "select 1" }],
+          table,
+        });
+        assert.deepEqual((await later.check()).map((p) => `${p.revision} ${p.kind}`), ["1 edited"]);
+        await migrationError(later.upgrade(), "ROOST_MIGRATION_EDITED");
+        assert.deepEqual(await later.stamp("3"), { stamped: [], restamped: ["1"], unstamped: [] });
+        assert.deepEqual(await later.check(), []);
+        assert.deepEqual(await later.upgrade(), ["4"], "the pending one after the stamp runs");
+
+        // A revision the source lacks, and those after the target, are forgotten; base forgets all.
+        const shorter = new Migrator(db, { migrations: migrations.slice(0, 2), table });
+        assert.deepEqual(await shorter.stamp(), { stamped: [], restamped: ["1"], unstamped: ["3", "4"] });
+        assert.deepEqual((await shorter.history()).map((h) => h.revision), ["1", "2"]);
+        const error = await migrationError(shorter.stamp("9"), "ROOST_MIGRATION_UNKNOWN_TARGET");
+        assert.match(error.message, /cannot stamp to "9"/);
+        assert.deepEqual((await shorter.history()).map((h) => h.revision), ["1", "2"], "nothing changed");
+        assert.deepEqual(await shorter.stamp("base"), { stamped: [], restamped: [], unstamped: ["1", "2"] });
+        assert.equal(await shorter.status(), "no-info");
+      } finally {
+        await dropTables(db, table);
+      }
+    });
+
+    test("createTables makes the tables from the models and stamps head; dropTables removes them all", async () => {
+      const { authors, books, table, migrator } = project(uniqueName("ct"));
+      try {
+        assert.deepEqual(await migrator.createTables([books, authors]), [authors.name, books.name]);
+        assert.equal(await migrator.status(), "up-to-date");
+        assert.deepEqual((await migrator.history()).map((h) => h.revision), ["1", "2", "3"]);
+        assert.deepEqual(await migrator.upgrade(), [], "no migration runs afterwards");
+        assert.equal(await authors.count(db), 0, "the seed migration did not run");
+        const ada = await authors.insert(db, { name: "Ada" });
+        await books.insert(db, { author: ada.id, title: "Notes" });
+        assert.equal(await books.count(db), 1, "the foreign key's table was created first");
+
+        const refused = await migrationError(
+          migrator.createTables([authors, books]),
+          "ROOST_MIGRATION_ALREADY_APPLIED",
+        );
+        assert.equal(refused.revision, "3");
+        assert.equal(await books.count(db), 1, "nothing was created or changed");
+
+        assert.deepEqual(await migrator.dropTables([authors, books]), [books.name, authors.name, table]);
+        assert.equal(await tableExists(db, authors.name), false);
+        assert.equal(await tableExists(db, books.name), false);
+        assert.equal(await tableExists(db, table), false, "the history table is gone too");
+        assert.equal(await migrator.status(), "no-info");
+        assert.deepEqual(await migrator.dropTables([authors, books]), [books.name, authors.name, table], "again: none");
+      } finally {
+        await dropTables(db, books.name, authors.name, table);
+      }
+    });
+
+    test("createTables on a database with migrations applied creates nothing", async () => {
+      const { authors, books, table, migrations } = project(uniqueName("cr"));
+      const migrator = new Migrator(db, { migrations: migrations.slice(0, 1), table });
+      try {
+        assert.deepEqual(await migrator.upgrade(), ["1"]);
+        await migrationError(migrator.createTables([authors, books]), "ROOST_MIGRATION_ALREADY_APPLIED");
+        assert.equal(await tableExists(db, books.name), false);
+        assert.deepEqual((await migrator.history()).map((h) => h.revision), ["1"]);
+      } finally {
+        await dropTables(db, books.name, authors.name, table);
+      }
+    });
+  });
+}

@@ -32,7 +32,11 @@ import { runtime, skipUnless } from "../support/support.ts";
  * one session, the refusals of a d1: URL without the driver object and of
  * replicas, `executeMany`'s path for drivers whose batches are atomic, and
  * the internal door to a held connection that the d1 driver's bookmark
- * helpers use). About 5 KiB of the total is the text of error messages.
+ * helpers use), and within it issue 26's `fresh` option on
+ * `db.connection()`, `db.transaction()` and `db.begin()` (about 210 bytes:
+ * leaving the held connection, its validation shared with the transaction
+ * options', and the refusal on a handle). About 5 KiB of the total is the
+ * text of error messages.
  */
 const budget = 24.5 * 1024;
 
