@@ -626,6 +626,8 @@ for (const target of targets()) {
           );
         }
         await assert.rejects(notes.paginate(db, { nope: 1 } as never, { pageSize: 2 }), ConfigError);
+        const keyless = defineTable(uniqueName("keyless"), { n: column.integer() });
+        await assert.rejects(keyless.paginate(db, {}, { pageSize: 2 }), /has no primary key: paginate it with orderBy/);
         await assert.rejects(notes.paginate(db, {}, { pageSize: 2, after: "not a cursor" }), ConfigError);
       } finally {
         await db.schema.dropTables([notes]);
