@@ -8,6 +8,7 @@
  */
 import type { Row } from "../driver.ts";
 import { ConfigError, NoResultError, QueryError, TooManyResultsError } from "../errors.ts";
+import { KeysetPage, Page } from "../page.ts";
 import type { Queryable } from "../queryable.ts";
 import { type Sql, sql } from "../sql.ts";
 import { encode, rowDecoder } from "./codec.ts";
@@ -140,6 +141,66 @@ export async function findAll<T>(
     query = sql`${query} limit ${options.limit}`;
   }
   return decode<T>(table, db, await db.fetchAll(query));
+}
+
+/** What `Table.paginate` takes: a numbered page's options, or a keyset page's (they name `after`). */
+export interface TablePaging {
+  page?: number;
+  pageSize: number;
+  after?: string | null;
+  orderBy?: string | readonly string[];
+  descending?: boolean;
+}
+
+const numberedKeys = ["page", "pageSize", "orderBy", "descending"];
+const keysetKeys = ["pageSize", "after", "orderBy", "descending"];
+
+/**
+ * One page of the rows matching `where`, decoded: numbered, or keyset when
+ * the options name `after`. Rows order by `orderBy`, then by the primary
+ * key's columns not already in it, so the order tells every row apart.
+ */
+export async function paginate<T>(
+  db: Queryable,
+  table: CrudTable,
+  where: object,
+  options: TablePaging,
+): Promise<Page<T> | KeysetPage<T>> {
+  if (typeof options !== "object" || options === null) throw new ConfigError("paginate needs an options object");
+  const keyset = "after" in options;
+  for (const key of Object.keys(options)) {
+    if (!(keyset ? keysetKeys : numberedKeys).includes(key)) {
+      throw new ConfigError(
+        `unknown pagination option "${key}" (known: ${(keyset ? keysetKeys : numberedKeys).join(", ")})`,
+      );
+    }
+  }
+  const given = options.orderBy === undefined
+    ? []
+    : typeof options.orderBy === "string"
+    ? [options.orderBy]
+    : [...options.orderBy];
+  for (const name of given) columnOf(table, name);
+  const order = [...given, ...table.primaryKey.filter((name) => !given.includes(name))];
+  if (order.length === 0) {
+    throw new ConfigError(
+      `table "${table.name}" has no primary key: paginate it with orderBy over columns that tell rows apart`,
+    );
+  }
+  const rows = sql`select * from ${table$(table)} where ${whereSql(table, db, where)}`;
+  if (keyset) {
+    const page = await db.paginate(rows, {
+      pageSize: options.pageSize,
+      orderBy: order,
+      after: options.after,
+      descending: options.descending === true,
+    });
+    return new KeysetPage(decode<T>(table, db, page.items), page.pageSize, page.nextCursor);
+  }
+  const direction = sql.unsafe(options.descending === true ? " desc" : "");
+  const ordered = sql`${rows} order by ${sql.join(order.map((name) => sql`${sql.ident(name)}${direction}`))}`;
+  const page = await db.paginate(ordered, { page: options.page ?? 1, pageSize: options.pageSize });
+  return new Page(decode<T>(table, db, page.items), page.page, page.pageSize, page.totalRows);
 }
 
 /** The first row matching `where`, or undefined; `lock` reads the newest committed row (MySQL's repeatable read). */

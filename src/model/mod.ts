@@ -36,6 +36,8 @@ export type {
   RowOf,
   Simplify,
   TableInsert,
+  TableKeysetOptions,
   TableOptions,
+  TablePageOptions,
   TableRow,
 } from "./table.ts";

@@ -6,6 +6,7 @@
  */
 import type { DialectName } from "../dialect.ts";
 import { ConfigError } from "../errors.ts";
+import type { KeysetPage, Page } from "../page.ts";
 import type { Queryable } from "../queryable.ts";
 import { definedTables, type TableDefinition } from "../schema.ts";
 import type { Column } from "./column.ts";
@@ -60,6 +61,38 @@ export interface FindOptions<C extends Columns> {
   descending?: boolean;
   /** At most this many rows. */
   limit?: number;
+}
+
+/**
+ * Options of a numbered page of a table's rows ({@linkcode Table.paginate}):
+ * `page` (from 1, default 1) of `pageSize` rows, ordered by `orderBy` (the
+ * primary key when omitted), then by the primary key, so pages never overlap.
+ */
+export interface TablePageOptions<C extends Columns> {
+  /** The page wanted, from 1. Default 1. */
+  page?: number;
+  /** Rows per page, at least 1. */
+  pageSize: number;
+  /** Order by these columns; the primary key's columns follow. Default: the primary key. */
+  orderBy?: (keyof C & string) | readonly (keyof C & string)[];
+  /** Order descending. Default false. */
+  descending?: boolean;
+}
+
+/**
+ * Options of a keyset page of a table's rows ({@linkcode Table.paginate}):
+ * the `pageSize` rows after the cursor `after` (`null` for the first page),
+ * ordered by `orderBy` then the primary key (which tells rows apart).
+ */
+export interface TableKeysetOptions<C extends Columns> {
+  /** Rows per page, at least 1. */
+  pageSize: number;
+  /** Continue after this cursor, a previous page's `nextCursor`; `null` for the first page. */
+  after: string | null;
+  /** Order by these columns; the primary key's columns follow. Default: the primary key. */
+  orderBy?: (keyof C & string) | readonly (keyof C & string)[];
+  /** Order descending. Default false. */
+  descending?: boolean;
 }
 
 /** A primary key value, or an object holding the key's columns. */
@@ -159,6 +192,38 @@ export class Table<C extends Columns = Columns> implements TableDefinition {
   /** The rows matching `where` (every row when omitted). */
   findAll(db: Queryable, where: Partial<RowOf<C>> = {}, options: FindOptions<C> = {}): Promise<RowOf<C>[]> {
     return crud.findAll<RowOf<C>>(db, this, where, options);
+  }
+
+  /**
+   * One page of the rows matching `where` (every row when `{}`), decoded as
+   * `findAll` decodes them. With `page` and `pageSize`: a numbered
+   * {@linkcode Page} with the totals. With `after` (`null` for the first
+   * page): a {@linkcode KeysetPage} of the rows after that cursor, as fast
+   * deep in the table as at its start. Both order by `orderBy`, then the
+   * primary key, so every row appears on exactly one page.
+   *
+   * @example
+   * ```ts
+   * import { Database } from "@roost/db";
+   * import { column, defineTable } from "@roost/db/model";
+   *
+   * const notes = defineTable("notes", { id: column.serial().primaryKey(), done: column.boolean().notNull() });
+   * const db = new Database("sqlite::memory:");
+   * await db.schema.createTables([notes]);
+   * const second = await notes.paginate(db, { done: false }, { page: 2, pageSize: 20 });
+   * const first = await notes.paginate(db, {}, { pageSize: 20, after: null });
+   * const next = await notes.paginate(db, {}, { pageSize: 20, after: first.nextCursor });
+   * ```
+   */
+  paginate(db: Queryable, where: Partial<RowOf<C>>, options: TablePageOptions<C>): Promise<Page<RowOf<C>>>;
+  /** The keyset page of the rows matching `where` after the cursor `options.after`. */
+  paginate(db: Queryable, where: Partial<RowOf<C>>, options: TableKeysetOptions<C>): Promise<KeysetPage<RowOf<C>>>;
+  paginate(
+    db: Queryable,
+    where: Partial<RowOf<C>>,
+    options: TablePageOptions<C> | TableKeysetOptions<C>,
+  ): Promise<Page<RowOf<C>> | KeysetPage<RowOf<C>>> {
+    return crud.paginate<RowOf<C>>(db, this, where, options);
   }
 
   /** How many rows match `where` (every row when omitted). */

@@ -8,7 +8,9 @@ import { after, before, describe, test } from "node:test";
 import {
   ConfigError,
   type Database,
+  KeysetPage,
   NoResultError,
+  Page,
   type Queryable,
   QueryError,
   sql,
@@ -546,6 +548,90 @@ for (const target of targets()) {
       assert.equal(await accounts.count(db), 5);
       assert.equal(await accounts.count(db, { org: 0 }), 2);
       assert.equal(await accounts.count(db, { label: null }), 1);
+    });
+
+    test("paginate: numbered and keyset pages of decoded rows, filtered, ordered, ties broken by the key", async () => {
+      const notes = defineTable(uniqueName("notes"), {
+        id: column.serial().primaryKey(),
+        done: column.boolean().notNull(),
+        due: column.timestamp().notNull(),
+        rank: column.integer().notNull(),
+      });
+      await db.schema.createTables([notes]);
+      try {
+        for (let i = 1; i <= 7; i++) {
+          // Ranks repeat, so only the primary key tells some rows apart.
+          await notes.insert(db, { done: i % 2 === 0, due: new Date(Date.UTC(2026, 0, i)), rank: i % 3 });
+        }
+        const second = await notes.paginate(db, {}, { page: 2, pageSize: 3 });
+        assert.ok(second instanceof Page);
+        assert.deepEqual(second.items.map((row) => row.id), [4, 5, 6], "ordered by the primary key by default");
+        assert.deepEqual([second.totalRows, second.totalPages, second.hasNext, second.hasPrevious], [7, 3, true, true]);
+        for (const row of second) {
+          assert.equal(typeof row.done, "boolean", "decoded as findAll decodes");
+          assert.ok(row.due instanceof Date);
+        }
+        assert.deepEqual(second.items, await notes.findAll(db, {}, { orderBy: "id" }).then((rows) => rows.slice(3, 6)));
+
+        const open = await notes.paginate(db, { done: false }, {
+          page: 1,
+          pageSize: 10,
+          orderBy: "rank",
+          descending: true,
+        });
+        assert.deepEqual(open.items.map((row) => [row.rank, row.id]), [[2, 5], [1, 7], [1, 1], [0, 3]]);
+        assert.equal(open.totalRows, 4);
+        const past = await notes.paginate(db, {}, { page: 9, pageSize: 3 });
+        assert.deepEqual([past.items.length, past.totalRows, past.previousPage], [0, 7, 3]);
+
+        // Keyset: every row exactly once, in order, through the cursors.
+        for (const descending of [false, true]) {
+          const seen: number[] = [];
+          let after: string | null = null;
+          do {
+            const page: KeysetPage<TableRow<typeof notes>> = await notes.paginate(db, {}, {
+              pageSize: 2,
+              after,
+              orderBy: "rank",
+              descending,
+            });
+            assert.ok(page instanceof KeysetPage);
+            for (const row of page) {
+              assert.equal(typeof row.done, "boolean");
+              seen.push(row.id);
+            }
+            after = page.nextCursor;
+          } while (after !== null);
+          const expected = (await notes.findAll(db, {}, { orderBy: ["rank", "id"], descending })).map((row) => row.id);
+          assert.deepEqual(seen, expected, `descending: ${descending}`);
+        }
+        const done = await notes.paginate(db, { done: true }, { pageSize: 10, after: null });
+        assert.deepEqual(done.items.map((row) => row.id), [2, 4, 6]);
+        assert.equal(done.nextCursor, null);
+
+        for (
+          const bad of [
+            { pageSize: 0 },
+            { page: 0, pageSize: 2 },
+            { pageSize: 2, limit: 3 },
+            { pageSize: 2, after: null, page: 2 },
+            { pageSize: 2, orderBy: "nope" },
+            null,
+          ]
+        ) {
+          await assert.rejects(
+            notes.paginate(db, {}, bad as unknown as { pageSize: number }),
+            ConfigError,
+            JSON.stringify(bad),
+          );
+        }
+        await assert.rejects(notes.paginate(db, { nope: 1 } as never, { pageSize: 2 }), ConfigError);
+        const keyless = defineTable(uniqueName("keyless"), { n: column.integer() });
+        await assert.rejects(keyless.paginate(db, {}, { pageSize: 2 }), /has no primary key: paginate it with orderBy/);
+        await assert.rejects(notes.paginate(db, {}, { pageSize: 2, after: "not a cursor" }), ConfigError);
+      } finally {
+        await db.schema.dropTables([notes]);
+      }
     });
 
     test("update and delete return how many rows matched", async () => {
