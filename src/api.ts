@@ -10,6 +10,7 @@ export type { CloseOptions, DatabaseStats, RoutedScope } from "./database.ts";
 export type { DatabaseOptions, ReplicaOption } from "./options.ts";
 export type { QueryEvent, QueryHook, RouteReason } from "./query_event.ts";
 export type { ReplicaCandidate, ReplicaPicker, ReplicaStats, RoutingOptions } from "./routing_options.ts";
+export { AcquiredConnection } from "./acquired.ts";
 export { Connection } from "./connection.ts";
 export { Transaction } from "./transaction.ts";
 export { Queryable } from "./queryable.ts";

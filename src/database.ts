@@ -8,6 +8,7 @@
  * @module
  */
 import { CallContext, type ScopeState } from "./call_context.ts";
+import { AcquiredConnection } from "./acquired.ts";
 import type { Connection } from "./connection.ts";
 import { asyncContextLookup } from "./context.ts";
 import type { ConnectionOptions, TransactionOptions } from "./dialect.ts";
@@ -71,6 +72,7 @@ const denoInspect = Symbol.for("Deno.customInspect");
  */
 export class Database extends Queryable implements AsyncDisposable {
   readonly #url: DatabaseUrl;
+  #forgottenWarned = false;
   readonly #name: string | undefined;
   /** Where each call runs: the scope's session, the forceRollback connection, or the router's target. */
   readonly #dispatcher: Dispatcher;
@@ -248,6 +250,30 @@ export class Database extends Queryable implements AsyncDisposable {
     const fresh = checkConnectionOptions(options);
     await asyncContextLookup();
     return await this.#dispatcher.connection(fn, this.#scopeState(), fresh);
+  }
+
+  /**
+   * Takes a connection of its own from the pool and returns its handle,
+   * held until `release()` or the end of an `await using` block: for work
+   * that cannot stay inside one callback. Inside `db.replica()` it is a
+   * replica's. `db.*` calls do not join it. A handle garbage-collected
+   * without release gives its connection back (rolling back what it left
+   * open) and is reported once through the console.
+   */
+  async acquire(): Promise<AcquiredConnection> {
+    await asyncContextLookup();
+    const [session, owned] = await this.#dispatcher.acquire(this.#scopeState());
+    return new AcquiredConnection(session, owned, () => this.#warnForgotten());
+  }
+
+  /** Says once per instance (through the console) that a handle of `acquire()` was collected unreleased. */
+  #warnForgotten(): void {
+    if (this.#forgottenWarned) return;
+    this.#forgottenWarned = true;
+    console.warn(
+      `Roost: ${this}: a connection from db.acquire() was garbage-collected without release(); it went back ` +
+        "to the pool, rolling back what it left open. Release each with release() or `await using`. (Said once.)",
+    );
   }
 
   /**

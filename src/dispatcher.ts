@@ -271,14 +271,29 @@ export class Dispatcher implements ScopedCalls {
     if (fresh && !this.#forced) state = apart(state);
     if (state?.session) return await fn(new Connection(state.session));
     if (this.#forced) return await this.#runForced(true, (held) => this.connection(fn, held));
-    const session = state?.route === "replica"
-      ? await this.#sessionAt(this.router.replicaTarget("replica-scope"), state)
-      : await this.#session(this.#primary.targets.held, state);
+    const session = await this.#heldSession(state);
     try {
       return await this.scope.run(session.state(undefined), () => fn(new Connection(session)));
     } finally {
       await endSession(session);
     }
+  }
+
+  /** A session for a connection scope or handle: a replica's inside a replica scope, else the primary's. */
+  #heldSession(state: ScopeState | undefined): Promise<Session> {
+    return state?.route === "replica"
+      ? this.#sessionAt(this.router.replicaTarget("replica-scope"), state)
+      : this.#session(this.#primary.targets.held, state);
+  }
+
+  /**
+   * A session of its own for `db.acquire()`, whatever the scope holds, and
+   * whether the handle owns it: with `forceRollback`, the forced one, which
+   * the handle shares.
+   */
+  async acquire(state: ScopeState | undefined): Promise<[Session, boolean]> {
+    if (this.#forced) return [await this.#runForced(false, (held) => Promise.resolve(held.session!)), false];
+    return [await this.#heldSession(apart(state)), true];
   }
 
   async transaction<T>(
