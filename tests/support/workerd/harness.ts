@@ -128,6 +128,12 @@ export interface WorkerOptions {
   compatibilityDate?: string;
   /** Text bindings (`env`). */
   bindings?: Record<string, string>;
+  /**
+   * Hyperdrive bindings (`env.NAME`), each the URL of the database it fronts.
+   * Locally miniflare requires a password in it (a trust-authenticated local
+   * server ignores it).
+   */
+  hyperdrives?: Record<string, string>;
   /** Receives everything workerd writes (its logs and the Worker's console). */
   onOutput?: (text: string) => void;
 }
@@ -140,6 +146,7 @@ export function startWorker(script: string, options: WorkerOptions): Miniflare {
     compatibilityDate: options.compatibilityDate ?? "2025-09-15",
     compatibilityFlags: options.nodejsCompat ? ["nodejs_compat"] : [],
     bindings: options.bindings ?? {},
+    hyperdrives: options.hyperdrives ?? {},
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {
       const forward = (chunk: Buffer) => options.onOutput?.(chunk.toString());
       stdout.on("data", forward);
