@@ -195,12 +195,14 @@ export default { fetch: () => new Response(url) };`,
     );
 
     test(
-      "locally a binding is a passthrough: the start-up parameters arrive, a session setting lasts the connection, and a closed one ends its server session",
+      "locally a binding is a passthrough: the start-up parameters arrive, a session setting lasts the connection, reads are not cached, and a closed one ends its server session",
       skipWithoutStandby,
       async () => {
         const baseline = await own.connections();
         // On Cloudflare the pool RESETs a connection it takes back after each transaction or statement (docs/edge.md).
         assert.deepEqual(await ok("/session"), { setting: "roost-hyperdrive", startup: "UTC ISO, MDY" });
+        // Nothing caches reads locally: the same read after a write sees it.
+        assert.deepEqual(await ok("/fresh?id=601"), { reads: ["before", "after"] });
         await eventually(
           "the session's server connection gone with it",
           () => own.connections(),

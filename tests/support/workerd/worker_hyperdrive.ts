@@ -154,6 +154,14 @@ async function route(url: URL): Promise<unknown> {
           };
         })
       );
+    case "/fresh":
+      // The same read before and after a write, outside transactions: a cache in between would answer the first.
+      return await db.context(async (scope) => {
+        await scope.execute(sql`insert into items (id, note) values (${id}, ${"before"})`);
+        const before = await scope.fetchVal(sql`select note from items where id = ${id}`);
+        await scope.execute(sql`update items set note = ${"after"} where id = ${id}`);
+        return { reads: [before, await scope.fetchVal(sql`select note from items where id = ${id}`)] };
+      });
     case "/count":
       return await db.context(async (scope) => ({
         rows: Number(await scope.fetchVal(sql`select count(*) from items`)),
