@@ -9,7 +9,10 @@
  * keeps exactly one connection for a `pglite:` URL, and statements, scopes
  * and transactions take turns on it. A statement runs synchronously in
  * WebAssembly, so nothing (a timer, `statementTimeout`, a forced close) can
- * interrupt it; see docs/drivers.md for the limits.
+ * interrupt it; see docs/drivers.md for the limits. With
+ * `ROOST_PGLITE_TEMPLATE` naming a file, the first in-memory database of a
+ * process loads a fresh cluster from it instead of running `initdb` (and
+ * writes it there when there is none).
  *
  * @example An in-memory Postgres
  * ```ts
@@ -278,9 +281,8 @@ class PgliteConnection implements DriverConnection {
  * the process alive: Postgres's `setitimer`, which PGlite's WebAssembly
  * turns into a plain `setTimeout` out of reach. Two were seen: after a
  * write, the idle statistics flush (once, 10 s later); and, in a database
- * that started by recovering (every one loaded from a dump, and a data
- * directory not closed cleanly), the start-up progress log, every 10 s for
- * good. Between statements neither can do anything in a session that is
+ * that started by recovering (as every one loaded from a dump does), the
+ * start-up progress log, every 10 s for good. Between statements neither can do anything in a session that is
  * not running one (the statistics are flushed at a later statement instead),
  * so the driver disarms them after each statement with PGlite's own
  * `clear_setitimer`, which PGlite itself calls when it closes.
