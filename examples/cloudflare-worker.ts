@@ -15,10 +15,11 @@
  * (comma-separated, optional). A binding wins over DATABASE_URL.
  *
  * The Database is built by the first request and kept at module scope for the
- * others; constructing connects nothing. Each request runs in db.context(): on Workers its connections are its own and are closed
- * before the response leaves (a socket must not outlive its request). Behind
- * Hyperdrive those connections go to Cloudflare's pool next to the Worker,
- * which holds the connections to the database (see docs/edge.md, Hyperdrive).
+ * others; constructing connects nothing. Each request runs in db.context():
+ * on Workers its connections are its own and are closed before the response
+ * leaves (a socket must not outlive its request). Behind Hyperdrive those
+ * connections go to Hyperdrive near the Worker, whose pool holds the
+ * connections to the database (see docs/edge.md, Hyperdrive).
  */
 import { env } from "cloudflare:workers";
 import { Database, type Driver } from "@roost/db";
