@@ -28,6 +28,11 @@ const bin = (name: string) => {
 
 const reports = mkdtempSync(join(tmpdir(), "roost-junit-"));
 process.on("exit", () => rmSync(reports, { recursive: true, force: true }));
+
+// PGlite's first in-memory database in each test process runs initdb (seconds of CPU); the driver keeps the fresh
+// cluster it dumps in this file (ROOST_PGLITE_TEMPLATE, docs/drivers.md) and the processes after load it instead.
+// The file lives as long as the run.
+const pgliteTemplate = join(reports, "pglite-template.tar");
 const reportPath = (name: string) => join(reports, `${name}.xml`);
 
 interface Runner {
@@ -204,7 +209,7 @@ function run(name: string, runner: Runner): Promise<{ code: number; counts: Coun
   return new Promise((resolve) => {
     const child = spawn(runner.command, runner.args, {
       cwd: root,
-      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...runner.env },
+      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ROOST_PGLITE_TEMPLATE: pgliteTemplate, ...runner.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";

@@ -6,7 +6,8 @@
  * on a Postgres and a MySQL/MariaDB database of its own (with the same
  * database as a replica, so reads take the replica path). On Node, the Worker
  * example is bundled the way wrangler bundles it and runs in workerd through
- * miniflare against the servers too.
+ * miniflare against the servers too, and on Postgres once more through two
+ * Hyperdrive bindings (primary and replica) in front of its database.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -206,7 +207,20 @@ const harness = runtime === "node" ? await import("../support/workerd/harness.ts
 if (harness === undefined) console.warn(`SKIPPING [example worker · workerd]: the Worker example is driven from Node`);
 let workerScript: Promise<string> | undefined; // bundled once, by the first Worker suite
 
-for (const { place, target } of harness === undefined ? [] : servers) {
+/** The Worker example's ways to its database: URLs in the environment, and (Postgres) two Hyperdrive bindings. */
+const workerCases = servers.flatMap(({ place, target }) => [
+  { place, target, hyperdrive: false },
+  ...(target.dialect === "postgres" ? [{ place: `${place} hyperdrive`, target, hyperdrive: true }] : []),
+]);
+
+/** A URL with a password: miniflare refuses a Hyperdrive origin without one (the local server trusts it). */
+function withPassword(url: string): string {
+  const parsed = new URL(url);
+  parsed.password = "hyperdrive-local";
+  return parsed.toString();
+}
+
+for (const { place, target, hyperdrive } of harness === undefined ? [] : workerCases) {
   describe(`the Worker example on [example worker ${place} · workerd]`, () => {
     const database = new OwnDatabase(target, "roost_ex");
     let worker: Miniflare | undefined;
@@ -215,9 +229,13 @@ for (const { place, target } of harness === undefined ? [] : servers) {
     before(async () => {
       await database.create();
       workerScript ??= harness!.bundleWorker("examples/cloudflare-worker.ts", { nodejsCompat: true });
+      // Through Hyperdrive the replica binding fronts the same database: the reads still take the replica path.
+      const url = withPassword(database.url);
       worker = harness!.startWorker(await workerScript, {
         nodejsCompat: true,
-        bindings: { DATABASE_URL: database.url, REPLICA_URLS: database.url },
+        ...(hyperdrive
+          ? { hyperdrives: { HYPERDRIVE: url, HYPERDRIVE_REPLICA: url } }
+          : { bindings: { DATABASE_URL: database.url, REPLICA_URLS: database.url } }),
         onOutput: (text) => output += text,
       });
     });

@@ -8,12 +8,13 @@ import { spawn } from "node:child_process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { sql } from "../../mod.ts";
-import { eventually, runtime, tempDatabasePath } from "../support/support.ts";
+import { eventually, runtime, skipUnless, tempDatabasePath } from "../support/support.ts";
 import { OwnDatabase, serverDialects, serverPlaces, targets } from "../support/targets.ts";
 
 const fixture = fileURLToPath(new URL("../support/fixtures/forgotten_pool.ts", import.meta.url));
 const waitingCaller = fileURLToPath(new URL("../support/fixtures/waiting_caller.ts", import.meta.url));
 const closeBusy = fileURLToPath(new URL("../support/fixtures/close_busy.ts", import.meta.url));
+const forgottenPglite = fileURLToPath(new URL("../support/fixtures/forgotten_pglite.ts", import.meta.url));
 const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
 
 /** Runs the runtime with `args` to its exit (killed after `limitMs`); `markedAt`: when stdout first showed `mark`. */
@@ -48,6 +49,19 @@ describe("process exit", () => {
     assert.match(output, /done/, output);
     assert.equal(code, 0, `the process was killed after ${ms} ms or failed: ${output}`);
   });
+
+  test(
+    "two pglite::memory: databases, written to and never closed, let the process exit",
+    skipUnless(targets({ drivers: ["pglite"] }).length > 0, "the pglite driver is not available", { timeout: 150_000 }),
+    async () => {
+      // PGlite leaves Postgres timers armed (a 10 s statistics flush, a start-up progress log every 10 s): the driver
+      // disarms them. The limit only stops a child that never exits; each database starts in seconds of CPU.
+      const args = runtime === "deno" ? ["run", "-A", forgottenPglite] : [forgottenPglite];
+      const { code, output, ms } = await runToExit(args, 120_000);
+      assert.match(output, /first\s+second\s+done/, output);
+      assert.equal(code, 0, `the process was killed after ${ms} ms or failed: ${output}`);
+    },
+  );
 
   test("a caller waiting for a connection keeps the process alive until its acquireTimeout rejects it", async () => {
     const args = runtime === "deno" ? ["run", "-A", waitingCaller] : [waitingCaller];

@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { ConnectionError, Database, QueryError, sql } from "../../mod.ts";
-import { tempDatabasePath, uniqueTable } from "../support/support.ts";
+import { statSync, writeFileSync } from "node:fs";
+import { runScript, tempDatabasePath, uniqueTable } from "../support/support.ts";
 import { targets } from "../support/targets.ts";
 
 for (const target of targets({ places: ["pglite"] })) {
@@ -41,6 +42,30 @@ for (const target of targets({ places: ["pglite"] })) {
       // The refused connection was never kept: the next statement opens the directory anew.
       assert.deepEqual(await second.fetchAll(sql`select v from ${table}`), [{ v: 1 }]);
     });
+
+    // Two child processes each start a database (initdb in the first): seconds of CPU each.
+    test(
+      "ROOST_PGLITE_TEMPLATE: a file that is no template is replaced by one, which the next process loads as it is",
+      {
+        timeout: 300_000,
+      },
+      async () => {
+        const file = tempDatabasePath().replace(/\.db$/, ".tar");
+        writeFileSync(file, "not a PGlite cluster");
+        const fixture = "tests/support/fixtures/forgotten_pglite.ts";
+        const first = await runScript(fixture, [], { ROOST_PGLITE_TEMPLATE: file });
+        assert.equal(first.code, 0, first.stdout + first.stderr);
+        assert.match(first.stdout, /first\s+second\s+done/);
+        const written = statSync(file);
+        assert.ok(written.size > 1_000_000, `a cluster of ${written.size} bytes`);
+        const second = await runScript(fixture, [], { ROOST_PGLITE_TEMPLATE: file });
+        assert.equal(second.code, 0, second.stdout + second.stderr);
+        assert.match(second.stdout, /first\s+second\s+done/);
+        // Loaded, not written again.
+        const after = statSync(file);
+        assert.deepEqual([after.ino, after.mtimeMs, after.size], [written.ino, written.mtimeMs, written.size]);
+      },
+    );
 
     test("one connection: concurrent statements, scopes and transactions take turns on it", async () => {
       const db = open(target.url, { pool: { max: 10 } });

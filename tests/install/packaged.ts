@@ -195,6 +195,7 @@ before(async () => {
     `mysql2@${installedVersion("mysql2")}`,
     `kysely@${installedVersion("kysely")}`,
     `@types/node@${installedVersion("@types/node")}`,
+    `@electric-sql/pglite@${installedVersion("@electric-sql/pglite")}`,
   ];
   npmProject = join(work, "npm-app");
   barePeers = join(work, "bare-app");
@@ -301,6 +302,15 @@ for (const [version, nodePath] of [["24", () => bin("node")], ["22", () => node2
     }
   });
 }
+
+describe("PGlite, installed with npm", () => {
+  // One runtime: every new PGlite database runs initdb (seconds of CPU); the suite covers the rest.
+  test("[node 24 · npm .mjs] pglite: a pglite::memory: database through the driver its scheme picks", async () => {
+    const file = join(npmProject, "node24-pglite.mjs");
+    await writeFile(file, program({ from: "@roost/db", url: "pglite::memory:", typescript: false }));
+    assert.deepEqual(answer(await spawned(bin("node"), [file], npmProject)), expected);
+  });
+});
 
 describe("Bun, installed with bun add", () => {
   for (const dialect of dialects) {
@@ -599,14 +609,23 @@ describe("missing peer packages", () => {
   // On Bun, Postgres runs on Bun.SQL by default, which needs no package: there only postgres.js, asked for by
   // name, is missing.
   const cases = [
-    ["node 24", () => [bin("node")], "npm i postgres", "npm i mysql2"],
-    ["bun", () => [bin("bun")], "bun add postgres", "bun add mysql2"],
-    ["deno", () => [bin("deno"), "run", "-A"], "deno add npm:postgres", "deno add npm:mysql2"],
+    ["node 24", () => [bin("node")], "npm i postgres", "npm i mysql2", "npm i @electric-sql/pglite"],
+    ["bun", () => [bin("bun")], "bun add postgres", "bun add mysql2", "bun add @electric-sql/pglite"],
+    [
+      "deno",
+      () => [bin("deno"), "run", "-A"],
+      "deno add npm:postgres",
+      "deno add npm:mysql2",
+      "deno add npm:@electric-sql/pglite",
+    ],
   ] as const;
-  for (const [runtime, command, postgresFix, mysqlFix] of cases) {
-    test(`[${runtime} · npm] postgres, mysql: without the peer package, the driver-unavailable error says what to install`, async () => {
+  for (const [runtime, command, postgresFix, mysqlFix, pgliteFix] of cases) {
+    test(`[${runtime} · npm] postgres, mysql, pglite: without the peer package, the driver-unavailable error says what to install`, async () => {
       const file = join(barePeers, `missing-${runtime.replace(" ", "")}.mjs`);
-      const opened = [[postgresUrl, {}], [postgresUrl, { driver: "postgres-js" }], [mysqlUrl, {}]];
+      const opened = [[postgresUrl, {}], [postgresUrl, { driver: "postgres-js" }], [mysqlUrl, {}], [
+        "pglite::memory:",
+        {},
+      ]];
       await writeFile(
         file,
         `import { ConfigError, Database, sql } from "${runtime === "deno" ? "npm:@roost/db" : "@roost/db"}";
@@ -628,7 +647,7 @@ console.log(JSON.stringify(seen));
       const [executable, ...args] = command();
       const run = await spawned(executable, [...args, file], barePeers);
       const seen = answer(run) as unknown as ({ config: boolean; code: string; message: string } | string)[];
-      const expected = [runtime === "bun" ? "connected" : postgresFix, postgresFix, mysqlFix];
+      const expected = [runtime === "bun" ? "connected" : postgresFix, postgresFix, mysqlFix, pgliteFix];
       for (const [index, fix] of expected.entries()) {
         const result = seen[index];
         if (fix === "connected") {

@@ -9,7 +9,10 @@
  * keeps exactly one connection for a `pglite:` URL, and statements, scopes
  * and transactions take turns on it. A statement runs synchronously in
  * WebAssembly, so nothing (a timer, `statementTimeout`, a forced close) can
- * interrupt it; see docs/drivers.md for the limits.
+ * interrupt it; see docs/drivers.md for the limits. With
+ * `ROOST_PGLITE_TEMPLATE` naming a file, the first in-memory database of a
+ * process loads a fresh cluster from it instead of running `initdb` (and
+ * writes it there when there is none).
  *
  * @example An in-memory Postgres
  * ```ts
@@ -206,7 +209,7 @@ class PgliteConnection implements DriverConnection {
       parsers: this.#parsers,
       serializers: this.#serializers,
       paramTypes: parameterTypes(values),
-    });
+    }).finally(() => disarmTimers(this.#db));
   }
 
   async #query(text: string, params: readonly unknown[]): Promise<Results<unknown[]>> {
@@ -273,6 +276,21 @@ class PgliteConnection implements DriverConnection {
   }
 }
 
+/**
+ * Stops the Postgres timer a PGlite database leaves armed, which would keep
+ * the process alive: Postgres's `setitimer`, which PGlite's WebAssembly
+ * turns into a plain `setTimeout` out of reach. Two were seen: after a
+ * write, the idle statistics flush (once, 10 s later); and, in a database
+ * that started by recovering (as every one loaded from a dump does), the
+ * start-up progress log, every 10 s for good. Between statements neither can do anything in a session that is
+ * not running one (the statistics are flushed at a later statement instead),
+ * so the driver disarms them after each statement with PGlite's own
+ * `clear_setitimer`, which PGlite itself calls when it closes.
+ */
+function disarmTimers(db: PGlite): void {
+  (db.Module as unknown as { _clear_setitimer?: () => void } | undefined)?._clear_setitimer?.();
+}
+
 /** The data directories open in this process (a second instance on one would corrupt it). */
 const openDirectories = new Set<string>();
 
@@ -289,14 +307,76 @@ function absolute(dir: string): string {
  */
 let template: Promise<Blob | undefined> | undefined;
 
-/** Opens an in-memory database: the first by `initdb` (and dumped as the template), the rest from the template. */
+/** What the template file helpers need of `node:fs/promises`. */
+interface TemplateFs {
+  readFile(path: string): Promise<Uint8Array>;
+  writeFile(path: string, data: Uint8Array): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  rm(path: string, options: { force: boolean }): Promise<void>;
+}
+
+/**
+ * The file named by `ROOST_PGLITE_TEMPLATE`, where the template is kept
+ * between processes (each one otherwise runs `initdb` again); none when the
+ * variable is unset or cannot be read (Deno without `--allow-env`).
+ */
+function templateFile(): string | undefined {
+  try {
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    const file = env?.ROOST_PGLITE_TEMPLATE;
+    return file === undefined || file === "" ? undefined : file;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The stored template, or none when there is no file or it cannot be read. */
+async function readTemplate(file: string): Promise<Blob | undefined> {
+  const fs = builtinModule<TemplateFs>("node:fs/promises");
+  const bytes = await fs?.readFile(file).catch(() => undefined);
+  return bytes === undefined ? undefined : new Blob([bytes as Uint8Array<ArrayBuffer>]);
+}
+
+/** Stores the template whole or not at all (written beside, then renamed over); a failure only costs the cache. */
+async function writeTemplate(file: string, dump: Blob): Promise<void> {
+  const fs = builtinModule<TemplateFs>("node:fs/promises");
+  if (fs === undefined) return;
+  const partial = `${file}.${Date.now().toString(36)}${Math.random().toString(36).slice(2)}.partial`;
+  try {
+    await fs.writeFile(partial, new Uint8Array(await dump.arrayBuffer()));
+    await fs.rename(partial, file);
+  } catch {
+    await fs.rm(partial, { force: true }).catch(() => {});
+  }
+}
+
+/**
+ * The process's first in-memory database: from the template file when one is
+ * there and loads, else by `initdb`, then dumped (and stored when a file is
+ * named) as the template.
+ */
+async function firstInMemory(options: PGliteOptions): Promise<{ db: PGlite; dump: Blob | undefined }> {
+  const file = templateFile();
+  const stored = file === undefined ? undefined : await readTemplate(file);
+  if (stored !== undefined) {
+    // A file from another PGlite whose cluster it cannot open is replaced below.
+    const db = await PGlite.create({ ...options, loadDataDir: stored }).catch(() => undefined);
+    if (db !== undefined) return { db, dump: stored };
+  }
+  const db = await PGlite.create(options);
+  const dump = await db.dumpDataDir("none").then((dump) => dump as Blob, () => undefined);
+  if (file !== undefined && dump !== undefined) await writeTemplate(file, dump);
+  return { db, dump };
+}
+
+/** Opens an in-memory database: the first by `initdb` or from the template file, the rest from the template. */
 async function openInMemory(options: PGliteOptions): Promise<PGlite> {
   if (template === undefined) {
     let made!: (dump: Blob | undefined) => void;
     template = new Promise((resolve) => made = resolve);
     try {
-      const db = await PGlite.create(options);
-      made(await db.dumpDataDir("none").then((dump) => dump as Blob, () => undefined));
+      const { db, dump } = await firstInMemory(options);
+      made(dump);
       return db;
     } catch (error) {
       made(undefined);
@@ -351,6 +431,7 @@ export const pglite: Driver = {
         parsers[typarray] = (text) => parseArray(text, parseElement, typdelim);
         arrays.set(typarray, typdelim);
       }
+      disarmTimers(db);
       return new PgliteConnection(db, parsers, arrays, release);
     } catch (error) {
       await db.close().catch(() => {});

@@ -130,6 +130,12 @@ export interface WorkerOptions {
   bindings?: Record<string, string>;
   /** Local D1 databases (miniflare's, in memory), bound under these names. */
   d1Databases?: string[];
+  /**
+   * Hyperdrive bindings (`env.NAME`), each the URL of the database it fronts.
+   * Locally miniflare requires a password in it (a trust-authenticated local
+   * server ignores it).
+   */
+  hyperdrives?: Record<string, string>;
   /** Receives everything workerd writes (its logs and the Worker's console). */
   onOutput?: (text: string) => void;
 }
@@ -143,6 +149,7 @@ export function startWorker(script: string, options: WorkerOptions): Miniflare {
     compatibilityFlags: options.nodejsCompat ? ["nodejs_compat"] : [],
     bindings: options.bindings ?? {},
     d1Databases: options.d1Databases ?? [],
+    hyperdrives: options.hyperdrives ?? {},
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {
       const forward = (chunk: Buffer) => options.onOutput?.(chunk.toString());
       stdout.on("data", forward);
