@@ -46,7 +46,7 @@ const compiled = readFileSync(registry, "utf8");
 const literalLoad = /load: \(\) => import\("\.\/([a-z0-9_/]+)\.js"\)/g;
 const loads = compiled.match(literalLoad)?.length ?? 0;
 const computed = compiled.replace(literalLoad, 'load: () => importDriverModule("$1")');
-if (loads === 0 || /\bimport\("\.\//.test(computed)) {
+if (loads === 0 || /=>\s*import\("\.\//.test(computed)) {
   console.error(`build: ${registry}: expected each driver's load as import("./<path>.js"), found ${loads}`);
   process.exit(1);
 }

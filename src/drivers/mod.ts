@@ -53,7 +53,7 @@ type DriverModule = Record<string, unknown>;
 /**
  * Imports a driver module under this directory (`path` without extension)
  * by a specifier no bundler resolves. The npm build rewrites each `load`
- * below, `() => import("./sqlite/node_sqlite.js")`, into
+ * below, the literal import of `./sqlite/node_sqlite.js`, into
  * `() => importDriverModule("sqlite/node_sqlite")` (scripts/build.ts).
  */
 export async function importDriverModule(path: string): Promise<DriverModule> {

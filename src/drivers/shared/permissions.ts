@@ -10,28 +10,18 @@
  */
 import { ConfigError } from "../../errors.ts";
 
-/** The kinds of access Deno names in a refusal; `--allow-<kind>` grants each. */
-const kinds = new Set(["net", "env", "read", "write", "ffi", "sys", "run", "import"]);
-
-/** True for Deno's refusal of a permission (`NotCapable` in Deno 2, `PermissionDenied` before). */
-function isRefusal(error: unknown): error is Error {
-  return error instanceof Error && (error.name === "NotCapable" || error.name === "PermissionDenied");
-}
-
 /**
- * The flag that grants what `error` (a Deno permission refusal, possibly as
- * the `cause` of another error) was refused, e.g. `--allow-env=PGAPPNAME`;
+ * The flag that grants what `error` (a Deno permission refusal,
+ * `NotCapable` in Deno 2 and `PermissionDenied` before, possibly as the
+ * `cause` of another error) was refused, e.g. `--allow-env=PGAPPNAME`;
  * undefined when `error` is no refusal.
  */
 export function refusedFlag(error: unknown): string | undefined {
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current !== undefined; depth++) {
-    if (isRefusal(current)) {
-      const match = /Requires (\w+) access(?: to "([^"]*)")?/.exec(current.message);
-      if (match === null || !kinds.has(match[1])) return `the permission Deno names: ${current.message.split("\n")[0]}`;
-      return match[2] ? `--allow-${match[1]}=${match[2]}` : `--allow-${match[1]}`;
+  for (let current = error, depth = 0; current instanceof Error && depth < 4; current = current.cause, depth++) {
+    if (current.name === "NotCapable" || current.name === "PermissionDenied") {
+      const [, kind, what] = /Requires (\w+) access(?: to "([^"]*)")?/.exec(current.message) ?? [];
+      return kind === undefined ? current.message : `--allow-${kind}${what ? `=${what}` : ""}`;
     }
-    current = current instanceof Error ? current.cause : undefined;
   }
   return undefined;
 }
@@ -53,7 +43,6 @@ export function permissionDenied(driver: string, error: unknown): ConfigError | 
 /** The parts of the `Deno` global used here. */
 interface DenoFacts {
   permissions?: { requestSync?(descriptor: { name: "net"; host: string }): { state: string } };
-  errors?: { NotCapable?: new (message: string) => Error };
 }
 
 /**
@@ -68,7 +57,6 @@ export function requireNet(host: string, port: number): void {
   if (deno?.permissions?.requestSync === undefined || host.startsWith("/")) return;
   const address = `${host}:${port}`;
   if (deno.permissions.requestSync({ name: "net", host: address }).state === "granted") return;
-  const refusal = new (deno.errors?.NotCapable ?? Error)(`Requires net access to "${address}"`);
-  refusal.name = "NotCapable";
-  throw refusal;
+  // As Deno words its own refusal, so it reads as one (`refusedFlag`).
+  throw Object.assign(new Error(`Requires net access to "${address}"`), { name: "NotCapable" });
 }
