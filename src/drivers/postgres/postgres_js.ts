@@ -14,7 +14,7 @@
  */
 import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
-import { ConnectionError } from "../../errors.ts";
+import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
@@ -391,6 +391,8 @@ export const postgresJs: Driver = {
       });
     } catch (error) {
       cut();
+      // Settings Roost refuses (an unreadable sslrootcert) stay ConfigErrors.
+      if (error instanceof ConfigError) throw error;
       // A Deno permission postgres.js needed while reading its options (see `unreadEnvironment`), or a bad option.
       throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
     }
