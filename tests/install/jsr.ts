@@ -203,6 +203,37 @@ describe("a Deno app importing jsr:@roost/db", () => {
     },
     { what: "mysql", url: () => mysqlUrl, allow: () => [`--allow-net=${address(mysqlUrl)}`] },
   ];
+  // The opt-in drivers, by name, with their narrowest grants (docs/deno.md).
+  const optIn = [
+    {
+      what: "deno-postgres",
+      url: () => postgresUrl,
+      allow: () => [`--allow-net=${address(postgresUrl)}`],
+    },
+    {
+      what: "deno-sqlite",
+      url: () => sqliteUrl(plainApp, "ffi"),
+      allow: () => [
+        "--allow-ffi",
+        "--allow-env=DENO_SQLITE_PATH,DENO_SQLITE_LOCAL",
+        `--allow-read=${plainApp}`,
+        `--allow-write=${plainApp}`,
+      ],
+    },
+    // PGlite reads its own files from the Deno cache.
+    { what: "pglite", url: () => "pglite::memory:", allow: () => ["--allow-read"] },
+  ];
+  for (const { what, url, allow } of optIn) {
+    test(
+      `[jsr · ${what}] jsr:@roost/db, driver "${what}" by name, with only the documented permissions`,
+      skipUnless(applies, noMirror),
+      async () => {
+        const file = join(plainApp, `opt-in-${what}.ts`);
+        await writeFile(file, program("jsr:@roost/db", url(), `{ driver: "${what}" }`));
+        assert.deepEqual(answer(await denoRun(["run", ...allow(), file], plainApp)), expected);
+      },
+    );
+  }
   for (const { what, url, allow } of cases) {
     test(
       `[jsr · ${what}] jsr:@roost/db, the default driver by name, with only the documented permissions`,
