@@ -10,8 +10,7 @@
  * The package is imported at the first connection (`jsr:@db/postgres@^0.19`),
  * never at type-check time; when it cannot be loaded, connecting throws a
  * `ConfigError` with code `ROOST_DRIVER_UNAVAILABLE`. It runs with
- * `--allow-net=<host>:<port>` alone; given `--allow-env`, the library also
- * reads the `PG*` environment variables.
+ * `--allow-net=<host>:<port>` alone (docs/deno.md).
  *
  * @example Passing the driver object
  * ```ts
