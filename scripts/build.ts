@@ -4,6 +4,13 @@
  * ESM in dist/, with declarations and source maps (sources inlined). Then
  * checks that every export of package.json names a file that now exists.
  *
+ * One module is changed after compiling: the driver registry
+ * (dist/src/drivers/mod.js), whose literal `import("./sqlite/node_sqlite.js")`
+ * in each driver's `load` (there so Deno's tools see the drivers: see
+ * src/drivers/mod.ts) becomes `importDriverModule("sqlite/node_sqlite")`, a
+ * specifier computed at run time, so a bundler of the npm package follows
+ * none of them and needs none of the optional peer packages.
+ *
  *   node scripts/build.ts
  *
  * `npm run build` runs it, and so do `npm pack` (the `prepack` script), `npm test` and
@@ -12,7 +19,7 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { drift, readManifests, root } from "./exports.ts";
 
@@ -32,6 +39,18 @@ if (compile.status !== 0) {
   console.error(`build: tsc failed${compile.error ? ` (${compile.error.message}; run npm ci first)` : ""}`);
   process.exit(1);
 }
+
+// Every driver's `load` in the registry, made a computed import (see above); the build fails if one was not.
+const registry = join(root, "dist", "src", "drivers", "mod.js");
+const compiled = readFileSync(registry, "utf8");
+const literalLoad = /load: \(\) => import\("\.\/([a-z0-9_/]+)\.js"\)/g;
+const loads = compiled.match(literalLoad)?.length ?? 0;
+const computed = compiled.replace(literalLoad, 'load: () => importDriverModule("$1")');
+if (loads === 0 || /=>\s*import\("\.\//.test(computed)) {
+  console.error(`build: ${registry}: expected each driver's load as import("./<path>.js"), found ${loads}`);
+  process.exit(1);
+}
+writeFileSync(registry, computed);
 
 const missing: string[] = [];
 const { npm } = readManifests();

@@ -2,7 +2,8 @@
  * Builds the npm package's JavaScript (scripts/build.ts), runs the
  * behavioural suite on Deno, Bun and Node, one after the other, then the
  * install tests (tests/install/: the packed package in fresh projects, on
- * every runtime), and fails when any of them fails. `npm test` calls it.
+ * every runtime; the JSR package in fresh Deno apps), and fails when any of
+ * them fails. `npm test` calls it.
  *
  *   node tests/run.ts                                  every runner (not the opt-in ones)
  *   node tests/run.ts --runtime=deno,bun,install       some of them
@@ -170,8 +171,9 @@ function perTargetFiles(): string[] {
     .map((name) => `tests/behaviour/${name}`);
 }
 
-// The packed package in fresh projects (tests/install/): it spawns every runtime itself, so it runs once, on Node, last.
-runners.install = nodeRunner("install", {}, ["tests/install/packaged.ts"]);
+// The packed package in fresh projects, and the JSR package in fresh Deno apps (tests/install/): they spawn every
+// runtime themselves, so they run once, on Node, last.
+runners.install = nodeRunner("install", {}, ["tests/install/packaged.ts", "tests/install/jsr.ts"]);
 
 /** `node --test` over `files` (the whole suite), with `env` set. */
 function nodeRunner(name: string, env: Record<string, string>, files = ["tests/**/*.test.ts"]): Runner {

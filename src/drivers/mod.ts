@@ -2,18 +2,25 @@
  * Picks a driver for a dialect on the current runtime, loading it lazily so
  * the core never imports a driver it does not use.
  *
- * The driver modules are imported through specifiers computed at run time
- * (with this module's own extension, so the TypeScript sources and a
- * compiled build both work), so a bundler (esbuild, wrangler, Vite) never follows them: a bundle holds
- * only the drivers its code imports itself and passes as the `driver`
- * option, which is how Workers and other bundled targets load one.
+ * Each driver's module is imported by a literal specifier (`load` below), so
+ * Deno's tools see every driver: `deno install` and `deno cache` fetch them
+ * (and the packages they import), the lockfile pins them, and `deno compile`
+ * includes them, which is what a Deno program from JSR that runs offline or
+ * with `--frozen` needs. The npm build turns each into a specifier computed
+ * at run time (scripts/build.ts, through `importDriverModule`), so a bundler
+ * (esbuild, wrangler, Vite) never follows them there: a bundle holds only the
+ * drivers its code imports itself and passes as the `driver` option, which is
+ * how Workers and other bundled targets load one, and needs none of the
+ * optional peer packages (postgres, mysql2, @electric-sql/pglite) it does
+ * not use.
  *
  * The drivers live by dialect: `postgres/`, `mysql/`, `sqlite/`, each with
  * the pieces every driver of that dialect uses (values, errors, session
  * set-up, cursors), and `shared/` for what all dialects share (batches,
  * error translation, TLS, JSR loading, the Bun.SQL client). Adding a driver
- * is its module in its dialect's folder plus its entry in `drivers` below
- * (and its name in `DriverName`).
+ * is its module in its dialect's folder plus its entry in `drivers` below,
+ * whose `load` is `() => import("./<dialect>/<module>.ts")` (and its name in
+ * `DriverName`).
  *
  * Loading this module installs the registry for `./option.ts`: the main
  * entry (`mod.ts`) and the CLI import it; the Worker entry (`edge.ts`) does
@@ -40,21 +47,29 @@ export type DriverName =
   | "mysql2"
   | "pglite";
 
-/** Imports a driver module under this directory (`path` without extension) by a specifier no bundler resolves. */
-async function driverModule(path: string): Promise<Record<string, Driver>> {
+/** A driver's module, as its `load` imports it. */
+type DriverModule = Record<string, unknown>;
+
+/**
+ * Imports a driver module under this directory (`path` without extension)
+ * by a specifier no bundler resolves. The npm build rewrites each `load`
+ * below, the literal import of `./sqlite/node_sqlite.js`, into
+ * `() => importDriverModule("sqlite/node_sqlite")` (scripts/build.ts).
+ */
+export async function importDriverModule(path: string): Promise<DriverModule> {
   return await import(siblingModule(path, import.meta.url).href);
 }
 
 /**
- * One driver Roost ships: its module under `src/drivers/` (without
- * extension), the export of that module for each dialect it speaks, the
+ * One driver Roost ships: how to import its module under `src/drivers/`, the export of that module for each dialect it speaks, the
  * runtimes it runs on, and what it needs besides Roost (an npm or JSR
  * package to install, or the runtime feature it is built on), for the
  * message when it cannot load. The export is also what to import from
  * `@roost/db/drivers/<name>` to pass the driver object yourself.
  */
 interface DriverEntry {
-  module: string;
+  /** Imports the driver's module, by a literal specifier (see the module comment). */
+  load: () => Promise<DriverModule>;
   dialects: Partial<Record<DialectName, string>>;
   runtimes: readonly RuntimeName[];
   package?: string;
@@ -66,49 +81,49 @@ interface DriverEntry {
 /** The registry of drivers: adding a driver is one line here (and its module). */
 const drivers: Record<DriverName, DriverEntry> = {
   "node-sqlite": {
-    module: "sqlite/node_sqlite",
+    load: () => import("./sqlite/node_sqlite.ts"),
     dialects: { sqlite: "nodeSqlite" },
     runtimes: ["node", "deno"],
     builtin: "node:sqlite (Node.js >= 22.13, or Deno)",
   },
   "bun-sqlite": {
-    module: "sqlite/bun_sqlite",
+    load: () => import("./sqlite/bun_sqlite.ts"),
     dialects: { sqlite: "bunSqlite" },
     runtimes: ["bun"],
     builtin: "bun:sqlite (Bun)",
   },
   "deno-sqlite": {
-    module: "sqlite/deno_sqlite",
+    load: () => import("./sqlite/deno_sqlite.ts"),
     dialects: { sqlite: "denoSqlite" },
     runtimes: ["deno"],
     package: "jsr:@db/sqlite",
   },
   "postgres-js": {
-    module: "postgres/postgres_js",
+    load: () => import("./postgres/postgres_js.ts"),
     dialects: { postgres: "postgresJs" },
     runtimes: ["node", "deno", "bun", "workerd"],
     package: "postgres",
   },
   "deno-postgres": {
-    module: "postgres/deno_postgres",
+    load: () => import("./postgres/deno_postgres.ts"),
     dialects: { postgres: "denoPostgres" },
     runtimes: ["deno"],
     package: "jsr:@db/postgres",
   },
   "bun-sql": {
-    module: "bun_sql",
+    load: () => import("./bun_sql.ts"),
     dialects: { postgres: "bunSqlPostgres", mysql: "bunSqlMysql" },
     runtimes: ["bun"],
     builtin: "Bun.SQL (Bun >= 1.2)",
   },
   "mysql2": {
-    module: "mysql/mysql2",
+    load: () => import("./mysql/mysql2.ts"),
     dialects: { mysql: "mysql2" },
     runtimes: ["node", "deno", "bun", "workerd"],
     package: "mysql2",
   },
   "pglite": {
-    module: "postgres/pglite",
+    load: () => import("./postgres/pglite.ts"),
     dialects: { postgres: "pglite" },
     runtimes: ["node", "deno", "bun"],
     package: "@electric-sql/pglite",
@@ -226,7 +241,7 @@ export function resolveDriverName(
   }
   return async () => {
     try {
-      return (await driverModule(entry.module))[exported];
+      return (await entry.load())[exported] as Driver;
     } catch (error) {
       // The JSR drivers say why themselves, with the same code.
       if (error instanceof ConfigError && error.code === "ROOST_DRIVER_UNAVAILABLE") throw error;

@@ -661,6 +661,32 @@ console.log(JSON.stringify(seen));
       }
     });
   }
+  test("[node 24 · esbuild] a Node bundle of @roost/db builds without the optional peers, and runs with a driver object", async () => {
+    // The registry's driver imports are computed in the npm build (scripts/build.ts): esbuild follows none of them.
+    const entry = join(barePeers, "bundle-entry.mjs");
+    await writeFile(
+      entry,
+      `import { Database, sql } from "@roost/db";
+import { nodeSqlite } from "@roost/db/drivers/node-sqlite";
+const db = new Database("sqlite::memory:", { driver: nodeSqlite });
+console.log(JSON.stringify({ value: await db.fetchVal(sql\`select 1 + 1\`) }));
+await db.close();
+`,
+    );
+    const outfile = join(barePeers, "bundle-out.mjs");
+    const built = await esbuild.build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      outfile,
+      metafile: true,
+      logLevel: "silent",
+    });
+    const inputs = Object.keys(built.metafile.inputs);
+    assert.ok(!inputs.some((input) => /drivers\/(postgres|mysql)\//.test(input)), inputs.join("\n"));
+    assert.deepEqual(answer(await spawned(bin("node"), [outfile], barePeers)), { value: 2 });
+  });
 });
 
 describe("the README's quick start, as written", () => {

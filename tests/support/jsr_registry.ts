@@ -42,15 +42,18 @@ export function systemSqlite(): string | undefined {
 /**
  * Starts the mirror's server (`serve --timeout`, which also stops when this
  * process exits) and resolves once it prints its `JSR_URL`; undefined when
- * there is no mirror.
+ * there is no mirror. `registryDir` serves another registry directory (a copy
+ * `publish-local` added a package to) with the mirror's server.
  */
 export async function startJsrRegistry(
   root: string,
   env: Record<string, string | undefined>,
+  registryDir?: string,
 ): Promise<JsrRegistry | undefined> {
   const mirror = jsrMirror(root, env);
   if (mirror === undefined) return undefined;
-  const server = spawn(join(mirror, "serve"), ["--timeout", "7200"], { stdio: ["ignore", "pipe", "inherit"] });
+  const args = ["--timeout", "7200", ...(registryDir === undefined ? [] : ["--root", registryDir])];
+  const server = spawn(join(mirror, "serve"), args, { stdio: ["ignore", "pipe", "inherit"] });
   const lines = createInterface({ input: server.stdout });
   const url = await new Promise<string>((resolve, reject) => {
     server.on("error", reject);

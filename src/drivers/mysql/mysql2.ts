@@ -586,7 +586,7 @@ export const mysql2: Driver = {
         disableEval: !codeFromStrings,
       });
     } catch (error) {
-      throw connectFailed("mysql", url, error, sanitized(error), ownCode(error));
+      throw connectFailed("mysql", url, error, sanitized(error), ownCode(error), "mysql2");
     }
     const wrapped = new Mysql2Connection(connection);
     await startMysqlSession(wrapped);

@@ -9,8 +9,8 @@
  *
  * The package is imported at the first connection (`jsr:@db/postgres@^0.19`),
  * never at type-check time; when it cannot be loaded, connecting throws a
- * `ConfigError` with code `ROOST_DRIVER_UNAVAILABLE`. It reads the `PG*`
- * environment variables, so it needs `--allow-env` besides `--allow-net`.
+ * `ConfigError` with code `ROOST_DRIVER_UNAVAILABLE`. It runs with
+ * `--allow-net=<host>:<port>` alone (docs/deno.md).
  *
  * @example Passing the driver object
  * ```ts
@@ -264,13 +264,20 @@ export const denoPostgres: Driver = {
       // Settings Roost refuses (a client certificate, an unreadable sslrootcert) stay ConfigErrors.
       if (error instanceof ConfigError) throw error;
       // Invalid settings, a missing user or no --allow-env.
-      throw connectFailed("postgres", url, error, error, ownCode(error));
+      throw connectFailed("postgres", url, error, error, ownCode(error), "deno-postgres");
     }
     try {
       await connectWithin(client, Number(url.options.connect_timeout ?? 30));
     } catch (error) {
       await client.end().catch(() => {});
-      throw connectFailed("postgres", url, error, errors.cause(error), serverFields(error)?.code ?? ownCode(error));
+      throw connectFailed(
+        "postgres",
+        url,
+        error,
+        errors.cause(error),
+        serverFields(error)?.code ?? ownCode(error),
+        "deno-postgres",
+      );
     }
     // Until a first result has been seen, each new connection fetches one, so none reads text unrepaired.
     if (bomsUnrepaired()) {
@@ -278,7 +285,7 @@ export const denoPostgres: Driver = {
         repairBoms(await client.queryArray({ text: "SELECT 1" }));
       } catch (error) {
         await client.end().catch(() => {});
-        throw connectFailed("postgres", url, error, error, ownCode(error));
+        throw connectFailed("postgres", url, error, error, ownCode(error), "deno-postgres");
       }
     }
     return new DenoPostgresConnection(client);

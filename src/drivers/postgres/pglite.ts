@@ -51,6 +51,7 @@ import {
   serializeDateTime,
   serializeJson,
 } from "./values.ts";
+import { permissionDenied } from "../shared/permissions.ts";
 
 /** A column's text to its value. */
 type Parser = (text: string) => unknown;
@@ -417,6 +418,8 @@ export const pglite: Driver = {
       db = dir === undefined ? await openInMemory({}) : await PGlite.create({ dataDir: dir });
     } catch (error) {
       release();
+      const refused = permissionDenied("pglite", error);
+      if (refused !== undefined) throw refused;
       throw new ConnectionError(`could not open PGlite at ${url.database}: ${messageOf(error)}`, {
         cause: serverCause(error),
         code: stateOf(error),

@@ -14,12 +14,13 @@
  */
 import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
-import { ConnectionError } from "../../errors.ts";
+import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { executePipelined } from "../shared/batch.ts";
 import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
+import { requireNet } from "../shared/permissions.ts";
 import { nodeTlsOptions, tlsRequest, withoutFiles } from "../shared/tls.ts";
 import { integerFromText } from "../shared/values.ts";
 import { cursorBatches, NotACursor } from "./cursor.ts";
@@ -50,6 +51,25 @@ type Params = postgres.ParameterOrJSON<never>[];
  * Roost's pool and `statementTimeout` bound waits and statements.
  */
 const version4Options = { infer: true, query_timeout: 0, queue_timeout: 0 };
+
+/**
+ * postgres.js's defaults for the options Roost does not set otherwise,
+ * given explicitly: for an option it is not given, postgres.js reads a
+ * `PG<OPTION>` environment variable, which on Deno needs `--allow-env` for
+ * each (and prompts at a terminal). With these, 3.4 still reads
+ * `PGAPPNAME` and `PGTARGETSESSIONATTRS` whatever it is given: the
+ * narrowest grant on Deno is `--allow-env=PGAPPNAME,PGTARGETSESSIONATTRS`
+ * (docs/deno.md).
+ */
+const unreadEnvironment = {
+  sslnegotiation: null,
+  max_pipeline: 100,
+  keep_alive: 60,
+  prepare: true,
+  debug: false,
+  publications: "alltables",
+  target_session_attrs: undefined,
+};
 
 /** int8 as a number when exact, else as a bigint: never rounded, and `count(*)` stays a number. */
 const int8 = {
@@ -330,38 +350,52 @@ export const postgresJs: Driver = {
     const connection = postgresSessionParameters(url);
     const opened: { connection?: PostgresJsConnection } = {};
     const [socket, cut] = ownSockets(url);
-    const sql = postgres({
-      host: url.host,
-      port: url.port,
-      user: url.user || undefined,
-      pass: url.password() || undefined,
-      database: url.database || undefined,
-      max: 1,
-      // Roost's pool decides when connections idle out or retire.
-      idle_timeout: 0,
-      max_lifetime: null,
-      connect_timeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
-      ssl: sslOption(url),
-      connection,
-      onnotice: () => {},
-      types: { int8, bytea, timestamp, date, json },
-      // Roost registers every array type itself, with a parser that reads NULL elements right.
-      fetch_types: false,
-      // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
-      onclose: () => opened.connection?.lose(),
-      // Called after each failed attempt to connect (3.4: also as any socket closes). postgres.js 4 tries again
-      // until connect_timeout has passed since the first failure when the server refused the connection as busy
-      // (53300) or closed it; Roost's pool decides about retries, so no time is left after the first failure: its
-      // queries fail at once with that failure's error, as on 3.4 (tests/behaviour/pool_server.test.ts). No wait either, as
-      // no attempt follows (Roost never reconnects a connection: see `lose`).
-      backoff: () => {
-        if (!opened.connection) sql.options.connect_timeout = -1;
-        return 0;
-      },
-      ...version4Options,
-      // An option postgres.js 3.4's types do not list (4's list a narrower socket than the `node:net` one given here).
-      ...(socket && { socket } as object),
-    });
+    const password = url.password();
+    let sql: Client;
+    try {
+      // Deno's refusal of the connect would be thrown where nothing can catch it.
+      if (runtime === "deno") requireNet(url.host, url.port);
+      sql = postgres({
+        host: url.host,
+        port: url.port,
+        user: url.user || undefined,
+        // A function, so postgres.js never looks for PGPASSWORD (which needs --allow-env on Deno) when the URL has none.
+        pass: () => password ?? "",
+        database: url.database || undefined,
+        ...unreadEnvironment,
+        max: 1,
+        // Roost's pool decides when connections idle out or retire.
+        idle_timeout: 0,
+        max_lifetime: null,
+        connect_timeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
+        ssl: sslOption(url),
+        connection,
+        onnotice: () => {},
+        types: { int8, bytea, timestamp, date, json },
+        // Roost registers every array type itself, with a parser that reads NULL elements right.
+        fetch_types: false,
+        // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
+        onclose: () => opened.connection?.lose(),
+        // Called after each failed attempt to connect (3.4: also as any socket closes). postgres.js 4 tries again
+        // until connect_timeout has passed since the first failure when the server refused the connection as busy
+        // (53300) or closed it; Roost's pool decides about retries, so no time is left after the first failure: its
+        // queries fail at once with that failure's error, as on 3.4 (tests/behaviour/pool_server.test.ts). No wait either, as
+        // no attempt follows (Roost never reconnects a connection: see `lose`).
+        backoff: () => {
+          if (!opened.connection) sql.options.connect_timeout = -1;
+          return 0;
+        },
+        ...version4Options,
+        // An option postgres.js 3.4's types do not list (4's list a narrower socket than the `node:net` one given here).
+        ...(socket && { socket } as object),
+      });
+    } catch (error) {
+      cut();
+      // Settings Roost refuses (an unreadable sslrootcert) stay ConfigErrors.
+      if (error instanceof ConfigError) throw error;
+      // A Deno permission postgres.js needed while reading its options (see `unreadEnvironment`), or a bad option.
+      throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
+    }
     let backendId: number;
     try {
       // Pipelined with the catalogue query: the pid lets a cut-off session be ended on the server.
@@ -370,7 +404,7 @@ export const postgresJs: Driver = {
     } catch (error) {
       await sql.end({ timeout: 0 }).catch(() => {});
       cut();
-      throw connectFailed("postgres", url, error, sanitized(error), ownCode(error));
+      throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
     }
     return opened.connection = new PostgresJsConnection(sql, cut, backendId);
   },

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { ConnectionError, messageOf, queryError, RoostError } from "../../errors.ts";
+import { type ConfigError, ConnectionError, messageOf, queryError, RoostError } from "../../errors.ts";
+import { permissionDenied } from "./permissions.ts";
 
 /** The fields of a driver error the translation reads. */
 export interface DriverError {
@@ -65,7 +66,9 @@ export function connectionLost(code: string | undefined): boolean {
 /**
  * The `ConnectionError` for a connection that could not be opened: "could
  * not connect to <dialect> at <host>:<port>: <reason>", with the cause and
- * code the driver gives.
+ * code the driver gives; or, when Deno refused the driver (`driver`, for the
+ * message) a permission, the `ConfigError` `ROOST_PERMISSION_DENIED` naming
+ * the flag.
  */
 export function connectFailed(
   dialect: string,
@@ -73,7 +76,10 @@ export function connectFailed(
   error: unknown,
   cause: unknown,
   code: string | undefined,
-): ConnectionError {
+  driver: string = dialect,
+): ConnectionError | ConfigError {
+  const refused = permissionDenied(driver, error);
+  if (refused !== undefined) return refused;
   const reason = messageOf(error);
   return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, { cause, code });
 }

@@ -9,6 +9,7 @@
  */
 import { ConfigError } from "../../errors.ts";
 import { backgroundTimeout, runtime } from "../../runtime.ts";
+import { permissionDenied } from "./permissions.ts";
 
 /** How long an import may take before the driver is reported unavailable (a first download can be slow). */
 const importTimeout = 20_000;
@@ -36,9 +37,10 @@ export function fromNpmPackage(url: string): boolean {
 /**
  * Imports `specifier` (a `jsr:` package) through `load` for the driver named `driver`.
  * Throws `ConfigError` (`ROOST_DRIVER_UNAVAILABLE`) off Deno, when the import
- * fails (JSR unreachable, package or native library not loadable, missing
- * permission, or Roost installed from npm, where Deno loads no `jsr:`
- * package) or when it has not finished after 20 seconds.
+ * fails (JSR unreachable, package or native library not loadable, or Roost
+ * installed from npm, where Deno loads no `jsr:` package) or when it has not
+ * finished after 20 seconds; `ConfigError` (`ROOST_PERMISSION_DENIED`, naming
+ * the flag) when Deno refused a permission.
  */
 export async function importJsr<T>(driver: string, specifier: string, load: () => Promise<unknown>): Promise<T> {
   if (runtime !== "deno") {
@@ -63,6 +65,9 @@ export async function importJsr<T>(driver: string, specifier: string, load: () =
     loaded.set(specifier, attempt);
     return module as T;
   } catch (error) {
+    // A permission Deno refused (--allow-ffi for @db/sqlite's native library, say) names its flag.
+    const refused = permissionDenied(driver, error);
+    if (refused !== undefined) throw refused;
     if (fromNpmPackage(import.meta.url)) {
       throw new ConfigError(
         `the ${driver} driver needs Roost from JSR (deno add jsr:@roost/db): Deno does not load ${specifier} ` +

@@ -301,9 +301,13 @@ export const denoSqlite: Driver = {
       // deno-lint-ignore no-import-prefix
       () => import("jsr:@db/sqlite@^0.13"),
     );
-    return await openSqlite((path, { readOnly, create }) => {
-      const db = guard(() => new Database(path, { readonly: readOnly, create, int64: true, parseJson: false }));
-      return adapt(db);
-    }, url);
+    return await openSqlite(
+      (path, { readOnly, create }) => {
+        const db = guard(() => new Database(path, { readonly: readOnly, create, int64: true, parseJson: false }));
+        return adapt(db);
+      },
+      url,
+      "deno-sqlite",
+    );
   },
 };

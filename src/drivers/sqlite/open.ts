@@ -10,9 +10,17 @@ import { ConfigError, ConnectionError, messageOf } from "../../errors.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { SqliteConnection, type SyncDatabase, type SyncDatabaseOpener } from "./connection.ts";
 import { sqliteError } from "./errors.ts";
+import { permissionDenied } from "../shared/permissions.ts";
 
-/** Opens a SQLite connection and applies the URL's settings. */
-export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Promise<SqliteConnection> {
+/**
+ * Opens a SQLite connection and applies the URL's settings; a permission
+ * Deno refused `driver` is a `ConfigError` `ROOST_PERMISSION_DENIED`.
+ */
+export async function openSqlite(
+  open: SyncDatabaseOpener,
+  url: DatabaseUrl,
+  driver = "sqlite",
+): Promise<SqliteConnection> {
   if (url.options.worker === true) {
     // Drivers that support the option go through connectSqlite, which strips it in the thread.
     throw new ConfigError("this SQLite driver cannot run its connection in a worker thread (worker=true)");
@@ -23,6 +31,8 @@ export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Pr
   try {
     db = open(path, { readOnly: mode === "ro", create: mode === "rwc" });
   } catch (error) {
+    const refused = permissionDenied(driver, error);
+    if (refused !== undefined) throw refused;
     const reason = messageOf(error);
     throw new ConnectionError(`could not open SQLite database "${path}": ${reason}`, {
       cause: error,
@@ -42,6 +52,8 @@ export async function openSqlite(open: SyncDatabaseOpener, url: DatabaseUrl): Pr
     for (const text of settings) await connection.execute(text, []);
   } catch (error) {
     await connection.close();
+    const refused = permissionDenied(driver, error);
+    if (refused !== undefined) throw refused;
     const reason = messageOf(error);
     throw new ConnectionError(`could not set up SQLite database "${path}": ${reason}`, { cause: error });
   }
@@ -57,7 +69,7 @@ export async function connectSqlite(
   open: SyncDatabaseOpener,
   url: DatabaseUrl,
 ): Promise<DriverConnection> {
-  if (url.options.worker !== true) return await openSqlite(open, url);
+  if (url.options.worker !== true) return await openSqlite(open, url, driver);
   const { openSqliteWorker } = await import("./worker.ts");
   return await openSqliteWorker(driver, url);
 }

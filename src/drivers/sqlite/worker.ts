@@ -24,6 +24,24 @@ import {
   type StreamStep,
 } from "./worker_protocol.ts";
 
+/**
+ * The thread's module as `node:worker_threads` takes it: its file; or,
+ * where Roost itself was loaded over http(s) (from JSR, on Deno, whose
+ * `node:worker_threads` starts only `file:` and `data:` modules), a `data:`
+ * module that imports it.
+ */
+export function threadModule(module: URL): URL {
+  if (module.protocol === "file:" || module.protocol === "data:") return module;
+  return new URL(`data:text/javascript,${encodeURIComponent(`import ${JSON.stringify(module.href)};`)}`);
+}
+
+/**
+ * Never called: the thread's module by a literal specifier, so Deno's tools
+ * (`deno install`, `deno cache`, `deno compile`) fetch it with the module
+ * that starts it, and a program installed ahead runs `worker=true` offline.
+ */
+export const threadModuleForTools = (): Promise<unknown> => import("./worker_thread.ts");
+
 /** A request without its id (the connection numbers them). */
 type Request = SqliteWorkerRequest extends infer R ? R extends unknown ? Omit<R, "id"> : never : never;
 
@@ -66,7 +84,7 @@ export class SqliteWorkerConnection implements DriverConnection {
   static async open(driver: SqliteWorkerDriver, url: DatabaseUrl): Promise<SqliteWorkerConnection> {
     let worker: Worker;
     try {
-      worker = new Worker(siblingModule("worker_thread", import.meta.url));
+      worker = new Worker(threadModule(siblingModule("worker_thread", import.meta.url)));
     } catch (error) {
       throw new ConnectionError(`could not start a worker thread for SQLite: ${messageOf(error)}`, { cause: error });
     }
