@@ -38,7 +38,8 @@ export type DriverName =
   | "deno-postgres"
   | "bun-sql"
   | "mysql2"
-  | "pglite";
+  | "pglite"
+  | "neon";
 
 /** Imports a driver module under this directory (`path` without extension) by a specifier no bundler resolves. */
 async function driverModule(path: string): Promise<Record<string, Driver>> {
@@ -113,6 +114,12 @@ const drivers: Record<DriverName, DriverEntry> = {
     runtimes: ["node", "deno", "bun"],
     package: "@electric-sql/pglite",
     scheme: "pglite:",
+  },
+  "neon": {
+    module: "postgres/neon",
+    dialects: { postgres: "neon" },
+    runtimes: ["node", "deno", "bun", "workerd"],
+    package: "@neondatabase/serverless",
   },
 };
 

@@ -206,7 +206,13 @@ const harness = runtime === "node" ? await import("../support/workerd/harness.ts
 if (harness === undefined) console.warn(`SKIPPING [example worker · workerd]: the Worker example is driven from Node`);
 let workerScript: Promise<string> | undefined; // bundled once, by the first Worker suite
 
-for (const { place, target } of harness === undefined ? [] : servers) {
+// The Worker example picks the neon driver for a URL naming a WebSocket proxy: it runs on that target too.
+const workerPlaces = [
+  ...servers.map(({ place, target }) => ({ place, target })),
+  ...targets({ drivers: ["neon"] }).map((target) => ({ place: `${target.place} · neon`, target })),
+];
+
+for (const { place, target } of harness === undefined ? [] : workerPlaces) {
   describe(`the Worker example on [example worker ${place} · workerd]`, () => {
     const database = new OwnDatabase(target, "roost_ex");
     let worker: Miniflare | undefined;
