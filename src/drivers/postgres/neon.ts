@@ -171,8 +171,31 @@ function lastResult(result: PgResult | PgResult[]): PgResult {
 
 const typeCacheSize = 100;
 
+/** What the client's events told: its WebSocket closed (node-postgres's `end`). */
+interface ClientState {
+  ended: boolean;
+}
+
+/**
+ * Ends the client's session and WebSocket, never waiting on one that has
+ * closed already (node-postgres's `end()` would wait for an `end` event that
+ * came before), nor for more than a second on one that does not answer.
+ */
+async function endClient(client: NeonClient, state: ClientState): Promise<void> {
+  if (state.ended) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, 1_000));
+  try {
+    await Promise.race([client.end().catch(() => {}), late]);
+  } finally {
+    clearTimeout(timer);
+    if (!state.ended) cut(client);
+  }
+}
+
 class NeonConnection implements DriverConnection {
   readonly #client: NeonClient;
+  readonly #state: ClientState;
   readonly #parsing: TypeParsing;
   /** The server's parameter types per statement text, for array parameters. */
   readonly #types = new Map<string, readonly string[]>();
@@ -180,8 +203,9 @@ class NeonConnection implements DriverConnection {
   /** The backend's pid, read when the connection opened. */
   readonly backendId: number;
 
-  constructor(client: NeonClient, parsing: TypeParsing, backendId: number) {
+  constructor(client: NeonClient, state: ClientState, parsing: TypeParsing, backendId: number) {
     this.#client = client;
+    this.#state = state;
     this.#parsing = parsing;
     this.backendId = backendId;
   }
@@ -323,13 +347,12 @@ class NeonConnection implements DriverConnection {
 
   async close(): Promise<void> {
     this.#lost = true;
-    await this.#client.end().catch(() => {});
+    await endClient(this.#client, this.#state);
   }
 
   async destroy(): Promise<void> {
     this.#lost = true;
-    cut(this.#client);
-    await this.#client.end().catch(() => {});
+    if (!this.#state.ended) cut(this.#client);
   }
 }
 
@@ -409,9 +432,13 @@ export const neon: Driver = {
     });
     Object.assign(client.neonConfig, settings);
     const opened: { connection?: NeonConnection } = {};
+    const state: ClientState = { ended: false };
     // Without a listener, an error while idle would be thrown by the client's event emitter.
     client.on("error", () => opened.connection?.lose());
-    client.on("end", () => opened.connection?.lose());
+    client.on("end", () => {
+      state.ended = true;
+      opened.connection?.lose();
+    });
     // One round trip (with Neon's proxy, sent along with the start-up): session parameters, pid, array types.
     const setUp = [
       ...Object.entries(postgresSessionParameters(url)).map(([name, value]) => `SET ${name} TO ${literal(value)}`),
@@ -428,11 +455,10 @@ export const neon: Driver = {
         parsers[array] = (text) => parseArray(text, parseElement, delimiter);
       }
     } catch (error) {
-      cut(client);
-      client.end().catch(() => {});
+      await endClient(client, state);
       const failure = plain(error);
       throw connectFailed("postgres", url, failure, errors.cause(failure), stateOf(failure) ?? ownCode(failure));
     }
-    return opened.connection = new NeonConnection(client, parsing, backendId);
+    return opened.connection = new NeonConnection(client, state, parsing, backendId);
   },
 };
