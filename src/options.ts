@@ -251,7 +251,7 @@ function checkWebSocketProxy(driver: DriverName | Driver | undefined, urls: read
   const name = typeof driver === "object" ? driver.name : driver;
   if (name !== "neon" && urls.some((url) => url.options.wsproxy !== undefined)) {
     throw new ConfigError(
-      'URL option "wsproxy" is read by the "neon" driver only (a WebSocket to Postgres): pass driver: "neon"',
+      'URL option "wsproxy" is for the "neon" driver only',
     );
   }
 }
