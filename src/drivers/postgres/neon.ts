@@ -69,10 +69,13 @@ interface PgResult {
   rowCount: number | null;
 }
 
-/** The per-client settings of Neon's WebSocket (its `neonConfig`) this driver sets. */
-interface SocketSettings {
+/** The per-client settings of Neon's WebSocket (its `neonConfig`) this driver sets, from the URL. */
+export interface SocketSettings {
+  /** The proxy's address (without `ws://`/`wss://`) for a server's host and port; unset: Neon's own. */
   wsProxy?: (host: string, port: number | string) => string;
+  /** `wss://` (true) or `ws://` (false); unset: Neon's default, `wss://`. */
   useSecureWebSocket?: boolean;
+  /** `"password"`: the password goes with the start-up message (Neon's proxy); false: when the server asks. */
   pipelineConnect?: "password" | false;
 }
 
@@ -350,9 +353,11 @@ class NeonConnection implements DriverConnection {
     await endClient(this.#client, this.#state);
   }
 
-  async destroy(): Promise<void> {
+  /** Closes the WebSocket at once; the core then ends the session from another connection (`backendId`). */
+  destroy(): Promise<void> {
     this.#lost = true;
     if (!this.#state.ended) cut(this.#client);
+    return Promise.resolve();
   }
 }
 
