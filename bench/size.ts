@@ -88,6 +88,62 @@ export async function measureCoreSize(
   return { minified: bytes.length, gzipped: gzipSync(bytes, { level: 9 }).length, modules, externals };
 }
 
+/** A whole Worker's database part on one driver: Roost, the adapter and the driver's package. */
+export interface DriverBundleReport {
+  /** Minified and gzipped bytes of the whole (gzip level 9). */
+  gzipped: number;
+  /** Minified bytes of the whole. */
+  minified: number;
+  /** Minified bytes of the adapter (`src/drivers/…`) alone. */
+  adapter: number;
+  /** Minified bytes of the driver's npm package. */
+  library: number;
+  /** What the bundle still imports. */
+  externals: string[];
+}
+
+/**
+ * Bundles the Worker entry with a driver that runs in Workers without
+ * `nodejs_compat`, its package included (as a Worker ships it): the neon
+ * driver and `@neondatabase/serverless`.
+ */
+export async function measureDriverBundle(): Promise<DriverBundleReport> {
+  const adapterPath = "src/drivers/postgres/neon.ts";
+  const library = "node_modules/@neondatabase/serverless/";
+  const result = await esbuild.build({
+    stdin: {
+      contents: `export * from "./edge.ts";\nexport { neon } from "./${adapterPath}";\n`,
+      resolveDir: root,
+      loader: "ts",
+    },
+    bundle: true,
+    write: false,
+    minify: true,
+    metafile: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["module", "main"],
+    external: ["node:*", "cloudflare:*"],
+    logLevel: "silent",
+  });
+  const bytes = result.outputFiles[0].contents;
+  const output = Object.values(result.metafile.outputs)[0];
+  const inputs = Object.entries(output.inputs).map(([path, input]) =>
+    [relative(root, join(root, path)), input] as const
+  );
+  const sum = (match: (path: string) => boolean) =>
+    inputs.filter(([path]) => match(path)).reduce((total, [, input]) => total + input.bytesInOutput, 0);
+  return {
+    gzipped: gzipSync(bytes, { level: 9 }).length,
+    minified: bytes.length,
+    adapter: sum((path) => path === adapterPath),
+    library: sum((path) => path.startsWith(library)),
+    externals: [...new Set(output.imports.map((entry) => entry.path))].sort(),
+  };
+}
+
 if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const report = await measureCoreSize();
   const main = await measureCoreSize("mod.ts");
@@ -95,9 +151,14 @@ if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   // The driver's own modules: what it adds to a core that any driver brings.
   const d1Own = d1.modules.filter((module) => !report.modules.some((core) => core.path === module.path));
   const d1Summary = { minified: d1.minified, gzipped: d1.gzipped, driverModules: d1Own };
+  const neon = await measureDriverBundle();
   if (process.argv.includes("--json")) {
     console.log(
-      JSON.stringify({ ...report, main: { minified: main.minified, gzipped: main.gzipped }, d1: d1Summary }, null, 2),
+      JSON.stringify(
+        { ...report, main: { minified: main.minified, gzipped: main.gzipped }, d1: d1Summary, neon },
+        null,
+        2,
+      ),
     );
   } else {
     const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
@@ -113,6 +174,11 @@ if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
       `edge.ts + d1 driver (D1 is a binding: nothing else to bundle): ${d1.gzipped} bytes min+gzip ` +
         `(${kib(d1.gzipped)}), ${d1.minified} bytes minified; the d1 driver's own modules: ` +
         d1Own.map(({ path, bytes }) => `${path} ${bytes}`).join(", ") + " bytes minified",
+    );
+    console.log(
+      `edge.ts + neon driver + @neondatabase/serverless (a whole Worker's database part): ${neon.gzipped} bytes ` +
+        `min+gzip (${kib(neon.gzipped)}), ${neon.minified} bytes minified, of which the neon adapter ` +
+        `${neon.adapter} and @neondatabase/serverless ${neon.library}`,
     );
     for (const { path, bytes } of report.modules) console.log(`${String(bytes).padStart(7)}  ${path}`);
   }

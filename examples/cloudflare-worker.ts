@@ -14,6 +14,11 @@
  * mysql://…; a Worker has no SQLite files) and REPLICA_URLS
  * (comma-separated, optional). A binding wins over DATABASE_URL.
  *
+ * A Postgres URL goes over TCP through postgres.js, except a Neon database
+ * (a `*.neon.tech` host) or a URL that names a WebSocket proxy
+ * (`?wsproxy=wss://…`): those go over a WebSocket through the neon driver
+ * (`@neondatabase/serverless`, which needs no `nodejs_compat`).
+ *
  * The Database is built by the first request and kept at module scope for the
  * others; constructing connects nothing. Each request runs in db.context():
  * on Workers its connections are its own and are closed before the response
@@ -24,12 +29,13 @@
 import { env } from "cloudflare:workers";
 import { Database, type Driver } from "@roost/db";
 import { mysql2 } from "@roost/db/drivers/mysql2";
+import { neon } from "@roost/db/drivers/neon";
 import { postgresJs } from "@roost/db/drivers/postgres-js";
 import { type NotesEnv, notesHandler, openNotesDatabase } from "./notes.ts";
 
 /** A bundle holds only the drivers it imports: pick one by the URL's scheme. */
 function driverFor(url = ""): Driver {
-  if (/^postgres(ql)?:/.test(url)) return postgresJs;
+  if (/^postgres(ql)?:/.test(url)) return /[?&]wsproxy=|@[^/?]*\.neon\.tech[:/?]/.test(url) ? neon : postgresJs;
   if (/^(mysql|mariadb):/.test(url)) return mysql2;
   throw new Error("set DATABASE_URL to a postgres:// or mysql:// URL (a Worker has no SQLite files)");
 }

@@ -256,6 +256,16 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
   return resolved;
 }
 
+/** Refuses the `wsproxy` URL option unless the driver is `neon`, the one driver that goes through a WebSocket proxy. */
+function checkWebSocketProxy(driver: DriverName | Driver | undefined, urls: readonly DatabaseUrl[]): void {
+  const name = typeof driver === "object" ? driver.name : driver;
+  if (name !== "neon" && urls.some((url) => url.options.wsproxy !== undefined)) {
+    throw new ConfigError(
+      'URL option "wsproxy" is for the "neon" driver only',
+    );
+  }
+}
+
 /**
  * Validates options and fills in defaults; `url` comes back with the
  * options that travel in it (`statementTimeout`) applied.
@@ -303,12 +313,14 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   }
   // SQLite and PGlite run a statement in this process, where nothing can cancel it (docs/drivers.md).
   const timeout = url.dialect === "sqlite" || url.embedded ? undefined : statementTimeout as number | undefined;
+  const replicas = resolveReplicas(options.replicas, url, options.pool, timeout);
+  checkWebSocketProxy(driver as DriverName | Driver | undefined, [url, ...replicas.map((replica) => replica.url)]);
   return {
     url: withTimeout(url, timeout),
     name: name as string | undefined,
     driver: driver as DriverName | Driver | undefined,
     pool: resolvePool(options.pool, url),
-    replicas: resolveReplicas(options.replicas, url, options.pool, timeout),
+    replicas,
     routing: resolveRouting(options.routing),
     onQuery: onQuery as QueryHook | undefined,
     connectionScope,

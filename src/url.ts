@@ -52,6 +52,8 @@ const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
     connect_timeout: integer,
     application_name: text,
     statement_timeout: integer,
+    // The neon driver's WebSocket proxy (ws:// or wss://), checked by that driver.
+    wsproxy: text,
   },
   // Nothing of a server applies (TLS, timeouts, application name), and PGlite cannot time a statement.
   pglite: {},

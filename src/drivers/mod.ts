@@ -45,7 +45,8 @@ export type DriverName =
   | "deno-postgres"
   | "bun-sql"
   | "mysql2"
-  | "pglite";
+  | "pglite"
+  | "neon";
 
 /** A driver's module, as its `load` imports it. */
 type DriverModule = Record<string, unknown>;
@@ -128,6 +129,12 @@ const drivers: Record<DriverName, DriverEntry> = {
     runtimes: ["node", "deno", "bun"],
     package: "@electric-sql/pglite",
     scheme: "pglite:",
+  },
+  "neon": {
+    load: () => import("./postgres/neon.ts"),
+    dialects: { postgres: "neon" },
+    runtimes: ["node", "deno", "bun", "workerd"],
+    package: "@neondatabase/serverless",
   },
 };
 

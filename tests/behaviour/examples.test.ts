@@ -207,11 +207,17 @@ const harness = runtime === "node" ? await import("../support/workerd/harness.ts
 if (harness === undefined) console.warn(`SKIPPING [example worker · workerd]: the Worker example is driven from Node`);
 let workerScript: Promise<string> | undefined; // bundled once, by the first Worker suite
 
-/** The Worker example's ways to its database: URLs in the environment, and (Postgres) two Hyperdrive bindings. */
-const workerCases = servers.flatMap(({ place, target }) => [
-  { place, target, hyperdrive: false },
-  ...(target.dialect === "postgres" ? [{ place: `${place} hyperdrive`, target, hyperdrive: true }] : []),
-]);
+/**
+ * The Worker example's ways to its database: URLs in the environment, (Postgres) two Hyperdrive bindings, and a URL
+ * naming a WebSocket proxy, for which the example picks the neon driver.
+ */
+const workerCases = [
+  ...servers.flatMap(({ place, target }) => [
+    { place, target, hyperdrive: false },
+    ...(target.dialect === "postgres" ? [{ place: `${place} hyperdrive`, target, hyperdrive: true }] : []),
+  ]),
+  ...targets({ drivers: ["neon"] }).map((target) => ({ place: `${target.place} · neon`, target, hyperdrive: false })),
+];
 
 /** A URL with a password: miniflare refuses a Hyperdrive origin without one (the local server trusts it). */
 function withPassword(url: string): string {

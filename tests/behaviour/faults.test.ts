@@ -27,7 +27,7 @@ import {
 } from "../../mod.ts";
 import { createStandby, type Standby } from "../support/standby.ts";
 import { eventually, inCi, signal, skipUnless, sleep, uniqueName, uniqueTable } from "../support/support.ts";
-import { matches, OwnDatabase, serverPlaces, type Target, targets } from "../support/targets.ts";
+import { matches, OwnDatabase, reachedBy, serverPlaces, type Target, targets } from "../support/targets.ts";
 
 /** Every promise rejection nobody handled while this file ran. */
 const unhandled: unknown[] = [];
@@ -231,11 +231,17 @@ for (const target of targets({ places: ["postgres"] })) {
         if (standby === undefined) return t.skip("no standby could be created here (see the SKIPPING line)");
         const since = unhandled.length;
         const app = uniqueName("faults_restart");
-        const db = new Database(withOptions(standby.url, { application_name: app, connect_timeout: 2 }), {
+        const db = new Database(
+          withOptions(reachedBy(target.driver, standby.url), { application_name: app, connect_timeout: 2 }),
+          {
+            driver: target.driver,
+            pool: { max: 50, acquireTimeout: 10_000 },
+          },
+        );
+        const observer = new Database(reachedBy(target.driver, standby.url), {
           driver: target.driver,
-          pool: { max: 50, acquireTimeout: 10_000 },
+          pool: { max: 1 },
         });
-        const observer = new Database(standby.url, { driver: target.driver, pool: { max: 1 } });
         try {
           const queries = Array.from({ length: 50 }, () => outcome(() => db.fetchVal(sql`select pg_sleep(3)`)));
           await eventually(

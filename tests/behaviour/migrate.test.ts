@@ -869,7 +869,8 @@ for (const target of targets()) {
 }
 
 describe("migrations on Workers", () => {
-  const postgres = targets({ places: ["postgres"] })[0];
+  // The Worker here bundles postgres.js (the neon driver's Worker is tests/behaviour/workerd.test.ts's).
+  const postgres = targets({ places: ["postgres"] }).find((target) => target.driver !== "neon");
   const unmet = runtime !== "node"
     ? "workerd is driven from Node (miniflare)"
     : postgres === undefined

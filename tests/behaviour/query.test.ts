@@ -30,7 +30,10 @@ for (const target of targets()) {
       });
     } else if (target.dialect === "postgres") {
       test("sessions start in UTC with ISO dates and the URL's application_name and statement_timeout", async () => {
-        const session = new Database(`${target.url}?application_name=roost_probe&statement_timeout=4321`, {
+        const url = new URL(target.url);
+        url.searchParams.set("application_name", "roost_probe");
+        url.searchParams.set("statement_timeout", "4321");
+        const session = new Database(url.toString(), {
           driver: target.driver,
         });
         try {

@@ -564,7 +564,8 @@ for (const target of targets()) {
           "a taken name",
           await rejection(
             "name",
-            () => Promise.resolve().then(() => new Database(primaryUrl, { name: db.toJSON().name })),
+            () =>
+              Promise.resolve().then(() => new Database(primaryUrl, { name: db.toJSON().name, driver: target.driver })),
           ),
         ]);
         for (const [what, error] of errors) {

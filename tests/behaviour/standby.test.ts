@@ -18,7 +18,7 @@ import {
 } from "../../mod.ts";
 import { createStandby, type Standby } from "../support/standby.ts";
 import { inCi, skipUnless, sleep, uniqueName } from "../support/support.ts";
-import { targets } from "../support/targets.ts";
+import { reachedBy, targets } from "../support/targets.ts";
 
 /** How long the standby waits before applying a commit: replication lag the tests can rely on. */
 const applyDelay = 1_500;
@@ -56,7 +56,7 @@ for (const target of standby ? postgresTargets : []) {
     function open(routing: RoutingOptions = {}) {
       const events: QueryEvent[] = [];
       const db = target.open({
-        replicas: [standby!.url],
+        replicas: [reachedBy(target.driver, standby!.url)],
         routing: { reads: "replicas", ...routing },
         onQuery: (event) => events.push(event),
         pool: { acquireTimeout: 5_000 },
@@ -74,7 +74,7 @@ for (const target of standby ? postgresTargets : []) {
       setup = target.open();
       await setup.execute(sql`create table ${table} (id integer primary key, note text)`);
       // The standby applies the new table after its apply delay.
-      const replica = target.open({ replicas: [standby!.url] });
+      const replica = target.open({ replicas: [reachedBy(target.driver, standby!.url)] });
       opened.push(replica);
       const exists = () =>
         replica.replica(() => replica.fetchVal<boolean>(sql`select to_regclass(${name}) is not null`));

@@ -555,7 +555,7 @@ export default {
       fromRoost.join("\n"),
     );
     const otherDrivers = fromRoost.filter((input) =>
-      /dist\/src\/drivers\/(mysql\/\w+|sqlite\/\w+|postgres\/(deno_postgres\w*|bun_sql)|bun_sql|shared\/bun_sql)\.js$/
+      /dist\/src\/drivers\/(mysql\/\w+|sqlite\/\w+|postgres\/(deno_postgres\w*|bun_sql|pglite|neon)|bun_sql|shared\/bun_sql)\.js$/
         .test(
           input,
         )

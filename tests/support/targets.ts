@@ -39,6 +39,7 @@ import {
 } from "../../mod.ts";
 import { availableDrivers, resolveDriverName } from "../../src/drivers/mod.ts";
 import { eventually, inCi, serverUrls, tempDatabasePath, uniqueName } from "./support.ts";
+import { startWsProxy } from "./ws_proxy.ts";
 
 /** Where a target's database lives. */
 export type Place = "sqlite memory" | "sqlite file" | "sqlite worker" | "postgres" | "pglite" | "mysql";
@@ -185,10 +186,34 @@ async function usable(candidate: Target, server: boolean, embedded: boolean): Pr
  */
 const onlyDrivers = env.ROOST_TEST_DRIVERS?.split(",").map((name) => name.trim()).filter((name) => name !== "");
 
+/**
+ * The neon driver reaches Postgres through a WebSocket: one proxy
+ * (tests/support/ws_proxy.ts) per test process serves its target, whose URL
+ * names it in `wsproxy`.
+ */
+const wsProxy = availableDrivers("postgres").includes("neon") && (onlyDrivers?.includes("neon") ?? true)
+  ? await startWsProxy()
+  : undefined;
+
+/**
+ * `url` as `driver` reaches it: for neon, through this process's WebSocket
+ * proxy (for a test that makes a server URL of its own, such as a standby's).
+ */
+export function reachedBy(driver: DriverName, url: string): string {
+  if (driver !== "neon" || wsProxy === undefined) return url;
+  const reached = new URL(url);
+  reached.searchParams.set("wsproxy", wsProxy.address);
+  return reached.toString();
+}
+
 const candidates = places.flatMap(({ place, dialect, url, server, drivers, scheme }) =>
   availableDrivers(dialect, undefined, scheme).filter((driver) => drivers?.includes(driver) ?? true)
     .filter((driver) => onlyDrivers?.includes(driver) ?? true)
-    .map((driver) => ({ target: target(place, dialect, driver, url), server, embedded: scheme !== undefined }))
+    .map((driver) => ({
+      target: target(place, dialect, driver, reachedBy(driver, url)),
+      server,
+      embedded: scheme !== undefined,
+    }))
 );
 
 const usableTargets: Target[] = (await Promise.all(
@@ -260,7 +285,7 @@ export class OwnDatabase {
 
   /** The names of the tables in the database, sorted. */
   async tables(): Promise<string[]> {
-    const db = new Database(this.url);
+    const db = new Database(this.url, { driver: this.#target.driver });
     try {
       const rows = await db.fetchAll<{ name: string }>(
         this.#postgres

@@ -266,6 +266,45 @@ describe("SQLite URLs: :memory: and the filesystem root", () => {
     );
   });
 
+  test("wsproxy: a ws:// or wss:// address the neon driver alone reads; TLS it cannot give is refused", async () => {
+    const url = parseDatabaseUrl(`postgres://app:${encoded}@127.0.0.1/app?wsproxy=ws://127.0.0.1:9000/v1`);
+    assert.equal(url.options.wsproxy, "ws://127.0.0.1:9000/v1");
+    const { socketSettings } = await import("../../src/drivers/postgres/neon.ts");
+    for (const bad of ["http://proxy/v1", "127.0.0.1:9000", "ws://", ""]) {
+      // Checked by the neon driver (at the first connection), so the core's bundle carries no rule of it.
+      const error = configError(() =>
+        socketSettings(parseDatabaseUrl(`postgres://app:${encoded}@h/app?wsproxy=${bad}`))
+      );
+      assert.match(error.message, /"wsproxy" must be a ws:\/\/ or wss:\/\/ address/, bad);
+      assertNoSecret(error);
+    }
+    assert.match(configError(() => parseDatabaseUrl("mysql://h/app?wsproxy=ws://p/v1")).message, /unknown mysql/);
+    const withProxy = `postgres://app:${encoded}@127.0.0.1/app?wsproxy=wss://proxy.example/v1`;
+    assert.doesNotThrow(() => new Database(withProxy, { driver: "neon" }));
+    for (const driver of [undefined, "postgres-js" as const]) {
+      const error = configError(() => new Database(withProxy, { driver }));
+      assert.match(error.message, /"wsproxy" is for the "neon" driver only/);
+      assertNoSecret(error);
+    }
+    assert.match(
+      configError(() => new Database("postgres://127.0.0.1/app", { replicas: [withProxy] }))
+        .message,
+      /"wsproxy"/,
+    );
+    const settings = socketSettings(parseDatabaseUrl(`${withProxy}&sslmode=verify-full`));
+    assert.deepEqual([settings.useSecureWebSocket, settings.pipelineConnect], [true, false]);
+    assert.equal(settings.wsProxy?.("db.internal", 5432), "proxy.example/v1?address=db.internal:5432");
+    // Neon's own proxy (no wsproxy) takes the password with the start-up; with no password there is nothing to send.
+    assert.equal(socketSettings(parseDatabaseUrl("postgres://a:pw@ep-x.neon.tech/db")).pipelineConnect, "password");
+    assert.equal(socketSettings(parseDatabaseUrl("postgres://a@ep-x.neon.tech/db")).pipelineConnect, false);
+    for (const mode of ["require", "verify-ca", "verify-full"]) {
+      const plain = parseDatabaseUrl(`postgres://a@h/db?wsproxy=ws://p/v1&sslmode=${mode}`);
+      assert.match(configError(() => socketSettings(plain)).message, /needs TLS, which a ws:\/\/ proxy does not give/);
+    }
+    const certificate = parseDatabaseUrl("postgres://a@ep-x.neon.tech/db?sslrootcert=/ca.pem");
+    assert.match(configError(() => socketSettings(certificate)).message, /cannot use the URL option "sslrootcert"/);
+  });
+
   test("the migrate CLI refuses DATABASE_URL=sqlite:///app.db with the root-path message and code", async () => {
     const errors: string[] = [];
     const code = await main(["status"], {
@@ -575,7 +614,16 @@ const replicaArb: fc.Arbitrary<{ entry: unknown; secrets: string[] }> = fc.oneof
   oddValueArb.map((entry) => ({ entry, secrets: [] })),
 );
 
-const driverNames = ["node-sqlite", "bun-sqlite", "deno-sqlite", "postgres-js", "deno-postgres", "bun-sql", "mysql2"];
+const driverNames = [
+  "node-sqlite",
+  "bun-sqlite",
+  "deno-sqlite",
+  "postgres-js",
+  "deno-postgres",
+  "bun-sql",
+  "mysql2",
+  "neon",
+];
 /** A driver object that never connects (the property never queries). */
 const fakeDriverArb = fc.constantFrom("postgres", "mysql", "sqlite", "oracle").map((dialect) => ({
   name: "never-connects",

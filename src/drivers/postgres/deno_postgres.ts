@@ -37,7 +37,8 @@ import {
   TlsFallbackClient,
 } from "./deno_postgres_client.ts";
 import { bomsUnrepaired, repairBoms } from "./deno_postgres_decoders.ts";
-import { bindParams, preparable } from "./deno_postgres_params.ts";
+import { parameterTypesProbe, preparable } from "./array_params.ts";
+import { bindParams } from "./deno_postgres_params.ts";
 import { connectWithin } from "./deno_postgres_sockets.ts";
 import { camelCaseServerCause, fatalPostgresState } from "./errors.ts";
 
@@ -47,7 +48,6 @@ const specifier = "jsr:@db/postgres@^0.19";
 /** deno-postgres's encoder, for parameters encoded already. */
 const asEncoded = (value: unknown): EncodedParam => value as EncodedParam;
 
-let probeCount = 0;
 const typeCacheSize = 100;
 
 /** The server's error fields when `error` is a deno-postgres `PostgresError`. */
@@ -146,12 +146,7 @@ class DenoPostgresConnection implements DriverConnection {
     if (!preparable.test(text)) return undefined;
     let types = this.#types.get(text);
     if (types === undefined) {
-      const name = `roost_types_${++probeCount}`;
-      const result = await this.#send(
-        `PREPARE ${name} AS ${text}\n;SELECT parameter_types::text[] FROM pg_catalog.pg_prepared_statements ` +
-          `WHERE name = '${name}';DEALLOCATE ${name}`,
-        [],
-      );
+      const result = await this.#send(parameterTypesProbe(text), []);
       types = (result.rows[0]?.[0] ?? []) as string[];
       if (this.#types.size >= typeCacheSize) this.#types.delete(this.#types.keys().next().value!);
       this.#types.set(text, types);

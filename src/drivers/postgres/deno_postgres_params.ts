@@ -7,31 +7,8 @@
  * @module
  */
 import type { EncodedParam } from "./deno_postgres_client.ts";
-import { byteaText, postgresParam, serializeArray } from "./values.ts";
-
-/** An array parameter, serialised once the server has said which type its place has. */
-class ArrayParam {
-  readonly value: unknown[];
-  readonly index: number;
-
-  constructor(value: unknown[], index: number) {
-    this.value = value;
-    this.index = index;
-  }
-
-  /** JSON for json/jsonb places, Postgres's array text anywhere else. */
-  encode(type: string | undefined): string {
-    if (type === "json" || type === "jsonb") return JSON.stringify(this.value);
-    return String(serializeArray(this.value, (item: unknown) => {
-      const value = postgresParam(item, this.index, (array) => array);
-      return value instanceof Uint8Array ? byteaText(value) : String(value);
-    }));
-  }
-}
-
-/** Statements `PREPARE` accepts, so the server can be asked for their parameters' types. */
-export const preparable =
-  /^\s*(?:(?:--[^\n]*\n|\/\*[\s\S]*?\*\/)\s*)*(?:select|insert|update|delete|with|values|merge|table)\b/i;
+import { ArrayParam } from "./array_params.ts";
+import { postgresParam } from "./values.ts";
 
 const identifierChar = /[\p{L}\p{N}_$]/u;
 const placeholder = /\$(\d+)/y;

@@ -37,19 +37,19 @@ import { builtinModule } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { executeBatched } from "../shared/batch.ts";
 import { type ErrorRules, sanitizedCause, translateError } from "../shared/errors.ts";
-import { integerFromText, setColumn } from "../shared/values.ts";
+import { setColumn } from "../shared/values.ts";
 import { cursorStream } from "./cursor.ts";
 import { camelCaseServerCause, fatalPostgresState } from "./errors.ts";
 import {
-  byteaFromText,
   byteaText,
   type ElementParser,
+  parameterOids,
   parseArray,
-  parseTimestamp,
   postgresParam,
   serializeArray,
   serializeDateTime,
   serializeJson,
+  textParsers,
 } from "./values.ts";
 import { permissionDenied } from "../shared/permissions.ts";
 
@@ -58,24 +58,10 @@ type Parser = (text: string) => unknown;
 /** A parameter's value to its text. */
 type Serializer = (value: unknown) => string;
 
-const oid = { bool: 16, bytea: 17, int8: 20, json: 114, date: 1082, timestamp: 1114, timestamptz: 1184, jsonb: 3802 };
+const oid = { bool: 16, json: 114, jsonb: 3802 };
 
 /** How Roost reads the types whose reading differs from PGlite's (or that PGlite reads by the process's time zone). */
-const baseParsers: Record<number, Parser> = {
-  [oid.bool]: (text) => text === "t",
-  [oid.bytea]: byteaFromText,
-  [oid.int8]: integerFromText,
-  21: Number, // int2
-  23: Number, // int4
-  26: Number, // oid
-  700: Number, // float4
-  701: Number, // float8
-  [oid.json]: (text) => JSON.parse(text),
-  [oid.jsonb]: (text) => JSON.parse(text),
-  [oid.date]: (text) => text,
-  [oid.timestamp]: parseTimestamp,
-  [oid.timestamptz]: parseTimestamp,
-};
+const baseParsers: Record<number, Parser> = textParsers;
 
 /** An array element's text, whatever the array's type (a Date as its instant, bytes as bytea hex, an object as JSON). */
 function elementText(value: unknown): string {
@@ -100,27 +86,6 @@ function serializerFor(type: number, arrays: ReadonlyMap<number, string>): Seria
     if (typeof value === "boolean") return type === oid.bool ? (value ? "t" : "f") : String(value);
     return String(value);
   };
-}
-
-/**
- * The type each parameter is sent as, where its JavaScript value says it
- * (as postgres.js types them): a boolean as bool, a bigint as int8, bytes as
- * bytea; 0 leaves the type to the server, which reads it from where the
- * parameter is used.
- */
-function parameterTypes(params: readonly unknown[]): number[] | undefined {
-  let types: number[] | undefined;
-  params.forEach((value, i) => {
-    const type = typeof value === "boolean"
-      ? oid.bool
-      : typeof value === "bigint"
-      ? oid.int8
-      : value instanceof Uint8Array
-      ? oid.bytea
-      : 0;
-    if (type !== 0) (types ??= new Array(params.length).fill(0))[i] = type;
-  });
-  return types;
 }
 
 /** The SQLSTATE when `error` is a server error (PGlite's `DatabaseError`). */
@@ -209,7 +174,7 @@ class PgliteConnection implements DriverConnection {
       rowMode: "array",
       parsers: this.#parsers,
       serializers: this.#serializers,
-      paramTypes: parameterTypes(values),
+      paramTypes: parameterOids(values),
     }).finally(() => disarmTimers(this.#db));
   }
 

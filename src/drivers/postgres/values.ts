@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type BindRules, bindValue, invalidParameter } from "../shared/values.ts";
+import { type BindRules, bindValue, integerFromText, invalidParameter } from "../shared/values.ts";
 
 /** Converts one element's text (never `NULL`) into its value. */
 export type ElementParser = (text: string) => unknown;
@@ -170,3 +170,46 @@ export function byteaFromText(text: string): Uint8Array {
   for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(text.slice(2 + 2 * i, 4 + 2 * i), 16);
   return bytes;
 }
+
+/**
+ * The type OID each parameter is sent as, where its JavaScript value (after
+ * `postgresParam`) says it, as postgres.js types them: a boolean as bool, a
+ * bigint as int8, bytes as bytea; 0 leaves the type to the server, which
+ * reads it from where the parameter is used. Undefined when every one is 0.
+ */
+export function parameterOids(params: readonly unknown[]): number[] | undefined {
+  let types: number[] | undefined;
+  params.forEach((value, i) => {
+    const type = typeof value === "boolean"
+      ? 16
+      : typeof value === "bigint"
+      ? 20
+      : value instanceof Uint8Array
+      ? 17
+      : 0;
+    if (type !== 0) (types ??= new Array(params.length).fill(0))[i] = type;
+  });
+  return types;
+}
+
+/**
+ * How Roost reads the text form of the types whose JavaScript value is not
+ * their text, by type OID: booleans, bytea, integers (int8 exactly), floats,
+ * json/jsonb parsed, timestamps as `parseTimestamp` says, and `date` as its
+ * text (no time zone may shift it). Every other type reads as its text.
+ */
+export const textParsers: Readonly<Record<number, (text: string) => unknown>> = {
+  16: (text) => text === "t", // bool
+  17: byteaFromText,
+  20: integerFromText, // int8
+  21: Number, // int2
+  23: Number, // int4
+  26: Number, // oid
+  700: Number, // float4
+  701: Number, // float8
+  114: (text) => JSON.parse(text), // json
+  3802: (text) => JSON.parse(text), // jsonb
+  1082: (text) => text, // date
+  1114: parseTimestamp,
+  1184: parseTimestamp,
+};
