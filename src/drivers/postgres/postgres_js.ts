@@ -20,7 +20,7 @@ import { builtinModule, runtime } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { executePipelined } from "../shared/batch.ts";
 import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
-import { requireNet } from "../shared/permissions.ts";
+import { quietEnv, requireNet } from "../shared/permissions.ts";
 import { nodeTlsOptions, tlsRequest, withoutFiles } from "../shared/tls.ts";
 import { integerFromText } from "../shared/values.ts";
 import { cursorBatches, NotACursor } from "./cursor.ts";
@@ -359,8 +359,9 @@ export const postgresJs: Driver = {
         host: url.host,
         port: url.port,
         user: url.user || undefined,
-        // A function, so postgres.js never looks for PGPASSWORD (which needs --allow-env on Deno) when the URL has none.
-        pass: () => password ?? "",
+        // A function, so postgres.js never reads PGPASSWORD itself: Roost reads it, for a URL without a password, only
+        // where that asks for nothing (on Deno, where --allow-env already grants it).
+        pass: () => password || (quietEnv("PGPASSWORD") ?? ""),
         database: url.database || undefined,
         ...unreadEnvironment,
         max: 1,

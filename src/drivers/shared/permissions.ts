@@ -42,7 +42,25 @@ export function permissionDenied(driver: string, error: unknown): ConfigError | 
 
 /** The parts of the `Deno` global used here. */
 interface DenoFacts {
-  permissions?: { requestSync?(descriptor: { name: "net"; host: string }): { state: string } };
+  permissions?: {
+    requestSync?(descriptor: { name: "net"; host: string }): { state: string };
+    querySync?(descriptor: { name: "env"; variable: string }): { state: string };
+  };
+}
+
+/**
+ * An environment variable where reading it asks nothing: on Deno only when
+ * `--allow-env` already grants it (a read would otherwise prompt, or be
+ * refused, for a variable most programs never set); elsewhere as the
+ * process has it (undefined where there is no `process.env`, as on Workers
+ * without `nodejs_compat`).
+ */
+export function quietEnv(name: string): string | undefined {
+  const deno = (globalThis as unknown as { Deno?: DenoFacts }).Deno;
+  if (deno?.permissions?.querySync !== undefined) {
+    if (deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
+  }
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
 }
 
 /**
