@@ -18,16 +18,20 @@ interface Forgotten {
 /**
  * A handle garbage-collected before `release()` gives its connection back,
  * rolling back a transaction left open on it (a connection that cannot is
- * closed), and tells its database.
+ * closed), and tells its database. Where the runtime has no
+ * `FinalizationRegistry` (Workers at older compatibility dates: 2024-09-23 has none),
+ * nothing watches: a Worker's connections end with their `db.context()`.
  */
-const forgotten = new FinalizationRegistry<Forgotten>(({ session, warn }) => {
-  if (session.ended) return;
-  warn();
-  endSession(session).catch(() => {
-    session.broken = true;
-    session.end();
-  });
-});
+const forgotten = typeof FinalizationRegistry === "function"
+  ? new FinalizationRegistry<Forgotten>(({ session, warn }) => {
+    if (session.ended) return;
+    warn();
+    endSession(session).catch(() => {
+      session.broken = true;
+      session.end();
+    });
+  })
+  : undefined;
 
 /**
  * One connection taken from the pool by `db.acquire()`, held until
@@ -57,7 +61,7 @@ export class AcquiredConnection extends Connection {
     super(session);
     this.#session = session;
     this.#owned = owned;
-    if (owned) forgotten.register(this, { session, warn }, this);
+    if (owned) forgotten?.register(this, { session, warn }, this);
   }
 
   /** True once released: its queries then throw `ClosedError`. */
@@ -71,7 +75,7 @@ export class AcquiredConnection extends Connection {
    */
   async release(): Promise<void> {
     if (!this.#owned || this.#session.ended) return;
-    forgotten.unregister(this);
+    forgotten?.unregister(this);
     await endSession(this.#session);
   }
 
