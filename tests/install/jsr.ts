@@ -70,6 +70,10 @@ function denoRun(args: string[], cwd: string, extra: Record<string, string> = {}
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined && !/^(npm_|DATABASE_URL$|PG|DENO_DIR$)/i.test(name)) childEnv[name] = value;
   }
+  // The apps fetch their npm packages from the npm registry with a cache of their own: trust the machine's
+  // certificate store as well as Deno's own (a machine behind a TLS-inspecting proxy has its CA only there, which
+  // Node is given through NODE_EXTRA_CA_CERTS and Deno through this).
+  childEnv.DENO_TLS_CA_STORE ??= "mozilla,system";
   Object.assign(childEnv, registry?.env, { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", DENO_DIR: onlineCache }, extra);
   return new Promise((resolve) => {
     const child = spawn(deno, args, { cwd, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
