@@ -15,9 +15,13 @@ type State = "active" | "committed" | "rolled back";
 
 const isolationLevels = new Set(["read uncommitted", "read committed", "repeatable read", "serializable"]);
 
+const transactionOptionNames = ["isolation", "readOnly", "fresh"];
+const connectionOptionNames = ["fresh"];
+const booleanOptionNames = ["readOnly", "fresh"] as const;
+
 /** Validates transaction options (`kind` "connection": `db.connection()`'s); unknown keys and bad values are a {@linkcode ConfigError}. */
 export function checkTransactionOptions(options: TransactionOptions, kind = "transaction"): TransactionOptions {
-  const known = kind === "transaction" ? ["isolation", "readOnly", "fresh"] : ["fresh"];
+  const known = kind === "transaction" ? transactionOptionNames : connectionOptionNames;
   if (typeof options !== "object" || options === null) throw new ConfigError(`${kind} options must be an object`);
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) throw new ConfigError(`unknown ${kind} option "${key}" (known: ${known.join(", ")})`);
@@ -25,7 +29,7 @@ export function checkTransactionOptions(options: TransactionOptions, kind = "tra
   if (options.isolation !== undefined && !isolationLevels.has(options.isolation)) {
     throw new ConfigError(`isolation must be one of ${[...isolationLevels].join(", ")}`);
   }
-  for (const flag of ["readOnly", "fresh"] as const) {
+  for (const flag of booleanOptionNames) {
     if (options[flag] !== undefined && typeof options[flag] !== "boolean") {
       throw new ConfigError(`${flag} must be a boolean`);
     }

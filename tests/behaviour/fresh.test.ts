@@ -167,7 +167,7 @@ for (const target of targets({ places: ["sqlite file", "postgres", "mysql"] })) 
       assert.equal(db.stats().primary.busy, 0);
     });
 
-    test("inside a context scope, a fresh connection comes from the context and keeps its route", async () => {
+    test("inside a context scope, a fresh connection through the scope's handle sees only committed rows", async () => {
       await db.context(async (scope) => {
         await scope.transaction(async () => {
           await db.execute(sql`insert into ${items} values (1)`);
