@@ -146,13 +146,16 @@ for (const target of targets()) {
       await db.close();
     });
 
-    test("a repeated column name keeps every value, integer-like names keep their order", async () => {
+    test("a repeated column name keeps every value, integer-like names keep their order, __proto__ is data", async () => {
       const repeated = await db.fetchRows<[number, number]>(sql`select 1 as a, 2 as a`);
       assert.deepEqual(repeated.columns, ["a", "a"]);
       assert.deepEqual(repeated.rows, [[1, 2]]);
       const numbered = await db.fetchRows(sql`select 1 as ${sql.ident("2")}, 2 as ${sql.ident("1")}`);
       assert.deepEqual(numbered.columns, ["2", "1"]);
       assert.deepEqual(numbered.rows, [[1, 2]]);
+      // A column named like an Object.prototype member is data, on the drivers whose objects fall short too.
+      const internal = await db.fetchRows(sql`select 1 as ${sql.ident("__proto__")}, 2 as ${sql.ident("constructor")}`);
+      assert.deepEqual(internal, { columns: ["__proto__", "constructor"], rows: [[1, 2]] });
       assert.deepEqual(await db.fetchRow(sql`select 4 as n`), [4]);
       assert.equal(await db.fetchRow(sql`select 4 as n from ${table} where k < 0`), undefined);
       assert.deepEqual(await collect(db.iterateRows(sql`select 1 as a, 2 as a`)), [[1, 2]]);
