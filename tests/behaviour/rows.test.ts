@@ -220,6 +220,28 @@ for (const target of targets()) {
       assert.deepEqual((await db.fetchRows(sql`select k from ${table} where k = ${1}`)).rows, [[1]]);
     });
 
+    const ownDatabase = target.place === "sqlite memory" || target.place === "pglite";
+    test(
+      "under a statement timeout, in a connection scope and a transaction (batches read another way)",
+      skipUnless(!ownDatabase, "each in-memory SQLite or PGlite instance is a database of its own"),
+      async () => {
+        const timed = target.open({ statementTimeout: 30_000, pool: { max: 1 } });
+        try {
+          const query = sql`select k from ${table} order by k`;
+          const expected = [[0], [1], [2], [3]];
+          assert.deepEqual(await collect(timed.iterateRows(query, undefined, { batchSize: 2 })), expected);
+          await timed.connection(async (conn) => {
+            assert.deepEqual(await collect(conn.iterateRows(query, undefined, { batchSize: 3 })), expected);
+            await conn.transaction(async (tx) => {
+              assert.deepEqual(await collect(tx.iterateRows(query, undefined, { batchSize: 3 })), expected);
+            });
+          });
+        } finally {
+          await timed.close();
+        }
+      },
+    );
+
     test("on an acquire() handle; a released handle refuses with ClosedError", async () => {
       const conn = await db.acquire();
       try {
