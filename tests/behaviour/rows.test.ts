@@ -17,6 +17,7 @@ import {
   type DialectName,
   QueryError,
   type QueryEvent,
+  type Rows,
   sql,
 } from "../../mod.ts";
 import { RoostDialect } from "../../src/kysely.ts";
@@ -147,7 +148,11 @@ for (const target of targets()) {
     });
 
     test("a repeated column name keeps every value, integer-like names keep their order, __proto__ is data", async () => {
-      const repeated = await db.fetchRows<[number, number]>(sql`select 1 as a, 2 as a`);
+      const repeated: Rows<[number, number]> = await db.fetchRows<[number, number]>(sql`select 1 as a, 2 as a`);
+      const [a1, a2]: [number, number] = repeated.rows[0];
+      assert.equal(a1 + a2, 3);
+      // @ts-expect-error: a row type is a tuple or array, not an object (the object forms take those)
+      await db.fetchRows<{ a: number }>(sql`select 1 as a`);
       assert.deepEqual(repeated.columns, ["a", "a"]);
       assert.deepEqual(repeated.rows, [[1, 2]]);
       const numbered = await db.fetchRows(sql`select 1 as ${sql.ident("2")}, 2 as ${sql.ident("1")}`);
