@@ -23,7 +23,7 @@ export { compile, Sql, sql } from "./sql.ts";
 export type { CompiledQuery, SqlTag } from "./sql.ts";
 export type { DrizzleQuery, KyselyCompiledQuery, Query } from "./query.ts";
 export type { ConnectionOptions, DialectName, IsolationLevel, TransactionOptions } from "./dialect.ts";
-export type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "./driver.ts";
+export type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "./driver.ts";
 export type { DriverName } from "./drivers/mod.ts";
 export type { PoolOptions, PoolStats } from "./pool.ts";
 export { DatabaseUrl, parseDatabaseUrl } from "./url.ts";

@@ -61,7 +61,7 @@ export class Connection extends Queryable {
   }
 
   /** Streams a compiled query's rows. */
-  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
-    return this.#session.stream(query, batchSize);
+  protected stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]> {
+    return this.#session.stream(query, batchSize, arrays);
   }
 }

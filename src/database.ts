@@ -390,16 +390,21 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   /** Streams a compiled query's rows. */
-  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
+  protected stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]> {
     const lookup = asyncContextLookup();
-    if (lookup) return this.#streamAfter(lookup, query, batchSize);
-    return this.#dispatcher.stream(query, batchSize, this.#scopeState());
+    if (lookup) return this.#streamAfter(lookup, query, batchSize, arrays);
+    return this.#dispatcher.stream(query, batchSize, this.#scopeState(), arrays);
   }
 
   /** Streams once async context's lookup has settled. */
-  async *#streamAfter(lookup: Promise<void>, query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
+  async *#streamAfter(
+    lookup: Promise<void>,
+    query: CompiledQuery,
+    batchSize: number,
+    arrays?: boolean,
+  ): AsyncIterableIterator<Row[]> {
     await lookup;
-    yield* this.stream(query, batchSize);
+    yield* this.stream(query, batchSize, arrays);
   }
 
   /** A description with the password redacted. */

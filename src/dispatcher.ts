@@ -236,11 +236,16 @@ export class Dispatcher implements ScopedCalls {
     }
   }
 
-  async *stream(query: CompiledQuery, batchSize: number, state: ScopeState | undefined): AsyncIterableIterator<Row[]> {
+  async *stream(
+    query: CompiledQuery,
+    batchSize: number,
+    state: ScopeState | undefined,
+    arrays?: boolean,
+  ): AsyncIterableIterator<Row[]> {
     // With forceRollback, not in a turn: the loop's body may query at the top level.
     if (this.#forced && !state?.session) state = (await this.#forcedOpened()).session.state(undefined);
     if (state?.session) {
-      yield* state.session.stream(query, batchSize);
+      yield* state.session.stream(query, batchSize, arrays);
       return;
     }
     const router = this.router;
@@ -248,7 +253,9 @@ export class Dispatcher implements ScopedCalls {
     for (let target = router.readTarget(state?.route, reads, this.#contextOf(state));;) {
       let started = false;
       try {
-        for await (const batch of this.executor.stream(this.#poolOf(target.server, state), target, query, batchSize)) {
+        for await (
+          const batch of this.executor.stream(this.#poolOf(target.server, state), target, query, batchSize, arrays)
+        ) {
           started = true;
           yield batch;
         }

@@ -10,6 +10,18 @@ import type { DatabaseUrl } from "./url.ts";
 /** A result row: column name to value. */
 export type Row = Record<string, unknown>;
 
+/**
+ * A result's rows as arrays, in column order, with its column names: what
+ * `fetchRows` returns. Unlike objects, arrays keep a repeated column name's
+ * every value and the order of integer-like names (`select 1 as "2"`).
+ */
+export interface Rows<T extends readonly unknown[] = unknown[]> {
+  /** The result's column names, in order (empty where a driver gives none for an empty result). */
+  columns: string[];
+  /** The rows, each an array of its columns' values. */
+  rows: T[];
+}
+
 /** What `execute` and `executeMany` return. */
 export interface ExecuteResult {
   /** Rows inserted, updated or deleted. */
@@ -51,20 +63,27 @@ export interface DriverConnection {
   fetchAll(text: string, params: readonly unknown[]): Promise<Row[]>;
   /** Runs a query and returns its first row. */
   fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined>;
+  /** Runs a query and returns its rows as arrays, with the column names; values as `fetchAll` gives them. */
+  fetchRows(text: string, params: readonly unknown[]): Promise<Rows>;
   /**
    * Runs one statement synchronously where the driver can (SQLite): returns
-   * what `execute` (kind 0), `fetchAll` (1) or `fetchOne` (2) would resolve
-   * to, or a promise of it when the statement has to wait (a lock) or
+   * what `execute` (kind 0), `fetchAll` (1), `fetchOne` (2) or `fetchRows`
+   * (3) would resolve to, or a promise of it when the statement has to wait (a lock) or
    * failed; never throws. The executor then gives the connection back at
    * once, and the caller's promise settles a step sooner.
    */
-  runNow?(kind: 0 | 1 | 2, text: string, params: readonly unknown[]): unknown;
-  /** Streams a query's rows in batches; `return()` stops it early and frees its resources. */
+  runNow?(kind: 0 | 1 | 2 | 3, text: string, params: readonly unknown[]): unknown;
+  /**
+   * Streams a query's rows in batches; `return()` stops it early and frees
+   * its resources. With `arrays`, each row is an array of its values in
+   * column order (typed `Row` only so the core passes it on unchanged).
+   */
   stream(
     text: string,
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]>;
   /**
    * True once the connection knows it is unusable (its socket failed while

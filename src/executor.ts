@@ -11,13 +11,18 @@ import type { Driver, DriverConnection, Row } from "./driver.ts";
 import { ConnectionError, withParameters } from "./errors.ts";
 import type { Pool, PooledConnection } from "./pool.ts";
 import type { QueryEvent, QueryHook } from "./query_event.ts";
-import { EXECUTE, FETCH_ALL, type QueryKind } from "./queryable.ts";
+import { EXECUTE, FETCH_ALL, FETCH_ONE, type QueryKind } from "./queryable.ts";
 import { ReleasableStream } from "./releasable_stream.ts";
 import type { Target } from "./server.ts";
 import type { CompiledQuery } from "./sql.ts";
 
 /** The query method each result kind stands for, by kind (`fetchVal` reports as `fetchOne`). */
-export const methodOf: readonly ("execute" | "fetchAll" | "fetchOne")[] = ["execute", "fetchAll", "fetchOne"];
+export const methodOf: readonly ("execute" | "fetchAll" | "fetchOne" | "fetchRows")[] = [
+  "execute",
+  "fetchAll",
+  "fetchOne",
+  "fetchRows",
+];
 
 /** Sends a compiled statement to a driver connection, asking for one kind of result. */
 export function runStatement(connection: DriverConnection, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
@@ -26,8 +31,10 @@ export function runStatement(connection: DriverConnection, kind: QueryKind, quer
       return connection.execute(query.text, query.params);
     case FETCH_ALL:
       return connection.fetchAll(query.text, query.params);
-    default:
+    case FETCH_ONE:
       return connection.fetchOne(query.text, query.params);
+    default:
+      return connection.fetchRows(query.text, query.params);
   }
 }
 
@@ -197,6 +204,7 @@ export class Executor {
     target: Target,
     query: CompiledQuery,
     batchSize: number,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
     const started = this.start();
     const item = await this.#acquire(pool, target, "iterate", query, started);
@@ -207,7 +215,7 @@ export class Executor {
       pool.unlend(item);
       pool.release(item, error instanceof ConnectionError);
     };
-    const source = item.connection.stream(query.text, query.params, batchSize, "own");
+    const source = item.connection.stream(query.text, query.params, batchSize, "own", arrays);
     let batches: AsyncIterable<Row[]> = source;
     if (this.driver?.interleavedStreams === true) pool.lend(item);
     else {

@@ -26,7 +26,7 @@ export interface QueryEvent {
   /** Why the query ran there. */
   readonly reason: RouteReason;
   /** The method that ran it. */
-  readonly method: "execute" | "executeMany" | "fetchAll" | "fetchOne" | "iterate";
+  readonly method: "execute" | "executeMany" | "fetchAll" | "fetchOne" | "fetchRows" | "iterate";
   /** The SQL text as sent (placeholders, no values). */
   readonly sql: string;
   /** The parameters (every set's, in order, for `executeMany`); only with the `debugParameters` option. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Dialect, type DialectName, dialectOf } from "./dialect.ts";
-import type { ExecuteResult, Row } from "./driver.ts";
+import type { ExecuteResult, Row, Rows } from "./driver.ts";
 import { ConfigError, QueryError } from "./errors.ts";
 import { placeholderCount } from "./placeholders.ts";
 import {
@@ -20,14 +20,16 @@ import {
 import { compileQuery, parameterCountError, type Query } from "./query.ts";
 import type { CompiledQuery } from "./sql.ts";
 
-/** Which result a query method wants: counts (`0`), all rows (`1`) or the first row (`2`). */
-export type QueryKind = 0 | 1 | 2;
+/** Which result a query method wants: counts (`0`), all rows (`1`), the first row (`2`) or rows as arrays (`3`). */
+export type QueryKind = 0 | 1 | 2 | 3;
 /** `execute`: counts. */
 export const EXECUTE: QueryKind = 0;
 /** `fetchAll`: every row. */
 export const FETCH_ALL: QueryKind = 1;
 /** `fetchOne` / `fetchVal`: the first row. */
 export const FETCH_ONE: QueryKind = 2;
+/** `fetchRows` / `fetchRow`: rows as arrays, with the column names. */
+export const FETCH_ROWS: QueryKind = 3;
 
 /** Options of {@linkcode Queryable.iterate}. */
 export interface IterateOptions {
@@ -138,7 +140,7 @@ export abstract class Queryable {
   /** Runs one statement for many parameter sets, atomically. */
   protected abstract performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult>;
   /** Streams a compiled query's rows, a batch at a time. */
-  protected abstract stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]>;
+  protected abstract stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]>;
 
   /**
    * Compiles and runs one query. No extra async frame: a query's cost is the
@@ -298,6 +300,68 @@ export abstract class Queryable {
       const batchSize = options.batchSize ?? 100;
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError("batchSize must be a positive integer");
       return new RowStream<T>(this.stream(compileQuery(query, params, this.#dialectRules), batchSize));
+    } catch (error) {
+      return failing(error);
+    }
+  }
+
+  /**
+   * Runs a query and returns its rows as arrays of values in column order,
+   * with the column names: `{ columns, rows }`. Values are those `fetchAll`
+   * returns; unlike objects, arrays keep every value of a repeated column
+   * name and the order of integer-like names.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * const { columns, rows } = await db.fetchRows<[number, string]>(sql`select 1 as id, 'Ada' as name`);
+   * console.log(columns, rows); // ["id", "name"] [[1, "Ada"]]
+   * ```
+   */
+  fetchRows<T extends readonly unknown[] = unknown[]>(query: Query, params?: readonly unknown[]): Promise<Rows<T>> {
+    return this.#compileAndRun(FETCH_ROWS, query, params) as Promise<Rows<T>>;
+  }
+
+  /**
+   * Runs a query and returns its first row as an array of values in column
+   * order, or `undefined` when it has none (`fetchOne`'s array form).
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * const row = await db.fetchRow<[number, number]>(sql`select 1 as a, 2 as a`); // [1, 2]
+   * ```
+   */
+  async fetchRow<T extends readonly unknown[] = unknown[]>(
+    query: Query,
+    params?: readonly unknown[],
+  ): Promise<T | undefined> {
+    return (await this.#compileAndRun(FETCH_ROWS, query, params) as Rows<T>).rows[0];
+  }
+
+  /**
+   * Streams a query's rows as arrays of values in column order
+   * (`iterate`'s array form): fetched in batches as the loop asks, the same
+   * connection rules as `iterate`.
+   *
+   * @example
+   * ```ts
+   * import { Database, sql } from "@roost/db";
+   * const db = new Database("sqlite::memory:");
+   * for await (const [n] of db.iterateRows<[number]>(sql`select 1 as n`)) console.log(n);
+   * ```
+   */
+  iterateRows<T extends readonly unknown[] = unknown[]>(
+    query: Query,
+    params?: readonly unknown[],
+    options: IterateOptions = {},
+  ): AsyncIterableIterator<T> {
+    try {
+      const batchSize = options.batchSize ?? 100;
+      if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError("batchSize must be a positive integer");
+      return new RowStream<T>(this.stream(compileQuery(query, params, this.#dialectRules), batchSize, true));
     } catch (error) {
       return failing(error);
     }

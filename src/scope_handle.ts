@@ -40,7 +40,7 @@ export interface RoutedScope extends Queryable {
 export interface ScopedCalls {
   run(kind: QueryKind, query: CompiledQuery, state: ScopeState): Promise<unknown>;
   runMany(text: string, paramSets: readonly (readonly unknown[])[], state: ScopeState): Promise<ExecuteResult>;
-  stream(query: CompiledQuery, batchSize: number, state: ScopeState): AsyncIterableIterator<Row[]>;
+  stream(query: CompiledQuery, batchSize: number, state: ScopeState, arrays?: boolean): AsyncIterableIterator<Row[]>;
   connection<T>(fn: (conn: Connection) => Promise<T> | T, state: ScopeState, fresh?: boolean): Promise<T>;
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions, state: ScopeState): Promise<T>;
   begin(options: TransactionOptions, state: ScopeState): Promise<Transaction>;
@@ -89,7 +89,7 @@ export class ScopeHandle extends Queryable implements RoutedScope {
     return this.#calls.runMany(text, paramSets, this.#state);
   }
 
-  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
-    return this.#calls.stream(query, batchSize, this.#state);
+  protected stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]> {
+    return this.#calls.stream(query, batchSize, this.#state, arrays);
   }
 }

@@ -188,13 +188,13 @@ export class Session {
   }
 
   /** Streams rows on the held connection, a batch at a time. */
-  async *stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
+  async *stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]> {
     this.check();
     if (this.#writesTo && !isReadStatement(query.text)) this.#recordWrite();
     const started = this.#executor.start();
     try {
       const placement = this.current ? "shared-transaction" : "shared";
-      yield* this.item.connection.stream(query.text, query.params, batchSize, placement);
+      yield* this.item.connection.stream(query.text, query.params, batchSize, placement, arrays);
       this.#executor.report(this.target, "iterate", query, started);
     } catch (error) {
       throw this.#fail("iterate", query, started, error);

@@ -292,9 +292,9 @@ export class Transaction extends Queryable implements AsyncDisposable {
   }
 
   /** Streams a compiled query's rows. */
-  protected stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]> {
+  protected stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]> {
     this.#assertActive("query in");
-    return this.#session.stream(query, batchSize);
+    return this.#session.stream(query, batchSize, arrays);
   }
 }
 

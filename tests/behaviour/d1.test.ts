@@ -95,6 +95,26 @@ for (const flavour of ["compat", "plain"] as const) {
     );
 
     test(
+      "rows as arrays: fetchRows, fetchRow and iterateRows read as the object path, keeping repeated names",
+      skipUnless(onNode, skip),
+      async () => {
+        const worker = await start();
+        await ok(worker, "/values");
+        const answer = await ok(worker, "/rows");
+        assert.deepEqual(answer.columns, ["id", "flag", "bytes", "at", "doc", "big", "real_n", "empty_text"]);
+        assert.equal((answer.rows as unknown[]).length, 2);
+        assert.deepEqual(answer.rows, answer.objects);
+        assert.deepEqual(answer.iterated, answer.objects);
+        assert.deepEqual(answer.repeated, { columns: ["a", "a"], rows: [[1, 2]] });
+        assert.deepEqual(answer.numbered, { columns: ["2", "1"], rows: [[1, 2]] });
+        assert.deepEqual(answer.first, [4]);
+        assert.equal(answer.none, "undefined");
+        assert.deepEqual(answer.empty, { columns: ["id", "flag"], rows: [] });
+        assert.deepEqual(answer.replica, [5]);
+      },
+    );
+
+    test(
       "text and numbers through D1's JSON transport: every text whole, -0 as 0, NaN as NULL, an infinity refused",
       skipUnless(onNode, skip),
       async () => {

@@ -14,7 +14,7 @@
  * ```
  */
 import type { DialectName } from "../../src/dialect.ts";
-import type { Driver, DriverConnection, ExecuteResult, Row } from "../../src/driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, Rows } from "../../src/driver.ts";
 import { ConnectionError, QueryError } from "../../src/errors.ts";
 import type { PoolClock, PoolHooks } from "../../src/pool.ts";
 import type { DatabaseUrl } from "../../src/url.ts";
@@ -214,6 +214,12 @@ export class FakeConnection implements DriverConnection {
 
   async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
     return (await this.#run(text, params))[0];
+  }
+
+  /** The rows as arrays of their values, in key order (the fake's rows are objects). */
+  async fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    const rows = await this.#run(text, params);
+    return { columns: Object.keys(rows[0] ?? {}), rows: rows.map((row) => Object.values(row)) };
   }
 
   async *stream(text: string, params: readonly unknown[], batchSize: number): AsyncIterableIterator<Row[]> {

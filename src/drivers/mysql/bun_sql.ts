@@ -55,8 +55,8 @@ const mysqlFlavour: Flavour = {
   // A single-row insert becomes multi-row inserts; anything else runs once per set.
   executeMany: (calls, text, paramSets) => executeBatched(text, paramSets, calls.execute),
   // Bun.SQL has no row stream for MySQL: the rows are read first, then handed out in batches.
-  async *stream(calls, text, params, batchSize) {
-    yield* inBatches(calls.run(text, params), batchSize);
+  async *stream(calls, text, params, batchSize, _placement, arrays) {
+    yield* inBatches((arrays ? calls.arrays : calls.run)(text, params), batchSize);
   },
 };
 

@@ -14,7 +14,7 @@
  */
 import { Buffer } from "node:buffer";
 import mysql from "mysql2/promise";
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { runtime } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { executeBatched, inBatches } from "../shared/batch.ts";
@@ -174,6 +174,47 @@ function convertRow(row: Row, plan: Plan): Row {
   }
   for (const name of plan.booleans) row[name] = tinyintBoolean(row[name]);
   return row;
+}
+
+/** One column's conversion in an array row. */
+type Convert = (value: unknown) => unknown;
+
+const exactText: Convert = (value) => typeof value === "string" ? integerFromText(value) : value;
+const plainBytes: Convert = (value) =>
+  value instanceof Uint8Array ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : value;
+
+/** `conversions` for array rows: each column's by position; undefined when none is needed. */
+function conversionsAt(fields: readonly Field[] | undefined): (Convert | undefined)[] | undefined {
+  let plan: (Convert | undefined)[] | undefined;
+  fields?.forEach((field, i) => {
+    const type = field.columnType ?? field.type;
+    const convert = type === longlong
+      ? exactText
+      : type === tiny && field.columnLength === 1
+      ? tinyintBoolean
+      : type !== undefined && byteTypes.has(type) && field.characterSet === binaryCharset
+      ? plainBytes
+      : undefined;
+    if (convert) (plan ??= [])[i] = convert;
+  });
+  return plan;
+}
+
+/** An array row converted in place by `plan`. */
+function convertValues(row: unknown[], plan: readonly (Convert | undefined)[]): unknown[] {
+  for (let i = 0; i < plan.length; i++) {
+    const convert = plan[i];
+    if (convert) row[i] = convert(row[i]);
+  }
+  return row;
+}
+
+/** A result's rows as arrays, converted, with its column names. */
+function rowArraysOf(result: unknown, fields: Field[] | undefined): Rows {
+  const rows = Array.isArray(result) ? result as unknown[][] : [];
+  const plan = rows.length > 0 ? conversionsAt(fields) : undefined;
+  if (plan) { for (const row of rows) convertValues(row, plan); }
+  return { columns: fields?.map((field) => field.name) ?? [], rows };
 }
 
 /** What a statement changed: mysql2's result header as an `ExecuteResult`. */
@@ -432,24 +473,46 @@ class Mysql2Connection implements DriverConnection {
     return this.#run(text, params, firstRowOf);
   }
 
+  /** `#run` with rows as arrays (mysql2's `rowsAsArray`). */
+  fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    if (this.#open) return this.#settle().then(() => this.fetchRows(text, params));
+    return new Promise((resolve, reject) => {
+      try {
+        this.#check(text);
+        this.#core.execute({ sql: text, rowsAsArray: true }, mysqlParams(params), (error, result, fields) => {
+          if (error) return reject(translate(error, text));
+          try {
+            resolve(rowArraysOf(result, fields));
+          } catch (failed) {
+            reject(translate(failed, text));
+          }
+        }).on("fields", refuseInternalsPerRow);
+      } catch (error) {
+        reject(translate(error, text));
+      }
+    });
+  }
+
   async *stream(
     text: string,
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
     await this.#settle();
     this.#check(text);
     // MySQL and MariaDB time a streamed statement until its last row is sent, so under a statement timeout a loop
     // slower than the timeout would be cut off: in a scope, where the result was always read whole, it still is.
     if (placement !== "own" && this.#timed) {
-      yield* inBatches(this.fetchAll(text, params), batchSize);
+      const rows = arrays ? this.fetchRows(text, params).then((result) => result.rows as unknown as Row[]) : undefined;
+      yield* inBatches(rows ?? this.fetchAll(text, params), batchSize);
       return;
     }
     // MySQL sends the whole result as one stream, so a batch here is only how many rows are handed on at once:
     // at most `streamChunk`, which keeps fewer rows alive at a time (see `streamChunk`).
     const chunk = Math.min(batchSize, streamChunk);
-    const { rows, convert } = this.#query(text, params, chunk);
+    const { rows, convert } = this.#query(text, params, chunk, arrays);
     const stream = new ResultStream(rows, convert, chunk);
     // On a scope's connection, another statement while the loop is suspended first reads the rest into the
     // stream's memory (`#settle`); on a connection of its own nothing else runs until the stream ends.
@@ -475,12 +538,30 @@ class Mysql2Connection implements DriverConnection {
   }
 
   /** Sends a query whose rows stream, `chunk` rows buffered at most, and how to convert each row. */
-  #query(text: string, params: readonly unknown[], chunk: number): { rows: RowStream; convert: (row: Row) => Row } {
-    const query = this.#core.query({ sql: text, values: mysqlParams(params) });
+  #query(
+    text: string,
+    params: readonly unknown[],
+    chunk: number,
+    arrays?: boolean,
+  ): { rows: RowStream; convert: (row: Row) => Row } {
+    const values = mysqlParams(params);
+    const query = this.#core.query(arrays ? { sql: text, values, rowsAsArray: true as const } : { sql: text, values });
     let fields: Field[] | undefined;
     query.on("fields", refuseInternalsPerRow);
     query.on("fields", (received: Field[] | undefined) => fields = received);
     const rows = this.#rows = query.stream({ highWaterMark: chunk }) as RowStream;
+    if (arrays) {
+      let at: ReturnType<typeof conversionsAt>;
+      let seen = false;
+      const convertArray = (row: unknown[]) => {
+        if (!seen) {
+          at = conversionsAt(fields);
+          seen = true;
+        }
+        return at ? convertValues(row, at) : row;
+      };
+      return { rows, convert: convertArray as unknown as (row: Row) => Row };
+    }
     let plan: ReturnType<typeof conversions>;
     let planned = false;
     const convert = (row: Row) => {
@@ -537,11 +618,11 @@ interface Listening {
 interface CoreConnection {
   stream?: { destroy(): void };
   execute(
-    sql: string,
+    sql: string | { sql: string; rowsAsArray: true },
     values: unknown[],
     callback: (error: Error | null, result: unknown, fields: Field[] | undefined) => void,
   ): Listening;
-  query(options: { sql: string; values: unknown[] }): Listening & {
+  query(options: { sql: string; values: unknown[]; rowsAsArray?: true }): Listening & {
     stream(options: { highWaterMark: number }): unknown;
   };
 }

@@ -75,16 +75,18 @@ const postgresFlavour: Flavour = {
   executeMany: (calls, text, paramSets) =>
     executePipelined(text, paramSets, calls.execute, (params) => calls.send(text, params), (error) => error as Error),
   // Bun.SQL has no cursor API: the server keeps one.
-  stream: (calls, text, params, batchSize, placement) =>
-    cursorStream(
-      calls.run,
-      () => calls.run(text, params),
+  stream: (calls, text, params, batchSize, placement, arrays) => {
+    const run = arrays ? calls.arrays : calls.run;
+    return cursorStream(
+      run,
+      () => run(text, params),
       (error) => calls.translate(error, text),
       text,
       params,
       batchSize,
       placement,
-    ),
+    );
+  },
 };
 
 /** Bun.SQL speaking PostgreSQL. */

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
 import { executeBatched } from "../shared/batch.ts";
 import { connectFailed, type ErrorRules, ownCode, translateError } from "../shared/errors.ts";
@@ -194,6 +194,11 @@ class DenoPostgresConnection implements DriverConnection {
     return (await this.fetchAll(text, params))[0];
   }
 
+  async fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    const result = await this.#query(text, params);
+    return { columns: result.rowDescription?.columns.map((column) => column.name) ?? [], rows: result.rows };
+  }
+
   /**
    * deno-postgres reads whole results, so every stream is a server-side
    * cursor fetched `batchSize` rows at a time: in a transaction of its own on
@@ -205,6 +210,7 @@ class DenoPostgresConnection implements DriverConnection {
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
     let bound: [string, EncodedParam[]];
     try {
@@ -212,11 +218,16 @@ class DenoPostgresConnection implements DriverConnection {
     } catch (error) {
       throw this.#translate(error, text);
     }
-    const run = async (statement: string, values: readonly unknown[] = []) =>
-      rowsOf(await this.#send(statement, values as EncodedParam[]));
+    const run = async (statement: string, values: readonly unknown[] = []) => {
+      const result = await this.#send(statement, values as EncodedParam[]);
+      return arrays ? result.rows as unknown as Row[] : rowsOf(result);
+    };
     yield* cursorStream(
       run,
-      () => this.fetchAll(text, params),
+      () =>
+        arrays
+          ? this.fetchRows(text, params).then((result) => result.rows as unknown as Row[])
+          : this.fetchAll(text, params),
       (error) => this.#translate(error, text),
       bound[0],
       bound[1],

@@ -35,7 +35,7 @@
  * @module
  */
 import { Client } from "@neondatabase/serverless";
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
 import type { DatabaseUrl } from "../../url.ts";
@@ -313,6 +313,11 @@ class NeonConnection implements DriverConnection {
     return (await this.fetchAll(text, params))[0];
   }
 
+  async fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    const { fields, rows } = await this.#query(text, params);
+    return { columns: fields.map((field) => field.name), rows };
+  }
+
   /**
    * node-postgres reads whole results, so every stream is a server-side
    * cursor fetched `batchSize` rows at a time (see `cursorBatches`); a
@@ -323,6 +328,7 @@ class NeonConnection implements DriverConnection {
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
     let bound: Bound;
     try {
@@ -331,11 +337,16 @@ class NeonConnection implements DriverConnection {
       throw this.#translate(error, text);
     }
     // Only the DECLARE carries the parameters (bound already); FETCH, CLOSE, BEGIN and COMMIT have none.
-    const run = async (statement: string, values: readonly unknown[] = []) =>
-      rowsOf(await this.#send(statement, values.length === 0 ? unbound : bound));
+    const run = async (statement: string, values: readonly unknown[] = []) => {
+      const result = await this.#send(statement, values.length === 0 ? unbound : bound);
+      return arrays ? result.rows as unknown as Row[] : rowsOf(result);
+    };
     yield* cursorStream(
       run,
-      () => this.fetchAll(text, params),
+      () =>
+        arrays
+          ? this.fetchRows(text, params).then((result) => result.rows as unknown as Row[])
+          : this.fetchAll(text, params),
       (error) => this.#translate(error, text),
       text,
       bound.values,

@@ -30,7 +30,7 @@
  * @module
  */
 import { PGlite, type PGliteOptions, type Results } from "@electric-sql/pglite";
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConnectionError, messageOf } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
 import { builtinModule } from "../../runtime.ts";
@@ -204,6 +204,11 @@ class PgliteConnection implements DriverConnection {
     return (await this.fetchAll(text, params))[0];
   }
 
+  async fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    const { fields, rows } = await this.#query(text, params);
+    return { columns: fields.map((field) => field.name), rows };
+  }
+
   /**
    * PGlite returns whole results, so every stream is a server-side cursor
    * fetched `batchSize` rows at a time (see `cursorBatches`); a statement
@@ -214,7 +219,19 @@ class PgliteConnection implements DriverConnection {
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
+    if (arrays) {
+      return cursorStream(
+        async (statement, values = []) => (await this.#run(statement, values)).rows as unknown as Row[],
+        () => this.fetchRows(text, params).then((result) => result.rows as unknown as Row[]),
+        (error) => this.#translate(error, text),
+        text,
+        params,
+        batchSize,
+        placement,
+      );
+    }
     return cursorStream(
       async (statement, values = []) => rowsOf(await this.#run(statement, values)),
       () => this.fetchAll(text, params),

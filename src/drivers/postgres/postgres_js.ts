@@ -13,7 +13,7 @@
  * @module
  */
 import postgres from "postgres";
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
@@ -285,11 +285,21 @@ class PostgresJsConnection implements DriverConnection {
     }
   }
 
+  async fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    try {
+      const result = await this.#live().unsafe(text, this.#params(params, text), { prepare: true }).values();
+      return { columns: (result.columns ?? []).map((column) => column.name), rows: Array.from(result) };
+    } catch (error) {
+      throw translate(error, text);
+    }
+  }
+
   async *stream(
     text: string,
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
     if (placement !== "own" || this.#timed) {
       // On a shared connection a native cursor would hold the socket until it ends, so a query inside the loop
@@ -299,8 +309,10 @@ class PostgresJsConnection implements DriverConnection {
       const run = (statement: string, values: readonly unknown[] = []) =>
         this.#live().unsafe(statement, this.#params(values)).then((rows) => Array.from(rows));
       // Each batch's rows through postgres.js's row callback, outside its result (see RunEachRow).
-      const each = (statement: string, values: readonly unknown[], onRow: (row: Row) => void) =>
-        this.#live().unsafe(statement, this.#params(values)).forEach(onRow);
+      const each = (statement: string, values: readonly unknown[], onRow: (row: Row) => void) => {
+        const query = this.#live().unsafe(statement, this.#params(values));
+        return (arrays ? query.values() : query).forEach(onRow as (row: unknown) => void);
+      };
       try {
         yield* cursorBatches(run, text, params, batchSize, placement, each);
         return;
@@ -312,6 +324,7 @@ class PostgresJsConnection implements DriverConnection {
     }
     try {
       const query = this.#live().unsafe(text, this.#params(params, text), { prepare: true });
+      if (arrays) query.values();
       for await (const batch of callbackCursor(query as CallbackCursor, batchSize, this.#sql.CLOSE)) {
         yield Array.from(batch);
       }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { DialectName } from "../../dialect.ts";
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import type { Execute } from "./batch.ts";
@@ -33,6 +33,8 @@ export interface BunSqlColumn {
 
 /** A statement Bun.SQL was given: its result, or the same sent through the simple protocol. */
 interface BunSqlQuery extends Promise<BunSqlResult> {
+  /** Asks for the rows as arrays of values. */
+  values(): BunSqlQuery;
   /** Sends the statement (or several, without parameters) through the simple protocol; one result each. */
   simple(): Promise<unknown>;
 }
@@ -83,6 +85,8 @@ export interface FlavourCalls {
   send(text: string, params: readonly unknown[]): Promise<BunSqlResult>;
   /** Runs a statement and returns its rows as Roost values. */
   run: RunStatement;
+  /** Runs a statement and returns its rows as arrays of Roost values (typed as rows). */
+  arrays: RunStatement;
   /** Translates an error of the statement `text`. */
   translate(error: unknown, text: string): Error;
 }
@@ -132,6 +136,7 @@ export interface Flavour {
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]>;
 }
 
@@ -168,6 +173,20 @@ function plainRow(row: Row, plan: ColumnPlan | undefined): Row {
   return out;
 }
 
+/** Each column's converter by position, for array rows, per columns array (as `plans`). */
+const arrayPlans = new WeakMap<readonly BunSqlColumn[], readonly (ColumnConverter | undefined)[]>();
+
+/** An array row of Bun.SQL values as Roost values, converted by `plan` (a new array). */
+function plainValues(row: readonly unknown[], plan: readonly (ColumnConverter | undefined)[]): unknown[] {
+  const out = new Array<unknown>(row.length);
+  for (let i = 0; i < row.length; i++) {
+    const value = plainValue(row[i]);
+    const convert = plan[i];
+    out[i] = convert === undefined ? value : convert(value);
+  }
+  return out;
+}
+
 /** The plan of a result whose columns need no conversion (a WeakMap value cannot be undefined and mean "known"). */
 const noPlan: ColumnPlan = [];
 
@@ -199,6 +218,8 @@ class BunSqlConnection implements DriverConnection {
     execute: (text, params) => this.execute(text, params),
     send: (text, params) => this.#run(text, params, asIs),
     run: (text, params = []) => this.#run(text, params, this.#allRows),
+    arrays: (text, params = []) =>
+      this.#run(text, params, this.#arrayRows).then((result) => result.rows as unknown as Row[]),
     translate: (error, text) => translateError(this.#flavour.errors, error, text),
   };
   /** A result's rows as Roost values. */
@@ -206,6 +227,15 @@ class BunSqlConnection implements DriverConnection {
   /** A result's first row as Roost values, if any. */
   readonly #firstRow: Read<Row | undefined> = (result) =>
     result.length > 0 ? plainRow(result[0], this.#plan(result)) : undefined;
+
+  /** A result's rows as arrays of Roost values, with the column names (sent with `.values()`: see `#send`). */
+  readonly #arrayRows: Read<Rows> = (result) => {
+    const columns = result.columns ?? [];
+    let plan = arrayPlans.get(columns);
+    if (plan === undefined) arrayPlans.set(columns, plan = columns.map((column) => this.#flavour.convert(column)));
+    const rows = Array.from(result as unknown as unknown[][], (row) => plainValues(row, plan));
+    return { columns: columns.map((column) => column.name), rows };
+  };
 
   constructor(sql: BunSqlClient, flavour: Flavour) {
     this.#sql = sql;
@@ -298,7 +328,8 @@ class BunSqlConnection implements DriverConnection {
   #send<T>(text: string, sent: string, values: unknown[], read: Read<T>, again = true): Promise<T> {
     if (this.#lost) return Promise.reject(translateError(this.#flavour.errors, this.#lost, text));
     try {
-      return this.#sql.unsafe(sent, values).then(read, (error: unknown) => {
+      const query = this.#sql.unsafe(sent, values);
+      return (read === this.#arrayRows ? query.values() : query).then(read, (error: unknown) => {
         const translated = this.#failed(text, sent, error);
         const typing = this.#typing;
         const stale = typing?.failed(text, translated) ?? false;
@@ -362,13 +393,18 @@ class BunSqlConnection implements DriverConnection {
     return this.#run(text, params, this.#firstRow);
   }
 
+  fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    return this.#run(text, params, this.#arrayRows);
+  }
+
   stream(
     text: string,
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
-    return this.#flavour.stream(this.#calls, text, params, batchSize, placement);
+    return this.#flavour.stream(this.#calls, text, params, batchSize, placement, arrays);
   }
 
   async ping(): Promise<void> {

@@ -14,7 +14,7 @@
 import type { Driver } from "../../driver.ts";
 import { ConfigError } from "../../errors.ts";
 import { builtinModule } from "../../runtime.ts";
-import type { RowReader, SyncDatabase, SyncStatement } from "./connection.ts";
+import type { ArrayStatement, RowReader, SyncDatabase, SyncStatement } from "./connection.ts";
 import { allWith, getWith } from "./arguments.ts";
 import { connectSqlite } from "./open.ts";
 import { toRow } from "./values.ts";
@@ -22,6 +22,10 @@ import { toRow } from "./values.ts";
 /** A bun:sqlite statement, which can read integers as numbers on its own (Bun >= 1.1.14). */
 interface BunStatement extends SyncStatement {
   safeIntegers?(enabled: boolean): void;
+  /** Every row as an array of values. */
+  values(...params: unknown[]): unknown[][];
+  /** The result's column names. */
+  readonly columnNames: string[];
 }
 
 /** The error a numbers read throws for an integer it could not hold exactly, so the read runs again with bigints. */
@@ -76,6 +80,20 @@ function rowReader(statement: BunStatement): RowReader {
   };
 }
 
+/**
+ * A statement reading arrays (integers as `bigint`, as the database reads
+ * them). bun:sqlite steps only objects, so a stream reads its arrays whole.
+ */
+function arrayStatement(statement: BunStatement): ArrayStatement {
+  const all = (values: readonly unknown[]) => statement.values(...values);
+  return {
+    all,
+    iterate: (values) => all(values)[Symbol.iterator](),
+    columns: () => statement.columnNames,
+    finalize: () => statement.finalize?.(),
+  };
+}
+
 /** The part of `bun:sqlite` this driver uses, typed here so other runtimes can type-check it. */
 interface BunSqliteModule {
   Database: new (
@@ -109,6 +127,7 @@ export const bunSqlite: Driver = {
       return {
         prepare: (text) => db.prepare(text),
         prepareNumbers: (text) => rowReader(db.prepare(text)),
+        prepareArrays: (text) => arrayStatement(db.prepare(text)),
         exec: (text) => db.exec(text),
         close: () => db.close(),
       };

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { exactInteger } from "../shared/values.ts";
 import { allWith, getWith, runWith } from "./arguments.ts";
 import { isBusy, sqliteError } from "./errors.ts";
@@ -31,6 +31,19 @@ export interface RowReader {
   finalize?(): void;
 }
 
+/**
+ * A statement reading rows as arrays of values in column order, integers as
+ * `bigint` (or as numbers where the runtime reads small ones so), given the
+ * bound values as one array.
+ */
+export interface ArrayStatement {
+  all(values: readonly unknown[]): unknown[][];
+  iterate(values: readonly unknown[]): Iterator<unknown[]>;
+  /** The result's column names, in order. */
+  columns(): string[];
+  finalize?(): void;
+}
+
 /** The database API both runtimes' SQLite modules offer. */
 export interface SyncDatabase {
   /** Prepares a statement that reads integers as `bigint`. */
@@ -43,6 +56,8 @@ export interface SyncDatabase {
    * out where the runtime offers no such reads.
    */
   prepareNumbers?(text: string): RowReader;
+  /** Prepares a statement reading rows as arrays (`fetchRows`, `iterateRows`). */
+  prepareArrays(text: string): ArrayStatement;
   exec(text: string): void;
   close(): void;
 }
@@ -63,6 +78,8 @@ interface CachedStatement {
    * `statement` when an integer is too large for it.
    */
   numbers: RowReader | null | undefined;
+  /** The statement reading arrays, set at its first `fetchRows` (absent until then). */
+  arrays?: ArrayStatement;
 }
 
 /** A node:sqlite integer beyond Number.MAX_SAFE_INTEGER read as a number. */
@@ -93,6 +110,15 @@ const readOne: Read<Row | undefined> = {
     return raw == null ? undefined : toRow(raw);
   },
 };
+
+/** An array row with integers returned exactly, converted in place. */
+function exactValues(row: unknown[]): unknown[] {
+  for (let i = 0; i < row.length; i++) {
+    const value = row[i];
+    if (typeof value === "bigint") row[i] = exactInteger(value);
+  }
+  return row;
+}
 
 const statementCacheSize = 256;
 /**
@@ -128,6 +154,7 @@ export class SqliteConnection implements DriverConnection {
         this.#statements.delete(oldest);
         evicted.statement.finalize?.();
         evicted.numbers?.finalize?.();
+        evicted.arrays?.finalize?.();
       }
       this.#statements.set(text, cached);
     }
@@ -213,10 +240,23 @@ export class SqliteConnection implements DriverConnection {
     return read.raw(cached.statement, values);
   }
 
-  /** Runs one statement now: `execute`'s (kind 0), `fetchAll`'s (1) or `fetchOne`'s (2) work. */
-  #runKind(kind: 0 | 1 | 2, text: string, params: readonly unknown[]): unknown {
+  /** Reads a cached statement's rows as arrays, with its column names. */
+  #rows(text: string, params: readonly unknown[]): Rows {
+    const cached = this.#prepare(text);
+    const statement = cached.arrays ??= this.#db.prepareArrays(text);
+    const rows = statement.all(sqliteParams(params));
+    for (let i = 0; i < rows.length; i++) exactValues(rows[i]);
+    return { columns: statement.columns(), rows };
+  }
+
+  /** Runs one statement now: `execute`'s (kind 0), `fetchAll`'s (1), `fetchOne`'s (2) or `fetchRows`'s (3) work. */
+  #runKind(kind: 0 | 1 | 2 | 3, text: string, params: readonly unknown[]): unknown {
     if (kind === 0) return this.#run(text, params);
-    return kind === 1 ? this.#read(text, params, readAll) : this.#read(text, params, readOne);
+    return kind === 1
+      ? this.#read(text, params, readAll)
+      : kind === 2
+      ? this.#read(text, params, readOne)
+      : this.#rows(text, params);
   }
 
   /**
@@ -225,7 +265,7 @@ export class SqliteConnection implements DriverConnection {
    * promise of it when the statement must wait out another connection's
    * write lock or failed.
    */
-  runNow(kind: 0 | 1 | 2, text: string, params: readonly unknown[]): unknown {
+  runNow(kind: 0 | 1 | 2 | 3, text: string, params: readonly unknown[]): unknown {
     try {
       return this.#runKind(kind, text, params);
     } catch (error) {
@@ -245,13 +285,21 @@ export class SqliteConnection implements DriverConnection {
     return result instanceof Promise ? result : Promise.resolve(result as Row | undefined);
   }
 
-  /** Steps a statement of its own, `batchSize` rows at a time. */
+  /** Returns every row as an array, with the column names. */
+  fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    const result = this.runNow(3, text, params);
+    return result instanceof Promise ? result : Promise.resolve(result as Rows);
+  }
+
+  /** Steps a statement of its own, `batchSize` rows at a time (as arrays with `arrays`). */
   async *stream(
     text: string,
     params: readonly unknown[],
     batchSize: number,
     _placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
+    if (arrays) return yield* this.#arrayStream(text, params, batchSize);
     // A statement of its own: a cached one could be reset by a query run inside the loop.
     let statement: SyncStatement;
     let rows: Iterator<unknown>;
@@ -284,12 +332,45 @@ export class SqliteConnection implements DriverConnection {
     }
   }
 
+  /** `stream`'s array form: a statement of its own reading arrays. */
+  async *#arrayStream(text: string, params: readonly unknown[], batchSize: number): AsyncIterableIterator<Row[]> {
+    let statement: ArrayStatement;
+    let rows: Iterator<unknown[]>;
+    try {
+      statement = this.#db.prepareArrays(text);
+      rows = statement.iterate(sqliteParams(params));
+    } catch (error) {
+      throw sqliteError(error, text);
+    }
+    const step = Math.min(batchSize, streamStep);
+    try {
+      for (;;) {
+        const batch: unknown[][] = [];
+        try {
+          while (batch.length < step) {
+            const next = rows.next();
+            if (next.done) break;
+            batch.push(exactValues(next.value));
+          }
+        } catch (error) {
+          throw sqliteError(error, text);
+        }
+        if (batch.length > 0) yield batch as unknown as Row[];
+        if (batch.length < step) return;
+      }
+    } finally {
+      rows.return?.();
+      statement.finalize?.();
+    }
+  }
+
   /** Finalises cached statements and closes the database. */
   close(): Promise<void> {
     try {
-      for (const { statement, numbers } of this.#statements.values()) {
+      for (const { statement, numbers, arrays } of this.#statements.values()) {
         statement.finalize?.();
         numbers?.finalize?.();
+        arrays?.finalize?.();
       }
       this.#statements.clear();
       this.#db.close();

@@ -41,7 +41,7 @@
  *
  * @module
  */
-import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, TransactionError } from "../../errors.ts";
 import type { Connection } from "../../connection.ts";
 import { driverConnectionOf } from "../../internal.ts";
@@ -249,14 +249,29 @@ class D1Connection implements DriverConnection {
     return (await this.fetchAll(text, params))[0];
   }
 
+  async fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    let raw: unknown[][];
+    try {
+      raw = await this.#on(text).prepare(text).bind(...d1Params(params)).raw({ columnNames: true });
+    } catch (error) {
+      throw d1Error(error, text);
+    }
+    const [columns = [], ...rows] = raw;
+    for (let i = 0; i < rows.length; i++) rows[i] = rows[i].map(cell);
+    return { columns: columns as string[], rows };
+  }
+
   /** D1 has no cursors: the whole result is read, then handed out `batchSize` rows at a time. */
   async *stream(
     text: string,
     params: readonly unknown[],
     batchSize: number,
     _placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
-    const rows = await this.fetchAll(text, params);
+    const rows = arrays
+      ? (await this.fetchRows(text, params)).rows as unknown as Row[]
+      : await this.fetchAll(text, params);
     for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
   }
 

@@ -22,7 +22,7 @@
  */
 import type { Driver } from "../../driver.ts";
 import { importJsr } from "../shared/jsr.ts";
-import type { SyncDatabase, SyncStatement } from "./connection.ts";
+import type { ArrayStatement, SyncDatabase, SyncStatement } from "./connection.ts";
 import { openSqlite } from "./open.ts";
 
 /** The package and versions this driver is written against. */
@@ -269,6 +269,24 @@ function adapt(db: JsrDatabase): SyncDatabase {
             statement.finalize();
           } catch {
             // sqlite3_finalize repeats the statement's last error; the statement is freed all the same.
+          }
+        },
+      };
+    },
+    prepareArrays(text: string): ArrayStatement {
+      const statement = guard(() => db.prepare(preparable(text)), db);
+      // The package steps only objects: a stream reads its arrays whole.
+      const all = (params: readonly unknown[]) =>
+        guard(() => statement.values(bindable(params)), db).map((values) => values.map(sqliteValue));
+      return {
+        all,
+        iterate: (params) => all(params)[Symbol.iterator](),
+        columns: () => guard(() => statement.columnNames(), db),
+        finalize() {
+          try {
+            statement.finalize();
+          } catch {
+            // See finalize() above.
           }
         },
       };

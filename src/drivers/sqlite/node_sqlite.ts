@@ -14,7 +14,7 @@
 import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import type { Driver } from "../../driver.ts";
-import type { RowReader, SyncDatabase } from "./connection.ts";
+import type { ArrayStatement, RowReader, SyncDatabase } from "./connection.ts";
 import { allWith, getWith } from "./arguments.ts";
 import { connectSqlite } from "./open.ts";
 import { plainRow, rowOf } from "./values.ts";
@@ -23,6 +23,8 @@ import { plainRow, rowOf } from "./values.ts";
 interface Statement {
   get(...params: unknown[]): unknown;
   all(...params: unknown[]): unknown[];
+  iterate(...params: unknown[]): Iterator<unknown>;
+  setReadBigInts(enabled: boolean): void;
   setReturnArrays?(enabled: boolean): void;
   columns?(): { name: string }[];
 }
@@ -71,6 +73,36 @@ function rowReader(statement: Statement, compiled: { count: number } | undefined
   };
 }
 
+/**
+ * A statement reading arrays (integers as `bigint`). Where the runtime cannot
+ * return arrays (Node < 22.16), each row object is read in the order of the
+ * statement's columns (by its keys' order where it cannot tell them): there
+ * a repeated column name repeats its last value.
+ */
+function arrayStatement(statement: Statement): ArrayStatement {
+  statement.setReadBigInts(true);
+  const columns = () => statement.columns?.().map((column) => column.name);
+  if (statement.setReturnArrays !== undefined) {
+    statement.setReturnArrays(true);
+    return {
+      all: (values) => allWith(statement, values) as unknown[][],
+      iterate: (values) => statement.iterate(...values) as Iterator<unknown[]>,
+      columns: () => columns() ?? [],
+    };
+  }
+  let names: string[] | undefined;
+  const toArray = (row: unknown) => {
+    const object = row as Record<string, unknown>;
+    names ??= columns() ?? Object.keys(object);
+    return names.map((name) => object[name]);
+  };
+  return {
+    all: (values) => allWith(statement, values).map(toArray),
+    iterate: (values) => allWith(statement, values).map(toArray)[Symbol.iterator](),
+    columns: () => names ?? columns() ?? [],
+  };
+}
+
 function open(path: string, options: { readOnly: boolean; create: boolean }): SyncDatabase {
   if (!options.create && path !== ":memory:" && !existsSync(path)) {
     throw Object.assign(new Error("unable to open database file (mode=rw needs an existing file)"), { errcode: 14 });
@@ -90,6 +122,7 @@ function open(path: string, options: { readOnly: boolean; create: boolean }): Sy
       return statement;
     },
     prepareNumbers: (text) => rowReader(db.prepare(text) as unknown as Statement, compiled),
+    prepareArrays: (text) => arrayStatement(db.prepare(text) as unknown as Statement),
     exec: (text) => db.exec(text),
     close: () => db.close(),
   };

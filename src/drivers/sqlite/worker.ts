@@ -11,7 +11,7 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import type { DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
+import type { DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConnectionError, messageOf, QueryError } from "../../errors.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { sqliteParams } from "./values.ts";
@@ -177,6 +177,15 @@ export class SqliteWorkerConnection implements DriverConnection {
     }
   }
 
+  /** Returns every row as an array, with the column names. */
+  fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
+    try {
+      return this.#call({ op: "fetchRows", text, params: sqliteParams(params) }) as Promise<Rows>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   /**
    * Streams rows a batch per round trip; between batches the thread runs
    * other statements, and `return()` finalises the thread's statement.
@@ -186,6 +195,7 @@ export class SqliteWorkerConnection implements DriverConnection {
     params: readonly unknown[],
     batchSize: number,
     placement: StreamPlacement,
+    arrays?: boolean,
   ): AsyncIterableIterator<Row[]> {
     const stream = this.#nextStream++;
     let open = false;
@@ -199,6 +209,7 @@ export class SqliteWorkerConnection implements DriverConnection {
         params: converted,
         batchSize,
         placement,
+        arrays,
       }) as StreamStep;
       while (!result.done) {
         yield result.batch!;

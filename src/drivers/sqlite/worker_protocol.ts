@@ -30,7 +30,7 @@ export type SqliteWorkerRequest =
   & { id: number }
   & (
     | { op: "open"; driver: SqliteWorkerDriver; url: DatabaseUrlParts }
-    | { op: "execute" | "fetchAll" | "fetchOne"; text: string; params: readonly unknown[] }
+    | { op: "execute" | "fetchAll" | "fetchOne" | "fetchRows"; text: string; params: readonly unknown[] }
     | { op: "executeMany"; text: string; paramSets: readonly (readonly unknown[])[] }
     | {
       op: "stream";
@@ -39,6 +39,7 @@ export type SqliteWorkerRequest =
       params: readonly unknown[];
       batchSize: number;
       placement: StreamPlacement;
+      arrays?: boolean;
     }
     | { op: "next" | "return"; stream: number }
     | { op: "ping" | "close" }

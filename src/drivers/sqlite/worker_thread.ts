@@ -71,9 +71,11 @@ async function handle(request: SqliteWorkerRequest): Promise<unknown> {
       return await opened().fetchAll(request.text, request.params);
     case "fetchOne":
       return await opened().fetchOne(request.text, request.params);
+    case "fetchRows":
+      return await opened().fetchRows(request.text, request.params);
     case "stream": {
-      const { stream, text, params, batchSize, placement } = request;
-      streams.set(stream, opened().stream(text, params, batchSize, placement));
+      const { stream, text, params, batchSize, placement, arrays } = request;
+      streams.set(stream, opened().stream(text, params, batchSize, placement, arrays));
       return await next(stream);
     }
     case "next":

@@ -46,6 +46,27 @@ const routes: Record<string, (url: URL, request: Request) => Promise<unknown>> =
       return "ready";
     }),
 
+  "/rows": () =>
+    db.context(async (scope) => {
+      const query = sql`select * from kinds order by id`;
+      const objects = await scope.fetchAll(query);
+      const { columns, rows } = await scope.fetchRows(query);
+      const iterated: unknown[][] = [];
+      for await (const row of scope.iterateRows(query, undefined, { batchSize: 1 })) iterated.push(row.map(plain));
+      return {
+        columns,
+        rows: rows.map((row) => row.map(plain)),
+        objects: objects.map((row) => columns.map((column) => plain(row[column]))),
+        iterated,
+        repeated: await scope.fetchRows(sql`select 1 as a, 2 as a`),
+        numbered: await scope.fetchRows(sql`select 1 as "2", 2 as "1"`),
+        first: await scope.fetchRow(sql`select ${4} as n`),
+        none: await scope.fetchRow(sql`select 1 as n from kinds where id = -1`) ?? "undefined",
+        empty: await scope.fetchRows(sql`select id, flag from kinds where id = -1`),
+        replica: await scope.replica((replica) => replica.fetchRow(sql`select 5 as n`)),
+      };
+    }),
+
   "/values": () =>
     db.context(async (scope) => {
       const bytes = new Uint8Array([0, 1, 2, 254, 255]);
