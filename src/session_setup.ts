@@ -18,7 +18,7 @@ import { DatabaseUrl, type UrlOptionValue } from "./url.ts";
  */
 export function setupUrl(url: DatabaseUrl, options: Record<string, UrlOptionValue> = {}): DatabaseUrl {
   const { statement_timeout: _, ...rest } = url.options;
-  return new DatabaseUrl({ ...url, options: { ...rest, ...options } }, url.password());
+  return new DatabaseUrl({ ...url, hosts: url.hosts, options: { ...rest, ...options } }, url.password());
 }
 
 /**

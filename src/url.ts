@@ -118,8 +118,8 @@ export interface HostAddress {
 }
 
 /**
- * The parts of a parsed URL, the password excepted. `hosts`, when given,
- * is the whole host list and overrides `host` and `port` (its first entry's).
+ * The parts of a parsed URL, the password excepted. `hosts`, when given
+ * (not empty), is the whole host list and overrides `host` and `port`.
  */
 export type DatabaseUrlParts =
   & Pick<DatabaseUrl, "dialect" | "scheme" | "host" | "port" | "user" | "database" | "options">
@@ -138,13 +138,6 @@ export class DatabaseUrl {
   readonly host: string;
   /** Server port (0 for SQLite and PGlite). */
   readonly port: number;
-  /**
-   * Every server of the URL, in the order written: one for a plain URL, more
-   * for a multi-host one (`postgres://h1:5432,h2:5433/db`), whose first
-   * entry is `host` and `port`. A new connection goes to the first that
-   * answers and matches `target_session_attrs` (docs/urls-and-tls.md).
-   */
-  readonly hosts: readonly HostAddress[];
   /** User name (empty when none). */
   readonly user: string;
   /** Database name on a server; the file path (or `:memory:`) for SQLite; the data directory (or `:memory:`) for PGlite. */
@@ -152,19 +145,32 @@ export class DatabaseUrl {
   /** The validated query-string options. */
   readonly options: Readonly<Record<string, UrlOptionValue>>;
   #password: string;
+  #hosts: readonly HostAddress[];
 
   /** Builds a URL from its parts; use {@linkcode parseDatabaseUrl} to parse one. */
   constructor(parts: DatabaseUrlParts, password = "") {
     this.dialect = parts.dialect;
     this.scheme = parts.scheme;
     const hosts = parts.hosts?.length ? parts.hosts : [{ host: parts.host, port: parts.port }];
-    this.hosts = Object.freeze(hosts.map(({ host, port }) => Object.freeze({ host, port })));
-    this.host = this.hosts[0].host;
-    this.port = this.hosts[0].port;
+    this.#hosts = Object.freeze(hosts.map(({ host, port }) => Object.freeze({ host, port })));
+    this.host = this.#hosts[0].host;
+    this.port = this.#hosts[0].port;
     this.user = parts.user;
     this.database = parts.database;
     this.options = Object.freeze({ ...parts.options });
     this.#password = password;
+  }
+
+  /**
+   * Every server of the URL, in the order written: one for a plain URL, more
+   * for a multi-host one (`postgres://h1:5432,h2:5433/db`), whose first
+   * entry is `host` and `port`. A new connection goes to the first that
+   * answers and matches `target_session_attrs` (docs/urls-and-tls.md). Not
+   * an own property: a copy made by spreading (`{ ...url }`) loses it, so
+   * pass it on as `hosts`.
+   */
+  get hosts(): readonly HostAddress[] {
+    return this.#hosts;
   }
 
   /** The password, for drivers only; never printed. */
@@ -202,7 +208,7 @@ export class DatabaseUrl {
     const suffix = query ? `?${query}` : "";
     if (this.dialect === "sqlite" || this.embedded) return `${this.scheme}${this.database}${suffix}`;
     const auth = this.user ? `${encodeURIComponent(this.user)}${this.#password ? ":***" : ""}@` : "";
-    const hosts = this.hosts.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`).join(",");
+    const hosts = this.#hosts.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`).join(",");
     return `${this.scheme}//${auth}${hosts}/${encodeURIComponent(this.database)}${suffix}`;
   }
 
