@@ -64,6 +64,48 @@ function describe(state: SessionState): string {
   return state.standby ? "a standby" : state.readOnly ? "a read-only primary" : "a read-write primary";
 }
 
+/** The codes of a write refused because the server is read-only: Postgres's SQLSTATE, MySQL's and MariaDB's name. */
+const readOnlyCodes = ["25006", "ER_OPTION_PREVENTS_STATEMENT"];
+
+/**
+ * `connection`, reporting itself broken once a statement was refused because
+ * its server is read-only: a primary fenced while its connections sat in the
+ * pool (`default_transaction_read_only` turned on before a fail-over). The
+ * pool then closes it instead of reusing it, and the next connection looks
+ * for a host that matches again. The refused statement wrote nothing.
+ */
+function fenceable(connection: DriverConnection): DriverConnection {
+  let fenced = false;
+  const watch = <T>(result: Promise<T>): Promise<T> =>
+    result.catch((error: unknown) => {
+      if (readOnlyCodes.includes((error as { code?: string } | undefined)?.code ?? "")) fenced = true;
+      throw error;
+    });
+  return {
+    get atomicBatches() {
+      return connection.atomicBatches;
+    },
+    get broken() {
+      return fenced || connection.broken === true;
+    },
+    get backendId() {
+      return connection.backendId;
+    },
+    get unwatched() {
+      return connection.unwatched;
+    },
+    execute: (text, params) => watch(connection.execute(text, params)),
+    executeMany: (text, paramSets) => watch(connection.executeMany(text, paramSets)),
+    fetchAll: (text, params) => watch(connection.fetchAll(text, params)),
+    fetchOne: (text, params) => watch(connection.fetchOne(text, params)),
+    stream: (text, params, batchSize, placement) => connection.stream(text, params, batchSize, placement),
+    timeoutSet: connection.timeoutSet && (() => connection.timeoutSet!()),
+    ping: connection.ping && (() => connection.ping!()),
+    close: () => connection.close(),
+    destroy: connection.destroy && (() => connection.destroy!()),
+  };
+}
+
 /** A copy of `hosts` in random order (Fisher-Yates). */
 function shuffled(hosts: readonly HostAddress[]): HostAddress[] {
   const copy = [...hosts];
@@ -103,12 +145,15 @@ function within(opening: Promise<DriverConnection>, ms: number, address: HostAdd
  * error when it could not be reached, `ROOST_HOSTS_UNREACHABLE` when none
  * of several could, and `ROOST_NO_MATCHING_HOST` when some answered but
  * none matched; the message says what each host did, and `cause` is an
- * `AggregateError` of the hosts' errors.
+ * `AggregateError` of the hosts' errors. A connection for writes
+ * (`writes`, with read-write or primary) is one the pool discards once
+ * its server refuses a write as read-only (see `fenceable`).
  */
 export async function connectToHost(
   url: DatabaseUrl,
   dialect: Dialect,
   connect: (url: DatabaseUrl) => Promise<DriverConnection>,
+  writes = true,
 ): Promise<DriverConnection> {
   const target = (url.options.target_session_attrs ?? "any") as TargetSessionAttrs;
   if (url.hosts.length === 1 && target === "any") return connect(url);
@@ -128,8 +173,9 @@ export async function connectToHost(
       const state = target === "any" ? undefined : await stateOf(connection, dialect);
       if (state === undefined || want[1](state)) {
         if (fallback) await fallback[0].close();
-        placed.set(connection, single);
-        return connection;
+        const chosen = writes && (target === "read-write" || target === "primary") ? fenceable(connection) : connection;
+        placed.set(chosen, single);
+        return chosen;
       }
       answered = true;
       outcomes.push(`${addressText(address)} is ${describe(state)}`);

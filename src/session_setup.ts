@@ -34,7 +34,7 @@ export async function openSession(
   dialect: Dialect,
   readOnly: boolean,
 ): Promise<DriverConnection> {
-  const connection = await connectToHost(url, dialect, (host) => driver.connect(setupUrl(host)));
+  const connection = await connectToHost(url, dialect, (host) => driver.connect(setupUrl(host)), !readOnly);
   const timeout = url.options.statement_timeout;
   try {
     if (readOnly) await connection.execute(dialect.readOnlySession, []);

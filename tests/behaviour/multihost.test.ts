@@ -167,6 +167,41 @@ for (const target of primary && standby ? postgresTargets : []) {
       assertHidden(error, [password], "password in a hosts-unreachable error");
     });
 
+    test("a pooled connection whose primary was fenced read-only is discarded after its refused write", async () => {
+      const db = open([p, s], "target_session_attrs=read-write", { pool: { max: 1 } });
+      assert.equal(await serverPort(db), p);
+      const admin = new Database(primary!.url);
+      const fence = async (on: boolean) => {
+        await admin.execute(
+          sql.unsafe(
+            `alter system ${on ? "set default_transaction_read_only = on" : "reset default_transaction_read_only"}`,
+          ),
+        );
+        await admin.fetchVal(sql`select pg_reload_conf()`);
+      };
+      try {
+        await fence(true);
+        // The idle pooled connection reads the new default at its next statement: its write is refused, typed.
+        const write = () => db.execute(sql`create table if not exists ${sql.ident(`fenced_${target.driver}`)} (x int)`);
+        const refused = await eventually(
+          "the fence to reach the pooled session",
+          () => write().then(() => undefined, (error: unknown) => error),
+          (error) => error instanceof QueryError,
+          10_000,
+        );
+        assert.equal((refused as QueryError).code, "25006");
+        // That connection is gone; a new one finds no read-write host (the primary fenced, the other a standby).
+        const none = await rejection(db.execute(sql`select 1`));
+        assert.ok(none instanceof ConnectionError, String(none));
+        assert.equal(none.code, "ROOST_NO_MATCHING_HOST");
+        assert.match(none.message, /is a read-only primary.*is a standby/);
+      } finally {
+        await fence(false);
+        await admin.close();
+      }
+      assert.equal(await serverPort(db), p, "unfenced, the primary is found again");
+    });
+
     test("replicas given as host lists: reads go to the standby, writes to the primary", async () => {
       const replica = hostList(target, "postgres", [down, p, s], "target_session_attrs=standby", "postgres");
       const db = open([s, p], "target_session_attrs=read-write", {
