@@ -15,9 +15,17 @@
 import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { ConnectionError, Database, type DatabaseOptions, QueryError, RoostError, sql } from "../../mod.ts";
+import {
+  ConnectionError,
+  Database,
+  type DatabaseOptions,
+  QueryCanceledError,
+  QueryError,
+  RoostError,
+  sql,
+} from "../../mod.ts";
 import { createPrimary, createStandby, type Standby, type TestPrimary } from "../support/standby.ts";
-import { assertHidden, eventually, inCi, sleep, uniqueName } from "../support/support.ts";
+import { assertHidden, eventually, inCi, sleep, uniqueName, within } from "../support/support.ts";
 import { reachedBy, type Target, targets } from "../support/targets.ts";
 
 const postgresTargets = targets({ places: ["postgres"] });
@@ -200,6 +208,40 @@ for (const target of primary && standby ? postgresTargets : []) {
         await admin.close();
       }
       assert.equal(await serverPort(db), p, "unfenced, the primary is found again");
+    });
+
+    test("crossings: pool min, statement timeout, load_balance_hosts=random, close while a host is tried", async () => {
+      const warm = open([down, s, p], "target_session_attrs=read-write&statement_timeout=200", { pool: { min: 2 } });
+      await warm.connect();
+      assert.equal(warm.stats().primary.size, 2);
+      assert.equal(await serverPort(warm), p);
+      const late = await rejection(warm.execute(sql`select pg_sleep(2)`));
+      assert.ok(late instanceof QueryCanceledError, `the statement timeout holds on the chosen host: ${late}`);
+
+      const seen = new Set<number>();
+      for (let i = 0; i < 24 && seen.size < 2; i++) {
+        const db = open([s, p], "load_balance_hosts=random");
+        seen.add(await serverPort(db));
+        await db.close();
+      }
+      assert.deepEqual([...seen].sort(), [p, s].sort(), "random order reaches both hosts");
+
+      // Closing while a connection waits on a silent host: close settles, the statement fails typed.
+      const db = open([silent.port, p], "target_session_attrs=read-write&connect_timeout=1");
+      const statement = db.execute(sql`select 1`).then(() => undefined, (error: unknown) => error);
+      await sleep(100);
+      await within(db.close(), 10_000, "close during host selection");
+      const outcome = await within(statement, 10_000, "the statement during close");
+      assert.ok(outcome === undefined || outcome instanceof RoostError, `settles or fails typed: ${outcome}`);
+    });
+
+    test("a replica host list with no match leaves the rotation; reads fall back to the primary", async () => {
+      const replica = hostList(target, "postgres", [down, p], "target_session_attrs=standby", "postgres");
+      const db = open([p], "", { replicas: [replica], routing: { reads: "replicas", fallback: "primary" } });
+      assert.equal(await db.replica(() => serverPort(db)), p);
+      const [health] = db.stats().replicas;
+      assert.equal(health.healthy, false);
+      assert.match(health.lastError ?? "", /ROOST_NO_MATCHING_HOST|is a read-write primary/);
     });
 
     test("replicas given as host lists: reads go to the standby, writes to the primary", async () => {
