@@ -171,6 +171,9 @@ for (const target of primary && standby ? postgresTargets : []) {
       const error = await rejection(db.fetchAll(sql`select 1`));
       assert.ok(error instanceof ConnectionError, String(error));
       assert.equal(error.code, "ROOST_HOSTS_UNREACHABLE");
+      const causes = (error.cause as AggregateError).errors;
+      assert.deepEqual(causes.map((cause) => cause instanceof ConnectionError), [true, true]);
+      assert.equal(causes[1].code, "ROOST_CONNECT_TIMEOUT", "the silent host's wait ended at connect_timeout");
       assert.ok(error.message.includes(`:${down}`) && error.message.includes(`:${silent.port}`), error.message);
       assertHidden(error, [password], "password in a hosts-unreachable error");
     });
@@ -226,13 +229,27 @@ for (const target of primary && standby ? postgresTargets : []) {
       }
       assert.deepEqual([...seen].sort(), [p, s].sort(), "random order reaches both hosts");
 
-      // Closing while a connection waits on a silent host: close settles, the statement fails typed.
-      const db = open([silent.port, p], "target_session_attrs=read-write&connect_timeout=1");
+      // Closing while a connection waits on a silent host: close settles, the statement fails typed, and the
+      // connection that opens on the next host afterwards is closed.
+      const app = uniqueName("mh_close");
+      const db = open([silent.port, p], `target_session_attrs=read-write&connect_timeout=1&application_name=${app}`);
       const statement = db.execute(sql`select 1`).then(() => undefined, (error: unknown) => error);
       await sleep(100);
       await within(db.close(), 10_000, "close during host selection");
       const outcome = await within(statement, 10_000, "the statement during close");
       assert.ok(outcome === undefined || outcome instanceof RoostError, `settles or fails typed: ${outcome}`);
+      const admin = new Database(primary!.url);
+      try {
+        await sleep(1_500); // past the silent host's connect_timeout, when the next host is reached
+        await eventually(
+          "no session left open by the closed instance",
+          () => admin.fetchVal(sql`select count(*) from pg_stat_activity where application_name = ${app}`).then(Number),
+          (count) => count === 0,
+          10_000,
+        );
+      } finally {
+        await admin.close();
+      }
     });
 
     test("a replica host list with no match leaves the rotation; reads fall back to the primary", async () => {
@@ -362,6 +379,7 @@ if (primary && standby && postgresTargets.length > 0) {
       );
       const stopped = Date.now();
       await primary!.stop();
+      const stopDone = Date.now();
       await standby!.promote();
       const promoted = Date.now();
       await eventually(
@@ -415,10 +433,8 @@ if (primary && standby && postgresTargets.length > 0) {
           ),
         ];
         console.log(
-          `fail-over ${label}: first write on the new primary ${firstOnNew.at - promoted} ms after promote returned ` +
-            `(${firstOnNew.at - stopped} ms after the stop began; promote took ${
-              promoted - stopped
-            } ms incl. the stop); ` +
+          `fail-over ${label}: first write on the new primary ${firstOnNew.at - stopped} ms after the stop began ` +
+            `(pg_ctl stop took ${stopDone - stopped} ms, promote until writable ${promoted - stopDone} ms); ` +
             `${writer.failures.length} typed failures (${
               codes.join(", ")
             }); ${writer.acked.length} acknowledged writes, each found on the new primary; in flight: ${
