@@ -12,7 +12,7 @@
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, Row } from "./driver.ts";
 import { ConfigError, ConnectionError, messageOf } from "./errors.ts";
-import { DatabaseUrl, type HostAddress, type TargetSessionAttrs } from "./url.ts";
+import { DatabaseUrl, type HostAddress, hostText, type TargetSessionAttrs } from "./url.ts";
 
 /** What a connection found its server to be. */
 interface SessionState {
@@ -37,11 +37,6 @@ const placed = new WeakMap<DriverConnection, DatabaseUrl>();
 /** The one-host URL a connection went to (for ending its session there), when it came from a host list. */
 export function hostOf(connection: DriverConnection): DatabaseUrl | undefined {
   return placed.get(connection);
-}
-
-/** `host:port` as a URL writes it. */
-function addressText({ host, port }: HostAddress): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 /** The URL of one of `url`'s hosts, without the options that choose among hosts (a driver never sees them). */
@@ -127,7 +122,7 @@ function within(opening: Promise<DriverConnection>, ms: number, address: HostAdd
     timer = setTimeout(() => {
       opening.then((connection) => connection.close(), () => {});
       reject(
-        new ConnectionError(`${addressText(address)} did not answer within connect_timeout (${ms / 1000} s)`, {
+        new ConnectionError(`${hostText(address)} did not answer within connect_timeout (${ms / 1000} s)`, {
           code: "ROOST_CONNECT_TIMEOUT",
         }),
       );
@@ -178,7 +173,7 @@ export async function connectToHost(
         return chosen;
       }
       answered = true;
-      outcomes.push(`${addressText(address)} is ${describe(state)}`);
+      outcomes.push(`${hostText(address)} is ${describe(state)}`);
       if (target === "prefer-standby" && fallback === undefined) fallback = [connection, single];
       else await connection.close();
     } catch (error) {
@@ -190,9 +185,7 @@ export async function connectToHost(
       if (url.hosts.length === 1) throw error;
       errors.push(error);
       outcomes.push(
-        messageOf(error).includes(addressText(address))
-          ? messageOf(error)
-          : `${addressText(address)}: ${messageOf(error)}`,
+        messageOf(error).includes(hostText(address)) ? messageOf(error) : `${hostText(address)}: ${messageOf(error)}`,
       );
     }
   }
@@ -200,7 +193,7 @@ export async function connectToHost(
     placed.set(fallback[0], fallback[1]);
     return fallback[0];
   }
-  const hosts = url.hosts.map(addressText).join(",");
+  const hosts = url.hosts.map(hostText).join(",");
   throw answered
     ? new ConnectionError(`no host of ${hosts} is ${want[0]} (${outcomes.join("; ")})`, {
       code: "ROOST_NO_MATCHING_HOST",

@@ -106,6 +106,11 @@ const schemes: Record<string, DialectName> = {
 
 const defaultPorts: Record<DialectName, number> = { postgres: 5432, mysql: 3306, sqlite: 0 };
 
+/** `host:port` as a URL writes it (an IPv6 address in brackets). */
+export function hostText({ host, port }: HostAddress): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
 const denoInspect = Symbol.for("Deno.customInspect");
 
@@ -208,7 +213,7 @@ export class DatabaseUrl {
     const suffix = query ? `?${query}` : "";
     if (this.dialect === "sqlite" || this.embedded) return `${this.scheme}${this.database}${suffix}`;
     const auth = this.user ? `${encodeURIComponent(this.user)}${this.#password ? ":***" : ""}@` : "";
-    const hosts = this.#hosts.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`).join(",");
+    const hosts = this.#hosts.map(hostText).join(",");
     return `${this.scheme}//${auth}${hosts}/${encodeURIComponent(this.database)}${suffix}`;
   }
 
@@ -356,11 +361,7 @@ function parseHost(entry: string, dialect: DialectName, scheme: string, single: 
     // The WHATWG parser checks the name and the port; its errors quote the input, so they are not kept.
     parsed = new URL(`roost://${entry}`);
   } catch {
-    throw new ConfigError(
-      single
-        ? `malformed ${dialect} URL (expected ${scheme}//user:password@host:port/database)`
-        : `malformed host in the URL's host list (expected host:port,host:port)`,
-    );
+    throw new ConfigError(`malformed ${dialect} URL (expected ${scheme}//user:password@host:port,…/database)`);
   }
   let port = defaultPorts[dialect];
   if (parsed.port !== "") {

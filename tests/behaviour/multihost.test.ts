@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import {
   ConnectionError,
   Database,
