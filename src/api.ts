@@ -27,7 +27,7 @@ export type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacemen
 export type { DriverName } from "./drivers/mod.ts";
 export type { PoolOptions, PoolStats } from "./pool.ts";
 export { DatabaseUrl, parseDatabaseUrl } from "./url.ts";
-export type { DatabaseUrlParts, UrlOptionValue } from "./url.ts";
+export type { DatabaseUrlParts, HostAddress, TargetSessionAttrs, UrlOptionValue } from "./url.ts";
 export { asyncContextAvailable } from "./context.ts";
 export {
   ClosedError,

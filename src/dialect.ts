@@ -65,6 +65,12 @@ export interface Dialect {
   /** The statement that makes every later statement of a session read-only (replica connections). */
   readonly readOnlySession: string;
   /**
+   * The query that tells which kind of server a new connection reached, for
+   * `target_session_attrs`: one row, `standby` (a server replaying another's
+   * changes) and `read_only` (its sessions refuse writes), each true or false.
+   */
+  readonly sessionState?: string;
+  /**
    * The statements that set a session's statement timeout to `ms`, tried in
    * order until one succeeds (the last one's error stands); empty where the
    * dialect has none.
@@ -96,6 +102,8 @@ const postgres: Dialect = {
   quoteIdent: doubleQuoted,
   errorAbortsTransaction: true,
   readOnlySession: "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+  // libpq's tests: a hot standby is in recovery; transaction_read_only is on there and under default_transaction_read_only.
+  sessionState: "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') = 'on' AS read_only",
   statementTimeout: (ms) => [`SET statement_timeout = ${ms}`],
   // A backend notices its client is gone only when it next writes: a cancelled
   // statement would let the ones queued behind it run. Ending the session stops them all.
@@ -116,6 +124,8 @@ const mysql: Dialect = {
   quoteIdent: (name) => `\`${name.replaceAll("`", "``")}\``,
   errorAbortsTransaction: false,
   readOnlySession: "SET SESSION TRANSACTION READ ONLY",
+  // A replica is one with read_only on, which is how replicas are set up; the server has no other mark of one.
+  sessionState: "SELECT @@global.read_only AS standby, @@global.read_only AS read_only",
   // MariaDB counts seconds, MySQL milliseconds: set whichever this server knows.
   statementTimeout: (
     ms,

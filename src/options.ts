@@ -181,7 +181,10 @@ function resolvePool(pool: unknown, url: DatabaseUrl): ResolvedPoolOptions {
 /** The URL with the statement timeout option set, when one is given. */
 function withTimeout(url: DatabaseUrl, timeout: number | undefined): DatabaseUrl {
   if (timeout === undefined) return url;
-  return new DatabaseUrl({ ...url, options: { ...url.options, statement_timeout: timeout } }, url.password());
+  return new DatabaseUrl(
+    { ...url, hosts: url.hosts, options: { ...url.options, statement_timeout: timeout } },
+    url.password(),
+  );
 }
 
 function resolveReplicas(

@@ -7,6 +7,7 @@
  */
 import { dialectOf } from "./dialect.ts";
 import type { Driver, DriverConnection } from "./driver.ts";
+import { hostOf } from "./hosts.ts";
 import { Pool, type PoolHooks, type ResolvedPoolOptions } from "./pool.ts";
 import { runtime } from "./runtime.ts";
 import { Server } from "./server.ts";
@@ -40,11 +41,19 @@ export function makeServer(
   replicaConnected: (server: Server) => void,
 ): Server {
   const dialect = dialectOf(url.dialect);
-  const endSession = dialect.terminateSessions && runtime !== "workerd"
-    ? sessionEnder(
-      async () => (await driver()).connect(setupUrl(url, { connect_timeout: 1 })),
-      dialect.terminateSessions,
-    )
+  const terminate = dialect.terminateSessions;
+  // A session is ended from a connection to the host it is on: a multi-host URL has one ender per host.
+  const enders = new Map<string, (id: number) => Promise<void>>();
+  const endSession = terminate && runtime !== "workerd"
+    ? (id: number, host: DatabaseUrl) => {
+      const key = `${host.host}:${host.port}`;
+      let ender = enders.get(key);
+      if (ender === undefined) {
+        ender = sessionEnder(async () => (await driver()).connect(setupUrl(host, { connect_timeout: 1 })), terminate);
+        enders.set(key, ender);
+      }
+      return ender(id);
+    }
     : undefined;
   let server: Server;
   const hooks: PoolHooks<DriverConnection> = {
@@ -59,7 +68,9 @@ export function makeServer(
       const cut = connection.destroy?.() ?? connection.close();
       // Its socket is cut now; the session ends on the server right after, which a closing pool waits for
       // (boundedly), so once close() resolves nothing of Roost's holds the process or runs on the server.
-      return id === undefined || endSession === undefined ? cut : Promise.all([cut, endSession(id)]).then(() => {});
+      return id === undefined || endSession === undefined
+        ? cut
+        : Promise.all([cut, endSession(id, hostOf(connection) ?? url)]).then(() => {});
     },
     broken: (connection) => connection.broken === true,
     ping: (connection) => connection.ping?.(),

@@ -8,6 +8,7 @@
  */
 import type { Dialect } from "./dialect.ts";
 import type { Driver, DriverConnection } from "./driver.ts";
+import { connectToHost } from "./hosts.ts";
 import { DatabaseUrl, type UrlOptionValue } from "./url.ts";
 
 /**
@@ -17,11 +18,12 @@ import { DatabaseUrl, type UrlOptionValue } from "./url.ts";
  */
 export function setupUrl(url: DatabaseUrl, options: Record<string, UrlOptionValue> = {}): DatabaseUrl {
   const { statement_timeout: _, ...rest } = url.options;
-  return new DatabaseUrl({ ...url, options: { ...rest, ...options } }, url.password());
+  return new DatabaseUrl({ ...url, hosts: url.hosts, options: { ...rest, ...options } }, url.password());
 }
 
 /**
- * Opens a connection through `driver` to `url` and sets it up: read-only
+ * Opens a connection through `driver` to `url` (to the first of its hosts
+ * that matches its `target_session_attrs`, see src/hosts.ts) and sets it up: read-only
  * when `readOnly`, then the URL's `statement_timeout` (ms) through the
  * dialect's statements, each tried until one succeeds. A failed step
  * closes the connection and throws.
@@ -32,7 +34,7 @@ export async function openSession(
   dialect: Dialect,
   readOnly: boolean,
 ): Promise<DriverConnection> {
-  const connection = await driver.connect(setupUrl(url));
+  const connection = await connectToHost(url, dialect, (host) => driver.connect(setupUrl(host)), !readOnly);
   const timeout = url.options.statement_timeout;
   try {
     if (readOnly) await connection.execute(dialect.readOnlySession, []);

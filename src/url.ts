@@ -32,6 +32,28 @@ const boolean: OptionParser = (raw, key) => {
 
 const text: OptionParser = (raw) => raw;
 
+/**
+ * libpq's `target_session_attrs`: which kind of server a connection of a
+ * multi-host URL must reach (see src/hosts.ts).
+ */
+export type TargetSessionAttrs = "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby";
+
+/** The values of `target_session_attrs`, in the order messages list them. */
+const targetSessionAttrs: readonly TargetSessionAttrs[] = [
+  "any",
+  "read-write",
+  "read-only",
+  "primary",
+  "standby",
+  "prefer-standby",
+];
+
+/** The options that choose among a URL's hosts, the same for Postgres and MySQL. */
+const hostSelection: Record<string, OptionParser> = {
+  target_session_attrs: oneOf(...targetSessionAttrs),
+  load_balance_hosts: oneOf("disable", "random"),
+};
+
 /** The option sets of URLs: one per dialect, PGlite's (a Postgres that takes no server options) and D1's. */
 type OptionSet = DialectName | "pglite" | "d1";
 
@@ -54,6 +76,7 @@ const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
     statement_timeout: integer,
     // The neon driver's WebSocket proxy (ws:// or wss://), checked by that driver.
     wsproxy: text,
+    ...hostSelection,
   },
   // Nothing of a server applies (TLS, timeouts, application name), and PGlite cannot time a statement.
   pglite: {},
@@ -67,6 +90,7 @@ const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
     connect_timeout: integer,
     charset: text,
     statement_timeout: integer,
+    ...hostSelection,
   },
 };
 
@@ -82,14 +106,29 @@ const schemes: Record<string, DialectName> = {
 
 const defaultPorts: Record<DialectName, number> = { postgres: 5432, mysql: 3306, sqlite: 0 };
 
+/** `host:port` as a URL writes it (an IPv6 address in brackets). */
+export function hostText({ host, port }: HostAddress): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
 const denoInspect = Symbol.for("Deno.customInspect");
 
-/** The parts of a parsed URL, the password excepted. */
-export type DatabaseUrlParts = Pick<
-  DatabaseUrl,
-  "dialect" | "scheme" | "host" | "port" | "user" | "database" | "options"
->;
+/** One server of a URL's host list. */
+export interface HostAddress {
+  /** Host name or IP address (an IPv6 address without brackets). */
+  readonly host: string;
+  /** TCP port. */
+  readonly port: number;
+}
+
+/**
+ * The parts of a parsed URL, the password excepted. `hosts`, when given
+ * (not empty), is the whole host list and overrides `host` and `port`.
+ */
+export type DatabaseUrlParts =
+  & Pick<DatabaseUrl, "dialect" | "scheme" | "host" | "port" | "user" | "database" | "options">
+  & { hosts?: readonly HostAddress[] };
 
 /**
  * A parsed, validated database URL. `toString()`, `toJSON()` and inspection
@@ -111,17 +150,32 @@ export class DatabaseUrl {
   /** The validated query-string options. */
   readonly options: Readonly<Record<string, UrlOptionValue>>;
   #password: string;
+  #hosts: readonly HostAddress[];
 
   /** Builds a URL from its parts; use {@linkcode parseDatabaseUrl} to parse one. */
   constructor(parts: DatabaseUrlParts, password = "") {
     this.dialect = parts.dialect;
     this.scheme = parts.scheme;
-    this.host = parts.host;
-    this.port = parts.port;
+    const hosts = parts.hosts?.length ? parts.hosts : [{ host: parts.host, port: parts.port }];
+    this.#hosts = Object.freeze(hosts.map(({ host, port }) => Object.freeze({ host, port })));
+    this.host = this.#hosts[0].host;
+    this.port = this.#hosts[0].port;
     this.user = parts.user;
     this.database = parts.database;
     this.options = Object.freeze({ ...parts.options });
     this.#password = password;
+  }
+
+  /**
+   * Every server of the URL, in the order written: one for a plain URL, more
+   * for a multi-host one (`postgres://h1:5432,h2:5433/db`), whose first
+   * entry is `host` and `port`. A new connection goes to the first that
+   * answers and matches `target_session_attrs` (docs/urls-and-tls.md). Not
+   * an own property: a copy made by spreading (`{ ...url }`) loses it, so
+   * pass it on as `hosts`.
+   */
+  get hosts(): readonly HostAddress[] {
+    return this.#hosts;
   }
 
   /** The password, for drivers only; never printed. */
@@ -159,8 +213,8 @@ export class DatabaseUrl {
     const suffix = query ? `?${query}` : "";
     if (this.dialect === "sqlite" || this.embedded) return `${this.scheme}${this.database}${suffix}`;
     const auth = this.user ? `${encodeURIComponent(this.user)}${this.#password ? ":***" : ""}@` : "";
-    const host = this.host.includes(":") ? `[${this.host}]` : this.host;
-    return `${this.scheme}//${auth}${host}:${this.port}/${encodeURIComponent(this.database)}${suffix}`;
+    const hosts = this.#hosts.map(hostText).join(",");
+    return `${this.scheme}//${auth}${hosts}/${encodeURIComponent(this.database)}${suffix}`;
   }
 
   /** The redacted URL, so `JSON.stringify` never shows the password. */
@@ -299,23 +353,40 @@ function parseD1(rest: string): DatabaseUrl {
   return new DatabaseUrl({ dialect: "sqlite", scheme: "d1:", host: "", port: 0, user: "", database: name, options });
 }
 
-function parseServer(dialect: DialectName, scheme: string, rest: string): DatabaseUrl {
-  if (!rest.startsWith("//")) {
-    throw new ConfigError(`a ${dialect} URL looks like ${scheme}//user:password@host:port/database`);
-  }
+/** One entry of a URL's host list (`host`, `host:port`, `[::1]:port`); empty means localhost in a one-host URL. */
+function parseHost(entry: string, dialect: DialectName, scheme: string, single: boolean): HostAddress {
+  if (entry === "" && !single) throw new ConfigError("the URL's host list has an empty entry");
   let parsed: URL;
   try {
-    // The WHATWG parser splits the authority; its errors quote the input, so they are not kept.
-    parsed = new URL(`roost:${rest}`);
+    // The WHATWG parser checks the name and the port; its errors quote the input, so they are not kept.
+    parsed = new URL(`roost://${entry}`);
   } catch {
-    throw new ConfigError(`malformed ${dialect} URL (expected ${scheme}//user:password@host:port/database)`);
+    throw new ConfigError(`malformed ${dialect} URL (expected ${scheme}//user:password@host:port,…/database)`);
   }
   let port = defaultPorts[dialect];
   if (parsed.port !== "") {
     port = Number(parsed.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError("the URL's port must be 1-65535");
   }
-  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1") || "localhost";
+  return { host: parsed.hostname.replace(/^\[(.*)\]$/, "$1") || "localhost", port };
+}
+
+function parseServer(dialect: DialectName, scheme: string, rest: string): DatabaseUrl {
+  if (!rest.startsWith("//")) {
+    throw new ConfigError(`a ${dialect} URL looks like ${scheme}//user:password@host:port/database`);
+  }
+  // The authority is user:password@host:port, where libpq also takes a host list (host1:port1,host2:port2).
+  const authority = /^\/\/([^/?#]*)/.exec(rest)![1];
+  const at = authority.lastIndexOf("@");
+  const entries = authority.slice(at + 1).split(",");
+  const hosts = entries.map((entry) => parseHost(entry, dialect, scheme, entries.length === 1));
+  let parsed: URL;
+  try {
+    // The WHATWG parser splits the user info and query; its errors quote the input, so they are not kept.
+    parsed = new URL(`roost://${authority.slice(0, at + 1)}h${rest.slice(2 + authority.length)}`);
+  } catch {
+    throw new ConfigError(`malformed ${dialect} URL (expected ${scheme}//user:password@host:port/database)`);
+  }
   // The path as written: the WHATWG parser would resolve a database named `.` or `..` away.
   const path = /^\/\/[^/?#]*\/?([^?#]*)/.exec(rest)?.[1] ?? "";
   if (path.includes("/")) throw new ConfigError("the URL's path must be just the database name");
@@ -323,8 +394,9 @@ function parseServer(dialect: DialectName, scheme: string, rest: string): Databa
   const parts = {
     dialect,
     scheme,
-    host,
-    port,
+    host: hosts[0].host,
+    port: hosts[0].port,
+    hosts,
     user: decode(parsed.username, "user name"),
     database: decode(path, "database name"),
     options,

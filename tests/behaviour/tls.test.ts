@@ -338,6 +338,23 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
       });
     }
 
+    test(
+      `[${driver}] a multi-host URL checks each host's own name: 127.0.0.1 (not in the certificate) is passed over for localhost`,
+      slow,
+      async () => {
+        const tls = started();
+        const query = `sslmode=verify-full&sslrootcert=${encodeURIComponent(tls.caFile)}&connect_timeout=5`;
+        const url = `postgres://postgres@127.0.0.1:${tls.port},localhost:${tls.port}/postgres?${query}`;
+        assert.equal((await session(url, driver)).ssl, true);
+        const only = `postgres://postgres@127.0.0.1:${tls.port},127.0.0.1:${tls.port}/postgres?${query}`;
+        await assert.rejects(session(only, driver), (error: unknown) => {
+          assert.ok(error instanceof ConnectionError, `expected a ConnectionError, got ${describeError(error)}`);
+          assert.equal(error.code, "ROOST_HOSTS_UNREACHABLE");
+          return true;
+        });
+      },
+    );
+
     test(`[${driver}] an unreadable sslrootcert → ConfigError`, slow, async () => {
       const tls = started();
       const missing = `${tls.caFile}.missing`;

@@ -42,6 +42,8 @@ export interface Standby {
   start(): Promise<void>;
   /** Stops it (immediate) and removes its directory. Idempotent; never throws. */
   destroy(): Promise<void>;
+  /** Promotes it to a primary (pg_ctl promote, waits until it accepts writes). */
+  promote(): Promise<void>;
 }
 
 /** How the standby is configured. */
@@ -360,6 +362,14 @@ export async function createStandby(primaryUrl: string, options: StandbyOptions 
       await exec(pgCtl, ["-D", dir, "-m", "immediate", "-w", "stop"], 30_000);
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
     },
+    async promote() {
+      await run(pgCtl, ["-D", dir, "-w", "-t", "60", "promote"], 90_000);
+      await poll(
+        "the promoted standby to leave recovery",
+        30_000,
+        async () => (await query(psql, self, "select pg_is_in_recovery()")) === "f",
+      );
+    },
   };
 
   try {
@@ -409,6 +419,143 @@ export async function createStandby(primaryUrl: string, options: StandbyOptions 
     return standby;
   } catch (error) {
     await standby.destroy();
+    throw error;
+  }
+}
+
+/** A Postgres server of its own, for tests that stop or promote servers (the shared one must never be stopped). */
+export interface TestPrimary {
+  /** postgres://postgres@127.0.0.1:<port>/postgres */
+  readonly url: string;
+  /** The TCP port it listens on (127.0.0.1). */
+  readonly port: number;
+  /** Stops it (pg_ctl stop -m fast: sessions end, the server goes away). Idempotent. */
+  stop(): Promise<void>;
+  /** Stops it (immediate) and removes its directory. Idempotent; never throws. */
+  destroy(): Promise<void>;
+}
+
+/** Data directories of primaries are named `roost-primary-<pid of the owning process>-XXXXXX`. */
+const PRIMARY_PREFIX = "roost-primary-";
+
+/** The directory holding initdb and pg_ctl: the newest Debian cluster version's, or pg_config's. */
+function serverBinaries(): string {
+  const versions = existsSync("/usr/lib/postgresql")
+    ? readdirSync("/usr/lib/postgresql").filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a))
+    : [];
+  for (const version of versions) {
+    const dir = `/usr/lib/postgresql/${version}/bin`;
+    if (existsSync(join(dir, "initdb"))) return dir;
+  }
+  const bindir = spawnSync("pg_config", ["--bindir"], { encoding: "utf8" }).stdout?.trim() ?? "";
+  if (bindir && existsSync(join(bindir, "initdb"))) return bindir;
+  throw new Error(
+    `initdb not found in /usr/lib/postgresql/*/bin nor in pg_config --bindir (${bindir || "no pg_config"})`,
+  );
+}
+
+/**
+ * Creates and starts a Postgres server of its own (initdb in a temporary
+ * directory, a free port, trust authentication, replication allowed), to be
+ * the primary of {@linkcode createStandby}. Removed on `destroy()` or when
+ * the process exits. Throws an Error naming the step that failed.
+ */
+export async function createPrimary(): Promise<TestPrimary> {
+  const psql = await step("finding psql", findPsql);
+  const bin = await step("finding initdb", serverBinaries);
+  const pgCtl = join(bin, "pg_ctl");
+  const ids = asRoot ? await step("looking up the postgres OS user", postgresIds) : undefined;
+  const port = await step("finding a free port", freePort);
+  for (const name of readdirSync(tmpdir())) {
+    const owner = new RegExp(`^${PRIMARY_PREFIX}(\\d+)-`).exec(name)?.[1];
+    if (owner && !alive(Number(owner))) removeNow(pgCtl, join(tmpdir(), name));
+  }
+  const dir = mkdtempSync(join(tmpdir(), `${PRIMARY_PREFIX}${process.pid}-`));
+  const data = join(dir, "data");
+  const log = join(dir, "server.log");
+  const user = "postgres";
+  const self: Server = { host: "127.0.0.1", port, user, database: "postgres" };
+  let destroyed = false;
+  const onExit = () => {
+    if (destroyed) return;
+    destroyed = true;
+    removeNow(pgCtl, data);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on("exit", onExit);
+  globalThis.addEventListener?.("unload", onExit);
+  const running = async () => (await exec(pgCtl, ["-D", data, "status"], 10_000)).code === 0;
+  const primary: TestPrimary = {
+    url: `postgres://${user}@127.0.0.1:${port}/postgres`,
+    port,
+    async stop() {
+      if (destroyed || !(await running())) return;
+      await run(pgCtl, ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"], 90_000);
+    },
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      process.off("exit", onExit);
+      globalThis.removeEventListener?.("unload", onExit);
+      await exec(pgCtl, ["-D", data, "-m", "immediate", "-w", "stop"], 30_000);
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+  try {
+    await step("preparing the directory", () => {
+      chmodSync(dir, 0o700);
+      if (ids) chownSync(dir, ...ids);
+    });
+    await step(
+      "initdb",
+      () =>
+        run(join(bin, "initdb"), [
+          "-D",
+          data,
+          "-U",
+          user,
+          "--auth=trust",
+          "-E",
+          "UTF8",
+          "--no-sync",
+          "--no-instructions",
+        ], 120_000),
+    );
+    await step("writing the configuration", () => {
+      const conf = [
+        "# Written by Roost's tests/support/standby.ts",
+        `port = ${port}`,
+        "listen_addresses = '127.0.0.1'",
+        `unix_socket_directories = ${quote(dir)}`,
+        `cluster_name = 'roost-primary-${port}'`,
+        "wal_level = replica",
+        "max_wal_senders = 5",
+        "hot_standby = on",
+        "max_connections = 40",
+        "shared_buffers = '16MB'",
+        "fsync = off",
+        "ssl = off",
+      ];
+      appendFileSync(join(data, "postgresql.conf"), `\n${conf.join("\n")}\n`);
+      writeFileSync(
+        join(data, "pg_hba.conf"),
+        `local all all trust\nhost all all 127.0.0.1/32 trust\n${HBA_LINE}\n`,
+        { mode: 0o600 },
+      );
+      if (ids) chownSync(join(data, "pg_hba.conf"), ...ids);
+    });
+    await step("starting the primary", async () => {
+      const result = await exec(pgCtl, ["-D", data, "-l", log, "-w", "-t", "60", "start"], 90_000);
+      if (result.code !== 0) throw new Error(`pg_ctl start exited with ${result.code}: ${result.stderr}\n${tail(log)}`);
+      await poll(
+        "the primary to accept connections",
+        30_000,
+        async () => (await query(psql, self, "select pg_is_in_recovery()")) === "f",
+      );
+    });
+    return primary;
+  } catch (error) {
+    await primary.destroy();
     throw error;
   }
 }

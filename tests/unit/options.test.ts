@@ -111,6 +111,73 @@ describe("database URLs", () => {
   });
 });
 
+describe("multi-host URLs", () => {
+  const url = `postgres://app:${encoded}@db1:5433,[::1],db3.example:6000/shop?target_session_attrs=read-write`;
+
+  test("a host list parses to every host in order; host and port are the first's; unset ports are the default", () => {
+    const parsed = parseDatabaseUrl(url);
+    assert.deepEqual(parsed.hosts, [
+      { host: "db1", port: 5433 },
+      { host: "::1", port: 5432 },
+      { host: "db3.example", port: 6000 },
+    ]);
+    assert.equal(parsed.host, "db1");
+    assert.equal(parsed.port, 5433);
+    assert.equal(parsed.password(), secret);
+    assert.equal(parsed.options.target_session_attrs, "read-write");
+    assert.deepEqual(parseDatabaseUrl("mariadb://root@a,b:3307/test").hosts, [
+      { host: "a", port: 3306 },
+      { host: "b", port: 3307 },
+    ]);
+    assert.deepEqual(parseDatabaseUrl("postgres://h/d").hosts, [{ host: "h", port: 5432 }]);
+  });
+
+  test("printing shows every host and never the password; the printed form parses to the same hosts", () => {
+    const parsed = parseDatabaseUrl(url);
+    const printed = "postgres://app:***@db1:5433,[::1]:5432,db3.example:6000/shop?target_session_attrs=read-write";
+    assert.equal(String(parsed), printed);
+    assert.equal(JSON.stringify(parsed), JSON.stringify(printed));
+    assert.ok(inspect(parsed).includes(printed));
+    assertNoSecret(parsed);
+    assert.deepEqual(parseDatabaseUrl(printed).hosts, parsed.hosts);
+    const db = new Database(url);
+    assert.equal(db.url, printed);
+    assertNoSecret(db);
+  });
+
+  test("target_session_attrs and load_balance_hosts take libpq's values; Postgres and MySQL only", () => {
+    for (const value of ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"]) {
+      assert.equal(
+        parseDatabaseUrl(`postgres://a,b/d?target_session_attrs=${value}`).options.target_session_attrs,
+        value,
+      );
+      assert.equal(parseDatabaseUrl(`mysql://a,b/d?target_session_attrs=${value}`).options.target_session_attrs, value);
+    }
+    assert.equal(parseDatabaseUrl("postgres://a,b/d?load_balance_hosts=random").options.load_balance_hosts, "random");
+    assert.match(
+      configError(() => parseDatabaseUrl("postgres://a,b/d?target_session_attrs=master")).message,
+      /read-write/,
+    );
+    configError(() => parseDatabaseUrl("postgres://a,b/d?load_balance_hosts=round-robin"));
+    configError(() => parseDatabaseUrl("pglite::memory:?target_session_attrs=any"));
+    configError(() => parseDatabaseUrl("sqlite::memory:?target_session_attrs=any"));
+  });
+
+  test("a bad host list is a ConfigError that never shows the password", () => {
+    for (
+      const bad of [
+        `postgres://app:${encoded}@a,,b/d`,
+        `postgres://app:${encoded}@a,/d`,
+        `postgres://app:${encoded}@a,b:99999/d`,
+        `postgres://app:${encoded}@a,b:x/d`,
+        `postgres://app:${encoded}@a,b c/d`,
+      ]
+    ) {
+      assertNoSecret(configError(() => new Database(bad)));
+    }
+  });
+});
+
 describe("Database options", () => {
   test("unknown and mistyped options are ConfigErrors naming the option", () => {
     // @ts-expect-error: unknown option
