@@ -93,7 +93,9 @@ function fenceable(connection: DriverConnection): DriverConnection {
     executeMany: (text, paramSets) => watch(connection.executeMany(text, paramSets)),
     fetchAll: (text, params) => watch(connection.fetchAll(text, params)),
     fetchOne: (text, params) => watch(connection.fetchOne(text, params)),
-    stream: (text, params, batchSize, placement) => connection.stream(text, params, batchSize, placement),
+    fetchRows: (text, params) => watch(connection.fetchRows(text, params)),
+    stream: (text, params, batchSize, placement, arrays) =>
+      connection.stream(text, params, batchSize, placement, arrays),
     timeoutSet: connection.timeoutSet && (() => connection.timeoutSet!()),
     ping: connection.ping && (() => connection.ping!()),
     close: () => connection.close(),

@@ -211,6 +211,9 @@ for (const target of primary && standby ? postgresTargets : []) {
         await admin.close();
       }
       assert.equal(await serverPort(db), p, "unfenced, the primary is found again");
+      // Rows as arrays go through the same watched connection.
+      const { columns, rows } = await db.fetchRows<[number]>(sql`select inet_server_port() as port`);
+      assert.deepEqual([columns, rows], [["port"], [[p]]]);
     });
 
     test("crossings: pool min, statement timeout, load_balance_hosts=random, close while a host is tried", async () => {
