@@ -11,12 +11,14 @@ import type { DriverConnection, Row } from "./driver.ts";
 /**
  * Postgres: 0 on a server not in recovery, and 0 when all WAL received is
  * replayed (an idle primary sends no commits, so the time since the last
- * replayed one grows without any lag); otherwise the time since the last
+ * replayed one grows without any lag; after a restart the receive position
+ * restarts at the segment where streaming resumed, behind the replayed
+ * one); otherwise the time since the last
  * replayed commit, which never understates the lag of what waits to be
  * replayed. NULL (nothing replayed since the standby started) is unknown.
  */
 const postgresLag = "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 " +
-  "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 " +
+  "WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0 " +
   "ELSE greatest(0, extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::float8 END AS lag";
 
 function postgres(row: Row | undefined): number | string {
