@@ -63,8 +63,12 @@ async function readUntil(db: Database, condition: () => boolean, what: string): 
 
 describe("router: routing.maxLag", () => {
   test("a replica lagging more than maxLag leaves the rotation and rejoins once within it", async () => {
-    const { db, lag, replica0, replica1 } = setup({ routing: { maxLag: 1_000 } });
+    const { db, events, lag, replica0, replica1 } = setup({ routing: { maxLag: 1_000 } });
     lag.replica0 = 5_000;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(checks(replica0) + checks(replica1), 0, "an idle instance measures nothing");
+    await db.fetchAll("select 1");
+    assert.deepEqual([events[0].served, events[0].replica], ["replica", 0], "in the rotation until first measured");
     await readUntil(db, () => db.stats().replicas[0].lagging, "replica0 is measured as lagging");
     assert.deepEqual(
       [db.stats().replicas[0].lag, db.stats().replicas[0].healthy, db.stats().replicas[1].lagging],
@@ -152,6 +156,41 @@ describe("router: routing.maxLag", () => {
     );
     assert.match(db.stats().replicas[0].lastError ?? "", /refused/);
     assert.match(db.stats().replicas[1].lagError ?? "", /could not be measured: permission denied/);
+    await db.close();
+  });
+
+  test("a pool of one: the check takes the replica's one connection in turn with the reads", async () => {
+    const { db, lag, replica0, replica1 } = setup({ routing: { maxLag: 1_000 }, pool: { max: 1 } });
+    lag.replica0 = 5_000;
+    const results = await Promise.all(Array.from({ length: 20 }, () => db.fetchAll("select 1")));
+    assert.equal(results.length, 20);
+    await readUntil(db, () => db.stats().replicas[0].lagging, "replica0 is measured as lagging");
+    assert.ok(checks(replica0) >= 1 && checks(replica1) >= 1);
+    assert.deepEqual(db.stats().replicas.map((r) => r.size), [1, 1]);
+    await db.close();
+  });
+
+  test("a check that gets no connection within acquireTimeout keeps the last measurement", async () => {
+    const { db, lag, replica0 } = setup({
+      routing: { maxLag: 1_000, recheckAfter: 500, picker: () => 0 },
+      pool: { max: 1, acquireTimeout: 50 },
+    });
+    await db.fetchAll("select 1"); // the first check: no lag
+    await readUntil(db, () => db.stats().replicas[0].lag === 0, "replica0 measured");
+    lag.replica0 = 5_000;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    // A connection scope holds replica0's one connection past the next check's due time.
+    const holding = db.replica(() => db.connection(() => released));
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const checksBefore = checks(replica0);
+    await db.fetchAll("select 2").catch(() => {}); // starts a check, which waits for the connection, as this read does
+    await new Promise((resolve) => setTimeout(resolve, 100)); // past acquireTimeout
+    release();
+    await holding;
+    assert.equal(checks(replica0), checksBefore, "the check never ran");
+    const replica = db.stats().replicas[0];
+    assert.deepEqual([replica.lagging, replica.lag, replica.lagError, replica.healthy], [false, 0, undefined, true]);
     await db.close();
   });
 
