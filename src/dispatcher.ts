@@ -20,7 +20,7 @@ import { EXECUTE, type QueryKind } from "./queryable.ts";
 import { replicaWriteError, Router, type ScopeRoute } from "./router.ts";
 import { type RoutedScope, type ScopedCalls, ScopeHandle } from "./scope_handle.ts";
 import type { Server, Target } from "./server.ts";
-import { makeServer, measureLag, probeServer } from "./server_pools.ts";
+import { makeServer, probeServer } from "./server_pools.ts";
 import type { DatabaseUrl } from "./url.ts";
 import { Session } from "./session.ts";
 import type { CompiledQuery } from "./sql.ts";
@@ -81,15 +81,7 @@ export class Dispatcher implements ScopedCalls {
     const replicas = options.replicas.map((replica, i) =>
       server("replica", i, replica.url, replica.pool, `${label} replica ${i}`)
     );
-    const dialect = url.dialect;
-    this.router = new Router(
-      primary,
-      replicas,
-      options.routing,
-      !this.contextScoped,
-      probeServer,
-      (replica) => measureLag(replica, dialect),
-    );
+    this.router = new Router(primary, replicas, options.routing, !this.contextScoped, probeServer, url.dialect);
     this.#dialect = dialectOf(url.dialect);
     this.#primary = primary;
     this.#assertOpen = assertOpen;

@@ -233,9 +233,9 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
     // A first recheck later than the default cap raises the cap with it.
     maxRecheckAfter: given.maxRecheckAfter ??
       Math.max(routingDefaults.maxRecheckAfter, typeof recheckAfter === "number" ? recheckAfter : 0),
-    maxLag: given.maxLag ?? routingDefaults.maxLag,
+    maxLag: given.maxLag ?? 0, // checked by src/lag_watch.ts
   };
-  const { reads, picker, readYourWrites, fallback, maxRecheckAfter, maxLag } = resolved;
+  const { reads, picker, readYourWrites, fallback, maxRecheckAfter } = resolved;
   if (reads !== "primary" && reads !== "replicas") {
     throw new ConfigError('routing.reads must be "primary" or "replicas"');
   }
@@ -254,23 +254,7 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
         "maxRecheckAfter at least recheckAfter",
     );
   }
-  if (maxLag !== 0 && !positiveInteger(maxLag)) {
-    throw new ConfigError("routing.maxLag must be a non-negative integer (milliseconds; 0 measures no lag)", {
-      code: "ROOST_INVALID_MAX_LAG",
-    });
-  }
   return resolved;
-}
-
-/** Refuses `routing.maxLag` where no lag can be measured, or where measuring it would outlive a request. */
-function checkMaxLag(maxLag: number, url: DatabaseUrl, connectionScope: unknown): void {
-  if (maxLag === 0) return;
-  const why = url.dialect === "sqlite"
-    ? "SQLite does not replicate, so there is no lag to measure"
-    : connectionScope === "context"
-    ? 'with connectionScope "context" (Workers) a lag check would run on one request\'s connections and outlive it'
-    : undefined;
-  if (why !== undefined) throw new ConfigError(`routing.maxLag: ${why}`, { code: "ROOST_INVALID_MAX_LAG" });
 }
 
 /** Refuses the `wsproxy` URL option unless the driver is `neon`, the one driver that goes through a WebSocket proxy. */
@@ -332,15 +316,13 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   const timeout = url.dialect === "sqlite" || url.embedded ? undefined : statementTimeout as number | undefined;
   const replicas = resolveReplicas(options.replicas, url, options.pool, timeout);
   checkWebSocketProxy(driver as DriverName | Driver | undefined, [url, ...replicas.map((replica) => replica.url)]);
-  const routing = resolveRouting(options.routing);
-  checkMaxLag(routing.maxLag, url, connectionScope);
   return {
     url: withTimeout(url, timeout),
     name: name as string | undefined,
     driver: driver as DriverName | Driver | undefined,
     pool: resolvePool(options.pool, url),
     replicas,
-    routing,
+    routing: resolveRouting(options.routing),
     onQuery: onQuery as QueryHook | undefined,
     connectionScope,
     debugParameters,

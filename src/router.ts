@@ -1,13 +1,13 @@
 /**
  * Replica routing: where each statement goes (the routing rules), the
  * fail-over from a replica that cannot serve to the next, the replicas'
- * health with exponential backoff and rechecks, their replication lag
- * against `routing.maxLag`, and the pickers that choose among the healthy
- * ones. It decides and records; running statements and
+ * health with exponential backoff and rechecks, and the pickers that choose
+ * among the healthy ones. It decides and records; running statements and
  * opening connections belong to the layers that call it.
  *
  * @module
  */
+import type { DialectName } from "./dialect.ts";
 import { ConfigError, ConnectionError, messageOf, ReadOnlyError } from "./errors.ts";
 import type { ReplicaStats, ResolvedRoutingOptions } from "./routing_options.ts";
 import { backgroundTimeout } from "./runtime.ts";
@@ -65,6 +65,31 @@ export function isReadStatement(text: string): boolean {
   return readKeywords.has(text.slice(i, end).toLowerCase());
 }
 
+/**
+ * What `routing.maxLag` adds to a router (src/lag_watch.ts, which the main
+ * entry installs; the Worker entry has none).
+ */
+export interface LagWatch {
+  /** Starts the lag checks that are due (a read is picking a replica). */
+  due(): void;
+  /** Why `server` is out of the rotation for its lag; undefined while it is not. */
+  lagging(server: Server): string | undefined;
+  /** Adds `server`'s lag to its stats. */
+  stats(server: Server, stats: ReplicaStats): void;
+  /** Starts no check from now on, and keeps no result (the database is closing). */
+  stop(): void;
+}
+
+/** Makes the lag watch of a router whose options set `maxLag`; throws `ConfigError` where it cannot work. */
+export type LagWatchFactory = (router: Router, dialect: DialectName, timers: boolean) => LagWatch;
+
+let lagWatch: LagWatchFactory | undefined;
+
+/** Installs what `routing.maxLag` needs (src/lag_watch.ts does when it loads: the main entry loads it, edge.ts not). */
+export function installLagWatch(factory: LagWatchFactory): void {
+  lagWatch = factory;
+}
+
 /** The primary, the replicas, their health, the routing rules and the choice among replicas. */
 export class Router {
   /** The primary. */
@@ -82,7 +107,7 @@ export class Router {
   #stopped = false;
   readonly #timers: boolean;
   readonly #probe: (server: Server) => Promise<void>;
-  readonly #measureLag: (server: Server) => Promise<number | string>;
+  readonly #lag: LagWatch | undefined;
 
   /**
    * Routes between a primary and its replicas. With `timers`, a replica out
@@ -90,8 +115,7 @@ export class Router {
    * again) in the background; without (where connections belong to
    * requests, as on Workers, and a timer would outlive its request) it
    * rejoins on trial once its recheck is due, and its next connection decides.
-   * With `routing.maxLag`, `measureLag` resolves with a replica's lag in ms,
-   * or with why it is unknown.
+   * With `routing.maxLag`, a lag watch measures the replicas of `dialect`.
    */
   constructor(
     primary: Server,
@@ -99,7 +123,7 @@ export class Router {
     options: ResolvedRoutingOptions,
     timers: boolean,
     probe: (server: Server) => Promise<void>,
-    measureLag: (server: Server) => Promise<number | string> = () => Promise.resolve(0),
+    dialect: DialectName,
   ) {
     this.primary = primary;
     this.replicas = replicas;
@@ -109,7 +133,10 @@ export class Router {
     this.#healthy = [...replicas];
     this.#timers = timers;
     this.#probe = probe;
-    this.#measureLag = measureLag;
+    if (options.maxLag !== 0) {
+      if (!lagWatch) throw new ConfigError("routing.maxLag: not in edge.ts");
+      this.#lag = lagWatch(this, dialect, timers);
+    }
   }
 
   /**
@@ -173,7 +200,7 @@ export class Router {
   /** A healthy replica chosen by the picker, or undefined when none is healthy. */
   #pick(): Server | undefined {
     if (!this.#timers && this.#healthy.length < this.replicas.length) this.#readmitDue();
-    if (this.options.maxLag > 0) this.#checkLagDue();
+    this.#lag?.due();
     const healthy = this.#healthy;
     if (healthy.length <= 1) return healthy[0];
     const { picker } = this.options;
@@ -208,52 +235,10 @@ export class Router {
   }
 
   #noReplicaError(): ConnectionError {
-    const why = this.replicas.map((s) => `replica ${s.index} <${s.url}>: ${this.#whyOut(s)}`).join("; ");
+    const why = this.replicas.map((s) =>
+      `replica ${s.index} <${s.url}>: ${(s.healthy && this.#lag?.lagging(s)) || (s.lastError ?? "down")}`
+    ).join("; ");
     return new ConnectionError(`no healthy replica (${why})`, { code: "ROOST_NO_REPLICA" });
-  }
-
-  #whyOut(server: Server): string {
-    if (!server.healthy) return server.lastError ?? "down";
-    return server.lagError ?? `${server.lag} ms behind its primary (routing.maxLag is ${this.options.maxLag})`;
-  }
-
-  /**
-   * Starts a lag check of each healthy replica whose last one started at
-   * least `recheckAfter` ms ago: in the background, so the read that called
-   * goes on with what is known (a check still running after
-   * `maxRecheckAfter` ms no longer holds up the next one).
-   */
-  #checkLagDue(): void {
-    if (this.#stopped) return;
-    const now = Date.now();
-    const { recheckAfter, maxRecheckAfter } = this.options;
-    for (const server of this.replicas) {
-      const since = now - server.lagCheckedAt;
-      if (!server.healthy || since < recheckAfter || (server.measuring && since < maxRecheckAfter)) continue;
-      server.lagCheckedAt = now;
-      server.measuring = true;
-      void this.#measure(server, now);
-    }
-  }
-
-  async #measure(server: Server, started: number): Promise<void> {
-    let lag: number | string;
-    try {
-      lag = await this.#measureLag(server);
-    } catch (error) {
-      // Connection failures are health's business; a busy pool (no connection in time) leaves the last measurement.
-      if (error instanceof ConnectionError) this.markDown(server, error);
-      return;
-    } finally {
-      if (server.lagCheckedAt === started) server.measuring = false;
-    }
-    // After close(), or when a newer check has started since, this result is not the one to keep.
-    if (this.#stopped || server.lagCheckedAt !== started) return;
-    const wasLagging = server.lagging;
-    server.lag = typeof lag === "number" ? lag : undefined;
-    server.lagError = typeof lag === "number" ? undefined : lag;
-    server.lagging = typeof lag !== "number" || lag > this.options.maxLag;
-    if (server.lagging !== wasLagging) this.#listHealthy();
   }
 
   /**
@@ -290,7 +275,7 @@ export class Router {
       server.nextCheck = undefined;
       readmitted = true;
     }
-    if (readmitted) this.#listHealthy();
+    if (readmitted) this.listHealthy();
   }
 
   #scheduleCheck(server: Server): void {
@@ -322,36 +307,30 @@ export class Router {
     server.downSince = undefined;
     server.nextCheck = undefined;
     server.lastError = undefined;
-    server.lagCheckedAt = 0; // back from a failure: its lag is measured on the next read
-    this.#listHealthy();
+    this.listHealthy();
   }
 
-  #listHealthy(): void {
-    this.#healthy = this.replicas.filter((s) => s.healthy && !s.lagging);
+  /** Lists the replicas in the rotation again (after a change of health or lag). */
+  listHealthy(): void {
+    this.#healthy = this.replicas.filter((s) => s.healthy && !this.#lag?.lagging(s));
   }
 
   /** Each replica's pool counters and health. */
   replicaStats(): ReplicaStats[] {
     return this.replicas.map((s) => {
-      const stats: ReplicaStats = {
-        ...s.pool.stats(),
-        url: s.url,
-        healthy: s.healthy,
-        failures: s.failures,
-        lagging: s.lagging,
-      };
+      const stats: ReplicaStats = { ...s.pool.stats(), url: s.url, healthy: s.healthy, failures: s.failures };
       if (s.downSince !== undefined) stats.downSince = s.downSince;
       if (s.nextCheck !== undefined) stats.nextCheck = s.nextCheck;
       if (s.lastError !== undefined) stats.lastError = s.lastError;
-      if (s.lag !== undefined) stats.lag = s.lag;
-      if (s.lagError !== undefined) stats.lagError = s.lagError;
+      this.#lag?.stats(s, stats);
       return stats;
     });
   }
 
-  /** Stops routing to replicas that fail, cancels pending rechecks and starts no lag check (the database is closing). */
+  /** Stops routing to replicas that fail and cancels pending rechecks (the database is closing). */
   stop(): void {
     this.#stopped = true;
+    this.#lag?.stop();
     for (const server of this.replicas) {
       if (server.timer !== undefined) clearTimeout(server.timer);
       server.timer = undefined;

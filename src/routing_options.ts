@@ -59,7 +59,8 @@ export interface RoutingOptions {
    * time since the last replayed commit while received WAL waits to be
    * replayed, else 0; MySQL/MariaDB: `Seconds_Behind_Master`, whole seconds,
    * unknown and so too far behind while replication is stopped). Not with
-   * `connectionScope: "context"` (Workers), nor for SQLite replicas.
+   * `connectionScope: "context"` (Workers), nor for SQLite replicas, nor
+   * from the Worker entry.
    */
   maxLag?: number;
 }
@@ -92,8 +93,8 @@ export interface ReplicaStats extends PoolStats {
   nextCheck?: number;
   /** Why it left the rotation. */
   lastError?: string;
-  /** True while it is out of the rotation because its lag exceeds `routing.maxLag` or could not be measured. */
-  lagging: boolean;
+  /** With `routing.maxLag`: true while it is out of the rotation because its lag exceeds it or is unknown. */
+  lagging?: boolean;
   /** Its replication lag (ms) as last measured, with `routing.maxLag`; absent when unknown or not measured yet. */
   lag?: number;
   /** Why its lag is unknown (replication stopped, the check failed), with `routing.maxLag`. */

@@ -52,16 +52,6 @@ export class Server {
   lastError: string | undefined;
   /** The pending recheck. */
   timer: ReturnType<typeof setTimeout> | undefined;
-  /** Out of the rotation because of replication lag (`routing.maxLag`). */
-  lagging = false;
-  /** The lag (ms) last measured; undefined when unknown or not measured. */
-  lag: number | undefined;
-  /** Why the lag is unknown. */
-  lagError: string | undefined;
-  /** When the last lag check started (ms since the epoch; 0: none yet, or one is due). */
-  lagCheckedAt = 0;
-  /** True while a lag check runs. */
-  measuring = false;
   /** Back in the rotation on trial (rechecks without timers): its next connection decides. */
   probation = false;
 

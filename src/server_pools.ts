@@ -5,11 +5,9 @@
  *
  * @module
  */
-import { type DialectName, dialectOf } from "./dialect.ts";
-import { messageOf } from "./errors.ts";
+import { dialectOf } from "./dialect.ts";
 import type { Driver, DriverConnection } from "./driver.ts";
 import { Pool, type PoolHooks, type ResolvedPoolOptions } from "./pool.ts";
-import { replicaLag } from "./replica_lag.ts";
 import { runtime } from "./runtime.ts";
 import { Server } from "./server.ts";
 import { openSession, setupUrl } from "./session_setup.ts";
@@ -91,20 +89,5 @@ export async function probeServer(server: Server): Promise<void> {
     throw error;
   } finally {
     server.pool.release(item, broken);
-  }
-}
-
-/**
- * Measures a replica's replication lag (ms) on a connection of its pool, or
- * says why it is unknown; throws only when no connection could be had.
- */
-export async function measureLag(server: Server, dialect: DialectName): Promise<number | string> {
-  const item = await server.pool.acquire();
-  try {
-    return await replicaLag(dialect, item.connection);
-  } catch (error) {
-    return `its lag could not be measured: ${messageOf(error)}`;
-  } finally {
-    server.pool.release(item, item.connection.broken === true);
   }
 }

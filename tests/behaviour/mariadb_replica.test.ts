@@ -209,7 +209,7 @@ for (const target of pair ? mysqlTargets : []) {
         await eventually(async () => {
           await read();
           most = Math.max(most, db.stats().replicas[0].lag ?? 0);
-          return db.stats().replicas[0].lagging;
+          return db.stats().replicas[0].lagging === true;
         }, delay * 1_000 + 10_000),
         "the replica lags while MASTER_DELAY holds the insert back",
       );

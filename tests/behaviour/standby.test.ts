@@ -201,7 +201,7 @@ for (const target of standby ? postgresTargets : []) {
           await eventually(async () => {
             await read();
             most = Math.max(most, replica().lag ?? 0);
-            return replica().lagging;
+            return replica().lagging === true;
           }, 10_000),
           "the standby lags while recovery_min_apply_delay holds the insert back",
         );

@@ -8,12 +8,17 @@
  * show the same against real replicas that lag.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import process from "node:process";
 import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Database } from "../../src/database.ts";
+import "../../src/lag_watch.ts"; // what the main entry (mod.ts) loads for routing.maxLag
 import { ConfigError, ConnectionError } from "../../src/errors.ts";
 import type { DatabaseOptions } from "../../src/options.ts";
 import type { QueryEvent } from "../../src/query_event.ts";
 import { FakeDriver, type FakeServer } from "../support/fake_driver.ts";
+import { runtime, skipUnless } from "../support/support.ts";
 
 /** Lag each fake replica reports, per dialect's statement; `null` is unknown. */
 type Lag = number | null;
@@ -52,7 +57,7 @@ const checks = (server: FakeServer) => server.queries.filter(isLagStatement).len
 const reads = (server: FakeServer) => server.queries.filter((text) => !isLagStatement(text)).length;
 
 /** Reads (one every 2 ms) until `condition` holds; fails naming `what` after 5 s (the limit only bounds a failure). */
-async function readUntil(db: Database, condition: () => boolean, what: string): Promise<void> {
+async function readUntil(db: Database, condition: () => boolean | undefined, what: string): Promise<void> {
   const deadline = Date.now() + 5_000;
   while (!condition()) {
     if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
@@ -97,7 +102,7 @@ describe("router: routing.maxLag", () => {
     const { db, replica0, replica1 } = setup();
     for (let i = 0; i < 10; i++) await db.fetchAll("select 1");
     assert.deepEqual([checks(replica0), checks(replica1)], [0, 0]);
-    assert.equal(db.stats().replicas[0].lagging, false);
+    assert.equal(db.stats().replicas[0].lagging, undefined, "stats say nothing of lag");
     await db.close();
   });
 
@@ -251,7 +256,12 @@ describe("routing.maxLag: bad values", () => {
 
   test("maxLag is refused for SQLite, and with connectionScope context", () => {
     assert.throws(
-      () => new Database("sqlite:///tmp/x.db", { replicas: ["sqlite:///tmp/x.db?mode=ro"], routing: { maxLag: 1 } }),
+      () =>
+        new Database("sqlite:///tmp/x.db", {
+          driver: new FakeDriver({ dialect: "sqlite" }),
+          replicas: ["sqlite:///tmp/x.db?mode=ro"],
+          routing: { maxLag: 1 },
+        }),
       (e: unknown) => e instanceof ConfigError && e.code === "ROOST_INVALID_MAX_LAG" && /SQLite/.test(e.message),
     );
     assert.throws(
@@ -271,4 +281,26 @@ describe("routing.maxLag: bad values", () => {
     assert.equal(db.stats().replicas.length, 0);
     return db.close();
   });
+});
+
+describe("routing.maxLag: the Worker entry", () => {
+  test(
+    "edge.ts leaves the lag watch out, and refuses maxLag with a ConfigError",
+    skipUnless(runtime === "node", "run in a child Node process that loads edge.ts alone"),
+    () => {
+      const script = `
+        import { ConfigError, Database } from "./edge.ts";
+        import { FakeDriver } from "./tests/support/fake_driver.ts";
+        const open = (routing) => new Database("postgres://u@primary/db", { driver: new FakeDriver(), routing });
+        await open({}).close();
+        try { open({ maxLag: 1000 }); console.log("opened"); }
+        catch (error) { console.log(error instanceof ConfigError, error.message); }`;
+      const root = fileURLToPath(new URL("../..", import.meta.url));
+      const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        cwd: root,
+        encoding: "utf8",
+      });
+      assert.equal(result.stdout.trim(), "true routing.maxLag: not in edge.ts", result.stderr);
+    },
+  );
 });
