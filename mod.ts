@@ -17,4 +17,6 @@
  */
 // The registry of the drivers Roost ships, so `driver` may be a name or left out.
 import "./src/drivers/mod.ts";
+// routing.maxLag, which the Worker entry (edge.ts) leaves out.
+import "./src/lag_watch.ts";
 export * from "./src/api.ts";

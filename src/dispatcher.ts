@@ -81,7 +81,7 @@ export class Dispatcher implements ScopedCalls {
     const replicas = options.replicas.map((replica, i) =>
       server("replica", i, replica.url, replica.pool, `${label} replica ${i}`)
     );
-    this.router = new Router(primary, replicas, options.routing, !this.contextScoped, probeServer);
+    this.router = new Router(primary, replicas, options.routing, !this.contextScoped, probeServer, url.dialect);
     this.#dialect = dialectOf(url.dialect);
     this.#primary = primary;
     this.#assertOpen = assertOpen;

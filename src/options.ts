@@ -236,6 +236,7 @@ function resolveRouting(routing: unknown): ResolvedRoutingOptions {
     // A first recheck later than the default cap raises the cap with it.
     maxRecheckAfter: given.maxRecheckAfter ??
       Math.max(routingDefaults.maxRecheckAfter, typeof recheckAfter === "number" ? recheckAfter : 0),
+    maxLag: given.maxLag ?? 0, // checked by src/lag_watch.ts
   };
   const { reads, picker, readYourWrites, fallback, maxRecheckAfter } = resolved;
   if (reads !== "primary" && reads !== "replicas") {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { DialectName } from "./dialect.ts";
 import { ConfigError, ConnectionError, messageOf, ReadOnlyError } from "./errors.ts";
 import type { ReplicaStats, ResolvedRoutingOptions } from "./routing_options.ts";
 import { backgroundTimeout } from "./runtime.ts";
@@ -64,6 +65,31 @@ export function isReadStatement(text: string): boolean {
   return readKeywords.has(text.slice(i, end).toLowerCase());
 }
 
+/**
+ * What `routing.maxLag` adds to a router (src/lag_watch.ts, which the main
+ * entry installs; the Worker entry has none).
+ */
+export interface LagWatch {
+  /** Starts the lag checks that are due (a read is picking a replica). */
+  due(): void;
+  /** Why `server` is out of the rotation for its lag; undefined while it is not. */
+  lagging(server: Server): string | undefined;
+  /** Adds `server`'s lag to its stats. */
+  stats(server: Server, stats: ReplicaStats): void;
+  /** Starts no check from now on, and keeps no result (the database is closing). */
+  stop(): void;
+}
+
+/** Makes the lag watch of a router whose options set `maxLag`; throws `ConfigError` where it cannot work. */
+export type LagWatchFactory = (router: Router, dialect: DialectName, timers: boolean) => LagWatch;
+
+let lagWatch: LagWatchFactory | undefined;
+
+/** Installs what `routing.maxLag` needs (src/lag_watch.ts does when it loads: the main entry loads it, edge.ts not). */
+export function installLagWatch(factory: LagWatchFactory): void {
+  lagWatch = factory;
+}
+
 /** The primary, the replicas, their health, the routing rules and the choice among replicas. */
 export class Router {
   /** The primary. */
@@ -81,6 +107,7 @@ export class Router {
   #stopped = false;
   readonly #timers: boolean;
   readonly #probe: (server: Server) => Promise<void>;
+  readonly #lag: LagWatch | undefined;
 
   /**
    * Routes between a primary and its replicas. With `timers`, a replica out
@@ -88,6 +115,7 @@ export class Router {
    * again) in the background; without (where connections belong to
    * requests, as on Workers, and a timer would outlive its request) it
    * rejoins on trial once its recheck is due, and its next connection decides.
+   * With `routing.maxLag`, a lag watch measures the replicas of `dialect`.
    */
   constructor(
     primary: Server,
@@ -95,6 +123,7 @@ export class Router {
     options: ResolvedRoutingOptions,
     timers: boolean,
     probe: (server: Server) => Promise<void>,
+    dialect: DialectName,
   ) {
     this.primary = primary;
     this.replicas = replicas;
@@ -104,6 +133,10 @@ export class Router {
     this.#healthy = [...replicas];
     this.#timers = timers;
     this.#probe = probe;
+    if (options.maxLag !== 0) {
+      if (!lagWatch) throw new ConfigError("routing.maxLag: not in edge.ts");
+      this.#lag = lagWatch(this, dialect, timers);
+    }
   }
 
   /**
@@ -167,6 +200,7 @@ export class Router {
   /** A healthy replica chosen by the picker, or undefined when none is healthy. */
   #pick(): Server | undefined {
     if (!this.#timers && this.#healthy.length < this.replicas.length) this.#readmitDue();
+    this.#lag?.due();
     const healthy = this.#healthy;
     if (healthy.length <= 1) return healthy[0];
     const { picker } = this.options;
@@ -201,7 +235,9 @@ export class Router {
   }
 
   #noReplicaError(): ConnectionError {
-    const why = this.replicas.map((s) => `replica ${s.index} <${s.url}>: ${s.lastError ?? "down"}`).join("; ");
+    const why = this.replicas.map((s) =>
+      `replica ${s.index} <${s.url}>: ${(s.healthy && this.#lag?.lagging(s)) || (s.lastError ?? "down")}`
+    ).join("; ");
     return new ConnectionError(`no healthy replica (${why})`, { code: "ROOST_NO_REPLICA" });
   }
 
@@ -239,7 +275,7 @@ export class Router {
       server.nextCheck = undefined;
       readmitted = true;
     }
-    if (readmitted) this.#listHealthy();
+    if (readmitted) this.listHealthy();
   }
 
   #scheduleCheck(server: Server): void {
@@ -271,11 +307,12 @@ export class Router {
     server.downSince = undefined;
     server.nextCheck = undefined;
     server.lastError = undefined;
-    this.#listHealthy();
+    this.listHealthy();
   }
 
-  #listHealthy(): void {
-    this.#healthy = this.replicas.filter((s) => s.healthy);
+  /** Lists the replicas in the rotation again (after a change of health or lag). */
+  listHealthy(): void {
+    this.#healthy = this.replicas.filter((s) => s.healthy && !this.#lag?.lagging(s));
   }
 
   /** Each replica's pool counters and health. */
@@ -285,6 +322,7 @@ export class Router {
       if (s.downSince !== undefined) stats.downSince = s.downSince;
       if (s.nextCheck !== undefined) stats.nextCheck = s.nextCheck;
       if (s.lastError !== undefined) stats.lastError = s.lastError;
+      this.#lag?.stats(s, stats);
       return stats;
     });
   }
@@ -292,6 +330,7 @@ export class Router {
   /** Stops routing to replicas that fail and cancels pending rechecks (the database is closing). */
   stop(): void {
     this.#stopped = true;
+    this.#lag?.stop();
     for (const server of this.replicas) {
       if (server.timer !== undefined) clearTimeout(server.timer);
       server.timer = undefined;

@@ -51,6 +51,18 @@ export interface RoutingOptions {
   recheckAfter?: number;
   /** The longest wait between two rechecks of a failed replica. Default 30 000 (or `recheckAfter`, if longer). */
   maxRecheckAfter?: number;
+  /**
+   * A replica whose measured replication lag exceeds this many ms leaves the
+   * rotation until a later measurement finds it within; 0 (default) measures
+   * nothing. Lag is measured by a read that picks a replica, at most once per
+   * `recheckAfter` ms per replica and without delaying that read (Postgres:
+   * time since the last replayed commit while received WAL waits to be
+   * replayed, else 0; MySQL/MariaDB: `Seconds_Behind_Master`, whole seconds,
+   * unknown and so too far behind while replication is stopped). Not with
+   * `connectionScope: "context"` (Workers), nor for SQLite replicas, nor
+   * from the Worker entry.
+   */
+  maxLag?: number;
 }
 
 /** Routing options with every default filled in. */
@@ -64,6 +76,7 @@ export const routingDefaults: ResolvedRoutingOptions = Object.freeze({
   fallback: "primary",
   recheckAfter: 1_000,
   maxRecheckAfter: 30_000,
+  maxLag: 0,
 });
 
 /** A replica's counters and health, as `db.stats()` reports them. */
@@ -80,4 +93,10 @@ export interface ReplicaStats extends PoolStats {
   nextCheck?: number;
   /** Why it left the rotation. */
   lastError?: string;
+  /** With `routing.maxLag`: true while it is out of the rotation because its lag exceeds it or is unknown. */
+  lagging?: boolean;
+  /** Its replication lag (ms) as last measured, with `routing.maxLag`; absent when unknown or not measured yet. */
+  lag?: number;
+  /** Why its lag is unknown (replication stopped, the check failed), with `routing.maxLag`. */
+  lagError?: string;
 }

@@ -16,7 +16,7 @@ import {
   type RoutingOptions,
   sql,
 } from "../../mod.ts";
-import { createStandby, type Standby } from "../support/standby.ts";
+import { createStandby, setApplyDelay, type Standby } from "../support/standby.ts";
 import { inCi, skipUnless, sleep, uniqueName } from "../support/support.ts";
 import { reachedBy, targets } from "../support/targets.ts";
 
@@ -179,6 +179,47 @@ for (const target of standby ? postgresTargets : []) {
       assert.ok(retried.length >= 1, "the lost standby was noticed by a read, which was retried on the primary");
       assert.ok(retried.every((e) => e.error instanceof ConnectionError), "only connection failures are retried");
       assert.ok(reads > 20, `reads ran throughout (${reads})`);
+    });
+
+    test("maxLag: the standby leaves the rotation while its replay lags, and rejoins once it catches up", async () => {
+      const { db, events } = open({ maxLag: 500, recheckAfter: 100 });
+      const read = () => db.fetchVal(sql`select count(*) from ${table}`);
+      const replica = () => db.stats().replicas[0];
+      try {
+        // Without the apply delay it catches up, and is measured within maxLag.
+        await setApplyDelay(standby!, 0);
+        assert.ok(
+          await eventually(async () => (await read(), replica().lag !== undefined && !replica().lagging), 10_000),
+          `measured, caught up (${JSON.stringify(replica())})`,
+        );
+        // A delay longer than maxLag holds the next commit back: the time since the last replayed commit grows.
+        await setApplyDelay(standby!, 3_000);
+        await sleep(200); // the reload reaches the standby's startup process
+        await setup.execute(sql`insert into ${table} (id) values (${newId()})`);
+        let most = 0;
+        assert.ok(
+          await eventually(async () => {
+            await read();
+            most = Math.max(most, replica().lag ?? 0);
+            return replica().lagging === true;
+          }, 10_000),
+          "the standby lags while recovery_min_apply_delay holds the insert back",
+        );
+        console.info(`Postgres standby lag measured (${target.driver}): ${most} ms`);
+        await read();
+        assert.deepEqual([events.at(-1)?.served, events.at(-1)?.reason], ["primary", "fallback"]);
+        await db.replica(() => read());
+        assert.deepEqual([events.at(-1)?.served, events.at(-1)?.reason], ["primary", "fallback"]);
+        // Replaying at once again, it catches up and rejoins.
+        await setApplyDelay(standby!, 0);
+        assert.ok(
+          await eventually(async () => (await read(), !replica().lagging), 10_000),
+          `it rejoins (${JSON.stringify(replica())})`,
+        );
+        assert.ok(await eventually(async () => (await read(), events.at(-1)?.served === "replica"), 5_000));
+      } finally {
+        await setApplyDelay(standby!, applyDelay);
+      }
     });
   });
 }

@@ -559,3 +559,22 @@ export async function createPrimary(): Promise<TestPrimary> {
     throw error;
   }
 }
+
+/**
+ * Changes a running standby's recovery_min_apply_delay to `ms` (ALTER SYSTEM
+ * on the standby, then a reload; it lasts across stop() and start()).
+ */
+export async function setApplyDelay(standby: Standby, ms: number): Promise<void> {
+  if (!Number.isInteger(ms) || ms < 0) throw new Error(`setApplyDelay: bad delay ${ms}`);
+  const url = new URL(standby.url);
+  const user = decodeURIComponent(url.username) || "postgres";
+  const server: Server = {
+    host: "127.0.0.1",
+    port: standby.port,
+    user,
+    database: decodeURIComponent(url.pathname.slice(1)) || user,
+  };
+  const psql = findPsql();
+  await query(psql, server, `alter system set recovery_min_apply_delay = '${ms}ms'`);
+  await query(psql, server, "select pg_reload_conf()");
+}

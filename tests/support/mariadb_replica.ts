@@ -1,0 +1,353 @@
+/**
+ * A real MariaDB primary and replica (GTID replication), for tests that need
+ * a read-only replica of a MySQL-dialect server. Not a test file: tests
+ * import `createMariaDbPair`.
+ *
+ * Why a pair of its own rather than a replica of the test server at
+ * 127.0.0.1:3306: a replica needs its primary's binary log, that server runs
+ * without one (log_bin=0), and turning it on means restarting a server other
+ * tests are using. So this starts two fresh `mariadbd` processes, each with a
+ * data directory made by `mariadb-install-db` in one temporary directory and
+ * a free port on 127.0.0.1: the primary with the binary log, the replica
+ * with `read_only=1`, replicating through `MASTER_USE_GTID=slave_pos`. Both
+ * are removed on `destroy()` or when the process exits (and a later run
+ * removes those of a process that died without its exit handler). Run as
+ * root, mariadbd drops to the `mysql` OS user (`--user=mysql`).
+ *
+ * Tests connect as `roost`, a user with every privilege on the `test`
+ * database and REPLICA MONITOR (to read `SHOW REPLICA STATUS`), but neither
+ * SUPER nor READ ONLY ADMIN, so `read_only=1` refuses its writes on the
+ * replica. `root` (no password, 127.0.0.1) administers both.
+ */
+import { execFile, spawn, spawnSync } from "node:child_process";
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  promises as fsp,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { alive, tail } from "./standby.ts";
+
+/** A running MariaDB primary and its replica. */
+export interface MariaDbPair {
+  /** mysql://roost@127.0.0.1:<port>/test of the primary. */
+  readonly primaryUrl: string;
+  /** mysql://roost@127.0.0.1:<port>/test of the replica. */
+  readonly replicaUrl: string;
+  /** The replica's TCP port (127.0.0.1). */
+  readonly replicaPort: number;
+  /** Runs SQL as root on the replica (the `mariadb` client's batch output, tab-separated). */
+  replicaSql(sql: string): Promise<string>;
+  /** Delays applying each replicated transaction by `seconds` (CHANGE MASTER TO MASTER_DELAY); 0 applies at once. */
+  setDelay(seconds: number): Promise<void>;
+  /** Stops the replica's mariadbd (a clean shutdown) and waits until it has exited. Idempotent. */
+  stopReplica(): Promise<void>;
+  /** Starts the replica again after stopReplica() and waits until it accepts connections and replicates. */
+  startReplica(): Promise<void>;
+  /** Stops both servers and removes their directory. Idempotent; never throws. */
+  destroy(): Promise<void>;
+}
+
+/** How the pair is configured. */
+export interface MariaDbPairOptions {
+  /** MASTER_DELAY of the replica, in whole seconds (0 = none). */
+  delay?: number;
+}
+
+const asRoot = process.getuid?.() === 0;
+/** Directories are named `roost-mariadb-<pid of the owning process>-XXXXXX`. */
+const PREFIX = "roost-mariadb-";
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** The first of `names` found in `dirs` or on PATH. */
+function findTool(names: string[], dirs: string[]): string {
+  const path = (process.env.PATH ?? "").split(":").filter((dir) => dir !== "");
+  for (const dir of [...dirs, ...path]) {
+    for (const name of names) if (existsSync(join(dir, name))) return join(dir, name);
+  }
+  throw new Error(`${names.join(" or ")} not found in ${[...dirs, "PATH"].join(", ")}`);
+}
+
+/** Runs a tool; resolves with its stdout, rejects with its stderr. */
+function run(file: string, args: string[], timeout = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd: "/", timeout, encoding: "utf8" }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${file} ${args[0] ?? ""}… failed: ${stderr.trim() || error.message}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+/** Retries `check` every 100 ms until it returns true; throws with its last error after `ms`. */
+async function poll(what: string, ms: number, check: () => Promise<boolean> | boolean): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = "";
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      last = messageOf(error);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms / 1000} s waiting for ${what}${last && `: ${last}`}`);
+    }
+    await sleep(100);
+  }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error("no port assigned"))));
+    });
+  });
+}
+
+/** The pid in a mariadbd pid file, if the file exists and names a live process. */
+function livePid(pidFile: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills the servers of a pair directory at once and removes it, synchronously (for exit handlers). */
+function removeNow(dir: string): void {
+  for (const name of ["primary", "replica"]) {
+    const pid = livePid(join(dir, `${name}.pid`));
+    if (pid !== undefined) process.kill(pid, "SIGKILL");
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Removes pairs whose process died without running its exit handler. */
+function removeOrphans(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const owner = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1];
+    if (owner && !alive(Number(owner))) removeNow(join(tmpdir(), name));
+  }
+}
+
+/** The uid and gid of the mysql OS user (only needed as root). */
+function mysqlIds(): [number, number] {
+  const id = (flag: string) => {
+    const result = spawnSync("id", [flag, "mysql"], { encoding: "utf8" });
+    const value = Number(result.stdout?.trim());
+    if (result.status !== 0 || !Number.isInteger(value)) throw new Error(`id ${flag} mysql: ${result.stderr?.trim()}`);
+    return value;
+  };
+  return [id("-u"), id("-g")];
+}
+
+/** Settings both servers share: small, fast to start, nothing a test does not need. */
+const COMMON = [
+  "--bind-address=127.0.0.1",
+  "--skip-name-resolve",
+  "--innodb-buffer-pool-size=16M",
+  "--innodb-log-file-size=8M",
+  "--innodb-flush-log-at-trx-commit=2",
+  "--performance-schema=OFF",
+  "--character-set-server=utf8mb4",
+  "--collation-server=utf8mb4_general_ci",
+  "--max-connections=200",
+];
+
+/**
+ * Creates and starts a MariaDB primary and replica. Throws an Error with a
+ * clear message (including the server's log) when it cannot.
+ */
+export async function createMariaDbPair(options: MariaDbPairOptions = {}): Promise<MariaDbPair> {
+  const delay = options.delay ?? 0;
+  if (!Number.isInteger(delay) || delay < 0) throw new Error(`createMariaDbPair: bad delay ${delay}`);
+  const sbin = ["/usr/sbin", "/usr/local/sbin", "/usr/bin"];
+  const mariadbd = findTool(["mariadbd", "mysqld"], sbin);
+  const installDb = findTool(["mariadb-install-db", "mysql_install_db"], ["/usr/bin", "/usr/local/bin"]);
+  const client = findTool(["mariadb", "mysql"], ["/usr/bin", "/usr/local/bin"]);
+  const ids = asRoot ? mysqlIds() : undefined;
+  removeOrphans();
+  const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
+  if (ids) chownSync(dir, ...ids);
+  let destroyed = false;
+  // Node and Bun emit "exit"; `deno test` only dispatches "unload".
+  const onExit = () => {
+    if (destroyed) return;
+    destroyed = true;
+    removeNow(dir);
+  };
+  process.on("exit", onExit);
+  globalThis.addEventListener?.("unload", onExit);
+
+  const [primaryPort, replicaPort] = [await freePort(), await freePort()];
+  const user = asRoot ? ["--user=mysql"] : [];
+  const serverArgs = (name: "primary" | "replica", port: number, own: string[]) => [
+    "--no-defaults",
+    `--datadir=${join(dir, name)}`,
+    `--port=${port}`,
+    `--socket=${join(dir, `${name}.sock`)}`,
+    `--pid-file=${join(dir, `${name}.pid`)}`,
+    `--log-error=${join(dir, `${name}.err`)}`,
+    `--tmpdir=${join(dir, `${name}-tmp`)}`,
+    ...user,
+    ...COMMON,
+    ...own,
+  ];
+  const args = {
+    primary: serverArgs("primary", primaryPort, [
+      "--server-id=1",
+      `--log-bin=${join(dir, "primary", "binlog")}`,
+      "--binlog-format=ROW",
+      "--sync-binlog=0",
+    ]),
+    replica: serverArgs("replica", replicaPort, [
+      "--server-id=2",
+      "--read-only=1",
+      `--relay-log=${join(dir, "replica", "relay")}`,
+    ]),
+  };
+  const ports = { primary: primaryPort, replica: replicaPort };
+  const sqlAs = (name: "primary" | "replica", login: string, text: string, names = false) =>
+    run(client, [
+      ...["-h127.0.0.1", `-P${ports[name]}`, `-u${login}`, "--connect-timeout=5"],
+      names ? "-sre" : "-Nsre",
+      text,
+    ], 15_000);
+  /** Each running server's exit, which resolves when its process has ended. */
+  const running: Partial<Record<"primary" | "replica", { pid: number; exit: Promise<void> }>> = {};
+
+  const startServer = async (name: "primary" | "replica") => {
+    const child = spawn(mariadbd, args[name], { cwd: "/", stdio: "ignore", detached: true });
+    child.unref();
+    let exited: string | undefined;
+    const exit = new Promise<void>((resolve) =>
+      child.once("exit", (code, signal) => {
+        exited = `mariadbd (${name}) exited with ${code ?? signal}`;
+        resolve();
+      })
+    );
+    if (child.pid === undefined) throw new Error(`could not start ${mariadbd}`);
+    running[name] = { pid: child.pid, exit };
+    try {
+      await poll(`the ${name} to accept connections`, 60_000, async () => {
+        if (exited) throw new Error(exited);
+        return (await sqlAs(name, "root", "select 1")) === "1";
+      });
+    } catch (error) {
+      throw new Error(`${messageOf(error)}\n${tail(join(dir, `${name}.err`))}`);
+    }
+  };
+  const stopServer = async (name: "primary" | "replica") => {
+    const server = running[name];
+    if (server === undefined) return;
+    process.kill(server.pid, "SIGTERM");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the ${name} did not shut down within 60 s`)), 60_000);
+    });
+    await Promise.race([server.exit, late]).finally(() => clearTimeout(timer));
+    running[name] = undefined;
+  };
+  const replicating = () =>
+    poll("the replica's IO and SQL threads to run", 30_000, async () => {
+      const status = await sqlAs("replica", "root", "show replica status\\G", true);
+      if (/Slave_IO_Running: Yes/.test(status) && /Slave_SQL_Running: Yes/.test(status)) return true;
+      throw new Error(status.split("\n").filter((line) => /Running:|Last_.*Error: ./.test(line)).join("; "));
+    });
+
+  const pair: MariaDbPair = {
+    primaryUrl: `mysql://roost@127.0.0.1:${primaryPort}/test`,
+    replicaUrl: `mysql://roost@127.0.0.1:${replicaPort}/test`,
+    replicaPort,
+    replicaSql: (text) => sqlAs("replica", "root", text),
+    async setDelay(seconds) {
+      await sqlAs("replica", "root", `stop replica; change master to master_delay = ${seconds}; start replica`);
+      await replicating();
+    },
+    stopReplica: () => stopServer("replica"),
+    async startReplica() {
+      if (destroyed) throw new Error("MariaDbPair.startReplica: the pair was destroyed");
+      if (running.replica === undefined) await startServer("replica");
+      await replicating();
+    },
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      process.off("exit", onExit);
+      globalThis.removeEventListener?.("unload", onExit);
+      await Promise.all([stopServer("primary").catch(() => {}), stopServer("replica").catch(() => {})]);
+      removeNow(dir); // kills what did not shut down
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+
+  const step = async (name: string, fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (error) {
+      throw new Error(`createMariaDbPair: ${name} failed: ${messageOf(error)}`, { cause: error });
+    }
+  };
+  try {
+    await step("mariadb-install-db", () =>
+      Promise.all((["primary", "replica"] as const).map((name) => {
+        // Each server has a temporary directory of its own: two bootstraps sharing /tmp collide on temporary tables.
+        for (const sub of [name, `${name}-tmp`]) {
+          mkdirSync(join(dir, sub));
+          if (ids) chownSync(join(dir, sub), ...ids);
+        }
+        return run(installDb, [
+          "--no-defaults",
+          `--datadir=${join(dir, name)}`,
+          `--tmpdir=${join(dir, `${name}-tmp`)}`,
+          ...user,
+          "--auth-root-authentication-method=normal",
+          "--skip-test-db",
+          "--skip-name-resolve",
+          "--innodb-buffer-pool-size=16M",
+          "--innodb-log-file-size=8M",
+        ], 120_000);
+      })));
+    await step("starting the servers", () => Promise.all([startServer("primary"), startServer("replica")]));
+    await step("starting replication", async () => {
+      await sqlAs(
+        "replica",
+        "root",
+        `change master to master_host = '127.0.0.1', master_port = ${primaryPort}, master_user = 'root', ` +
+          `master_use_gtid = slave_pos, master_connect_retry = 1, master_delay = ${delay}; start replica`,
+      );
+      await replicating();
+    });
+    await step("creating the test database and user on the primary", () =>
+      sqlAs(
+        "primary",
+        "root",
+        "create database test; create user roost@'127.0.0.1'; " +
+          "grant all on test.* to roost@'127.0.0.1'; grant replica monitor on *.* to roost@'127.0.0.1'",
+      ));
+    await step("waiting for the user to reach the replica", () =>
+      poll(
+        "the roost user on the replica",
+        30_000 + delay * 1_000,
+        async () => (await sqlAs("replica", "roost", "select 1")) === "1",
+      ));
+    return pair;
+  } catch (error) {
+    await pair.destroy();
+    throw error;
+  }
+}
