@@ -276,6 +276,29 @@ for (const target of primary && standby ? postgresTargets : []) {
       await db.transaction(async (tx) => assert.equal(Number(await tx.fetchVal(sql`select inet_server_port()`)), p));
       assert.deepEqual(db.stats().replicas.map((r) => r.healthy), [true]);
     });
+
+    test("docs/scaling-out.md's set-up: host lists, reads on replicas, read-your-writes and maxLag together", async () => {
+      const query = "connect_timeout=2";
+      const db = open([s, p], `target_session_attrs=read-write&${query}`, {
+        replicas: [hostList(target, "postgres", [s, p], `target_session_attrs=standby&${query}`, "postgres")],
+        routing: { reads: "replicas", readYourWrites: 2_000, maxLag: 5_000 },
+      });
+      const table = sql.ident(uniqueName("guide"));
+      try {
+        assert.equal(await serverPort(db), s, "a read goes to the standby");
+        await eventually(
+          "the standby's lag to be measured",
+          () => Promise.resolve(db.stats().replicas[0]),
+          (r) => r.lag !== undefined,
+          10_000,
+        );
+        assert.equal(db.stats().replicas[0].lagging, false, "a standby in step is in the rotation");
+        await db.execute(sql`create table ${table} (x int)`);
+        assert.equal(await serverPort(db), p, "right after a write, this instance's reads stay on the primary");
+      } finally {
+        await db.execute(sql`drop table if exists ${table}`);
+      }
+    });
   });
 }
 
