@@ -171,7 +171,11 @@ export class Database extends Queryable implements AsyncDisposable {
    * ```
    */
   get schema(): Schema {
-    return this.#schema ??= new Schema(this);
+    // Where the driver has no transactions (D1), the statements run one by one on one connection.
+    return this.#schema ??= new Schema({
+      dialect: this.dialect,
+      transaction: (fn) => this.transactionRefusal() ? this.connection(fn) : this.transaction(fn),
+    });
   }
 
   /** True once `close()` has been called. */
@@ -228,6 +232,14 @@ export class Database extends Queryable implements AsyncDisposable {
       throw new TransactionError("this call runs in a transaction callback whose transaction has already ended");
     }
     return state;
+  }
+
+  /**
+   * Package-internal (reached through internal.ts): the error transactions
+   * are refused with where the driver has none (D1), else undefined.
+   */
+  private transactionRefusal(): Error | undefined {
+    return this.#dispatcher.transactionRefusal();
   }
 
   /**
