@@ -19,7 +19,8 @@ import type { Executor } from "./executor.ts";
 import type { HeldConnection } from "./internal.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
 import type { PoolStats } from "./pool.ts";
-import { Queryable, type QueryKind } from "./queryable.ts";
+import { Queryable, type QueryKind, readOnHeld } from "./queryable.ts";
+import type { RowReader } from "./page.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
 import type { ReplicaStats } from "./routing_options.ts";
 import { Schema } from "./schema.ts";
@@ -380,6 +381,10 @@ export class Database extends Queryable implements AsyncDisposable {
       this.#liveContexts.delete(context);
       await context.end();
     }
+  }
+
+  protected override async readTogether<T>(fn: (read: RowReader) => Promise<T>): Promise<T> {
+    return await readOnHeld(await this.holdConnection(true), (inner) => super.readTogether(inner), fn);
   }
 
   /** Runs one compiled query where this handle runs queries. */

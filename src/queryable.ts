@@ -16,9 +16,11 @@ import {
   type PageOptions,
   readKeysetPage,
   readPage,
+  type RowReader,
 } from "./page.ts";
 import { compileQuery, parameterCountError, type Query } from "./query.ts";
 import type { CompiledQuery } from "./sql.ts";
+import type { HeldConnection } from "./internal.ts";
 
 /** Which result a query method wants: counts (`0`), all rows (`1`), the first row (`2`) or rows as arrays (`3`). */
 export type QueryKind = 0 | 1 | 2 | 3;
@@ -112,6 +114,23 @@ function firstValue(row: Row | undefined): unknown {
 }
 
 /**
+ * Runs `fn` with a reader on `held` (a connection held on the server a read
+ * is routed to), released afterwards; without one, with `otherwise`.
+ */
+export async function readOnHeld<T>(
+  held: HeldConnection | undefined,
+  otherwise: (fn: (read: RowReader) => Promise<T>) => Promise<T>,
+  fn: (read: RowReader) => Promise<T>,
+): Promise<T> {
+  if (held === undefined) return await otherwise(fn);
+  try {
+    return await fn((query) => held.connection.fetchAll(query.text, query.params));
+  } finally {
+    await held.release();
+  }
+}
+
+/**
  * Anything that runs queries: a {@linkcode Database}, a `Connection` handle
  * or a `Transaction` handle. Accept `Queryable` in your own functions to let
  * callers pass whichever they hold.
@@ -141,6 +160,15 @@ export abstract class Queryable {
   protected abstract performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult>;
   /** Streams a compiled query's rows, a batch at a time. */
   protected abstract stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]>;
+
+  /**
+   * Runs `fn` with a reader whose queries all run on one server, so a page
+   * and its count (MySQL's second query) agree. A held connection's handle
+   * is one already; the routed handles hold one for `fn`.
+   */
+  protected readTogether<T>(fn: (read: RowReader) => Promise<T>): Promise<T> {
+    return fn((query) => this.perform(FETCH_ALL, query) as Promise<Row[]>);
+  }
 
   /**
    * Compiles and runs one query. No extra async frame: a query's cost is the
@@ -275,10 +303,16 @@ export abstract class Queryable {
   async paginate<T = Row>(query: Query, options: PageOptions | KeysetOptions): Promise<Page<T> | KeysetPage<T>> {
     const keyset = isKeyset(options);
     const compiled = compileQuery(query, options.params, this.#dialectRules);
-    const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
-    return keyset
-      ? await readKeysetPage<T>(read, compiled, options, this.#dialectRules)
-      : await readPage<T>(read, compiled, options, this.#dialectRules);
+    if (keyset) {
+      const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
+      return await readKeysetPage<T>(read, compiled, options, this.#dialectRules);
+    }
+    // MySQL may count in a second query: on the same server as the page, or a replica taken in turn could disagree.
+    if (this.dialect !== "mysql") {
+      const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
+      return await readPage<T>(read, compiled, options, this.#dialectRules);
+    }
+    return await this.readTogether((read) => readPage<T>(read, compiled, options, this.#dialectRules));
   }
 
   /**
