@@ -132,7 +132,7 @@ for (const target of servers) {
       await ok(worker, "/setup");
       const facts = await ok(worker, "/facts");
       assert.equal(facts.asyncContextAvailable, true);
-      assert.deepEqual(facts.names, [dialect, `${dialect}-solo`]);
+      assert.deepEqual(facts.names, [dialect, `${dialect}-solo`, `${dialect}-one`]);
 
       const peaks: number[] = [];
       for (let id = 1; id <= 20; id++) {
