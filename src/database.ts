@@ -19,8 +19,7 @@ import type { Executor } from "./executor.ts";
 import type { HeldConnection } from "./internal.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
 import type { PoolStats } from "./pool.ts";
-import { Queryable, type QueryKind, readOnHeld } from "./queryable.ts";
-import type { RowReader } from "./page.ts";
+import { Queryable, type QueryKind } from "./queryable.ts";
 import { isRegistered, lookup, register, registeredInstances, registeredNames, unregister } from "./registry.ts";
 import type { ReplicaStats } from "./routing_options.ts";
 import { Schema } from "./schema.ts";
@@ -244,8 +243,9 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   /**
-   * Package-internal (reached through internal.ts): holds a connection for
-   * a query builder's sequence of statements (see `Dispatcher.hold`).
+   * Package-internal (reached through internal.ts, and by `paginate`'s
+   * page and count on MySQL): holds a connection for a sequence of
+   * statements (see `Dispatcher.hold`).
    */
   private async holdConnection(first: boolean | undefined): Promise<HeldConnection | undefined> {
     await asyncContextLookup();
@@ -381,10 +381,6 @@ export class Database extends Queryable implements AsyncDisposable {
       this.#liveContexts.delete(context);
       await context.end();
     }
-  }
-
-  protected override async readTogether<T>(fn: (read: RowReader) => Promise<T>): Promise<T> {
-    return await readOnHeld(await this.holdConnection(true), (inner) => super.readTogether(inner), fn);
   }
 
   /** Runs one compiled query where this handle runs queries. */

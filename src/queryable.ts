@@ -16,7 +16,6 @@ import {
   type PageOptions,
   readKeysetPage,
   readPage,
-  type RowReader,
 } from "./page.ts";
 import { compileQuery, parameterCountError, type Query } from "./query.ts";
 import type { CompiledQuery } from "./sql.ts";
@@ -113,21 +112,9 @@ function firstValue(row: Row | undefined): unknown {
   return undefined;
 }
 
-/**
- * Runs `fn` with a reader on `held` (a connection held on the server a read
- * is routed to), released afterwards; without one, with `otherwise`.
- */
-export async function readOnHeld<T>(
-  held: HeldConnection | undefined,
-  otherwise: (fn: (read: RowReader) => Promise<T>) => Promise<T>,
-  fn: (read: RowReader) => Promise<T>,
-): Promise<T> {
-  if (held === undefined) return await otherwise(fn);
-  try {
-    return await fn((query) => held.connection.fetchAll(query.text, query.params));
-  } finally {
-    await held.release();
-  }
+/** What a routed handle (a `Database`, a scope's handle) has, privately: a connection held where a read would go. */
+interface HoldsReads {
+  holdConnection?(first: boolean): Promise<HeldConnection | undefined>;
 }
 
 /**
@@ -160,15 +147,6 @@ export abstract class Queryable {
   protected abstract performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult>;
   /** Streams a compiled query's rows, a batch at a time. */
   protected abstract stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]>;
-
-  /**
-   * Runs `fn` with a reader whose queries all run on one server, so a page
-   * and its count (MySQL's second query) agree. A held connection's handle
-   * is one already; the routed handles hold one for `fn`.
-   */
-  protected readTogether<T>(fn: (read: RowReader) => Promise<T>): Promise<T> {
-    return fn((query) => this.perform(FETCH_ALL, query) as Promise<Row[]>);
-  }
 
   /**
    * Compiles and runs one query. No extra async frame: a query's cost is the
@@ -307,12 +285,19 @@ export abstract class Queryable {
       const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
       return await readKeysetPage<T>(read, compiled, options, this.#dialectRules);
     }
-    // MySQL may count in a second query: on the same server as the page, or a replica taken in turn could disagree.
-    if (this.dialect !== "mysql") {
+    // MySQL may count in a second query: both run on one connection held where the read goes (a routed handle holds
+    // one; a held connection's handle is one), or a replica taken in turn could give a total that disagrees.
+    const held = this.dialect === "mysql" ? await (this as unknown as HoldsReads).holdConnection?.(true) : undefined;
+    if (held === undefined) {
       const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
       return await readPage<T>(read, compiled, options, this.#dialectRules);
     }
-    return await this.readTogether((read) => readPage<T>(read, compiled, options, this.#dialectRules));
+    try {
+      const read = (paged: CompiledQuery) => held.connection.fetchAll(paged.text, paged.params);
+      return await readPage<T>(read, compiled, options, this.#dialectRules);
+    } finally {
+      await held.release();
+    }
   }
 
   /**

@@ -9,9 +9,8 @@ import type { ScopeState } from "./call_context.ts";
 import type { Connection } from "./connection.ts";
 import type { ConnectionOptions, DialectName, TransactionOptions } from "./dialect.ts";
 import type { ExecuteResult, Row } from "./driver.ts";
-import { Queryable, type QueryKind, readOnHeld } from "./queryable.ts";
+import { Queryable, type QueryKind } from "./queryable.ts";
 import type { HeldConnection } from "./internal.ts";
-import type { RowReader } from "./page.ts";
 import type { ScopeRoute } from "./router.ts";
 import type { CompiledQuery } from "./sql.ts";
 import { checkConnectionOptions, type Transaction } from "./transaction.ts";
@@ -88,8 +87,12 @@ export class ScopeHandle extends Queryable implements RoutedScope {
     return this.#calls.run(kind, query, this.#state);
   }
 
-  protected override async readTogether<T>(fn: (read: RowReader) => Promise<T>): Promise<T> {
-    return await readOnHeld(await this.#calls.hold(true, this.#state), (inner) => super.readTogether(inner), fn);
+  /**
+   * Package-internal (read by `Queryable.paginate`): holds a connection for
+   * a sequence of reads on the server the scope routes a read to.
+   */
+  private holdConnection(first: boolean): Promise<HeldConnection | undefined> {
+    return this.#calls.hold(first, this.#state);
   }
 
   protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {

@@ -229,7 +229,7 @@ for (const target of primary && standby ? postgresTargets : []) {
       };
       const conn = await db.acquire();
       try {
-        assert.equal(await serverPort(conn), p);
+        assert.equal(Number(await conn.fetchVal(sql`select inet_server_port()`)), p);
         const pid = Number(await conn.fetchVal(sql`select pg_backend_pid()`));
         await fence(true);
         // The held session reads the new default at its next statement: its write is refused, typed.
