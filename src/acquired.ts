@@ -25,6 +25,8 @@ interface Forgotten {
 const forgotten = typeof FinalizationRegistry === "function"
   ? new FinalizationRegistry<Forgotten>(({ session, warn }) => {
     if (session.ended) return;
+    // Its db.context() already closed it: nothing was kept from anyone.
+    if (session.item.cutOff) return session.end();
     warn();
     endSession(session).catch(() => {
       session.broken = true;
@@ -64,9 +66,13 @@ export class AcquiredConnection extends Connection {
     if (owned) forgotten?.register(this, { session, warn }, this);
   }
 
-  /** True once released: its queries then throw `ClosedError`. */
+  /**
+   * True once released, or once its connection was closed under it (the
+   * `db.context()` it was taken in ended, or the database closed past its
+   * timeout): its queries then throw `ClosedError`.
+   */
   get released(): boolean {
-    return this.#session.ended;
+    return this.#session.over;
   }
 
   /**
@@ -76,7 +82,9 @@ export class AcquiredConnection extends Connection {
   async release(): Promise<void> {
     if (!this.#owned || this.#session.ended) return;
     forgotten?.unregister(this);
-    await endSession(this.#session);
+    // Closed under it: nothing is left to roll back, only the bookkeeping.
+    if (this.#session.item.cutOff) this.#session.end();
+    else await endSession(this.#session);
   }
 
   /** Releases: what `await using` calls when the block ends. */

@@ -171,7 +171,11 @@ export class Database extends Queryable implements AsyncDisposable {
    * ```
    */
   get schema(): Schema {
-    return this.#schema ??= new Schema(this);
+    // Where the driver has no transactions (D1), the statements run one by one on one connection.
+    return this.#schema ??= new Schema({
+      dialect: this.dialect,
+      transaction: (fn) => this.transactionRefusal() ? this.connection(fn) : this.transaction(fn),
+    });
   }
 
   /** True once `close()` has been called. */
@@ -231,8 +235,17 @@ export class Database extends Queryable implements AsyncDisposable {
   }
 
   /**
-   * Package-internal (reached through internal.ts): holds a connection for
-   * a query builder's sequence of statements (see `Dispatcher.hold`).
+   * Package-internal (reached through internal.ts): the error transactions
+   * are refused with where the driver has none (D1), else undefined.
+   */
+  private transactionRefusal(): Error | undefined {
+    return this.#dispatcher.transactionRefusal();
+  }
+
+  /**
+   * Package-internal (reached through internal.ts, and by `paginate`'s
+   * page and count on MySQL): holds a connection for a sequence of
+   * statements (see `Dispatcher.hold`).
    */
   private async holdConnection(first: boolean | undefined): Promise<HeldConnection | undefined> {
     await asyncContextLookup();

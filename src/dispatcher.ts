@@ -9,7 +9,7 @@ import { CallContext, type ScopeState } from "./call_context.ts";
 import { Connection } from "./connection.ts";
 import { ScopeSlot } from "./context.ts";
 import { type Dialect, dialectOf, type TransactionOptions } from "./dialect.ts";
-import type { DriverConnection, ExecuteResult, Row } from "./driver.ts";
+import type { Driver, DriverConnection, ExecuteResult, Row } from "./driver.ts";
 import { ClosedError } from "./errors.ts";
 import { driverLoader } from "./drivers/option.ts";
 import { Executor } from "./executor.ts";
@@ -52,6 +52,8 @@ export class Dispatcher implements ScopedCalls {
   readonly #forced: boolean;
   /** With `forceRollback`: the held connection and the outer transaction, once the first call opened them. */
   #forcedHeld: Promise<{ readonly session: Session; readonly tx: Transaction }> | undefined;
+  /** The driver object the options passed (a name loads on first use): what it can do is known before then. */
+  readonly #givenDriver: Driver | undefined;
   /** With `forceRollback`: the running top-level call; settles when it ends, and the next one waits for it. */
   #forcedRunning: Promise<void> = Promise.resolve();
 
@@ -65,6 +67,7 @@ export class Dispatcher implements ScopedCalls {
   constructor(options: ResolvedOptions, label: string, assertOpen: () => void, openedOutsideContext: () => void) {
     const { url } = options;
     const loadDriver = driverLoader(url.dialect, options.driver, url.scheme);
+    this.#givenDriver = typeof options.driver === "object" ? options.driver : undefined;
     const executor = this.executor = new Executor(options.onQuery, options.debugParameters, assertOpen);
     this.contextScoped = options.connectionScope === "context";
     const driver = async () => executor.driver ??= await loadDriver();
@@ -317,6 +320,7 @@ export class Dispatcher implements ScopedCalls {
     checkTransactionOptions(options); // before a connection is taken for nothing
     // With forceRollback: a savepoint of the forced transaction, where isolation and readOnly do not apply.
     if (this.#forced) return await this.#runForced(false, (held) => this.transaction(fn, {}, held));
+    this.#refuseTransactions();
     const session = await this.#session(this.#primary.targets.held, state);
     return await runTransaction(session, undefined, options, fn, true);
   }
@@ -327,7 +331,19 @@ export class Dispatcher implements ScopedCalls {
     if (state?.route === "replica") throw replicaWriteError("begin");
     checkTransactionOptions(options);
     if (this.#forced) return await this.#runForced(false, (held) => this.begin({}, held));
+    this.#refuseTransactions();
     return await Transaction.open(await this.#session(this.#primary.targets.held, state), undefined, options, true);
+  }
+
+  /** Throws the driver's error where its database has no transactions. */
+  #refuseTransactions(): void {
+    const refusal = this.transactionRefusal();
+    if (refusal) throw refusal;
+  }
+
+  /** The error `transaction()` throws before taking a connection where the driver has none (D1); else undefined. */
+  transactionRefusal(): Error | undefined {
+    return (this.executor.driver ?? this.#givenDriver)?.noTransactions?.();
   }
 
   /**

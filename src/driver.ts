@@ -144,6 +144,13 @@ export interface Driver {
    * free one, as the driver's own pool does.
    */
   readonly pipelines?: boolean;
+  /**
+   * Where the database has no interactive transactions (D1): the error
+   * `db.transaction()` and `begin()` throw before a connection is taken, so
+   * a fresh one inside a held connection is refused at once instead of
+   * waiting for a pool of one.
+   */
+  readonly noTransactions?: () => Error;
   /** Opens a connection. Throws `ConnectionError` when it cannot. */
   connect(url: DatabaseUrl): Promise<DriverConnection>;
 }

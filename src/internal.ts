@@ -32,6 +32,7 @@ export interface HeldConnection {
 interface Internals {
   driverConnection(): DriverConnection;
   holdConnection(reads: boolean | undefined): Promise<HeldConnection | undefined>;
+  transactionRefusal(): Error | undefined;
   stream(query: CompiledQuery, batchSize: number): AsyncIterableIterator<Row[]>;
 }
 
@@ -45,6 +46,14 @@ interface Internals {
  */
 export function holdConnection(db: Database, reads: boolean | undefined): Promise<HeldConnection | undefined> {
   return (db as unknown as Internals).holdConnection(reads);
+}
+
+/**
+ * The error `db` refuses transactions with where its driver has none (D1),
+ * or undefined: for code that needs them (the migrator) to refuse first.
+ */
+export function transactionRefusal(db: Database): Error | undefined {
+  return (db as unknown as Internals).transactionRefusal();
 }
 
 /**

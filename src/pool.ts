@@ -446,6 +446,7 @@ export class Pool<C> {
     const at = this.#idle.indexOf(item);
     if (at >= 0) this.#idle.splice(at, 1);
     this.#lending.forget(item);
+    if (force) item.cutOff = true;
     const close = force && this.#hooks.destroy ? this.#hooks.destroy : this.#hooks.close;
     const closing: Promise<void> = close(item.connection).catch(() => {}).then(() => {
       this.#closes.delete(closing);

@@ -19,6 +19,7 @@ import {
 } from "./page.ts";
 import { compileQuery, parameterCountError, type Query } from "./query.ts";
 import type { CompiledQuery } from "./sql.ts";
+import type { HeldConnection } from "./internal.ts";
 
 /** Which result a query method wants: counts (`0`), all rows (`1`), the first row (`2`) or rows as arrays (`3`). */
 export type QueryKind = 0 | 1 | 2 | 3;
@@ -109,6 +110,11 @@ async function* failing(error: unknown): AsyncIterableIterator<never> {
 function firstValue(row: Row | undefined): unknown {
   if (row !== undefined) { for (const key in row) return row[key]; }
   return undefined;
+}
+
+/** What a routed handle (a `Database`, a scope's handle) has, privately: a connection held where a read would go. */
+interface HoldsReads {
+  holdConnection?(first: boolean): Promise<HeldConnection | undefined>;
 }
 
 /**
@@ -275,10 +281,23 @@ export abstract class Queryable {
   async paginate<T = Row>(query: Query, options: PageOptions | KeysetOptions): Promise<Page<T> | KeysetPage<T>> {
     const keyset = isKeyset(options);
     const compiled = compileQuery(query, options.params, this.#dialectRules);
-    const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
-    return keyset
-      ? await readKeysetPage<T>(read, compiled, options, this.#dialectRules)
-      : await readPage<T>(read, compiled, options, this.#dialectRules);
+    if (keyset) {
+      const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
+      return await readKeysetPage<T>(read, compiled, options, this.#dialectRules);
+    }
+    // MySQL may count in a second query: both run on one connection held where the read goes (a routed handle holds
+    // one; a held connection's handle is one), or a replica taken in turn could give a total that disagrees.
+    const held = this.dialect === "mysql" ? await (this as unknown as HoldsReads).holdConnection?.(true) : undefined;
+    if (held === undefined) {
+      const read = (paged: CompiledQuery) => this.perform(FETCH_ALL, paged) as Promise<Row[]>;
+      return await readPage<T>(read, compiled, options, this.#dialectRules);
+    }
+    try {
+      const read = (paged: CompiledQuery) => held.connection.fetchAll(paged.text, paged.params);
+      return await readPage<T>(read, compiled, options, this.#dialectRules);
+    } finally {
+      await held.release();
+    }
   }
 
   /**

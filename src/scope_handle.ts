@@ -10,6 +10,7 @@ import type { Connection } from "./connection.ts";
 import type { ConnectionOptions, DialectName, TransactionOptions } from "./dialect.ts";
 import type { ExecuteResult, Row } from "./driver.ts";
 import { Queryable, type QueryKind } from "./queryable.ts";
+import type { HeldConnection } from "./internal.ts";
 import type { ScopeRoute } from "./router.ts";
 import type { CompiledQuery } from "./sql.ts";
 import { checkConnectionOptions, type Transaction } from "./transaction.ts";
@@ -45,6 +46,7 @@ export interface ScopedCalls {
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T, options: TransactionOptions, state: ScopeState): Promise<T>;
   begin(options: TransactionOptions, state: ScopeState): Promise<Transaction>;
   routed<T>(route: ScopeRoute, fn: (scope: RoutedScope) => Promise<T> | T, state: ScopeState): Promise<T>;
+  hold(first: boolean | undefined, state: ScopeState): Promise<HeldConnection | undefined>;
 }
 
 /** The handle of a context, replica or primary scope: every call carries the scope's state. */
@@ -83,6 +85,14 @@ export class ScopeHandle extends Queryable implements RoutedScope {
 
   protected perform(kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     return this.#calls.run(kind, query, this.#state);
+  }
+
+  /**
+   * Package-internal (read by `Queryable.paginate`): holds a connection for
+   * a sequence of reads on the server the scope routes a read to.
+   */
+  private holdConnection(first: boolean): Promise<HeldConnection | undefined> {
+    return this.#calls.hold(first, this.#state);
   }
 
   protected performMany(text: string, paramSets: readonly (readonly unknown[])[]): Promise<ExecuteResult> {

@@ -99,6 +99,14 @@ export class Session {
   /** Throws {@linkcode ClosedError} once the session has ended. */
   check(): void {
     if (this.ended) throw new ClosedError("this scope has ended: its connection went back to the pool");
+    if (this.item.cutOff) {
+      throw new ClosedError("this connection was closed while held: its db.context() or database closed");
+    }
+  }
+
+  /** True once the connection went back, or its pool closed it while held (a `db.context()` that ended). */
+  get over(): boolean {
+    return this.ended || this.item.cutOff;
   }
 
   /** Records what a failed statement says about the connection and its transaction. */

@@ -7,6 +7,7 @@
 import type { Connection } from "../connection.ts";
 import { asyncContextAvailable } from "../context.ts";
 import type { Database } from "../database.ts";
+import { transactionRefusal } from "../internal.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import type { Queryable } from "../queryable.ts";
 import { definedTables, inDependencyOrder, type TableDefinition } from "../schema.ts";
@@ -150,6 +151,9 @@ export class Migrator {
 
   /** Runs `fn` holding the migration lock on a pinned primary connection. */
   #locked<T>(fn: (conn: Connection) => Promise<T>): Promise<T> {
+    // Without transactions (D1) a migration and its history row cannot apply together: refused before anything runs.
+    const refusal = transactionRefusal(this.#db);
+    if (refusal) return Promise.reject(refusal);
     return this.#pinned(async (conn) => {
       const release = await acquireLock(conn, this.#table, this.#lockTimeout);
       let result: T;

@@ -271,6 +271,69 @@ for (const flavour of ["compat", "plain"] as const) {
       },
     );
 
+    test(
+      "acquire() is a handle on the context's D1 session; fresh transactions are ROOST_D1_NO_TRANSACTIONS at once",
+      skipUnless(onNode, skip),
+      async () => {
+        const worker = await start();
+        const refused = { name: "TransactionError", code: "ROOST_D1_NO_TRANSACTIONS" };
+        const noContext = { name: "ConfigError", code: "ROOST_NO_ASYNC_CONTEXT" };
+        assert.deepEqual(await ok(worker, "/acquire?id=8001"), {
+          // db.acquire(), as every db.* call, needs async context (nodejs_compat).
+          handle: nodejsCompat ? { ok: { seen: "acquired 8001", transaction: refused } } : noContext,
+          fresh: refused,
+          freshBegin: refused,
+          // Inside a held connection (the pool's only one): refused at once, not after acquireTimeout (5 s there).
+          inside: nodejsCompat ? refused : noContext,
+          insideBegin: refused,
+          after: nodejsCompat ? 1 : 0,
+        });
+        if (nodejsCompat) {
+          // A handle forgotten in one request is closed with its context: the next request finds it refused.
+          assert.deepEqual(await ok(worker, "/forget"), { released: false });
+          assert.deepEqual(await ok(worker, "/forgotten"), {
+            released: true,
+            query: { name: "ClosedError" },
+            next: 2,
+          });
+        }
+      },
+    );
+
+    test(
+      "db.schema creates and drops tables at a request; the migrator, which needs transactions, refuses before it writes",
+      skipUnless(onNode, skip),
+      async () => {
+        const worker = await start();
+        const refused = { name: "TransactionError", code: "ROOST_D1_NO_TRANSACTIONS" };
+        assert.deepEqual(await ok(worker, "/models"), {
+          // db.schema, as every db.* call, needs async context (nodejs_compat).
+          schema: nodejsCompat
+            ? { ok: [{ id: 1, name: "one" }] }
+            : { name: "ConfigError", code: "ROOST_NO_ASYNC_CONTEXT" },
+          status: { ok: "no-info" },
+          createTables: refused,
+          stamp: refused,
+          upgrade: refused,
+          dropTables: refused,
+          history: 0,
+        });
+      },
+    );
+
+    test(
+      "fetchRows and iterateRows in 10 concurrent requests answer as one alone",
+      skipUnless(onNode, skip),
+      async () => {
+        const worker = await start();
+        await ok(worker, "/values");
+        const alone = await ok(worker, "/rows");
+        const answers = await Promise.all(Array.from({ length: 10 }, () => ok(worker, "/rows")));
+        for (const answer of answers) assert.deepEqual(answer, alone);
+        assert.equal((alone.rows as unknown[]).length, 2);
+      },
+    );
+
     test("close(): queries after it are a ClosedError", skipUnless(onNode, skip), async () => {
       const worker = await start();
       assert.deepEqual(await ok(worker, "/close"), {

@@ -216,6 +216,51 @@ for (const target of primary && standby ? postgresTargets : []) {
       assert.deepEqual([columns, rows], [["port"], [[p]]]);
     });
 
+    test("an acquired handle held while its primary is fenced: its write fails typed, release discards the connection", async () => {
+      const db = open([p, s], "target_session_attrs=read-write", { pool: { max: 2 } });
+      const admin = new Database(primary!.url);
+      const fence = async (on: boolean) => {
+        await admin.execute(
+          sql.unsafe(
+            `alter system ${on ? "set default_transaction_read_only = on" : "reset default_transaction_read_only"}`,
+          ),
+        );
+        await admin.fetchVal(sql`select pg_reload_conf()`);
+      };
+      const conn = await db.acquire();
+      try {
+        assert.equal(Number(await conn.fetchVal(sql`select inet_server_port()`)), p);
+        const pid = Number(await conn.fetchVal(sql`select pg_backend_pid()`));
+        await fence(true);
+        // The held session reads the new default at its next statement: its write is refused, typed.
+        const write = () =>
+          conn.execute(sql`create table if not exists ${sql.ident(`fenced_acq_${target.driver}`)} (x int)`);
+        const refused = await eventually(
+          "the fence to reach the held session",
+          () => write().then(() => undefined, (error: unknown) => error),
+          (error) => error instanceof QueryError,
+          10_000,
+        );
+        assert.equal((refused as QueryError).code, "25006");
+        await conn.release();
+        // Released, it is closed, not kept: the pool holds nothing and the next connection finds no read-write host.
+        assert.deepEqual([db.stats().primary.size, db.stats().primary.idle], [0, 0]);
+        const none = await rejection(db.execute(sql`select 1`));
+        assert.ok(none instanceof ConnectionError && none.code === "ROOST_NO_MATCHING_HOST", String(none));
+        await eventually(
+          "the discarded session to leave the server",
+          () => admin.fetchVal<number>(sql`select count(*) from pg_stat_activity where pid = ${pid}`).then(Number),
+          (n) => n === 0,
+          10_000,
+        );
+      } finally {
+        await conn.release();
+        await fence(false);
+        await admin.close();
+      }
+      assert.equal(await serverPort(db), p, "unfenced, the primary is found again");
+    });
+
     test("crossings: pool min, statement timeout, load_balance_hosts=random, close while a host is tried", async () => {
       const warm = open([down, s, p], "target_session_attrs=read-write&statement_timeout=200", { pool: { min: 2 } });
       await warm.connect();

@@ -19,8 +19,9 @@ import {
   type RoutingOptions,
   sql,
 } from "../../mod.ts";
+import { column, defineTable } from "../../src/model/mod.ts";
 import { isReadStatement } from "../../src/router.ts";
-import { runtime, sleep, tempDatabasePath, uniqueTable } from "../support/support.ts";
+import { runtime, sleep, tempDatabasePath, uniqueName, uniqueTable } from "../support/support.ts";
 import { type Target, targets } from "../support/targets.ts";
 
 /** The target's database, opened as a read-only replica of itself. */
@@ -306,6 +307,66 @@ for (const target of targets()) {
       assert.equal(await db.replica(() => count(db)), 1);
       await assert.rejects(db.replica(() => db.execute(sql`delete from ${table}`)), ReadOnlyError);
       assert.deepEqual(events.map((e) => [e.served, e.reason]), [["primary", "fallback"]]);
+    });
+
+    test("table.paginate with replicas: a page and its count run on one replica; after a write, both on the primary", async () => {
+      const pages = defineTable(uniqueName("pages"), {
+        id: column.integer().primaryKey(),
+        n: column.integer().notNull(),
+      });
+      await setup.schema.createTables([pages]);
+      try {
+        await setup.executeMany(sql`insert into ${sql.ident(pages.name)} (id, n) values (${0}, ${1})`, [
+          [1, 1],
+          [2, 2],
+          [3, 3],
+          [4, 4],
+          [5, 5],
+        ]);
+        // Two replicas taken in turn: a page's queries must not be split between them.
+        const { db, events } = open({ reads: "replicas", readYourWrites: 60_000 }, {
+          replicas: [replicaUrl!, replicaUrl!],
+        });
+        const routes = () => {
+          const ours = events.filter((e) => e.sql.includes(pages.name)).map((e) =>
+            `${e.served}:${e.replica ?? "-"}:${e.reason}`
+          );
+          events.length = 0;
+          return ours;
+        };
+        const onOne = (seen: string[], served: string, reason: string) => {
+          assert.ok(seen.length >= 1, "the page was read");
+          assert.ok(seen.every((route) => route === seen[0]), `one server for the page and its count: ${seen}`);
+          assert.match(seen[0], new RegExp(`^${served}:[^:]+:${reason}$`));
+        };
+        // Page 1 of 3: MySQL and MariaDB count in a second query, the others in the page's own.
+        for (let turn = 0; turn < 2; turn++) {
+          const page = await pages.paginate(db, {}, { page: 1, pageSize: 2 });
+          assert.deepEqual([page.items.map((row) => row.id), page.totalRows], [[1, 2], 5]);
+          onOne(routes(), "replica", "read");
+        }
+        await db.replica(async () => {
+          const page = await pages.paginate(db, { n: 5 }, { page: 1, pageSize: 1 });
+          assert.equal(page.totalRows, 1);
+          onOne(routes(), "replica", "replica-scope");
+          const keyset = await pages.paginate(db, {}, { pageSize: 2, after: null });
+          assert.deepEqual(keyset.items.map((row) => row.id), [1, 2]);
+          onOne(routes(), "replica", "replica-scope");
+        });
+        await db.context(async () => {
+          await pages.insert(db, { id: 6, n: 6 });
+          routes();
+          // Read your writes: the page and its count see the new row, on the primary.
+          const page = await pages.paginate(db, {}, { page: 2, pageSize: 2 });
+          assert.deepEqual([page.items.map((row) => row.id), page.totalRows], [[3, 4], 6]);
+          onOne(routes(), "primary", "read-your-writes");
+          const inScope = await db.replica(() => pages.paginate(db, {}, { page: 1, pageSize: 4 }));
+          assert.equal(inScope.totalRows, 6);
+          onOne(routes(), "primary", "read-your-writes");
+        });
+      } finally {
+        await setup.schema.dropTables([pages]);
+      }
     });
 
     test("readYourWrites keeps a context's reads on the primary after its writes", async () => {

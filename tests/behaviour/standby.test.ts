@@ -16,6 +16,7 @@ import {
   type RoutingOptions,
   sql,
 } from "../../mod.ts";
+import { column, defineTable } from "../../src/model/mod.ts";
 import { createStandby, setApplyDelay, type Standby } from "../support/standby.ts";
 import { inCi, skipUnless, sleep, uniqueName } from "../support/support.ts";
 import { reachedBy, targets } from "../support/targets.ts";
@@ -135,6 +136,28 @@ for (const target of standby ? postgresTargets : []) {
       // Outside the writer's context the same read goes to the standby, which has not applied the row yet.
       assert.equal(await rowCount(db, id), 0, "the standby lags by recovery_min_apply_delay");
       assert.deepEqual([events.at(-1)?.served, events.at(-1)?.reason], ["replica", "read"]);
+    });
+
+    test("table.paginate: on the standby its page and count lag together; after a write, both on the primary", async () => {
+      const { db, events } = open({ readYourWrites: 10_000 });
+      const rows = defineTable(name, { id: column.integer().primaryKey(), note: column.text() });
+      const id = newId();
+      const mine = (
+        page: { items: { id: number }[]; totalRows: number },
+      ) => [page.items.some((row) => row.id === id), page.items.length === Math.min(page.totalRows, 1000)];
+      await db.context(async () => {
+        await db.execute(sql`insert into ${table} (id, note) values (${id}, ${"paged"})`);
+        const page = await rows.paginate(db, {}, { page: 1, pageSize: 1000 });
+        assert.deepEqual(mine(page), [true, true], "read your write: the page and its total");
+        assert.deepEqual([events.at(-1)?.served, events.at(-1)?.reason], ["primary", "read-your-writes"]);
+      });
+      // Outside the writer's context: the standby, which has not applied the row yet, in the page and the total.
+      const page = await rows.paginate(db, {}, { page: 1, pageSize: 1000 });
+      assert.deepEqual(mine(page), [false, true]);
+      assert.deepEqual([events.at(-1)?.served, events.at(-1)?.reason], ["replica", "read"]);
+      const inScope = await db.replica(() => rows.paginate(db, { id }, { page: 1, pageSize: 10 }));
+      assert.equal(inScope.totalRows, 0);
+      assert.deepEqual([events.at(-1)?.served, events.at(-1)?.reason], ["replica", "replica-scope"]);
     });
 
     test("stopping the standby moves reads to the primary without a failed query; restarting brings it back", async () => {

@@ -132,7 +132,7 @@ for (const target of servers) {
       await ok(worker, "/setup");
       const facts = await ok(worker, "/facts");
       assert.equal(facts.asyncContextAvailable, true);
-      assert.deepEqual(facts.names, [dialect, `${dialect}-solo`]);
+      assert.deepEqual(facts.names, [dialect, `${dialect}-solo`, `${dialect}-one`]);
 
       const peaks: number[] = [];
       for (let id = 1; id <= 20; id++) {
@@ -309,6 +309,77 @@ for (const target of servers) {
         await stop(worker);
       });
     }
+
+    test("acquire() in a request: released at its end, a forgotten handle reclaimed with its context and refused in the next request", async () => {
+      const baseline = await serverConnections();
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      assert.deepEqual(await ok(worker, "/acquire?id=901"), { id: 901, note: "acquired" });
+      assert.deepEqual(await ok(worker, "/forget?id=902"), { id: 902, released: false });
+      // The next request neither reuses the handle's connection nor sees its uncommitted write.
+      assert.deepEqual(await ok(worker, "/forgotten?id=902"), {
+        released: true,
+        query: { name: "ClosedError" },
+        rows: 0,
+      });
+      await eventually("no connection left after the requests", serverConnections, (n) => n === baseline);
+      assert.doesNotMatch(output, /different request/i);
+      await stop(worker);
+    });
+
+    test("fresh: true in a request's transaction sees only committed rows; 10 concurrent requests acquire and go fresh", async () => {
+      const baseline = await serverConnections();
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      const fresh = { inTransaction: 1, fresh: 0, committed: 0, acquired: 0 };
+      assert.deepEqual(await ok(worker, "/fresh?id=911"), { id: 911, ...fresh });
+      const ids = Array.from({ length: 10 }, (_, i) => 920 + i);
+      const answers = await Promise.all(
+        ids.flatMap((id) => [ask(worker, `/fresh?id=${id}`), ask(worker, `/acquire?id=${id + 20}`)]),
+      );
+      for (const [i, answer] of answers.entries()) {
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        const id = ids[Math.floor(i / 2)];
+        assert.deepEqual(answer.body, i % 2 === 0 ? { id, ...fresh } : { id: id + 20, note: "acquired" });
+      }
+      await eventually("no connection left after the requests", serverConnections, (n) => n === baseline);
+      assert.doesNotMatch(output, /different request/i);
+      await stop(worker);
+    });
+
+    test("a Worker creates its tables at a request: createTables, stamp and dropTables of the migrator and db.schema", async () => {
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      assert.deepEqual(await ok(worker, "/models?id=1"), {
+        before: "no-info",
+        created: ["wd_notes"],
+        rows: [{ id: 1, text: "from a model" }],
+        unstamped: ["0001"],
+        stamped: ["0001"],
+        status: "up-to-date",
+        dropped: ["wd_notes", "wd_migrations"],
+        after: "no-info",
+      });
+      await stop(worker);
+    });
+
+    test("fetchRows and iterateRows in 10 concurrent requests; iterateRows on a pool of one with a query inside the loop", async () => {
+      const worker = await start(true);
+      await ok(worker, "/setup");
+      const ids = Array.from({ length: 10 }, (_, i) => 1001 + i);
+      const answers = await Promise.all(ids.map((id) => ok(worker, `/rows?id=${id}`)));
+      for (const [i, body] of answers.entries()) {
+        const rows = [1, 2, 3, 4, 5].map((n) => [n, ids[i]]);
+        assert.deepEqual(body, { columns: ["n", "id"], rows, iterated: rows });
+      }
+      const looped = await Promise.all([1100, 1200].map((id) => ok(worker, `/iterate-one?id=${id}`)));
+      for (const [i, body] of looped.entries()) {
+        const id = [1100, 1200][i];
+        assert.deepEqual(body.seen, Array.from({ length: 10 }, (_, k) => id + k));
+      }
+      assert.doesNotMatch(output, /different request/i);
+      await stop(worker);
+    });
 
     test("a Worker querying outside db.context() is told once, on its console, to wrap requests in it", async () => {
       // Postgres trusts this client, so the password only has to stay out of the warning.

@@ -307,6 +307,7 @@ export function d1(binding: D1Binding, options: D1Options = {}): Driver {
     interleavedStreams: true,
     // A session takes statements while others run, so single statements share a context's one connection.
     pipelines: true,
+    noTransactions,
     connect(_url: DatabaseUrl): Promise<DriverConnection> {
       return Promise.resolve(new D1Connection(binding, start));
     },

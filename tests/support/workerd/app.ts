@@ -6,8 +6,17 @@
  *
  * @module
  */
-import { asyncContextAvailable, Database, type Driver, type RoutedScope, sql } from "@roost/db";
+import {
+  type AcquiredConnection,
+  asyncContextAvailable,
+  Database,
+  type Driver,
+  type RoutedScope,
+  sql,
+} from "@roost/db";
 import { RoostDialect } from "@roost/db/kysely";
+import { Migrator } from "@roost/db/migrate";
+import { column, defineTable } from "@roost/db/model";
 import { Kysely, sql as ksql } from "kysely";
 
 /** The Worker's bindings. */
@@ -56,6 +65,20 @@ async function outcome(run: () => Promise<unknown>): Promise<unknown> {
   }
 }
 
+/** A table the Worker creates at its first request (`/models`), from its definition. */
+const notes = defineTable("wd_notes", {
+  id: column.integer().primaryKey(),
+  text: column.text().notNull(),
+});
+
+/** A handle `/forget` took and never released: `/forgotten`, a later request, tries it. */
+let forgottenHandle: AcquiredConnection | undefined;
+
+/** The rows of `items` with this id, on `on`. */
+function countOf(on: { fetchVal<T>(query: ReturnType<typeof sql>): Promise<T | undefined> }, id: number) {
+  return on.fetchVal(sql`select count(*) from items where id = ${id}`).then(Number);
+}
+
 const isReadOnly = (value: unknown) => value === "on" || value === 1 || value === "1" || value === true;
 
 /** One request's work: queries, 10 concurrent ones, a transaction, a replica read. */
@@ -85,6 +108,8 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
     new Database(url, { name: dialect, driver: drivers[dialect], replicas: [url] });
     // Without replicas a request may use all 6 of its sockets on the primary.
     new Database(url, { name: `${dialect}-solo`, driver: drivers[dialect] });
+    // A pool of one per context: a query inside a loop over iterateRows must not wait for the loop's connection.
+    new Database(url, { name: `${dialect}-one`, driver: drivers[dialect], pool: { max: 1, acquireTimeout: 5_000 } });
   }
 
   // Kysely on the registered instances, made on first use (the instances exist by then).
@@ -192,6 +217,103 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
           );
           return { id, note, onReplica: isReadOnly(probe.rows[0].v) };
         });
+      case "/acquire":
+        // A handle of the request's own, released at the end of its block; a second one is another connection.
+        return await db.context(async () => {
+          let first: unknown;
+          {
+            await using conn = await db.acquire();
+            await conn.execute(sql`insert into items (id, note) values (${id}, ${"acquired"})`);
+            first = await conn.fetchVal(connectionIdQuery(dialect));
+            const second = await db.acquire();
+            try {
+              const other = await second.fetchVal(connectionIdQuery(dialect));
+              if (other === first) throw new Error("two handles on one connection");
+            } finally {
+              await second.release();
+            }
+          }
+          return { id, note: await db.fetchVal(sql`select note from items where id = ${id}`) };
+        });
+      case "/forget":
+        // Takes a handle, opens a transaction on it, writes, and never releases it.
+        return await db.context(async () => {
+          forgottenHandle = await db.acquire();
+          await forgottenHandle.execute(sql`begin`);
+          await forgottenHandle.execute(sql`insert into items (id, note) values (${id}, ${"forgotten"})`);
+          return { id, released: forgottenHandle.released };
+        });
+      case "/forgotten":
+        // A later request: the forgotten handle was closed with its request's context, and its write rolled back.
+        return {
+          released: forgottenHandle?.released,
+          query: await outcome(() => forgottenHandle!.fetchVal(sql`select 1 as one`)),
+          rows: await db.context((scope) => countOf(scope, id)),
+        };
+      case "/fresh":
+        // Inside a transaction, a fresh connection and an acquired handle see only committed rows.
+        return await db.context(() =>
+          db.transaction(async (tx) => {
+            await tx.execute(sql`insert into items (id, note) values (${id}, ${"fresh"})`);
+            const inTransaction = await countOf(db, id);
+            const fresh = await db.connection((conn) => countOf(conn, id), { fresh: true });
+            const committed = await db.transaction(async () => {
+              await db.execute(sql`insert into items (id, note) values (${id + 100_000}, ${"fresh-own"})`);
+              return await countOf(db, id);
+            }, { fresh: true });
+            await using conn = await db.acquire();
+            return { id, inTransaction, fresh, committed, acquired: await countOf(conn, id) };
+          })
+        );
+      case "/models": {
+        // A Worker creating its tables at its first request, from the definitions, and a migrator stamping them.
+        const migrator = new Migrator(db, {
+          table: "wd_migrations",
+          migrations: [{
+            revision: "0001",
+            name: "notes",
+            up: "create table wd_notes (id int primary key, text text)",
+          }],
+        });
+        return await db.context(async () => {
+          const before = await migrator.status();
+          const created = await migrator.createTables([notes]);
+          await notes.insert(db, { id, text: "from a model" });
+          const rows = await notes.findAll(db, {});
+          const unstamped = (await migrator.stamp("base")).unstamped;
+          const stamped = (await migrator.stamp()).stamped;
+          const status = await migrator.status();
+          const dropped = await migrator.dropTables([notes]);
+          await db.schema.createTables([notes]);
+          await db.schema.dropTables([notes]);
+          return { before, created, rows, unstamped, stamped, status, dropped, after: await migrator.status() };
+        });
+      }
+      case "/rows":
+        // Positional rows, fetched and iterated in batches, while other requests do the same.
+        return await db.context(async (scope) => {
+          const query = dialect === "postgres"
+            ? sql`select n, ${id}::int as id from generate_series(1, 5) as n order by n`
+            : sql`select n, ${id} as id from (select 1 as n union all select 2 union all select 3 union all select 4 union all select 5) as t order by n`;
+          const fetched = await scope.fetchRows(query);
+          const iterated: unknown[][] = [];
+          for await (const row of db.iterateRows(query, undefined, { batchSize: 2 })) iterated.push(row.map(Number));
+          return { columns: fetched.columns, rows: fetched.rows.map((row) => row.map(Number)), iterated };
+        });
+      case "/iterate-one": {
+        // A pool of one: each row's query inside the loop runs beside the stream, without waiting for its connection.
+        const one = Database.get(`${dialect}-one`);
+        return await one.context(async () => {
+          const ids = Array.from({ length: 10 }, (_, i) => [id + i, "iterated"]);
+          await one.executeMany(sql`insert into items (id, note) values (${0}, ${1})`, ids);
+          const seen: number[] = [];
+          const query = sql`select id from items where id between ${id} and ${id + 9} order by id`;
+          for await (const [rowId] of one.iterateRows<[number]>(query, undefined, { batchSize: 2 })) {
+            seen.push(Number(await one.fetchVal(sql`select id from items where id = ${rowId}`)));
+          }
+          return { seen, stats: one.stats().primary };
+        });
+      }
       case "/nodriver":
         // A bundle holds only the drivers it imports: without the driver option, the error says which to import.
         return new Database(urls[dialect]!);

@@ -7,14 +7,18 @@
  * @module
  */
 import { env } from "cloudflare:workers";
-import { asyncContextAvailable, Database, type RoutedScope, sql } from "@roost/db";
+import { type AcquiredConnection, asyncContextAvailable, Database, type RoutedScope, sql } from "@roost/db";
 import { continueD1Session, d1, type D1Binding, d1Bookmark } from "@roost/db/drivers/d1";
 import { RoostDialect } from "@roost/db/kysely";
+import { Migrator } from "@roost/db/migrate";
+import { column, defineTable } from "@roost/db/model";
 import { Kysely } from "kysely";
 
 const binding = (env as { DB: D1Binding }).DB;
 // Module scope: constructing connects nothing.
 const db = new Database("d1:DB", { name: "d1", driver: d1(binding) });
+/** The handle `/forget` took and never released. */
+let forgotten: AcquiredConnection | undefined;
 
 /** A call's answer or its error's name and code, as the suite compares them. */
 async function outcome(run: () => Promise<unknown>): Promise<unknown> {
@@ -30,6 +34,9 @@ async function outcome(run: () => Promise<unknown>): Promise<unknown> {
 function plain(value: unknown): unknown {
   return value instanceof Uint8Array ? { bytes: Array.from(value) } : value;
 }
+
+/** A table a D1 Worker creates at a request, from its definition. */
+const tags = defineTable("d1_tags", { id: column.integer().primaryKey(), name: column.text().notNull() });
 
 const routes: Record<string, (url: URL, request: Request) => Promise<unknown>> = {
   "/facts": () =>
@@ -275,6 +282,85 @@ const routes: Record<string, (url: URL, request: Request) => Promise<unknown>> =
       await own.close();
     }
   },
+
+  /** acquire() and fresh on D1: a handle is the context's D1 session; a fresh transaction is refused at once. */
+  "/acquire": async (url) => {
+    const id = Number(url.searchParams.get("id"));
+    const own = new Database("d1:DB", { driver: d1(binding), pool: { acquireTimeout: 5_000 } });
+    try {
+      return await own.context(async (scope) => {
+        // db.acquire(), as every db.* call, needs async context (nodejs_compat).
+        const handle = await outcome(async () => {
+          await using conn = await own.acquire();
+          await conn.execute(sql`insert into notes (id, text) values (${id}, ${`acquired ${id}`})`);
+          return {
+            seen: await conn.fetchVal(sql`select text from notes where id = ${id}`),
+            transaction: await outcome(() => conn.transaction(() => conn.fetchVal(sql`select 1`))),
+          };
+        });
+        const fresh = await outcome(() => scope.transaction(() => scope.fetchVal(sql`select 1`), { fresh: true }));
+        const freshBegin = await outcome(() => scope.begin({ fresh: true }));
+        // A fresh transaction inside a held connection (the pool's only one) is refused at once, not after a wait.
+        const inside = await scope.connection(() =>
+          outcome(() => own.transaction(() => own.fetchVal(sql`select 1`), { fresh: true }))
+        );
+        const insideBegin = await scope.connection(() => outcome(() => scope.begin({ fresh: true })));
+        return {
+          handle,
+          fresh,
+          freshBegin,
+          inside,
+          insideBegin,
+          after: await scope.fetchVal(sql`select count(*) from notes where id = ${id}`),
+        };
+      });
+    } finally {
+      await own.close();
+    }
+  },
+
+  /** A forgotten handle: the context's end reclaims its session, a later request finds it refused. */
+  "/forget": () =>
+    db.context(async () => {
+      forgotten = await db.acquire();
+      return { released: forgotten.released };
+    }),
+  "/forgotten": async () => ({
+    released: forgotten?.released,
+    query: await outcome(() => forgotten!.fetchVal(sql`select 1`)),
+    next: await db.context((scope) => scope.fetchVal(sql`select 2`)),
+  }),
+
+  /** db.schema and the migrator on D1, at a request. */
+  "/models": () =>
+    db.context(async (scope) => {
+      const migrator = new Migrator(db, {
+        table: "d1_migrations",
+        migrations: [{
+          revision: "0001",
+          name: "tags",
+          up: "create table d1_tags (id integer primary key, name text)",
+        }],
+      });
+      // The handle of the context, so it runs without async context too.
+      const schema = await outcome(async () => {
+        await db.schema.createTables([tags]);
+        await scope.execute(sql`insert into d1_tags (id, name) values (${1}, ${"one"})`);
+        const rows = await scope.fetchAll(sql`select * from d1_tags`);
+        await db.schema.dropTables([tags]);
+        return rows;
+      });
+      return {
+        schema,
+        status: await outcome(() => migrator.status()),
+        createTables: await outcome(() => migrator.createTables([tags])),
+        stamp: await outcome(() => migrator.stamp()),
+        upgrade: await outcome(() => migrator.upgrade()),
+        dropTables: await outcome(() => migrator.dropTables([tags])),
+        // Refused before the history table was made.
+        history: await scope.fetchVal(sql`select count(*) from sqlite_master where name = ${"d1_migrations"}`),
+      };
+    }),
 
   /** Kysely on Roost over D1, inside the request's context (needs async context): queries run, transactions refused. */
   "/kysely": (url) => {
