@@ -17,6 +17,7 @@
  */
 // The registry of the drivers Roost ships, so `driver` may be a name or left out.
 import "./src/drivers/mod.ts";
-// routing.maxLag, which the Worker entry (edge.ts) leaves out.
+// routing.maxLag and multi-host URLs, which the Worker entry (edge.ts) leaves out.
 import "./src/lag_watch.ts";
+import "./src/hosts.ts";
 export * from "./src/api.ts";

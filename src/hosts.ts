@@ -6,12 +6,16 @@
  * asks the server what it is, and keeps the first that matches
  * `target_session_attrs`, closing the others. It runs in the core, so every
  * driver of the dialect does the same; the drivers only ever see one host.
+ * The main entry loads this module, which installs itself into
+ * src/session_setup.ts; the Worker entry (edge.ts) leaves it out, so a
+ * Worker bundle carries none of it and refuses host lists.
  *
  * @module
  */
 import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, Row } from "./driver.ts";
 import { ConfigError, ConnectionError, messageOf } from "./errors.ts";
+import { installHostChooser, placeConnection } from "./session_setup.ts";
 import { DatabaseUrl, type HostAddress, hostText, type TargetSessionAttrs } from "./url.ts";
 
 /** What a connection found its server to be. */
@@ -30,14 +34,6 @@ const wanted: Record<Exclude<TargetSessionAttrs, "prefer-standby">, [string, (st
   "primary": ["a primary", (state) => !state.standby],
   "standby": ["a standby", (state) => state.standby],
 };
-
-/** Where each connection opened through {@linkcode connectToHost} went. */
-const placed = new WeakMap<DriverConnection, DatabaseUrl>();
-
-/** The one-host URL a connection went to (for ending its session there), when it came from a host list. */
-export function hostOf(connection: DriverConnection): DatabaseUrl | undefined {
-  return placed.get(connection);
-}
 
 /** The URL of one of `url`'s hosts, without the options that choose among hosts (a driver never sees them). */
 export function hostUrl(url: DatabaseUrl, address: HostAddress): DatabaseUrl {
@@ -171,7 +167,7 @@ export async function connectToHost(
       if (state === undefined || want[1](state)) {
         if (fallback) await fallback[0].close();
         const chosen = writes && (target === "read-write" || target === "primary") ? fenceable(connection) : connection;
-        placed.set(chosen, single);
+        placeConnection(chosen, single);
         return chosen;
       }
       answered = true;
@@ -192,7 +188,7 @@ export async function connectToHost(
     }
   }
   if (fallback) {
-    placed.set(fallback[0], fallback[1]);
+    placeConnection(fallback[0], fallback[1]);
     return fallback[0];
   }
   const hosts = url.hosts.map(hostText).join(",");
@@ -206,3 +202,5 @@ export async function connectToHost(
       cause: new AggregateError(errors, "each host's error"),
     });
 }
+
+installHostChooser(connectToHost);

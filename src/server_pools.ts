@@ -7,11 +7,10 @@
  */
 import { dialectOf } from "./dialect.ts";
 import type { Driver, DriverConnection } from "./driver.ts";
-import { hostOf } from "./hosts.ts";
 import { Pool, type PoolHooks, type ResolvedPoolOptions } from "./pool.ts";
 import { runtime } from "./runtime.ts";
 import { Server } from "./server.ts";
-import { openSession, setupUrl } from "./session_setup.ts";
+import { checkHostChoice, hostOf, openSession, setupUrl } from "./session_setup.ts";
 import { sessionEnder } from "./terminate.ts";
 import type { DatabaseUrl } from "./url.ts";
 
@@ -40,6 +39,7 @@ export function makeServer(
   openedOutsideContext: () => void,
   replicaConnected: (server: Server) => void,
 ): Server {
+  checkHostChoice(url);
   const dialect = dialectOf(url.dialect);
   const terminate = dialect.terminateSessions;
   // A session is ended from a connection to the host it is on: a multi-host URL has one ender per host.

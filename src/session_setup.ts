@@ -8,8 +8,47 @@
  */
 import type { Dialect } from "./dialect.ts";
 import type { Driver, DriverConnection } from "./driver.ts";
-import { connectToHost } from "./hosts.ts";
+import { ConfigError } from "./errors.ts";
 import { DatabaseUrl, type UrlOptionValue } from "./url.ts";
+
+/**
+ * Opens a connection to the first of a URL's hosts that matches its
+ * `target_session_attrs` (src/hosts.ts; `connect` opens one to a one-host
+ * URL; `writes`: the connection is for writes).
+ */
+export type HostChooser = (
+  url: DatabaseUrl,
+  dialect: Dialect,
+  connect: (url: DatabaseUrl) => Promise<DriverConnection>,
+  writes: boolean,
+) => Promise<DriverConnection>;
+
+let chooseHost: HostChooser | undefined;
+
+/** Installs the host choice of multi-host URLs (src/hosts.ts does when it loads: the main entry loads it, edge.ts not). */
+export function installHostChooser(chooser: HostChooser): void {
+  chooseHost = chooser;
+}
+
+/** Throws a `ConfigError` when `url` needs the host choice and this entry has none (edge.ts). */
+export function checkHostChoice(url: DatabaseUrl): void {
+  if (!chooseHost && (url.hosts.length > 1 || url.options.target_session_attrs !== undefined)) {
+    throw new ConfigError("a host list or target_session_attrs: not in edge.ts");
+  }
+}
+
+/** Where each connection opened from a host list went. */
+const placed = new WeakMap<DriverConnection, DatabaseUrl>();
+
+/** Records the one-host URL `connection` went to (src/hosts.ts). */
+export function placeConnection(connection: DriverConnection, url: DatabaseUrl): void {
+  placed.set(connection, url);
+}
+
+/** The one-host URL a connection went to (for ending its session there), when it came from a host list. */
+export function hostOf(connection: DriverConnection): DatabaseUrl | undefined {
+  return placed.get(connection);
+}
 
 /**
  * The URL a driver connects with: without the statement timeout, which the
@@ -34,7 +73,8 @@ export async function openSession(
   dialect: Dialect,
   readOnly: boolean,
 ): Promise<DriverConnection> {
-  const connection = await connectToHost(url, dialect, (host) => driver.connect(setupUrl(host)), !readOnly);
+  const connect = (host: DatabaseUrl) => driver.connect(setupUrl(host));
+  const connection = chooseHost ? await chooseHost(url, dialect, connect, !readOnly) : await connect(url);
   const timeout = url.options.statement_timeout;
   try {
     if (readOnly) await connection.execute(dialect.readOnlySession, []);

@@ -283,9 +283,9 @@ describe("routing.maxLag: bad values", () => {
   });
 });
 
-describe("routing.maxLag: the Worker entry", () => {
+describe("routing.maxLag and host lists: the Worker entry", () => {
   test(
-    "edge.ts leaves the lag watch out, and refuses maxLag with a ConfigError",
+    "edge.ts leaves the lag watch and the host choice out, and refuses maxLag and host lists with a ConfigError",
     skipUnless(runtime === "node", "run in a child Node process that loads edge.ts alone"),
     () => {
       const script = `
@@ -293,14 +293,21 @@ describe("routing.maxLag: the Worker entry", () => {
         import { FakeDriver } from "./tests/support/fake_driver.ts";
         const open = (routing) => new Database("postgres://u@primary/db", { driver: new FakeDriver(), routing });
         await open({}).close();
-        try { open({ maxLag: 1000 }); console.log("opened"); }
-        catch (error) { console.log(error instanceof ConfigError, error.message); }`;
+        const refusal = (make) => { try { make(); return "opened"; } catch (error) { return error instanceof ConfigError && error.message; } };
+        console.log(refusal(() => open({ maxLag: 1000 })));
+        console.log(refusal(() => new Database("postgres://u@h1,h2/db", { driver: new FakeDriver() })));
+        console.log(refusal(() => new Database("postgres://u@h1/db?target_session_attrs=read-write", { driver: new FakeDriver() })));`;
       const root = fileURLToPath(new URL("../..", import.meta.url));
       const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
         cwd: root,
         encoding: "utf8",
       });
-      assert.equal(result.stdout.trim(), "true routing.maxLag: not in edge.ts", result.stderr);
+      const hostsRefused = "a host list or target_session_attrs: not in edge.ts";
+      assert.deepEqual(
+        result.stdout.trim().split("\n"),
+        ["routing.maxLag: not in edge.ts", hostsRefused, hostsRefused],
+        result.stderr,
+      );
     },
   );
 });
