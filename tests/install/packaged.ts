@@ -24,6 +24,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -155,7 +156,8 @@ try {
     ${names}
     for await (const row of db.iterate(sql\`select name from \${table} order by id\`)) names.push(String(row.name));
     const count = await db.fetchVal(sql\`select count(*) from \${table}\`);
-    console.log(JSON.stringify({ names, count: Number(count) }));
+    const { columns, rows } = await db.fetchRows(sql\`select id, name from \${table} order by id\`);
+    console.log(JSON.stringify({ names, count: Number(count), columns, rows }));
   } finally {
     await db.execute(sql\`drop table \${table}\`);
   }
@@ -165,8 +167,25 @@ try {
 `;
 }
 
+/** A 127.0.0.1 port nothing listens on (taken from the system, then freed). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** What every program prints when it worked. */
-const expected = { names: ["barn owl", "kestrel"], count: 2 };
+const expected = {
+  names: ["barn owl", "kestrel"],
+  count: 2,
+  columns: ["id", "name"],
+  rows: [[1, "barn owl"], [2, "kestrel"]],
+};
 
 let work = "";
 let tarball = "";
@@ -302,6 +321,16 @@ for (const [version, nodePath] of [["24", () => bin("node")], ["22", () => node2
     }
   });
 }
+
+test("[node 24 · npm .mjs] postgres: a host list with a closed port first finds the server (the main entry's host choice)", async () => {
+  const file = join(npmProject, "node24-hosts.mjs");
+  const url = new URL(postgresUrl);
+  const hosts = `127.0.0.1:${await closedPort()},${url.host}`;
+  const listed = postgresUrl.replace(url.host, hosts) + (url.search ? "&" : "?") +
+    "target_session_attrs=read-write&connect_timeout=5";
+  await writeFile(file, program({ from: "@roost/db", url: listed, typescript: false }));
+  assert.deepEqual(answer(await spawned(bin("node"), [file], npmProject)), expected);
+});
 
 describe("PGlite, installed with npm", () => {
   // One runtime: every new PGlite database runs initdb (seconds of CPU); the suite covers the rest.
