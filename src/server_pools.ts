@@ -9,6 +9,7 @@ import { dialectOf } from "./dialect.ts";
 import type { Driver, DriverConnection } from "./driver.ts";
 import { Pool, type PoolHooks, type ResolvedPoolOptions } from "./pool.ts";
 import { runtime } from "./runtime.ts";
+import { transactionPooled } from "./pooler.ts";
 import { Server } from "./server.ts";
 import { openSession, setupUrl } from "./session_setup.ts";
 import { sessionEnder } from "./terminate.ts";
@@ -40,7 +41,8 @@ export function makeServer(
   replicaConnected: (server: Server) => void,
 ): Server {
   const dialect = dialectOf(url.dialect);
-  const endSession = dialect.terminateSessions && runtime !== "workerd"
+  // Behind a pooler the session's id is the pooler's (or names a server session another client may hold next).
+  const endSession = dialect.terminateSessions && runtime !== "workerd" && url.options.pooler === undefined
     ? sessionEnder(
       async () => (await driver()).connect(setupUrl(url, { connect_timeout: 1 })),
       dialect.terminateSessions,
@@ -67,15 +69,18 @@ export function makeServer(
   };
   // Outside any context each connection serves one statement or scope: the first one opened is said once.
   const root = { ...hooks, open: () => (openedOutsideContext(), hooks.open()) };
-  if (!contextScoped) return server = new Server(role, index, url.toString(), new Pool(hooks, options, label));
   const max = Math.max(1, Math.min(options.max, Math.floor(socketsPerRequest / servers)));
-  return server = new Server(
-    role,
-    index,
-    url.toString(),
-    new Pool(root, { ...options, max: Infinity }, label, false),
-    () => new Pool(hooks, { ...options, min: 0, max }, `${label} (context)`),
-  );
+  server = contextScoped
+    ? new Server(
+      role,
+      index,
+      url.toString(),
+      new Pool(root, { ...options, max: Infinity }, label, false),
+      () => new Pool(hooks, { ...options, min: 0, max }, `${label} (context)`),
+    )
+    : new Server(role, index, url.toString(), new Pool(hooks, options, label));
+  server.transactionPooled = transactionPooled(url);
+  return server;
 }
 
 /** Checks a replica out of the rotation: takes a connection of its pool and pings it (or runs `SELECT 1`). */

@@ -194,7 +194,12 @@ export class Session {
     const started = this.#executor.start();
     try {
       const placement = this.current ? "shared-transaction" : "shared";
-      yield* this.item.connection.stream(query.text, query.params, batchSize, placement);
+      if (placement === "shared" && this.target.server.transactionPooled) {
+        // A cursor held past its statement (WITH HOLD) would stay on a server session the pooler gives to others:
+        // the result is read whole, then handed out in batches (docs/poolers.md).
+        const rows = await this.item.connection.fetchAll(query.text, query.params);
+        for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+      } else yield* this.item.connection.stream(query.text, query.params, batchSize, placement);
       this.#executor.report(this.target, "iterate", query, started);
     } catch (error) {
       throw this.#fail("iterate", query, started, error);

@@ -38,11 +38,20 @@ import {
   sql,
 } from "../../mod.ts";
 import { availableDrivers, resolveDriverName } from "../../src/drivers/mod.ts";
-import { eventually, inCi, serverUrls, tempDatabasePath, uniqueName } from "./support.ts";
+import { startPgBouncer } from "./pgbouncer.ts";
+import { eventually, inCi, runtime, serverUrls, tempDatabasePath, uniqueName } from "./support.ts";
 import { startWsProxy } from "./ws_proxy.ts";
 
 /** Where a target's database lives. */
-export type Place = "sqlite memory" | "sqlite file" | "sqlite worker" | "postgres" | "pglite" | "mysql";
+export type Place =
+  | "sqlite memory"
+  | "sqlite file"
+  | "sqlite worker"
+  | "postgres"
+  | "pglite"
+  | "mysql"
+  | "pgbouncer transaction"
+  | "pgbouncer session";
 
 /** A database the behavioural suite runs against, through one driver. */
 export interface Target {
@@ -89,6 +98,21 @@ export const serverDialects: readonly DialectName[] = ["postgres", "mysql"];
  */
 export const serverPlaces: readonly Place[] = ["postgres", "mysql"];
 
+/**
+ * The test Postgres server through this process's PgBouncer
+ * (tests/support/pgbouncer.ts), in transaction and session pooling mode: the
+ * generic suite runs through them; tests of a server's own behaviour (they
+ * filter by `serverPlaces`) do not.
+ */
+export const pgbouncerPlaces: readonly Place[] = ["pgbouncer transaction", "pgbouncer session"];
+
+/** Why a test that needs one server session for a connection's life is skipped behind a transaction pooler. */
+export const notTransactionPooled =
+  "behind PgBouncer in transaction mode a connection has no server session of its own between transactions";
+
+/** Whether `target` is behind a pooler in transaction mode. */
+export const transactionPooled = (target: Target): boolean => target.place === "pgbouncer transaction";
+
 /** Why a test of a server's behaviour is skipped on PGlite. */
 export const notPglite = "PGlite is one Postgres session inside this process (no server, socket or other sessions)";
 
@@ -108,6 +132,30 @@ function target(place: Place, dialect: DialectName, driver: DriverName, url: str
 }
 
 const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+
+/**
+ * `ROOST_TEST_PLACES` (comma-separated places, e.g. `pgbouncer transaction`)
+ * limits the targets to those places, as `ROOST_TEST_DRIVERS` does to drivers.
+ */
+const onlyPlaces = env.ROOST_TEST_PLACES?.split(",").map((name) => name.trim()).filter((name) => name !== "");
+
+const pgbouncerModes = ["transaction", "session"] as const;
+
+/**
+ * The drivers run through PgBouncer, to keep CI's time in bounds
+ * (docs/poolers.md): transaction mode, the one that changes what works, on
+ * each Postgres server driver on the runtime where it lives (postgres-js on
+ * Node, bun-sql on Bun, deno-postgres on Deno); session mode on postgres-js
+ * on Node. `ROOST_TEST_PGBOUNCER=all`: every Postgres server driver in both
+ * modes on every runtime; `off`: none.
+ */
+function pgbouncerDrivers(mode: "transaction" | "session"): DriverName[] {
+  const which = env.ROOST_TEST_PGBOUNCER ?? "default";
+  if (which === "off") return [];
+  if (which === "all") return ["postgres-js", "bun-sql", "deno-postgres", "neon"];
+  const here = runtime === "bun" ? "bun-sql" : runtime === "deno" ? "deno-postgres" : "postgres-js";
+  return mode === "transaction" || runtime === "node" ? [here] : [];
+}
 
 /** The places the suite runs: SQLite always, the servers from the environment or the local defaults. */
 const places: {
@@ -142,6 +190,13 @@ const places: {
     url: serverUrls.mysql,
     server: true,
   },
+  ...pgbouncerModes.map((mode) => ({
+    place: `pgbouncer ${mode}` as Place,
+    dialect: "postgres" as DialectName,
+    url: "", // known once this process's PgBouncer runs
+    server: true,
+    drivers: pgbouncerDrivers(mode),
+  })),
 ];
 
 const reason = (error: unknown) => error instanceof Error ? error.message : String(error);
@@ -206,9 +261,35 @@ export function reachedBy(driver: DriverName, url: string): string {
   return reached.toString();
 }
 
-const candidates = places.flatMap(({ place, dialect, url, server, drivers, scheme }) =>
-  availableDrivers(dialect, undefined, scheme).filter((driver) => drivers?.includes(driver) ?? true)
-    .filter((driver) => onlyDrivers?.includes(driver) ?? true)
+const chosenPlaces = places.map((entry) => ({
+  ...entry,
+  drivers: availableDrivers(entry.dialect, undefined, entry.scheme).filter((driver) =>
+    (entry.drivers?.includes(driver) ?? true) && (onlyDrivers?.includes(driver) ?? true) &&
+    (onlyPlaces?.includes(entry.place) ?? true)
+  ),
+}));
+
+/**
+ * This process's PgBouncer, started only when a pgbouncer target is chosen.
+ * Where pgbouncer is missing or fails to start, its targets are skipped
+ * locally (a `SKIPPING` line) and fail CI.
+ */
+const pgbouncer = chosenPlaces.some((entry) => entry.place.startsWith("pgbouncer") && entry.drivers.length > 0)
+  ? await startPgBouncer(serverUrls.postgres).catch((error) => {
+    if (inCi) throw new Error(`PgBouncer could not start in CI, where its targets must run: ${reason(error)}`);
+    for (const mode of pgbouncerModes) console.warn(`SKIPPING [pgbouncer ${mode}]: ${reason(error)}`);
+    return undefined;
+  })
+  : undefined;
+for (const entry of chosenPlaces) {
+  if (!entry.place.startsWith("pgbouncer")) continue;
+  const mode = entry.place.slice("pgbouncer ".length) as "transaction" | "session";
+  if (pgbouncer === undefined) entry.drivers = [];
+  else entry.url = `${pgbouncer.url(mode)}?pooler=${mode}`;
+}
+
+const candidates = chosenPlaces.flatMap(({ place, dialect, url, server, drivers, scheme }) =>
+  drivers
     .map((driver) => ({
       target: target(place, dialect, driver, reachedBy(driver, url)),
       server,

@@ -16,6 +16,7 @@ import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
+import { namedStatements } from "../../pooler.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { executePipelined } from "../shared/batch.ts";
@@ -191,8 +192,12 @@ class PostgresJsConnection implements DriverConnection {
   /** Set when a cursor failed mid-result: postgres.js then misnumbers the next result's rows (`[ <9 empty items>, row ]`). */
   #spoiled = false;
 
-  constructor(sql: Client, cut: () => void, backendId: number) {
+  /** Whether statements are named prepared statements (the URL's `prepare`: see src/pooler.ts). */
+  readonly #prepared: { prepare: boolean };
+
+  constructor(sql: Client, cut: () => void, backendId: number, prepare: boolean) {
     this.#sql = sql;
+    this.#prepared = { prepare };
     this.#cut = cut;
     this.backendId = backendId;
   }
@@ -248,7 +253,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
     try {
-      const result = await this.#live().unsafe(text, this.#params(params, text), { prepare: true });
+      const result = await this.#live().unsafe(text, this.#params(params, text), this.#prepared);
       return { rowCount: result.count ?? 0 };
     } catch (error) {
       throw translate(error, text);
@@ -264,14 +269,14 @@ class PostgresJsConnection implements DriverConnection {
       text,
       paramSets,
       (chunkText, params) => this.execute(chunkText, params),
-      (params) => this.#live().unsafe(text, this.#params(params, text), { prepare: true }),
+      (params) => this.#live().unsafe(text, this.#params(params, text), this.#prepared),
       (error) => translate(error, text),
     );
   }
 
   async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
     try {
-      return Array.from(await this.#live().unsafe(text, this.#params(params, text), { prepare: true }));
+      return Array.from(await this.#live().unsafe(text, this.#params(params, text), this.#prepared));
     } catch (error) {
       throw translate(error, text);
     }
@@ -279,7 +284,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
     try {
-      return (await this.#live().unsafe(text, this.#params(params, text), { prepare: true }))[0];
+      return (await this.#live().unsafe(text, this.#params(params, text), this.#prepared))[0];
     } catch (error) {
       throw translate(error, text);
     }
@@ -311,7 +316,7 @@ class PostgresJsConnection implements DriverConnection {
       }
     }
     try {
-      const query = this.#live().unsafe(text, this.#params(params, text), { prepare: true });
+      const query = this.#live().unsafe(text, this.#params(params, text), this.#prepared);
       for await (const batch of callbackCursor(query as CallbackCursor, batchSize, this.#sql.CLOSE)) {
         yield Array.from(batch);
       }
@@ -351,6 +356,7 @@ export const postgresJs: Driver = {
     const opened: { connection?: PostgresJsConnection } = {};
     const [socket, cut] = ownSockets(url);
     const password = url.password();
+    const prepare = namedStatements(url);
     let sql: Client;
     try {
       // Deno's refusal of the connect would be thrown where nothing can catch it.
@@ -364,6 +370,7 @@ export const postgresJs: Driver = {
         pass: () => password || (quietEnv("PGPASSWORD") ?? ""),
         database: url.database || undefined,
         ...unreadEnvironment,
+        prepare,
         max: 1,
         // Roost's pool decides when connections idle out or retire.
         idle_timeout: 0,
@@ -407,6 +414,6 @@ export const postgresJs: Driver = {
       cut();
       throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
     }
-    return opened.connection = new PostgresJsConnection(sql, cut, backendId);
+    return opened.connection = new PostgresJsConnection(sql, cut, backendId, prepare);
   },
 };

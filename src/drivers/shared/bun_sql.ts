@@ -8,6 +8,7 @@
 import type { DialectName } from "../../dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
+import { namedStatements } from "../../pooler.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import type { Execute } from "./batch.ts";
 import { connectFailed, type ErrorRules, translateError } from "./errors.ts";
@@ -420,7 +421,8 @@ export function bunSqlDriver(flavour: Flavour): Driver {
         maxLifetime: 0,
         connectionTimeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
         bigint: true,
-        prepare: true,
+        // Named prepared statements, unless a Postgres URL turns them off (src/pooler.ts).
+        prepare: flavour.dialect !== "postgres" || namedStatements(url),
         tls: tlsOption(url),
         ...(Object.keys(connection).length > 0 ? { connection } : {}),
         onclose: (error) => opened.connection?.lose(error ?? new Error("connection closed")),
