@@ -16,7 +16,7 @@ import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
-import { namedStatements } from "../../pooler.ts";
+import { namedStatements, transactionPooled } from "../../pooler.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { executePipelined } from "../shared/batch.ts";
@@ -371,6 +371,9 @@ export const postgresJs: Driver = {
         database: url.database || undefined,
         ...unreadEnvironment,
         prepare,
+        // Behind a transaction pooler, one statement at a time: PgBouncer before 1.21 hands the server session to
+        // another client at the first statement's end, and the answers to the ones pipelined after it go astray.
+        ...(transactionPooled(url) ? { max_pipeline: 0 } : {}),
         max: 1,
         // Roost's pool decides when connections idle out or retire.
         idle_timeout: 0,

@@ -8,7 +8,7 @@
 import type { DialectName } from "../../dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
-import { namedStatements } from "../../pooler.ts";
+import { namedStatements, transactionPooled } from "../../pooler.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import type { Execute } from "./batch.ts";
 import { connectFailed, type ErrorRules, translateError } from "./errors.ts";
@@ -86,6 +86,8 @@ export interface FlavourCalls {
   run: RunStatement;
   /** Translates an error of the statement `text`. */
   translate(error: unknown, text: string): Error;
+  /** False behind a transaction pooler (src/pooler.ts): statements go one at a time. */
+  pipelines: boolean;
 }
 
 /**
@@ -201,6 +203,7 @@ class BunSqlConnection implements DriverConnection {
     send: (text, params) => this.#run(text, params, asIs),
     run: (text, params = []) => this.#run(text, params, this.#allRows),
     translate: (error, text) => translateError(this.#flavour.errors, error, text),
+    pipelines: true,
   };
   /** A result's rows as Roost values. */
   readonly #allRows: Read<Row[]> = (result) => this.#rows(result);
@@ -208,9 +211,10 @@ class BunSqlConnection implements DriverConnection {
   readonly #firstRow: Read<Row | undefined> = (result) =>
     result.length > 0 ? plainRow(result[0], this.#plan(result)) : undefined;
 
-  constructor(sql: BunSqlClient, flavour: Flavour) {
+  constructor(sql: BunSqlClient, flavour: Flavour, pipelines = true) {
     this.#sql = sql;
     this.#flavour = flavour;
+    this.#calls.pipelines = pipelines;
     this.#typing = flavour.paramTyping?.();
   }
 
@@ -427,7 +431,7 @@ export function bunSqlDriver(flavour: Flavour): Driver {
         ...(Object.keys(connection).length > 0 ? { connection } : {}),
         onclose: (error) => opened.connection?.lose(error ?? new Error("connection closed")),
       });
-      const wrapped = opened.connection = new BunSqlConnection(sql, flavour);
+      const wrapped = opened.connection = new BunSqlConnection(sql, flavour, !transactionPooled(url));
       try {
         // The first round trip also learns the session's id, so a cut-off session can be ended on the server.
         wrapped.backendId = Number((await wrapped.fetchOne(`SELECT ${flavour.backendId} AS id`, []))?.id);
