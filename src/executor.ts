@@ -114,7 +114,9 @@ export class Executor {
    */
   run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     if (this.#onQuery !== undefined || this.#closed) return this.#run(pool, target, kind, query, undefined);
-    const item = this.shares && this.driver?.pipelines === true ? pool.takeShared(this.#sync) : pool.takeReady(this.#sync);
+    const item = this.shares && this.driver?.pipelines === true
+      ? pool.takeShared(this.#sync)
+      : pool.takeReady(this.#sync);
     if (item === undefined) return this.#run(pool, target, kind, query, undefined);
     this.#sync = item.connection.runNow !== undefined;
     if (!this.#sync) {

@@ -182,7 +182,9 @@ function resolvePool(pool: unknown, url: DatabaseUrl): ResolvedPoolOptions {
 /** The URL with the statement timeout option set, when one is given (refused behind a transaction pooler). */
 function withTimeout(url: DatabaseUrl, timeout: number | undefined): DatabaseUrl {
   if (timeout === undefined) return checkPooled(url);
-  return checkPooled(new DatabaseUrl({ ...url, options: { ...url.options, statement_timeout: timeout } }, url.password()));
+  return checkPooled(
+    new DatabaseUrl({ ...url, options: { ...url.options, statement_timeout: timeout } }, url.password()),
+  );
 }
 
 function resolveReplicas(

@@ -35,7 +35,8 @@ export interface PgBouncer {
 const PREFIX = "roost-pgbouncer-";
 const asRoot = process.getuid?.() === 0;
 /** runuser lives in /usr/sbin, which a minimal PATH leaves out. */
-const runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].find((path) => existsSync(path)) ?? "runuser";
+const runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].find((path) => existsSync(path)) ??
+  "runuser";
 
 /** The pgbouncer binary (Debian's package puts it in /usr/sbin), or undefined when it is not installed. */
 export function pgbouncerBinary(): string | undefined {
@@ -139,7 +140,7 @@ export async function startPgBouncer(serverUrl: string): Promise<PgBouncer> {
     ],
   ];
   for (const [name, text] of files) writeFileSync(join(dir, name), text, { mode: 0o600 });
-  if (ids) for (const name of [".", ...files.map(([name]) => name)]) chownSync(join(dir, name), ...ids);
+  if (ids) { for (const name of [".", ...files.map(([name]) => name)]) chownSync(join(dir, name), ...ids); }
 
   const ini = join(dir, "pgbouncer.ini");
   const child = asRoot

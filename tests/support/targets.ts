@@ -110,6 +110,10 @@ export const pgbouncerPlaces: readonly Place[] = ["pgbouncer transaction", "pgbo
 export const notTransactionPooled =
   "behind PgBouncer in transaction mode a connection has no server session of its own between transactions";
 
+/** Why the migrator's tests are skipped behind a transaction pooler. */
+export const migratorNeedsSession =
+  "the migrator's lock needs a server session of its own, which PgBouncer in transaction mode does not give: it refuses (ROOST_MIGRATION_POOLED)";
+
 /** Whether `target` is behind a pooler in transaction mode. */
 export const transactionPooled = (target: Target): boolean => target.place === "pgbouncer transaction";
 
