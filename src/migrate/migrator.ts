@@ -10,11 +10,9 @@ import type { Database } from "../database.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import type { Queryable } from "../queryable.ts";
 import { definedTables, inDependencyOrder, type TableDefinition } from "../schema.ts";
-import { transactionPooled } from "../pooler.ts";
-import { parseDatabaseUrl } from "../url.ts";
 import { MigrationError } from "./errors.ts";
 import { History, type HistoryEntry } from "./history.ts";
-import { acquireLock, retryWhileBusy } from "./lock.ts";
+import { acquireLock, refusePooled, retryWhileBusy } from "./lock.ts";
 import { compareRevisions, loadDirectory, type LoadedMigration, loadList, type Migration } from "./source.ts";
 import type {
   MigrationEvent,
@@ -152,15 +150,10 @@ export class Migrator {
 
   /** Runs `fn` holding the migration lock on a pinned primary connection. */
   #locked<T>(fn: (conn: Connection) => Promise<T>): Promise<T> {
-    if (this.#db.dialect === "postgres" && transactionPooled(parseDatabaseUrl(this.#db.url))) {
-      // The lock is a session's (src/migrate/lock.ts), which a transaction pooler does not keep.
-      return Promise.reject(
-        new MigrationError(
-          "the migrator needs a session of its own for its lock, which pooler=transaction does not give: open its " +
-            "Database on the server's own URL (or a session-mode pooler, pooler=session)",
-          { code: "ROOST_MIGRATION_POOLED" },
-        ),
-      );
+    try {
+      refusePooled(this.#db.url);
+    } catch (error) {
+      return Promise.reject(error);
     }
     return this.#pinned(async (conn) => {
       const release = await acquireLock(conn, this.#table, this.#lockTimeout);

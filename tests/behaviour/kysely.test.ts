@@ -22,7 +22,13 @@ import {
 } from "../../mod.ts";
 import { RoostDialect } from "../../src/kysely.ts";
 import { columnType, skipUnless, tempDatabasePath, uniqueName } from "../support/support.ts";
-import { notTransactionPooled, type Target, targets, transactionPooled } from "../support/targets.ts";
+import {
+  migratorNeedsSession,
+  notTransactionPooled,
+  type Target,
+  targets,
+  transactionPooled,
+} from "../support/targets.ts";
 
 /** The table every case uses, as Kysely sees it. */
 interface BirdTable {
@@ -71,6 +77,7 @@ for (const target of targets()) {
     !transactionPooled(target),
     `tells connections apart by a temporary table: ${notTransactionPooled}`,
   );
+  const migrates = skipUnless(!transactionPooled(target), migratorNeedsSession);
   describe(`Kysely on ${target.label}`, () => {
     const table = uniqueName("kysely");
     const name = uniqueName("kysely_db");
@@ -393,7 +400,7 @@ for (const target of targets()) {
       },
     );
 
-    test("Kysely's Migrator runs on Roost: migrates up and down once, also when two race", async () => {
+    test("Kysely's Migrator runs on Roost: migrates up and down once, also when two race", migrates, async () => {
       const migrated = uniqueName("kysely_migrated");
       const history = uniqueName("kysely_migrations");
       const migrations: Record<string, Migration> = {
@@ -465,6 +472,7 @@ for (const target of targets()) {
   const replicaUrl = replicaUrlOf(target);
   if (replicaUrl === undefined) continue;
 
+  const migrates = skipUnless(!transactionPooled(target), migratorNeedsSession);
   describe(`Kysely replica routing on ${target.label}`, () => {
     const table = uniqueName("kysely_routing");
     let setup: Database;
@@ -563,7 +571,7 @@ for (const target of targets()) {
       assert.equal(db.stats().primary.busy + db.stats().replicas[0].busy, 0);
     });
 
-    test("Kysely's Migrator takes its lock and migrates on the primary", async () => {
+    test("Kysely's Migrator takes its lock and migrates on the primary", migrates, async () => {
       const { db, kysely } = open();
       const migrated = uniqueName("kysely_routed_migrated");
       const history = uniqueName("kysely_routed_migrations");

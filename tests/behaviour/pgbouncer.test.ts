@@ -7,6 +7,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ConfigError, Database, parseDatabaseUrl, QueryError, ReadOnlyError, sql } from "../../mod.ts";
+import { Kysely } from "kysely";
+import { Migrator as KyselyMigrator } from "kysely/migration";
+import { RoostDialect } from "../../src/kysely.ts";
 import { MigrationError, Migrator } from "../../src/migrate/mod.ts";
 import { uniqueName, uniqueTable } from "../support/support.ts";
 import { targets } from "../support/targets.ts";
@@ -167,6 +170,20 @@ for (const target of targets({ places: ["pgbouncer transaction"] })) {
           return true;
         });
       }
+      // Kysely's Migrator on Roost takes a session lock too (pg_advisory_lock): refused the same way.
+      const kysely = new Kysely<Record<string, never>>({ dialect: new RoostDialect({ database: db }) });
+      const kyselyRun = await new KyselyMigrator({
+        db: kysely,
+        provider: { getMigrations: () => Promise.resolve({}) },
+        migrationTableName: history,
+        migrationLockTableName: `${history}_lock`,
+      }).migrateToLatest();
+      assert.ok(
+        kyselyRun.error instanceof MigrationError && kyselyRun.error.code === "ROOST_MIGRATION_POOLED",
+        String(kyselyRun.error),
+      );
+      await kysely.destroy();
+      await db.execute(sql`drop table if exists ${sql.ident(history)}, ${sql.ident(`${history}_lock`)}`);
       const tables = await db.fetchVal(
         sql`select count(*) from information_schema.tables where table_name in (${history}, ${`${history}_t`})`,
       );
