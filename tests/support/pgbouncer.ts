@@ -133,8 +133,9 @@ export async function startPgBouncer(serverUrl: string): Promise<PgBouncer> {
         "pool_mode = transaction",
         "default_pool_size = 10",
         "max_client_conn = 1000",
-        // What other clients send at start-up and PgBouncer would otherwise refuse.
-        "ignore_startup_parameters = extra_float_digits,options",
+        // What node-postgres (the neon driver) sends at start-up and PgBouncer would otherwise refuse. Not
+        // `options`: Roost's drivers must not send it behind a pooler.
+        "ignore_startup_parameters = extra_float_digits",
         "",
       ].join("\n"),
     ],

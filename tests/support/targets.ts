@@ -114,6 +114,18 @@ export const notTransactionPooled =
 export const migratorNeedsSession =
   "the migrator's lock needs a server session of its own, which PgBouncer in transaction mode does not give: it refuses (ROOST_MIGRATION_POOLED)";
 
+/**
+ * Where the session parameters Roost starts a session with (UTC, ISO dates)
+ * are not set: deno-postgres can send them only in the `options` start-up
+ * parameter, which PgBouncer does not forward, and behind a transaction
+ * pooler a SET would land on a shared server session (docs/poolers.md).
+ */
+export function sessionParametersUnset(target: Target): string | undefined {
+  return target.place === "pgbouncer transaction" && target.driver === "deno-postgres"
+    ? "deno-postgres behind PgBouncer in transaction mode cannot set the session's TimeZone and DateStyle"
+    : undefined;
+}
+
 /** Whether `target` is behind a pooler in transaction mode. */
 export const transactionPooled = (target: Target): boolean => target.place === "pgbouncer transaction";
 
