@@ -158,19 +158,21 @@ const onlyPlaces = env.ROOST_TEST_PLACES?.split(",").map((name) => name.trim()).
 const pgbouncerModes = ["transaction", "session"] as const;
 
 /**
- * The drivers run through PgBouncer, to keep CI's time in bounds
- * (docs/poolers.md): transaction mode, the one that changes what works, on
- * each Postgres server driver on the runtime where it lives (postgres-js on
- * Node, bun-sql on Bun, deno-postgres on Deno); session mode on postgres-js
- * on Node. `ROOST_TEST_PGBOUNCER=all`: every Postgres server driver in both
- * modes on every runtime; `off`: none.
+ * The drivers run through PgBouncer (both modes): every Postgres server
+ * driver of this runtime (postgres-js, bun-sql, deno-postgres), about 8 to
+ * 20 s per target. `ROOST_TEST_PGBOUNCER=all` adds neon; `narrow` keeps
+ * transaction mode on the driver native to this runtime (postgres-js on
+ * Node, bun-sql on Bun, deno-postgres on Deno) and session mode on
+ * postgres-js on Node; `off` runs none (tests/run.ts's node-pg4 runner).
  */
 function pgbouncerDrivers(mode: "transaction" | "session"): DriverName[] {
   const which = env.ROOST_TEST_PGBOUNCER ?? "default";
   if (which === "off") return [];
-  if (which === "all") return ["postgres-js", "bun-sql", "deno-postgres", "neon"];
-  const here = runtime === "bun" ? "bun-sql" : runtime === "deno" ? "deno-postgres" : "postgres-js";
-  return mode === "transaction" || runtime === "node" ? [here] : [];
+  if (which === "narrow") {
+    const here = runtime === "bun" ? "bun-sql" : runtime === "deno" ? "deno-postgres" : "postgres-js";
+    return mode === "transaction" || runtime === "node" ? [here] : [];
+  }
+  return ["postgres-js", "bun-sql", "deno-postgres", ...(which === "all" ? ["neon" as const] : [])];
 }
 
 /** The places the suite runs: SQLite always, the servers from the environment or the local defaults. */
