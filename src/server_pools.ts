@@ -48,7 +48,6 @@ export function makeServer(
       dialect.terminateSessions,
     )
     : undefined;
-  let server: Server;
   const hooks: PoolHooks<DriverConnection> = {
     open: async () => {
       const connection = await openSession(await driver(), url, dialect, role === "replica");
@@ -70,7 +69,7 @@ export function makeServer(
   // Outside any context each connection serves one statement or scope: the first one opened is said once.
   const root = { ...hooks, open: () => (openedOutsideContext(), hooks.open()) };
   const max = Math.max(1, Math.min(options.max, Math.floor(socketsPerRequest / servers)));
-  server = contextScoped
+  const server = contextScoped
     ? new Server(
       role,
       index,
