@@ -3,7 +3,9 @@
  * restrict a test to some of them.
  *
  * A target is one place (`sqlite memory`, `sqlite file`, `sqlite worker`,
- * `postgres`, `pglite`, `mysql`) through one driver, shown in test names as
+ * `postgres`, `pglite`, `mysql`, and the Postgres server through a PgBouncer
+ * of the process's own, `pgbouncer transaction` and `pgbouncer session`:
+ * tests/support/pgbouncer.ts) through one driver, shown in test names as
  * `[place · driver]`. Importing this module probes every target once (a
  * server that cannot be reached is skipped locally, with a `SKIPPING` line,
  * and fails CI), so only behaviour tests import it; tests/unit/ never does.
@@ -22,7 +24,13 @@
  *   test("SQLite's extended result codes", skipUnless(matches(target, { dialects: ["sqlite"] }), "SQLite only"), …);
  *
  * `ROOST_TEST_DRIVERS=postgres-js,node-sqlite` narrows every `targets()` of a
- * run from outside (tests/run.ts's `node-pg4` runner uses it). A group that
+ * run from outside (tests/run.ts's `node-pg4` runner uses it), as
+ * `ROOST_TEST_PLACES="pgbouncer transaction"` does by place;
+ * `ROOST_TEST_PGBOUNCER` picks the PgBouncer targets (see `pgbouncerDrivers`).
+ * Behind PgBouncer in transaction mode a test that needs one server session
+ * for a connection's life is a skip with `notTransactionPooled`'s reason
+ * (`transactionPooled(target)`); tests of a server of one's own filter by
+ * `serverPlaces`, which leaves the PgBouncer places out. A group that
  * applies nowhere on this machine is simply not defined (its targets are not
  * here, and the `SKIPPING` line says why); a test that does not apply to one
  * target is a skip, through `skipUnless` (tests/support/support.ts), never a
@@ -97,14 +105,6 @@ export const serverDialects: readonly DialectName[] = ["postgres", "mysql"];
  * TLS, replicas, several connections).
  */
 export const serverPlaces: readonly Place[] = ["postgres", "mysql"];
-
-/**
- * The test Postgres server through this process's PgBouncer
- * (tests/support/pgbouncer.ts), in transaction and session pooling mode: the
- * generic suite runs through them; tests of a server's own behaviour (they
- * filter by `serverPlaces`) do not.
- */
-export const pgbouncerPlaces: readonly Place[] = ["pgbouncer transaction", "pgbouncer session"];
 
 /** Why a test that needs one server session for a connection's life is skipped behind a transaction pooler. */
 export const notTransactionPooled =
