@@ -15,6 +15,7 @@ import { driverLoader } from "./drivers/option.ts";
 import { Executor } from "./executor.ts";
 import type { HeldConnection } from "./internal.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { transactionPooled } from "./pooler.ts";
 import type { Pool, ResolvedPoolOptions } from "./pool.ts";
 import { EXECUTE, type QueryKind } from "./queryable.ts";
 import { replicaWriteError, Router, type ScopeRoute } from "./router.ts";
@@ -70,6 +71,8 @@ export class Dispatcher implements ScopedCalls {
     this.#givenDriver = typeof options.driver === "object" ? options.driver : undefined;
     const executor = this.executor = new Executor(options.onQuery, options.debugParameters, assertOpen);
     this.contextScoped = options.connectionScope === "context";
+    // PgBouncer before 1.21 cannot follow statements pipelined outside a transaction (src/pooler.ts).
+    executor.shares = ![url, ...options.replicas.map((replica) => replica.url)].some(transactionPooled);
     const driver = async () => executor.driver ??= await loadDriver();
     const servers = 1 + options.replicas.length;
     const confirm = (server: Server) => this.router.confirm(server);

@@ -48,6 +48,8 @@ export class Executor {
   #closed = false;
   /** The driver, once loaded: whether it pipelines (shares connections) and interleaves streams. */
   driver: Driver | undefined;
+  /** False when a server of the instance is behind a transaction pooler: no statement joins a busy connection there. */
+  shares = true;
   /** True when the last connection taken at once ran its statement synchronously (`runNow`): the next is taken so. */
   #sync = false;
 
@@ -119,7 +121,9 @@ export class Executor {
    */
   run(pool: Pool<DriverConnection>, target: Target, kind: QueryKind, query: CompiledQuery): Promise<unknown> {
     if (this.#onQuery !== undefined || this.#closed) return this.#run(pool, target, kind, query, undefined);
-    const item = this.driver?.pipelines === true ? pool.takeShared(this.#sync) : pool.takeReady(this.#sync);
+    const item = this.shares && this.driver?.pipelines === true
+      ? pool.takeShared(this.#sync)
+      : pool.takeReady(this.#sync);
     if (item === undefined) return this.#run(pool, target, kind, query, undefined);
     this.#sync = item.connection.runNow !== undefined;
     if (!this.#sync) {
@@ -160,7 +164,7 @@ export class Executor {
   ): Promise<unknown> {
     const observed = this.#onQuery !== undefined;
     const started = this.start();
-    const shares = this.driver?.pipelines === true;
+    const shares = this.shares && this.driver?.pipelines === true;
     const item = taken ?? await this.#acquire(pool, target, methodOf[kind], query, started, shares);
     let broken = false;
     try {

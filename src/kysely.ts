@@ -58,6 +58,7 @@ import { Database } from "./database.ts";
 import type { DialectName } from "./dialect.ts";
 import { ConfigError } from "./errors.ts";
 import { resolveDatabase, RoostDriver } from "./kysely/driver.ts";
+import { refusePooled } from "./migrate/lock.ts";
 
 /** How a {@linkcode RoostDialect} finds its database. */
 export interface RoostDialectConfig {
@@ -209,11 +210,16 @@ const kyselyParts: Readonly<Record<DialectName, KyselyParts>> = {
  * Kysely's `Migrator` holds one connection, and its first statement, the
  * lock (`pg_advisory_lock`, `GET_LOCK`), is a select: without this, under
  * `routing.reads: "replicas"` the connection would be a replica's, and the
- * migration would fail there.
+ * migration would fail there. Behind `pooler=transaction` it is refused
+ * (`ROOST_MIGRATION_POOLED`), as Roost's own migrator is.
  */
 function lockingOnPrimary<A extends PostgresAdapter | MysqlAdapter>(adapter: A, database: () => Database): A {
   const acquire = adapter.acquireMigrationLock.bind(adapter);
-  adapter.acquireMigrationLock = (...args) => database().primary(() => acquire(...args));
+  adapter.acquireMigrationLock = (...args) => {
+    // Kysely's lock is a session's too (Postgres: pg_advisory_lock), which a transaction pooler does not keep.
+    refusePooled(database().url);
+    return database().primary(() => acquire(...args));
+  };
   return adapter;
 }
 

@@ -11,6 +11,7 @@ import { poolDefaults, type PoolOptions, type ResolvedPoolOptions } from "./pool
 import type { QueryHook } from "./query_event.ts";
 import { type ResolvedRoutingOptions, routingDefaults, type RoutingOptions } from "./routing_options.ts";
 import { runtime } from "./runtime.ts";
+import { checkPooled } from "./pooler.ts";
 import { DatabaseUrl, parseDatabaseUrl } from "./url.ts";
 
 /** A replica: its URL, or its URL and pool settings of its own. */
@@ -178,12 +179,14 @@ function resolvePool(pool: unknown, url: DatabaseUrl): ResolvedPoolOptions {
   return resolved;
 }
 
-/** The URL with the statement timeout option set, when one is given. */
+/** The URL with the statement timeout option set, when one is given (refused behind a transaction pooler). */
 function withTimeout(url: DatabaseUrl, timeout: number | undefined): DatabaseUrl {
-  if (timeout === undefined) return url;
-  return new DatabaseUrl(
-    { ...url, hosts: url.hosts, options: { ...url.options, statement_timeout: timeout } },
-    url.password(),
+  if (timeout === undefined) return checkPooled(url);
+  return checkPooled(
+    new DatabaseUrl(
+      { ...url, hosts: url.hosts, options: { ...url.options, statement_timeout: timeout } },
+      url.password(),
+    ),
   );
 }
 

@@ -54,6 +54,12 @@ export class Server {
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Back in the rotation on trial (rechecks without timers): its next connection decides. */
   probation = false;
+  /**
+   * Behind a pooler in transaction mode (`pooler=transaction`): a scope's
+   * connection keeps no server session between transactions, so no cursor
+   * outlives one there (src/session.ts).
+   */
+  transactionPooled = false;
 
   /** A server and its pool (and, where connections belong to contexts, how a context makes its own). */
   constructor(

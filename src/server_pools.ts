@@ -9,6 +9,7 @@ import { dialectOf } from "./dialect.ts";
 import type { Driver, DriverConnection } from "./driver.ts";
 import { Pool, type PoolHooks, type ResolvedPoolOptions } from "./pool.ts";
 import { runtime } from "./runtime.ts";
+import { transactionPooled } from "./pooler.ts";
 import { Server } from "./server.ts";
 import { checkHostChoice, hostOf, openSession, setupUrl } from "./session_setup.ts";
 import { sessionEnder } from "./terminate.ts";
@@ -41,7 +42,8 @@ export function makeServer(
 ): Server {
   checkHostChoice(url);
   const dialect = dialectOf(url.dialect);
-  const terminate = dialect.terminateSessions;
+  // Behind a pooler the session's id is the pooler's (or names a server session another client may hold next).
+  const terminate = url.options.pooler === undefined ? dialect.terminateSessions : undefined;
   // A session is ended from a connection to the host it is on: a multi-host URL has one ender per host.
   const enders = new Map<string, (id: number) => Promise<void>>();
   const endSession = terminate && runtime !== "workerd"
@@ -55,7 +57,6 @@ export function makeServer(
       return ender(id);
     }
     : undefined;
-  let server: Server;
   const hooks: PoolHooks<DriverConnection> = {
     open: async () => {
       const connection = await openSession(await driver(), url, dialect, role === "replica");
@@ -78,15 +79,18 @@ export function makeServer(
   };
   // Outside any context each connection serves one statement or scope: the first one opened is said once.
   const root = { ...hooks, open: () => (openedOutsideContext(), hooks.open()) };
-  if (!contextScoped) return server = new Server(role, index, url.toString(), new Pool(hooks, options, label));
   const max = Math.max(1, Math.min(options.max, Math.floor(socketsPerRequest / servers)));
-  return server = new Server(
-    role,
-    index,
-    url.toString(),
-    new Pool(root, { ...options, max: Infinity }, label, false),
-    () => new Pool(hooks, { ...options, min: 0, max }, `${label} (context)`),
-  );
+  const server = contextScoped
+    ? new Server(
+      role,
+      index,
+      url.toString(),
+      new Pool(root, { ...options, max: Infinity }, label, false),
+      () => new Pool(hooks, { ...options, min: 0, max }, `${label} (context)`),
+    )
+    : new Server(role, index, url.toString(), new Pool(hooks, options, label));
+  server.transactionPooled = transactionPooled(url);
+  return server;
 }
 
 /** Checks a replica out of the rotation: takes a connection of its pool and pings it (or runs `SELECT 1`). */

@@ -202,7 +202,15 @@ export class Session {
     const started = this.#executor.start();
     try {
       const placement = this.current ? "shared-transaction" : "shared";
-      yield* this.item.connection.stream(query.text, query.params, batchSize, placement, arrays);
+      if (placement === "shared" && this.target.server.transactionPooled) {
+        // A cursor held past its statement (WITH HOLD) would stay on a server session the pooler gives to others:
+        // the result is read whole, then handed out in batches (docs/poolers.md).
+        const { connection } = this.item;
+        const rows = arrays
+          ? (await connection.fetchRows(query.text, query.params)).rows as unknown as Row[]
+          : await connection.fetchAll(query.text, query.params);
+        for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+      } else yield* this.item.connection.stream(query.text, query.params, batchSize, placement, arrays);
       this.#executor.report(this.target, "iterate", query, started);
     } catch (error) {
       throw this.#fail("iterate", query, started, error);

@@ -9,6 +9,7 @@
 import type { Dialect } from "./dialect.ts";
 import type { Driver, DriverConnection } from "./driver.ts";
 import { ConfigError } from "./errors.ts";
+import { transactionPooled } from "./pooler.ts";
 import { DatabaseUrl, type UrlOptionValue } from "./url.ts";
 
 /**
@@ -77,7 +78,9 @@ export async function openSession(
   const connection = chooseHost ? await chooseHost(url, dialect, connect, !readOnly) : await connect(url);
   const timeout = url.options.statement_timeout;
   try {
-    if (readOnly) await connection.execute(dialect.readOnlySession, []);
+    // Behind a transaction pooler the SET would land on a server session other clients get next: a replica is
+    // read-only through Roost's routing (ReadOnlyError) and the server's own recovery mode instead.
+    if (readOnly && !transactionPooled(url)) await connection.execute(dialect.readOnlySession, []);
     if (timeout !== undefined) {
       let failed: unknown = 0;
       for (const statement of dialect.statementTimeout(Number(timeout))) {

@@ -74,6 +74,10 @@ const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
     connect_timeout: integer,
     application_name: text,
     statement_timeout: integer,
+    // What kind of session the URL's server gives (a pooler such as PgBouncer in front): src/pooler.ts.
+    pooler: oneOf("transaction", "session"),
+    // Named (server-side) prepared statements: default off with pooler=transaction, else on.
+    prepare: boolean,
     // The neon driver's WebSocket proxy (ws:// or wss://), checked by that driver.
     wsproxy: text,
     ...hostSelection,

@@ -102,6 +102,8 @@ const runners: Record<string, Runner> = {
     ]
       .filter(Boolean).join(" "),
     ROOST_TEST_DRIVERS: "postgres-js",
+    // The PgBouncer targets run on the node runner; 4.x's differences are not about poolers.
+    ROOST_TEST_PGBOUNCER: "off",
   }, perTargetFiles()),
 };
 
@@ -125,7 +127,7 @@ runners["bun-pg4"] = {
     }`,
     ...runners.bun.args.flatMap((arg) => arg === "tests/" ? perTargetFiles() : [arg.replace("bun.xml", "bun-pg4.xml")]),
   ],
-  env: { ROOST_TEST_DRIVERS: "postgres-js" },
+  env: { ROOST_TEST_DRIVERS: "postgres-js", ROOST_TEST_PGBOUNCER: "off" },
   optional: true,
 };
 runners["deno-pg4"] = {
@@ -137,7 +139,7 @@ runners["deno-pg4"] = {
       ? perTargetFiles()
       : [arg.replace("deno.xml", "deno-pg4.xml")]
   ),
-  env: { ROOST_TEST_DRIVERS: "postgres-js" },
+  env: { ROOST_TEST_DRIVERS: "postgres-js", ROOST_TEST_PGBOUNCER: "off" },
   optional: true,
 };
 

@@ -21,6 +21,8 @@ import { RoostError } from "../errors.ts";
  * - `ROOST_MIGRATION_IRREVERSIBLE`: a migration to revert has no down step.
  * - `ROOST_MIGRATION_FAILED`: a migration's statement (or function) failed; `cause` is the error.
  * - `ROOST_MIGRATION_LOCKED`: another migrator held the lock for longer than `lockTimeout`.
+ * - `ROOST_MIGRATION_POOLED`: a Postgres database behind a transaction pooler (`pooler=transaction`), where
+ *   the migrator's session lock cannot be held: open the migrator's `Database` on the server's own URL.
  * - `ROOST_MIGRATION_ALREADY_APPLIED`: `createTables()` found migrations applied (it is for a database without
  *   any: upgrade instead).
  */
@@ -35,6 +37,7 @@ export type MigrationErrorCode =
   | "ROOST_MIGRATION_IRREVERSIBLE"
   | "ROOST_MIGRATION_FAILED"
   | "ROOST_MIGRATION_LOCKED"
+  | "ROOST_MIGRATION_POOLED"
   | "ROOST_MIGRATION_ALREADY_APPLIED";
 
 /** The options of a {@linkcode MigrationError}. */

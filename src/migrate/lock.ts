@@ -23,11 +23,29 @@
  * @module
  */
 import { QueryError } from "../errors.ts";
+import { transactionPooled } from "../pooler.ts";
+import { parseDatabaseUrl } from "../url.ts";
 import type { Queryable } from "../queryable.ts";
 import { sql } from "../sql.ts";
 import { MigrationError } from "./errors.ts";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Refuses (`MigrationError`, code `ROOST_MIGRATION_POOLED`) a Postgres
+ * database behind a transaction pooler (`pooler=transaction` in `url`, the
+ * instance's redacted URL): a session lock there would be taken on one
+ * server session, released on another, and left to the pooler's other clients.
+ */
+export function refusePooled(url: string): void {
+  const parsed = parseDatabaseUrl(url);
+  if (parsed.dialect !== "postgres" || !transactionPooled(parsed)) return;
+  throw new MigrationError(
+    "migrations need a session of their own for their lock, which pooler=transaction does not give: open the " +
+      "migrator's Database on the server's own URL (or a session-mode pooler, pooler=session)",
+    { code: "ROOST_MIGRATION_POOLED" },
+  );
+}
 
 /** A 64-bit signed FNV-1a hash of a text: the Postgres advisory lock key of a history table. */
 export function lockKey(text: string): bigint {

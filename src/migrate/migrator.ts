@@ -13,7 +13,7 @@ import type { Queryable } from "../queryable.ts";
 import { definedTables, inDependencyOrder, type TableDefinition } from "../schema.ts";
 import { MigrationError } from "./errors.ts";
 import { History, type HistoryEntry } from "./history.ts";
-import { acquireLock, retryWhileBusy } from "./lock.ts";
+import { acquireLock, refusePooled, retryWhileBusy } from "./lock.ts";
 import { compareRevisions, loadDirectory, type LoadedMigration, loadList, type Migration } from "./source.ts";
 import type {
   MigrationEvent,
@@ -154,6 +154,11 @@ export class Migrator {
     // Without transactions (D1) a migration and its history row cannot apply together: refused before anything runs.
     const refusal = transactionRefusal(this.#db);
     if (refusal) return Promise.reject(refusal);
+    try {
+      refusePooled(this.#db.url);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#pinned(async (conn) => {
       const release = await acquireLock(conn, this.#table, this.#lockTimeout);
       let result: T;

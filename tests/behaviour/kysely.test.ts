@@ -21,8 +21,14 @@ import {
   TransactionError,
 } from "../../mod.ts";
 import { RoostDialect } from "../../src/kysely.ts";
-import { columnType, tempDatabasePath, uniqueName } from "../support/support.ts";
-import { type Target, targets } from "../support/targets.ts";
+import { columnType, skipUnless, tempDatabasePath, uniqueName } from "../support/support.ts";
+import {
+  migratorNeedsSession,
+  notTransactionPooled,
+  type Target,
+  targets,
+  transactionPooled,
+} from "../support/targets.ts";
 
 /** The table every case uses, as Kysely sees it. */
 interface BirdTable {
@@ -67,6 +73,11 @@ for (const target of targets()) {
   const memory = target.url.includes(":memory:");
   const returning = target.dialect !== "mysql";
 
+  const sessionKept = skipUnless(
+    !transactionPooled(target),
+    `tells connections apart by a temporary table: ${notTransactionPooled}`,
+  );
+  const migrates = skipUnless(!transactionPooled(target), migratorNeedsSession);
   describe(`Kysely on ${target.label}`, () => {
     const table = uniqueName("kysely");
     const name = uniqueName("kysely_db");
@@ -229,7 +240,7 @@ for (const target of targets()) {
       assert.deepEqual(await names(), ["serial"]);
     });
 
-    test("connection() keeps one connection for all its statements", async () => {
+    test("connection() keeps one connection for all its statements", sessionKept, async () => {
       const idQuery = connectionIdQuery(target);
       const temp = uniqueName("kysely_temp");
       await kysely.connection().execute(async (conn) => {
@@ -313,7 +324,7 @@ for (const target of targets()) {
       assert.deepEqual(await names(), ["committed"]);
     });
 
-    test("inside a Roost connection scope Kysely uses its connection", async () => {
+    test("inside a Roost connection scope Kysely uses its connection", sessionKept, async () => {
       const temp = uniqueName("kysely_scope");
       await db.connection(async () => {
         await db.execute(`create temporary table ${temp} (n integer)`);
@@ -389,7 +400,7 @@ for (const target of targets()) {
       },
     );
 
-    test("Kysely's Migrator runs on Roost: migrates up and down once, also when two race", async () => {
+    test("Kysely's Migrator runs on Roost: migrates up and down once, also when two race", migrates, async () => {
       const migrated = uniqueName("kysely_migrated");
       const history = uniqueName("kysely_migrations");
       const migrations: Record<string, Migration> = {
@@ -461,6 +472,7 @@ for (const target of targets()) {
   const replicaUrl = replicaUrlOf(target);
   if (replicaUrl === undefined) continue;
 
+  const migrates = skipUnless(!transactionPooled(target), migratorNeedsSession);
   describe(`Kysely replica routing on ${target.label}`, () => {
     const table = uniqueName("kysely_routing");
     let setup: Database;
@@ -559,7 +571,7 @@ for (const target of targets()) {
       assert.equal(db.stats().primary.busy + db.stats().replicas[0].busy, 0);
     });
 
-    test("Kysely's Migrator takes its lock and migrates on the primary", async () => {
+    test("Kysely's Migrator takes its lock and migrates on the primary", migrates, async () => {
       const { db, kysely } = open();
       const migrated = uniqueName("kysely_routed_migrated");
       const history = uniqueName("kysely_routed_migrations");

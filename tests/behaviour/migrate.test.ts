@@ -33,7 +33,7 @@ import {
 import { lockKey } from "../../src/migrate/lock.ts";
 import { column, defineTable } from "../../src/model/mod.ts";
 import { postgresJsMajor, runtime, skipUnless, tempDatabasePath, uniqueName } from "../support/support.ts";
-import { OwnDatabase, type Target, targets } from "../support/targets.ts";
+import { migratorNeedsSession, OwnDatabase, type Target, targets, transactionPooled } from "../support/targets.ts";
 
 const fixture = (name: string) => fileURLToPath(new URL(`../support/fixtures/${name}/`, import.meta.url));
 
@@ -329,6 +329,10 @@ function catalog(prefix: string): Migration[] {
 }
 
 for (const target of targets()) {
+  // The migrator refuses pooler=transaction before anything runs (its own test: tests/behaviour/pgbouncer.test.ts).
+  const migrates = (options = {}) => skipUnless(!transactionPooled(target), migratorNeedsSession, options);
+  const migratesUnless = (applies: boolean, reason: string, options = {}) =>
+    transactionPooled(target) ? migrates(options) : skipUnless(applies, reason, options);
   describe(`migrations on ${target.label}`, () => {
     let db: Database;
     let own: { db: Database; drop(): Promise<void> };
@@ -344,7 +348,7 @@ for (const target of targets()) {
       await own.drop();
     });
 
-    test("status, sync, currentRevision, pending and history in every state", async () => {
+    test("status, sync, currentRevision, pending and history in every state", migrates(), async () => {
       const prefix = uniqueName("st");
       const table = `${prefix}_history`;
       const migrations = catalog(prefix);
@@ -398,59 +402,63 @@ for (const target of targets()) {
       }
     });
 
-    test("upgrade to a target and on to head; downgrade to a target and to base, newest first", async () => {
-      const prefix = uniqueName("ud");
-      const table = `${prefix}_history`;
-      const events: MigrationEvent[] = [];
-      const migrator = new Migrator(db, { migrations: catalog(prefix), table, onProgress: (e) => events.push(e) });
-      try {
-        assert.deepEqual(await migrator.upgrade("2"), ["1", "2"]);
-        assert.equal(await migrator.currentRevision(), "2");
-        assert.equal(await migrator.status(), "upgrade-available");
-        assert.deepEqual(await migrator.upgrade("2"), [], "a target already reached applies nothing");
-        assert.deepEqual(await migrator.upgrade(), ["3"]);
-        assert.deepEqual(await migrator.upgrade(), []);
-        assert.deepEqual(
-          events.map((e) => `${e.action} ${e.revision} ${e.name} ${e.phase}`),
-          [
-            "upgrade 1 create_items start",
-            "upgrade 1 create_items done",
-            "upgrade 2 seed_items start",
-            "upgrade 2 seed_items done",
-            "upgrade 3 create_tags start",
-            "upgrade 3 create_tags done",
-          ],
-        );
-        for (const event of events) {
-          if (event.phase === "done") assert.ok(typeof event.ms === "number" && event.ms >= 0);
-          else assert.equal(event.ms, undefined);
+    test(
+      "upgrade to a target and on to head; downgrade to a target and to base, newest first",
+      migrates(),
+      async () => {
+        const prefix = uniqueName("ud");
+        const table = `${prefix}_history`;
+        const events: MigrationEvent[] = [];
+        const migrator = new Migrator(db, { migrations: catalog(prefix), table, onProgress: (e) => events.push(e) });
+        try {
+          assert.deepEqual(await migrator.upgrade("2"), ["1", "2"]);
+          assert.equal(await migrator.currentRevision(), "2");
+          assert.equal(await migrator.status(), "upgrade-available");
+          assert.deepEqual(await migrator.upgrade("2"), [], "a target already reached applies nothing");
+          assert.deepEqual(await migrator.upgrade(), ["3"]);
+          assert.deepEqual(await migrator.upgrade(), []);
+          assert.deepEqual(
+            events.map((e) => `${e.action} ${e.revision} ${e.name} ${e.phase}`),
+            [
+              "upgrade 1 create_items start",
+              "upgrade 1 create_items done",
+              "upgrade 2 seed_items start",
+              "upgrade 2 seed_items done",
+              "upgrade 3 create_tags start",
+              "upgrade 3 create_tags done",
+            ],
+          );
+          for (const event of events) {
+            if (event.phase === "done") assert.ok(typeof event.ms === "number" && event.ms >= 0);
+            else assert.equal(event.ms, undefined);
+          }
+          events.length = 0;
+
+          assert.deepEqual(await migrator.downgrade("1"), ["3", "2"]);
+          assert.equal(await migrator.currentRevision(), "1", "the target stays applied");
+          assert.equal(await count(db, `${prefix}_items`), 0);
+          assert.equal(await tableExists(db, `${prefix}_tags`), false);
+          assert.deepEqual(await migrator.downgrade("1"), []);
+          assert.deepEqual(await migrator.downgrade("base"), ["1"]);
+          assert.deepEqual(await migrator.downgrade("base"), []);
+          assert.deepEqual(
+            events.filter((e) => e.phase === "start").map((e) => `${e.action} ${e.revision}`),
+            ["downgrade 3", "downgrade 2", "downgrade 1"],
+          );
+          assert.equal(await tableExists(db, `${prefix}_items`), false);
+
+          const unknown = await migrationError(migrator.upgrade("4"), "ROOST_MIGRATION_UNKNOWN_TARGET");
+          assert.equal(unknown.revision, "4");
+          await migrationError(migrator.downgrade("7"), "ROOST_MIGRATION_UNKNOWN_TARGET");
+          await migrationError(migrator.downgrade(""), "ROOST_MIGRATION_UNKNOWN_TARGET");
+          assert.equal(await migrator.currentRevision(), null);
+        } finally {
+          await dropTables(db, `${prefix}_tags`, `${prefix}_items`, table);
         }
-        events.length = 0;
+      },
+    );
 
-        assert.deepEqual(await migrator.downgrade("1"), ["3", "2"]);
-        assert.equal(await migrator.currentRevision(), "1", "the target stays applied");
-        assert.equal(await count(db, `${prefix}_items`), 0);
-        assert.equal(await tableExists(db, `${prefix}_tags`), false);
-        assert.deepEqual(await migrator.downgrade("1"), []);
-        assert.deepEqual(await migrator.downgrade("base"), ["1"]);
-        assert.deepEqual(await migrator.downgrade("base"), []);
-        assert.deepEqual(
-          events.filter((e) => e.phase === "start").map((e) => `${e.action} ${e.revision}`),
-          ["downgrade 3", "downgrade 2", "downgrade 1"],
-        );
-        assert.equal(await tableExists(db, `${prefix}_items`), false);
-
-        const unknown = await migrationError(migrator.upgrade("4"), "ROOST_MIGRATION_UNKNOWN_TARGET");
-        assert.equal(unknown.revision, "4");
-        await migrationError(migrator.downgrade("7"), "ROOST_MIGRATION_UNKNOWN_TARGET");
-        await migrationError(migrator.downgrade(""), "ROOST_MIGRATION_UNKNOWN_TARGET");
-        assert.equal(await migrator.currentRevision(), null);
-      } finally {
-        await dropTables(db, `${prefix}_tags`, `${prefix}_items`, table);
-      }
-    });
-
-    test("a downgrade through a migration without down is refused before anything runs", async () => {
+    test("a downgrade through a migration without down is refused before anything runs", migrates(), async () => {
       const prefix = uniqueName("ir");
       const table = `${prefix}_history`;
       const [create, seed, tags] = catalog(prefix);
@@ -476,37 +484,42 @@ for (const target of targets()) {
       }
     });
 
-    test("check() finds edited and unknown migrations; upgrade refuses edited and out-of-order ones", async () => {
-      const prefix = uniqueName("ed");
-      const table = `${prefix}_history`;
-      const [create, seed, tags] = catalog(prefix);
-      try {
-        await new Migrator(db, { migrations: [create, tags], table }).upgrade();
-        const edited = new Migrator(db, { migrations: [{ ...create, up: `${create.up} ` }, tags], table });
-        assert.deepEqual(await edited.check(), [{ revision: "1", name: "create_items", kind: "edited" }]);
-        const refusal = await migrationError(edited.upgrade(), "ROOST_MIGRATION_EDITED");
-        assert.deepEqual(refusal.revisions, ["1"]);
-        await migrationError(edited.sync(), "ROOST_MIGRATION_EDITED");
+    test(
+      "check() finds edited and unknown migrations; upgrade refuses edited and out-of-order ones",
+      migrates(),
+      async () => {
+        const prefix = uniqueName("ed");
+        const table = `${prefix}_history`;
+        const [create, seed, tags] = catalog(prefix);
+        try {
+          await new Migrator(db, { migrations: [create, tags], table }).upgrade();
+          const edited = new Migrator(db, { migrations: [{ ...create, up: `${create.up} ` }, tags], table });
+          assert.deepEqual(await edited.check(), [{ revision: "1", name: "create_items", kind: "edited" }]);
+          const refusal = await migrationError(edited.upgrade(), "ROOST_MIGRATION_EDITED");
+          assert.deepEqual(refusal.revisions, ["1"]);
+          await migrationError(edited.sync(), "ROOST_MIGRATION_EDITED");
 
-        const forgetful = new Migrator(db, { migrations: [create], table });
-        assert.deepEqual(await forgetful.check(), [{ revision: "3", name: "create_tags", kind: "unknown" }]);
-        assert.deepEqual(await forgetful.upgrade(), [], "an unknown applied migration does not block an upgrade");
-        await migrationError(forgetful.downgrade("base"), "ROOST_MIGRATION_MISSING");
+          const forgetful = new Migrator(db, { migrations: [create], table });
+          assert.deepEqual(await forgetful.check(), [{ revision: "3", name: "create_tags", kind: "unknown" }]);
+          assert.deepEqual(await forgetful.upgrade(), [], "an unknown applied migration does not block an upgrade");
+          await migrationError(forgetful.downgrade("base"), "ROOST_MIGRATION_MISSING");
 
-        const late = new Migrator(db, { migrations: [create, seed, tags], table });
-        assert.equal(await late.status(), "upgrade-available");
-        const error = await migrationError(late.upgrade(), "ROOST_MIGRATION_OUT_OF_ORDER");
-        assert.deepEqual(error.revisions, ["2"]);
-        assert.equal(await count(db, `${prefix}_items`), 0, "nothing ran");
-      } finally {
-        await dropTables(db, `${prefix}_tags`, `${prefix}_items`, table);
-      }
-    });
+          const late = new Migrator(db, { migrations: [create, seed, tags], table });
+          assert.equal(await late.status(), "upgrade-available");
+          const error = await migrationError(late.upgrade(), "ROOST_MIGRATION_OUT_OF_ORDER");
+          assert.deepEqual(error.revisions, ["2"]);
+          assert.equal(await count(db, `${prefix}_items`), 0, "nothing ran");
+        } finally {
+          await dropTables(db, `${prefix}_tags`, `${prefix}_items`, table);
+        }
+      },
+    );
 
     test(
       target.dialect === "mysql"
         ? "a failing migration stops the run, names its statement and stays partly applied (MySQL commits DDL)"
         : "a failing migration rolls itself back and stops the run; those before it stay applied",
+      migrates(),
       async () => {
         const prefix = uniqueName("fa");
         const table = `${prefix}_history`;
@@ -580,7 +593,7 @@ for (const target of targets()) {
       },
     );
 
-    test("SQL files from a directory: upgrade, status and downgrade", async () => {
+    test("SQL files from a directory: upgrade, status and downgrade", migrates(), async () => {
       const table = uniqueName("files");
       const directory = fixture("migrations");
       const migrator = new Migrator(own.db, { directory, table });
@@ -621,7 +634,7 @@ for (const target of targets()) {
       }
     });
 
-    test("TypeScript and JavaScript modules from a directory, next to SQL files", async () => {
+    test("TypeScript and JavaScript modules from a directory, next to SQL files", migrates(), async () => {
       const table = uniqueName("modules");
       const migrator = new Migrator(own.db, {
         directory: new URL("../support/fixtures/migrations_modules/", import.meta.url),
@@ -644,36 +657,40 @@ for (const target of targets()) {
       }
     });
 
-    test("an applied file that is edited or removed afterwards is found, and an edit blocks upgrades", async () => {
-      const table = uniqueName("edits");
-      const directory = await mkdtemp(join(tmpdir(), "roost-migrations-"));
-      try {
-        await cp(fixture("migrations"), directory, { recursive: true });
-        await unlink(join(directory, "10_add_isbn.sql"));
-        const migrator = new Migrator(own.db, { directory, table });
-        await migrator.upgrade();
-        await writeFile(
-          join(directory, "0002_create_books.sql"),
-          "-- migrate:up\ncreate table roost_fx_books (id integer primary key);\n-- migrate:down\ndrop table roost_fx_books;\n",
-        );
-        await cp(join(fixture("migrations"), "10_add_isbn.sql"), join(directory, "10_add_isbn.sql"));
-        assert.deepEqual(await migrator.check(), [{ revision: "0002", name: "create_books", kind: "edited" }]);
-        const error = await migrationError(migrator.upgrade(), "ROOST_MIGRATION_EDITED");
-        assert.deepEqual(error.revisions, ["0002"]);
-        assert.deepEqual((await migrator.history()).map((h) => h.revision), ["0001", "0002"], "nothing ran");
+    test(
+      "an applied file that is edited or removed afterwards is found, and an edit blocks upgrades",
+      migrates(),
+      async () => {
+        const table = uniqueName("edits");
+        const directory = await mkdtemp(join(tmpdir(), "roost-migrations-"));
+        try {
+          await cp(fixture("migrations"), directory, { recursive: true });
+          await unlink(join(directory, "10_add_isbn.sql"));
+          const migrator = new Migrator(own.db, { directory, table });
+          await migrator.upgrade();
+          await writeFile(
+            join(directory, "0002_create_books.sql"),
+            "-- migrate:up\ncreate table roost_fx_books (id integer primary key);\n-- migrate:down\ndrop table roost_fx_books;\n",
+          );
+          await cp(join(fixture("migrations"), "10_add_isbn.sql"), join(directory, "10_add_isbn.sql"));
+          assert.deepEqual(await migrator.check(), [{ revision: "0002", name: "create_books", kind: "edited" }]);
+          const error = await migrationError(migrator.upgrade(), "ROOST_MIGRATION_EDITED");
+          assert.deepEqual(error.revisions, ["0002"]);
+          assert.deepEqual((await migrator.history()).map((h) => h.revision), ["0001", "0002"], "nothing ran");
 
-        await unlink(join(directory, "0002_create_books.sql"));
-        assert.deepEqual(await migrator.check(), [{ revision: "0002", name: "create_books", kind: "unknown" }]);
-      } finally {
-        await rm(directory, { recursive: true, force: true });
-        await dropTables(own.db, "roost_fx_books", "roost_fx_authors", table);
-      }
-    });
+          await unlink(join(directory, "0002_create_books.sql"));
+          assert.deepEqual(await migrator.check(), [{ revision: "0002", name: "create_books", kind: "unknown" }]);
+        } finally {
+          await rm(directory, { recursive: true, force: true });
+          await dropTables(own.db, "roost_fx_books", "roost_fx_authors", table);
+        }
+      },
+    );
 
     // An in-memory database cannot be shared with a replica, nor by two instances: those cases need a file or a server.
     test(
       "every migrator query goes to the primary, with replica reads and inside a replica scope",
-      skipUnless(
+      migratesUnless(
         shared,
         "an in-memory database cannot be shared with a replica or a second instance: needs a file or a server",
       ),
@@ -706,7 +723,7 @@ for (const target of targets()) {
 
     test(
       "two migrators racing apply each migration exactly once, and both succeed",
-      skipUnless(
+      migratesUnless(
         shared,
         "an in-memory database cannot be shared with a replica or a second instance: needs a file or a server",
       ),
@@ -762,7 +779,7 @@ for (const target of targets()) {
     // Postgres and MySQL serialise whole runs with a lock; SQLite re-reads the history in each migration's transaction.
     test(
       "SQLite: a migration that another migrator applied after this one read the history is skipped",
-      skipUnless(
+      migratesUnless(
         target.dialect === "sqlite" && shared,
         "SQLite's re-read of the history, on a file (the servers serialise whole runs with a lock)",
       ),
@@ -815,7 +832,7 @@ for (const target of targets()) {
 
     test(
       "lockTimeout: a migrator that cannot get the lock in time fails with ROOST_MIGRATION_LOCKED",
-      skipUnless(
+      migratesUnless(
         shared,
         "an in-memory database cannot be shared with a replica or a second instance: needs a file or a server",
       ),
@@ -912,6 +929,8 @@ describe("migrations on Workers", () => {
 });
 
 for (const target of targets()) {
+  // The migrator refuses pooler=transaction before anything runs (its own test: tests/behaviour/pgbouncer.test.ts).
+  const migrates = (options = {}) => skipUnless(!transactionPooled(target), migratorNeedsSession, options);
   describe(`stamp, createTables and dropTables on ${target.label}`, () => {
     let db: Database;
     before(() => {
@@ -941,75 +960,87 @@ for (const target of targets()) {
       return { authors, books, table, migrations, migrator: new Migrator(db, { migrations, table }) };
     }
 
-    test("stamp records revisions without running them, re-records edited ones and forgets the rest", async () => {
-      const { table, migrations, migrator } = project(uniqueName("sp"));
-      const prefix = table.replace(/_history$/, "");
-      try {
-        assert.deepEqual(await migrator.stamp("2"), { stamped: ["1", "2"], restamped: [], unstamped: [] });
-        assert.equal(await tableExists(db, `${prefix}_authors`), false, "no migration ran");
-        assert.equal(await migrator.currentRevision(), "2");
-        assert.equal(await migrator.status(), "upgrade-available");
-        assert.deepEqual(await migrator.stamp(), { stamped: ["3"], restamped: [], unstamped: [] });
-        assert.equal(await migrator.status(), "up-to-date");
-        assert.deepEqual(await migrator.upgrade(), [], "upgrade runs nothing stamped");
+    test(
+      "stamp records revisions without running them, re-records edited ones and forgets the rest",
+      migrates(),
+      async () => {
+        const { table, migrations, migrator } = project(uniqueName("sp"));
+        const prefix = table.replace(/_history$/, "");
+        try {
+          assert.deepEqual(await migrator.stamp("2"), { stamped: ["1", "2"], restamped: [], unstamped: [] });
+          assert.equal(await tableExists(db, `${prefix}_authors`), false, "no migration ran");
+          assert.equal(await migrator.currentRevision(), "2");
+          assert.equal(await migrator.status(), "upgrade-available");
+          assert.deepEqual(await migrator.stamp(), { stamped: ["3"], restamped: [], unstamped: [] });
+          assert.equal(await migrator.status(), "up-to-date");
+          assert.deepEqual(await migrator.upgrade(), [], "upgrade runs nothing stamped");
 
-        // An edit is refused by upgrade until stamp records the new checksum.
-        const edited = migrations.map((m) => m.revision === "1" ? { ...m, up: `${m.up} -- edited` } : m);
-        const later = new Migrator(db, {
-          migrations: [...edited, { revision: "4", name: "noop", up: "select 1" }],
-          table,
-        });
-        assert.deepEqual((await later.check()).map((p) => `${p.revision} ${p.kind}`), ["1 edited"]);
-        await migrationError(later.upgrade(), "ROOST_MIGRATION_EDITED");
-        assert.deepEqual(await later.stamp("3"), { stamped: [], restamped: ["1"], unstamped: [] });
-        assert.deepEqual(await later.check(), []);
-        assert.deepEqual(await later.upgrade(), ["4"], "the pending one after the stamp runs");
+          // An edit is refused by upgrade until stamp records the new checksum.
+          const edited = migrations.map((m) => m.revision === "1" ? { ...m, up: `${m.up} -- edited` } : m);
+          const later = new Migrator(db, {
+            migrations: [...edited, { revision: "4", name: "noop", up: "select 1" }],
+            table,
+          });
+          assert.deepEqual((await later.check()).map((p) => `${p.revision} ${p.kind}`), ["1 edited"]);
+          await migrationError(later.upgrade(), "ROOST_MIGRATION_EDITED");
+          assert.deepEqual(await later.stamp("3"), { stamped: [], restamped: ["1"], unstamped: [] });
+          assert.deepEqual(await later.check(), []);
+          assert.deepEqual(await later.upgrade(), ["4"], "the pending one after the stamp runs");
 
-        // A revision the source lacks, and those after the target, are forgotten; base forgets all.
-        const shorter = new Migrator(db, { migrations: migrations.slice(0, 2), table });
-        assert.deepEqual(await shorter.stamp(), { stamped: [], restamped: ["1"], unstamped: ["3", "4"] });
-        assert.deepEqual((await shorter.history()).map((h) => h.revision), ["1", "2"]);
-        const error = await migrationError(shorter.stamp("9"), "ROOST_MIGRATION_UNKNOWN_TARGET");
-        assert.match(error.message, /cannot stamp to "9"/);
-        assert.deepEqual((await shorter.history()).map((h) => h.revision), ["1", "2"], "nothing changed");
-        assert.deepEqual(await shorter.stamp("base"), { stamped: [], restamped: [], unstamped: ["1", "2"] });
-        assert.equal(await shorter.status(), "no-info");
-      } finally {
-        await dropTables(db, table);
-      }
-    });
+          // A revision the source lacks, and those after the target, are forgotten; base forgets all.
+          const shorter = new Migrator(db, { migrations: migrations.slice(0, 2), table });
+          assert.deepEqual(await shorter.stamp(), { stamped: [], restamped: ["1"], unstamped: ["3", "4"] });
+          assert.deepEqual((await shorter.history()).map((h) => h.revision), ["1", "2"]);
+          const error = await migrationError(shorter.stamp("9"), "ROOST_MIGRATION_UNKNOWN_TARGET");
+          assert.match(error.message, /cannot stamp to "9"/);
+          assert.deepEqual((await shorter.history()).map((h) => h.revision), ["1", "2"], "nothing changed");
+          assert.deepEqual(await shorter.stamp("base"), { stamped: [], restamped: [], unstamped: ["1", "2"] });
+          assert.equal(await shorter.status(), "no-info");
+        } finally {
+          await dropTables(db, table);
+        }
+      },
+    );
 
-    test("createTables makes the tables from the models and stamps head; dropTables removes them all", async () => {
-      const { authors, books, table, migrator } = project(uniqueName("ct"));
-      try {
-        assert.deepEqual(await migrator.createTables([books, authors]), [authors.name, books.name]);
-        assert.equal(await migrator.status(), "up-to-date");
-        assert.deepEqual((await migrator.history()).map((h) => h.revision), ["1", "2", "3"]);
-        assert.deepEqual(await migrator.upgrade(), [], "no migration runs afterwards");
-        assert.equal(await authors.count(db), 0, "the seed migration did not run");
-        const ada = await authors.insert(db, { name: "Ada" });
-        await books.insert(db, { author: ada.id, title: "Notes" });
-        assert.equal(await books.count(db), 1, "the foreign key's table was created first");
+    test(
+      "createTables makes the tables from the models and stamps head; dropTables removes them all",
+      migrates(),
+      async () => {
+        const { authors, books, table, migrator } = project(uniqueName("ct"));
+        try {
+          assert.deepEqual(await migrator.createTables([books, authors]), [authors.name, books.name]);
+          assert.equal(await migrator.status(), "up-to-date");
+          assert.deepEqual((await migrator.history()).map((h) => h.revision), ["1", "2", "3"]);
+          assert.deepEqual(await migrator.upgrade(), [], "no migration runs afterwards");
+          assert.equal(await authors.count(db), 0, "the seed migration did not run");
+          const ada = await authors.insert(db, { name: "Ada" });
+          await books.insert(db, { author: ada.id, title: "Notes" });
+          assert.equal(await books.count(db), 1, "the foreign key's table was created first");
 
-        const refused = await migrationError(
-          migrator.createTables([authors, books]),
-          "ROOST_MIGRATION_ALREADY_APPLIED",
-        );
-        assert.equal(refused.revision, "3");
-        assert.equal(await books.count(db), 1, "nothing was created or changed");
+          const refused = await migrationError(
+            migrator.createTables([authors, books]),
+            "ROOST_MIGRATION_ALREADY_APPLIED",
+          );
+          assert.equal(refused.revision, "3");
+          assert.equal(await books.count(db), 1, "nothing was created or changed");
 
-        assert.deepEqual(await migrator.dropTables([authors, books]), [books.name, authors.name, table]);
-        assert.equal(await tableExists(db, authors.name), false);
-        assert.equal(await tableExists(db, books.name), false);
-        assert.equal(await tableExists(db, table), false, "the history table is gone too");
-        assert.equal(await migrator.status(), "no-info");
-        assert.deepEqual(await migrator.dropTables([authors, books]), [books.name, authors.name, table], "again: none");
-      } finally {
-        await dropTables(db, books.name, authors.name, table);
-      }
-    });
+          assert.deepEqual(await migrator.dropTables([authors, books]), [books.name, authors.name, table]);
+          assert.equal(await tableExists(db, authors.name), false);
+          assert.equal(await tableExists(db, books.name), false);
+          assert.equal(await tableExists(db, table), false, "the history table is gone too");
+          assert.equal(await migrator.status(), "no-info");
+          assert.deepEqual(
+            await migrator.dropTables([authors, books]),
+            [books.name, authors.name, table],
+            "again: none",
+          );
+        } finally {
+          await dropTables(db, books.name, authors.name, table);
+        }
+      },
+    );
 
-    test("createTables on a database with migrations applied creates nothing", async () => {
+    test("createTables on a database with migrations applied creates nothing", migrates(), async () => {
       const { authors, books, table, migrations } = project(uniqueName("cr"));
       const migrator = new Migrator(db, { migrations: migrations.slice(0, 1), table });
       try {

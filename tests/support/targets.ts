@@ -3,7 +3,9 @@
  * restrict a test to some of them.
  *
  * A target is one place (`sqlite memory`, `sqlite file`, `sqlite worker`,
- * `postgres`, `pglite`, `mysql`) through one driver, shown in test names as
+ * `postgres`, `pglite`, `mysql`, and the Postgres server through a PgBouncer
+ * of the process's own, `pgbouncer transaction` and `pgbouncer session`:
+ * tests/support/pgbouncer.ts) through one driver, shown in test names as
  * `[place · driver]`. Importing this module probes every target once (a
  * server that cannot be reached is skipped locally, with a `SKIPPING` line,
  * and fails CI), so only behaviour tests import it; tests/unit/ never does.
@@ -22,7 +24,13 @@
  *   test("SQLite's extended result codes", skipUnless(matches(target, { dialects: ["sqlite"] }), "SQLite only"), …);
  *
  * `ROOST_TEST_DRIVERS=postgres-js,node-sqlite` narrows every `targets()` of a
- * run from outside (tests/run.ts's `node-pg4` runner uses it). A group that
+ * run from outside (tests/run.ts's `node-pg4` runner uses it), as
+ * `ROOST_TEST_PLACES="pgbouncer transaction"` does by place;
+ * `ROOST_TEST_PGBOUNCER` picks the PgBouncer targets (see `pgbouncerDrivers`).
+ * Behind PgBouncer in transaction mode a test that needs one server session
+ * for a connection's life is a skip with `notTransactionPooled`'s reason
+ * (`transactionPooled(target)`); tests of a server of one's own filter by
+ * `serverPlaces`, which leaves the PgBouncer places out. A group that
  * applies nowhere on this machine is simply not defined (its targets are not
  * here, and the `SKIPPING` line says why); a test that does not apply to one
  * target is a skip, through `skipUnless` (tests/support/support.ts), never a
@@ -38,11 +46,20 @@ import {
   sql,
 } from "../../mod.ts";
 import { availableDrivers, resolveDriverName } from "../../src/drivers/mod.ts";
-import { eventually, inCi, serverUrls, tempDatabasePath, uniqueName } from "./support.ts";
+import { startPgBouncer } from "./pgbouncer.ts";
+import { eventually, inCi, runtime, serverUrls, tempDatabasePath, uniqueName } from "./support.ts";
 import { startWsProxy } from "./ws_proxy.ts";
 
 /** Where a target's database lives. */
-export type Place = "sqlite memory" | "sqlite file" | "sqlite worker" | "postgres" | "pglite" | "mysql";
+export type Place =
+  | "sqlite memory"
+  | "sqlite file"
+  | "sqlite worker"
+  | "postgres"
+  | "pglite"
+  | "mysql"
+  | "pgbouncer transaction"
+  | "pgbouncer session";
 
 /** A database the behavioural suite runs against, through one driver. */
 export interface Target {
@@ -89,6 +106,29 @@ export const serverDialects: readonly DialectName[] = ["postgres", "mysql"];
  */
 export const serverPlaces: readonly Place[] = ["postgres", "mysql"];
 
+/** Why a test that needs one server session for a connection's life is skipped behind a transaction pooler. */
+export const notTransactionPooled =
+  "behind PgBouncer in transaction mode a connection has no server session of its own between transactions";
+
+/** Why the migrator's tests are skipped behind a transaction pooler. */
+export const migratorNeedsSession =
+  "the migrator's lock needs a server session of its own, which PgBouncer in transaction mode does not give: it refuses (ROOST_MIGRATION_POOLED)";
+
+/**
+ * Where the session parameters Roost starts a session with (UTC, ISO dates)
+ * are not set: deno-postgres can send them only in the `options` start-up
+ * parameter, which PgBouncer does not forward, and behind a transaction
+ * pooler a SET would land on a shared server session (docs/poolers.md).
+ */
+export function sessionParametersUnset(target: Target): string | undefined {
+  return target.place === "pgbouncer transaction" && target.driver === "deno-postgres"
+    ? "deno-postgres behind PgBouncer in transaction mode cannot set the session's TimeZone and DateStyle"
+    : undefined;
+}
+
+/** Whether `target` is behind a pooler in transaction mode. */
+export const transactionPooled = (target: Target): boolean => target.place === "pgbouncer transaction";
+
 /** Why a test of a server's behaviour is skipped on PGlite. */
 export const notPglite = "PGlite is one Postgres session inside this process (no server, socket or other sessions)";
 
@@ -108,6 +148,32 @@ function target(place: Place, dialect: DialectName, driver: DriverName, url: str
 }
 
 const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+
+/**
+ * `ROOST_TEST_PLACES` (comma-separated places, e.g. `pgbouncer transaction`)
+ * limits the targets to those places, as `ROOST_TEST_DRIVERS` does to drivers.
+ */
+const onlyPlaces = env.ROOST_TEST_PLACES?.split(",").map((name) => name.trim()).filter((name) => name !== "");
+
+const pgbouncerModes = ["transaction", "session"] as const;
+
+/**
+ * The drivers run through PgBouncer (both modes): every Postgres server
+ * driver of this runtime (postgres-js, bun-sql, deno-postgres), about 8 to
+ * 20 s per target. `ROOST_TEST_PGBOUNCER=all` adds neon; `narrow` keeps
+ * transaction mode on the driver native to this runtime (postgres-js on
+ * Node, bun-sql on Bun, deno-postgres on Deno) and session mode on
+ * postgres-js on Node; `off` runs none (tests/run.ts's node-pg4 runner).
+ */
+function pgbouncerDrivers(mode: "transaction" | "session"): DriverName[] {
+  const which = env.ROOST_TEST_PGBOUNCER ?? "default";
+  if (which === "off") return [];
+  if (which === "narrow") {
+    const here = runtime === "bun" ? "bun-sql" : runtime === "deno" ? "deno-postgres" : "postgres-js";
+    return mode === "transaction" || runtime === "node" ? [here] : [];
+  }
+  return ["postgres-js", "bun-sql", "deno-postgres", ...(which === "all" ? ["neon" as const] : [])];
+}
 
 /** The places the suite runs: SQLite always, the servers from the environment or the local defaults. */
 const places: {
@@ -142,6 +208,13 @@ const places: {
     url: serverUrls.mysql,
     server: true,
   },
+  ...pgbouncerModes.map((mode) => ({
+    place: `pgbouncer ${mode}` as Place,
+    dialect: "postgres" as DialectName,
+    url: "", // known once this process's PgBouncer runs
+    server: true,
+    drivers: pgbouncerDrivers(mode),
+  })),
 ];
 
 const reason = (error: unknown) => error instanceof Error ? error.message : String(error);
@@ -206,9 +279,35 @@ export function reachedBy(driver: DriverName, url: string): string {
   return reached.toString();
 }
 
-const candidates = places.flatMap(({ place, dialect, url, server, drivers, scheme }) =>
-  availableDrivers(dialect, undefined, scheme).filter((driver) => drivers?.includes(driver) ?? true)
-    .filter((driver) => onlyDrivers?.includes(driver) ?? true)
+const chosenPlaces = places.map((entry) => ({
+  ...entry,
+  drivers: availableDrivers(entry.dialect, undefined, entry.scheme).filter((driver) =>
+    (entry.drivers?.includes(driver) ?? true) && (onlyDrivers?.includes(driver) ?? true) &&
+    (onlyPlaces?.includes(entry.place) ?? true)
+  ),
+}));
+
+/**
+ * This process's PgBouncer, started only when a pgbouncer target is chosen.
+ * Where pgbouncer is missing or fails to start, its targets are skipped
+ * locally (a `SKIPPING` line) and fail CI.
+ */
+const pgbouncer = chosenPlaces.some((entry) => entry.place.startsWith("pgbouncer") && entry.drivers.length > 0)
+  ? await startPgBouncer(serverUrls.postgres).catch((error) => {
+    if (inCi) throw new Error(`PgBouncer could not start in CI, where its targets must run: ${reason(error)}`);
+    for (const mode of pgbouncerModes) console.warn(`SKIPPING [pgbouncer ${mode}]: ${reason(error)}`);
+    return undefined;
+  })
+  : undefined;
+for (const entry of chosenPlaces) {
+  if (!entry.place.startsWith("pgbouncer")) continue;
+  const mode = entry.place.slice("pgbouncer ".length) as "transaction" | "session";
+  if (pgbouncer === undefined) entry.drivers = [];
+  else entry.url = `${pgbouncer.url(mode)}?pooler=${mode}`;
+}
+
+const candidates = chosenPlaces.flatMap(({ place, dialect, url, server, drivers, scheme }) =>
+  drivers
     .map((driver) => ({
       target: target(place, dialect, driver, reachedBy(driver, url)),
       server,

@@ -66,8 +66,14 @@ import { runtime, skipUnless } from "../support/support.ts";
  * connection is taken where the driver has none (D1: a fresh one inside a
  * held connection no longer waits `acquireTimeout`), `db.schema` running its
  * DDL without a transaction there, and a MySQL page and its count read on
- * one held connection so replicas cannot split them. About 5 KiB of the
- * total is the text of error messages.
+ * one held connection so replicas cannot split them. Then, the other way,
+ * 27,038 once the multi-host host choice left the Worker entry as maxLag's
+ * watch had (src/hosts.ts installs itself from mod.ts). Then PgBouncer's
+ * `pooler` and `prepare` URL options and what they change (about 370 bytes:
+ * named prepared statements and pipelining off in the postgres.js adapter and
+ * the pool, a statement timeout refused with its fix named, a stream in a
+ * scope read whole, no ending of cut-off sessions by id, a replica's session
+ * left alone): 27,427. About 5 KiB of the total is the text of error messages.
  */
 const budget = 27.5 * 1024;
 

@@ -71,9 +71,16 @@ const postgresFlavour: Flavour = {
   paramTyping: () => new JsonParams(),
   convert: ({ type }) => converters[type],
   outcome: (result) => ({ rowCount: result.count ?? 0 }),
-  // A single-row insert becomes multi-row inserts; anything else is pipelined.
+  // A single-row insert becomes multi-row inserts; anything else is pipelined (behind a transaction pooler, not).
   executeMany: (calls, text, paramSets) =>
-    executePipelined(text, paramSets, calls.execute, (params) => calls.send(text, params), (error) => error as Error),
+    executePipelined(
+      text,
+      paramSets,
+      calls.execute,
+      (params) => calls.send(text, params),
+      (error) => error as Error,
+      calls.pipelines,
+    ),
   // Bun.SQL has no cursor API: the server keeps one.
   stream: (calls, text, params, batchSize, placement, arrays) => {
     const run = arrays ? calls.arrays : calls.run;

@@ -33,6 +33,7 @@ import {
   type PgArrayResult,
   type PgClient,
   type PgClientOptions,
+  pooledSessionSetup,
   type PostgresModule,
   TlsFallbackClient,
 } from "./deno_postgres_client.ts";
@@ -284,6 +285,12 @@ export const denoPostgres: Driver = {
         serverFields(error)?.code ?? ownCode(error),
         "deno-postgres",
       );
+    }
+    try {
+      for (const statement of pooledSessionSetup(url)) await client.queryArray({ text: statement });
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw connectFailed("postgres", url, error, errors.cause(error), serverFields(error)?.code, "deno-postgres");
     }
     // Until a first result has been seen, each new connection fetches one, so none reads text unrepaired.
     if (bomsUnrepaired()) {

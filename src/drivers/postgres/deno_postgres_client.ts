@@ -142,7 +142,7 @@ export class TlsFallbackClient implements PgClient {
   }
 }
 
-/** The deno-postgres client options for a URL: host, credentials, TLS, connect timeout and session parameters. */
+/** The deno-postgres client options for a URL: host, credentials, TLS, connect timeout and session parameters (see `pooledSessionSetup`). */
 export function clientOptions(url: DatabaseUrl): PgClientOptions {
   const { application_name, ...parameters } = postgresSessionParameters(url);
   const options: PgClientOptions = {
@@ -156,8 +156,23 @@ export function clientOptions(url: DatabaseUrl): PgClientOptions {
     tls: tlsOptions(url),
     connection: { attempts: 0 },
     controls: { debug: false, decoders },
-    options: parameters,
+    // PgBouncer refuses an `options` start-up parameter (and would not forward it), the one way deno-postgres has
+    // to send these: behind a pooler they are set after connecting in session mode, and not at all in
+    // transaction mode (docs/poolers.md).
+    options: url.options.pooler === undefined ? parameters : {},
   };
   if (application_name !== undefined) options.applicationName = application_name;
   return options;
+}
+
+/**
+ * The statements that set a session's parameters behind `pooler=session`,
+ * where `clientOptions` leaves them out of the start-up message; none
+ * without a pooler (sent at start-up) or behind `pooler=transaction` (a SET
+ * would land on a server session the pooler's other clients share).
+ */
+export function pooledSessionSetup(url: DatabaseUrl): string[] {
+  if (url.options.pooler !== "session") return [];
+  const { application_name: _, ...parameters } = postgresSessionParameters(url);
+  return Object.entries(parameters).map(([name, value]) => `SET ${name} TO '${value.replaceAll("'", "''")}'`);
 }

@@ -16,6 +16,7 @@ import postgres from "postgres";
 import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
+import { namedStatements, transactionPooled } from "../../pooler.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import { executePipelined } from "../shared/batch.ts";
@@ -191,8 +192,12 @@ class PostgresJsConnection implements DriverConnection {
   /** Set when a cursor failed mid-result: postgres.js then misnumbers the next result's rows (`[ <9 empty items>, row ]`). */
   #spoiled = false;
 
-  constructor(sql: Client, cut: () => void, backendId: number) {
+  /** Whether statements are named prepared statements (the URL's `prepare`: see src/pooler.ts). */
+  readonly #prepared: { prepare: boolean };
+
+  constructor(sql: Client, cut: () => void, backendId: number, prepare: boolean) {
     this.#sql = sql;
+    this.#prepared = { prepare };
     this.#cut = cut;
     this.backendId = backendId;
   }
@@ -248,7 +253,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
     try {
-      const result = await this.#live().unsafe(text, this.#params(params, text), { prepare: true });
+      const result = await this.#live().unsafe(text, this.#params(params, text), this.#prepared);
       return { rowCount: result.count ?? 0 };
     } catch (error) {
       throw translate(error, text);
@@ -264,14 +269,14 @@ class PostgresJsConnection implements DriverConnection {
       text,
       paramSets,
       (chunkText, params) => this.execute(chunkText, params),
-      (params) => this.#live().unsafe(text, this.#params(params, text), { prepare: true }),
+      (params) => this.#live().unsafe(text, this.#params(params, text), this.#prepared),
       (error) => translate(error, text),
     );
   }
 
   async fetchAll(text: string, params: readonly unknown[]): Promise<Row[]> {
     try {
-      return Array.from(await this.#live().unsafe(text, this.#params(params, text), { prepare: true }));
+      return Array.from(await this.#live().unsafe(text, this.#params(params, text), this.#prepared));
     } catch (error) {
       throw translate(error, text);
     }
@@ -279,7 +284,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchOne(text: string, params: readonly unknown[]): Promise<Row | undefined> {
     try {
-      return (await this.#live().unsafe(text, this.#params(params, text), { prepare: true }))[0];
+      return (await this.#live().unsafe(text, this.#params(params, text), this.#prepared))[0];
     } catch (error) {
       throw translate(error, text);
     }
@@ -287,7 +292,7 @@ class PostgresJsConnection implements DriverConnection {
 
   async fetchRows(text: string, params: readonly unknown[]): Promise<Rows> {
     try {
-      const result = await this.#live().unsafe(text, this.#params(params, text), { prepare: true }).values();
+      const result = await this.#live().unsafe(text, this.#params(params, text), this.#prepared).values();
       return { columns: (result.columns ?? []).map((column) => column.name), rows: Array.from(result) };
     } catch (error) {
       throw translate(error, text);
@@ -323,7 +328,7 @@ class PostgresJsConnection implements DriverConnection {
       }
     }
     try {
-      const query = this.#live().unsafe(text, this.#params(params, text), { prepare: true });
+      const query = this.#live().unsafe(text, this.#params(params, text), this.#prepared);
       if (arrays) query.values();
       for await (const batch of callbackCursor(query as CallbackCursor, batchSize, this.#sql.CLOSE)) {
         yield Array.from(batch);
@@ -364,6 +369,7 @@ export const postgresJs: Driver = {
     const opened: { connection?: PostgresJsConnection } = {};
     const [socket, cut] = ownSockets(url);
     const password = url.password();
+    const prepare = namedStatements(url);
     let sql: Client;
     try {
       // Deno's refusal of the connect would be thrown where nothing can catch it.
@@ -377,6 +383,10 @@ export const postgresJs: Driver = {
         pass: () => password || (quietEnv("PGPASSWORD") ?? ""),
         database: url.database || undefined,
         ...unreadEnvironment,
+        prepare,
+        // Behind a transaction pooler, one statement at a time: PgBouncer before 1.21 hands the server session to
+        // another client at the first statement's end, and the answers to the ones pipelined after it go astray.
+        ...(transactionPooled(url) ? { max_pipeline: 0 } : {}),
         max: 1,
         // Roost's pool decides when connections idle out or retire.
         idle_timeout: 0,
@@ -420,6 +430,6 @@ export const postgresJs: Driver = {
       cut();
       throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
     }
-    return opened.connection = new PostgresJsConnection(sql, cut, backendId);
+    return opened.connection = new PostgresJsConnection(sql, cut, backendId, prepare);
   },
 };

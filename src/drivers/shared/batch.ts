@@ -93,8 +93,8 @@ export async function executeBatched(
  * Postgres's `executeMany` on a connection that pipelines: a single-row
  * insert becomes multi-row inserts; anything else is sent for every set at
  * once (`send` may throw at once, for a parameter it refuses), one round
- * trip's latency instead of one per set. The first failure, in set order,
- * is thrown through `translate`.
+ * trip's latency instead of one per set (unless not `pipelined`: then one
+ * after another). The first failure, in set order, is thrown through `translate`.
  */
 export async function executePipelined(
   text: string,
@@ -102,9 +102,22 @@ export async function executePipelined(
   execute: Execute,
   send: (params: readonly unknown[]) => PromiseLike<{ count: number | null }>,
   translate: (error: unknown) => Error,
+  pipelined = true,
 ): Promise<ExecuteResult> {
   const insert = multiRowInsert(text, paramSets[0]?.length ?? 0, true);
   if (insert) return await insertInChunks(insert, paramSets, execute);
+  if (!pipelined) {
+    // Behind a transaction pooler that cannot follow pipelined statements (PgBouncer before 1.21): one at a time.
+    let rowCount = 0;
+    for (const params of paramSets) {
+      try {
+        rowCount += (await send(params)).count ?? 0;
+      } catch (error) {
+        throw translate(error);
+      }
+    }
+    return { rowCount };
+  }
   const settled = await Promise.allSettled(paramSets.map((params) => send(params)));
   let rowCount = 0;
   for (const outcome of settled) {

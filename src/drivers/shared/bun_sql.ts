@@ -8,6 +8,7 @@
 import type { DialectName } from "../../dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
+import { namedStatements, transactionPooled } from "../../pooler.ts";
 import type { DatabaseUrl } from "../../url.ts";
 import type { Execute } from "./batch.ts";
 import { connectFailed, type ErrorRules, translateError } from "./errors.ts";
@@ -89,6 +90,8 @@ export interface FlavourCalls {
   arrays: RunStatement;
   /** Translates an error of the statement `text`. */
   translate(error: unknown, text: string): Error;
+  /** False behind a transaction pooler (src/pooler.ts): statements go one at a time. */
+  pipelines: boolean;
 }
 
 /**
@@ -221,6 +224,7 @@ class BunSqlConnection implements DriverConnection {
     arrays: (text, params = []) =>
       this.#run(text, params, this.#arrayRows).then((result) => result.rows as unknown as Row[]),
     translate: (error, text) => translateError(this.#flavour.errors, error, text),
+    pipelines: true,
   };
   /** A result's rows as Roost values. */
   readonly #allRows: Read<Row[]> = (result) => this.#rows(result);
@@ -237,9 +241,10 @@ class BunSqlConnection implements DriverConnection {
     return { columns: columns.map((column) => column.name), rows };
   };
 
-  constructor(sql: BunSqlClient, flavour: Flavour) {
+  constructor(sql: BunSqlClient, flavour: Flavour, pipelines = true) {
     this.#sql = sql;
     this.#flavour = flavour;
+    this.#calls.pipelines = pipelines;
     this.#typing = flavour.paramTyping?.();
   }
 
@@ -456,12 +461,13 @@ export function bunSqlDriver(flavour: Flavour): Driver {
         maxLifetime: 0,
         connectionTimeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
         bigint: true,
-        prepare: true,
+        // Named prepared statements, unless a Postgres URL turns them off (src/pooler.ts).
+        prepare: flavour.dialect !== "postgres" || namedStatements(url),
         tls: tlsOption(url),
         ...(Object.keys(connection).length > 0 ? { connection } : {}),
         onclose: (error) => opened.connection?.lose(error ?? new Error("connection closed")),
       });
-      const wrapped = opened.connection = new BunSqlConnection(sql, flavour);
+      const wrapped = opened.connection = new BunSqlConnection(sql, flavour, !transactionPooled(url));
       try {
         // The first round trip also learns the session's id, so a cut-off session can be ended on the server.
         wrapped.backendId = Number((await wrapped.fetchOne(`SELECT ${flavour.backendId} AS id`, []))?.id);
