@@ -57,6 +57,22 @@ interface Counts {
 
 const number = (output: string, pattern: RegExp) => Number(output.match(pattern)?.[1] ?? 0);
 
+/**
+ * What node-pg4 runs of its files: the tests named after a Postgres target
+ * (`[postgres · postgres-js]`, `[postgres standby · postgres-js]`,
+ * `[example postgres · node]`, `[workerd postgres · postgres-js]`,
+ * `[postgres-js]`, `[postgres · every driver at once]`: each name has its
+ * target in brackets, its describe's or its own) and faults' check that no
+ * rejection went unhandled. The other tests of the same files (SQL
+ * splitting, URL parsing, option errors, fake drivers, the SQLite, MySQL and
+ * D1 examples) are not about postgres.js: the node runner runs them, and
+ * node-pg4 no longer a second time.
+ */
+const postgresTestsOnly = [
+  String.raw`--test-name-pattern=\[[^\]]*postgres[^\]]*\]`,
+  "--test-name-pattern=the whole file",
+];
+
 const runners: Record<string, Runner> = {
   deno: {
     command: bin("deno"),
@@ -102,7 +118,7 @@ const runners: Record<string, Runner> = {
     ]
       .filter(Boolean).join(" "),
     ROOST_TEST_DRIVERS: "postgres-js",
-  }, perTargetFiles()),
+  }, [...postgresTestsOnly, ...perTargetFiles()]),
 };
 
 /** postgres.js 4.x's entry module, where bun-pg4 and deno-pg4 map `postgres`. */
