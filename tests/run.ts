@@ -57,6 +57,22 @@ interface Counts {
 
 const number = (output: string, pattern: RegExp) => Number(output.match(pattern)?.[1] ?? 0);
 
+/**
+ * What node-pg4 runs of its files: the tests named after a Postgres target
+ * (`[postgres · postgres-js]`, `[postgres standby · postgres-js]`,
+ * `[example postgres · node]`, `[workerd postgres · postgres-js]`,
+ * `[postgres-js]`, `[postgres · every driver at once]`: each name has its
+ * target in brackets, its describe's or its own) and faults' check that no
+ * rejection went unhandled. The other tests of the same files (SQL
+ * splitting, URL parsing, option errors, fake drivers, the SQLite, MySQL and
+ * D1 examples) are not about postgres.js: the node runner runs them, and
+ * node-pg4 no longer a second time.
+ */
+const postgresTestsOnly = [
+  String.raw`--test-name-pattern=\[[^\]]*postgres[^\]]*\]`,
+  "--test-name-pattern=the whole file",
+];
+
 const runners: Record<string, Runner> = {
   deno: {
     command: bin("deno"),
@@ -104,7 +120,7 @@ const runners: Record<string, Runner> = {
     ROOST_TEST_DRIVERS: "postgres-js",
     // The PgBouncer targets run on the node runner; 4.x's differences are not about poolers.
     ROOST_TEST_PGBOUNCER: "off",
-  }, perTargetFiles()),
+  }, [...postgresTestsOnly, ...perTargetFiles()]),
 };
 
 /** postgres.js 4.x's entry module, where bun-pg4 and deno-pg4 map `postgres`. */
@@ -208,8 +224,13 @@ for (const name of chosen) {
   }
 }
 
-function run(name: string, runner: Runner): Promise<{ code: number; counts: Counts; output: string }> {
+function run(
+  name: string,
+  runner: Runner,
+): Promise<{ code: number; counts: Counts; output: string; seconds: number }> {
   console.log(`\n=== ${name}: ${[runner.command.replace(root + "/", ""), ...runner.args].join(" ")}\n`);
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
   return new Promise((resolve) => {
     const child = spawn(runner.command, runner.args, {
       cwd: root,
@@ -227,9 +248,12 @@ function run(name: string, runner: Runner): Promise<{ code: number; counts: Coun
     });
     child.on("error", (error) => {
       console.error(`${name}: could not start ${runner.command}: ${error.message} (run npm ci first)`);
-      resolve({ code: 127, counts: { passed: 0, failed: 0, skipped: 0 }, output });
+      resolve({ code: 127, counts: { passed: 0, failed: 0, skipped: 0 }, output, seconds: seconds() });
     });
-    child.on("close", (code) => resolve({ code: code ?? 1, counts: runner.counts(output), output }));
+    child.on(
+      "close",
+      (code) => resolve({ code: code ?? 1, counts: runner.counts(output), output, seconds: seconds() }),
+    );
   });
 }
 
@@ -268,6 +292,88 @@ function countsByTarget(runner: Runner, report: string): Map<string, Counts> {
   return byTarget;
 }
 
+interface XmlElement {
+  tag: string;
+  attributes: string;
+  children: XmlElement[];
+}
+
+/** The report's testsuite and testcase elements as a tree (the rest of the XML is not read). */
+function junitTree(xml: string): XmlElement {
+  const top: XmlElement = { tag: "", attributes: "", children: [] };
+  const open = [top];
+  // Attributes are read quote by quote, as in countsByTarget.
+  for (
+    const [, closing, tag, attributes, selfClosing] of xml.matchAll(
+      /<(\/?)(testsuites|testsuite|testcase)\b((?:[^>"]|"[^"]*")*?)(\/?)>/g,
+    )
+  ) {
+    if (closing) {
+      if (open.length > 1) open.pop();
+      continue;
+    }
+    const element: XmlElement = { tag, attributes, children: [] };
+    open[open.length - 1].children.push(element);
+    if (!selfClosing) open.push(element);
+  }
+  return top;
+}
+
+/**
+ * Where a runner's time went, read from the `time` attributes of its JUnit
+ * report: seconds per test file and per target. Each runner writes them
+ * differently: Bun times each file's suite (with a `file`), Node each
+ * describe's suite (its cases name the `file`), Deno each describe as a case
+ * of its file's suite (named after the file; the steps inside, under
+ * another suite, name no file and are not counted twice). Time a file spends
+ * outside its tests (starting its process, probing the targets) is in none.
+ */
+function timesOf(report: string): { files: Map<string, number>; targets: Map<string, number> } {
+  const files = new Map<string, number>();
+  const targets = new Map<string, number>();
+  if (!existsSync(report)) return { files, targets };
+  const fileOf = (element: XmlElement, inherited: string): string => {
+    const own = attribute(element.attributes, "file");
+    if (own !== "") return own;
+    const name = attribute(element.attributes, "name");
+    if (element.tag === "testsuite" && /^\.?\/?tests\//.test(name)) return name;
+    if (inherited !== "") return inherited;
+    if (element.tag !== "testsuite") return "";
+    for (const child of element.children) {
+      const file = fileOf(child, "");
+      if (file !== "") return file;
+    }
+    return "";
+  };
+  const add = (into: Map<string, number>, key: string, seconds: number) =>
+    into.set(key, (into.get(key) ?? 0) + seconds);
+  // Each walk counts the outermost timed element of a file (or of a target) and does not go further down.
+  const walk = (element: XmlElement, inherited: string, byFile: boolean) => {
+    const file = element.tag === "testsuites" ? "" : fileOf(element, inherited);
+    const time = Number(attribute(element.attributes, "time") || NaN);
+    const target = attribute(element.attributes, "name").match(/\[([^\]]+ · [^\]]+)\]/)?.[1];
+    if (file !== "" && !Number.isNaN(time) && (byFile || target !== undefined)) {
+      if (byFile) add(files, file.replace(root + "/", "").replace(/^\.\//, ""), time);
+      else add(targets, target!, time);
+      return;
+    }
+    for (const child of element.children) walk(child, file, byFile);
+  };
+  const tree = junitTree(readFileSync(report, "utf8"));
+  walk(tree, "", true);
+  walk(tree, "", false);
+  return { files, targets };
+}
+
+const minutes = (seconds: number) =>
+  `${Math.floor(Math.round(seconds) / 60)}m${String(Math.round(seconds) % 60).padStart(2, "0")}s`;
+
+/** The `count` largest entries, as `  12.3s name` lines. */
+const slowest = (times: Map<string, number>, count: number) =>
+  [...times].sort(([, a], [, b]) => b - a).slice(0, count).map(([name, seconds]) =>
+    `  ${seconds.toFixed(1).padStart(6)}s ${name}`
+  );
+
 /** The targets tests/support/targets.ts left out on this runtime (`SKIPPING [place · driver]: why`), once each. */
 function skippedTargets(output: string): Map<string, string> {
   const skipped = new Map<string, string>();
@@ -281,6 +387,7 @@ interface Result {
   counts: Counts;
   byTarget: Map<string, Counts>;
   skipped: Map<string, string>;
+  seconds: number;
 }
 
 // The suites import the package by name in places (examples, bundled Workers), which resolves to the build.
@@ -309,10 +416,19 @@ if (registry !== undefined) {
 
 const results: Result[] = [];
 for (const name of chosen) {
-  const { code, counts, output } = await run(name, runners[name]);
+  const { code, counts, output, seconds } = await run(name, runners[name]);
   if (name === "deno") registry?.stop();
   const byTarget = countsByTarget(runners[name], reportPath(name));
-  results.push({ name, code, counts, byTarget, skipped: skippedTargets(output) });
+  results.push({ name, code, counts, byTarget, skipped: skippedTargets(output), seconds });
+}
+
+// Where CI time goes: each runner's wall time, and its slowest files and targets (time inside their tests).
+console.log("\n=== time per runner: slowest test files and targets");
+for (const { name, seconds } of results) {
+  const { files, targets } = timesOf(reportPath(name));
+  console.log(`${name}: ${minutes(seconds)} wall`);
+  if (files.size > 0) console.log([` slowest files (of ${files.size}):`, ...slowest(files, 15)].join("\n"));
+  if (targets.size > 0) console.log([" slowest targets:", ...slowest(targets, 5)].join("\n"));
 }
 
 console.log("\n=== per runner x target (place · driver; for install: runtime · form)");
@@ -330,16 +446,20 @@ for (const { name, byTarget, skipped } of results) {
 console.log("\n=== summary");
 const total: Counts = { passed: 0, failed: 0, skipped: 0 };
 let ok = true;
-for (const { name, code, counts } of results) {
+for (const { name, code, counts, seconds } of results) {
   const failedRun = code !== 0 || counts.failed > 0 || counts.passed === 0;
   if (failedRun) ok = false;
   total.passed += counts.passed;
   total.failed += counts.failed + (failedRun && counts.failed === 0 ? 1 : 0);
   total.skipped += counts.skipped;
   console.log(
-    `${name}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped` +
+    `${name}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped in ${minutes(seconds)}` +
       (code === 0 ? "" : ` (exit code ${code})`),
   );
 }
-console.log(`total: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
+console.log(
+  `total: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped in ${
+    minutes(results.reduce((sum, { seconds }) => sum + seconds, 0))
+  }`,
+);
 process.exit(ok ? 0 : 1);
