@@ -197,8 +197,26 @@ for (const target of pair ? mysqlTargets : []) {
     });
 
     test("maxLag: the replica leaves the rotation while Seconds_Behind_Master exceeds it, and rejoins", async () => {
+      // Seconds_Behind_Master counts whole seconds and reads above 1 s only while the insert waits out the delay's
+      // last part: with the file's 2 s that is a moment a busy machine can miss between checks (a CI run did), so
+      // this test holds inserts back 6 s, which leaves about 4 s in which the replica lags past maxLag.
+      const lagDelay = 6;
+      await pair!.setDelay(lagDelay);
       const { db, events } = open({ maxLag: 1_000, recheckAfter: 100 });
       const read = () => db.fetchVal(sql`select count(*) from ${table}`);
+      try {
+        await lagsAndRejoins(db, events, read, lagDelay);
+      } finally {
+        await pair!.setDelay(delay);
+      }
+    });
+
+    async function lagsAndRejoins(
+      db: Database,
+      events: QueryEvent[],
+      read: () => Promise<unknown>,
+      lagDelay: number,
+    ): Promise<void> {
       assert.ok(
         await eventually(async () => (await read(), db.stats().replicas[0].lag === 0), 10_000),
         "measured, caught up",
@@ -210,7 +228,7 @@ for (const target of pair ? mysqlTargets : []) {
           await read();
           most = Math.max(most, db.stats().replicas[0].lag ?? 0);
           return db.stats().replicas[0].lagging === true;
-        }, delay * 1_000 + 10_000),
+        }, lagDelay * 1_000 + 10_000),
         "the replica lags while MASTER_DELAY holds the insert back",
       );
       console.info(`MariaDB replica lag measured (${target.driver}): ${most} ms`);
@@ -220,11 +238,11 @@ for (const target of pair ? mysqlTargets : []) {
       await db.replica(() => read());
       assert.deepEqual([events.at(-1)?.served, events.at(-1)?.reason], ["primary", "fallback"]);
       assert.ok(
-        await eventually(async () => (await read(), !db.stats().replicas[0].lagging), delay * 1_000 + 10_000),
+        await eventually(async () => (await read(), !db.stats().replicas[0].lagging), lagDelay * 1_000 + 10_000),
         "it rejoins once the insert is applied",
       );
       assert.ok(await eventually(async () => (await read(), events.at(-1)?.served === "replica"), 5_000));
-    });
+    }
 
     test('maxLag: a stopped SQL thread (Seconds_Behind_Master NULL) counts as lagging; fallback "error" says so', async () => {
       const { db, events } = open({ maxLag: 5_000, recheckAfter: 100, fallback: "error" });
