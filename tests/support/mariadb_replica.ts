@@ -19,22 +19,12 @@
  * SUPER nor READ ONLY ADMIN, so `read_only=1` refuses its writes on the
  * replica. `root` (no password, 127.0.0.1) administers both.
  */
-import { execFile, spawn, spawnSync } from "node:child_process";
-import {
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  promises as fsp,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from "node:fs";
-import { createServer } from "node:net";
+import { execFile, spawn } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, promises as fsp, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { alive, tail } from "./standby.ts";
+import { alive, freePort, osUserIds, poll, removeOrphans, tail } from "./local_server.ts";
 
 /** A running MariaDB primary and its replica. */
 export interface MariaDbPair {
@@ -65,7 +55,6 @@ export interface MariaDbPairOptions {
 const asRoot = process.getuid?.() === 0;
 /** Directories are named `roost-mariadb-<pid of the owning process>-XXXXXX`. */
 const PREFIX = "roost-mariadb-";
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** The first of `names` found in `dirs` or on PATH. */
@@ -87,36 +76,6 @@ function run(file: string, args: string[], timeout = 30_000): Promise<string> {
   });
 }
 
-/** Retries `check` every 100 ms until it returns true; throws with its last error after `ms`. */
-async function poll(what: string, ms: number, check: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + ms;
-  let last = "";
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      last = messageOf(error);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms / 1000} s waiting for ${what}${last && `: ${last}`}`);
-    }
-    await sleep(100);
-  }
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error("no port assigned"))));
-    });
-  });
-}
-
 /** The pid in a mariadbd pid file, if the file exists and names a live process. */
 function livePid(pidFile: string): number | undefined {
   try {
@@ -134,25 +93,6 @@ function removeNow(dir: string): void {
     if (pid !== undefined) process.kill(pid, "SIGKILL");
   }
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** Removes pairs whose process died without running its exit handler. */
-function removeOrphans(): void {
-  for (const name of readdirSync(tmpdir())) {
-    const owner = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (owner && !alive(Number(owner))) removeNow(join(tmpdir(), name));
-  }
-}
-
-/** The uid and gid of the mysql OS user (only needed as root). */
-function mysqlIds(): [number, number] {
-  const id = (flag: string) => {
-    const result = spawnSync("id", [flag, "mysql"], { encoding: "utf8" });
-    const value = Number(result.stdout?.trim());
-    if (result.status !== 0 || !Number.isInteger(value)) throw new Error(`id ${flag} mysql: ${result.stderr?.trim()}`);
-    return value;
-  };
-  return [id("-u"), id("-g")];
 }
 
 /** Settings both servers share: small, fast to start, nothing a test does not need. */
@@ -179,8 +119,8 @@ export async function createMariaDbPair(options: MariaDbPairOptions = {}): Promi
   const mariadbd = findTool(["mariadbd", "mysqld"], sbin);
   const installDb = findTool(["mariadb-install-db", "mysql_install_db"], ["/usr/bin", "/usr/local/bin"]);
   const client = findTool(["mariadb", "mysql"], ["/usr/bin", "/usr/local/bin"]);
-  const ids = asRoot ? mysqlIds() : undefined;
-  removeOrphans();
+  const ids = asRoot ? osUserIds("mysql") : undefined;
+  removeOrphans(PREFIX, removeNow);
   const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
   if (ids) chownSync(dir, ...ids);
   let destroyed = false;

@@ -14,12 +14,12 @@
  * runs as the `postgres` OS user (through `runuser`).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { alive, tail } from "./standby.ts";
+import { alive, freePort, osUserIds, removeOrphans, tail } from "./local_server.ts";
 
 /** A running PgBouncer. */
 export interface PgBouncer {
@@ -48,18 +48,6 @@ export function pgbouncerBinary(): string | undefined {
   return found ? found : undefined;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error("no port assigned"))));
-    });
-  });
-}
-
 const accepts = (port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = connect(port, "127.0.0.1");
@@ -78,21 +66,6 @@ function removeNow(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-function removeOrphans(): void {
-  for (const name of readdirSync(tmpdir())) {
-    const owner = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (owner && !alive(Number(owner))) removeNow(join(tmpdir(), name));
-  }
-}
-
-/** The uid and gid of the postgres OS user. */
-function postgresIds(): [number, number] {
-  const id = (flag: string) => Number(spawnSync("id", [flag, "postgres"], { encoding: "utf8" }).stdout?.trim());
-  const ids: [number, number] = [id("-u"), id("-g")];
-  if (!ids.every(Number.isInteger)) throw new Error("no postgres OS user to run pgbouncer as (it refuses root)");
-  return ids;
-}
-
 /**
  * Starts a PgBouncer in front of the server at `serverUrl` (trust
  * authentication, as the test server has) and resolves once it accepts
@@ -106,10 +79,10 @@ export async function startPgBouncer(serverUrl: string): Promise<PgBouncer> {
   const database = decodeURIComponent(server.pathname.slice(1)) || user;
   const host = server.hostname || "127.0.0.1";
   const serverPort = server.port || "5432";
-  removeOrphans();
+  removeOrphans(PREFIX, removeNow);
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
-  const ids = asRoot ? postgresIds() : undefined;
+  const ids = asRoot ? osUserIds("postgres") : undefined;
   const log = join(dir, "pgbouncer.log");
   const to = `host=${host} port=${serverPort}`;
   const files: [string, string][] = [

@@ -25,10 +25,10 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { freePort, osUserIds, poll, removeOrphans, tail } from "./local_server.ts";
 
 /** A running hot standby of the test Postgres server. */
 export interface Standby {
@@ -128,23 +128,6 @@ async function step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
   }
 }
 
-/** Retries `check` every 100 ms until it returns true; throws with its last error after `ms`. */
-async function poll(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  let last = "";
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      last = messageOf(error);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms / 1000} s waiting for ${what}${last && `: ${last}`}`);
-    }
-    await sleep(100);
-  }
-}
-
 /** psql on PATH, or next to pg_config's binaries. */
 function findPsql(): string {
   for (const dir of (process.env.PATH ?? "").split(":")) {
@@ -222,32 +205,6 @@ async function binaries(psql: string, primary: Server): Promise<string> {
   throw new Error(`pg_basebackup not found in ${debian} nor in pg_config --bindir (${bindir || "no pg_config"})`);
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error("no port assigned"))));
-    });
-  });
-}
-
-/** The uid and gid of the postgres OS user (only needed as root). */
-function postgresIds(): [number, number] {
-  const id = (flag: string) => {
-    const result = spawnSync("id", [flag, "postgres"], { encoding: "utf8" });
-    const value = Number(result.stdout?.trim());
-    if (result.status !== 0 || !Number.isInteger(value)) {
-      throw new Error(`id ${flag} postgres: ${result.stderr?.trim()}`);
-    }
-    return value;
-  };
-  return [id("-u"), id("-g")];
-}
-
 /** Stops the server in `dir` at once and removes `dir`, synchronously (for exit handlers). */
 function removeNow(pgCtl: string, dir: string): void {
   spawnSync(...asPostgres(pgCtl, ["-D", dir, "-m", "immediate", "-w", "stop"]), {
@@ -255,36 +212,6 @@ function removeNow(pgCtl: string, dir: string): void {
     stdio: "ignore",
   });
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** Whether a process with this pid exists (also used by tests/support/tls_server.ts). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === "EPERM";
-  }
-}
-
-/**
- * Removes standbys whose process died without running its exit handler
- * (killed by a signal, or Deno ending on an uncaught error).
- */
-function removeOrphans(pgCtl: string): void {
-  for (const name of readdirSync(tmpdir())) {
-    const owner = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (owner && !alive(Number(owner))) removeNow(pgCtl, join(tmpdir(), name));
-  }
-}
-
-/** The last lines of a server log, for error messages (also used by tests/support/tls_server.ts). */
-export function tail(path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim().split("\n").slice(-15).join("\n");
-  } catch {
-    return "";
-  }
 }
 
 /** Creates and starts a standby of the server at primaryUrl (e.g. postgres://postgres@127.0.0.1:5432/test). Throws an Error with a clear message (including the tool's stderr) when it cannot. */
@@ -307,14 +234,14 @@ export async function createStandby(primaryUrl: string, options: StandbyOptions 
     const rows = await query(psql, primary, `select name, setting from pg_settings where name in (${names})`);
     return new Map(rows.split("\n").map((row) => row.split("|") as [string, string]));
   });
-  const ids = asRoot ? await step("looking up the postgres OS user", postgresIds) : undefined;
+  const ids = asRoot ? await step("looking up the postgres OS user", () => osUserIds("postgres")) : undefined;
   const own = (path: string) => {
     if (ids) chownSync(path, ...ids);
   };
   const port = await step("finding a free port", freePort);
 
   const pgCtl = join(bin, "pg_ctl");
-  await step("removing orphaned standbys", () => removeOrphans(pgCtl));
+  await step("removing orphaned standbys", () => removeOrphans(PREFIX, (dir) => removeNow(pgCtl, dir)));
   const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
   const log = join(dir, "server.log");
   const self: Server = { host: "127.0.0.1", port, user, database: primary.database };
@@ -464,12 +391,9 @@ export async function createPrimary(): Promise<TestPrimary> {
   const psql = await step("finding psql", findPsql);
   const bin = await step("finding initdb", serverBinaries);
   const pgCtl = join(bin, "pg_ctl");
-  const ids = asRoot ? await step("looking up the postgres OS user", postgresIds) : undefined;
+  const ids = asRoot ? await step("looking up the postgres OS user", () => osUserIds("postgres")) : undefined;
   const port = await step("finding a free port", freePort);
-  for (const name of readdirSync(tmpdir())) {
-    const owner = new RegExp(`^${PRIMARY_PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (owner && !alive(Number(owner))) removeNow(pgCtl, join(tmpdir(), name));
-  }
+  removeOrphans(PRIMARY_PREFIX, (dir) => removeNow(pgCtl, dir));
   const dir = mkdtempSync(join(tmpdir(), `${PRIMARY_PREFIX}${process.pid}-`));
   const data = join(dir, "data");
   const log = join(dir, "server.log");

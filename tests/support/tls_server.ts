@@ -26,11 +26,10 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { alive, tail } from "./standby.ts";
+import { freePort, osUserIds, removeOrphans, tail } from "./local_server.ts";
 
 /** The user that must log in with a client certificate (its CN). */
 export const CERT_USER = "roost_tls_cert";
@@ -92,30 +91,6 @@ function binaries(): string {
   return found;
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error("no port assigned"))));
-    });
-  });
-}
-
-/** The uid and gid of the postgres OS user. */
-function postgresIds(): [number, number] {
-  const id = (flag: string) => {
-    const result = spawnSync("id", [flag, "postgres"], { encoding: "utf8" });
-    const value = Number(result.stdout?.trim());
-    if (result.status !== 0 || !Number.isInteger(value)) throw new Error(`id ${flag} postgres: ${result.stderr}`);
-    return value;
-  };
-  return [id("-u"), id("-g")];
-}
-
 /** Gives `path` to the postgres OS user (when we are root). */
 function own(path: string, ids: [number, number] | undefined): void {
   if (ids) chownSync(path, ...ids);
@@ -130,14 +105,6 @@ function removeNow(pgCtl: string, dir: string): void {
     spawnSync(command, argv, { cwd: "/", timeout: 30_000, stdio: "ignore" });
   }
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** Removes servers whose process died without running its exit handler. */
-function removeOrphans(pgCtl: string): void {
-  for (const name of readdirSync(tmpdir())) {
-    const owner = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (owner && !alive(Number(owner))) removeNow(pgCtl, join(tmpdir(), name));
-  }
 }
 
 /** Generates the CAs and certificates into `dir` with the openssl CLI. */
@@ -181,8 +148,8 @@ async function certificates(dir: string): Promise<void> {
 export async function startTlsServer(): Promise<TlsServer> {
   const bin = binaries();
   const pgCtl = join(bin, "pg_ctl");
-  removeOrphans(pgCtl);
-  const ids = asRoot ? postgresIds() : undefined;
+  removeOrphans(PREFIX, (dir) => removeNow(pgCtl, dir));
+  const ids = asRoot ? osUserIds("postgres") : undefined;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
   const certs = join(dir, "certs");
