@@ -63,6 +63,9 @@ async function silentServer(): Promise<{ port: number; close(): Promise<void> }>
     socket.on("close", () => sockets.delete(socket));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // Closed in after(), which never runs when this file defines no test (no Postgres or MySQL target): not to keep
+  // the process alive then.
+  server.unref();
   const { port } = server.address() as { port: number };
   return {
     port,
