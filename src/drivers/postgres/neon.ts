@@ -436,13 +436,15 @@ export const neon: Driver = {
     const parsers: Record<number, Parser> = { ...textParsers };
     const parsing: TypeParsing = { getTypeParser: (oid) => parsers[oid] ?? asText };
     const { connect_timeout } = url.options;
+    const seconds = connect_timeout === undefined ? 30 : Number(connect_timeout);
     const client = new NeonClientClass({
       host: url.host,
       port: url.port,
       user: url.user || undefined,
       password: url.password() || undefined,
       database: url.database || undefined,
-      connectionTimeoutMillis: (connect_timeout === undefined ? 30 : Number(connect_timeout)) * 1000,
+      // Roost's own deadline below ends the client first; the client's a second later is a backstop (0: none).
+      connectionTimeoutMillis: seconds > 0 ? seconds * 1000 + 1000 : 0,
       ssl: false,
       types: parsing,
     });
@@ -462,18 +464,31 @@ export const neon: Driver = {
       arrayTypesQuery,
     ];
     let backendId: number;
+    // The client's own timeout reports itself as the WebSocket failing, like a refused connection: so Roost keeps
+    // the deadline, and a silent server is ROOST_CONNECT_TIMEOUT as on every other driver.
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const late = new Error(`no answer within connect_timeout (${seconds} s)`);
+    const timedOut = new Promise<never>((_, reject) => {
+      if (seconds > 0) deadline = setTimeout(() => reject(late), seconds * 1000);
+    });
     try {
-      await client.connect();
-      const results = await client.query({ text: setUp.join(";"), rowMode: "array" }) as PgResult[];
+      await Promise.race([client.connect(), timedOut]);
+      const query = client.query({ text: setUp.join(";"), rowMode: "array" }) as Promise<PgResult[]>;
+      const results = await Promise.race([query, timedOut]);
       backendId = Number(results[setUp.length - 2].rows[0][0]);
       for (const [element, array, delimiter] of results[setUp.length - 1].rows as [number, number, string][]) {
         const parseElement = textParsers[element];
         parsers[array] = (text) => parseArray(text, parseElement, delimiter);
       }
     } catch (error) {
-      await endClient(client, state);
+      // Past the deadline the error is due now; the client ends (or is cut a second later) in the background.
+      const ending = endClient(client, state);
+      if (error === late) throw connectFailed("postgres", url, late, undefined, "ROOST_CONNECT_TIMEOUT");
+      await ending;
       const failure = plain(error);
       throw connectFailed("postgres", url, failure, errors.cause(failure), stateOf(failure) ?? ownCode(failure));
+    } finally {
+      clearTimeout(deadline);
     }
     return opened.connection = new NeonConnection(client, state, parsing, backendId);
   },

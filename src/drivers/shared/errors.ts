@@ -64,9 +64,17 @@ export function connectionLost(code: string | undefined): boolean {
 }
 
 /**
+ * The drivers' codes for a server that did not answer within
+ * `connect_timeout` (postgres.js and deno-postgres, mysql2, Bun.SQL on each
+ * dialect), all reported as `ROOST_CONNECT_TIMEOUT`.
+ */
+const connectTimeouts = /^(CONNECT_TIMEOUT|ETIMEDOUT|ERR_(POSTGRES|MYSQL)_CONNECTION_TIMEOUT|ROOST_CONNECT_TIMEOUT)$/;
+
+/**
  * The `ConnectionError` for a connection that could not be opened: "could
  * not connect to <dialect> at <host>:<port>: <reason>", with the cause and
- * code the driver gives; or, when Deno refused the driver (`driver`, for the
+ * code the driver gives (a timeout is `ROOST_CONNECT_TIMEOUT` whichever
+ * driver timed out); or, when Deno refused the driver (`driver`, for the
  * message) a permission, the `ConfigError` `ROOST_PERMISSION_DENIED` naming
  * the flag.
  */
@@ -81,7 +89,11 @@ export function connectFailed(
   const refused = permissionDenied(driver, error);
   if (refused !== undefined) return refused;
   const reason = messageOf(error);
-  return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, { cause, code });
+  const timedOut = code !== undefined && connectTimeouts.test(code);
+  return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, {
+    cause,
+    code: timedOut ? "ROOST_CONNECT_TIMEOUT" : code,
+  });
 }
 
 /** Copies an error's name, message, stack and the listed fields; `redact` cleans the message and stack. */
