@@ -397,14 +397,22 @@ export class OwnDatabase {
     }
   }
 
-  /** How many connections the server has to the database. */
+  /**
+   * How many connections the clients hold to the database: the server's, or
+   * on a PgBouncer target the pgbouncer's client connections (the server
+   * connections behind them it keeps open by design, for its next clients).
+   */
   async connections(): Promise<number> {
+    const place = this.#target.place;
+    if (place === "pgbouncer transaction" || place === "pgbouncer session") {
+      return await pgbouncer!.clients(place === "pgbouncer session" ? "session" : "transaction", this.name);
+    }
     return (await this.backends()).length;
   }
 
-  /** Waits until the server has `n` connections to the database. */
+  /** Waits until the clients hold `n` connections to the database (see `connections`). */
   connectionsAre(n: number, what: string, ms?: number): Promise<number> {
-    return eventually(`${what}: ${n} server connections`, () => this.connections(), (count) => count === n, ms);
+    return eventually(`${what}: ${n} connections`, () => this.connections(), (count) => count === n, ms);
   }
 
   /** Drops the database (closing whatever still uses it) and closes the observer. */
