@@ -11,8 +11,8 @@ import { Kysely } from "kysely";
 import { Migrator as KyselyMigrator } from "kysely/migration";
 import { RoostDialect } from "../../src/kysely.ts";
 import { MigrationError, Migrator } from "../../src/migrate/mod.ts";
-import { uniqueName, uniqueTable } from "../support/support.ts";
-import { targets } from "../support/targets.ts";
+import { skipUnless, uniqueName, uniqueTable } from "../support/support.ts";
+import { sessionParametersUnset, targets } from "../support/targets.ts";
 
 describe("pooler URL options", () => {
   test("pooler takes transaction or session, prepare true or false; anything else is a ConfigError", () => {
@@ -95,6 +95,34 @@ for (const target of targets({ places: ["pgbouncer transaction"] })) {
         await Promise.all(instances.map((instance) => instance.close()));
       }
     });
+
+    test(
+      "the session parameters Roost starts with hold on every server session, whatever another client SET there",
+      skipUnless(sessionParametersUnset(target) === undefined, sessionParametersUnset(target) ?? ""),
+      async () => {
+        const others = target.open({ pool: { max: 1 } });
+        const state = sql`select pg_backend_pid() as pid, current_setting('TimeZone') as zone,
+          current_setting('DateStyle') as style`;
+        let tainted = 0;
+        try {
+          for (let i = 0; i < 3; i++) {
+            // A session SET outside a transaction lands on the server session PgBouncer hands out next (its most
+            // recently used one).
+            const pid = await others.connection(async (conn) => {
+              await conn.execute(sql`set timezone to 'America/New_York'`);
+              await conn.execute(sql`set datestyle to 'German, DMY'`);
+              return Number(await conn.fetchVal(backend));
+            });
+            const row = await db.fetchOne<{ pid: number; zone: string; style: string }>(state);
+            if (Number(row?.pid) === pid) tainted++;
+            assert.deepEqual([row?.zone, row?.style], ["UTC", "ISO, MDY"]);
+          }
+        } finally {
+          await others.close();
+        }
+        assert.ok(tainted > 0, "no statement ran on a server session another client had SET");
+      },
+    );
 
     test("executeMany outside a transaction runs every set, one after another", async () => {
       await db.executeMany(sql`insert into ${table} (id, n) values (${0}, ${0})`, [[1, 10], [2, 20], [3, 30]]);

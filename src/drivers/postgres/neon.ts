@@ -420,6 +420,21 @@ export function socketSettings(url: DatabaseUrl): SocketSettings {
   };
 }
 
+/**
+ * Sends `parameters` in the client's start-up message, with what
+ * node-postgres sends there itself. Behind a pooler (`pooler=…`): PgBouncer
+ * keeps a client's start-up TimeZone, DateStyle and application_name and
+ * sets them on every server session it hands that client, in transaction
+ * mode too, where a SET would land on a server session its other clients
+ * share next (docs/poolers.md). node-postgres has no option for other
+ * start-up parameters: its `getStartupConf` is wrapped on this one client.
+ */
+function withStartupParameters(client: NeonClient, parameters: readonly [string, string][]): void {
+  const startup = client as unknown as { getStartupConf(): Record<string, string> };
+  const own = startup.getStartupConf.bind(client);
+  startup.getStartupConf = () => ({ ...own(), ...Object.fromEntries(parameters) });
+}
+
 /** A session parameter's value as a quoted literal. */
 const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
 
@@ -457,9 +472,13 @@ export const neon: Driver = {
       state.ended = true;
       opened.connection?.lose();
     });
-    // One round trip (with Neon's proxy, sent along with the start-up): session parameters, pid, array types.
+    const parameters = Object.entries(postgresSessionParameters(url));
+    const pooled = url.options.pooler !== undefined;
+    if (pooled) withStartupParameters(client, parameters);
+    // One round trip (with Neon's proxy, sent along with the start-up): session parameters (behind a pooler, in
+    // the start-up itself), pid, array types.
     const setUp = [
-      ...Object.entries(postgresSessionParameters(url)).map(([name, value]) => `SET ${name} TO ${literal(value)}`),
+      ...(pooled ? [] : parameters.map(([name, value]) => `SET ${name} TO ${literal(value)}`)),
       "SELECT pg_backend_pid()",
       arrayTypesQuery,
     ];
