@@ -96,9 +96,14 @@ export class ScopeSlot<T> {
   }
 
   /** Runs `fn` with `value` as the current scope of its async call tree. */
-  async run<R>(value: T, fn: () => Promise<R> | R): Promise<R> {
-    if (lookup) await lookup;
-    const storage = this.#store();
-    return storage ? await storage.run(value, fn) : await fn();
+  run<R>(value: T, fn: () => Promise<R> | R): Promise<R> {
+    if (lookup) return lookup.then(() => this.run(value, fn));
+    // No async frame of its own: every scope (transaction, connection, context) passes through here.
+    try {
+      const storage = this.#store();
+      return Promise.resolve(storage ? storage.run(value, fn) : fn());
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 }

@@ -161,16 +161,27 @@ export class Session {
    * Runs transaction control (BEGIN, SAVEPOINT, COMMIT…): no parameters, not
    * a write, not reported. Synchronously where the driver can, as `run`.
    */
-  async control(text: string): Promise<unknown> {
-    this.check();
-    const connection = this.item.connection;
+  control(text: string): Promise<unknown> {
     try {
-      if (connection.runNow === undefined) return await runStatement(connection, EXECUTE, { text, params: noParams });
-      const result = connection.runNow(EXECUTE, text, noParams);
-      return result instanceof Promise ? await result : result;
+      this.check();
     } catch (error) {
+      return Promise.reject(error);
+    }
+    // No async frame of its own: a transaction's BEGIN and COMMIT on a synchronous driver settle at once.
+    const connection = this.item.connection;
+    const failed = (error: unknown) => {
       this.#failed(error);
       throw error;
+    };
+    try {
+      if (connection.runNow === undefined) {
+        return runStatement(connection, EXECUTE, { text, params: noParams }).catch(failed);
+      }
+      const result = connection.runNow(EXECUTE, text, noParams);
+      return result instanceof Promise ? result.catch(failed) : Promise.resolve(result);
+    } catch (error) {
+      this.#failed(error);
+      return Promise.reject(error);
     }
   }
 

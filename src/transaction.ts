@@ -208,7 +208,8 @@ export class Transaction extends Queryable implements AsyncDisposable {
       // A COMMIT cut off on its way may have committed; a RELEASE commits nothing by itself.
       throw !this.nested && error instanceof ConnectionError ? new CommitUnknownError(error) : error;
     }
-    await this.#finish();
+    const finishing = this.#finish();
+    if (finishing !== undefined) await finishing;
   }
 
   /** Rolls back (a savepoint: only its own work), including any open savepoint inside it. */
@@ -248,14 +249,22 @@ export class Transaction extends Queryable implements AsyncDisposable {
     this.#child = undefined;
   }
 
-  async #finish(): Promise<void> {
+  #finish(): Promise<void> | undefined {
     if (this.#parent) {
       this.#parent.#child = undefined;
       this.#session.current = this.#parent;
       return;
     }
     this.#session.current = undefined;
-    for (const text of this.#session.dialect.afterEnd(this.#options)) {
+    const after = this.#session.dialect.afterEnd(this.#options);
+    // Nothing to run after most transactions: then no async frame, and the connection goes back at once.
+    if (after.length > 0) return this.#finishWith(after);
+    if (this.#ownsSession) this.#session.end();
+  }
+
+  /** `#finish` when statements run after the transaction (read-only SQLite's `PRAGMA query_only = OFF`). */
+  async #finishWith(after: readonly string[]): Promise<void> {
+    for (const text of after) {
       await this.#session.control(text).catch(() => this.#session.broken = true);
     }
     if (this.#ownsSession) this.#session.end();
