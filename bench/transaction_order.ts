@@ -12,6 +12,7 @@
  * (as after `point-50`).
  *
  *   node bench/transaction_order.ts [--contenders=raw,roost] [--turns=40] [--per=25] [--warm-up=500]
+ *                                   [--synchronous-commit=off]   (set on the script's own database only)
  *   deno run -A bench/transaction_order.ts
  *   bun bench/transaction_order.ts --contenders=raw-bun-sql,roost
  *   bun bench/transaction_order.ts --contenders=raw,roost-postgres-js
@@ -30,6 +31,7 @@ const names = (option("contenders") ?? "raw,roost").split(",");
 const turns = Number(option("turns") ?? 40);
 const per = Number(option("per") ?? 25);
 const warmUp = Number(option("warm-up") ?? 500);
+const synchronousCommit = option("synchronous-commit");
 const userCount = 10_000;
 
 const tag = `order_${runtime}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -60,6 +62,14 @@ async function open(name: string): Promise<Contender> {
 
 const server = new Database(serverUrl.href, { pool: { max: 1 } });
 await server.execute(sql`create database ${sql.ident(tag)}`);
+if (synchronousCommit !== undefined) {
+  // Whether a commit's wait for its WAL flush is what makes the next transaction on the same backend slower.
+  await server.execute(
+    sql`alter database ${sql.ident(tag)} set synchronous_commit = ${
+      sql.unsafe(synchronousCommit === "off" ? "off" : "on")
+    }`,
+  );
+}
 const admin = new Database(setup.url, { pool: { max: 1 } });
 let next = 0;
 
