@@ -169,20 +169,24 @@ export class Session {
     }
     // No async frame of its own: a transaction's BEGIN and COMMIT on a synchronous driver settle at once.
     const connection = this.item.connection;
-    const failed = (error: unknown) => {
-      this.#failed(error);
-      throw error;
-    };
     try {
       if (connection.runNow === undefined) {
-        return runStatement(connection, EXECUTE, { text, params: noParams }).catch(failed);
+        return this.#recorded(runStatement(connection, EXECUTE, { text, params: noParams }));
       }
       const result = connection.runNow(EXECUTE, text, noParams);
-      return result instanceof Promise ? result.catch(failed) : Promise.resolve(result);
+      return result instanceof Promise ? this.#recorded(result) : Promise.resolve(result);
     } catch (error) {
       this.#failed(error);
       return Promise.reject(error);
     }
+  }
+
+  /** `running`, its failure recorded (`#failed`) before it rejects; the synchronous path makes no closure. */
+  #recorded(running: Promise<unknown>): Promise<unknown> {
+    return running.catch((error: unknown) => {
+      this.#failed(error);
+      throw error;
+    });
   }
 
   /** Runs one statement for many parameter sets on the held connection. */
