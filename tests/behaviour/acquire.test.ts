@@ -171,8 +171,12 @@ for (const target of targets()) {
         console.warn = (...args: unknown[]) => warnings.push(args.join(" "));
         try {
           // One handle left inside a transaction that wrote, one after a read (SQLite has one writer at a time).
+          // The handles are held until the busy count is read: a collection the runtime runs on its own in between
+          // would otherwise free one early.
+          let held: object[] | undefined = [];
           const forget = async (write: boolean) => {
             const conn = await db.acquire();
+            held?.push(conn);
             if (!write) return void await conn.fetchAll(sql`select 1 as one`);
             const tx = await conn.begin();
             await tx.execute(sql`insert into ${items} values (1)`);
@@ -180,6 +184,7 @@ for (const target of targets()) {
           await forget(true);
           if (shared) await forget(false); // an in-memory database's pool of one would wait for the first
           assert.equal(db.stats().primary.busy, shared ? 2 : 1);
+          held = undefined;
           await eventually(
             "the forgotten handles' connections back in the pool",
             async () => {
