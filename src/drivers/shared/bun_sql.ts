@@ -164,9 +164,6 @@ function plainValue(value: unknown): unknown {
 /** What a column's values need, if anything: undefined where Bun.SQL's value is Roost's as it is. */
 type ColumnRead = ColumnConverter | undefined;
 
-/** Makes a Roost row of a Bun.SQL row, given its columns' reads and names. */
-type RowBuilder = (row: Row, reads: readonly ColumnRead[], names: readonly string[]) => Row;
-
 /**
  * How the rows of one result's columns become Roost rows, worked out once
  * per columns array (Bun.SQL reuses one per prepared statement).
@@ -175,7 +172,8 @@ interface RowShape {
   readonly names: readonly string[];
   /** Each column's read, by position. */
   readonly reads: readonly ColumnRead[];
-  readonly build: RowBuilder;
+  /** The columns whose values are read, by name (the last of repeated names, which holds the row's value). */
+  readonly converted: readonly (readonly [name: string, read: ColumnConverter])[];
 }
 
 /** What a column's values need: `plainValue` unless the flavour knows them plain, then its converter. */
@@ -185,53 +183,32 @@ function readOf(column: BunSqlColumn, flavour: Flavour): ColumnRead {
   return convert === undefined ? plainValue : (value) => convert(plainValue(value));
 }
 
-/** Copies a row column by column, each value read where its column needs: for shapes without a compiled builder. */
-const copyRow: RowBuilder = (row, reads, names) => {
-  const out: Row = {};
-  for (let i = 0; i < names.length; i++) {
-    const read = reads[i];
-    setColumn(out, names[i], read === undefined ? row[names[i]] : read(row[names[i]]));
-  }
-  return out;
-};
-
-/** The compiled builders, by the names and reads they were compiled for; at most `maxBuilders`. */
-const builders = new Map<string, RowBuilder>();
-const maxBuilders = 500;
-
-/**
- * A builder compiled for these columns: one object literal with a
- * computed key per column (so `__proto__` is a key like any other), whose
- * property accesses stay monomorphic, where a loop over the names makes
- * every access see every name (the copy was most of what Roost added to a
- * 100-row select). `copyRow` once `maxBuilders` are compiled, or where code
- * cannot be compiled.
- */
-function builderOf(names: readonly string[], reads: readonly ColumnRead[]): RowBuilder {
-  const key = JSON.stringify([names, reads.map((read) => read !== undefined)]);
-  let build = builders.get(key);
-  if (build !== undefined) return build;
-  if (builders.size >= maxBuilders) return copyRow;
-  // The last of repeated names holds the row's value (as in Bun.SQL's row); values by position would differ.
-  const fields = [...new Set(names)].map((name) => {
-    const quoted = JSON.stringify(name);
-    const i = names.lastIndexOf(name);
-    return reads[i] === undefined ? `[${quoted}]: row[${quoted}]` : `[${quoted}]: reads[${i}](row[${quoted}])`;
-  });
-  try {
-    build = new Function("row", "reads", `return { ${fields.join(", ")} };`) as RowBuilder;
-  } catch {
-    return copyRow;
-  }
-  builders.set(key, build);
-  return build;
-}
-
 /** The shape of rows with these columns, by the flavour's rules. */
 function shapeOf(columns: readonly BunSqlColumn[], flavour: Flavour): RowShape {
   const names = columns.map((column) => column.name);
   const reads = columns.map((column) => readOf(column, flavour));
-  return { names, reads, build: builderOf(names, reads) };
+  const converted: [string, ColumnConverter][] = [];
+  names.forEach((name, i) => {
+    const read = reads[i];
+    if (read !== undefined && names.lastIndexOf(name) === i) converted.push([name, read]);
+  });
+  return { names, reads, converted };
+}
+
+/**
+ * A Roost row of a Bun.SQL row: a spread copy (a plain object whose keys,
+ * `__proto__` too, are own keys), then the values its shape reads. Cheaper
+ * on JavaScriptCore than a loop over the names, where every property access
+ * sees every name.
+ */
+function rowOf(row: Row, shape: RowShape): Row {
+  const out: Row = { ...row };
+  const converted = shape.converted;
+  for (let i = 0; i < converted.length; i++) {
+    const [name, read] = converted[i];
+    setColumn(out, name, read(row[name]));
+  }
+  return out;
 }
 
 /** Each columns array's shape (for statements not prepared, Bun.SQL makes a new array each time). */
@@ -292,7 +269,7 @@ class BunSqlConnection implements DriverConnection {
   readonly #firstRow: Read<Row | undefined> = (result) => {
     if (result.length === 0) return undefined;
     const shape = this.#shape(result);
-    return shape === undefined ? plainRowOf(result[0]) : shape.build(result[0], shape.reads, shape.names);
+    return shape === undefined ? plainRowOf(result[0]) : rowOf(result[0], shape);
   };
 
   /** A result's rows as arrays of Roost values, with the column names (sent with `.values()`: see `#send`). */
@@ -442,8 +419,7 @@ class BunSqlConnection implements DriverConnection {
   #rows(result: BunSqlResult): Row[] {
     const shape = this.#shape(result);
     if (shape === undefined) return Array.from(result, plainRowOf);
-    const { build, reads, names } = shape;
-    return Array.from(result, (row) => build(row, reads, names));
+    return Array.from(result, (row) => rowOf(row, shape));
   }
 
   execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
