@@ -17,6 +17,14 @@ import { mysqlParam, tinyintBoolean } from "./values.ts";
 const tiny = 1;
 const date = 10;
 
+/**
+ * The column types Bun.SQL reads as numbers (TINYINT, SMALLINT, INT, FLOAT,
+ * DOUBLE, MEDIUMINT, YEAR; not BIGINT), Dates (TIMESTAMP, DATE, DATETIME) or
+ * strings (TIME, DECIMAL). Not the string types: their binary kinds come as
+ * Buffers.
+ */
+const plainTypes = new Set([1, 2, 3, 4, 5, 9, 13, 7, 10, 12, 11, 246]);
+
 /** A Date Bun.SQL made of a DATE as its `YYYY-MM-DD` text (anything else as it is). */
 function dateText(value: unknown): unknown {
   return value instanceof Date && !Number.isNaN(value.getTime()) ? value.toISOString().slice(0, 10) : value;
@@ -47,6 +55,7 @@ const mysqlFlavour: Flavour = {
   param: mysqlParam,
   // DATE (Bun.SQL reads a Date at UTC midnight) as its text; TINYINT(1), which is what BOOLEAN means, as a boolean.
   convert: ({ type, length }) => type === date ? dateText : type === tiny && length === 1 ? tinyintBoolean : undefined,
+  plain: ({ type }) => plainTypes.has(type),
   outcome(result) {
     const outcome: { rowCount: number; lastInsertId?: number | bigint } = { rowCount: result.affectedRows ?? 0 };
     if (result.lastInsertRowid) outcome.lastInsertId = exactInteger(result.lastInsertRowid);

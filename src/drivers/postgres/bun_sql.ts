@@ -39,6 +39,18 @@ const converters: Record<number, ColumnConverter> = {
   1184: infinityText,
 };
 
+/**
+ * The types Bun.SQL reads as booleans, numbers (int2, int4, oid, float4,
+ * float8), strings ("char", name, text, bpchar, varchar, time, interval,
+ * numeric, uuid) or Dates (date, timestamp, timestamptz; Infinity for
+ * `infinity`), by OID. Not int8 (a bigint), bytea (a Buffer) or arrays.
+ */
+const plainTypes = new Set([
+  ...[16, 21, 23, 26, 700, 701], // bool, int2, int4, oid, float4, float8
+  ...[18, 19, 25, 1042, 1043, 1083, 1186, 1700, 2950], // "char", name, text, bpchar, varchar, time, interval, numeric, uuid
+  ...[1082, 1114, 1184], // date, timestamp, timestamptz
+]);
+
 /** Arrays go to Bun.SQL as they are: it encodes them as Postgres arrays of the parameter's type. */
 const serverTypedArray = (array: unknown[]): unknown => array;
 
@@ -70,6 +82,7 @@ const postgresFlavour: Flavour = {
   // parameters are found out and sent as text the server casts, so JSON text is parsed (docs/values.md).
   paramTyping: () => new JsonParams(),
   convert: ({ type }) => converters[type],
+  plain: ({ type }) => plainTypes.has(type),
   outcome: (result) => ({ rowCount: result.count ?? 0 }),
   // A single-row insert becomes multi-row inserts; anything else is pipelined (behind a transaction pooler, not).
   executeMany: (calls, text, paramSets) =>

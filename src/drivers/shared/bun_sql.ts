@@ -75,9 +75,6 @@ function bunSql(): BunSqlConstructor {
 /** Converts a column's value as Bun.SQL reads it into Roost's. */
 export type ColumnConverter = (value: unknown) => unknown;
 
-/** The columns of a result whose values need converting, with their converters. */
-type ColumnPlan = readonly (readonly [name: string, convert: ColumnConverter])[];
-
 /** What a flavour's `executeMany` and `stream` get from the connection. */
 export interface FlavourCalls {
   /** Runs a statement and returns its counts. */
@@ -128,6 +125,12 @@ export interface Flavour {
   paramTyping?(): ParamTyping;
   /** The converter a column's values need, if any (where Bun.SQL reads them differently from Roost's rules). */
   convert(column: BunSqlColumn): ColumnConverter | undefined;
+  /**
+   * True when Bun.SQL reads every value of the column as a string, number,
+   * boolean, Date or null (never a bigint, byte buffer or array), so that
+   * its values are copied without a look at each (before `convert`).
+   */
+  plain(column: BunSqlColumn): boolean;
   /** A result's counts. */
   outcome(result: BunSqlResult): ExecuteResult;
   /** Runs one statement for many parameter sets. */
@@ -141,16 +144,6 @@ export interface Flavour {
     placement: StreamPlacement,
     arrays?: boolean,
   ): AsyncIterableIterator<Row[]>;
-}
-
-/** The conversions a result's columns need; undefined when none does. */
-function planOf(columns: readonly BunSqlColumn[], flavour: Flavour): ColumnPlan | undefined {
-  const plan: [string, ColumnConverter][] = [];
-  for (const column of columns) {
-    const convert = flavour.convert(column);
-    if (convert !== undefined) plan.push([column.name, convert]);
-  }
-  return plan.length > 0 ? plan : undefined;
 }
 
 /**
@@ -168,32 +161,76 @@ function plainValue(value: unknown): unknown {
   return value;
 }
 
-/** Copies a Bun.SQL row (null prototype, Buffers, bigints) into a plain object of Roost values. */
-function plainRow(row: Row, plan: ColumnPlan | undefined): Row {
-  const out: Row = {};
-  for (const key in row) setColumn(out, key, plainValue(row[key]));
-  if (plan !== undefined) { for (const [name, convert] of plan) out[name] = convert(out[name]); }
-  return out;
+/** What a column's values need, if anything: undefined where Bun.SQL's value is Roost's as it is. */
+type ColumnRead = ColumnConverter | undefined;
+
+/**
+ * How the rows of one result's columns become Roost rows, worked out once
+ * per columns array (Bun.SQL reuses one per prepared statement).
+ */
+interface RowShape {
+  readonly names: readonly string[];
+  /** Each column's read, by position. */
+  readonly reads: readonly ColumnRead[];
+  /** The columns whose values are read, by name (the last of repeated names, which holds the row's value). */
+  readonly converted: readonly (readonly [name: string, read: ColumnConverter])[];
 }
 
-/** Each column's converter by position, for array rows, per columns array (as `plans`). */
-const arrayPlans = new WeakMap<readonly BunSqlColumn[], readonly (ColumnConverter | undefined)[]>();
+/** What a column's values need: `plainValue` unless the flavour knows them plain, then its converter. */
+function readOf(column: BunSqlColumn, flavour: Flavour): ColumnRead {
+  const convert = flavour.convert(column);
+  if (flavour.plain(column)) return convert;
+  return convert === undefined ? plainValue : (value) => convert(plainValue(value));
+}
 
-/** An array row of Bun.SQL values as Roost values, converted by `plan` (a new array). */
-function plainValues(row: readonly unknown[], plan: readonly (ColumnConverter | undefined)[]): unknown[] {
-  const out = new Array<unknown>(row.length);
-  for (let i = 0; i < row.length; i++) {
-    const value = plainValue(row[i]);
-    const convert = plan[i];
-    out[i] = convert === undefined ? value : convert(value);
+/** The shape of rows with these columns, by the flavour's rules. */
+function shapeOf(columns: readonly BunSqlColumn[], flavour: Flavour): RowShape {
+  const names = columns.map((column) => column.name);
+  const reads = columns.map((column) => readOf(column, flavour));
+  const converted: [string, ColumnConverter][] = [];
+  names.forEach((name, i) => {
+    const read = reads[i];
+    if (read !== undefined && names.lastIndexOf(name) === i) converted.push([name, read]);
+  });
+  return { names, reads, converted };
+}
+
+/**
+ * A Roost row of a Bun.SQL row: a spread copy (a plain object whose keys,
+ * `__proto__` too, are own keys), then the values its shape reads. Cheaper
+ * on JavaScriptCore than a loop over the names, where every property access
+ * sees every name.
+ */
+function rowOf(row: Row, shape: RowShape): Row {
+  const out: Row = { ...row };
+  const converted = shape.converted;
+  for (let i = 0; i < converted.length; i++) {
+    const [name, read] = converted[i];
+    setColumn(out, name, read(row[name]));
   }
   return out;
 }
 
-/** The plan of a result whose columns need no conversion (a WeakMap value cannot be undefined and mean "known"). */
-const noPlan: ColumnPlan = [];
+/** Each columns array's shape (for statements not prepared, Bun.SQL makes a new array each time). */
+const shapes = new WeakMap<readonly BunSqlColumn[], RowShape>();
 
-const plans = new WeakMap<readonly BunSqlColumn[], ColumnPlan>();
+/** A row of a result without column metadata: every value looked at. */
+function plainRowOf(row: Row): Row {
+  const out: Row = {};
+  for (const key in row) setColumn(out, key, plainValue(row[key]));
+  return out;
+}
+
+/** An array row of Bun.SQL values as Roost values, read by `shape` (a new array). */
+function plainValues(row: readonly unknown[], shape: RowShape): unknown[] {
+  const reads = shape.reads;
+  const out = new Array<unknown>(row.length);
+  for (let i = 0; i < row.length; i++) {
+    const read = reads[i];
+    out[i] = read === undefined ? row[i] : read(row[i]);
+  }
+  return out;
+}
 
 /** What a statement's caller gets of its result: the rows as Roost values, its counts, or the result itself. */
 type Read<T> = (result: BunSqlResult) => T;
@@ -229,16 +266,18 @@ class BunSqlConnection implements DriverConnection {
   /** A result's rows as Roost values. */
   readonly #allRows: Read<Row[]> = (result) => this.#rows(result);
   /** A result's first row as Roost values, if any. */
-  readonly #firstRow: Read<Row | undefined> = (result) =>
-    result.length > 0 ? plainRow(result[0], this.#plan(result)) : undefined;
+  readonly #firstRow: Read<Row | undefined> = (result) => {
+    if (result.length === 0) return undefined;
+    const shape = this.#shape(result);
+    return shape === undefined ? plainRowOf(result[0]) : rowOf(result[0], shape);
+  };
 
   /** A result's rows as arrays of Roost values, with the column names (sent with `.values()`: see `#send`). */
   readonly #arrayRows: Read<Rows> = (result) => {
-    const columns = result.columns ?? [];
-    let plan = arrayPlans.get(columns);
-    if (plan === undefined) arrayPlans.set(columns, plan = columns.map((column) => this.#flavour.convert(column)));
-    const rows = Array.from(result as unknown as unknown[][], (row) => plainValues(row, plan));
-    return { columns: columns.map((column) => column.name), rows };
+    const shape = this.#shape(result);
+    const arrays = result as unknown as unknown[][];
+    if (shape === undefined) return { columns: [], rows: Array.from(arrays, (row) => row.map(plainValue)) };
+    return { columns: [...shape.names], rows: Array.from(arrays, (row) => plainValues(row, shape)) };
   };
 
   constructor(sql: BunSqlClient, flavour: Flavour, pipelines = true) {
@@ -368,18 +407,19 @@ class BunSqlConnection implements DriverConnection {
     return this.#send(text, sent, values, read, false);
   }
 
-  /** The conversions a result needs, worked out once per prepared statement (Bun.SQL reuses its columns array). */
-  #plan(result: BunSqlResult): ColumnPlan | undefined {
+  /** The shape of a result's rows, worked out once per columns array; undefined without column metadata. */
+  #shape(result: BunSqlResult): RowShape | undefined {
     const columns = result.columns;
     if (columns === undefined) return undefined;
-    let plan = plans.get(columns);
-    if (plan === undefined) plans.set(columns, plan = planOf(columns, this.#flavour) ?? noPlan);
-    return plan === noPlan ? undefined : plan;
+    let shape = shapes.get(columns);
+    if (shape === undefined) shapes.set(columns, shape = shapeOf(columns, this.#flavour));
+    return shape;
   }
 
   #rows(result: BunSqlResult): Row[] {
-    const plan = this.#plan(result);
-    return Array.from(result, (row) => plainRow(row, plan));
+    const shape = this.#shape(result);
+    if (shape === undefined) return Array.from(result, plainRowOf);
+    return Array.from(result, (row) => rowOf(row, shape));
   }
 
   execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
