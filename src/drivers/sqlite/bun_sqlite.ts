@@ -33,6 +33,9 @@ function tooLarge(): RangeError {
   return Object.assign(new RangeError("an integer is beyond Number.MAX_SAFE_INTEGER"), { code: "ERR_OUT_OF_RANGE" });
 }
 
+/** Number.MAX_SAFE_INTEGER, read once: a read of it per value cost about 50 instructions a column on Bun. */
+const maxSafe = Number.MAX_SAFE_INTEGER;
+
 /**
  * Throws {@linkcode tooLarge} when a row has a number no integer within
  * Number.MAX_SAFE_INTEGER could have become: bun:sqlite rounds a larger
@@ -42,7 +45,7 @@ function checked(row: unknown): unknown {
   const values = row as Record<string, unknown>;
   for (const key in values) {
     const value = values[key];
-    if (typeof value === "number" && !(value <= Number.MAX_SAFE_INTEGER && value >= Number.MIN_SAFE_INTEGER)) {
+    if (typeof value === "number" && !(value <= maxSafe && value >= -maxSafe)) {
       throw tooLarge();
     }
   }

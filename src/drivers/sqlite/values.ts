@@ -26,6 +26,8 @@ export function sqliteParams(params: readonly unknown[]): readonly unknown[] {
   let out: unknown[] | undefined;
   for (let i = 0; i < params.length; i++) {
     const value = params[i];
+    // Numbers and strings bind as they are: no call for them (about 300 instructions a value on Bun).
+    if (typeof value === "number" || typeof value === "string") continue;
     const converted = toSqlite(value, i);
     if (converted !== value) {
       out ??= params.slice();
