@@ -26,7 +26,15 @@ export interface RoostLibrary {
  */
 function template(tag: typeof sql, text: string): (...values: unknown[]) => Sql {
   const strings = Object.freeze(Object.assign(text.split("?"), { raw: text.split("?") })) as TemplateStringsArray;
-  return (...values) => tag(strings, ...values);
+  // Called with its values as arguments, as a literal template is: no rest array and spread per call.
+  switch (strings.length - 1) {
+    case 1:
+      return (a) => tag(strings, a);
+    case 2:
+      return (a, b) => tag(strings, a, b);
+    default:
+      return (...values) => tag(strings, ...values);
+  }
 }
 
 /** Roost's driver names as the results name the driver (the raw contenders' `driver`). */
