@@ -202,7 +202,8 @@ console.log(`| runtime | dialect | workload | raw driver | Roost | Roost / raw |
 console.log(`| ------- | ------- | -------- | ---------- | ----- | ----------- |`);
 for (const name of (env.BENCH_DIALECTS?.split(",") ?? Object.keys(dialects)) as (keyof typeof dialects)[]) {
   const dialect = dialects[name];
-  const db = new Database(dialect.url);
+  // On Bun, Roost's Postgres default is Bun.SQL; the raw side here is postgres.js, so Roost runs on postgres.js too.
+  const db = new Database(dialect.url, runtime === "bun" && name === "postgres" ? { driver: "postgres-js" } : {});
   let raw: Side;
   try {
     await db.connect();
