@@ -433,6 +433,19 @@ function targetTests(target: Target): void {
   );
 
   test(
+    "a column named __proto__ whose values are converted (a 64-bit integer) is an own key of the row too",
+    skipUnless(!refusesInternals && !dropsProto, "postgres.js 3 and mysql2 build their rows themselves (see above)"),
+    async () => {
+      const big = dialect === "mysql" ? sql`cast(5 as signed)` : sql`cast(5 as bigint)`;
+      const row = await db.fetchOne(sql`select ${big} as ${sql.ident("__proto__")}, ${big} as b`);
+      assert.ok(row !== undefined);
+      assert.deepEqual(Object.keys(row), ["__proto__", "b"]);
+      assert.equal(Object.getOwnPropertyDescriptor(row, "__proto__")?.value, 5);
+      assert.equal(Object.getPrototypeOf(row), Object.prototype, "a row is a plain object");
+    },
+  );
+
+  test(
     "sql.ident property: any identifier within the dialect's rules round-trips as table and column",
     slow,
     async () => {
