@@ -32,6 +32,9 @@ const turns = Number(option("turns") ?? 40);
 const per = Number(option("per") ?? 25);
 const warmUp = Number(option("warm-up") ?? 500);
 const synchronousCommit = option("synchronous-commit");
+if (synchronousCommit !== undefined && synchronousCommit !== "on" && synchronousCommit !== "off") {
+  throw new Error(`--synchronous-commit takes on or off, not ${synchronousCommit}`);
+}
 const userCount = 10_000;
 
 const tag = `order_${runtime}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -65,9 +68,7 @@ await server.execute(sql`create database ${sql.ident(tag)}`);
 if (synchronousCommit !== undefined) {
   // Whether a commit's wait for its WAL flush is what makes the next transaction on the same backend slower.
   await server.execute(
-    sql`alter database ${sql.ident(tag)} set synchronous_commit = ${
-      sql.unsafe(synchronousCommit === "off" ? "off" : "on")
-    }`,
+    sql`alter database ${sql.ident(tag)} set synchronous_commit = ${sql.unsafe(synchronousCommit)}`,
   );
 }
 const admin = new Database(setup.url, { pool: { max: 1 } });
