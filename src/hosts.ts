@@ -112,9 +112,11 @@ function shuffled(hosts: readonly HostAddress[]): HostAddress[] {
 /**
  * `connect`'s connection, or a `ConnectionError` once `ms` have passed
  * without one (a host that takes the TCP connection and never answers); a
- * connection that comes later is closed.
+ * connection that comes later is closed. No deadline when `ms` is 0
+ * (`connect_timeout=0`, as in libpq).
  */
 function within(opening: Promise<DriverConnection>, ms: number, address: HostAddress): Promise<DriverConnection> {
+  if (ms <= 0) return opening;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

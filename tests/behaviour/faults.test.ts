@@ -638,6 +638,19 @@ for (const target of targets()) {
       },
     );
 
+    test("connect_timeout=0 sets no deadline (as in libpq): a server that answers after 1.5 s is waited for", async () => {
+      const real = new URL(own.url);
+      const delay = 1_500;
+      const proxy = await lateProxy(real.hostname, Number(real.port), delay).listen();
+      listeners.push(proxy);
+      const db = open(withOptions(atPort(own.url, proxy.port), { connect_timeout: 0 }));
+      const result = await outcome(() => db.fetchVal(sql`select 1`));
+      assert.ok(result.ok && Number(result.value) === 1, `got ${show(result)}`);
+      assert.ok(result.ms >= delay - 100, `answered after ${result.ms} ms, before the proxy's delay`);
+      await db.close();
+      await own.connectionsAre(0, "after close");
+    });
+
     // 5. Statement timeout.
     test("a statement over the timeout is cancelled with a typed error; its connection stays usable", async () => {
       // statementTimeout-option: the Database option (before it existed: the URL's `statement_timeout=300`).

@@ -158,6 +158,12 @@ for (const target of primary && standby ? postgresTargets : []) {
       await db.execute(sql`select 1`);
     });
 
+    test("connect_timeout=0 sets no deadline per host (as in libpq): the host after a closed port is reached", async () => {
+      const db = open([down, s, p], "target_session_attrs=read-write&connect_timeout=0");
+      assert.equal(await serverPort(db), p);
+      await db.execute(sql`select 1`);
+    });
+
     test("prefer-standby takes a primary when no standby answers; standby then fails typed", async () => {
       const prefer = open([down, p], "target_session_attrs=prefer-standby");
       assert.equal(await serverPort(prefer), p);
@@ -360,6 +366,10 @@ for (const target of mysqlTargets) {
       const error = await rejection(ro.fetchVal(sql`select 1`));
       assert.ok(error instanceof ConnectionError, String(error));
       assert.equal(error.code, "ROOST_NO_MATCHING_HOST");
+    });
+    test("MySQL: connect_timeout=0 sets no deadline per host: the server after a closed port is reached", async () => {
+      const db = openAt(target, url("target_session_attrs=read-write&connect_timeout=0"));
+      assert.equal(Number(await db.fetchVal(sql`select 1`)), 1);
     });
   });
 }
