@@ -300,8 +300,9 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
   if (onQuery !== undefined && typeof onQuery !== "function") {
     throw new ConfigError("the onQuery option must be a function");
   }
-  if (statementTimeout !== undefined && !positiveInteger(statementTimeout)) {
-    throw new ConfigError("the statementTimeout option must be a positive integer (milliseconds)");
+  // At most what the servers take (a 32-bit count of milliseconds), as the URL's statement_timeout.
+  if (statementTimeout !== undefined && !(positiveInteger(statementTimeout) && statementTimeout <= 2_147_483_647)) {
+    throw new ConfigError("the statementTimeout option must be a whole number of milliseconds from 1 to 2147483647");
   }
   if (typeof debugParameters !== "boolean") throw new ConfigError("the debugParameters option must be true or false");
   if (typeof forceRollback !== "boolean") throw new ConfigError("the forceRollback option must be true or false");

@@ -19,10 +19,24 @@ function oneOf(...allowed: string[]): OptionParser {
   };
 }
 
-const integer: OptionParser = (raw, key) => {
-  if (!/^\d{1,10}$/.test(raw)) throw new ConfigError(`URL option "${key}" must be a non-negative integer`);
-  return Number(raw);
-};
+/**
+ * A whole number from 0 to `most`. Durations stop at what a JavaScript
+ * timer can wait (`connect_timeout`, in seconds) or the server takes
+ * (`statement_timeout`, `busy_timeout`: a 32-bit count of milliseconds):
+ * past it a timer fires at once, or every connection fails to open.
+ */
+function integer(most: number): OptionParser {
+  return (raw, key) => {
+    const value = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+    if (!(value <= most)) throw new ConfigError(`URL option "${key}" must be a whole number from 0 to ${most}`);
+    return value;
+  };
+}
+
+/** The most milliseconds a 32-bit signed count holds: SQLite's busy timeout, Postgres' statement_timeout, a timer. */
+const mostMilliseconds = 2_147_483_647;
+/** Milliseconds a timer can wait, in whole seconds. */
+const mostSeconds = Math.floor(mostMilliseconds / 1000);
 
 const boolean: OptionParser = (raw, key) => {
   if (raw === "true" || raw === "on" || raw === "1") return true;
@@ -61,7 +75,7 @@ type OptionSet = DialectName | "pglite" | "d1";
 const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
   sqlite: {
     mode: oneOf("ro", "rw", "rwc"),
-    busy_timeout: integer,
+    busy_timeout: integer(mostMilliseconds),
     journal_mode: oneOf("wal", "delete", "truncate", "persist", "memory", "off"),
     foreign_keys: boolean,
     worker: boolean,
@@ -71,9 +85,9 @@ const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
     sslrootcert: text,
     sslcert: text,
     sslkey: text,
-    connect_timeout: integer,
+    connect_timeout: integer(mostSeconds),
     application_name: text,
-    statement_timeout: integer,
+    statement_timeout: integer(mostMilliseconds),
     // What kind of session the URL's server gives (a pooler such as PgBouncer in front): src/pooler.ts.
     pooler: oneOf("transaction", "session"),
     // Named (server-side) prepared statements: default off with pooler=transaction, else on.
@@ -91,9 +105,9 @@ const optionParsers: Record<OptionSet, Record<string, OptionParser>> = {
     sslrootcert: text,
     sslcert: text,
     sslkey: text,
-    connect_timeout: integer,
+    connect_timeout: integer(mostSeconds),
     charset: text,
-    statement_timeout: integer,
+    statement_timeout: integer(mostMilliseconds),
     ...hostSelection,
   },
 };

@@ -74,6 +74,30 @@ describe("database URLs", () => {
     });
   });
 
+  test("durations stop where a timer or the server stops: connect_timeout 2147483 s, statement and busy timeouts 2^31 - 1 ms", () => {
+    const most = { connect_timeout: 2_147_483, statement_timeout: 2_147_483_647 };
+    for (const dialect of ["postgres", "mysql"]) {
+      for (const [key, value] of Object.entries(most)) {
+        const url = `${dialect}://app:${encoded}@host/db?${key}=`;
+        assert.equal(parseDatabaseUrl(url + value).options[key], value, `${dialect} ${key} at its limit`);
+        assert.equal(parseDatabaseUrl(url + 0).options[key], 0, `${dialect} ${key} 0 (none)`);
+        for (const over of [value + 1, 9_999_999_999]) {
+          const error = configError(() => new Database(url + over));
+          assert.equal(error.message, `URL option "${key}" must be a whole number from 0 to ${value}`);
+          assertNoSecret(error);
+        }
+      }
+    }
+    assert.equal(parseDatabaseUrl("sqlite:x.db?busy_timeout=2147483647").options.busy_timeout, 2_147_483_647);
+    configError(() => new Database("sqlite:x.db?busy_timeout=2147483648"));
+    const url = `postgres://app:${encoded}@host/db`;
+    assert.equal(new Database(url, { statementTimeout: 2_147_483_647 }).closed, false);
+    assert.match(
+      configError(() => new Database(url, { statementTimeout: 2_147_483_648 })).message,
+      /statementTimeout option must be a whole number of milliseconds from 1 to 2147483647/,
+    );
+  });
+
   test("bad URLs and options are ConfigErrors that never contain the password", () => {
     const bad = [
       `ftp://app:${encoded}@host/db`,
