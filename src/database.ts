@@ -41,7 +41,11 @@ export interface DatabaseStats {
 
 /** The options of {@linkcode Database.close}. */
 export interface CloseOptions {
-  /** How long to wait for queries in flight before closing their connections. Default 5 000 ms. */
+  /**
+   * How long to wait for queries in flight before closing their connections.
+   * Default 5 000 ms; `Infinity` waits as long as they take (up to the
+   * longest a timer waits, about 24.8 days).
+   */
   timeout?: number;
 }
 

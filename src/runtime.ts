@@ -50,7 +50,20 @@ export function unrefTimer(handle: TimerHandle): TimerHandle {
   return handle;
 }
 
+/** The longest delay a JavaScript timer takes (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
+export const longestTimer = 2_147_483_647;
+
+/**
+ * `ms` as a timer can take it: a longer wait (an option of
+ * `Number.MAX_SAFE_INTEGER` or `Infinity` meaning "as long as it takes")
+ * becomes the longest a timer waits, where the runtime would fire it after
+ * 1 ms and warn.
+ */
+export function timerDelay(ms: number): number {
+  return ms > longestTimer ? longestTimer : ms;
+}
+
 /** `setTimeout` that never keeps the process alive. */
 export function backgroundTimeout(fn: () => void, ms: number): TimerHandle {
-  return unrefTimer(setTimeout(fn, ms));
+  return unrefTimer(setTimeout(fn, timerDelay(ms)));
 }

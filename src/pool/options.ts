@@ -5,9 +5,13 @@
  *
  * @module
  */
-import { backgroundTimeout } from "../runtime.ts";
+import { backgroundTimeout, timerDelay } from "../runtime.ts";
 
-/** Pool limits and timeouts; durations are in milliseconds, and 0 disables a timeout. */
+/**
+ * Pool limits and timeouts; durations are in milliseconds, and 0 disables a
+ * timeout. One longer than a timer takes (2^31 - 1 ms, about 24.8 days)
+ * waits that long.
+ */
 export interface PoolOptions {
   /** Connections kept open even when idle (opened by `connect()`, refilled in the background). Default 0. */
   min?: number;
@@ -74,7 +78,7 @@ export interface PoolClock {
 /** The runtime's clock and timers. */
 export const systemClock: PoolClock = {
   now: () => Date.now(),
-  wait: (fn, ms) => setTimeout(fn, ms),
+  wait: (fn, ms) => setTimeout(fn, timerDelay(ms)),
   background: backgroundTimeout,
   cancel: (timer) => clearTimeout(timer),
 };

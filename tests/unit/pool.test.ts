@@ -3,9 +3,11 @@
  * limits, first-come-first-served waiters, acquire timeouts, lending and
  * sharing busy connections, min fill, idle timeout and lifetime, checks
  * before reuse, and close. No database, no real time: each test moves the
- * clock itself and runs in milliseconds.
+ * clock itself and runs in milliseconds, but for a few on the runtime's own
+ * clock, for what its timers cannot wait.
  */
 import assert from "node:assert/strict";
+import process from "node:process";
 import { describe, test } from "node:test";
 import { ClosedError, ConnectionError, PoolTimeoutError } from "../../src/errors.ts";
 import { Pool, poolDefaults, type PooledConnection, type PoolOptions, recentFor, shareWithin } from "../../src/pool.ts";
@@ -453,6 +455,64 @@ describe("pool: checks before reuse", () => {
     assert.deepEqual(pool.stats(), { size: 1, idle: 1, busy: 0, waiting: 0 });
     await pool.close();
   });
+});
+
+describe("pool: durations longer than a timer takes, on the runtime's own clock", () => {
+  // A timer of more than 2^31 - 1 ms fires after 1 ms (with a warning) on every runtime: such a wait, or one of
+  // Number.MAX_SAFE_INTEGER or Infinity meaning "as long as it takes", must wait, not end at once or spin.
+  const long = [3_000_000_000, Number.MAX_SAFE_INTEGER];
+
+  /** The runtime warnings (Node, Bun: TimeoutOverflowWarning) emitted while `fn` runs. */
+  async function warnings(fn: () => Promise<void>): Promise<string[]> {
+    const seen: string[] = [];
+    const listen = (warning: Error) => seen.push(`${warning.name}: ${warning.message}`);
+    process.on("warning", listen);
+    try {
+      await fn();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      process.off("warning", listen);
+    }
+    return seen;
+  }
+
+  for (const ms of long) {
+    test(`acquireTimeout, idleTimeout and maxLifetime of ${ms} ms: a waiter waits and is served; no timer warns`, async () => {
+      const server = new FakeDriver().server("pool");
+      const options = { ...poolDefaults, max: 1, acquireTimeout: ms, idleTimeout: ms, maxLifetime: ms };
+      const pool = new Pool(fakePoolHooks(server), options, "test pool", true);
+      const seen = await warnings(async () => {
+        const held = await pool.acquire();
+        const waiting = pool.acquire();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(await stateOf(waiting), "pending", "the wait did not end at once");
+        pool.release(held);
+        assert.equal(await waiting, held);
+        pool.release(held);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.deepEqual(pool.stats(), { size: 1, idle: 1, busy: 0, waiting: 0 }, "the idle connection stays open");
+        await pool.close();
+      });
+      assert.deepEqual(seen, []);
+    });
+  }
+
+  for (const timeout of [3_000_000_000, Infinity]) {
+    test(`close with a timeout of ${timeout} ms waits for a busy connection instead of cutting it off`, async () => {
+      const server = new FakeDriver().server("pool");
+      const pool = new Pool(fakePoolHooks(server), { ...poolDefaults, max: 1 }, "test pool", true);
+      const seen = await warnings(async () => {
+        const held = await pool.acquire();
+        const closing = pool.close(timeout);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(await stateOf(closing), "pending", "close waits");
+        assert.equal(server.connections[0].destroys, 0, "the busy connection was not cut off");
+        pool.release(held);
+        await closing;
+      });
+      assert.deepEqual(seen, []);
+    });
+  }
 });
 
 describe("pool: close", () => {
