@@ -35,7 +35,8 @@ export const FETCH_ROWS: QueryKind = 3;
 /** Options of {@linkcode Queryable.iterate}. */
 export interface IterateOptions {
   /**
-   * Rows fetched per round trip on Postgres. Default 100. MySQL sends the
+   * Rows fetched per round trip on Postgres (at most 2^31 - 1, the
+   * protocol's limit: a larger number reads as that). Default 100. MySQL sends the
    * whole result as one stream and SQLite steps in place: there, rows are
    * read at most 256 (MySQL) or 128 (SQLite) at a time whatever this says,
    * which keeps memory flat.

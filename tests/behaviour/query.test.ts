@@ -184,6 +184,18 @@ for (const target of targets()) {
       assert.equal(db.stats().primary.busy, 0, "the finished stream freed its connection");
     });
 
+    test("iterate and iterateRows with a batchSize past what a fetch can ask for read every row", async () => {
+      // The Postgres protocol counts a fetch's rows in 32 bits: a larger batch must not reach the wire as it is.
+      const rows = sql`with recursive c(n) as (select 1 union all select n + 1 from c where n < 5) select n from c`;
+      for (const batchSize of [2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER]) {
+        const seen: number[] = [];
+        for await (const row of db.iterate<{ n: number }>(rows, undefined, { batchSize })) seen.push(Number(row.n));
+        for await (const [n] of db.iterateRows<[number]>(rows, undefined, { batchSize })) seen.push(Number(n));
+        assert.deepEqual(seen, [1, 2, 3, 4, 5, 1, 2, 3, 4, 5], `batchSize ${batchSize}`);
+      }
+      assert.equal(db.stats().primary.busy, 0);
+    });
+
     test("a query inside for await of iterate completes", async () => {
       await db.executeMany(sql`insert into ${users} (name, age) values (${""}, ${0})`, [["i1", 1], ["i2", 2], [
         "i3",

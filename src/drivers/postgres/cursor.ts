@@ -8,6 +8,13 @@
 import type { Row, StreamPlacement } from "../../driver.ts";
 import { inBatches } from "../shared/batch.ts";
 
+/**
+ * The most rows one fetch asks for: the protocol's row count is a 32-bit
+ * signed integer (a larger `batchSize` does not fit its message, and would
+ * be written `1e+21` in a `FETCH`), so a larger `batchSize` reads as this.
+ */
+export const mostRowsPerFetch = 2_147_483_647;
+
 /** Runs one statement on the connection and returns its rows. */
 export type RunStatement = (text: string, params?: readonly unknown[]) => Promise<Row[]>;
 
@@ -68,6 +75,7 @@ export async function* cursorBatches(
 ): AsyncIterableIterator<Row[]> {
   const name = `roost_cursor_${++cursorCount}`;
   const own = placement === "own";
+  batchSize = Math.min(batchSize, mostRowsPerFetch);
   if (own) await run("BEGIN");
   let ok = false;
   try {

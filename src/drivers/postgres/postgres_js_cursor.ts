@@ -9,6 +9,7 @@
  * @module
  */
 import type { Row } from "../../driver.ts";
+import { mostRowsPerFetch } from "./cursor.ts";
 
 /** The part of a postgres.js query this needs: its callback cursor. */
 export interface CallbackCursor {
@@ -44,7 +45,7 @@ export async function* callbackCursor(
     resume = undefined;
     signal();
   };
-  const running = Promise.resolve(query.cursor(batchSize, (rows) => {
+  const running = Promise.resolve(query.cursor(Math.min(batchSize, mostRowsPerFetch), (rows) => {
     batch = rows;
     signal();
     return new Promise((resolve) => resume = resolve);
