@@ -579,8 +579,13 @@ for (const target of targets()) {
       const result = await outcome(() => db.fetchVal(sql`select 1`));
       assert.ok(!result.ok && result.error instanceof ConnectionError, `got ${show(result)}`);
       assert.ok(result.ms >= 800 && result.ms < 10_000, `failed after ${result.ms} ms (the default is 30 s)`);
-      // One code whichever driver's timer ended the wait (each names its own: CONNECT_TIMEOUT, ETIMEDOUT, …).
+      // One code whichever driver's timer ended the wait (each names its own: CONNECT_TIMEOUT, ETIMEDOUT, …), and
+      // one message (postgres.js's own says "write CONNECT_TIMEOUT 127.0.0.1:undefined", mysql2's "connect ETIMEDOUT").
       assert.equal((result.error as ConnectionError).code, "ROOST_CONNECT_TIMEOUT", String(result.error));
+      assert.equal(
+        (result.error as ConnectionError).message,
+        `could not connect to ${target.dialect} at 127.0.0.1:${listener.port}: no answer within connect_timeout (1 s)`,
+      );
       console.log(`${target.label}: silent server timed out in ${result.ms} ms`);
       assert.ok(listener.clients.length >= 1, "the client connected");
       assert.deepEqual(db.stats().primary, { size: 0, idle: 0, busy: 0, waiting: 0 });

@@ -74,13 +74,14 @@ const connectTimeouts = /^(CONNECT_TIMEOUT|ETIMEDOUT|ERR_(POSTGRES|MYSQL)_CONNEC
  * The `ConnectionError` for a connection that could not be opened: "could
  * not connect to <dialect> at <host>:<port>: <reason>", with the cause and
  * code the driver gives (a timeout is `ROOST_CONNECT_TIMEOUT` whichever
- * driver timed out); or, when Deno refused the driver (`driver`, for the
- * message) a permission, the `ConfigError` `ROOST_PERMISSION_DENIED` naming
- * the flag.
+ * driver timed out, and says so in the same words on each: "no answer
+ * within connect_timeout (30 s)"); or, when Deno refused the driver
+ * (`driver`, for the message) a permission, the `ConfigError`
+ * `ROOST_PERMISSION_DENIED` naming the flag.
  */
 export function connectFailed(
   dialect: string,
-  url: { host: string; port: number },
+  url: { host: string; port: number; options?: { connect_timeout?: unknown } },
   error: unknown,
   cause: unknown,
   code: string | undefined,
@@ -88,8 +89,10 @@ export function connectFailed(
 ): ConnectionError | ConfigError {
   const refused = permissionDenied(driver, error);
   if (refused !== undefined) return refused;
-  const reason = messageOf(error);
   const timedOut = code !== undefined && connectTimeouts.test(code);
+  // Without a deadline of Roost's (connect_timeout=0) a timeout is the system's own: its words stand.
+  const seconds = Number(url.options?.connect_timeout ?? 30);
+  const reason = timedOut && seconds > 0 ? `no answer within connect_timeout (${seconds} s)` : messageOf(error);
   return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, {
     cause,
     code: timedOut ? "ROOST_CONNECT_TIMEOUT" : code,
