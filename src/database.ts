@@ -14,7 +14,7 @@ import { asyncContextLookup } from "./context.ts";
 import type { ConnectionOptions, TransactionOptions } from "./dialect.ts";
 import type { ExecuteResult, Row } from "./driver.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { ClosedError, TransactionError } from "./errors.ts";
+import { ClosedError, ConfigError, TransactionError } from "./errors.ts";
 import type { Executor } from "./executor.ts";
 import type { HeldConnection } from "./internal.ts";
 import { type DatabaseOptions, resolveOptions } from "./options.ts";
@@ -47,6 +47,18 @@ export interface CloseOptions {
    * longest a timer waits, about 24.8 days).
    */
   timeout?: number;
+}
+
+/**
+ * Why `close` cannot take these options, if it cannot: a timeout that is
+ * not a number of milliseconds, 0 or more (a string, NaN or a negative
+ * number would otherwise cut every busy connection off at once).
+ */
+function closeOptionsRefused(options: unknown): ConfigError | undefined {
+  if (typeof options !== "object" || options === null) return new ConfigError("close takes an options object");
+  const { timeout } = options as CloseOptions;
+  if (timeout === undefined || (typeof timeout === "number" && timeout >= 0)) return undefined;
+  return new ConfigError("close's timeout must be a number of milliseconds, 0 or more (Infinity: as long as it takes)");
 }
 
 const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
@@ -199,6 +211,8 @@ export class Database extends Queryable implements AsyncDisposable {
    * registry name. Calling it again returns the same promise.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    const refused = closeOptionsRefused(options);
+    if (refused !== undefined) return Promise.reject(refused);
     if (this.#closing === undefined) {
       if (this.#name !== undefined) unregister(this.#name, this);
       this.#executor.close();

@@ -98,6 +98,24 @@ describe("database URLs", () => {
     );
   });
 
+  test("close refuses a timeout that is not 0 or more milliseconds, and closes nothing; Infinity is taken", async () => {
+    const db = new Database(`postgres://app:${encoded}@db.example/shop`);
+    for (const timeout of [-1, Number.NaN, "100", null]) {
+      await assert.rejects(
+        db.close({ timeout } as unknown as { timeout: number }),
+        (error: unknown) =>
+          error instanceof ConfigError && /close's timeout must be a number of milliseconds/.test(error.message) &&
+          !error.message.includes(secret),
+        `timeout ${String(timeout)}`,
+      );
+      assert.equal(db.closed, false, `timeout ${String(timeout)}: nothing was closed`);
+    }
+    // @ts-expect-error: not an options object
+    await assert.rejects(db.close(5), ConfigError);
+    await db.close({ timeout: Infinity });
+    assert.equal(db.closed, true);
+  });
+
   test("bad URLs and options are ConfigErrors that never contain the password", () => {
     const bad = [
       `ftp://app:${encoded}@host/db`,
