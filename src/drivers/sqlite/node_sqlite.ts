@@ -12,7 +12,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Driver } from "../../driver.ts";
 import type { ArrayStatement, RowReader, SyncDatabase } from "./connection.ts";
 import { allWith, getWith } from "./arguments.ts";
@@ -103,6 +103,9 @@ function arrayStatement(statement: Statement): ArrayStatement {
   };
 }
 
+/** Whether statements can return arrays (Node >= 22.16 and 24, Deno 2), and so step them (see `arrayStatement`). */
+const streamsArrays = typeof (StatementSync.prototype as Partial<Statement>).setReturnArrays === "function";
+
 function open(path: string, options: { readOnly: boolean; create: boolean }): SyncDatabase {
   if (!options.create && path !== ":memory:" && !existsSync(path)) {
     throw Object.assign(new Error("unable to open database file (mode=rw needs an existing file)"), { errcode: 14 });
@@ -123,6 +126,7 @@ function open(path: string, options: { readOnly: boolean; create: boolean }): Sy
     },
     prepareNumbers: (text) => rowReader(db.prepare(text) as unknown as Statement, compiled),
     prepareArrays: (text) => arrayStatement(db.prepare(text) as unknown as Statement),
+    streamsArrays,
     exec: (text) => db.exec(text),
     close: () => db.close(),
   };
