@@ -196,13 +196,15 @@ function shapeOf(columns: readonly BunSqlColumn[], flavour: Flavour): RowShape {
 }
 
 /**
- * A Roost row of a Bun.SQL row: a spread copy (a plain object whose keys,
- * `__proto__` too, are own keys), then the values its shape reads. Cheaper
- * on JavaScriptCore than a loop over the names, where every property access
- * sees every name.
+ * A Roost row of a Bun.SQL row, the values its shape reads set in place.
+ * Bun.SQL makes a new object for every row of every result, a plain object
+ * (Object.prototype) whose columns, `__proto__` too, are own keys, the last
+ * of repeated names holding the value: that object is the row, uncopied
+ * (a copy was most of what Roost cost over Bun.SQL on many rows). One of
+ * another prototype is copied with a spread.
  */
 function rowOf(row: Row, shape: RowShape): Row {
-  const out: Row = { ...row };
+  const out: Row = Object.getPrototypeOf(row) === Object.prototype ? row : { ...row };
   const converted = shape.converted;
   for (let i = 0; i < converted.length; i++) {
     const [name, read] = converted[i];
@@ -211,8 +213,19 @@ function rowOf(row: Row, shape: RowShape): Row {
   return out;
 }
 
-/** Each columns array's shape (for statements not prepared, Bun.SQL makes a new array each time). */
+/** Each columns array's shape (Bun.SQL reuses a prepared statement's array). */
 const shapes = new WeakMap<readonly BunSqlColumn[], RowShape>();
+
+/** True when two columns arrays describe the same columns: names, types and lengths, in order. */
+function sameColumns(a: readonly BunSqlColumn[], b: readonly BunSqlColumn[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.name !== y.name || x.type !== y.type || x.length !== y.length) return false;
+  }
+  return true;
+}
 
 /** A row of a result without column metadata: every value looked at. */
 function plainRowOf(row: Row): Row {
@@ -251,6 +264,13 @@ class BunSqlConnection implements DriverConnection {
    */
   #waiting: Promise<unknown> | undefined;
   #lost: Error | undefined;
+  /**
+   * The last shape worked out on this connection, with its columns: for a
+   * statement Bun.SQL does not prepare (`prepare=false`, behind a
+   * transaction pooler, or without parameters) it makes a new columns array
+   * each time, and the same statement run again finds its shape here.
+   */
+  #last: { columns: readonly BunSqlColumn[]; shape: RowShape } | undefined;
   /** The server's id of the session (Postgres backend pid, MySQL connection id), read when it opens. */
   backendId?: number;
   /** What the flavour's batches and streams run through. */
@@ -276,8 +296,13 @@ class BunSqlConnection implements DriverConnection {
   readonly #arrayRows: Read<Rows> = (result) => {
     const shape = this.#shape(result);
     const arrays = result as unknown as unknown[][];
-    if (shape === undefined) return { columns: [], rows: Array.from(arrays, (row) => row.map(plainValue)) };
-    return { columns: [...shape.names], rows: Array.from(arrays, (row) => plainValues(row, shape)) };
+    const rows: unknown[][] = [];
+    if (shape === undefined) {
+      for (let i = 0; i < arrays.length; i++) rows.push(arrays[i].map(plainValue));
+      return { columns: [], rows };
+    }
+    for (let i = 0; i < arrays.length; i++) rows.push(plainValues(arrays[i], shape));
+    return { columns: [...shape.names], rows };
   };
 
   constructor(sql: BunSqlClient, flavour: Flavour, pipelines = true) {
@@ -411,15 +436,25 @@ class BunSqlConnection implements DriverConnection {
   #shape(result: BunSqlResult): RowShape | undefined {
     const columns = result.columns;
     if (columns === undefined) return undefined;
-    let shape = shapes.get(columns);
-    if (shape === undefined) shapes.set(columns, shape = shapeOf(columns, this.#flavour));
+    const known = shapes.get(columns);
+    if (known !== undefined) return known;
+    const last = this.#last;
+    if (last !== undefined && sameColumns(columns, last.columns)) return last.shape;
+    const shape = shapeOf(columns, this.#flavour);
+    shapes.set(columns, shape);
+    this.#last = { columns, shape };
     return shape;
   }
 
   #rows(result: BunSqlResult): Row[] {
     const shape = this.#shape(result);
-    if (shape === undefined) return Array.from(result, plainRowOf);
-    return Array.from(result, (row) => rowOf(row, shape));
+    const rows: Row[] = [];
+    if (shape === undefined) {
+      for (let i = 0; i < result.length; i++) rows.push(plainRowOf(result[i]));
+    } else {
+      for (let i = 0; i < result.length; i++) rows.push(rowOf(result[i], shape));
+    }
+    return rows;
   }
 
   execute(text: string, params: readonly unknown[]): Promise<ExecuteResult> {
