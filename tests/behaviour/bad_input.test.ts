@@ -445,6 +445,35 @@ function targetTests(target: Target): void {
     },
   );
 
+  test("a row is the caller's: changing it changes no other row, of this result or of the same statement run again", async () => {
+    const text = sql`select 1 as a, 'x' as b union all select 2, 'y'`;
+    const withParam = sql`select 1 as a, 'x' as b where 1 = ${1}`;
+    for (const query of [text, withParam]) {
+      const first = await db.fetchAll<{ a: unknown; b: unknown }>(query);
+      first[0].a = 99;
+      delete (first[0] as { b?: unknown }).b;
+      const again = await db.fetchAll<{ a: unknown; b: unknown }>(query);
+      assert.deepEqual(again[0], { a: 1, b: "x" });
+      assert.notEqual(again[0], first[0]);
+      assert.equal(Object.getPrototypeOf(again[0]), Object.prototype, "a row is a plain object");
+      if (first.length > 1) assert.deepEqual(first[1], { a: 2, b: "y" });
+    }
+  });
+
+  test("statements one after the other with the same column names but other types are each read by their own", async () => {
+    const big = dialect === "mysql" ? "signed" : "bigint";
+    const statements: [string, unknown][] = [
+      [`select cast(5 as ${big}) as v`, 5],
+      ["select 'x' as v", "x"],
+      [`select cast(9007199254740993 as ${big}) as v`, 9_007_199_254_740_993n],
+      ...(dialect === "sqlite" ? [] : [["select date '2024-01-02' as v", "2024-01-02"] as [string, unknown]]),
+    ];
+    // Twice round, so each statement follows another with the same name (for drivers that remember the last shape).
+    for (const [text, expected] of [...statements, ...statements]) {
+      assert.deepEqual(await db.fetchOne(sql.unsafe(text)), { v: expected }, text);
+    }
+  });
+
   test(
     "sql.ident property: any identifier within the dialect's rules round-trips as table and column",
     slow,
