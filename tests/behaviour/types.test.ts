@@ -316,6 +316,43 @@ for (const target of targets()) {
       },
     );
 
+    test(
+      "MySQL string columns read as strings and binary ones as bytes, also computed, also with a _bin collation",
+      on("mysql"),
+      async () => {
+        const columns = "k integer primary key, c char(3), v varchar(10), e enum('a','b'), st set('x','y'), " +
+          "vb varchar(10) collate utf8mb4_bin, bi binary(2), vbi varbinary(5)";
+        await withTable(db, columns, async (table) => {
+          await db.execute(
+            sql`insert into ${table} values (1, 'ab', 'cd', 'b', 'x,y', 'Ef', ${new Uint8Array([
+              1,
+              2,
+            ])}, ${new Uint8Array([3])})`,
+          );
+          const expected = {
+            c: "ab",
+            v: "cd",
+            e: "b",
+            st: "x,y",
+            vb: "Ef",
+            bi: new Uint8Array([1, 2]),
+            vbi: new Uint8Array([3]),
+            cast: new Uint8Array([104, 105]),
+            text: "hi",
+          };
+          const list = sql.unsafe(
+            "c, v, e, st, vb, bi, vbi, cast('hi' as binary) as `cast`, concat('h', 'i') as `text`",
+          );
+          // Without parameters (the text protocol) and with one (a prepared statement).
+          for (const query of [sql`select ${list} from ${table}`, sql`select ${list} from ${table} where k = ${1}`]) {
+            const row = await db.fetchOne<Record<string, unknown>>(query);
+            assert.deepEqual(row, expected);
+            assert.equal((row?.bi as Uint8Array).constructor, Uint8Array, "a plain Uint8Array, not a Buffer");
+          }
+        });
+      },
+    );
+
     test("bytes: Uint8Array with every byte value, from any byte view", on("postgres", "mysql"), async () => {
       const columns = dialect === "postgres"
         ? "k integer primary key, b bytea"

@@ -20,10 +20,19 @@ const date = 10;
 /**
  * The column types Bun.SQL reads as numbers (TINYINT, SMALLINT, INT, FLOAT,
  * DOUBLE, MEDIUMINT, YEAR; not BIGINT), Dates (TIMESTAMP, DATE, DATETIME) or
- * strings (TIME, DECIMAL). Not the string types: their binary kinds come as
- * Buffers.
+ * strings (TIME, DECIMAL).
  */
 const plainTypes = new Set([1, 2, 3, 4, 5, 9, 13, 7, 10, 12, 11, 246]);
+
+/**
+ * The string types (VARCHAR, VAR_STRING, STRING: CHAR, VARCHAR, ENUM, SET),
+ * which Bun.SQL reads as strings unless they are binary (BINARY, VARBINARY:
+ * Buffers). Only those without MySQL's BINARY_FLAG are taken as plain (a
+ * column of a `_bin` collation has it too, and is looked at needlessly);
+ * TEXT and BLOB types are always looked at.
+ */
+const stringTypes = new Set([15, 253, 254]);
+const binaryFlag = 128;
 
 /** A Date Bun.SQL made of a DATE as its `YYYY-MM-DD` text (anything else as it is). */
 function dateText(value: unknown): unknown {
@@ -55,7 +64,8 @@ const mysqlFlavour: Flavour = {
   param: mysqlParam,
   // DATE (Bun.SQL reads a Date at UTC midnight) as its text; TINYINT(1), which is what BOOLEAN means, as a boolean.
   convert: ({ type, length }) => type === date ? dateText : type === tiny && length === 1 ? tinyintBoolean : undefined,
-  plain: ({ type }) => plainTypes.has(type),
+  plain: ({ type, flags }) =>
+    plainTypes.has(type) || (stringTypes.has(type) && flags !== undefined && (flags & binaryFlag) === 0),
   outcome(result) {
     const outcome: { rowCount: number; lastInsertId?: number | bigint } = { rowCount: result.affectedRows ?? 0 };
     if (result.lastInsertRowid) outcome.lastInsertId = exactInteger(result.lastInsertRowid);

@@ -18,7 +18,7 @@ import { exactInteger, setColumn } from "./values.ts";
 
 /** The rows of a Bun.SQL result, with its counters. */
 export interface BunSqlResult extends Array<Row> {
-  /** Column metadata: the type OID on Postgres, the MySQL type and display length on MySQL. */
+  /** Column metadata: the type OID on Postgres, the MySQL type, display length and flags on MySQL. */
   columns?: readonly BunSqlColumn[];
   count: number | null;
   affectedRows: number | null;
@@ -30,6 +30,8 @@ export interface BunSqlColumn {
   name: string;
   type: number;
   length?: number;
+  /** MySQL's column flags (BINARY_FLAG among them). */
+  flags?: number;
 }
 
 /** A statement Bun.SQL was given: its result, or the same sent through the simple protocol. */
@@ -216,13 +218,13 @@ function rowOf(row: Row, shape: RowShape): Row {
 /** Each columns array's shape (Bun.SQL reuses a prepared statement's array). */
 const shapes = new WeakMap<readonly BunSqlColumn[], RowShape>();
 
-/** True when two columns arrays describe the same columns: names, types and lengths, in order. */
+/** True when two columns arrays describe the same columns: names, types, lengths and flags, in order. */
 function sameColumns(a: readonly BunSqlColumn[], b: readonly BunSqlColumn[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
     const y = b[i];
-    if (x.name !== y.name || x.type !== y.type || x.length !== y.length) return false;
+    if (x.name !== y.name || x.type !== y.type || x.length !== y.length || x.flags !== y.flags) return false;
   }
   return true;
 }
