@@ -12,7 +12,7 @@ import type { QueryHook } from "./query_event.ts";
 import { type ResolvedRoutingOptions, routingDefaults, type RoutingOptions } from "./routing_options.ts";
 import { runtime } from "./runtime.ts";
 import { checkPooled } from "./pooler.ts";
-import { DatabaseUrl, parseDatabaseUrl } from "./url.ts";
+import { DatabaseUrl, mostMilliseconds, parseDatabaseUrl } from "./url.ts";
 
 /** A replica: its URL, or its URL and pool settings of its own. */
 export type ReplicaOption = string | {
@@ -301,8 +301,10 @@ export function resolveOptions(options: unknown, url: DatabaseUrl): ResolvedOpti
     throw new ConfigError("the onQuery option must be a function");
   }
   // At most what the servers take (a 32-bit count of milliseconds), as the URL's statement_timeout.
-  if (statementTimeout !== undefined && !(positiveInteger(statementTimeout) && statementTimeout <= 2_147_483_647)) {
-    throw new ConfigError("the statementTimeout option must be a whole number of milliseconds from 1 to 2147483647");
+  if (statementTimeout !== undefined && !(positiveInteger(statementTimeout) && statementTimeout <= mostMilliseconds)) {
+    throw new ConfigError(
+      `the statementTimeout option must be a whole number of milliseconds from 1 to ${mostMilliseconds}`,
+    );
   }
   if (typeof debugParameters !== "boolean") throw new ConfigError("the debugParameters option must be true or false");
   if (typeof forceRollback !== "boolean") throw new ConfigError("the forceRollback option must be true or false");

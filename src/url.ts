@@ -34,7 +34,7 @@ function integer(most: number): OptionParser {
 }
 
 /** The most milliseconds a 32-bit signed count holds: SQLite's busy timeout, Postgres' statement_timeout, a timer. */
-const mostMilliseconds = 2_147_483_647;
+export const mostMilliseconds = 2_147_483_647;
 /** Milliseconds a timer can wait, in whole seconds. */
 const mostSeconds = Math.floor(mostMilliseconds / 1000);
 
