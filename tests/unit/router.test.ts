@@ -230,6 +230,18 @@ describe("router: health and fallback", () => {
     await db.close();
   });
 
+  test("a recheckAfter longer than a timer takes waits (no recheck at once, no connect storm on the down replica)", async () => {
+    // A timer asked for more than 2^31 - 1 ms fires after 1 ms: the recheck would run at once, over and over.
+    const { db, replica0 } = setup({ routing: { recheckAfter: 3_000_000_000 } });
+    replica0.connects = "refuse";
+    await db.replica((r) => r.fetchAll("select 1"));
+    const attempts = replica0.attempts;
+    await sleep(100);
+    assert.equal(replica0.attempts, attempts, "no recheck ran");
+    assert.equal(db.stats().replicas[0].failures, 1);
+    await db.close();
+  });
+
   test("a replica whose connection is lost during a read leaves the rotation, and another answers", async () => {
     const { db, events, replica0 } = setup({ routing: { recheckAfter: 60_000 } });
     await db.replica(async (r) => {
