@@ -24,6 +24,8 @@ for (const target of targets({ places: ["sqlite file", "postgres", "mysql"] })) 
     const count = (on: Reader, n?: number) =>
       on.fetchVal<number>(sql`select count(*) from ${items}${n === undefined ? sql`` : sql` where n = ${n}`}`)
         .then(Number);
+    // A baseline may still count the connection of the statement before it (outside a context, one of its own),
+    // closing in the background: a test leaks nothing when the count comes back to it or below, never above.
     const serverConnections = () => own ? own.connections() : Promise.resolve(0);
 
     before(async () => {
@@ -69,7 +71,7 @@ for (const target of targets({ places: ["sqlite file", "postgres", "mysql"] })) 
       await forgotten!.release(); // does nothing
       assert.equal(await db.context((scope) => count(scope, 2)), 0);
       if (server) {
-        await eventually("the server connections back to the baseline", serverConnections, (n) => n === baseline);
+        await eventually("the server connections back to the baseline", serverConnections, (n) => n <= baseline);
       }
     });
 
@@ -128,7 +130,7 @@ for (const target of targets({ places: ["sqlite file", "postgres", "mysql"] })) 
       }
       assert.equal(await db.context((scope) => count(scope)), 20);
       if (server) {
-        await eventually("the server connections back to the baseline", serverConnections, (n) => n === baseline);
+        await eventually("the server connections back to the baseline", serverConnections, (n) => n <= baseline);
       }
       await db.execute(sql`delete from ${items}`);
     });
