@@ -151,6 +151,12 @@ export interface Driver {
    * waiting for a pool of one.
    */
   readonly noTransactions?: () => Error;
-  /** Opens a connection. Throws `ConnectionError` when it cannot. */
-  connect(url: DatabaseUrl): Promise<DriverConnection>;
+  /**
+   * Opens a connection. Throws `ConnectionError` when it cannot. When
+   * `signal` aborts (the pool is closing), a connect still under way is
+   * given up: whatever it opened (a socket to a server that has not
+   * answered yet) is closed now, not at `connect_timeout`, and the promise
+   * rejects (with any error: the pool reports a `ClosedError`).
+   */
+  connect(url: DatabaseUrl, signal?: AbortSignal): Promise<DriverConnection>;
 }

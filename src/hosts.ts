@@ -16,7 +16,7 @@ import type { Dialect } from "./dialect.ts";
 import type { DriverConnection, Row } from "./driver.ts";
 import { ConfigError, ConnectionError, messageOf } from "./errors.ts";
 import { installHostChooser, placeConnection } from "./session_setup.ts";
-import { DatabaseUrl, type HostAddress, hostText, type TargetSessionAttrs } from "./url.ts";
+import { connectTimeoutSeconds, DatabaseUrl, type HostAddress, hostText, type TargetSessionAttrs } from "./url.ts";
 
 /** What a connection found its server to be. */
 interface SessionState {
@@ -115,16 +115,24 @@ function shuffled(hosts: readonly HostAddress[]): HostAddress[] {
  * connection that comes later is closed. No deadline when `ms` is 0
  * (`connect_timeout=0`, as in libpq).
  */
-function within(opening: Promise<DriverConnection>, ms: number, address: HostAddress): Promise<DriverConnection> {
+function within(
+  opening: Promise<DriverConnection>,
+  ms: number,
+  address: HostAddress,
+  dialect: string,
+): Promise<DriverConnection> {
   if (ms <= 0) return opening;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       opening.then((connection) => connection.close(), () => {});
       reject(
-        new ConnectionError(`${hostText(address)} did not answer within connect_timeout (${ms / 1000} s)`, {
-          code: "ROOST_CONNECT_TIMEOUT",
-        }),
+        new ConnectionError(
+          `could not connect to ${dialect} at ${hostText(address)}: no answer within connect_timeout (${ms / 1000} s)`,
+          {
+            code: "ROOST_CONNECT_TIMEOUT",
+          },
+        ),
       );
     }, ms);
   });
@@ -142,18 +150,20 @@ function within(opening: Promise<DriverConnection>, ms: number, address: HostAdd
  * none matched; the message says what each host did, and `cause` is an
  * `AggregateError` of the hosts' errors. A connection for writes
  * (`writes`, with read-write or primary) is one the pool discards once
- * its server refuses a write as read-only (see `fenceable`).
+ * its server refuses a write as read-only (see `fenceable`). Once `signal`
+ * aborts (the pool closed), no further host is tried.
  */
 export async function connectToHost(
   url: DatabaseUrl,
   dialect: Dialect,
   connect: (url: DatabaseUrl) => Promise<DriverConnection>,
   writes = true,
+  signal?: AbortSignal,
 ): Promise<DriverConnection> {
   const target = (url.options.target_session_attrs ?? "any") as TargetSessionAttrs;
   if (url.hosts.length === 1 && target === "any") return connect(url);
   const want = wanted[target === "prefer-standby" ? "standby" : target];
-  const timeout = Number(url.options.connect_timeout ?? 30) * 1000;
+  const timeout = connectTimeoutSeconds(url) * 1000;
   const order = url.options.load_balance_hosts === "random" ? shuffled(url.hosts) : url.hosts;
   const outcomes: string[] = [];
   const errors: unknown[] = [];
@@ -161,10 +171,15 @@ export async function connectToHost(
   let fallback: [DriverConnection, DatabaseUrl] | undefined;
   let answered = false;
   for (const address of order) {
+    // The pool closed (its open was given up): no further host is tried.
+    if (signal?.aborted) {
+      if (fallback) await fallback[0].close();
+      throw signal.reason;
+    }
     const single = hostUrl(url, address);
     let connection: DriverConnection | undefined;
     try {
-      connection = await within(connect(single), timeout, address);
+      connection = await within(connect(single), timeout, address, dialect.name);
       const state = target === "any" ? undefined : await stateOf(connection, dialect);
       if (state === undefined || want[1](state)) {
         if (fallback) await fallback[0].close();

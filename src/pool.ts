@@ -54,6 +54,8 @@ export class Pool<C> {
   readonly #reuse: boolean;
   /** Connections being closed, which `close()` waits for. */
   readonly #closes = new Set<Promise<void>>();
+  /** Aborted by `close()`: opens still under way give up (see {@linkcode #open}). */
+  readonly #stopOpening = new AbortController();
 
   /**
    * Creates an empty pool; nothing is opened until the first `acquire` or
@@ -268,10 +270,12 @@ export class Pool<C> {
   }
 
   /**
-   * Stops handing out connections, fails waiters with `ClosedError`, closes
-   * idle connections, waits up to `timeout` ms for held ones to come back,
-   * then closes whatever is left; resolves once the connections that were
-   * not cut off are closed.
+   * Stops handing out connections, fails waiters with `ClosedError`, gives
+   * up opens under way (their callers get `ClosedError` at once; a server
+   * that has not answered yet is not waited for until `connect_timeout`),
+   * closes idle connections, waits up to `timeout` ms for held ones to come
+   * back, then closes whatever is left; resolves once the connections that
+   * were not cut off are closed.
    */
   close(timeout = 5_000): Promise<void> {
     if (this.#closing) return this.#closing;
@@ -295,6 +299,8 @@ export class Pool<C> {
       for (const item of [...this.#all]) this.#destroy(item, true);
       await Promise.all(this.#closes);
     })();
+    // Once closed: an open that gives up then sees the pool closed and says so.
+    this.#stopOpening.abort();
     return this.#closing;
   }
 
@@ -395,10 +401,12 @@ export class Pool<C> {
     this.#opening++;
     let connection: C;
     try {
-      connection = await this.#hooks.open();
+      connection = await this.#untilClosed(this.#hooks.open(this.#stopOpening.signal));
     } catch (error) {
       this.#opening--;
       this.#checkDrained();
+      // A connect given up by close(), or failing after it: the caller learns the pool closed.
+      if (this.closed) throw this.#closedError();
       this.#dispatch();
       throw error;
     }
@@ -411,6 +419,32 @@ export class Pool<C> {
     const item = new PooledConnection(connection, this.#now(), this.#options.maxLifetime);
     this.#all.add(item);
     return item;
+  }
+
+  /**
+   * `opening`, or a rejection as soon as the pool closes: the caller is not
+   * kept waiting for a connect the hook may be slow to give up (a driver
+   * that cannot abort it); should it still succeed, its connection is closed.
+   */
+  #untilClosed(opening: Promise<C>): Promise<C> {
+    const signal = this.#stopOpening.signal;
+    return new Promise<C>((resolve, reject) => {
+      const stop = () => {
+        reject(this.#closedError());
+        opening.then((connection) => this.#hooks.close(connection), () => {}).catch(() => {});
+      };
+      signal.addEventListener("abort", stop, { once: true });
+      opening.then(
+        (connection) => {
+          signal.removeEventListener("abort", stop);
+          resolve(connection);
+        },
+        (error) => {
+          signal.removeEventListener("abort", stop);
+          reject(error);
+        },
+      );
+    });
   }
 
   async #openIdle(): Promise<void> {

@@ -58,8 +58,8 @@ export function makeServer(
     }
     : undefined;
   const hooks: PoolHooks<DriverConnection> = {
-    open: async () => {
-      const connection = await openSession(await driver(), url, dialect, role === "replica");
+    open: async (signal) => {
+      const connection = await openSession(await driver(), url, dialect, role === "replica", signal);
       if (role === "replica") replicaConnected(server);
       return connection;
     },
@@ -78,7 +78,7 @@ export function makeServer(
     unwatched: (connection) => connection.unwatched === true,
   };
   // Outside any context each connection serves one statement or scope: the first one opened is said once.
-  const root = { ...hooks, open: () => (openedOutsideContext(), hooks.open()) };
+  const root = { ...hooks, open: (signal?: AbortSignal) => (openedOutsideContext(), hooks.open(signal)) };
   const max = Math.max(1, Math.min(options.max, Math.floor(socketsPerRequest / servers)));
   const server = contextScoped
     ? new Server(

@@ -22,6 +22,7 @@ export type HostChooser = (
   dialect: Dialect,
   connect: (url: DatabaseUrl) => Promise<DriverConnection>,
   writes: boolean,
+  signal?: AbortSignal,
 ) => Promise<DriverConnection>;
 
 let chooseHost: HostChooser | undefined;
@@ -66,16 +67,18 @@ export function setupUrl(url: DatabaseUrl, options: Record<string, UrlOptionValu
  * that matches its `target_session_attrs`, see src/hosts.ts) and sets it up: read-only
  * when `readOnly`, then the URL's `statement_timeout` (ms) through the
  * dialect's statements, each tried until one succeeds. A failed step
- * closes the connection and throws.
+ * closes the connection and throws. `signal` gives up a connect under way
+ * (see `Driver.connect`).
  */
 export async function openSession(
   driver: Driver,
   url: DatabaseUrl,
   dialect: Dialect,
   readOnly: boolean,
+  signal?: AbortSignal,
 ): Promise<DriverConnection> {
-  const connect = (host: DatabaseUrl) => driver.connect(setupUrl(host));
-  const connection = chooseHost ? await chooseHost(url, dialect, connect, !readOnly) : await connect(url);
+  const connect = (host: DatabaseUrl) => driver.connect(setupUrl(host), signal);
+  const connection = chooseHost ? await chooseHost(url, dialect, connect, !readOnly, signal) : await connect(url);
   const timeout = url.options.statement_timeout;
   try {
     // Behind a transaction pooler the SET would land on a server session other clients get next: a replica is

@@ -38,6 +38,15 @@ export const mostMilliseconds = 2_147_483_647;
 /** Milliseconds a timer can wait, in whole seconds. */
 const mostSeconds = Math.floor(mostMilliseconds / 1000);
 
+/** Seconds a connect may take when the URL names no `connect_timeout`. */
+export const defaultConnectTimeout = 30;
+
+/** A URL's `connect_timeout` in seconds, or {@linkcode defaultConnectTimeout}; 0 sets no deadline (as in libpq). */
+export function connectTimeoutSeconds(url: { readonly options?: { readonly connect_timeout?: unknown } }): number {
+  const seconds = url.options?.connect_timeout;
+  return seconds === undefined ? defaultConnectTimeout : Number(seconds);
+}
+
 const boolean: OptionParser = (raw, key) => {
   if (raw === "true" || raw === "on" || raw === "1") return true;
   if (raw === "false" || raw === "off" || raw === "0") return false;

@@ -85,8 +85,12 @@ export const systemClock: PoolClock = {
 
 /** How the pool opens, checks and closes connections. */
 export interface PoolHooks<C> {
-  /** Opens a connection; throws `ConnectionError` when it cannot. */
-  open(): Promise<C>;
+  /**
+   * Opens a connection; throws `ConnectionError` when it cannot. `signal`
+   * aborts when the pool closes: an open still under way is to give up and
+   * close what it opened (the pool no longer waits for it).
+   */
+  open(signal?: AbortSignal): Promise<C>;
   /** Closes a connection; must not throw. */
   close(connection: C): Promise<void>;
   /** Closes a connection at once, even in the middle of a statement; must not throw. Default: `close`. */

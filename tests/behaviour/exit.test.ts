@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createServer, type Socket } from "node:net";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { sql } from "../../mod.ts";
@@ -15,6 +16,7 @@ const fixture = fileURLToPath(new URL("../support/fixtures/forgotten_pool.ts", i
 const waitingCaller = fileURLToPath(new URL("../support/fixtures/waiting_caller.ts", import.meta.url));
 const closeBusy = fileURLToPath(new URL("../support/fixtures/close_busy.ts", import.meta.url));
 const forgottenPglite = fileURLToPath(new URL("../support/fixtures/forgotten_pglite.ts", import.meta.url));
+const closeConnecting = fileURLToPath(new URL("../support/fixtures/close_connecting.ts", import.meta.url));
 const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
 
 /** Runs the runtime with `args` to its exit (killed after `limitMs`); `markedAt`: when stdout first showed `mark`. */
@@ -109,6 +111,55 @@ describe("process exit after close({ timeout }) cut off busy connections", () =>
           );
         } finally {
           await own.drop();
+        }
+      },
+    );
+  }
+});
+
+describe("process exit after close() while a connection is being opened", () => {
+  for (const target of targets({ dialects: serverDialects, places: serverPlaces })) {
+    test(
+      `a server that accepts and never answers, connect_timeout=60: close() gives up the connect and the process exits at once ${target.label}`,
+      { timeout: 90_000 },
+      async () => {
+        // Before: the query waited out connect_timeout, and its socket kept the process alive for those 60 s.
+        const accepted: Socket[] = [];
+        const closed = new Set<Socket>();
+        const silent = createServer((socket) => {
+          accepted.push(socket);
+          socket.on("error", () => {});
+          socket.on("close", () => closed.add(socket));
+          socket.resume();
+        });
+        await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+        try {
+          const url = new URL(target.url);
+          url.hostname = "127.0.0.1";
+          url.port = String((silent.address() as { port: number }).port);
+          url.searchParams.set("connect_timeout", "60");
+          const args = [...(runtime === "deno" ? ["run", "-A"] : []), closeConnecting, url.toString(), target.driver];
+          // The limit only stops a child that hangs: connect_timeout is 60 s.
+          const { code, output, markedAt } = await runToExit(args, 45_000, /closed \d+/);
+          const exited = Date.now();
+          assert.equal(code, 0, `the child failed or was killed: ${output}`);
+          assert.ok(markedAt !== undefined, `close never resolved: ${output}`);
+          assert.ok(accepted.length >= 1, `the child never connected: ${output}`);
+          // Generous: before, the process lived until connect_timeout (60 s).
+          const lived = exited - markedAt;
+          assert.ok(lived < 20_000, `the process lived ${lived} ms after close resolved: ${output}`);
+          assert.match(output, /outcome ClosedError/, output);
+          await eventually(
+            "the server side sees every socket closed",
+            () => accepted.length - closed.size,
+            (n) => n === 0,
+          );
+          console.log(
+            `${target.label}: close resolved in ${/closed (\d+)/.exec(output)?.[1]} ms; exited ${lived} ms later`,
+          );
+        } finally {
+          for (const socket of accepted) socket.destroy();
+          await new Promise<void>((resolve) => silent.close(() => resolve()));
         }
       },
     );

@@ -16,6 +16,7 @@ import { connect, createServer, type Socket } from "node:net";
 import process from "node:process";
 import { after, afterEach, before, describe, test } from "node:test";
 import {
+  ClosedError,
   ConnectionError,
   Database,
   type DatabaseOptions,
@@ -654,6 +655,35 @@ for (const target of targets()) {
       assert.ok(result.ms >= delay - 100, `answered after ${result.ms} ms, before the proxy's delay`);
       await db.close();
       await own.connectionsAre(0, "after close");
+    });
+
+    test("close() while connecting to a server that never answers: the caller gets ClosedError at once and the socket closes, not at connect_timeout", async () => {
+      // Before: the query waited out connect_timeout (60 s here), then failed with ROOST_CONNECT_TIMEOUT, and the
+      // socket to the silent server stayed open (keeping the process alive) until then.
+      const listener = await new Listener().listen();
+      listeners.push(listener);
+      const db = open(withOptions(atPort(target.url, listener.port), { connect_timeout: 60 }));
+      const query = outcome(() => db.fetchVal(sql`select 1`));
+      await eventually(
+        "the client connects to the silent server",
+        () => listener.clients.length,
+        (n) => n >= 1,
+        10_000,
+      );
+      const closing = await outcome(() => db.close({ timeout: 100 }));
+      assert.ok(closing.ok, `close: ${show(closing)}`);
+      const result = await query;
+      assert.ok(!result.ok && result.error instanceof ClosedError, `got ${show(result)}`);
+      // Far from connect_timeout's 60 s whatever the machine's load; in practice a few milliseconds.
+      assert.ok(result.ms < 30_000, `failed after ${result.ms} ms`);
+      await eventually(
+        "the client closes its socket to the silent server",
+        () => listener.open,
+        (n) => n === 0,
+        10_000,
+      );
+      assert.deepEqual(db.stats().primary, { size: 0, idle: 0, busy: 0, waiting: 0 });
+      console.log(`${target.label}: close() gave up the connect; the query failed after ${result.ms} ms`);
     });
 
     // 5. Statement timeout.

@@ -85,6 +85,8 @@ export interface HeldConnect {
   accept(): void;
   /** Fails it with a `ConnectionError`. */
   refuse(message?: string): void;
+  /** The signal the pool gave it (see `Driver.connect`); the fake connect ignores it, as a driver that cannot give up. */
+  readonly signal: AbortSignal | undefined;
 }
 
 /** One fake server: the host part of a URL. */
@@ -127,8 +129,8 @@ export class FakeServer {
     return this.connections.filter((c) => !c.closed);
   }
 
-  /** Opens a connection as the `connects` setting says. */
-  connect(): Promise<FakeConnection> {
+  /** Opens a connection as the `connects` setting says; a held connect keeps `signal` for the test to look at. */
+  connect(signal?: AbortSignal): Promise<FakeConnection> {
     this.attempts++;
     if (this.connects === "refuse") {
       return Promise.reject(new ConnectionError(`fake server ${this.host} refused the connection`));
@@ -144,6 +146,7 @@ export class FakeServer {
       accept: () => pending.resolve(opened()),
       refuse: (message = `fake server ${this.host} refused the connection`) =>
         pending.reject(new ConnectionError(message)),
+      signal,
     });
     return pending.promise;
   }
@@ -264,15 +267,15 @@ export class FakeDriver implements Driver {
     return server;
   }
 
-  connect(url: DatabaseUrl): Promise<DriverConnection> {
-    return this.server(url.host).connect();
+  connect(url: DatabaseUrl, signal?: AbortSignal): Promise<DriverConnection> {
+    return this.server(url.host).connect(signal);
   }
 }
 
 /** The hooks `Database` gives its pools, over a fake server's connections, on `clock` (see src/database.ts). */
 export function fakePoolHooks(server: FakeServer, clock?: PoolClock): PoolHooks<FakeConnection> {
   return {
-    open: () => server.connect(),
+    open: (signal) => server.connect(signal),
     close: (connection) => connection.close(),
     destroy: (connection) => connection.destroy(),
     broken: (connection) => connection.broken,

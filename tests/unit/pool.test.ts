@@ -569,17 +569,46 @@ describe("pool: close", () => {
     assert.equal(server.connections[0].closes, 1);
   });
 
-  test("close does not wait past its timeout for a connect that hangs; the connection is closed when it comes", async () => {
-    const { pool, server, clock } = setup();
+  test("close gives up a connect under way: its caller gets ClosedError at once, close waits for nothing, a late connection is closed", async () => {
+    // Before: the caller waited for the connect to end (a silent server: connect_timeout, 30 s by default), and close
+    // resolved only after its own timeout, the connect still holding its socket.
+    const { pool, server } = setup();
     server.connects = "hang";
     const opening = pool.acquire();
+    await settle();
+    const signal = server.held[0].signal;
+    assert.equal(signal?.aborted, false, "the open is given a signal");
     const closing = pool.close(1_000);
-    clock.advance(1_000);
-    await closing;
-    assert.equal(await stateOf(opening), "pending");
+    assert.equal(signal?.aborted, true, "close aborts it");
+    await assert.rejects(
+      opening,
+      (error: Error) => error instanceof ClosedError && /test pool is closed/.test(error.message),
+    );
+    assert.notEqual(await stateOf(closing), "pending", "close resolved without its timeout passing");
+    assert.deepEqual(pool.stats(), { size: 0, idle: 0, busy: 0, waiting: 0 });
+    // A driver that cannot give up (the fake one) connects after all: the connection is closed as it comes.
     server.held[0].accept();
-    await assert.rejects(opening, ClosedError);
+    await settle();
     assert.equal(server.connections[0].closes, 1);
+  });
+
+  test("close gives up the connect opened for a waiter when a busy connection broke", async () => {
+    const { pool, server } = setup({ max: 1, min: 1 });
+    await pool.warm();
+    const busy = await pool.acquire();
+    server.connects = "hang";
+    const waiting = pool.acquire();
+    // The busy connection breaks: the waiter is served by a new connect, which hangs.
+    pool.release(busy, true);
+    await settle();
+    assert.equal(server.held.length, 1, "a connect for the waiter");
+    const closing = pool.close(1_000);
+    assert.ok(server.held.every((held) => held.signal?.aborted), "every connect under way is aborted");
+    await assert.rejects(waiting, ClosedError);
+    await closing;
+    for (const held of server.held) held.accept();
+    await settle();
+    assert.equal(server.open.length, 0, "whatever connected late is closed");
   });
 
   test("a closed pool opens nothing more, however long its clock runs", async () => {

@@ -13,10 +13,11 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import mysql from "mysql2/promise";
+import mysqlCore from "mysql2";
+import type mysql from "mysql2/promise";
 import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { runtime } from "../../runtime.ts";
-import type { DatabaseUrl } from "../../url.ts";
+import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
 import { executeBatched, inBatches } from "../shared/batch.ts";
 import {
   connectFailed,
@@ -640,22 +641,61 @@ function sslOption(url: DatabaseUrl): mysql.ConnectionOptions["ssl"] {
   return options;
 }
 
+/** mysql2's callback connection, as far as giving up its connect goes. */
+interface CoreConnecting {
+  readonly stream: { destroy(error?: Error): void };
+  once(event: "connect" | "error", listener: (error?: unknown) => void): void;
+  off(event: "error", listener: (error?: unknown) => void): void;
+  close(): void;
+  promise(): Connection;
+}
+
+/**
+ * Connects as mysql2's promise `createConnection` does, but keeps hold of
+ * the connection while it connects, so that when `signal` aborts its socket
+ * is destroyed at once (mysql2 then fails the connect) instead of waiting
+ * for a silent server until `connectTimeout`.
+ */
+function connectCore(signal: AbortSignal | undefined, options: mysql.ConnectionOptions): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    const core = mysqlCore.createConnection(options) as unknown as CoreConnecting;
+    const giveUp = () => {
+      // The socket's error fails the handshake; close() then clears mysql2's connect timer.
+      core.stream.destroy(new Error("the pool closed while connecting"));
+      core.close();
+      reject(signal?.reason);
+    };
+    const failed = (error?: unknown) => {
+      signal?.removeEventListener("abort", giveUp);
+      reject(error);
+    };
+    core.once("connect", () => {
+      signal?.removeEventListener("abort", giveUp);
+      core.off("error", failed);
+      resolve(core.promise());
+    });
+    core.once("error", failed);
+    if (signal?.aborted) giveUp();
+    else signal?.addEventListener("abort", giveUp, { once: true });
+  });
+}
+
 /** The mysql2 driver. */
 export const mysql2: Driver = {
   name: "mysql2",
   dialect: "mysql",
   interleavedStreams: false,
-  async connect(url) {
-    const { connect_timeout, charset } = url.options;
+  async connect(url, signal) {
+    const { charset } = url.options;
     let connection: Connection;
     try {
-      connection = await mysql.createConnection({
+      connection = await connectCore(signal, {
         host: url.host,
         port: url.port,
         user: url.user || undefined,
         password: url.password() || undefined,
         database: url.database || undefined,
-        connectTimeout: connect_timeout === undefined ? 30_000 : Number(connect_timeout) * 1_000,
+        connectTimeout: connectTimeoutSeconds(url) * 1_000,
         charset: charset === undefined ? "utf8mb4" : String(charset),
         ssl: sslOption(url),
         // BIGINT as a number when it is safe, as its text only beyond: mysql2 then reads the common case straight from

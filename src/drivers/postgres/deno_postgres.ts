@@ -23,6 +23,7 @@
  */
 import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
+import { connectTimeoutSeconds } from "../../url.ts";
 import { executeBatched } from "../shared/batch.ts";
 import { connectFailed, type ErrorRules, ownCode, translateError } from "../shared/errors.ts";
 import { importJsr } from "../shared/jsr.ts";
@@ -252,7 +253,7 @@ export const denoPostgres: Driver = {
   name: "deno-postgres",
   dialect: "postgres",
   interleavedStreams: false,
-  async connect(url) {
+  async connect(url, signal) {
     const { Client } = await importJsr<PostgresModule>(
       "deno-postgres",
       specifier,
@@ -274,7 +275,7 @@ export const denoPostgres: Driver = {
       throw connectFailed("postgres", url, error, error, ownCode(error), "deno-postgres");
     }
     try {
-      await connectWithin(client, Number(url.options.connect_timeout ?? 30));
+      await connectWithin(client, connectTimeoutSeconds(url), signal);
     } catch (error) {
       await client.end().catch(() => {});
       throw connectFailed(

@@ -74,18 +74,27 @@ function closeSockets(opened: Opened): void {
   }
 }
 
-/** Connects, giving up after `seconds` (0: no limit); a connection that arrives later is closed. */
-export async function connectWithin(client: PgClient, seconds: number): Promise<void> {
+/**
+ * Connects, giving up after `seconds` (0: no limit) or when `signal` aborts;
+ * a connection that arrives later is closed.
+ */
+export async function connectWithin(client: PgClient, seconds: number, signal?: AbortSignal): Promise<void> {
   const storage = await openingSockets();
   const opened: Opened = { sockets: [], abandoned: false };
   const connecting = storage === undefined ? client.connect() : storage.run(opened, () => client.connect());
-  if (seconds <= 0) return await connecting;
+  if (seconds <= 0 && signal === undefined) return await connecting;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let giveUp: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = backgroundTimeout(
-      () => reject(Object.assign(new Error(`timed out after ${seconds} s`), { code: "CONNECT_TIMEOUT" })),
-      seconds * 1000,
-    );
+    if (seconds > 0) {
+      timer = backgroundTimeout(
+        () => reject(Object.assign(new Error(`timed out after ${seconds} s`), { code: "CONNECT_TIMEOUT" })),
+        seconds * 1000,
+      );
+    }
+    giveUp = () => reject(signal?.reason);
+    if (signal?.aborted) giveUp();
+    else signal?.addEventListener("abort", giveUp, { once: true });
   });
   try {
     await Promise.race([connecting, timeout]);
@@ -97,5 +106,6 @@ export async function connectWithin(client: PgClient, seconds: number): Promise<
     throw error;
   } finally {
     clearTimeout(timer);
+    if (giveUp) signal?.removeEventListener("abort", giveUp);
   }
 }

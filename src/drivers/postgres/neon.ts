@@ -38,7 +38,7 @@ import { Client } from "@neondatabase/serverless";
 import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
-import type { DatabaseUrl } from "../../url.ts";
+import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
 import { executeBatched } from "../shared/batch.ts";
 import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
 import { setColumn } from "../shared/values.ts";
@@ -446,12 +446,11 @@ export const neon: Driver = {
   name: "neon",
   dialect: "postgres",
   interleavedStreams: false,
-  async connect(url) {
+  async connect(url, signal) {
     const settings = socketSettings(url);
     const parsers: Record<number, Parser> = { ...textParsers };
     const parsing: TypeParsing = { getTypeParser: (oid) => parsers[oid] ?? asText };
-    const { connect_timeout } = url.options;
-    const seconds = connect_timeout === undefined ? 30 : Number(connect_timeout);
+    const seconds = connectTimeoutSeconds(url);
     const client = new NeonClientClass({
       host: url.host,
       port: url.port,
@@ -487,8 +486,13 @@ export const neon: Driver = {
     // the deadline, and a silent server is ROOST_CONNECT_TIMEOUT as on every other driver.
     let deadline: ReturnType<typeof setTimeout> | undefined;
     const late = new Error(`no answer within connect_timeout (${seconds} s)`);
+    // Given up (the pool closed): as past the deadline, the error is due now.
+    let giveUp: (() => void) | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       if (seconds > 0) deadline = setTimeout(() => reject(late), seconds * 1000);
+      giveUp = () => reject(signal?.reason);
+      if (signal?.aborted) giveUp();
+      else signal?.addEventListener("abort", giveUp, { once: true });
     });
     try {
       await Promise.race([client.connect(), timedOut]);
@@ -501,13 +505,17 @@ export const neon: Driver = {
       }
     } catch (error) {
       // Past the deadline the error is due now; the client ends (or is cut a second later) in the background.
+      // Given up by a closing pool, it is cut at once: close() is not to wait for a silent server.
+      if (signal?.aborted) cut(client);
       const ending = endClient(client, state);
       if (error === late) throw connectFailed("postgres", url, late, undefined, "ROOST_CONNECT_TIMEOUT");
+      if (signal?.aborted) throw error;
       await ending;
       const failure = plain(error);
       throw connectFailed("postgres", url, failure, errors.cause(failure), stateOf(failure) ?? ownCode(failure));
     } finally {
       clearTimeout(deadline);
+      if (giveUp) signal?.removeEventListener("abort", giveUp);
     }
     return opened.connection = new NeonConnection(client, state, parsing, backendId);
   },

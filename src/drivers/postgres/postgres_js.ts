@@ -18,7 +18,7 @@ import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
 import { namedStatements, transactionPooled } from "../../pooler.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
-import type { DatabaseUrl } from "../../url.ts";
+import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
 import { executePipelined } from "../shared/batch.ts";
 import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
 import { quietEnv, requireNet } from "../shared/permissions.ts";
@@ -363,8 +363,7 @@ export const postgresJs: Driver = {
   dialect: "postgres",
   interleavedStreams: false,
   pipelines: true,
-  async connect(url) {
-    const { connect_timeout } = url.options;
+  async connect(url, signal) {
     const connection = postgresSessionParameters(url);
     const opened: { connection?: PostgresJsConnection } = {};
     const [socket, cut] = ownSockets(url);
@@ -391,7 +390,7 @@ export const postgresJs: Driver = {
         // Roost's pool decides when connections idle out or retire.
         idle_timeout: 0,
         max_lifetime: null,
-        connect_timeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
+        connect_timeout: connectTimeoutSeconds(url),
         ssl: sslOption(url),
         connection,
         onnotice: () => {},
@@ -421,7 +420,14 @@ export const postgresJs: Driver = {
       throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
     }
     let backendId: number;
+    // Given up (the pool closed): postgres.js fails the queries below and stops connecting, then the sockets go.
+    // Not before: a socket that closes while postgres.js connects makes it connect again, on a new socket.
+    const giveUp = () => {
+      sql.end({ timeout: 0 }).catch(() => {}).then(cut);
+    };
+    signal?.addEventListener("abort", giveUp, { once: true });
     try {
+      if (signal?.aborted) throw signal.reason;
       // Pipelined with the catalogue query: the pid lets a cut-off session be ended on the server.
       const [, [row]] = await Promise.all([registerArrayTypes(sql), sql.unsafe("SELECT pg_backend_pid() AS pid")]);
       backendId = Number(row.pid);
@@ -429,6 +435,8 @@ export const postgresJs: Driver = {
       await sql.end({ timeout: 0 }).catch(() => {});
       cut();
       throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
+    } finally {
+      signal?.removeEventListener("abort", giveUp);
     }
     return opened.connection = new PostgresJsConnection(sql, cut, backendId, prepare);
   },

@@ -9,7 +9,7 @@ import type { DialectName } from "../../dialect.ts";
 import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
 import { namedStatements, transactionPooled } from "../../pooler.ts";
-import type { DatabaseUrl } from "../../url.ts";
+import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
 import type { Execute } from "./batch.ts";
 import { connectFailed, type ErrorRules, translateError } from "./errors.ts";
 import type { RunStatement } from "../postgres/cursor.ts";
@@ -519,9 +519,8 @@ export function bunSqlDriver(flavour: Flavour): Driver {
     // Bun.SQL pipelines statements on a connection (a prepared one on MySQL, once prepared), each with its own
     // outcome: one that fails leaves the others standing. So the pool may share a busy connection, as with postgres.js.
     pipelines: true,
-    async connect(url) {
+    async connect(url, signal) {
       const SQL = bunSql();
-      const { connect_timeout } = url.options;
       const connection = flavour.session(url);
       // The socket may close before the connection object exists (a failed connect): then there is nothing to mark.
       const opened: { connection?: BunSqlConnection } = {};
@@ -536,7 +535,7 @@ export function bunSqlDriver(flavour: Flavour): Driver {
         // Roost's pool decides when connections idle out or retire.
         idleTimeout: 0,
         maxLifetime: 0,
-        connectionTimeout: connect_timeout === undefined ? 30 : Number(connect_timeout),
+        connectionTimeout: connectTimeoutSeconds(url),
         bigint: true,
         // Named prepared statements, unless a Postgres URL turns them off (src/pooler.ts).
         prepare: flavour.dialect !== "postgres" || namedStatements(url),
@@ -545,13 +544,19 @@ export function bunSqlDriver(flavour: Flavour): Driver {
         onclose: (error) => opened.connection?.lose(error ?? new Error("connection closed")),
       });
       const wrapped = opened.connection = new BunSqlConnection(sql, flavour, !transactionPooled(url));
+      // Given up (the pool closed): closing the client ends its connect and fails the first query.
+      const giveUp = () => sql.close({ timeout: 0 }).catch(() => {});
+      signal?.addEventListener("abort", giveUp, { once: true });
       try {
+        if (signal?.aborted) throw signal.reason;
         // The first round trip also learns the session's id, so a cut-off session can be ended on the server.
         wrapped.backendId = Number((await wrapped.fetchOne(`SELECT ${flavour.backendId} AS id`, []))?.id);
       } catch (error) {
         await sql.close({ timeout: 0 }).catch(() => {});
         const code = error instanceof QueryError || error instanceof ConnectionError ? error.code : undefined;
         throw connectFailed(flavour.dialect, url, error, error instanceof Error ? error.cause ?? error : error, code);
+      } finally {
+        signal?.removeEventListener("abort", giveUp);
       }
       await flavour.setUp?.(wrapped);
       return wrapped;

@@ -9,6 +9,7 @@
  * @module
  */
 import { type ConfigError, ConnectionError, messageOf, queryError, RoostError } from "../../errors.ts";
+import { connectTimeoutSeconds } from "../../url.ts";
 import { permissionDenied } from "./permissions.ts";
 
 /** The fields of a driver error the translation reads. */
@@ -91,7 +92,7 @@ export function connectFailed(
   if (refused !== undefined) return refused;
   const timedOut = code !== undefined && connectTimeouts.test(code);
   // Without a deadline of Roost's (connect_timeout=0) a timeout is the system's own: its words stand.
-  const seconds = Number(url.options?.connect_timeout ?? 30);
+  const seconds = connectTimeoutSeconds(url);
   const reason = timedOut && seconds > 0 ? `no answer within connect_timeout (${seconds} s)` : messageOf(error);
   return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, {
     cause,
