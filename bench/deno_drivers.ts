@@ -2,7 +2,9 @@
  * Deno's drivers for each dialect, side by side through Roost in one run:
  * postgres-js against deno-postgres (jsr:@db/postgres), node-sqlite against
  * deno-sqlite (jsr:@db/sqlite). For the question whether either JSR driver
- * should be Deno's default. Prints a table of medians (ms) over the rounds.
+ * should be Deno's default. Prints a table of medians (ms) over the rounds,
+ * then, for each driver in a fresh process (`--million=<driver>`), the time
+ * and peak memory rise of `iterate` over a million rows.
  *
  *   DENO_SQLITE_PATH=$(ls /usr/lib/*\/libsqlite3.so.0 | head -1) \
  *     ../shared/jsr/serve -- deno run -A --no-lock bench/deno_drivers.ts [--rounds=5]
@@ -10,6 +12,7 @@
  * @module
  */
 import { Database, type DriverName, sql } from "../mod.ts";
+import { peakDuring } from "./measure.ts";
 
 const rounds = Number(Deno.args.find((arg) => arg.startsWith("--rounds="))?.slice(9) ?? 5);
 const postgresUrl = Deno.env.get("ROOST_TEST_POSTGRES_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -49,6 +52,28 @@ const cases: [string, Case][] = [
 
 const median = (values: number[]) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)];
 
+/** A million rows, in each dialect of the pairs. */
+const millionRows = {
+  postgres: "select n, 'row ' || n as label from generate_series(1, 1000000) n",
+  sqlite:
+    "with recursive c(n) as (select 1 union all select n + 1 from c where n < 1000000) select n, 'row ' || n as label from c",
+};
+
+const million = Deno.args.find((arg) => arg.startsWith("--million="))?.slice(10);
+if (million !== undefined) {
+  // One driver's stream of a million rows in this (fresh) process: seconds and peak RSS rise.
+  const [dialect, url] = pairs.find(([, , drivers]) => drivers.includes(million as DriverName))!;
+  await using db = new Database(url, { driver: million as DriverName });
+  await db.fetchVal("select 1");
+  let rows = 0;
+  const { ms, peakBytes } = await peakDuring(async () => {
+    for await (const _ of db.iterate(millionRows[dialect as keyof typeof millionRows])) rows++;
+  });
+  if (rows !== 1_000_000) throw new Error(`read ${rows} rows`);
+  console.log(`${(ms / 1000).toFixed(2)} s, +${Math.round(peakBytes / 2 ** 20)} MiB`);
+  Deno.exit(0);
+}
+
 for (const [dialect, url, drivers] of pairs) {
   console.log(`\n${dialect}: median of ${rounds} rounds, ms (lower is better)`);
   console.log(`| case | ${drivers.join(" | ")} |\n| --- |${drivers.map(() => " --- |").join("")}`);
@@ -75,5 +100,15 @@ for (const [dialect, url, drivers] of pairs) {
   for (const [name] of cases) {
     const cells = drivers.map((driver) => median(results.get(`${name}|${driver}`)!).toFixed(1));
     console.log(`| ${name} | ${cells.join(" | ")} |`);
+  }
+}
+
+console.log("\niterate 1,000,000 rows, each in a fresh process: seconds, peak RSS rise");
+for (const [, , drivers] of pairs) {
+  for (const driver of drivers) {
+    const args = ["run", "-A", "--no-lock", new URL(import.meta.url).pathname, `--million=${driver}`];
+    const { stdout, stderr, success } = await new Deno.Command(Deno.execPath(), { args }).output();
+    const text = new TextDecoder().decode(success ? stdout : stderr).trim();
+    console.log(`| ${driver} | ${success ? text : `failed: ${text.split("\n")[0]}`} |`);
   }
 }
