@@ -54,8 +54,13 @@ export class Pool<C> {
   readonly #reuse: boolean;
   /** Connections being closed, which `close()` waits for. */
   readonly #closes = new Set<Promise<void>>();
-  /** Aborted by `close()`: opens still under way give up (see {@linkcode #open}). */
-  readonly #stopOpening = new AbortController();
+  /**
+   * One per open under way, aborted by `close()` (see {@linkcode #open}). Not
+   * one for the pool: a Worker may make none in its global scope, where a
+   * module-scope `Database` builds its pools, and a signal made in one
+   * request cannot be listened to in another.
+   */
+  readonly #opens = new Set<AbortController>();
 
   /**
    * Creates an empty pool; nothing is opened until the first `acquire` or
@@ -300,7 +305,13 @@ export class Pool<C> {
       await Promise.all(this.#closes);
     })();
     // Once closed: an open that gives up then sees the pool closed and says so.
-    this.#stopOpening.abort();
+    for (const stop of this.#opens) {
+      try {
+        stop.abort();
+      } catch {
+        // A Worker's request other than the one the open belongs to: that request's end closes it.
+      }
+    }
     return this.#closing;
   }
 
@@ -400,9 +411,13 @@ export class Pool<C> {
   async #open(): Promise<PooledConnection<C>> {
     this.#opening++;
     let connection: C;
+    const stop = new AbortController();
+    this.#opens.add(stop);
     try {
-      connection = await this.#untilClosed(this.#hooks.open(this.#stopOpening.signal));
+      if (this.closed) stop.abort();
+      connection = await this.#untilClosed(this.#hooks.open(stop.signal), stop.signal);
     } catch (error) {
+      this.#opens.delete(stop);
       this.#opening--;
       this.#checkDrained();
       // A connect given up by close(), or failing after it: the caller learns the pool closed.
@@ -410,6 +425,7 @@ export class Pool<C> {
       this.#dispatch();
       throw error;
     }
+    this.#opens.delete(stop);
     this.#opening--;
     if (this.closed) {
       await this.#hooks.close(connection);
@@ -426,8 +442,7 @@ export class Pool<C> {
    * kept waiting for a connect the hook may be slow to give up (a driver
    * that cannot abort it); should it still succeed, its connection is closed.
    */
-  #untilClosed(opening: Promise<C>): Promise<C> {
-    const signal = this.#stopOpening.signal;
+  #untilClosed(opening: Promise<C>, signal: AbortSignal): Promise<C> {
     return new Promise<C>((resolve, reject) => {
       const stop = () => {
         reject(this.#closedError());
