@@ -409,12 +409,13 @@ export class Pool<C> {
   }
 
   async #open(): Promise<PooledConnection<C>> {
+    // Nothing is opened once close() has begun, whoever asks (a refill, a waiter's turn).
+    if (this.closed) throw this.#closedError();
     this.#opening++;
     let connection: C;
     const stop = new AbortController();
     this.#opens.add(stop);
     try {
-      if (this.closed) stop.abort();
       connection = await this.#untilClosed(this.#hooks.open(stop.signal), stop.signal);
     } catch (error) {
       this.#opens.delete(stop);
@@ -448,7 +449,8 @@ export class Pool<C> {
         reject(this.#closedError());
         opening.then((connection) => this.#hooks.close(connection), () => {}).catch(() => {});
       };
-      signal.addEventListener("abort", stop, { once: true });
+      if (signal.aborted) stop();
+      else signal.addEventListener("abort", stop, { once: true });
       opening.then(
         (connection) => {
           signal.removeEventListener("abort", stop);

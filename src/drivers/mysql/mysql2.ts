@@ -19,6 +19,7 @@ import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacemen
 import { runtime } from "../../runtime.ts";
 import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
 import { executeBatched, inBatches } from "../shared/batch.ts";
+import { onAbort } from "../shared/abort.ts";
 import {
   connectFailed,
   connectionLost,
@@ -659,24 +660,22 @@ interface CoreConnecting {
 function connectCore(signal: AbortSignal | undefined, options: mysql.ConnectionOptions): Promise<Connection> {
   return new Promise((resolve, reject) => {
     const core = mysqlCore.createConnection(options) as unknown as CoreConnecting;
-    const giveUp = () => {
-      // The socket's error fails the handshake; close() then clears mysql2's connect timer.
-      core.stream.destroy(new Error("the pool closed while connecting"));
-      core.close();
-      reject(signal?.reason);
-    };
     const failed = (error?: unknown) => {
-      signal?.removeEventListener("abort", giveUp);
+      stopListening();
       reject(error);
     };
     core.once("connect", () => {
-      signal?.removeEventListener("abort", giveUp);
+      stopListening();
       core.off("error", failed);
       resolve(core.promise());
     });
     core.once("error", failed);
-    if (signal?.aborted) giveUp();
-    else signal?.addEventListener("abort", giveUp, { once: true });
+    const stopListening = onAbort(signal, () => {
+      // The socket's error fails the handshake; close() then clears mysql2's connect timer.
+      core.stream.destroy(new Error("the pool closed while connecting"));
+      core.close();
+      reject(signal?.reason);
+    });
   });
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 import { backgroundTimeout } from "../../runtime.ts";
+import { onAbort } from "../shared/abort.ts";
 import type { PgClient } from "./deno_postgres_client.ts";
 
 /** A socket deno-postgres opened (a `Deno.TcpConn`). */
@@ -84,7 +85,7 @@ export async function connectWithin(client: PgClient, seconds: number, signal?: 
   const connecting = storage === undefined ? client.connect() : storage.run(opened, () => client.connect());
   if (seconds <= 0 && signal === undefined) return await connecting;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let giveUp: (() => void) | undefined;
+  let stopListening = () => {};
   const timeout = new Promise<never>((_, reject) => {
     if (seconds > 0) {
       timer = backgroundTimeout(
@@ -92,9 +93,7 @@ export async function connectWithin(client: PgClient, seconds: number, signal?: 
         seconds * 1000,
       );
     }
-    giveUp = () => reject(signal?.reason);
-    if (signal?.aborted) giveUp();
-    else signal?.addEventListener("abort", giveUp, { once: true });
+    stopListening = onAbort(signal, () => reject(signal?.reason));
   });
   try {
     await Promise.race([connecting, timeout]);
@@ -106,6 +105,6 @@ export async function connectWithin(client: PgClient, seconds: number, signal?: 
     throw error;
   } finally {
     clearTimeout(timer);
-    if (giveUp) signal?.removeEventListener("abort", giveUp);
+    stopListening();
   }
 }

@@ -40,6 +40,7 @@ import { ConfigError, ConnectionError } from "../../errors.ts";
 import { tooManyParameters } from "../../query.ts";
 import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
 import { executeBatched } from "../shared/batch.ts";
+import { onAbort } from "../shared/abort.ts";
 import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
 import { setColumn } from "../shared/values.ts";
 import { ArrayParam, parameterTypesProbe, preparable } from "./array_params.ts";
@@ -487,12 +488,10 @@ export const neon: Driver = {
     let deadline: ReturnType<typeof setTimeout> | undefined;
     const late = new Error(`no answer within connect_timeout (${seconds} s)`);
     // Given up (the pool closed): as past the deadline, the error is due now.
-    let giveUp: (() => void) | undefined;
+    let stopListening = () => {};
     const timedOut = new Promise<never>((_, reject) => {
       if (seconds > 0) deadline = setTimeout(() => reject(late), seconds * 1000);
-      giveUp = () => reject(signal?.reason);
-      if (signal?.aborted) giveUp();
-      else signal?.addEventListener("abort", giveUp, { once: true });
+      stopListening = onAbort(signal, () => reject(signal?.reason));
     });
     try {
       await Promise.race([client.connect(), timedOut]);
@@ -515,7 +514,7 @@ export const neon: Driver = {
       throw connectFailed("postgres", url, failure, errors.cause(failure), stateOf(failure) ?? ownCode(failure));
     } finally {
       clearTimeout(deadline);
-      if (giveUp) signal?.removeEventListener("abort", giveUp);
+      stopListening();
     }
     return opened.connection = new NeonConnection(client, state, parsing, backendId);
   },

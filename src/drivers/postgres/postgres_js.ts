@@ -20,6 +20,7 @@ import { namedStatements, transactionPooled } from "../../pooler.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
 import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
 import { executePipelined } from "../shared/batch.ts";
+import { onAbort } from "../shared/abort.ts";
 import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
 import { quietEnv, requireNet } from "../shared/permissions.ts";
 import { nodeTlsOptions, tlsRequest, withoutFiles } from "../shared/tls.ts";
@@ -422,21 +423,18 @@ export const postgresJs: Driver = {
     let backendId: number;
     // Given up (the pool closed): postgres.js fails the queries below and stops connecting, then the sockets go.
     // Not before: a socket that closes while postgres.js connects makes it connect again, on a new socket.
-    const giveUp = () => {
-      sql.end({ timeout: 0 }).catch(() => {}).then(cut);
-    };
-    signal?.addEventListener("abort", giveUp, { once: true });
+    let givingUp: Promise<void> | undefined;
+    const stopListening = onAbort(signal, () => givingUp = sql.end({ timeout: 0 }).catch(() => {}).then(cut));
     try {
       if (signal?.aborted) throw signal.reason;
       // Pipelined with the catalogue query: the pid lets a cut-off session be ended on the server.
       const [, [row]] = await Promise.all([registerArrayTypes(sql), sql.unsafe("SELECT pg_backend_pid() AS pid")]);
       backendId = Number(row.pid);
     } catch (error) {
-      await sql.end({ timeout: 0 }).catch(() => {});
-      cut();
+      await (givingUp ?? sql.end({ timeout: 0 }).catch(() => {}).then(cut));
       throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
     } finally {
-      signal?.removeEventListener("abort", giveUp);
+      stopListening();
     }
     return opened.connection = new PostgresJsConnection(sql, cut, backendId, prepare);
   },

@@ -10,6 +10,7 @@ import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacemen
 import { ConfigError, ConnectionError, QueryError } from "../../errors.ts";
 import { namedStatements, transactionPooled } from "../../pooler.ts";
 import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
+import { onAbort } from "./abort.ts";
 import type { Execute } from "./batch.ts";
 import { connectFailed, type ErrorRules, translateError } from "./errors.ts";
 import type { RunStatement } from "../postgres/cursor.ts";
@@ -545,18 +546,18 @@ export function bunSqlDriver(flavour: Flavour): Driver {
       });
       const wrapped = opened.connection = new BunSqlConnection(sql, flavour, !transactionPooled(url));
       // Given up (the pool closed): closing the client ends its connect and fails the first query.
-      const giveUp = () => sql.close({ timeout: 0 }).catch(() => {});
-      signal?.addEventListener("abort", giveUp, { once: true });
+      let givingUp: Promise<unknown> | undefined;
+      const stopListening = onAbort(signal, () => givingUp = sql.close({ timeout: 0 }).catch(() => {}));
       try {
         if (signal?.aborted) throw signal.reason;
         // The first round trip also learns the session's id, so a cut-off session can be ended on the server.
         wrapped.backendId = Number((await wrapped.fetchOne(`SELECT ${flavour.backendId} AS id`, []))?.id);
       } catch (error) {
-        await sql.close({ timeout: 0 }).catch(() => {});
+        await (givingUp ?? sql.close({ timeout: 0 }).catch(() => {}));
         const code = error instanceof QueryError || error instanceof ConnectionError ? error.code : undefined;
         throw connectFailed(flavour.dialect, url, error, error instanceof Error ? error.cause ?? error : error, code);
       } finally {
-        signal?.removeEventListener("abort", giveUp);
+        stopListening();
       }
       await flavour.setUp?.(wrapped);
       return wrapped;
