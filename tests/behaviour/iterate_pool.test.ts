@@ -10,7 +10,7 @@ import { describe, test } from "node:test";
 import { Kysely, sql as ksql } from "kysely";
 import { type Database, type DatabaseOptions, PoolTimeoutError, QueryError, sql } from "../../mod.ts";
 import { RoostDialect } from "../../src/kysely.ts";
-import { signal, skipUnless } from "../support/support.ts";
+import { runtime, signal, skipUnless } from "../support/support.ts";
 import { matches, serverDialects, type Target, targets } from "../support/targets.ts";
 
 const rows = 200;
@@ -215,6 +215,42 @@ for (const target of targets()) {
         }
       },
     );
+
+    // The server dialects' counterpart is the test above.
+    if (target.dialect === "sqlite") {
+      test("a SQLite error part-way through a stream is a QueryError after the rows before it (Deno's node:sqlite: ends there, the known gap)", async () => {
+        const db = open();
+        // Row 150 fails in SQLite itself: abs() of the smallest 64-bit integer is an integer overflow.
+        const failing =
+          sql`select n, abs(case when n = 150 then -9223372036854775807 - 1 else n end) as v from (${numbers()}) s`;
+        try {
+          const seen: number[] = [];
+          const outcome = await (async () => {
+            for await (const { n } of db.iterate<{ n: number }>(failing, undefined, { batchSize })) {
+              seen.push(Number(n));
+              assert.equal(Number(await db.fetchVal(double(Number(n)))), Number(n) * 2);
+            }
+          })().then(() => "complete", (error: unknown) => error);
+          // Rows are read a batch at a time: those of the failing batch before row 150 may not be handed out.
+          assert.ok(seen.length >= 100 && seen.length < 150, `saw ${seen.length} rows`);
+          assertEveryRowOnce(seen, seen.length);
+          if (runtime === "deno" && target.driver === "node-sqlite") {
+            // The known gap (RELIABILITY.md): Deno's node:sqlite ends iterate() as if the result were complete. This
+            // assertion fails once Deno raises the error, and the gap can go.
+            assert.equal(outcome, "complete");
+          } else {
+            assert.ok(
+              outcome instanceof QueryError && /integer overflow/.test(outcome.message),
+              `expected a QueryError, got ${outcome}`,
+            );
+          }
+          assert.equal(db.stats().primary.busy, 0);
+          assert.equal(Number(await db.fetchVal(double(21))), 42);
+        } finally {
+          await db.close();
+        }
+      });
+    }
 
     const replicaUrl = replicaUrlOf(target);
     test(
