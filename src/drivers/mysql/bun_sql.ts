@@ -49,7 +49,8 @@ const mysqlFlavour: Flavour = {
     cause: (error) => sanitizedCause(error, causeFields, redactMysqlValues),
     redact: redactMysqlValues,
     classify(error) {
-      const errno = typeof error.errno === "number" ? error.errno : undefined;
+      // A server error has a positive number; Bun's own errors (a certificate that does not verify) carry errno 0.
+      const errno = typeof error.errno === "number" && error.errno > 0 ? error.errno : undefined;
       const state = typeof error.sqlState === "string" ? error.sqlState : undefined;
       const own = ownCode(error);
       return {

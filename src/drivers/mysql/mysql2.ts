@@ -16,8 +16,9 @@ import { Buffer } from "node:buffer";
 import mysqlCore from "mysql2";
 import type mysql from "mysql2/promise";
 import type { Driver, DriverConnection, ExecuteResult, Row, Rows, StreamPlacement } from "../../driver.ts";
+import { ConfigError } from "../../errors.ts";
 import { runtime } from "../../runtime.ts";
-import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
+import { connectTimeoutSeconds } from "../../url.ts";
 import { executeBatched, inBatches } from "../shared/batch.ts";
 import { onAbort } from "../shared/abort.ts";
 import {
@@ -28,7 +29,7 @@ import {
   sanitizedCause,
   translateError,
 } from "../shared/errors.ts";
-import { nodeTlsOptions, tlsRequest } from "../shared/tls.ts";
+import { nodeTlsOptions, type TlsRequest, tlsRequest } from "../shared/tls.ts";
 import { integerFromText } from "../shared/values.ts";
 import { fatalMysqlErrors, mysqlErrorFields, redactMysqlValues } from "./errors.ts";
 import { startMysqlSession } from "./session.ts";
@@ -629,18 +630,33 @@ interface CoreConnection {
   };
 }
 
+/** An IPv4 or IPv6 address, not a host name. */
+const ipAddress = (host: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+
 /**
- * The URL's TLS settings as mysql2's `ssl` option. mysql2 cannot fall back
- * to plain text, so `preferred` connects without TLS; and it always checks
- * the host name when it verifies, so `verify_ca` is as strict as
- * `verify_identity`.
+ * The URL's TLS settings as mysql2's `ssl` option. mysql2 checks the host
+ * name only when told to (`verifyIdentity`), so `verify_ca` checks the
+ * chain and `verify_identity` the chain and the name. It cannot fall back to
+ * plain text itself: `preferred` asks for TLS without verifying, and
+ * `connect` opens a plain connection when the server has no TLS.
  */
-function sslOption(url: DatabaseUrl): mysql.ConnectionOptions["ssl"] {
-  const request = tlsRequest(url);
-  if (request.mode === "disable" || request.mode === "prefer") return undefined;
-  const { checkServerIdentity: _, ...options } = nodeTlsOptions(request, url.host);
-  return options;
+function sslOption(request: TlsRequest, host: string): mysql.ConnectionOptions["ssl"] {
+  if (request.mode === "disable") return undefined;
+  // mysql2 gives node:tls no name for an IP address, and Node's and Deno's then check the certificate for
+  // "localhost": refused rather than connecting unchecked.
+  if (request.mode === "verify-full" && ipAddress(host)) {
+    throw new ConfigError(
+      `mysql2 cannot check the server's certificate against an IP address (${host}) under sslmode=verify_identity: ` +
+        "connect by a host name the certificate lists, or use the bun-sql driver on Bun",
+    );
+  }
+  // mysql2 passes neither checkServerIdentity nor a host to node:tls: verifyIdentity runs node:tls's own check.
+  const { checkServerIdentity: _, ...options } = nodeTlsOptions(request, host);
+  return { ...options, verifyIdentity: request.mode === "verify-full" };
 }
+
+/** mysql2's error when `ssl` is set and the server's greeting offers no TLS. */
+const noTlsOffered = "HANDSHAKE_NO_SSL_SUPPORT";
 
 /** mysql2's callback connection, as far as giving up its connect goes. */
 interface CoreConnecting {
@@ -686,28 +702,36 @@ export const mysql2: Driver = {
   interleavedStreams: false,
   async connect(url, signal) {
     const { charset } = url.options;
+    const tls = tlsRequest(url);
+    const ssl = sslOption(tls, url.host);
     let connection: Connection;
+    const options: mysql.ConnectionOptions = {
+      host: url.host,
+      port: url.port,
+      user: url.user || undefined,
+      password: url.password() || undefined,
+      database: url.database || undefined,
+      connectTimeout: connectTimeoutSeconds(url) * 1_000,
+      charset: charset === undefined ? "utf8mb4" : String(charset),
+      // BIGINT as a number when it is safe, as its text only beyond: mysql2 then reads the common case straight from
+      // its bytes, where all-text had it build a Long and print it for Roost to parse back: a 100-row select with two
+      // BIGINT columns went from about 787,000 client instructions to 567,000 (raw mysql2's: 578,000).
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      timezone: "Z",
+      // DATE as its `YYYY-MM-DD` text, which no time zone can shift.
+      dateStrings: ["DATE"],
+      multipleStatements: false,
+      disableEval: !codeFromStrings,
+    };
     try {
-      connection = await connectCore(signal, {
-        host: url.host,
-        port: url.port,
-        user: url.user || undefined,
-        password: url.password() || undefined,
-        database: url.database || undefined,
-        connectTimeout: connectTimeoutSeconds(url) * 1_000,
-        charset: charset === undefined ? "utf8mb4" : String(charset),
-        ssl: sslOption(url),
-        // BIGINT as a number when it is safe, as its text only beyond: mysql2 then reads the common case straight from
-        // its bytes, where all-text had it build a Long and print it for Roost to parse back: a 100-row select with two
-        // BIGINT columns went from about 787,000 client instructions to 567,000 (raw mysql2's: 578,000).
-        supportBigNumbers: true,
-        bigNumberStrings: false,
-        timezone: "Z",
-        // DATE as its `YYYY-MM-DD` text, which no time zone can shift.
-        dateStrings: ["DATE"],
-        multipleStatements: false,
-        disableEval: !codeFromStrings,
-      });
+      try {
+        connection = await connectCore(signal, { ...options, ssl });
+      } catch (error) {
+        // preferred (libpq's prefer): TLS when the server offers it, else plain.
+        if (tls.mode !== "prefer" || ownCode(error) !== noTlsOffered) throw error;
+        connection = await connectCore(signal, options);
+      }
     } catch (error) {
       throw connectFailed("mysql", url, error, sanitized(error), ownCode(error), "mysql2");
     }
