@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { mysqlChangesSession, postgresChangesSession } from "./session_statements.ts";
 
 /** The SQL dialects Roost supports. */
 export type DialectName = "postgres" | "mysql" | "sqlite";
@@ -82,6 +83,13 @@ export interface Dialect {
    * would otherwise run a cut-off connection's statements to their end.
    */
   terminateSessions?(ids: readonly number[]): readonly string[];
+  /**
+   * True for a statement that changes its session's settings for good (a
+   * `SET` outside a transaction's scope): the pooled connection it ran on is
+   * closed when given back rather than handed to the next caller with them.
+   * Absent where a connection is the database itself (SQLite).
+   */
+  changesSession?(text: string): boolean;
   /** Compiled text of plain templates, keyed by the template's strings array. */
   readonly textCache: WeakMap<readonly string[], string>;
 }
@@ -108,6 +116,7 @@ const postgres: Dialect = {
   // A backend notices its client is gone only when it next writes: a cancelled
   // statement would let the ones queued behind it run. Ending the session stops them all.
   terminateSessions: (ids) => [`SELECT pg_terminate_backend(unnest(ARRAY[${ids.join()}]))`],
+  changesSession: postgresChangesSession,
   begin({ isolation, readOnly }) {
     let text = "BEGIN";
     if (isolation) text += ` ISOLATION LEVEL ${isolationSql[isolation]}`;
@@ -132,6 +141,7 @@ const mysql: Dialect = {
   ) => [`SET SESSION max_statement_time = ${ms / 1_000}`, `SET SESSION max_execution_time = ${ms}`],
   // MariaDB notices a client gone only every few seconds, and MySQL may run on to the statement's end.
   terminateSessions: (ids) => ids.map((id) => `KILL ${id}`),
+  changesSession: mysqlChangesSession,
   begin({ isolation, readOnly }) {
     const start = readOnly ? "START TRANSACTION READ ONLY" : "START TRANSACTION";
     // SET TRANSACTION applies to the next transaction only, so it must come first.

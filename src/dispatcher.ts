@@ -73,7 +73,15 @@ export class Dispatcher implements ScopedCalls {
     this.contextScoped = options.connectionScope === "context";
     // PgBouncer before 1.21 cannot follow statements pipelined outside a transaction (src/pooler.ts).
     executor.shares = ![url, ...options.replicas.map((replica) => replica.url)].some(transactionPooled);
-    const driver = async () => executor.driver ??= await loadDriver();
+    const dialect = dialectOf(url.dialect);
+    const driver = async () => {
+      if (executor.driver === undefined) {
+        const loaded = executor.driver = await loadDriver();
+        // A connection that is the database itself (PGlite) cannot be replaced: its session settings stay.
+        executor.changesSession = loaded.keepsItsSession === true ? undefined : dialect.changesSession;
+      }
+      return executor.driver;
+    };
     const servers = 1 + options.replicas.length;
     const confirm = (server: Server) => this.router.confirm(server);
     const server = (
@@ -88,7 +96,7 @@ export class Dispatcher implements ScopedCalls {
       server("replica", i, replica.url, replica.pool, `${label} replica ${i}`)
     );
     this.router = new Router(primary, replicas, options.routing, !this.contextScoped, probeServer, url.dialect);
-    this.#dialect = dialectOf(url.dialect);
+    this.#dialect = dialect;
     this.#primary = primary;
     this.#assertOpen = assertOpen;
     this.#forced = options.forceRollback;

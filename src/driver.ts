@@ -152,6 +152,12 @@ export interface Driver {
    */
   readonly noTransactions?: () => Error;
   /**
+   * True when the driver's one connection is the database itself (PGlite):
+   * it is never replaced, so a session setting changed on it stays (see
+   * `Dialect.changesSession`).
+   */
+  readonly keepsItsSession?: boolean;
+  /**
    * Opens a connection. Throws `ConnectionError` when it cannot. When
    * `signal` aborts (the pool is closing), a connect still under way is
    * given up: whatever it opened (a socket to a server that has not

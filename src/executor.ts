@@ -50,6 +50,13 @@ export class Executor {
   driver: Driver | undefined;
   /** False when a server of the instance is behind a transaction pooler: no statement joins a busy connection there. */
   shares = true;
+  /**
+   * The dialect's test for a statement that changes its session's settings
+   * (`Dialect.changesSession`), once the driver is loaded and can replace
+   * its connections; a connection such a statement ran on is closed when
+   * given back.
+   */
+  changesSession: ((text: string) => boolean) | undefined;
   /** True when the last connection taken at once ran its statement synchronously (`runNow`): the next is taken so. */
   #sync = false;
 
@@ -125,6 +132,7 @@ export class Executor {
       ? pool.takeShared(this.#sync)
       : pool.takeReady(this.#sync);
     if (item === undefined) return this.#run(pool, target, kind, query, undefined);
+    if (this.changesSession?.(query.text)) item.sessionChanged = true;
     this.#sync = item.connection.runNow !== undefined;
     if (!this.#sync) {
       // No async frame of its own: one promise and one await fewer per statement than #run.
@@ -166,6 +174,7 @@ export class Executor {
     const started = this.start();
     const shares = this.shares && this.driver?.pipelines === true;
     const item = taken ?? await this.#acquire(pool, target, methodOf[kind], query, started, shares);
+    if (taken === undefined && this.changesSession?.(query.text)) item.sessionChanged = true;
     let broken = false;
     try {
       const result = await (running ?? runStatement(item.connection, kind, query));

@@ -253,7 +253,7 @@ export class Pool<C> {
     }
     item.shared = false;
     const now = this.#now();
-    if (item.broken || !this.#reuse || this.closed || this.#spent(item, now)) {
+    if (item.broken || item.sessionChanged || !this.#reuse || this.closed || this.#spent(item, now)) {
       this.#destroy(item);
       this.#dispatch();
       // A warmed pool refills `min` in the background, also when the connection it lost was a busy one.

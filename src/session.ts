@@ -136,6 +136,7 @@ export class Session {
       this.check();
       if (kind === EXECUTE) this.assertWritable("execute");
       if (this.#writesTo && (kind === EXECUTE || !isReadStatement(query.text))) this.#recordWrite();
+      if (this.#executor.changesSession?.(query.text)) this.item.sessionChanged = true;
     } catch (error) {
       return Promise.reject(error);
     }

@@ -26,6 +26,8 @@ export class PooledConnection<C> {
   takenAt = 0;
   /** Set when an error showed the connection is unusable. */
   broken = false;
+  /** Set when a statement changed its session's settings: it is closed when given back, and shared with no one. */
+  sessionChanged = false;
   /** Set when the pool closed it while it was held (a closing pool's timeout, a `db.context()` that ended). */
   cutOff = false;
   /** Set once the connection has been given back (so the next hand-out may need a check). */

@@ -34,7 +34,8 @@ export function joinShared<C>(
     let least: PooledConnection<C> | undefined;
     for (const item of items) {
       if (
-        !item.shared || item.broken || item.holders >= shareDepth || now - item.since >= shareWithin ||
+        !item.shared || item.broken || item.sessionChanged || item.holders >= shareDepth ||
+        now - item.since >= shareWithin ||
         (least !== undefined && item.holders >= least.holders)
       ) continue;
       // A connection past its lifetime takes no more, so it drains and retires even under steady load.

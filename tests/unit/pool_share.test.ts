@@ -195,6 +195,28 @@ describe("pool sharing (in-memory fake connections)", () => {
     await pool.close();
   });
 
+  test("a shared connection whose session a statement changed takes no more statements, and closes once they end", async () => {
+    const { pool, opened } = fakePool({ max: 1 });
+    const first = await pool.acquire(true);
+    const second = await pool.acquire(true);
+    assert.equal(first, second, "two statements share the one connection");
+    // The executor marks it: a SET ran on it (Dialect.changesSession).
+    first.sessionChanged = true;
+    const third = pool.acquire(true);
+    assert.equal(await state(third), "pending", "nothing joins it");
+    pool.release(first);
+    assert.equal(opened[0].closed, false, "still in use by the other statement");
+    pool.release(second);
+    const fresh = (await third) as PooledConnection<Fake>;
+    assert.equal(opened[0].closed, true, "closed once the last statement on it ended, not handed on");
+    assert.equal(fresh.connection.id, 2);
+    pool.release(fresh);
+    const next = await pool.acquire();
+    assert.equal(next, fresh, "an unmarked connection is handed on as usual");
+    pool.release(next);
+    await pool.close();
+  });
+
   test("a shared connection its driver reports lost takes no more statements, and closes once they end", async () => {
     const { pool, opened } = fakePool({ max: 2 });
     const first = await pool.acquire(true);

@@ -384,6 +384,7 @@ export const pglite: Driver = {
   name: "pglite",
   dialect: "postgres",
   interleavedStreams: false,
+  keepsItsSession: true,
   async connect(url: DatabaseUrl) {
     const dir = url.database === ":memory:" ? undefined : absolute(url.database);
     if (dir !== undefined && openDirectories.has(dir)) {

@@ -1,0 +1,30 @@
+/**
+ * Which statements change the settings of the session they run on, so that
+ * a pooled connection they ran on is not handed to anyone else afterwards
+ * (see `Dialect.changesSession`). Read from the statement's first keywords
+ * only, past whitespace and comments: cheap enough for every statement, and
+ * blind to settings changed from inside another statement
+ * (`SELECT set_config(…, false)`).
+ *
+ * @module
+ */
+
+/** Whitespace and comments before the first keyword. */
+const lead = String.raw`^(?:\s+|--[^\n]*(?:\n|$)|/\*[\s\S]*?\*/)*`;
+
+const postgres = new RegExp(`${lead}(?:set(?!\\s+(?:local|transaction|constraints)\\b)|reset|discard)\\b`, "i");
+
+const mysql = new RegExp(`${lead}(?:set(?!\\s+transaction\\b)|use)\\b`, "i");
+
+/**
+ * Postgres: `SET` (but `SET LOCAL`, `SET TRANSACTION`, `SET CONSTRAINTS`,
+ * which end with their transaction), `RESET` and `DISCARD`.
+ */
+export const postgresChangesSession = (text: string): boolean => postgres.test(text);
+
+/**
+ * MySQL and MariaDB: `SET` of a session or user variable (`SET @x`, `SET
+ * NAMES`, `SET SESSION …`; not `SET TRANSACTION`, which is about the next
+ * transaction only) and `USE`.
+ */
+export const mysqlChangesSession = (text: string): boolean => mysql.test(text);

@@ -1,0 +1,68 @@
+/**
+ * Which statements count as changing their session's settings
+ * (src/session_statements.ts): the pooled connection they ran on is closed
+ * when given back. Read from the first keywords only.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { mysqlChangesSession, postgresChangesSession } from "../../src/session_statements.ts";
+
+describe("statements that change their session", () => {
+  test("Postgres: SET, RESET and DISCARD, but not SET LOCAL, SET TRANSACTION or SET CONSTRAINTS", () => {
+    for (
+      const text of [
+        "SET search_path TO tenant_1",
+        "set statement_timeout = 0",
+        "  \n\tSet TimeZone = 'UTC'",
+        "-- a note\nSET application_name = 'x'",
+        "/* a note */ SET ROLE app",
+        "SET SESSION AUTHORIZATION app",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        "RESET ALL",
+        "reset search_path",
+        "DISCARD ALL",
+      ]
+    ) assert.equal(postgresChangesSession(text), true, text);
+    for (
+      const text of [
+        "SET LOCAL search_path TO tenant_1",
+        "set local statement_timeout = 0",
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SET CONSTRAINTS ALL DEFERRED",
+        "select 1",
+        "SELECT set_config('a.b', 'c', true)",
+        "settings",
+        "update t set n = 1",
+        "delete from t",
+        "use test",
+        "RELEASE SAVEPOINT s",
+        "/* SET search_path */ select 1",
+        "",
+      ]
+    ) assert.equal(postgresChangesSession(text), false, text);
+  });
+
+  test("MySQL: SET of a session or user variable and USE, but not SET TRANSACTION", () => {
+    for (
+      const text of [
+        "SET @tenant = 1",
+        "SET SESSION sql_mode = 'ANSI'",
+        "set names utf8mb4",
+        "SET autocommit = 0",
+        "SET SESSION TRANSACTION READ WRITE",
+        "USE other",
+        "  use `other`",
+      ]
+    ) assert.equal(mysqlChangesSession(text), true, text);
+    for (
+      const text of [
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "select @tenant",
+        "update t set n = 1",
+        "RESET QUERY CACHE",
+        "DISCARD ALL",
+        "",
+      ]
+    ) assert.equal(mysqlChangesSession(text), false, text);
+  });
+});
