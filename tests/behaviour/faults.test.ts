@@ -774,9 +774,9 @@ for (const target of targets()) {
         : "close() while the TLS handshake is under way and the server never answers it: the caller gets ClosedError at once and the socket closes",
       skipUnless(
         target.driver !== "deno-postgres",
-        "deno-postgres upgrades its socket with Deno.startTls, and Deno finishes a TLS handshake before it closes the " +
-          "socket (denoland/deno#14547): closed mid-handshake, the socket stays open until the server answers or hangs " +
-          "up (the caller still gets ClosedError at once, from the pool)",
+        "deno-postgres upgrades its socket with Deno.startTls, and a Deno TlsConn closed before its handshake ends " +
+          "keeps its socket open until the server answers or hangs up (denoland/deno#14547): the caller gets " +
+          "ClosedError at once, from the pool, but the socket stays open (RELIABILITY.md, Known gaps)",
       ),
       async () => {
         // neon's TLS is its WebSocket's, to the proxy (a ws:// proxy with sslmode=require is a ConfigError): there the
