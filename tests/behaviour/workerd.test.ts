@@ -7,6 +7,7 @@
  * skip it.
  */
 import assert from "node:assert/strict";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import type { Miniflare } from "miniflare";
 import { eventually, postgresJsMajor, runtime, skipUnless, sleep } from "../support/support.ts";
@@ -411,5 +412,62 @@ for (const target of servers) {
       assert.doesNotMatch(await written(worker), /Roost:|outside db\.context/);
       await stop(worker);
     });
+
+    test("close() in the request whose query is connecting to a server that never answers (connect_timeout=60): the query fails with ClosedError at once and the socket closes", async () => {
+      const silent = await silentServer();
+      try {
+        const worker = await start(true);
+        const id = 1301;
+        const answer = ask(worker, `/close-connecting?id=${id}&port=${silent.port}`);
+        answer.catch(() => {}); // awaited below; a failed assertion before that disposes the Worker under it
+        // The Worker's client (for neon, the WebSocket proxy it asked) has reached the server: the connect is under way.
+        await eventually("a socket to the silent server", () => silent.accepted.length, (n) => n >= 1, 10_000);
+        await ok(worker, `/release?id=${id}`);
+        // The request closes the instance and stays open: the socket must close now, not at the request's end.
+        await eventually("the silent server sees every socket closed", () => silent.open(), (n) => n === 0, 10_000);
+        await ok(worker, `/release?id=${id + 1}`);
+        const { status, body } = await answer;
+        assert.equal(status, 200, JSON.stringify(body));
+        const query = body.query as { name?: string; code?: string; afterClose: number };
+        assert.deepEqual({ ...query, afterClose: 0 }, { name: "ClosedError", afterClose: 0 }, JSON.stringify(body));
+        // Far from connect_timeout's 60 s (workerd's clock moves only between I/O events).
+        assert.ok(query.afterClose < 10_000, `the query failed ${query.afterClose} ms after close() began`);
+        assert.deepEqual(body.close, {}, "close() resolved");
+        assert.deepEqual(body.stats, { size: 0, idle: 0, busy: 0, waiting: 0 });
+        assert.doesNotMatch(output, /different request/i);
+        console.log(
+          `[workerd ${target.label.slice(1, -1)}] close() in the request gave up the connect: the query failed ` +
+            `${query.afterClose} ms after close() began; ${silent.accepted.length} socket(s) to the silent server, ` +
+            `closed before the request ended`,
+        );
+        await stop(worker);
+      } finally {
+        await silent.close();
+      }
+    });
   });
+}
+
+/** A server on a free port of 127.0.0.1 that accepts, reads what it gets (so it sees a close) and never answers. */
+async function silentServer() {
+  const accepted: Socket[] = [];
+  const closed = new Set<Socket>();
+  const server = createServer((socket) => {
+    accepted.push(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => closed.add(socket));
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted,
+    /** Accepted sockets not closed yet. */
+    open: () => accepted.filter((socket) => !closed.has(socket)).length,
+    /** Closes every socket and stops listening. */
+    close: () => {
+      for (const socket of accepted) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -314,6 +314,28 @@ export function worker(drivers: Partial<Record<Dialect, Driver>>, env: Env) {
           return { seen, stats: one.stats().primary };
         });
       }
+      case "/close-connecting": {
+        // A Database on a server that accepts and never answers (127.0.0.1:`port`, the suite's): a query starts
+        // connecting; once the suite has seen the socket arrive (it releases `id`), this same request closes the
+        // instance, then stays open until the suite releases `id + 1` (so what closed the socket was close(), not the
+        // request's end).
+        const silent = new URL(urls[dialect]!);
+        silent.hostname = "127.0.0.1";
+        silent.port = url.searchParams.get("port")!;
+        silent.searchParams.set("connect_timeout", "60");
+        const connecting = new Database(silent.toString(), { driver: drivers[dialect], connectionScope: "context" });
+        let closeStarted = 0;
+        const query = outcome(() => connecting.fetchVal(sql`select 1 as one`)).then((result) => ({
+          ...result as object,
+          afterClose: Date.now() - closeStarted,
+        }));
+        await heldUntilReleased(id);
+        closeStarted = Date.now();
+        const closing = await outcome(() => connecting.close({ timeout: 100 }));
+        const answer = { query: await query, close: closing, stats: connecting.stats().primary };
+        await heldUntilReleased(id + 1);
+        return answer;
+      }
       case "/nodriver":
         // A bundle holds only the drivers it imports: without the driver option, the error says which to import.
         return new Database(urls[dialect]!);
