@@ -1,11 +1,11 @@
 /**
  * What the harness's own servers share (tests/support/standby.ts,
- * pgbouncer.ts, mariadb_replica.ts, tls_server.ts): a free port, waiting
+ * pgbouncer.ts, mariadb_replica.ts, mariadb_tls.ts, tls_server.ts): finding and running their tools, a free port, waiting
  * for a server, the OS user a server runs as when the tests run as root,
  * and removing what a killed test process left behind. Not a test file.
  */
-import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -86,4 +86,27 @@ export function removeOrphans(prefix: string, remove: (dir: string) => void): vo
     const owner = new RegExp(`^${prefix}(\\d+)-`).exec(name)?.[1];
     if (owner && !alive(Number(owner))) remove(join(tmpdir(), name));
   }
+}
+
+/** The first of `names` found in `dirs` or on PATH (a server binary, its client, openssl). */
+export function findTool(names: string[], dirs: string[]): string {
+  const path = (process.env.PATH ?? "").split(":").filter((dir) => dir !== "");
+  for (const dir of [...dirs, ...path]) {
+    for (const name of names) if (existsSync(join(dir, name))) return join(dir, name);
+  }
+  throw new Error(`${names.join(" or ")} not found in ${[...dirs, "PATH"].join(", ")}`);
+}
+
+/** Runs a tool; resolves with its stdout, rejects with its stderr (or that it was killed at `timeout` ms). */
+export function runTool(file: string, args: string[], timeout = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd: "/", timeout, encoding: "utf8" }, (error, stdout, stderr) => {
+      if (error) {
+        const why = error.killed ? `killed after ${timeout / 1000} s` : stderr.trim() || error.message;
+        reject(new Error(`${file} ${args[0] ?? ""}… failed: ${why}`));
+      } else {
+        resolve(stdout.trim());
+      }
+    });
+  });
 }

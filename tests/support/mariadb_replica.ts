@@ -19,12 +19,12 @@
  * SUPER nor READ ONLY ADMIN, so `read_only=1` refuses its writes on the
  * replica. `root` (no password, 127.0.0.1) administers both.
  */
-import { execFile, spawn } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, promises as fsp, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chownSync, mkdirSync, mkdtempSync, promises as fsp, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { alive, freePort, osUserIds, poll, removeOrphans, tail } from "./local_server.ts";
+import { alive, findTool, freePort, osUserIds, poll, removeOrphans, runTool, tail } from "./local_server.ts";
 
 /** A running MariaDB primary and its replica. */
 export interface MariaDbPair {
@@ -56,25 +56,6 @@ const asRoot = process.getuid?.() === 0;
 /** Directories are named `roost-mariadb-<pid of the owning process>-XXXXXX`. */
 const PREFIX = "roost-mariadb-";
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
-/** The first of `names` found in `dirs` or on PATH. */
-function findTool(names: string[], dirs: string[]): string {
-  const path = (process.env.PATH ?? "").split(":").filter((dir) => dir !== "");
-  for (const dir of [...dirs, ...path]) {
-    for (const name of names) if (existsSync(join(dir, name))) return join(dir, name);
-  }
-  throw new Error(`${names.join(" or ")} not found in ${[...dirs, "PATH"].join(", ")}`);
-}
-
-/** Runs a tool; resolves with its stdout, rejects with its stderr. */
-function run(file: string, args: string[], timeout = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd: "/", timeout, encoding: "utf8" }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${file} ${args[0] ?? ""}… failed: ${stderr.trim() || error.message}`));
-      else resolve(stdout.trim());
-    });
-  });
-}
 
 /** The pid in a mariadbd pid file, if the file exists and names a live process. */
 function livePid(pidFile: string): number | undefined {
@@ -162,7 +143,7 @@ export async function createMariaDbPair(options: MariaDbPairOptions = {}): Promi
   };
   const ports = { primary: primaryPort, replica: replicaPort };
   const sqlAs = (name: "primary" | "replica", login: string, text: string, names = false) =>
-    run(client, [
+    runTool(client, [
       ...["-h127.0.0.1", `-P${ports[name]}`, `-u${login}`, "--connect-timeout=5"],
       names ? "-sre" : "-Nsre",
       text,
@@ -250,7 +231,7 @@ export async function createMariaDbPair(options: MariaDbPairOptions = {}): Promi
           mkdirSync(join(dir, sub));
           if (ids) chownSync(join(dir, sub), ...ids);
         }
-        return run(installDb, [
+        return runTool(installDb, [
           "--no-defaults",
           `--datadir=${join(dir, name)}`,
           `--tmpdir=${join(dir, `${name}-tmp`)}`,

@@ -17,11 +17,10 @@
  * the directory; so does process exit, and the next start removes servers
  * whose process died without either.
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import {
   chmodSync,
   chownSync,
-  existsSync,
   mkdirSync,
   mkdtempSync,
   promises as fsp,
@@ -33,7 +32,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { alive, freePort, osUserIds, poll, removeOrphans, tail } from "./local_server.ts";
+import { alive, findTool, freePort, osUserIds, poll, removeOrphans, runTool, tail } from "./local_server.ts";
 
 /** A user with no TLS requirement. */
 export const PLAIN_USER = "roost_tls_plain";
@@ -66,29 +65,6 @@ const asRoot = process.getuid?.() === 0;
 const PREFIX = "roost-mariadb-tls-";
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** The first of `names` found in `dirs` or on PATH. */
-function findTool(names: string[], dirs: string[]): string {
-  const path = (process.env.PATH ?? "").split(":").filter((dir) => dir !== "");
-  for (const dir of [...dirs, ...path]) {
-    for (const name of names) if (existsSync(join(dir, name))) return join(dir, name);
-  }
-  throw new Error(`${names.join(" or ")} not found in ${[...dirs, "PATH"].join(", ")}`);
-}
-
-/** Runs a tool; resolves with its stdout, rejects with its stderr. */
-function run(file: string, args: string[], timeout = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd: "/", timeout, encoding: "utf8" }, (error, stdout, stderr) => {
-      if (error) {
-        const why = error.killed ? `killed after ${timeout / 1000} s` : stderr.trim() || error.message;
-        reject(new Error(`${file} ${args[0] ?? ""}… failed: ${why}`));
-      } else {
-        resolve(stdout.trim());
-      }
-    });
-  });
-}
-
 /** Kills the server of a directory at once and removes it, synchronously (for exit handlers). */
 function removeNow(dir: string): void {
   try {
@@ -105,7 +81,7 @@ async function certificates(openssl: string, dir: string): Promise<void> {
   const file = (name: string) => join(dir, name);
   const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   const ca = (name: string, subject: string) =>
-    run(openssl, [
+    runTool(openssl, [
       ...["req", "-x509", ...key, "-keyout", file(`${name}.key`), "-out", file(`${name}.crt`)],
       ...["-days", "2", "-subj", subject, "-sha256"],
       ...["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
@@ -114,11 +90,11 @@ async function certificates(openssl: string, dir: string): Promise<void> {
   await ca("ca", `/CN=Roost MariaDB test CA ${suffix}`);
   await ca("other-ca", `/CN=Roost unrelated MariaDB test CA ${suffix}`);
   const leaf = async (name: string, subject: string, extensions: string[]) => {
-    await run(openssl, [
+    await runTool(openssl, [
       ...["req", "-new", ...key, "-keyout", file(`${name}.key`), "-out", file(`${name}.csr`), "-subj", subject],
     ]);
     writeFileSync(file(`${name}.ext`), `${extensions.join("\n")}\n`);
-    await run(openssl, [
+    await runTool(openssl, [
       ...["x509", "-req", "-in", file(`${name}.csr`), "-CA", file("ca.crt"), "-CAkey", file("ca.key")],
       ...["-CAcreateserial", "-out", file(`${name}.crt`), "-days", "2", "-sha256", "-extfile", file(`${name}.ext`)],
     ]);
@@ -196,7 +172,7 @@ export async function startMariaDbTls(): Promise<MariaDbTls> {
   };
   const own = (path: string) => ids && chownSync(path, ...ids);
   const rootSql = (text: string) =>
-    run(client, [`--socket=${join(dir, "server.sock")}`, "-uroot", "--connect-timeout=5", "-Nse", text], 15_000);
+    runTool(client, [`--socket=${join(dir, "server.sock")}`, "-uroot", "--connect-timeout=5", "-Nse", text], 15_000);
 
   try {
     await step("generating certificates", async () => {
@@ -214,7 +190,7 @@ export async function startMariaDbTls(): Promise<MariaDbTls> {
         mkdirSync(sub);
         own(sub);
       }
-      return run(installDb, [
+      return runTool(installDb, [
         ...["--no-defaults", `--datadir=${data}`, `--tmpdir=${tmp}`, ...user],
         ...["--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve"],
         ...["--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M"],
