@@ -84,6 +84,12 @@ const wrongHost: Partial<Record<DriverName, Outcome>> = {
   "bun-sql": { refused: ConnectionError, code: "ERR_TLS_CERT_ALTNAME_INVALID" },
 };
 
+/** A certificate signed by the trusted CA for another host name than the one connected to. */
+const otherName: Partial<Record<DriverName, Outcome>> = {
+  mysql2: { refused: ConnectionError, code: "HANDSHAKE_SSL_ERROR" },
+  "bun-sql": { refused: ConnectionError, code: "ERR_TLS_CERT_ALTNAME_INVALID" },
+};
+
 /** One connection attempt to the private server. */
 interface Case {
   title: string;
@@ -286,6 +292,29 @@ for (const target of mysqlTargets) {
         if (row) assert.equal(row.user, `${c.user}@127.0.0.1`);
       });
     }
+
+    test(
+      "a certificate for another host name only (same CA): verify_identity to localhost is refused, verify_ca connects",
+      options,
+      async () => {
+        const tls = started();
+        await tls.presentCertificateFor("another host");
+        try {
+          const connect = (sslmode: string) => () =>
+            session(tls.url("localhost", withTimeout({ sslmode, sslrootcert: tls.caFile })), target.driver);
+          await attempt(`verify_identity via ${target.driver}`, otherName[target.driver]!, connect("verify_identity"));
+          await attempt(`verify_ca via ${target.driver}`, encrypted, connect("verify_ca"));
+        } finally {
+          await tls.presentCertificateFor("localhost");
+        }
+        // The server is back to its own certificate for the tests after this one.
+        await attempt(`verify_identity to localhost again via ${target.driver}`, encrypted, () =>
+          session(
+            tls.url("localhost", withTimeout({ sslmode: "verify_identity", sslrootcert: tls.caFile })),
+            target.driver,
+          ));
+      },
+    );
 
     test("sslcert/sslkey: a client certificate logs a REQUIRE X509 user in over verify_identity", options, async () => {
       const tls = started();

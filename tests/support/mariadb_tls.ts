@@ -21,6 +21,7 @@ import { spawn } from "node:child_process";
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   mkdirSync,
   mkdtempSync,
   promises as fsp,
@@ -54,6 +55,12 @@ export interface MariaDbTls {
   /** PEM certificate and key of {@linkcode CERT_USER}, signed by `caFile`'s CA. */
   readonly clientCertFile: string;
   readonly clientKeyFile: string;
+  /**
+   * Makes the server present the certificate for `localhost` (as it starts)
+   * or one signed by the same CA for another name only (`db.roost.invalid`):
+   * its files are swapped and `FLUSH SSL` reloads them for new connections.
+   */
+  presentCertificateFor(name: "localhost" | "another host"): Promise<void>;
   /** `mysql://<user>:<password>@<host>:<port>/test?<options>`, the password and options percent-encoded. */
   url(host: string, options?: Record<string, string>, user?: string): string;
   /** Stops the server at once and removes its directory. Idempotent; never throws. */
@@ -102,6 +109,13 @@ async function certificates(openssl: string, dir: string): Promise<void> {
   const common = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment"];
   // The server's certificate names `localhost` only: verify_identity to 127.0.0.1 must fail on the name.
   await leaf("server", "/CN=localhost", [...common, "extendedKeyUsage=serverAuth", "subjectAltName=DNS:localhost"]);
+  // The same CA's certificate for a name that is not the host connected to: verify_identity must fail on the name.
+  const elsewhere = "db.roost.invalid";
+  await leaf("elsewhere", `/CN=${elsewhere}`, [
+    ...common,
+    "extendedKeyUsage=serverAuth",
+    `subjectAltName=DNS:${elsewhere}`,
+  ]);
   await leaf("client", `/CN=${CERT_USER}`, [...common, "extendedKeyUsage=clientAuth"]);
 }
 
@@ -150,6 +164,13 @@ export async function startMariaDbTls(): Promise<MariaDbTls> {
     otherCaFile: join(certs, "other-ca.crt"),
     clientCertFile: join(certs, "client.crt"),
     clientKeyFile: join(certs, "client.key"),
+    async presentCertificateFor(name) {
+      const source = name === "localhost" ? "server" : "elsewhere";
+      for (const extension of ["crt", "key"]) {
+        copyFileSync(join(certs, `${source}.${extension}`), join(certs, `presented.${extension}`));
+      }
+      await rootSql("flush ssl");
+    },
     url(host, options = {}, login = TLS_ONLY_USER) {
       const query = Object.entries(options).map(([key, value]) => `${key}=${encodeURIComponent(value)}`).join("&");
       const password = encodeURIComponent(TLS_PASSWORD);
@@ -178,6 +199,9 @@ export async function startMariaDbTls(): Promise<MariaDbTls> {
     await step("generating certificates", async () => {
       mkdirSync(certs, { mode: 0o700 });
       await certificates(openssl, certs);
+      for (const extension of ["crt", "key"]) {
+        copyFileSync(join(certs, `server.${extension}`), join(certs, `presented.${extension}`));
+      }
       for (const name of readdirSync(certs)) {
         chmodSync(join(certs, name), name.endsWith(".key") ? 0o600 : 0o644);
         own(join(certs, name));
@@ -202,7 +226,7 @@ export async function startMariaDbTls(): Promise<MariaDbTls> {
         ...[`--pid-file=${join(dir, "server.pid")}`, `--log-error=${log}`, `--tmpdir=${tmp}`, ...user],
         ...["--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-buffer-pool-size=16M"],
         ...["--innodb-log-file-size=8M", "--performance-schema=OFF", "--character-set-server=utf8mb4"],
-        ...[`--ssl-cert=${join(certs, "server.crt")}`, `--ssl-key=${join(certs, "server.key")}`],
+        ...[`--ssl-cert=${join(certs, "presented.crt")}`, `--ssl-key=${join(certs, "presented.key")}`],
         `--ssl-ca=${join(certs, "ca.crt")}`,
       ], { cwd: "/", stdio: "ignore", detached: true });
       spawned.unref();
