@@ -9,8 +9,15 @@
  * @module
  */
 
-/** Whitespace and comments before the first keyword. */
-const lead = String.raw`^(?:\s+|--[^\n]*(?:\n|$)|/\*[\s\S]*?\*/)*`;
+/**
+ * Whitespace and comments before the first keyword, each read one way only:
+ * a space at a time, a line comment to its line's end, a block comment to
+ * its first `*` `/`. Patterns that can split the same text more ways (`\s+`
+ * repeated, a lazy block comment that may run on into the next one) try
+ * every way before failing: an indented template's 26 leading spaces took
+ * 0.7 s a statement.
+ */
+const lead = String.raw`^(?:\s|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*\*/)*`;
 
 const postgres = new RegExp(`${lead}(?:set(?!\\s+(?:local|transaction|constraints)\\b)|reset|discard)\\b`, "i");
 

@@ -42,6 +42,23 @@ describe("statements that change their session", () => {
     ) assert.equal(postgresChangesSession(text), false, text);
   });
 
+  test("long runs of whitespace and comments before the keyword are read in linear time", () => {
+    // Before: `(?:\s+)*` split a run of spaces every possible way before failing, so 26 leading spaces (an indented
+    // template) took 0.7 s a statement and each space more doubled it; a lazy block comment could run on into the
+    // next one, the same way. Runs of thousands here would never end.
+    const started = performance.now();
+    for (
+      const lead of [" ".repeat(10_000), "\n  \t".repeat(3_000), "/* a */ ".repeat(2_000), "-- a\n".repeat(2_000)]
+    ) {
+      for (const changes of [postgresChangesSession, mysqlChangesSession]) {
+        assert.equal(changes(`${lead}select 1`), false);
+        assert.equal(changes(`${lead}SET @x = 1`), true);
+      }
+    }
+    // A generous bound: linear reading takes milliseconds on any machine; the old pattern, longer than anyone waits.
+    assert.ok(performance.now() - started < 5_000);
+  });
+
   test("MySQL: SET of a session or user variable and USE, but not SET TRANSACTION", () => {
     for (
       const text of [
