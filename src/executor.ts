@@ -221,6 +221,7 @@ export class Executor {
   ): AsyncIterableIterator<Row[]> {
     const started = this.start();
     const item = await this.#acquire(pool, target, "iterate", query, started);
+    if (this.changesSession?.(query.text)) item.sessionChanged = true;
     let released = false;
     const release = (error: unknown) => {
       if (released) return;

@@ -196,6 +196,7 @@ export class Session {
     this.assertWritable("executeMany");
     if (this.#writesTo) this.#recordWrite();
     const executor = this.#executor;
+    if (executor.changesSession?.(text)) this.item.sessionChanged = true;
     const started = executor.start();
     try {
       const result = await this.item.connection.executeMany(text, paramSets);
@@ -215,6 +216,7 @@ export class Session {
   async *stream(query: CompiledQuery, batchSize: number, arrays?: boolean): AsyncIterableIterator<Row[]> {
     this.check();
     if (this.#writesTo && !isReadStatement(query.text)) this.#recordWrite();
+    if (this.#executor.changesSession?.(query.text)) this.item.sessionChanged = true;
     const started = this.#executor.start();
     try {
       const placement = this.current ? "shared-transaction" : "shared";

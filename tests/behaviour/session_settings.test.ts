@@ -10,7 +10,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { Kysely, sql as ksql } from "kysely";
 import { type Database, type DatabaseOptions, type Queryable, sql } from "../../mod.ts";
+import { RoostDialect } from "../../src/kysely.ts";
 import { type Target, targets, transactionPooled } from "../support/targets.ts";
 
 const sessionTargets = targets().filter((target) => target.dialect !== "sqlite");
@@ -44,6 +46,15 @@ function settingsOf(target: Target) {
     readOnly: postgres
       ? sql`select case when current_setting('default_transaction_read_only') = 'on' then 1 else 0 end`
       : sql`select @@session.tx_read_only`,
+    /** The change and the read, as Kysely raw queries (the read as a `value` column). */
+    kysely: {
+      change: postgres ? ksql`SET search_path TO roost_elsewhere, public` : ksql`SET @roost_mark = 42`,
+      read: postgres
+        ? ksql<
+          { value: string }
+        >`select case when current_setting('search_path') like 'roost_elsewhere%' then 'changed' else 'default' end as value`
+        : ksql<{ value: string }>`select case when @roost_mark = 42 then 'changed' else 'default' end as value`,
+    },
   };
 }
 
@@ -129,6 +140,84 @@ for (const target of sessionTargets) {
         }
       },
     );
+
+    replaceableTest("a SET through executeMany or iterate goes with its connection too", async () => {
+      const db = open();
+      try {
+        const drain = async (q: Queryable) => {
+          for await (const _ of q.iterate(settings.change)) {
+            // A SET returns no rows.
+          }
+        };
+        const first = await backendOf(db, target);
+        await db.executeMany(settings.change, [[]]);
+        assert.equal(await db.fetchVal(settings.read), "default", "after executeMany outside a scope");
+        const second = await backendOf(db, target);
+        if (ownBackends) assert.notEqual(second, first);
+        await drain(db);
+        assert.equal(await db.fetchVal(settings.read), "default", "after iterate outside a scope");
+        if (ownBackends) assert.notEqual(await backendOf(db, target), second);
+        await db.connection(async (conn) => {
+          await conn.executeMany(settings.change, [[]]);
+          assert.equal(await conn.fetchVal(settings.read), "changed");
+        });
+        assert.equal(await db.fetchVal(settings.read), "default", "after executeMany in a scope");
+        await db.connection(async (conn) => {
+          await drain(conn);
+          assert.equal(await conn.fetchVal(settings.read), "changed");
+        });
+        assert.equal(await db.fetchVal(settings.read), "default", "after iterate in a scope");
+      } finally {
+        await db.close();
+      }
+    });
+
+    replaceableTest(
+      'connectionScope "context" (the Workers default): a SET in a db.context() reaches neither its next statement nor another context',
+      async () => {
+        const db = open({ connectionScope: "context" });
+        try {
+          await db.context(async () => {
+            await db.connection(async (conn) => {
+              await conn.execute(settings.change);
+              assert.equal(await conn.fetchVal(settings.read), "changed");
+            });
+            assert.equal(await db.fetchVal(settings.read), "default", "the context's next statement");
+            await db.execute(settings.change);
+            assert.equal(await db.fetchVal(settings.read), "default", "after a SET outside a scope in the context");
+          });
+          await db.context(async () => {
+            assert.equal(await db.fetchVal(settings.read), "default", "another context");
+          });
+        } finally {
+          await db.close();
+        }
+      },
+    );
+
+    replaceableTest("a SET through Kysely on RoostDialect does not reach the next caller", async () => {
+      const db = open();
+      const kysely = new Kysely<Record<string, never>>({ dialect: new RoostDialect({ database: db }) });
+      try {
+        const first = await backendOf(db, target);
+        await settings.kysely.change.execute(kysely);
+        assert.equal(await db.fetchVal(settings.read), "default", "after a SET outside Kysely's connection()");
+        if (ownBackends) assert.notEqual(await backendOf(db, target), first);
+        await kysely.connection().execute(async (conn) => {
+          await settings.kysely.change.execute(conn);
+          const { rows } = await settings.kysely.read.execute(conn);
+          assert.equal(rows[0]?.value, "changed", "the setting holds on Kysely's connection");
+        });
+        assert.equal(await db.fetchVal(settings.read), "default", "after Kysely's connection()");
+        await kysely.transaction().execute(async (trx) => {
+          await settings.kysely.change.execute(trx);
+        });
+        assert.equal(await db.fetchVal(settings.read), "default", "after Kysely's transaction");
+      } finally {
+        await kysely.destroy();
+        await db.close();
+      }
+    });
 
     replaceableTest(
       "statementTimeout × a SET that turned it off: the next connection has Roost's timeout again",
