@@ -10,18 +10,22 @@
  */
 
 /**
- * Whitespace and comments before the first keyword, each read one way only:
+ * A pattern's source matching the whitespace and comments before a
+ * statement's first keyword, each read one way only:
  * a space at a time, a line comment to its line's end, a block comment to
  * its first `*` `/`. Patterns that can split the same text more ways (`\s+`
  * repeated, a lazy block comment that may run on into the next one) try
  * every way before failing: an indented template's 26 leading spaces took
  * 0.7 s a statement.
  */
-const lead = String.raw`^(?:\s|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*\*/)*`;
+export const beforeFirstKeyword = String.raw`^(?:\s|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*\*/)*`;
 
-const postgres = new RegExp(`${lead}(?:set(?!\\s+(?:local|transaction|constraints)\\b)|reset|discard)\\b`, "i");
+const postgres = new RegExp(
+  `${beforeFirstKeyword}(?:set(?!\\s+(?:local|transaction|constraints)\\b)|reset|discard)\\b`,
+  "i",
+);
 
-const mysql = new RegExp(`${lead}(?:set(?!\\s+transaction\\b)|use)\\b`, "i");
+const mysql = new RegExp(`${beforeFirstKeyword}(?:set(?!\\s+transaction\\b)|use)\\b`, "i");
 
 /**
  * Postgres: `SET` (but `SET LOCAL`, `SET TRANSACTION`, `SET CONSTRAINTS`,

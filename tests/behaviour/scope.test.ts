@@ -1,7 +1,16 @@
 /** Scopes belong to their instance and to the async call tree that entered them. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ClosedError, ConnectionError, Database, QueryError, RoostError, sql, TransactionError } from "../../mod.ts";
+import {
+  ClosedError,
+  ConnectionError,
+  Database,
+  type Queryable,
+  QueryError,
+  RoostError,
+  sql,
+  TransactionError,
+} from "../../mod.ts";
 import { signal, skipUnless, sleep, tempDatabasePath, uniqueTable } from "../support/support.ts";
 import { notTransactionPooled, targets, transactionPooled } from "../support/targets.ts";
 
@@ -121,6 +130,57 @@ for (const target of targets()) {
       });
       assert.deepEqual(inConnection, [21, 22, 23]);
       assert.equal(db.stats().primary.busy, 0);
+    });
+
+    test("iterate of a write with RETURNING, outside a scope, in connection() and in transaction(): every row once, the transaction goes on", async () => {
+      // On Postgres such a statement cannot be a server cursor: declaring it one inside the caller's transaction
+      // was a syntax error that aborted the transaction.
+      const jobs = uniqueTable("jobs");
+      await db.execute(sql`create table ${jobs} (id integer primary key, done integer not null)`);
+      try {
+        const ids = async (on: Queryable, statement: ReturnType<typeof sql>) => {
+          const seen: number[] = [];
+          for await (const row of on.iterate<{ id: number }>(statement, undefined, { batchSize: 2 })) {
+            seen.push(Number(row.id));
+            // A query inside the loop, on the same connection in a scope.
+            assert.equal(Number(await db.fetchVal(sql`select ${row.id} + 0`)), Number(row.id));
+          }
+          return seen.sort((a, b) => a - b);
+        };
+        const insert = (from: number) =>
+          sql`insert into ${jobs} (id, done) values (${from}, 0), (${from + 1}, 0), (${from + 2}, 0) returning id`;
+        assert.deepEqual(await ids(db, insert(1)), [1, 2, 3]);
+        assert.deepEqual(await db.connection((conn) => ids(conn, insert(4))), [4, 5, 6]);
+        const inTransaction = await db.transaction(async (tx) => {
+          const deleted = await ids(tx, sql`delete from ${jobs} where id <= ${3} returning id`);
+          // The transaction goes on after the stream.
+          await tx.execute(sql`insert into ${jobs} (id, done) values (${7}, 1)`);
+          return deleted;
+        });
+        assert.deepEqual(inTransaction, [1, 2, 3]);
+        assert.deepEqual(
+          (await db.fetchAll<{ id: number }>(sql`select id from ${jobs} order by id`)).map((r) => Number(r.id)),
+          [4, 5, 6, 7],
+        );
+        if (target.dialect === "postgres") {
+          // A data-modifying WITH, SHOW, and (in a connection scope, a cursor WITH HOLD) SELECT … FOR UPDATE.
+          const moved = sql`with gone as (delete from ${jobs} where id = ${4} returning id) select id from gone`;
+          assert.deepEqual(await db.transaction((tx) => ids(tx, moved)), [4]);
+          const shown = await db.transaction(async (tx) => {
+            const rows: unknown[] = [];
+            for await (const row of tx.iterate(sql`show server_version`)) rows.push(row);
+            return rows.length;
+          });
+          assert.equal(shown, 1);
+          assert.deepEqual(
+            await db.connection((conn) => ids(conn, sql`select id from ${jobs} where id >= ${5} for update`)),
+            [5, 6, 7],
+          );
+        }
+        assert.equal(db.stats().primary.busy, 0);
+      } finally {
+        await db.execute(sql`drop table ${jobs}`);
+      }
     });
 
     test(

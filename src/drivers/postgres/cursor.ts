@@ -6,6 +6,7 @@
  * @module
  */
 import type { Row, StreamPlacement } from "../../driver.ts";
+import { beforeFirstKeyword } from "../../session_statements.ts";
 import { inBatches } from "../shared/batch.ts";
 
 /**
@@ -34,10 +35,12 @@ export type RunEachRow = (text: string, params: readonly unknown[], onRow: (row:
 let cursorCount = 0;
 
 /**
- * What {@linkcode cursorBatches} throws for a stream placed `own`, with the
- * server's error as `cause`, when the server refuses to make the query a cursor (it is not a SELECT or
- * VALUES: 42601, or has a data-modifying WITH: 0A000). Nothing of the query
- * ran, so the caller may run it another way.
+ * What {@linkcode cursorBatches} throws, before anything of the query ran,
+ * when the query cannot be a cursor: its text says so (`mayBeCursor`), or,
+ * outside the caller's transaction (placed `own` or `shared`), the server
+ * refused the DECLARE (42601 for what is not a query, 0A000 for a
+ * data-modifying WITH or `FOR UPDATE` in a cursor `WITH HOLD`; its error is
+ * the `cause`). The caller may run the query another way.
  */
 export class NotACursor extends Error {
   /** Wraps the server's refusal. */
@@ -45,6 +48,22 @@ export class NotACursor extends Error {
     super("the query cannot be a cursor", { cause });
     this.name = "NotACursor";
   }
+}
+
+const queryKeyword = new RegExp(`${beforeFirstKeyword}((?:select|values|table|with)\\b|\\()`, "i");
+const writeKeyword = /\b(?:insert|update|delete|merge)\b/i;
+
+/**
+ * Whether a statement may be a cursor's query, read from its text: a
+ * `SELECT`, `VALUES`, `TABLE`, a parenthesised query, or a `WITH` naming
+ * no write (Postgres refuses a data-modifying `WITH` as a cursor). A write
+ * with `RETURNING`, `SHOW` or `CALL` cannot be; declaring it a cursor inside
+ * the caller's transaction would abort that transaction, so such statements
+ * are read whole without asking the server.
+ */
+export function mayBeCursor(text: string): boolean {
+  const first = queryKeyword.exec(text)?.[1].toLowerCase();
+  return first !== undefined && (first !== "with" || !writeKeyword.test(text));
 }
 
 /**
@@ -73,6 +92,7 @@ export async function* cursorBatches(
   placement: StreamPlacement,
   each?: RunEachRow,
 ): AsyncIterableIterator<Row[]> {
+  if (!mayBeCursor(text)) throw new NotACursor(undefined);
   const name = `roost_cursor_${++cursorCount}`;
   const own = placement === "own";
   batchSize = Math.min(batchSize, mostRowsPerFetch);
@@ -81,8 +101,8 @@ export async function* cursorBatches(
   try {
     const declare = `DECLARE ${name} NO SCROLL CURSOR${placement === "shared" ? " WITH HOLD" : ""} FOR ${text}`;
     await run(declare, params).catch((error) => {
-      // Only a cursor of its own transaction is refused harmlessly: in the caller's, the refusal aborted it.
-      throw own && refusedAsCursor(error) ? new NotACursor(error) : error;
+      // Refused harmlessly only outside the caller's transaction: inside it, the refusal aborted it.
+      throw placement !== "shared-transaction" && refusedAsCursor(error) ? new NotACursor(error) : error;
     });
     try {
       const fetch = `FETCH ${batchSize} FROM ${name}`;
@@ -114,9 +134,9 @@ export async function* cursorBatches(
 
 /**
  * A stream of a driver without a cursor API of its own: every batch is a
- * FETCH from a cursor the server keeps (see `cursorBatches`). On a connection
- * of its own, a statement that cannot be a cursor (a write with RETURNING)
- * is read whole by `readWhole` instead. Errors go through `translate`.
+ * FETCH from a cursor the server keeps (see `cursorBatches`). A statement
+ * that cannot be a cursor (a write with RETURNING, `SHOW`) is read whole by
+ * `readWhole` instead, on the same connection. Errors go through `translate`.
  */
 export async function* cursorStream(
   run: RunStatement,

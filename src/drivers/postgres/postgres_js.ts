@@ -19,7 +19,7 @@ import { tooManyParameters } from "../../query.ts";
 import { namedStatements, transactionPooled } from "../../pooler.ts";
 import { builtinModule, runtime } from "../../runtime.ts";
 import { connectTimeoutSeconds, type DatabaseUrl } from "../../url.ts";
-import { executePipelined } from "../shared/batch.ts";
+import { executePipelined, inBatches } from "../shared/batch.ts";
 import { onAbort } from "../shared/abort.ts";
 import { connectFailed, type ErrorRules, ownCode, sanitizedCause, translateError } from "../shared/errors.ts";
 import { quietEnv, requireNet } from "../shared/permissions.ts";
@@ -323,9 +323,16 @@ class PostgresJsConnection implements DriverConnection {
         yield* cursorBatches(run, text, params, batchSize, placement, each);
         return;
       } catch (error) {
-        // On a connection of its own, a statement that cannot be a cursor (a write with RETURNING) streams
-        // natively below (only there is a refusal harmless: see NotACursor).
         if (!(error instanceof NotACursor)) throw translate(error, text);
+      }
+      // A statement that cannot be a cursor (a write with RETURNING): on a shared connection it is read whole, so
+      // queries inside the loop can run; on a connection of its own it streams natively below.
+      if (placement !== "own") {
+        const rows = arrays
+          ? this.fetchRows(text, params).then((read) => read.rows as unknown as Row[])
+          : this.fetchAll(text, params);
+        yield* inBatches(rows, batchSize);
+        return;
       }
     }
     try {
