@@ -18,6 +18,11 @@
  * database and REPLICA MONITOR (to read `SHOW REPLICA STATUS`), but neither
  * SUPER nor READ ONLY ADMIN, so `read_only=1` refuses its writes on the
  * replica. `root` (no password, 127.0.0.1) administers both.
+ *
+ * For fail-over tests `fencePrimary`, `promote` and `demote` swap the roles
+ * by hand (the primary's `read_only` on; the replica caught up, its
+ * replication stopped and its `read_only` off; and back): both servers are
+ * the pair's own, so no other test's server is made read-only.
  */
 import { spawn } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, promises as fsp, readFileSync, rmSync } from "node:fs";
@@ -32,10 +37,27 @@ export interface MariaDbPair {
   readonly primaryUrl: string;
   /** mysql://roost@127.0.0.1:<port>/test of the replica. */
   readonly replicaUrl: string;
+  /** The primary's TCP port (127.0.0.1). */
+  readonly primaryPort: number;
   /** The replica's TCP port (127.0.0.1). */
   readonly replicaPort: number;
+  /** Runs SQL as root on the primary (the `mariadb` client's batch output, tab-separated). */
+  primarySql(sql: string): Promise<string>;
   /** Runs SQL as root on the replica (the `mariadb` client's batch output, tab-separated). */
   replicaSql(sql: string): Promise<string>;
+  /** Turns the primary's global `read_only` on (fenced: `roost`'s writes are refused) or off again. */
+  fencePrimary(on: boolean): Promise<void>;
+  /**
+   * Promotes the replica by hand, as a fail-over does once the primary is
+   * fenced: waits until it has applied everything in the primary's binary
+   * log, stops replication and turns its `read_only` off.
+   */
+  promote(): Promise<void>;
+  /**
+   * Undoes promote(): the replica read-only and replicating again (from where
+   * it stopped). What was written on it while promoted stays there only.
+   */
+  demote(): Promise<void>;
   /** Delays applying each replicated transaction by `seconds` (CHANGE MASTER TO MASTER_DELAY); 0 applies at once. */
   setDelay(seconds: number): Promise<void>;
   /** Stops the replica's mariadbd (a clean shutdown) and waits until it has exited. Idempotent. */
@@ -193,8 +215,27 @@ export async function createMariaDbPair(options: MariaDbPairOptions = {}): Promi
   const pair: MariaDbPair = {
     primaryUrl: `mysql://roost@127.0.0.1:${primaryPort}/test`,
     replicaUrl: `mysql://roost@127.0.0.1:${replicaPort}/test`,
+    primaryPort,
     replicaPort,
+    primarySql: (text) => sqlAs("primary", "root", text),
     replicaSql: (text) => sqlAs("replica", "root", text),
+    async fencePrimary(on) {
+      await sqlAs("primary", "root", `set global read_only = ${on ? 1 : 0}`);
+    },
+    async promote() {
+      const position = await sqlAs("primary", "root", "select @@global.gtid_binlog_pos");
+      // master_gtid_wait answers 0 once the replica has applied `position`, -1 when its own 1 s timeout passes.
+      await poll(
+        `the replica to apply the primary's binary log up to ${position}`,
+        30_000 + delay * 1_000,
+        async () => (await sqlAs("replica", "root", `select master_gtid_wait('${position}', 1)`)) === "0",
+      );
+      await sqlAs("replica", "root", "stop replica; set global read_only = 0");
+    },
+    async demote() {
+      await sqlAs("replica", "root", "set global read_only = 1; start replica");
+      await replicating();
+    },
     async setDelay(seconds) {
       await sqlAs("replica", "root", `stop replica; change master to master_delay = ${seconds}; start replica`);
       await replicating();
