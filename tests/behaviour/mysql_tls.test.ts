@@ -5,7 +5,10 @@
  * for this file and removed after it: its own CA, a certificate for the DNS
  * name `localhost` only, a user refused without TLS (`REQUIRE SSL`) and one
  * that must present a client certificate (`REQUIRE X509`), each with a
- * password that must appear in no error. `Ssl_cipher` and `Ssl_version` in
+ * password that must appear in no error. A server certificate a check
+ * refuses is a ConnectionError `ROOST_CERTIFICATE_REJECTED` on every
+ * driver, saying which check (chain or host name), with the driver's own
+ * code in `cause`. `Ssl_cipher` and `Ssl_version` in
  * the session's status say whether it is encrypted. Locally, a machine that
  * cannot start the server skips with the reason; in CI that is a failure.
  * tests/behaviour/tls.test.ts covers the shared MariaDB server, which has
@@ -66,28 +69,48 @@ async function session(url: string, driver: DriverName): Promise<Session> {
   }
 }
 
-/** What a connection attempt must come to: TLS on or off, or refused with this error class and code. */
-type Outcome = { tls: boolean } | { refused: typeof ConnectionError | typeof ConfigError; code?: string };
+/**
+ * What a connection attempt must come to: TLS on or off, or refused with
+ * this error class and code; for a refused certificate, also what Roost's
+ * message says and the driver's own code, which the error's `cause` keeps.
+ */
+type Outcome = { tls: boolean } | {
+  refused: typeof ConnectionError | typeof ConfigError;
+  code?: string;
+  message?: RegExp;
+  causeCode?: string;
+};
 
 const encrypted: Outcome = { tls: true };
 const plain: Outcome = { tls: false };
 const denied: Outcome = { refused: ConnectionError, code: "ER_ACCESS_DENIED_ERROR" };
-/** A certificate that does not verify, as each driver's ConnectionError codes it. */
+
+/** A certificate the check of its chain (`untrusted`) or host name (`misnamed`) refused; `driverCode` is the cause's. */
+const rejected = (check: "untrusted" | "misnamed", driverCode: string): Outcome => ({
+  refused: ConnectionError,
+  code: "ROOST_CERTIFICATE_REJECTED",
+  message: check === "untrusted"
+    ? /the server's certificate did not verify against /
+    : /the server's certificate does not name this host: /,
+  causeCode: driverCode,
+});
+
+/** A certificate that does not verify: mysql2 names every TLS failure HANDSHAKE_SSL_ERROR, Bun.SQL by OpenSSL's code. */
 const unverified: Partial<Record<DriverName, Outcome>> = {
-  mysql2: { refused: ConnectionError, code: "HANDSHAKE_SSL_ERROR" },
-  "bun-sql": { refused: ConnectionError, code: "SELF_SIGNED_CERT_IN_CHAIN" },
+  mysql2: rejected("untrusted", "HANDSHAKE_SSL_ERROR"),
+  "bun-sql": rejected("untrusted", "SELF_SIGNED_CERT_IN_CHAIN"),
 };
 /** A certificate that does not name the host (an IP address here). */
 const wrongHost: Partial<Record<DriverName, Outcome>> = {
   // node:tls under mysql2 would check an IP address's certificate for "localhost": Roost refuses (docs/urls-and-tls.md).
-  mysql2: { refused: ConfigError },
-  "bun-sql": { refused: ConnectionError, code: "ERR_TLS_CERT_ALTNAME_INVALID" },
+  mysql2: { refused: ConfigError, code: "ROOST_VERIFY_IDENTITY_IP" },
+  "bun-sql": rejected("misnamed", "ERR_TLS_CERT_ALTNAME_INVALID"),
 };
 
 /** A certificate signed by the trusted CA for another host name than the one connected to. */
 const otherName: Partial<Record<DriverName, Outcome>> = {
-  mysql2: { refused: ConnectionError, code: "HANDSHAKE_SSL_ERROR" },
-  "bun-sql": { refused: ConnectionError, code: "ERR_TLS_CERT_ALTNAME_INVALID" },
+  mysql2: rejected("misnamed", "HANDSHAKE_SSL_ERROR"),
+  "bun-sql": rejected("misnamed", "ERR_TLS_CERT_ALTNAME_INVALID"),
 };
 
 /** One connection attempt to the private server. */
@@ -158,14 +181,15 @@ const cases: Case[] = [
     expect: encrypted,
   },
   {
-    title: "sslmode=required, sslrootcert=<another CA> → ConnectionError (with a root CA, required is verify_ca)",
+    title: "sslmode=required, sslrootcert=<another CA> → ROOST_CERTIFICATE_REJECTED, the chain " +
+      "(with a root CA, required is verify_ca)",
     host: "127.0.0.1",
     user: TLS_ONLY_USER,
     options: (server) => ({ sslmode: "required", sslrootcert: server.otherCaFile }),
     expect: unverified,
   },
   {
-    title: "sslmode=verify_ca without sslrootcert → ConnectionError (CA unknown)",
+    title: "sslmode=verify_ca without sslrootcert → ROOST_CERTIFICATE_REJECTED, the chain (CA unknown)",
     host: "127.0.0.1",
     user: TLS_ONLY_USER,
     options: () => ({ sslmode: "verify_ca" }),
@@ -179,7 +203,7 @@ const cases: Case[] = [
     expect: encrypted,
   },
   {
-    title: "sslmode=verify_ca, sslrootcert=<another CA> → ConnectionError",
+    title: "sslmode=verify_ca, sslrootcert=<another CA> → ROOST_CERTIFICATE_REJECTED, the chain",
     host: "127.0.0.1",
     user: TLS_ONLY_USER,
     options: (server) => ({ sslmode: "verify_ca", sslrootcert: server.otherCaFile }),
@@ -193,22 +217,23 @@ const cases: Case[] = [
     expect: encrypted,
   },
   {
-    title: "sslmode=verify_identity, sslrootcert=<the CA>, host 127.0.0.1 (not in the certificate) → refused " +
-      "(mysql2: ConfigError before connecting)",
+    title: "sslmode=verify_identity, sslrootcert=<the CA>, host 127.0.0.1 (not in the certificate) → " +
+      "ROOST_CERTIFICATE_REJECTED, the host name (mysql2: ConfigError ROOST_VERIFY_IDENTITY_IP before connecting)",
     host: "127.0.0.1",
     user: TLS_ONLY_USER,
     options: (server) => ({ sslmode: "verify_identity", sslrootcert: server.caFile }),
     expect: wrongHost,
   },
   {
-    title: "sslmode=verify_identity without sslrootcert, host localhost → ConnectionError (CA unknown)",
+    title: "sslmode=verify_identity without sslrootcert, host localhost → ROOST_CERTIFICATE_REJECTED, the chain " +
+      "(CA unknown)",
     host: "localhost",
     user: TLS_ONLY_USER,
     options: () => ({ sslmode: "verify_identity" }),
     expect: unverified,
   },
   {
-    title: "sslmode=verify_identity, sslrootcert=<another CA>, host localhost → ConnectionError",
+    title: "sslmode=verify_identity, sslrootcert=<another CA>, host localhost → ROOST_CERTIFICATE_REJECTED, the chain",
     host: "localhost",
     user: TLS_ONLY_USER,
     options: (server) => ({ sslmode: "verify_identity", sslrootcert: server.otherCaFile }),
@@ -226,6 +251,19 @@ const cases: Case[] = [
 const slow = { timeout: 30_000 };
 const withTimeout = (options: Record<string, string>) => ({ connect_timeout: "5", ...options });
 
+/** Asserts that `failure` is the refusal `expect` describes, and that it shows no password. */
+function assertRefused(what: string, failure: unknown, expect: Extract<Outcome, { refused: unknown }>): void {
+  assertHidden(failure, secrets, what);
+  const name = expect.refused.name;
+  assert.ok(failure instanceof expect.refused, `${what}: expected a ${name}, got ${describeError(failure)}`);
+  assert.equal(failure.code, expect.code, `${what}: ${describeError(failure)}`);
+  if (expect.message) assert.match(failure.message, expect.message, what);
+  if (expect.causeCode !== undefined) {
+    const cause = failure.cause as { code?: unknown } | undefined;
+    assert.equal(cause?.code, expect.causeCode, `${what}: the cause: ${describeError(cause)}`);
+  }
+}
+
 /** Connects and checks the outcome, and that no error shows the password; returns the session when it connected. */
 async function attempt(what: string, expect: Outcome, connect: () => Promise<Session>): Promise<Session | undefined> {
   let result: Session | undefined;
@@ -235,14 +273,13 @@ async function attempt(what: string, expect: Outcome, connect: () => Promise<Ses
   } catch (error) {
     failure = error;
   }
-  if (failure !== undefined) assertHidden(failure, secrets, what);
   if ("refused" in expect) {
     const name = expect.refused.name;
     assert.ok(failure !== undefined, `${what}: expected a ${name}, but it connected (Ssl_cipher "${result?.cipher}")`);
-    assert.ok(failure instanceof expect.refused, `${what}: expected a ${name}, got ${describeError(failure)}`);
-    assert.equal(failure.code, expect.code, `${what}: ${describeError(failure)}`);
+    assertRefused(what, failure, expect);
     return undefined;
   }
+  if (failure !== undefined) assertHidden(failure, secrets, what);
   assert.ok(result !== undefined, `${what}: expected to connect, got ${describeError(failure)}`);
   if (expect.tls) {
     assert.notEqual(result.cipher, "", `${what}: expected TLS, got a plain connection`);
@@ -294,7 +331,8 @@ for (const target of mysqlTargets) {
     }
 
     test(
-      "a certificate for another host name only (same CA): verify_identity to localhost is refused, verify_ca connects",
+      "a certificate for another host name only (same CA): verify_identity to localhost is " +
+        "ROOST_CERTIFICATE_REJECTED on the name, verify_ca connects",
       options,
       async () => {
         const tls = started();
@@ -313,6 +351,28 @@ for (const target of mysqlTargets) {
             tls.url("localhost", withTimeout({ sslmode: "verify_identity", sslrootcert: tls.caFile })),
             target.driver,
           ));
+      },
+    );
+
+    test(
+      "a multi-host URL whose hosts' certificates are all refused: ROOST_HOSTS_UNREACHABLE, each host's error " +
+        "ROOST_CERTIFICATE_REJECTED",
+      options,
+      async () => {
+        const tls = started();
+        const one = new URL(tls.url("127.0.0.1", withTimeout({ sslmode: "verify_ca", sslrootcert: tls.otherCaFile })));
+        const url = one.href.replace(`@127.0.0.1:${tls.port}/`, `@127.0.0.1:${tls.port},localhost:${tls.port}/`);
+        const what = `verify_ca with another CA, two hosts, via ${target.driver}`;
+        await assert.rejects(session(url, target.driver), (error: unknown) => {
+          assertRefused(what, error, { refused: ConnectionError, code: "ROOST_HOSTS_UNREACHABLE" });
+          const hosts = (error as Error).cause;
+          assert.ok(hosts instanceof AggregateError, `${what}: the cause is ${describeError(hosts)}`);
+          assert.equal(hosts.errors.length, 2, what);
+          const each = unverified[target.driver];
+          assert.ok(each !== undefined && "refused" in each, `nothing is listed for ${target.driver}`);
+          for (const host of hosts.errors) assertRefused(`${what}: a host's error`, host, each);
+          return true;
+        });
       },
     );
 

@@ -6,8 +6,13 @@
  * only, a user that must present a client certificate) is started for this
  * file and removed after it; every Postgres driver of the runtime connects to
  * it in each mode, and `pg_stat_ssl` says whether the session is encrypted.
- * The shared Postgres and MariaDB servers, which have TLS off, check that a
- * mode requiring TLS is refused there and a preferring one falls back.
+ * A server certificate a check refuses is a ConnectionError
+ * `ROOST_CERTIFICATE_REJECTED` on every driver, saying which check (the chain
+ * or the host name), the driver's own error and code in `cause`; the
+ * harness also swaps in a certificate from the trusted CA for another host
+ * name. The shared Postgres and MariaDB servers, which have TLS off, check that a
+ * mode requiring TLS is refused there (no certificate code) and a preferring
+ * one falls back.
  * tests/behaviour/mysql_tls.test.ts runs the MySQL modes against a MariaDB
  * server with TLS.
  *
@@ -21,13 +26,23 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { createServer } from "node:tls";
 import { ConfigError, ConnectionError, Database, type DriverName, parseDatabaseUrl, sql } from "../../mod.ts";
 import { availableDrivers } from "../../src/drivers/mod.ts";
+import { runtime } from "../support/support.ts";
 import { targets } from "../support/targets.ts";
 import { CERT_USER, startTlsServer, TLS_ONLY_USER, type TlsServer } from "../support/tls_server.ts";
 
-/** What a connection attempt must come to. */
-type Expect = "tls" | "plain" | "connects" | "refused";
+/**
+ * What a connection attempt must come to: TLS on or off, either, a
+ * ConnectionError that is no certificate refusal ("refused"), or
+ * `ROOST_CERTIFICATE_REJECTED` by the chain's check ("untrusted") or the
+ * host name's ("misnamed").
+ */
+type Expect = "tls" | "plain" | "connects" | "refused" | "untrusted" | "misnamed";
+
+/** A certificate refusal. */
+type Rejection = "untrusted" | "misnamed";
 
 /** One connection attempt to the private server. */
 interface Case {
@@ -41,10 +56,51 @@ interface Case {
   differs?: Partial<Record<DriverName, [Expect, string]>>;
 }
 
-/** deno-postgres's documented outcome when the server's certificate or host name cannot be verified. */
-const denoVerifies = (why: string): Case["differs"] => ({
-  "deno-postgres": ["refused", `deno-postgres verifies every certificate: ${why}; no fall-back to plain text`],
+/** deno-postgres's documented outcome when the server's certificate (`untrusted`) or host name (`misnamed`) cannot be verified. */
+const denoVerifies = (why: string, outcome: Rejection = "untrusted"): Case["differs"] => ({
+  "deno-postgres": [outcome, `deno-postgres verifies every certificate: ${why}; no fall-back to plain text`],
 });
+
+/** What Roost's message says of each refusal. */
+const rejectionMessages: Record<Rejection, RegExp> = {
+  untrusted: /the server's certificate did not verify against /,
+  misnamed: /the server's certificate does not name this host: /,
+};
+
+/**
+ * The driver's own error for each refusal, which the Roost error keeps as
+ * `cause`: its code, or its message where it has none (deno-postgres: Deno's
+ * TLS names no code).
+ */
+const driverRefusals: Partial<Record<DriverName, Record<Rejection, { code?: string; message?: RegExp }>>> = {
+  "postgres-js": {
+    untrusted: { code: "SELF_SIGNED_CERT_IN_CHAIN" },
+    misnamed: { code: "ERR_TLS_CERT_ALTNAME_INVALID" },
+  },
+  "bun-sql": { untrusted: { code: "SELF_SIGNED_CERT_IN_CHAIN" }, misnamed: { code: "ERR_TLS_CERT_ALTNAME_INVALID" } },
+  "deno-postgres": {
+    untrusted: { message: /invalid peer certificate: UnknownIssuer/ },
+    misnamed: { message: /invalid peer certificate: certificate not valid for name/ },
+  },
+};
+
+/**
+ * Asserts that `error` is `ROOST_CERTIFICATE_REJECTED` for `rejection`, with
+ * the driver's own error (its code, or its words) as `cause`.
+ */
+function assertRejected(what: string, error: unknown, rejection: Rejection, driver: DriverName): void {
+  assert.ok(error instanceof ConnectionError, `${what}: expected a ConnectionError, got ${describeError(error)}`);
+  assert.equal(error.code, "ROOST_CERTIFICATE_REJECTED", `${what}: ${describeError(error)}`);
+  assert.match(error.message, rejectionMessages[rejection], what);
+  const own = driverRefusals[driver]?.[rejection];
+  assert.ok(own !== undefined, `${what}: no driver error is listed for ${driver}`);
+  const cause = error.cause;
+  assert.ok(cause instanceof Error, `${what}: the cause is ${describeError(cause)}`);
+  if (own.code !== undefined) {
+    assert.equal((cause as { code?: unknown }).code, own.code, `${what}: the cause: ${describeError(cause)}`);
+  }
+  if (own.message !== undefined) assert.match(cause.message, own.message, `${what}: the cause`);
+}
 
 /** What the session says about itself. */
 interface Session {
@@ -62,9 +118,9 @@ const describeError = (error: unknown) =>
     }: ${error.message}`
     : String(error);
 
-/** Why the neon driver has no TLS tests here: tests/unit/options.test.ts holds its refusals. */
+/** Why the neon driver has no sslmode tests here: tests/unit/options.test.ts holds its refusals. */
 const neonTls = "its TLS is the WebSocket's (wss:), not Postgres's sslmode; the TLS settings it cannot honour are " +
-  "ConfigErrors (tests/unit/options.test.ts)";
+  "ConfigErrors (tests/unit/options.test.ts); a wss:// proxy's certificate it refuses is tested here";
 
 /** Postgres drivers of this runtime whose package loads here; the others are skipped with the reason printed. */
 async function loadableDrivers(): Promise<DriverName[]> {
@@ -111,11 +167,12 @@ async function session(url: string, driver: DriverName): Promise<Session> {
   }
 }
 
-/** Asserts that connecting to `url` through `driver` comes to `expect`; `what` names the mode in failures. */
+/** Asserts that connecting through `driver` comes to `expect`; `what` names the mode in failures. */
 async function expectOutcome<T extends { ssl: boolean }>(
   what: string,
   expect: Expect,
   connect: () => Promise<T>,
+  driver?: DriverName,
 ): Promise<T | undefined> {
   let result: T | undefined;
   let failure: unknown;
@@ -124,12 +181,18 @@ async function expectOutcome<T extends { ssl: boolean }>(
   } catch (error) {
     failure = error;
   }
-  if (expect === "refused") {
+  if (expect === "refused" || expect === "untrusted" || expect === "misnamed") {
     assert.ok(
       failure !== undefined,
       `${what}: expected a ConnectionError, but it connected (TLS ${result?.ssl ? "on" : "off"})`,
     );
+    if (expect !== "refused") {
+      assert.ok(driver !== undefined, `${what}: a certificate refusal is checked per driver`);
+      assertRejected(what, failure, expect, driver);
+      return undefined;
+    }
     assert.ok(failure instanceof ConnectionError, `${what}: expected a ConnectionError, got ${describeError(failure)}`);
+    assert.notEqual(failure.code, "ROOST_CERTIFICATE_REJECTED", `${what}: no certificate was refused`);
     return undefined;
   }
   if (failure !== undefined || result === undefined) {
@@ -203,7 +266,7 @@ const cases: Case[] = [
     host: "127.0.0.1",
     options: (server) => ({ sslmode: "require", sslrootcert: server.caFile }),
     expect: "tls",
-    differs: denoVerifies("the certificate does not name 127.0.0.1"),
+    differs: denoVerifies("the certificate does not name 127.0.0.1", "misnamed"),
   },
   {
     title: "sslmode=require, sslrootcert=<the CA>, host localhost → TLS",
@@ -212,29 +275,30 @@ const cases: Case[] = [
     expect: "tls",
   },
   {
-    title: "sslmode=require, sslrootcert=<another CA> → ConnectionError (libpq: require with a root CA is verify-ca)",
+    title: "sslmode=require, sslrootcert=<another CA> → ROOST_CERTIFICATE_REJECTED, the chain " +
+      "(libpq: require with a root CA is verify-ca)",
     host: "127.0.0.1",
     options: (server) => ({ sslmode: "require", sslrootcert: server.otherCaFile }),
-    expect: "refused",
+    expect: "untrusted",
   },
   {
-    title: "sslmode=verify-ca without sslrootcert → ConnectionError",
+    title: "sslmode=verify-ca without sslrootcert → ROOST_CERTIFICATE_REJECTED, the chain",
     host: "127.0.0.1",
     options: () => ({ sslmode: "verify-ca" }),
-    expect: "refused",
+    expect: "untrusted",
   },
   {
     title: "sslmode=verify-ca, sslrootcert=<the CA>, host 127.0.0.1 → TLS (host name not checked)",
     host: "127.0.0.1",
     options: (server) => ({ sslmode: "verify-ca", sslrootcert: server.caFile }),
     expect: "tls",
-    differs: denoVerifies("the certificate does not name 127.0.0.1"),
+    differs: denoVerifies("the certificate does not name 127.0.0.1", "misnamed"),
   },
   {
-    title: "sslmode=verify-ca, sslrootcert=<another CA> → ConnectionError",
+    title: "sslmode=verify-ca, sslrootcert=<another CA> → ROOST_CERTIFICATE_REJECTED, the chain",
     host: "127.0.0.1",
     options: (server) => ({ sslmode: "verify-ca", sslrootcert: server.otherCaFile }),
-    expect: "refused",
+    expect: "untrusted",
   },
   {
     title: "sslmode=verify-full, sslrootcert=<the CA>, host localhost → TLS",
@@ -243,22 +307,24 @@ const cases: Case[] = [
     expect: "tls",
   },
   {
-    title: "sslmode=verify-full, sslrootcert=<the CA>, host 127.0.0.1 (not in the certificate) → ConnectionError",
+    title: "sslmode=verify-full, sslrootcert=<the CA>, host 127.0.0.1 (not in the certificate) → " +
+      "ROOST_CERTIFICATE_REJECTED, the host name",
     host: "127.0.0.1",
     options: (server) => ({ sslmode: "verify-full", sslrootcert: server.caFile }),
-    expect: "refused",
+    expect: "misnamed",
   },
   {
-    title: "sslmode=verify-full without sslrootcert, host localhost → ConnectionError (CA unknown)",
+    title:
+      "sslmode=verify-full without sslrootcert, host localhost → ROOST_CERTIFICATE_REJECTED, the chain (CA unknown)",
     host: "localhost",
     options: () => ({ sslmode: "verify-full" }),
-    expect: "refused",
+    expect: "untrusted",
   },
   {
-    title: "sslmode=verify-full, sslrootcert=<another CA>, host localhost → ConnectionError",
+    title: "sslmode=verify-full, sslrootcert=<another CA>, host localhost → ROOST_CERTIFICATE_REJECTED, the chain",
     host: "localhost",
     options: (server) => ({ sslmode: "verify-full", sslrootcert: server.otherCaFile }),
-    expect: "refused",
+    expect: "untrusted",
   },
   {
     title: "client certificate user without sslcert/sslkey → ConnectionError",
@@ -331,17 +397,25 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
   for (const driver of postgresDrivers) {
     for (const c of cases) {
       const [expect, why] = c.differs?.[driver] ?? [c.expect, undefined];
-      const outcome = { tls: "TLS", plain: "plain", connects: "connects", refused: "ConnectionError" }[expect];
+      const outcome = {
+        tls: "TLS",
+        plain: "plain",
+        connects: "connects",
+        refused: "ConnectionError",
+        untrusted: "ROOST_CERTIFICATE_REJECTED, the chain",
+        misnamed: "ROOST_CERTIFICATE_REJECTED, the host name",
+      }[expect];
       const title = why === undefined ? c.title : `${c.title} — here ${outcome} (${why})`;
       test(`[${driver}] ${title}`, slow, async () => {
         const tls = started();
         const url = tls.url(c.host, withTimeout(c.options(tls)), c.user);
-        await expectOutcome(`${title} via ${driver} (${url})`, expect, () => session(url, driver));
+        await expectOutcome(`${title} via ${driver} (${url})`, expect, () => session(url, driver), driver);
       });
     }
 
     test(
-      `[${driver}] a multi-host URL checks each host's own name: 127.0.0.1 (not in the certificate) is passed over for localhost`,
+      `[${driver}] a multi-host URL checks each host's own name: 127.0.0.1 (not in the certificate) is passed over ` +
+        "for localhost; with no other host, each host's error is ROOST_CERTIFICATE_REJECTED",
       slow,
       async () => {
         const tls = started();
@@ -352,8 +426,36 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
         await assert.rejects(session(only, driver), (error: unknown) => {
           assert.ok(error instanceof ConnectionError, `expected a ConnectionError, got ${describeError(error)}`);
           assert.equal(error.code, "ROOST_HOSTS_UNREACHABLE");
+          assert.ok(error.cause instanceof AggregateError, `the cause is ${describeError(error.cause)}`);
+          assert.equal(error.cause.errors.length, 2);
+          for (const each of error.cause.errors) {
+            assertRejected(`a host's error via ${driver}`, each, "misnamed", driver);
+          }
           return true;
         });
+      },
+    );
+
+    test(
+      `[${driver}] a certificate from the trusted CA for another host name only (db.roost.invalid): verify-full to ` +
+        `localhost is ROOST_CERTIFICATE_REJECTED on the name, verify-ca ${
+          driver === "deno-postgres" ? "too (Deno checks the name in every mode)" : "connects"
+        }`,
+      slow,
+      async () => {
+        const tls = started();
+        const connect = (sslmode: string) => () =>
+          session(tls.url("localhost", withTimeout({ sslmode, sslrootcert: tls.caFile })), driver);
+        await tls.presentCertificateFor("another host");
+        try {
+          await expectOutcome(`verify-full via ${driver}`, "misnamed", connect("verify-full"), driver);
+          const verifyCa = driver === "deno-postgres" ? "misnamed" : "tls";
+          await expectOutcome(`verify-ca via ${driver}`, verifyCa, connect("verify-ca"), driver);
+        } finally {
+          await tls.presentCertificateFor("localhost");
+        }
+        // The server is back to its own certificate for the tests after this one.
+        await expectOutcome(`verify-full to localhost again via ${driver}`, "tls", connect("verify-full"), driver);
       },
     );
 
@@ -391,8 +493,8 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
           console.error = (...args: unknown[]) => void written.push(args);
           try {
             await assert.rejects(session(url, driver), (error: unknown) => {
-              assert.ok(error instanceof ConnectionError, `expected a ConnectionError, got ${describeError(error)}`);
-              assert.match(error.message, /sslrootcert/);
+              assertRejected(`sslmode=prefer via ${driver}`, error, "untrusted", driver);
+              assert.match(error instanceof Error ? error.message : "", /name the server's CA with sslrootcert/);
               return true;
             });
           } finally {
@@ -422,6 +524,55 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
         `${what}: the server saw no client certificate`,
       );
     });
+  }
+
+  if (availableDrivers("postgres").includes("neon")) {
+    // Node's WebSocket (undici) reports a failed handshake with no reason: nothing tells a certificate apart there.
+    const outcome = runtime === "node"
+      ? "a ConnectionError with no certificate code (Node's WebSocket gives no reason)"
+      : "ROOST_CERTIFICATE_REJECTED, the chain";
+    test(
+      `[neon] a wss:// proxy whose certificate the runtime does not trust (a private CA's) → ${outcome}`,
+      slow,
+      async () => {
+        const tls = started();
+        // A TLS endpoint with the private server's certificate: the handshake is refused before any WebSocket.
+        const sockets = new Set<{ destroy(): void }>();
+        const proxy = createServer({ cert: readFileSync(tls.serverCertFile), key: readFileSync(tls.serverKeyFile) });
+        proxy.on("connection", (socket) => sockets.add(socket));
+        proxy.on("tlsClientError", () => {});
+        await new Promise<void>((resolve, reject) => {
+          proxy.once("error", reject);
+          proxy.listen(0, "127.0.0.1", () => resolve());
+        });
+        const port = (proxy.address() as { port: number }).port;
+        try {
+          const url = tls.url("127.0.0.1", withTimeout({ wsproxy: `wss://localhost:${port}/v1` }));
+          const what = `neon through wss://localhost:${port} (${url})`;
+          await assert.rejects(session(url, "neon"), (error: unknown) => {
+            assert.ok(
+              error instanceof ConnectionError,
+              `${what}: expected a ConnectionError, got ${describeError(error)}`,
+            );
+            if (runtime === "node") {
+              assert.notEqual(error.code, "ROOST_CERTIFICATE_REJECTED", what);
+              assert.match(error.message, /the WebSocket failed/, what);
+              return true;
+            }
+            assert.equal(error.code, "ROOST_CERTIFICATE_REJECTED", `${what}: ${describeError(error)}`);
+            assert.match(error.message, /the server's certificate did not verify against the runtime's CAs: /, what);
+            // The WebSocket's own words, which the cause keeps: Bun's OpenSSL message, Deno's rustls one.
+            const words = runtime === "bun" ? /unable to verify the first certificate/ : /invalid peer certificate/;
+            assert.ok(error.cause instanceof Error, `${what}: the cause is ${describeError(error.cause)}`);
+            assert.match(error.cause.message, words, `${what}: the cause`);
+            return true;
+          });
+        } finally {
+          for (const socket of sockets) socket.destroy();
+          await new Promise<void>((resolve) => proxy.close(() => resolve()));
+        }
+      },
+    );
   }
 });
 

@@ -4,9 +4,11 @@
  *
  * It generates, with the `openssl` CLI, a CA, a server certificate for the
  * DNS name `localhost` only (not for the IP 127.0.0.1) signed by that CA, a
- * client certificate for the user {@linkcode CERT_USER}, and an unrelated
- * second CA; runs `initdb` into a temporary directory; and starts the server
- * on a free port of 127.0.0.1 with `ssl = on`. Authentication is trust, over
+ * second one from that CA for another name only (`db.roost.invalid`, which
+ * `presentCertificateFor` swaps in), a client certificate for the user
+ * {@linkcode CERT_USER}, and an unrelated second CA; runs `initdb` into a
+ * temporary directory; and starts the server on a free port of 127.0.0.1
+ * with `ssl = on`. Authentication is trust, over
  * TLS or not, except for two users: {@linkcode CERT_USER} must present a
  * client certificate, and {@linkcode TLS_ONLY_USER} is refused without TLS.
  * When the process runs as root, every Postgres tool runs as the `postgres`
@@ -18,6 +20,7 @@ import { execFile, spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -29,7 +32,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { freePort, osUserIds, removeOrphans, tail } from "./local_server.ts";
+import { freePort, osUserIds, poll, removeOrphans, tail } from "./local_server.ts";
 
 /** The user that must log in with a client certificate (its CN). */
 export const CERT_USER = "roost_tls_cert";
@@ -47,6 +50,17 @@ export interface TlsServer {
   /** PEM certificate and key of {@linkcode CERT_USER}, signed by `caFile`'s CA. */
   readonly clientCertFile: string;
   readonly clientKeyFile: string;
+  /** PEM certificate (for `localhost`, signed by `caFile`'s CA) and key the server presents as it starts. */
+  readonly serverCertFile: string;
+  readonly serverKeyFile: string;
+  /**
+   * Makes the server present the certificate for `localhost` (as it starts)
+   * or one signed by the same CA for another name only (`db.roost.invalid`):
+   * its files are swapped and `pg_reload_conf()` reloads them; this resolves
+   * once the postmaster has (a new session's `pg_conf_load_time()` is past
+   * the one before), so every connection opened after it gets the new one.
+   */
+  presentCertificateFor(name: "localhost" | "another host"): Promise<void>;
   /** `postgres://<user>@<host>:<port>/postgres?<options>`, the options percent-encoded. */
   url(host: string, options?: Record<string, string>, user?: string): string;
   /** Stops the server at once and removes its directory. Idempotent; never throws. */
@@ -141,6 +155,13 @@ async function certificates(dir: string): Promise<void> {
   const common = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment"];
   // The server's certificate names `localhost` only: verify-full to 127.0.0.1 must fail on the name.
   await leaf("server", "/CN=localhost", [...common, "extendedKeyUsage=serverAuth", "subjectAltName=DNS:localhost"]);
+  // The same CA's certificate for a name that is not the host connected to: verify-full must fail on the name.
+  const elsewhere = "db.roost.invalid";
+  await leaf("elsewhere", `/CN=${elsewhere}`, [
+    ...common,
+    "extendedKeyUsage=serverAuth",
+    `subjectAltName=DNS:${elsewhere}`,
+  ]);
   await leaf("client", `/CN=${CERT_USER}`, [...common, "extendedKeyUsage=clientAuth"]);
 }
 
@@ -172,6 +193,23 @@ export async function startTlsServer(): Promise<TlsServer> {
     otherCaFile: join(certs, "other-ca.crt"),
     clientCertFile: join(certs, "client.crt"),
     clientKeyFile: join(certs, "client.key"),
+    serverCertFile: join(certs, "server.crt"),
+    serverKeyFile: join(certs, "server.key"),
+    async presentCertificateFor(name) {
+      const source = name === "localhost" ? "server" : "elsewhere";
+      const before = await rootSql("select pg_conf_load_time()");
+      // Copied onto the presented files, which keep their owner (postgres) and mode (0600 for the key).
+      for (const extension of ["crt", "key"]) {
+        copyFileSync(join(certs, `${source}.${extension}`), join(certs, `presented.${extension}`));
+      }
+      await rootSql("select pg_reload_conf()");
+      // A new session is forked by the postmaster, so it sees its load time: past `before` once the reload is done.
+      await poll(
+        "the server to reload its certificate",
+        30_000,
+        async () => (await rootSql(`select pg_conf_load_time() > '${before}'::timestamptz`)) === "t",
+      );
+    },
     url(host, options = {}, user = "postgres") {
       const query = Object.entries(options).map(([key, value]) => `${key}=${encodeURIComponent(value)}`).join("&");
       return `postgres://${user}@${host}:${port}/postgres${query ? `?${query}` : ""}`;
@@ -186,6 +224,27 @@ export async function startTlsServer(): Promise<TlsServer> {
     },
   };
 
+  /** Runs SQL as postgres over the server's Unix socket; resolves to psql's unaligned output. */
+  const rootSql = (text: string) =>
+    run(existsSync(join(bin, "psql")) ? join(bin, "psql") : "psql", [
+      ...[
+        "-X",
+        "-A",
+        "-t",
+        "-h",
+        data,
+        "-p",
+        String(port),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-v",
+        "ON_ERROR_STOP=1",
+      ],
+      ...["-c", text],
+    ], { postgres: true });
+
   const step = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -198,6 +257,9 @@ export async function startTlsServer(): Promise<TlsServer> {
     await step("generating certificates", async () => {
       mkdirSync(certs, { mode: 0o700 });
       await certificates(certs);
+      for (const extension of ["crt", "key"]) {
+        copyFileSync(join(certs, `server.${extension}`), join(certs, `presented.${extension}`));
+      }
       // The server reads its key and the CA; Postgres refuses a key others can read.
       for (const name of readdirSync(certs)) {
         chmodSync(join(certs, name), name.endsWith(".key") ? 0o600 : 0o644);
@@ -225,8 +287,8 @@ export async function startTlsServer(): Promise<TlsServer> {
         "shared_buffers = '16MB'",
         "fsync = off",
         "ssl = on",
-        `ssl_cert_file = '${join(certs, "server.crt")}'`,
-        `ssl_key_file = '${join(certs, "server.key")}'`,
+        `ssl_cert_file = '${join(certs, "presented.crt")}'`,
+        `ssl_key_file = '${join(certs, "presented.key")}'`,
         `ssl_ca_file = '${join(certs, "ca.crt")}'`,
       ];
       const hba = [
@@ -249,11 +311,10 @@ export async function startTlsServer(): Promise<TlsServer> {
         throw new Error(`${messageOf(error)}\n${tail(log)}`);
       }
     });
-    await step("creating the users", () =>
-      run(existsSync(join(bin, "psql")) ? join(bin, "psql") : "psql", [
-        ...["-X", "-h", data, "-p", String(port), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1"],
-        ...["-c", `create role ${CERT_USER} login; create role ${TLS_ONLY_USER} login`],
-      ], { postgres: true }));
+    await step(
+      "creating the users",
+      () => rootSql(`create role ${CERT_USER} login; create role ${TLS_ONLY_USER} login`),
+    );
     return server;
   } catch (error) {
     await server.destroy();

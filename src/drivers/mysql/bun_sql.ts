@@ -39,8 +39,8 @@ function dateText(value: unknown): unknown {
   return value instanceof Date && !Number.isNaN(value.getTime()) ? value.toISOString().slice(0, 10) : value;
 }
 
-/** The fields of a Bun.SQL MySQL error a cause keeps. */
-const causeFields = ["errno", "sqlState"];
+/** The fields of a Bun.SQL MySQL error a cause keeps: `code` is Bun's own (`ERR_MYSQL_…`, `SELF_SIGNED_CERT_IN_CHAIN`). */
+const causeFields = ["code", "errno", "sqlState"];
 
 const mysqlFlavour: Flavour = {
   dialect: "mysql",

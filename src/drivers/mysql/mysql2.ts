@@ -643,11 +643,12 @@ const ipAddress = (host: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host
 function sslOption(request: TlsRequest, host: string): mysql.ConnectionOptions["ssl"] {
   if (request.mode === "disable") return undefined;
   // mysql2 gives node:tls no name for an IP address, and Node's and Deno's then check the certificate for
-  // "localhost": refused rather than connecting unchecked.
+  // "localhost": refused (ROOST_VERIFY_IDENTITY_IP) rather than connecting unchecked.
   if (request.mode === "verify-full" && ipAddress(host)) {
     throw new ConfigError(
       `mysql2 cannot check the server's certificate against an IP address (${host}) under sslmode=verify_identity: ` +
         "connect by a host name the certificate lists, or use the bun-sql driver on Bun",
+      { code: "ROOST_VERIFY_IDENTITY_IP" },
     );
   }
   // mysql2 passes neither checkServerIdentity nor a host to node:tls: verifyIdentity runs node:tls's own check.
