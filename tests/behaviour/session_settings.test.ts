@@ -28,6 +28,10 @@ function settingsOf(target: Target) {
     read: postgres
       ? sql`select case when current_setting('search_path') like 'roost_elsewhere%' then 'changed' else 'default' end`
       : sql`select case when @roost_mark = 42 then 'changed' else 'default' end`,
+    /** Changes the same setting from inside a query: Postgres's set_config(…, false), a MySQL assignment. */
+    changeInside: postgres
+      ? sql`select set_config('search_path', 'roost_elsewhere, public', ${false}) as v`
+      : sql`select @roost_mark := 42 as v`,
     /** A setting that ends with its transaction (Postgres) or is about the next transaction only (MySQL). */
     transactionOnly: postgres
       ? sql`SET LOCAL search_path TO roost_elsewhere, public`
@@ -135,6 +139,37 @@ for (const target of sessionTargets) {
           await db.fetchVal(sql`/* SET search_path */ select 1 as settings`);
           assert.equal(await backendOf(db, target), first, "the same connection throughout");
           assert.equal(await db.fetchVal(settings.read), "default");
+        } finally {
+          await db.close();
+        }
+      },
+    );
+
+    replaceableTest(
+      "a setting changed inside a query (set_config(…, false), @x := …) goes with its connection; set_config(…, true) in a transaction keeps it",
+      async () => {
+        const db = open();
+        try {
+          const first = await backendOf(db, target);
+          await db.connection(async (conn) => {
+            await conn.fetchVal(settings.changeInside);
+            assert.equal(await conn.fetchVal(settings.read), "changed", "the setting holds inside the scope");
+          });
+          assert.equal(await db.fetchVal(settings.read), "default");
+          const second = await backendOf(db, target);
+          if (ownBackends) assert.notEqual(second, first, "a new connection");
+          if (target.dialect === "postgres") {
+            await db.transaction(async (tx) => {
+              await tx.fetchVal(sql`select set_config('search_path', 'roost_elsewhere, public', true)`);
+              assert.equal(await tx.fetchVal(settings.read), "changed");
+            });
+            assert.equal(await db.fetchVal(settings.read), "default");
+            assert.equal(
+              await backendOf(db, target),
+              second,
+              "the same connection: the setting ended with its transaction",
+            );
+          }
         } finally {
           await db.close();
         }

@@ -30,7 +30,6 @@ describe("statements that change their session", () => {
         "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
         "SET CONSTRAINTS ALL DEFERRED",
         "select 1",
-        "SELECT set_config('a.b', 'c', true)",
         "settings",
         "update t set n = 1",
         "delete from t",
@@ -40,6 +39,64 @@ describe("statements that change their session", () => {
         "",
       ]
     ) assert.equal(postgresChangesSession(text), false, text);
+  });
+
+  test("Postgres: set_config for the session (false, or a parameter), not for the transaction (a literal true)", () => {
+    for (
+      const text of [
+        "select set_config('app.tenant', '42', false)",
+        "SELECT pg_catalog.set_config('app.tenant', $1, false)",
+        "select set_config('app.tenant', $1, $2)",
+        "select set_config('app.tenant', $1, 'off')",
+        "select 1, set_config('a.b', 'c', true), set_config('a.c', 'd', false)",
+        "select set_config('a.b', concat('x', 'y'), false)",
+        "select set_config('a.b', 'it''s, (really)', false)",
+        "select SET_CONFIG ( 'a.b' , 'c' , FALSE )",
+        "select set_config('a.b', 'c')", // too few arguments: Postgres refuses it, marking costs nothing
+      ]
+    ) assert.equal(postgresChangesSession(text), true, text);
+    for (
+      const text of [
+        "SELECT set_config('a.b', 'c', true)",
+        "select set_config('request.jwt.claims', $1, true)",
+        "select set_config('a.b', concat($1, ','), TRUE)",
+        "select set_config('a.b', 'it''s, (really)', 't')",
+        "select set_config('a.b', 'c', 'on'::boolean)",
+        "select current_setting('app.tenant')",
+        "select 'set_config' as name",
+      ]
+    ) assert.equal(postgresChangesSession(text), false, text);
+  });
+
+  test("MySQL: a user variable assigned inside a statement", () => {
+    for (
+      const text of [
+        "select @tenant := 42",
+        "SELECT @`my var` := 1, n FROM t",
+        "select n into @n from t limit 1",
+        "SELECT 1 INTO @a, @b",
+      ]
+    ) assert.equal(mysqlChangesSession(text), true, text);
+    for (
+      const text of [
+        "select @tenant",
+        "insert into t values (1)",
+        "select * from t where email = 'a@b.example'",
+        "select 1 into outfile '/tmp/x'",
+      ]
+    ) assert.equal(mysqlChangesSession(text), false, text);
+  });
+
+  test("set_config and user-variable checks read long statements in linear time", () => {
+    const started = performance.now();
+    const long = "x, ".repeat(20_000);
+    assert.equal(postgresChangesSession(`select set_config('a', '${"(".repeat(5_000)}', ${long} false)`), true);
+    assert.equal(postgresChangesSession(`select ${"set_config(".repeat(2_000)}`), true);
+    assert.equal(postgresChangesSession(`select ${long} 1`), false);
+    assert.equal(mysqlChangesSession(`select ${"@".repeat(10_000)} 1`), false);
+    assert.equal(mysqlChangesSession(`select ${"@a ".repeat(10_000)}, 1`), false);
+    assert.equal(mysqlChangesSession(`select ${"@a ".repeat(10_000)} := 1`), true);
+    assert.ok(performance.now() - started < 5_000);
   });
 
   test("long runs of whitespace and comments before the keyword are read in linear time", () => {
