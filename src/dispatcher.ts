@@ -24,6 +24,7 @@ import type { Server, Target } from "./server.ts";
 import { makeServer, probeServer } from "./server_pools.ts";
 import type { DatabaseUrl } from "./url.ts";
 import { Session } from "./session.ts";
+import { rememberedJudgement } from "./session_statements.ts";
 import type { CompiledQuery } from "./sql.ts";
 import {
   checkTransactionOptions,
@@ -78,7 +79,10 @@ export class Dispatcher implements ScopedCalls {
       if (executor.driver === undefined) {
         const loaded = executor.driver = await loadDriver();
         // A connection that is the database itself (PGlite) cannot be replaced: its session settings stay.
-        executor.changesSession = loaded.keepsItsSession === true ? undefined : dialect.changesSession;
+        const judge = dialect.changesSession;
+        executor.changesSession = loaded.keepsItsSession === true || judge === undefined
+          ? undefined
+          : rememberedJudgement(judge);
       }
       return executor.driver;
     };

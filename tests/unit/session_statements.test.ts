@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { mysqlChangesSession, postgresChangesSession } from "../../src/session_statements.ts";
+import {
+  mysqlChangesSession,
+  postgresChangesSession,
+  rememberedJudgement,
+  rememberedLength,
+  rememberedTexts,
+} from "../../src/session_statements.ts";
 
 describe("statements that change their session", () => {
   test("Postgres: SET, RESET and DISCARD, but not SET LOCAL, SET TRANSACTION or SET CONSTRAINTS", () => {
@@ -138,5 +144,28 @@ describe("statements that change their session", () => {
         "",
       ]
     ) assert.equal(mysqlChangesSession(text), false, text);
+  });
+
+  test("a remembered judgement answers as the dialect's, reading each text once until it has seen too many", () => {
+    const read: string[] = [];
+    const judge = rememberedJudgement((text) => {
+      read.push(text);
+      return postgresChangesSession(text);
+    });
+    const texts = ["SET search_path TO t", "select 1", "select set_config('a', $1, false)", "SET LOCAL a = 1"];
+    for (let round = 0; round < 3; round++) {
+      for (const text of texts) assert.equal(judge(text), postgresChangesSession(text), text);
+    }
+    assert.deepEqual(read, texts);
+    // A text too long to keep is read every time, and answered right.
+    const long = `SET application_name = '${"x".repeat(rememberedLength)}'`;
+    assert.equal(judge(long), true);
+    assert.equal(judge(long), true);
+    assert.equal(read.filter((text) => text === long).length, 2);
+    // Past rememberedTexts texts, everything is forgotten and read again, still answered right.
+    for (let i = 0; i < rememberedTexts; i++) judge(`select ${i}`);
+    read.length = 0;
+    assert.equal(judge("SET search_path TO t"), true);
+    assert.deepEqual(read, ["SET search_path TO t"]);
   });
 });
