@@ -11,8 +11,10 @@
  * or the host name), the driver's own error and code in `cause`; the
  * harness also swaps in a certificate from the trusted CA for another host
  * name. The shared Postgres and MariaDB servers, which have TLS off, check that a
- * mode requiring TLS is refused there (no certificate code) and a preferring
- * one falls back.
+ * mode requiring TLS is refused there as `ROOST_TLS_NOT_OFFERED` on every
+ * driver (the sslmode named, the driver's own error in `cause`, alone and
+ * behind a multi-host URL) and a preferring one falls back; a connection
+ * the network drops after the server said yes to TLS is no such refusal.
  * tests/behaviour/mysql_tls.test.ts runs the MySQL modes against a MariaDB
  * server with TLS.
  *
@@ -26,18 +28,19 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { connect, createServer as createTcpServer, type Socket } from "node:net";
 import { createServer } from "node:tls";
 import { ConfigError, ConnectionError, Database, type DriverName, parseDatabaseUrl, sql } from "../../mod.ts";
 import { availableDrivers } from "../../src/drivers/mod.ts";
-import { runtime } from "../support/support.ts";
+import { assertHidden, postgresJsMajor, runtime } from "../support/support.ts";
 import { targets } from "../support/targets.ts";
 import { CERT_USER, startTlsServer, TLS_ONLY_USER, type TlsServer } from "../support/tls_server.ts";
 
 /**
  * What a connection attempt must come to: TLS on or off, either, a
- * ConnectionError that is no certificate refusal ("refused"), or
- * `ROOST_CERTIFICATE_REJECTED` by the chain's check ("untrusted") or the
- * host name's ("misnamed").
+ * ConnectionError that is no certificate refusal nor a server without TLS
+ * ("refused"), or `ROOST_CERTIFICATE_REJECTED` by the chain's check
+ * ("untrusted") or the host name's ("misnamed").
  */
 type Expect = "tls" | "plain" | "connects" | "refused" | "untrusted" | "misnamed";
 
@@ -100,6 +103,72 @@ function assertRejected(what: string, error: unknown, rejection: Rejection, driv
     assert.equal((cause as { code?: unknown }).code, own.code, `${what}: the cause: ${describeError(cause)}`);
   }
   if (own.message !== undefined) assert.match(cause.message, own.message, `${what}: the cause`);
+}
+
+/**
+ * The driver's own error for a server that does not offer TLS, which
+ * `ROOST_TLS_NOT_OFFERED` keeps as `cause`: its code, or its words where it
+ * has none (deno-postgres).
+ */
+function driverNoTls(dialect: "postgres" | "mysql", driver: DriverName): { code?: string; message?: RegExp } {
+  if (dialect === "mysql") {
+    // Bun.SQL calls it an authentication failure (no server error number); Roost asked the server's greeting.
+    return { code: driver === "bun-sql" ? "ERR_MYSQL_AUTHENTICATION_FAILED" : "HANDSHAKE_NO_SSL_SUPPORT" };
+  }
+  if (driver === "deno-postgres") return { message: /The server isn't accepting TLS connections/ };
+  if (driver === "bun-sql") return { code: "ERR_POSTGRES_TLS_NOT_AVAILABLE" };
+  // postgres.js 3.4 meets the server's no with a TLS handshake the server closes (Roost saw the no); 4 says so.
+  return { code: postgresJsMajor >= 4 ? "SSL_NOT_SUPPORTED" : "ECONNRESET" };
+}
+
+/** The password the shared servers' refused URLs carry (unchecked: TLS fails first); it must appear in no error. */
+const unusedPassword = "tls-0ffer-s3cret";
+
+/**
+ * Asserts that `error` is `ROOST_TLS_NOT_OFFERED` for `host`:`port` under
+ * `sslmode`, the message naming both (and not the password), with the
+ * driver's own error as `cause`.
+ */
+function assertUnoffered(
+  what: string,
+  error: unknown,
+  at: { dialect: "postgres" | "mysql"; host: string; port: string; sslmode: string; driver: DriverName },
+): void {
+  assert.ok(error instanceof ConnectionError, `${what}: expected a ConnectionError, got ${describeError(error)}`);
+  assert.equal(error.code, "ROOST_TLS_NOT_OFFERED", `${what}: ${describeError(error)}`);
+  assert.equal(
+    error.message,
+    `could not connect to ${at.dialect} at ${at.host}:${at.port}: the server does not offer TLS, which ` +
+      `sslmode=${at.sslmode} asks for`,
+    what,
+  );
+  const own = driverNoTls(at.dialect, at.driver);
+  const cause = error.cause;
+  assert.ok(cause instanceof Error, `${what}: the cause is ${describeError(cause)}`);
+  if (own.code !== undefined) {
+    assert.equal((cause as { code?: unknown }).code, own.code, `${what}: the cause: ${describeError(cause)}`);
+  }
+  if (own.message !== undefined) assert.match(cause.message, own.message, `${what}: the cause`);
+  assertHidden(error, [unusedPassword], what);
+}
+
+/**
+ * Asserts that `error` is `ROOST_HOSTS_UNREACHABLE` for the hosts 127.0.0.1
+ * and localhost, each host's error in its `cause` `ROOST_TLS_NOT_OFFERED`.
+ */
+function assertEachHostUnoffered(
+  what: string,
+  error: unknown,
+  at: { dialect: "postgres" | "mysql"; port: string; sslmode: string; driver: DriverName },
+): void {
+  assert.ok(error instanceof ConnectionError, `${what}: expected a ConnectionError, got ${describeError(error)}`);
+  assert.equal(error.code, "ROOST_HOSTS_UNREACHABLE", what);
+  assert.ok(error.cause instanceof AggregateError, `${what}: the cause is ${describeError(error.cause)}`);
+  assert.equal(error.cause.errors.length, 2, what);
+  for (const [i, host] of ["127.0.0.1", "localhost"].entries()) {
+    assertUnoffered(`${what}: ${host}'s error`, error.cause.errors[i], { ...at, host });
+  }
+  assertHidden(error, [unusedPassword], what);
 }
 
 /** What the session says about itself. */
@@ -193,6 +262,7 @@ async function expectOutcome<T extends { ssl: boolean }>(
     }
     assert.ok(failure instanceof ConnectionError, `${what}: expected a ConnectionError, got ${describeError(failure)}`);
     assert.notEqual(failure.code, "ROOST_CERTIFICATE_REJECTED", `${what}: no certificate was refused`);
+    assert.notEqual(failure.code, "ROOST_TLS_NOT_OFFERED", `${what}: the server offers TLS`);
     return undefined;
   }
   if (failure !== undefined || result === undefined) {
@@ -459,6 +529,49 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
       },
     );
 
+    test(
+      `[${driver}] sslmode=require, the connection dropped right after the server said yes to TLS → a ConnectionError ` +
+        "that is no ROOST_TLS_NOT_OFFERED (nor a certificate refusal)",
+      slow,
+      async () => {
+        const tls = started();
+        // Between the driver and the server: passes the SSLRequest and the server's 'S', then drops both sockets at the
+        // driver's next bytes (its TLS handshake), as a network fault would.
+        const sockets = new Set<Socket>();
+        const relay = createTcpServer((client) => {
+          const server = connect(tls.port, "127.0.0.1");
+          sockets.add(client).add(server);
+          client.on("error", () => {});
+          server.on("error", () => {});
+          let asked = false;
+          client.on("data", (chunk) => {
+            if (asked) {
+              client.destroy();
+              server.destroy();
+            } else {
+              asked = true;
+              server.write(chunk);
+            }
+          });
+          server.on("data", (chunk) => client.write(chunk));
+        });
+        await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", () => resolve()));
+        const port = (relay.address() as { port: number }).port;
+        try {
+          const url = new URL(tls.url("127.0.0.1", withTimeout({ sslmode: "require" })));
+          url.port = String(port);
+          await expectOutcome(
+            `require through a relay that drops via ${driver}`,
+            "refused",
+            () => session(url.toString(), driver),
+          );
+        } finally {
+          for (const socket of sockets) socket.destroy();
+          await new Promise<void>((resolve) => relay.close(() => resolve()));
+        }
+      },
+    );
+
     test(`[${driver}] an unreadable sslrootcert → ConfigError`, slow, async () => {
       const tls = started();
       const missing = `${tls.caFile}.missing`;
@@ -576,33 +689,80 @@ describe("sslmode on a private PostgreSQL server with TLS", () => {
   }
 });
 
+/** The shared server's URL under `sslmode`, the host and port its errors name, and `hosts` (on its port) if given. */
+interface SharedUrl {
+  url: string;
+  host: string;
+  port: string;
+}
+
+/**
+ * The shared server's URL (`targetUrl`) with `sslmode`, and for a mode that
+ * demands TLS a password the server never checks (TLS fails first), which no
+ * error may show; with `hosts`, a multi-host URL of those names on its port.
+ */
+function sharedUrl(targetUrl: string, sslmode: string, hosts?: readonly string[]): SharedUrl {
+  const url = new URL(targetUrl);
+  url.searchParams.set("sslmode", sslmode);
+  url.searchParams.set("connect_timeout", "5");
+  if (/^(require|verify)/.test(sslmode)) url.password = unusedPassword;
+  const port = url.port || (url.protocol === "mysql:" ? "3306" : "5432");
+  const host = hosts?.[0] ?? url.hostname;
+  const text = url.toString();
+  if (hosts === undefined) return { url: text, host, port };
+  const list = hosts.map((name) => `${name}:${port}`).join(",");
+  return { url: text.replace(`@${url.host}/`, `@${list}/`), host, port };
+}
+
 for (const target of targets({ places: ["postgres"] })) {
   if (target.driver === "neon") {
     console.warn(`SKIPPING sslmode on the shared Postgres server ${target.label}: ${neonTls}`);
     continue;
   }
   describe(`sslmode on the shared Postgres server, TLS off ${target.label}`, () => {
-    const shared: [string, Expect][] = [
+    const shared: [string, "plain" | "unoffered"][] = [
       ["disable", "plain"],
       ["allow", "plain"],
       ["prefer", "plain"],
-      ["require", "refused"],
-      ["verify-ca", "refused"],
-      ["verify-full", "refused"],
+      ["require", "unoffered"],
+      ["verify-ca", "unoffered"],
+      ["verify-full", "unoffered"],
     ];
     for (const [mode, expect] of shared) {
-      const outcome = expect === "refused" ? "ConnectionError" : "connects without TLS";
+      const outcome = expect === "unoffered"
+        ? "ROOST_TLS_NOT_OFFERED, the driver's error in cause"
+        : "connects without TLS";
       test(`sslmode=${mode} → ${outcome}`, slow, async () => {
-        const url = new URL(target.url);
-        url.searchParams.set("sslmode", mode);
-        url.searchParams.set("connect_timeout", "5");
-        await expectOutcome(
-          `sslmode=${mode} via ${target.driver} (${url})`,
-          expect,
-          () => session(url.toString(), target.driver),
-        );
+        const { url, host, port } = sharedUrl(target.url, mode);
+        const what = `sslmode=${mode} via ${target.driver} (${url})`;
+        if (expect === "plain") {
+          await expectOutcome(what, expect, () => session(url, target.driver));
+          return;
+        }
+        await assert.rejects(session(url, target.driver), (error: unknown) => {
+          assertUnoffered(what, error, { dialect: "postgres", host, port, sslmode: mode, driver: target.driver });
+          return true;
+        });
       });
     }
+
+    test(
+      "a multi-host URL under sslmode=require: ROOST_HOSTS_UNREACHABLE, each host's error ROOST_TLS_NOT_OFFERED",
+      slow,
+      async () => {
+        const { url, port } = sharedUrl(target.url, "require", ["127.0.0.1", "localhost"]);
+        const what = `two hosts under sslmode=require via ${target.driver} (${url})`;
+        await assert.rejects(session(url, target.driver), (error: unknown) => {
+          assertEachHostUnoffered(what, error, {
+            dialect: "postgres",
+            port,
+            sslmode: "require",
+            driver: target.driver,
+          });
+          return true;
+        });
+      },
+    );
   });
 }
 
@@ -620,27 +780,43 @@ for (const target of targets({ dialects: ["mysql"] })) {
       }
     }
 
-    const shared: [string, Expect][] = [
+    const shared: [string, "plain" | "unoffered"][] = [
       ["disable", "plain"],
       ["preferred", "plain"],
-      ["required", "refused"],
-      ["verify_ca", "refused"],
-      ["verify_identity", "refused"],
+      ["required", "unoffered"],
+      ["verify_ca", "unoffered"],
+      ["verify_identity", "unoffered"],
     ];
     for (const [mode, expect] of shared) {
-      const outcome = expect === "refused" ? "ConnectionError" : "connects without TLS";
+      const outcome = expect === "unoffered"
+        ? "ROOST_TLS_NOT_OFFERED, the driver's error in cause"
+        : "connects without TLS";
       test(`sslmode=${mode} → ${outcome}`, slow, async () => {
-        const url = new URL(target.url);
-        url.searchParams.set("sslmode", mode);
-        url.searchParams.set("connect_timeout", "5");
         // By name: mysql2 refuses verify_identity to an IP address before connecting (a ConfigError).
-        if (mode === "verify_identity") url.hostname = "localhost";
-        await expectOutcome(
-          `sslmode=${mode} via ${target.driver} (${url})`,
-          expect,
-          () => mysqlSession(url.toString()),
-        );
+        const { url, host, port } = sharedUrl(target.url, mode, mode === "verify_identity" ? ["localhost"] : undefined);
+        const what = `sslmode=${mode} via ${target.driver} (${url})`;
+        if (expect === "plain") {
+          await expectOutcome(what, expect, () => mysqlSession(url));
+          return;
+        }
+        await assert.rejects(mysqlSession(url), (error: unknown) => {
+          assertUnoffered(what, error, { dialect: "mysql", host, port, sslmode: mode, driver: target.driver });
+          return true;
+        });
       });
     }
+
+    test(
+      "a multi-host URL under sslmode=required: ROOST_HOSTS_UNREACHABLE, each host's error ROOST_TLS_NOT_OFFERED",
+      slow,
+      async () => {
+        const { url, port } = sharedUrl(target.url, "required", ["127.0.0.1", "localhost"]);
+        const what = `two hosts under sslmode=required via ${target.driver} (${url})`;
+        await assert.rejects(mysqlSession(url), (error: unknown) => {
+          assertEachHostUnoffered(what, error, { dialect: "mysql", port, sslmode: "required", driver: target.driver });
+          return true;
+        });
+      },
+    );
   });
 }

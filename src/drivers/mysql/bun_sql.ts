@@ -10,6 +10,9 @@ import { exactInteger } from "../shared/values.ts";
 import { executeBatched, inBatches } from "../shared/batch.ts";
 import { bunSqlDriver, type Flavour } from "../shared/bun_sql.ts";
 import { connectionLost, ownCode, sanitizedCause } from "../shared/errors.ts";
+import { demandsTls } from "../shared/tls.ts";
+import { connectTimeoutSeconds } from "../../url.ts";
+import { serverOffersTls } from "./greeting.ts";
 import { fatalMysqlErrors, mysqlErrorNames, redactMysqlValues } from "./errors.ts";
 import { startMysqlSession } from "./session.ts";
 import { mysqlParam, tinyintBoolean } from "./values.ts";
@@ -62,6 +65,13 @@ const mysqlFlavour: Flavour = {
   session: () => ({}),
   backendId: "CONNECTION_ID()",
   setUp: startMysqlSession,
+  // Bun.SQL's "Authentication failed" with no server error number is its word for a server without TLS under
+  // sslmode=required and stricter, and for its own failed TLS upgrade: the server's greeting tells them apart.
+  async connectCode(url, code) {
+    if (code !== "ERR_MYSQL_AUTHENTICATION_FAILED" || !demandsTls(url)) return code;
+    const offers = await serverOffersTls(url.host, url.port, Math.min(connectTimeoutSeconds(url) || 5, 5));
+    return offers === false ? "ROOST_TLS_NOT_OFFERED" : code;
+  },
   param: mysqlParam,
   // DATE (Bun.SQL reads a Date at UTC midnight) as its text; TINYINT(1), which is what BOOLEAN means, as a boolean.
   convert: ({ type, length }) => type === date ? dateText : type === tiny && length === 1 ? tinyintBoolean : undefined,

@@ -142,8 +142,16 @@ interface NetSocket {
   host?: string;
   connect(port: number, host: string): NetSocket;
   once(event: "close", listener: () => void): void;
+  once(event: "data", listener: (chunk: Uint8Array) => void): void;
   destroy(): void;
 }
+
+/** What a client's sockets saw: `noTls` once the server answered postgres.js's SSLRequest with 'N'. */
+interface SocketNews {
+  noTls?: boolean;
+}
+
+type Ssl = postgres.Options<Record<string, never>>["ssl"];
 
 /**
  * Opens the sockets of one postgres.js client as postgres.js itself would,
@@ -151,19 +159,25 @@ interface NetSocket {
  * destroys them: postgres.js's own ending only half-closes a socket, which
  * then stays open (and keeps the process alive) until the server finishes
  * the statement it runs. On Workers, whose postgres.js build brings its own
- * sockets, there is none.
+ * sockets, there is none. Where `ssl` demands TLS, the server's first byte
+ * is its answer to postgres.js's SSLRequest: 'N' (no TLS) is noted in the
+ * news, as postgres.js 3.4 answers it with a TLS handshake the server
+ * closes, an `ECONNRESET` like any reset's.
  */
-function ownSockets(url: DatabaseUrl): [(() => NetSocket) | undefined, () => void] {
+function ownSockets(url: DatabaseUrl, ssl: Ssl): [(() => NetSocket) | undefined, () => void, SocketNews] {
   const net = runtime === "workerd" ? undefined : builtinModule<{ Socket: new () => NetSocket }>("node:net");
   const sockets = new Set<NetSocket>();
+  const news: SocketNews = {};
   const open = net && (() => {
     const socket = new net.Socket();
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    // Listening before postgres.js does is safe: the server says nothing until the SSLRequest.
+    if (ssl && ssl !== "prefer") socket.once("data", (chunk) => news.noTls = chunk[0] === 78);
     socket.host = url.host; // the name postgres.js gives the TLS server, as on its own sockets
     return socket.connect(url.port, url.host);
   });
-  return [open, () => sockets.forEach((socket) => socket.destroy())];
+  return [open, () => sockets.forEach((socket) => socket.destroy()), news];
 }
 
 /**
@@ -171,7 +185,7 @@ function ownSockets(url: DatabaseUrl): [(() => NetSocket) | undefined, () => voi
  * they suffice, `node:tls` options where a certificate is checked against
  * given CAs, skips the host name (verify-ca) or is presented (sslcert).
  */
-function sslOption(url: DatabaseUrl): postgres.Options<Record<string, never>>["ssl"] {
+function sslOption(url: DatabaseUrl): Ssl {
   const request = tlsRequest(url);
   switch (request.mode) {
     case "disable":
@@ -374,7 +388,9 @@ export const postgresJs: Driver = {
   async connect(url, signal) {
     const connection = postgresSessionParameters(url);
     const opened: { connection?: PostgresJsConnection } = {};
-    const [socket, cut] = ownSockets(url);
+    // Settings Roost refuses (an unreadable sslrootcert) are ConfigErrors.
+    const ssl = sslOption(url);
+    const [socket, cut, news] = ownSockets(url, ssl);
     const password = url.password();
     const prepare = namedStatements(url);
     let sql: Client;
@@ -399,7 +415,7 @@ export const postgresJs: Driver = {
         idle_timeout: 0,
         max_lifetime: null,
         connect_timeout: connectTimeoutSeconds(url),
-        ssl: sslOption(url),
+        ssl,
         connection,
         onnotice: () => {},
         types: { int8, bytea, timestamp, date, json },
@@ -422,7 +438,7 @@ export const postgresJs: Driver = {
       });
     } catch (error) {
       cut();
-      // Settings Roost refuses (an unreadable sslrootcert) stay ConfigErrors.
+      // Roost's own refusals stay ConfigErrors.
       if (error instanceof ConfigError) throw error;
       // A Deno permission postgres.js needed while reading its options (see `unreadEnvironment`), or a bad option.
       throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
@@ -439,7 +455,8 @@ export const postgresJs: Driver = {
       backendId = Number(row.pid);
     } catch (error) {
       await (givingUp ?? sql.end({ timeout: 0 }).catch(() => {}).then(cut));
-      throw connectFailed("postgres", url, error, sanitized(error), ownCode(error), "postgres-js");
+      const code = news.noTls ? "ROOST_TLS_NOT_OFFERED" : ownCode(error);
+      throw connectFailed("postgres", url, error, sanitized(error), code, "postgres-js");
     } finally {
       stopListening();
     }

@@ -122,6 +122,8 @@ export interface Flavour {
   backendId: string;
   /** Set-up run on a new connection once it is open. */
   setUp?(connection: DriverConnection): Promise<void>;
+  /** The code of a failed connect, where the flavour can learn more than Bun.SQL's `code` says. */
+  connectCode?(url: DatabaseUrl, code: string | undefined): Promise<string | undefined>;
   /** One parameter as Bun.SQL binds it right. */
   param(value: unknown, index: number): unknown;
   /** A new connection's {@linkcode ParamTyping}, where the flavour needs one. */
@@ -554,7 +556,8 @@ export function bunSqlDriver(flavour: Flavour): Driver {
         wrapped.backendId = Number((await wrapped.fetchOne(`SELECT ${flavour.backendId} AS id`, []))?.id);
       } catch (error) {
         await (givingUp ?? sql.close({ timeout: 0 }).catch(() => {}));
-        const code = error instanceof QueryError || error instanceof ConnectionError ? error.code : undefined;
+        const own = error instanceof QueryError || error instanceof ConnectionError ? error.code : undefined;
+        const code = signal?.aborted || !flavour.connectCode ? own : await flavour.connectCode(url, own);
         throw connectFailed(flavour.dialect, url, error, error instanceof Error ? error.cause ?? error : error, code);
       } finally {
         stopListening();

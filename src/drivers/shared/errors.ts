@@ -10,7 +10,7 @@
  */
 import { type ConfigError, ConnectionError, messageOf, queryError, RoostError } from "../../errors.ts";
 import { connectTimeoutSeconds } from "../../url.ts";
-import { rejectedCertificate } from "./certificates.ts";
+import { tlsRefusal } from "./certificates.ts";
 import { permissionDenied } from "./permissions.ts";
 
 /** The fields of a driver error the translation reads. */
@@ -75,19 +75,27 @@ const connectTimeouts = /^(CONNECT_TIMEOUT|ETIMEDOUT|ERR_(POSTGRES|MYSQL)_CONNEC
 /**
  * The `ConnectionError` for a connection that could not be opened: "could
  * not connect to <dialect> at <host>:<port>: <reason>", with the cause and
- * code the driver gives. Two codes are the same whichever driver failed,
+ * code the driver gives. Three codes are the same whichever driver failed,
  * and say so in the same words on each: a timeout is
- * `ROOST_CONNECT_TIMEOUT` ("no answer within connect_timeout (30 s)"), and
- * a server certificate the TLS check refused is `ROOST_CERTIFICATE_REJECTED`
+ * `ROOST_CONNECT_TIMEOUT` ("no answer within connect_timeout (30 s)"), a
+ * server certificate the TLS check refused is `ROOST_CERTIFICATE_REJECTED`
  * ("the server's certificate does not name this host: …" or "… did not
- * verify against sslrootcert's CA: …", the driver's words after), the
- * driver's error and code in `cause`. When Deno refused the driver
- * (`driver`, for the message) a permission, it is the `ConfigError`
- * `ROOST_PERMISSION_DENIED` naming the flag.
+ * verify against sslrootcert's CA: …", the driver's words after), and a
+ * server without TLS under an sslmode that demands it is
+ * `ROOST_TLS_NOT_OFFERED` ("the server does not offer TLS, which
+ * sslmode=require asks for"; an adapter that learnt it otherwise than from
+ * the driver's error passes that `code`), the driver's error and code in
+ * `cause`. When Deno refused the driver (`driver`, for the message) a
+ * permission, it is the `ConfigError` `ROOST_PERMISSION_DENIED` naming the
+ * flag.
  */
 export function connectFailed(
   dialect: string,
-  url: { host: string; port: number; options?: { connect_timeout?: unknown; sslrootcert?: unknown } },
+  url: {
+    host: string;
+    port: number;
+    options?: { connect_timeout?: unknown; sslmode?: unknown; sslrootcert?: unknown };
+  },
   error: unknown,
   cause: unknown,
   code: string | undefined,
@@ -98,16 +106,22 @@ export function connectFailed(
   const timedOut = code !== undefined && connectTimeouts.test(code);
   // Without a deadline of Roost's (connect_timeout=0) a timeout is the system's own: its words stand.
   const seconds = connectTimeoutSeconds(url);
-  const check = timedOut ? undefined : rejectedCertificate(error);
+  const check = timedOut ? undefined : code === "ROOST_TLS_NOT_OFFERED" ? "offer" : tlsRefusal(error);
   const trusted = url.options?.sslrootcert === undefined ? "the runtime's CAs" : "sslrootcert's CA";
   let reason = messageOf(error);
-  if (timedOut && seconds > 0) reason = `no answer within connect_timeout (${seconds} s)`;
-  else if (check === "name") reason = `the server's certificate does not name this host: ${reason}`;
-  else if (check === "chain") reason = `the server's certificate did not verify against ${trusted}: ${reason}`;
-  return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, {
-    cause,
-    code: timedOut ? "ROOST_CONNECT_TIMEOUT" : check ? "ROOST_CERTIFICATE_REJECTED" : code,
-  });
+  if (timedOut) {
+    code = "ROOST_CONNECT_TIMEOUT";
+    if (seconds > 0) reason = `no answer within connect_timeout (${seconds} s)`;
+  } else if (check === "offer") {
+    code = "ROOST_TLS_NOT_OFFERED";
+    reason = `the server does not offer TLS, which sslmode=${url.options?.sslmode} asks for`;
+  } else if (check) {
+    code = "ROOST_CERTIFICATE_REJECTED";
+    reason = check === "name"
+      ? `the server's certificate does not name this host: ${reason}`
+      : `the server's certificate did not verify against ${trusted}: ${reason}`;
+  }
+  return new ConnectionError(`could not connect to ${dialect} at ${url.host}:${url.port}: ${reason}`, { cause, code });
 }
 
 /** Copies an error's name, message, stack and the listed fields; `redact` cleans the message and stack. */

@@ -71,6 +71,15 @@ export function tlsRequest(url: DatabaseUrl): TlsRequest {
   return request;
 }
 
+/**
+ * True when the URL's `sslmode` refuses a server without TLS (`require`,
+ * `verify-ca`, `verify-full` and MySQL's names for them), read without the
+ * certificate files.
+ */
+export function demandsTls(url: DatabaseUrl): boolean {
+  return /^[rv]/.test(modes[String(url.options.sslmode)] ?? "");
+}
+
 /** True when the request names no certificate file, so a driver's own mode names can carry it out. */
 export function withoutFiles(request: TlsRequest): boolean {
   return request.ca === undefined && request.cert === undefined && request.key === undefined;
