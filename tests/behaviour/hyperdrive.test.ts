@@ -167,9 +167,11 @@ export default { fetch: () => new Response(url) };`,
         for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
         assert.deepEqual(answers.map((a) => a.body.id), Array.from({ length: 20 }, (_, i) => 101 + i));
         assert.equal((await ok("/count")).rows, 30);
-        // Each context closed its connections, through both bindings, before its response left.
-        await eventually("no connection left on the primary", () => own.connections(), (n) => n === baseline);
-        await eventually("no connection left on the standby", standbyConnections, (n) => n === 0);
+        // Each context closed its connections, through both bindings, before its response left. The server sees a
+        // closed socket's backend end a moment later; under a loaded CI run that moment passed 5 s once (2026-12-08),
+        // so the limit is generous: what is checked is that they close, not how fast.
+        await eventually("no connection left on the primary", () => own.connections(), (n) => n === baseline, 30_000);
+        await eventually("no connection left on the standby", standbyConnections, (n) => n === 0, 30_000);
         assert.doesNotMatch(output, /different request|uncaught/i, output);
       },
     );
@@ -190,7 +192,7 @@ export default { fetch: () => new Response(url) };`,
           () => ok("/replicated?id=501"),
           (answer) => answer.note === "routed",
         );
-        await eventually("no connection left on the standby", standbyConnections, (n) => n === 0);
+        await eventually("no connection left on the standby", standbyConnections, (n) => n === 0, 30_000);
       },
     );
 
@@ -210,7 +212,7 @@ export default { fetch: () => new Response(url) };`,
         );
         await worker!.dispose();
         worker = undefined;
-        await eventually("no connection after dispose", () => own.connections(), (n) => n === baseline);
+        await eventually("no connection after dispose", () => own.connections(), (n) => n === baseline, 30_000);
       },
     );
   });
